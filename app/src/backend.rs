@@ -1,0 +1,59 @@
+//! Picking the compute backend in the browser: WebGPU when the browser offers it, otherwise
+//! burn's CPU backend compiled to wasm — and always saying which one is in use.
+
+use prunelab_engine::burn::prelude::Device;
+
+/// The backend the lab runs on.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub device: Device,
+    /// Human-readable adapter description.
+    pub label: String,
+    pub is_webgpu: bool,
+}
+
+/// Initialises WebGPU once; falls back to the CPU backend with the reason in the label.
+pub async fn init_backend() -> Backend {
+    if !browser_has_webgpu() {
+        return cpu_fallback("this browser does not expose WebGPU");
+    }
+    match Device::wgpu_options().init_with_setup_async().await {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            let name = if info.name.is_empty() {
+                "unnamed adapter".to_string()
+            } else {
+                info.name
+            };
+            Backend {
+                device,
+                label: format!("WebGPU · {name} ({})", info.driver_info),
+                is_webgpu: true,
+            }
+        }
+        Err(e) => cpu_fallback(&format!("WebGPU failed to start: {e:?}")),
+    }
+}
+
+fn cpu_fallback(reason: &str) -> Backend {
+    Backend {
+        device: Device::flex(),
+        label: format!("CPU (wasm) · {reason}"),
+        is_webgpu: false,
+    }
+}
+
+fn browser_has_webgpu() -> bool {
+    web_sys::window()
+        .map(|w| {
+            let gpu = js_sys_gpu(&w.navigator());
+            !gpu.is_undefined() && !gpu.is_null()
+        })
+        .unwrap_or(false)
+}
+
+/// `navigator.gpu`, read reflectively so that browsers without it do not throw.
+fn js_sys_gpu(navigator: &web_sys::Navigator) -> wasm_bindgen::JsValue {
+    let key = wasm_bindgen::JsValue::from_str("gpu");
+    web_sys::js_sys::Reflect::get(navigator, &key).unwrap_or(wasm_bindgen::JsValue::UNDEFINED)
+}

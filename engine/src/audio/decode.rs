@@ -1,0 +1,261 @@
+//! WAV and FLAC decoding to mono f32 samples in [-1, 1], with errors that name the source.
+
+use std::io::Cursor;
+use std::path::Path;
+
+/// Decoded mono audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    /// Samples scaled to [-1, 1] (16-bit PCM divided by 32768).
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl Audio {
+    pub fn duration_seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// Why a piece of audio could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioProblem {
+    #[error("cannot read file: {0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("not a WAV or FLAC file (unrecognised header)")]
+    UnknownFormat,
+    #[error("corrupt {format} data: {detail}")]
+    Corrupt { format: &'static str, detail: String },
+    #[error("truncated FLAC: {0}")]
+    Truncated(String),
+    #[error("{channels} channels; only mono audio is supported")]
+    NotMono { channels: u16 },
+    #[error("sample rate {found} Hz; expected {expected} Hz")]
+    WrongSampleRate { found: u32, expected: u32 },
+    #[error("unsupported sample format: {0}")]
+    UnsupportedFormat(String),
+    #[error("no samples")]
+    Empty,
+}
+
+/// An audio problem together with the file (or name) it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {problem}")]
+pub struct AudioError {
+    pub source_name: String,
+    pub problem: AudioProblem,
+}
+
+/// Reads and decodes a WAV or FLAC file.
+pub fn read_audio_file(path: &Path) -> Result<Audio, AudioError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| AudioError {
+        source_name: name.clone(),
+        problem: e.into(),
+    })?;
+    decode_audio(&bytes, &name)
+}
+
+/// Decodes WAV or FLAC bytes (sniffed from the header). `source_name` appears in errors.
+pub fn decode_audio(bytes: &[u8], source_name: &str) -> Result<Audio, AudioError> {
+    let result = if bytes.starts_with(b"fLaC") {
+        decode_flac(bytes)
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WAVE") {
+        decode_wav(bytes)
+    } else {
+        Err(AudioProblem::UnknownFormat)
+    };
+    let audio = result.map_err(|problem| AudioError {
+        source_name: source_name.to_string(),
+        problem,
+    })?;
+    if audio.samples.is_empty() {
+        return Err(AudioError {
+            source_name: source_name.to_string(),
+            problem: AudioProblem::Empty,
+        });
+    }
+    Ok(audio)
+}
+
+fn decode_flac(bytes: &[u8]) -> Result<Audio, AudioProblem> {
+    let corrupt = |e: claxon::Error| AudioProblem::Corrupt {
+        format: "FLAC",
+        detail: e.to_string(),
+    };
+    let mut reader = claxon::FlacReader::new(Cursor::new(bytes)).map_err(|e| {
+        if is_end_of_data(&e) {
+            AudioProblem::Truncated("the file ends inside its header".into())
+        } else {
+            corrupt(e)
+        }
+    })?;
+    let info = reader.streaminfo();
+    if info.channels != 1 {
+        return Err(AudioProblem::NotMono {
+            channels: info.channels as u16,
+        });
+    }
+    let scale = 1.0 / (1u64 << (info.bits_per_sample - 1)) as f32;
+    let mut samples = Vec::with_capacity(info.samples.unwrap_or(0) as usize);
+    for sample in reader.samples() {
+        match sample {
+            Ok(s) => samples.push(s as f32 * scale),
+            // claxon reports a stream cut short as an unexpected end of file.
+            Err(e) if is_end_of_data(&e) => return Err(truncated_after(info.samples, samples.len())),
+            Err(e) => return Err(corrupt(e)),
+        }
+    }
+    if info.samples.is_some_and(|expected| expected != samples.len() as u64) {
+        return Err(truncated_after(info.samples, samples.len()));
+    }
+    Ok(Audio {
+        samples,
+        sample_rate: info.sample_rate,
+    })
+}
+
+fn truncated_after(expected: Option<u64>, found: usize) -> AudioProblem {
+    AudioProblem::Truncated(match expected {
+        Some(expected) => format!("header promises {expected} samples, stream ends after {found}"),
+        None => format!("stream ends mid-frame after {found} samples"),
+    })
+}
+
+fn is_end_of_data(error: &claxon::Error) -> bool {
+    match error {
+        claxon::Error::IoError(e) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+        claxon::Error::FormatError(message) => message.contains("more bytes"),
+        _ => false,
+    }
+}
+
+fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioProblem> {
+    let corrupt = |e: hound::Error| AudioProblem::Corrupt {
+        format: "WAV",
+        detail: e.to_string(),
+    };
+    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(corrupt)?;
+    let spec = reader.spec();
+    if spec.channels != 1 {
+        return Err(AudioProblem::NotMono {
+            channels: spec.channels,
+        });
+    }
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int if spec.bits_per_sample <= 32 => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(corrupt)?
+        }
+        hound::SampleFormat::Float => reader
+            .into_samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(corrupt)?,
+        _ => {
+            return Err(AudioProblem::UnsupportedFormat(format!(
+                "{}-bit {:?}",
+                spec.bits_per_sample, spec.sample_format
+            )));
+        }
+    };
+    Ok(Audio {
+        samples,
+        sample_rate: spec.sample_rate,
+    })
+}
+
+/// Checks that audio is at the rate the models expect; corpora must not be resampled silently.
+pub(crate) fn require_rate(audio: &Audio, expected: u32) -> Result<(), AudioProblem> {
+    if audio.sample_rate == expected {
+        Ok(())
+    } else {
+        Err(AudioProblem::WrongSampleRate {
+            found: audio.sample_rate,
+            expected,
+        })
+    }
+}
+
+impl Audio {
+    /// Fails unless the audio is at `expected` Hz, naming `source_name`.
+    pub fn require_sample_rate(&self, expected: u32, source_name: &str) -> Result<(), AudioError> {
+        require_rate(self, expected).map_err(|problem| AudioError {
+            source_name: source_name.to_string(),
+            problem,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav_bytes(rate: u32, channels: u16, frames: usize) -> Vec<u8> {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+        for i in 0..frames * channels as usize {
+            writer.write_sample(((i % 100) as i16 - 50) * 100).unwrap();
+        }
+        writer.finalize().unwrap();
+        cursor.into_inner()
+    }
+
+    #[test]
+    fn decodes_mono_wav_scaled_to_unit_range() {
+        let audio = decode_audio(&wav_bytes(16_000, 1, 1600), "a.wav").unwrap();
+        assert_eq!(audio.sample_rate, 16_000);
+        assert_eq!(audio.samples.len(), 1600);
+        assert!((audio.samples[0] - (-5000.0 / 32768.0)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn stereo_wav_is_rejected_with_the_file_name() {
+        let err = decode_audio(&wav_bytes(16_000, 2, 100), "stereo.wav").unwrap_err();
+        assert!(matches!(err.problem, AudioProblem::NotMono { channels: 2 }));
+        assert!(err.to_string().contains("stereo.wav"), "{err}");
+    }
+
+    #[test]
+    fn wrong_rate_is_reported() {
+        let audio = decode_audio(&wav_bytes(8_000, 1, 100), "slow.wav").unwrap();
+        let err = audio.require_sample_rate(16_000, "slow.wav").unwrap_err();
+        assert_eq!(err.to_string(), "slow.wav: sample rate 8000 Hz; expected 16000 Hz");
+    }
+
+    #[test]
+    fn garbage_truncated_corrupt_and_empty_inputs_are_errors() {
+        let flac = include_bytes!("../../../tests/data/tone.flac");
+        assert_eq!(decode_audio(flac, "tone.flac").unwrap().samples.len(), 16_000);
+        assert!(matches!(
+            decode_audio(b"hello world", "x.bin").unwrap_err().problem,
+            AudioProblem::UnknownFormat
+        ));
+        let cut = decode_audio(&flac[..flac.len() * 2 / 3], "cut.flac").unwrap_err();
+        assert_eq!(
+            cut.to_string(),
+            "cut.flac: truncated FLAC: header promises 16000 samples, stream ends after 4096"
+        );
+        assert!(matches!(
+            decode_audio(b"fLaC\0\0", "x.flac").unwrap_err().problem,
+            AudioProblem::Truncated(_)
+        ));
+        let mut corrupt = flac.to_vec();
+        corrupt[9000..9400].iter_mut().for_each(|b| *b ^= 0x5A);
+        let err = decode_audio(&corrupt, "bad.flac").unwrap_err();
+        assert!(matches!(err.problem, AudioProblem::Corrupt { .. }), "{err}");
+        assert!(matches!(
+            decode_audio(&wav_bytes(16_000, 1, 0), "e.wav").unwrap_err().problem,
+            AudioProblem::Empty
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! Audio: decoding (WAV, FLAC), resampling to 16 kHz, Kaldi-compatible log-mel filterbank,
+//! feature normalisation and SpecAugment. Pure Rust; builds for wasm32.
+
+mod decode;
+mod fbank;
+mod normalize;
+mod resample;
+mod specaugment;
+
+pub use decode::{Audio, AudioError, AudioProblem, decode_audio, read_audio_file};
+pub use fbank::{FbankConfig, fbank};
+pub use normalize::FeatureStats;
+pub use resample::resample;
+pub use specaugment::{SpecAugmentConfig, spec_augment};
+
+/// The sample rate every model in Prunelab expects.
+pub const SAMPLE_RATE: u32 = 16_000;

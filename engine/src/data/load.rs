@@ -1,0 +1,255 @@
+//! Turning corpus items into model-ready utterances (features + token ids), with each bad item
+//! reported by name and either skipped or fatal (`strict`).
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use super::{CorpusIssue, CorpusPack, scan_subset};
+use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, resample};
+use crate::text::{CharTokenizer, normalize_transcript};
+
+/// An item before decoding: where it came from, its transcript and its encoded audio.
+pub struct RawItem<'a> {
+    /// Path or `pack:<id>`; used in every message about this item.
+    pub name: String,
+    pub id: String,
+    pub text: String,
+    pub audio: Result<Cow<'a, [u8]>, String>,
+}
+
+/// A decoded utterance: log-mel features (not yet normalised) and token ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub id: String,
+    pub text: String,
+    pub tokens: Vec<usize>,
+    /// Row-major `[frames, num_bins]`.
+    pub feats: Vec<f32>,
+    pub frames: usize,
+    pub duration_seconds: f64,
+}
+
+/// The usable utterances of a split and the items that were skipped.
+#[derive(Debug, Default)]
+pub struct LoadedSplit {
+    pub utterances: Vec<Utterance>,
+    pub skipped: Vec<CorpusIssue>,
+}
+
+impl LoadedSplit {
+    pub fn total_seconds(&self) -> f64 {
+        self.utterances.iter().map(|u| u.duration_seconds).sum()
+    }
+}
+
+/// How to turn audio into features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    pub fbank: FbankConfig,
+    /// Fail on the first bad item instead of skipping it.
+    pub strict: bool,
+    /// Speed perturbation (Ko et al. 2015): each factor other than 1.0 adds a copy of every
+    /// utterance played that much faster (tempo and pitch together), with id suffix `-sp<f>`.
+    /// `[1.0]` (or empty) for evaluation.
+    pub speeds: Vec<f64>,
+}
+
+impl LoadOptions {
+    /// Plain features, no perturbation: what evaluation uses.
+    pub fn plain(fbank: &FbankConfig, strict: bool) -> Self {
+        Self {
+            fbank: fbank.clone(),
+            strict,
+            speeds: vec![1.0],
+        }
+    }
+}
+
+/// Decodes, checks and featurises `items`. In `strict` mode the first bad item is an error;
+/// otherwise bad items are skipped and listed in `skipped`.
+pub fn load_items<'a>(
+    items: impl IntoIterator<Item = RawItem<'a>>,
+    options: &LoadOptions,
+) -> Result<LoadedSplit, CorpusIssue> {
+    let mut split = LoadedSplit::default();
+    for item in items {
+        match load_one(item, options) {
+            Ok(mut utterances) => split.utterances.append(&mut utterances),
+            Err(issue) if options.strict => return Err(issue),
+            Err(issue) => split.skipped.push(issue),
+        }
+    }
+    Ok(split)
+}
+
+fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, CorpusIssue> {
+    let issue = |problem: String| CorpusIssue {
+        location: item.name.clone(),
+        problem,
+    };
+    let text = normalize_transcript(&item.text);
+    if text.is_empty() {
+        return Err(issue("empty transcript".to_string()));
+    }
+    let tokens = CharTokenizer
+        .encode(&text)
+        .map_err(|c| issue(format!("transcript has untokenizable character {c:?}")))?;
+    let bytes = item.audio.as_ref().map_err(|e| issue(e.clone()))?;
+    let audio = decode_audio(bytes, &item.name).map_err(|e| issue(e.problem.to_string()))?;
+    audio
+        .require_sample_rate(SAMPLE_RATE, &item.name)
+        .map_err(|e| issue(e.problem.to_string()))?;
+    let speeds: &[f64] = if options.speeds.is_empty() {
+        &[1.0]
+    } else {
+        &options.speeds
+    };
+    let mut out = Vec::with_capacity(speeds.len());
+    for &speed in speeds {
+        let (id, samples) = if speed == 1.0 {
+            (item.id.clone(), audio.samples.clone())
+        } else {
+            // Treat the samples as recorded at speed × 16 kHz and resample back to 16 kHz.
+            let source_rate = (f64::from(SAMPLE_RATE) * speed).round() as u32;
+            (
+                format!("{}-sp{speed}", item.id),
+                resample(&audio.samples, source_rate, SAMPLE_RATE),
+            )
+        };
+        let feats = fbank(&samples, &options.fbank);
+        let frames = feats.len() / options.fbank.num_bins;
+        if frames == 0 {
+            return Err(issue("audio is shorter than one analysis frame".to_string()));
+        }
+        let duration_seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+        out.push(Utterance {
+            id,
+            text: text.clone(),
+            tokens: tokens.clone(),
+            feats,
+            frames,
+            duration_seconds,
+        });
+    }
+    Ok(out)
+}
+
+/// Loads one split of a packed corpus.
+pub fn load_pack_split(pack: &CorpusPack<'_>, split: &str, options: &LoadOptions) -> Result<LoadedSplit, CorpusIssue> {
+    let items = pack.split(split).map(|entry| RawItem {
+        name: format!("pack:{}", entry.id),
+        id: entry.id.clone(),
+        text: entry.text.clone(),
+        audio: Ok(Cow::Borrowed(pack.audio(entry))),
+    });
+    load_items(items, options)
+}
+
+/// Loads `<root>/<subset>` in the LibriSpeech layout. Layout problems (orphan audio, transcript
+/// lines without audio, unreadable directories) are skipped or fatal like decoding problems.
+pub fn load_layout_subset(root: &Path, subset: &str, options: &LoadOptions) -> Result<LoadedSplit, CorpusIssue> {
+    let scan = scan_subset(root, subset)?;
+    if options.strict
+        && let Some(first) = scan.issues.first()
+    {
+        return Err(first.clone());
+    }
+    let items = scan.entries.into_iter().map(|entry| RawItem {
+        name: entry.audio_path.display().to_string(),
+        id: entry.id,
+        text: entry.text,
+        audio: std::fs::read(&entry.audio_path)
+            .map(Cow::Owned)
+            .map_err(|e| format!("cannot read file: {e}")),
+    });
+    let mut split = load_items(items, options)?;
+    let mut issues = scan.issues;
+    issues.append(&mut split.skipped);
+    split.skipped = issues;
+    Ok(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(rate: u32, seconds: f32) -> Vec<u8> {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+        for i in 0..(rate as f32 * seconds) as i32 {
+            writer.write_sample(((i * 37) % 2000 - 1000) as i16).unwrap();
+        }
+        writer.finalize().unwrap();
+        cursor.into_inner()
+    }
+
+    fn item(name: &str, text: &str, audio: Vec<u8>) -> RawItem<'static> {
+        RawItem {
+            name: name.into(),
+            id: name.into(),
+            text: text.into(),
+            audio: Ok(Cow::Owned(audio)),
+        }
+    }
+
+    #[test]
+    fn bad_items_are_skipped_with_reasons_or_fatal_when_strict() {
+        let items = || {
+            vec![
+                item("good.wav", "hello world", wav(16_000, 0.5)),
+                item("empty-text.wav", "  ", wav(16_000, 0.5)),
+                item("slow.wav", "hello", wav(8_000, 0.5)),
+                item("garbage.flac", "hello", b"fLaC-not-really".to_vec()),
+                RawItem {
+                    name: "missing.flac".into(),
+                    id: "m".into(),
+                    text: "HI".into(),
+                    audio: Err("cannot read file: gone".into()),
+                },
+            ]
+        };
+        let split = load_items(items(), &LoadOptions::plain(&FbankConfig::default(), false)).unwrap();
+        assert_eq!(split.utterances.len(), 1);
+        assert_eq!(split.utterances[0].text, "HELLO WORLD");
+        let reasons: Vec<String> = split.skipped.iter().map(|i| i.to_string()).collect();
+        assert_eq!(reasons.len(), 4);
+        assert!(
+            reasons[0].starts_with("empty-text.wav: empty transcript"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("slow.wav") && reasons[1].contains("8000 Hz"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].contains("garbage.flac") && reasons[2].contains("truncated FLAC"),
+            "{reasons:?}"
+        );
+        assert!(reasons[3].contains("missing.flac"), "{reasons:?}");
+
+        let err = load_items(items(), &LoadOptions::plain(&FbankConfig::default(), true)).unwrap_err();
+        assert!(err.to_string().starts_with("empty-text.wav"), "{err}");
+    }
+
+    #[test]
+    fn speed_perturbation_adds_faster_and_slower_copies() {
+        let options = LoadOptions {
+            speeds: vec![0.9, 1.0, 1.1],
+            ..LoadOptions::plain(&FbankConfig::default(), true)
+        };
+        let split = load_items([item("a.wav", "hi", wav(16_000, 1.0))], &options).unwrap();
+        let ids: Vec<&str> = split.utterances.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["a.wav-sp0.9", "a.wav", "a.wav-sp1.1"]);
+        let durations: Vec<f64> = split.utterances.iter().map(|u| u.duration_seconds).collect();
+        assert!(
+            (durations[0] - 1.0 / 0.9).abs() < 1e-3 && (durations[2] - 1.0 / 1.1).abs() < 1e-3,
+            "{durations:?}"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! Corpora: the LibriSpeech layout reader, the packed built-in corpus, the sentence generator
+//! behind it, feature loading with per-item error reporting, and batching by duration.
+
+mod batch;
+mod layout;
+mod load;
+mod pack;
+mod sentences;
+
+pub use batch::{Batch, BatchPlan, make_batches};
+pub use layout::{LayoutEntry, LayoutScan, scan_subset, write_transcript_file};
+pub use load::{LoadOptions, LoadedSplit, RawItem, Utterance, load_items, load_layout_subset, load_pack_split};
+pub use pack::{CorpusPack, PackEntry, PackError, PackHeader, write_pack};
+pub use sentences::{MAX_WORDS, MIN_WORDS, SentenceGenerator, vocabulary};
+
+use std::path::Path;
+
+/// The splits of the built-in corpus: `dev` holds held-out sentences spoken by training voices,
+/// `test` holds held-out voices.
+pub const SPLITS: [&str; 3] = ["train", "dev", "test"];
+
+/// One problem with one corpus item (a file, a transcript line), named by path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {problem}")]
+pub struct CorpusIssue {
+    pub location: String,
+    pub problem: String,
+}
+
+impl CorpusIssue {
+    pub fn new(location: &Path, problem: String) -> Self {
+        Self {
+            location: location.display().to_string(),
+            problem,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The Conformer encoder with a CTC head (Gulati et al. 2020, arXiv 2005.08100), written so
+//! later pruning can resize every unit-bearing layer independently.
+//!
+//! Files run leaf to root: subsampling → feed_forward → attention → convolution → block →
+//! conformer (the whole model and its presets).
+//!
+//! Dimension letters used in shape comments: `b` batch, `t` input frames, `s` subsampled frames,
+//! `f` mel bins, `d` model width, `h` heads, `k` per-head width, `u` FFN hidden units, `v` vocab.
+
+mod attention;
+mod block;
+mod conformer;
+mod convolution;
+mod feed_forward;
+mod padding;
+mod subsampling;
+
+pub use attention::{RelPosSelfAttention, RelPosSelfAttentionConfig};
+pub use block::{ConformerBlock, ConformerBlockConfig};
+pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset};
+pub use convolution::{ConvModule, ConvModuleConfig};
+pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use padding::frame_mask;
+pub use subsampling::{ConvSubsampling, ConvSubsamplingConfig};

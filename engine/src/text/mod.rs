@@ -1,0 +1,11 @@
+//! Text: transcript normalisation, the character tokenizer, and sclite-style scoring.
+//!
+//! Nothing here knows about audio or models; it is shared by training, evaluation and the CLI.
+
+mod normalize;
+mod tokenizer;
+mod wer;
+
+pub use normalize::normalize_transcript;
+pub use tokenizer::{BLANK, CharTokenizer};
+pub use wer::{Alignment, EditCounts, ErrorKind, align_words, score_chars, score_words};

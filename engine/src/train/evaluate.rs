@@ -1,0 +1,100 @@
+//! Evaluation: greedy CTC decoding and sclite-style scoring over a split.
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use super::prepare_batch;
+use crate::audio::FeatureStats;
+use crate::data::{Utterance, make_batches};
+use crate::decode::greedy_ctc;
+use crate::model::Conformer;
+use crate::rng::SplitMix64;
+use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
+
+/// One utterance's transcript and score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UtteranceResult {
+    pub id: String,
+    pub reference: String,
+    pub hypothesis: String,
+    pub words: EditCounts,
+    pub chars: EditCounts,
+}
+
+/// Totals over a split, plus every utterance (sorted by id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub words: EditCounts,
+    pub chars: EditCounts,
+    /// Utterances with at least one word error.
+    pub sentence_errors: usize,
+    pub utterances: Vec<UtteranceResult>,
+}
+
+impl EvalReport {
+    pub fn wer(&self) -> f64 {
+        self.words.rate_percent()
+    }
+
+    pub fn cer(&self) -> f64 {
+        self.chars.rate_percent()
+    }
+
+    /// Sentence error rate in percent.
+    pub fn ser(&self) -> f64 {
+        100.0 * self.sentence_errors as f64 / self.utterances.len().max(1) as f64
+    }
+}
+
+/// Decodes every utterance with `model` (an inference copy) and scores it.
+/// Reads logits back once per batch (a device sync point).
+pub fn evaluate(
+    model: &Conformer,
+    utterances: &[Utterance],
+    stats: &FeatureStats,
+    max_batch_frames: usize,
+) -> EvalReport {
+    let device = model.devices().first().cloned().unwrap_or_default();
+    let plan = make_batches(utterances, max_batch_frames, &mut SplitMix64::new(0));
+    let mut results = Vec::with_capacity(utterances.len());
+    for indices in &plan.batches {
+        let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
+        let prepared = prepare_batch(&batch, stats, None, &device);
+        let output = model.forward(prepared.feats, &prepared.batch.frame_lengths);
+        let [_, s, v] = output.logits.dims();
+        let logits: Vec<f32> = output.logits.try_into_vec_as().expect("logits read back"); // sync point
+        for (b, utterance) in batch.iter().enumerate() {
+            let ids = greedy_ctc(&logits[b * s * v..(b + 1) * s * v], output.lengths[b], v);
+            results.push(score(utterance, CharTokenizer.decode(&ids)));
+        }
+    }
+    results.sort_by(|a, b| a.id.cmp(&b.id));
+    summarise(results)
+}
+
+fn score(utterance: &Utterance, hypothesis: String) -> UtteranceResult {
+    UtteranceResult {
+        id: utterance.id.clone(),
+        reference: utterance.text.clone(),
+        words: score_words(&utterance.text, &hypothesis),
+        chars: score_chars(&utterance.text, &hypothesis),
+        hypothesis,
+    }
+}
+
+/// Corpus totals from per-utterance results.
+pub fn summarise(utterances: Vec<UtteranceResult>) -> EvalReport {
+    let mut words = EditCounts::default();
+    let mut chars = EditCounts::default();
+    for u in &utterances {
+        words.add(&u.words);
+        chars.add(&u.chars);
+    }
+    let sentence_errors = utterances.iter().filter(|u| u.words.errors() > 0).count();
+    EvalReport {
+        words,
+        chars,
+        sentence_errors,
+        utterances,
+    }
+}

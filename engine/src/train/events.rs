@@ -1,0 +1,27 @@
+//! What a training run reports. Front doors draw or log these and nothing else.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// One optimiser step finished.
+    Step {
+        step: usize,
+        loss: f32,
+        lr: f64,
+        utterances: usize,
+        /// Seconds of audio in the batch.
+        audio_seconds: f64,
+    },
+    /// A step whose loss was not finite was skipped (weights untouched).
+    SkippedStep { step: usize },
+    /// An evaluation finished.
+    Eval {
+        step: usize,
+        split: String,
+        wer: f64,
+        cer: f64,
+        utterances: usize,
+    },
+}

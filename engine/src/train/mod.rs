@@ -1,0 +1,16 @@
+//! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step,
+//! evaluation with greedy decoding, and the events front doors consume.
+
+mod config;
+mod evaluate;
+mod events;
+mod objective;
+mod schedule;
+mod trainer;
+
+pub use config::{OptimConfig, TrainConfig};
+pub use evaluate::{EvalReport, UtteranceResult, evaluate, summarise};
+pub use events::TrainEvent;
+pub use objective::{ctc_loss, ctc_min_frames};
+pub use schedule::learning_rate;
+pub use trainer::{Prepared, Trainer, TrainerState, load_model, prepare_batch};

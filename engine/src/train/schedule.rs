@@ -1,0 +1,38 @@
+//! The learning-rate schedule: linear warm-up, then cosine decay. A pure function of the step,
+//! so a resumed run follows the same curve.
+
+use super::OptimConfig;
+
+/// Learning rate for optimiser step `step` (0-based) of a `total_steps` run.
+pub fn learning_rate(config: &OptimConfig, step: usize, total_steps: usize) -> f64 {
+    let warmup = config.warmup_steps.min(total_steps.saturating_sub(1));
+    if step < warmup {
+        return config.peak_lr * (step + 1) as f64 / warmup as f64;
+    }
+    let decay_steps = (total_steps - warmup).max(1) as f64;
+    let progress = ((step - warmup) as f64 / decay_steps).min(1.0);
+    let floor = config.peak_lr * config.final_lr_fraction;
+    floor + (config.peak_lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warms_up_to_the_peak_then_decays_to_the_floor() {
+        let c = OptimConfig {
+            peak_lr: 1e-3,
+            warmup_steps: 10,
+            final_lr_fraction: 0.1,
+            ..OptimConfig::default()
+        };
+        assert!((learning_rate(&c, 0, 100) - 1e-4).abs() < 1e-12);
+        assert!((learning_rate(&c, 9, 100) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(&c, 10, 100) - 1e-3).abs() < 1e-12);
+        let last = learning_rate(&c, 99, 100);
+        assert!(last > 1e-4 && last < 1.01e-4, "{last}");
+        let lrs: Vec<f64> = (10..100).map(|s| learning_rate(&c, s, 100)).collect();
+        assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "monotone decay after warm-up");
+    }
+}

@@ -1,0 +1,239 @@
+//! One training run's state and its optimiser step.
+//!
+//! Data order and augmentation are pure functions of (seed, epoch, step), so a run restored
+//! from a checkpoint continues with exactly the batches it would have seen.
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+
+use super::{TrainConfig, TrainEvent, ctc_loss, learning_rate};
+use crate::audio::{FeatureStats, spec_augment};
+use crate::data::{Batch, BatchPlan, Utterance, make_batches};
+use crate::model::Conformer;
+use crate::rng::SplitMix64;
+
+/// A batch as tensors on a device.
+pub struct Prepared {
+    pub feats: Tensor<3>,
+    pub targets: Tensor<2, Int>,
+    pub batch: Batch,
+}
+
+/// Pads and normalises `utterances` (plus SpecAugment when `augment_seed` is given) and moves
+/// them to `device`.
+pub fn prepare_batch(
+    utterances: &[&Utterance],
+    stats: &FeatureStats,
+    augment: Option<(&crate::audio::SpecAugmentConfig, u64)>,
+    device: &Device,
+) -> Prepared {
+    let num_bins = stats.num_bins();
+    let mut rng = augment.map(|(_, seed)| SplitMix64::new(seed));
+    let batch = Batch::from_utterances(utterances, num_bins, |feats| {
+        stats.apply(feats);
+        if let (Some((config, _)), Some(rng)) = (augment, rng.as_mut()) {
+            spec_augment(feats, num_bins, config, rng);
+        }
+    });
+    let (b, t, l) = (batch.len(), batch.max_frames(), batch.max_target_len());
+    let feats = Tensor::<3>::from_data(TensorData::new(batch.feats.clone(), [b, t, num_bins]), device);
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, l]), device);
+    Prepared { feats, targets, batch }
+}
+
+/// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
+#[derive(Debug, Clone)]
+pub struct TrainerState {
+    pub config: TrainConfig,
+    pub stats: FeatureStats,
+    /// Optimiser steps taken.
+    pub step: usize,
+    pub skipped_steps: usize,
+    /// Burnpack bytes of the model.
+    pub model: Vec<u8>,
+    /// Burnpack bytes of the optimiser state (empty for a weights-only export).
+    pub optimizer: Vec<u8>,
+}
+
+/// The batch plan of the epoch the run is in, and the step at which that epoch began.
+#[derive(Debug, Clone)]
+struct EpochPlan {
+    epoch: usize,
+    first_step: usize,
+    plan: BatchPlan,
+}
+
+/// A training run: the model on an autodiff device, its optimiser, and its position.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub stats: FeatureStats,
+    model: Conformer,
+    optim: ModuleOptimizer,
+    step: usize,
+    skipped_steps: usize,
+    device: Device,
+    epoch: Option<EpochPlan>,
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_weight_decay(config.optim.weight_decay)
+        .with_epsilon(1e-8)
+        .with_beta_2(0.98)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.optim.grad_clip_norm)))
+        .init()
+}
+
+impl Trainer {
+    /// A fresh run. `device` is a plain device; training happens on its autodiff twin.
+    pub fn new(config: TrainConfig, stats: FeatureStats, device: &Device) -> Self {
+        device.seed(config.seed);
+        let device = device.clone().autodiff();
+        let model = config.model.init(&device);
+        let optim = optimizer(&config);
+        Self {
+            config,
+            stats,
+            model,
+            optim,
+            step: 0,
+            skipped_steps: 0,
+            device,
+            epoch: None,
+        }
+    }
+
+    /// Continues a run from its saved state.
+    pub fn restore(state: TrainerState, device: &Device) -> Result<Self, String> {
+        let mut trainer = Self::new(state.config, state.stats, device);
+        // Model first: the optimiser state is keyed by the parameter ids the model record restores.
+        trainer.model = load_model(trainer.model, state.model)?;
+        if !state.optimizer.is_empty() {
+            trainer.optim = trainer
+                .optim
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.optimizer))
+                .map_err(|e| format!("optimiser state does not load: {e:?}"))?;
+        }
+        trainer.step = state.step;
+        trainer.skipped_steps = state.skipped_steps;
+        // Dropout draws continue from a seed tied to the step, not from the start of the run.
+        device.seed(trainer.config.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9));
+        Ok(trainer)
+    }
+
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    pub fn skipped_steps(&self) -> usize {
+        self.skipped_steps
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.step >= self.config.steps
+    }
+
+    /// An inference copy of the current model (no autodiff, dropout off).
+    pub fn inference_model(&self) -> Conformer {
+        self.model.valid()
+    }
+
+    /// The utterance indices of the batch for the current step. Epochs are consecutive passes,
+    /// each over its own shuffled plan, so the batch for a step depends only on the seed.
+    fn next_batch(&mut self, train: &[Utterance]) -> Vec<usize> {
+        let mut current = match self.epoch.take() {
+            Some(e) => e,
+            None => self.epoch_plan(0, 0, train),
+        };
+        // Walk forward to the epoch holding this step (several epochs after a restore).
+        while self.step >= current.first_step + current.plan.batches.len() {
+            let first_step = current.first_step + current.plan.batches.len();
+            current = self.epoch_plan(current.epoch + 1, first_step, train);
+        }
+        let batch = current.plan.batches[self.step - current.first_step].clone();
+        self.epoch = Some(current);
+        batch
+    }
+
+    fn epoch_plan(&self, epoch: usize, first_step: usize, train: &[Utterance]) -> EpochPlan {
+        let mut rng = SplitMix64::derive(self.config.seed, &format!("epoch-{epoch}"));
+        EpochPlan {
+            epoch,
+            first_step,
+            plan: make_batches(train, self.config.max_batch_frames, &mut rng),
+        }
+    }
+
+    /// Runs one optimiser step on the next batch of `train`.
+    ///
+    /// Reads the loss back to the host (a device sync point) to skip non-finite steps.
+    pub fn train_step(&mut self, train: &[Utterance]) -> TrainEvent {
+        assert!(!train.is_empty(), "training needs at least one utterance");
+        let indices = self.next_batch(train);
+        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
+        let augment_seed = SplitMix64::derive(self.config.seed, &format!("augment-{}", self.step)).next_u64();
+        let prepared = prepare_batch(
+            &utterances,
+            &self.stats,
+            Some((&self.config.spec_augment, augment_seed)),
+            &self.device,
+        );
+        let output = self.model.forward(prepared.feats, &prepared.batch.frame_lengths);
+        let loss = ctc_loss(
+            output.logits,
+            prepared.targets,
+            &output.lengths,
+            &prepared.batch.target_lengths,
+        );
+        let loss_value: f32 = loss.clone().into_scalar(); // sync point
+        let step = self.step;
+        self.step += 1;
+        if !loss_value.is_finite() {
+            self.skipped_steps += 1;
+            return TrainEvent::SkippedStep { step };
+        }
+        let lr = learning_rate(&self.config.optim, step, self.config.steps);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        TrainEvent::Step {
+            step,
+            loss: loss_value,
+            lr,
+            utterances: utterances.len(),
+            audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
+        }
+    }
+
+    /// The run's state as bytes. Reads every parameter back (native only: synchronous).
+    pub fn state(&self) -> Result<TrainerState, String> {
+        let model = self
+            .model
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("cannot serialise model: {e:?}"))?;
+        let optimizer = self
+            .optim
+            .into_bytes()
+            .map_err(|e| format!("cannot serialise optimiser: {e:?}"))?;
+        Ok(TrainerState {
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+            step: self.step,
+            skipped_steps: self.skipped_steps,
+            model: model.to_vec(),
+            optimizer: optimizer.to_vec(),
+        })
+    }
+}
+
+/// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
+pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, String> {
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| format!("model weights are unreadable: {e:?}"))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| format!("model weights do not fit the model: {e:?}"))
+}

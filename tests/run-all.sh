@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe), the Kaldi fbank
+# reference test (Python), and the wasm build of the app.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# lavapipe's Vulkan driver, so wgpu tests run without a GPU.
+lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ]; then export VK_ICD_FILENAMES=$lvp; fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo build (engine + CLI)"
+cargo build --quiet
+step "cargo test (engine + CLI)"
+cargo test --quiet
+step "fbank against kaldi-native-fbank"
+PRUNELAB_BIN=target/debug/prunelab python3 -m pytest tests/python -q -rA -p no:cacheprovider
+step "app builds for wasm32 (trunk)"
+trunk build --quiet
+ls -l dist/*.wasm

@@ -1,0 +1,187 @@
+//! `prunelab bench`: training-step time and inference real-time factor per preset, with the
+//! share of a training step spent in each part of the model. Medians of repeated runs.
+//!
+//! Parts are timed one at a time (forward + backward on inputs of the real shapes), so their
+//! sum need not equal the full step: the full step also pays for graph bookkeeping.
+
+use std::time::Instant;
+
+use clap::Args;
+use prunelab_engine::burn::module::Module;
+use prunelab_engine::burn::optim::{AdamWConfig, GradientsParams};
+use prunelab_engine::burn::prelude::*;
+use prunelab_engine::burn::tensor::Distribution;
+use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
+use prunelab_engine::text::CharTokenizer;
+use prunelab_engine::train::ctc_loss;
+use serde::Serialize;
+
+use crate::device::{DeviceChoice, pick};
+use crate::train::parse_preset;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Presets to measure (default: all three).
+    #[arg(long, value_parser = parse_preset, num_args = 1..)]
+    preset: Vec<Preset>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Utterances per training batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Seconds of audio per utterance.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Timed repetitions per measurement (after one warm-up run).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct PresetBench {
+    preset: &'static str,
+    parameters: usize,
+    batch: usize,
+    seconds_per_utterance: f64,
+    train_step_ms: f64,
+    /// Compute seconds per second of audio, single 10 s utterance, inference.
+    inference_rtf: f64,
+    /// Milliseconds per part of a training step (forward + backward), all blocks together.
+    parts_ms: Vec<(&'static str, f64)>,
+}
+
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    let (device, label) = pick(args.device)?;
+    let presets = if args.preset.is_empty() {
+        Preset::ALL.to_vec()
+    } else {
+        args.preset.clone()
+    };
+    let mut results = Vec::new();
+    for preset in presets {
+        eprintln!("benchmarking {} on {label} …", preset.name());
+        results.push(bench_preset(preset, &args, &device));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "device": label, "repeats": args.repeats, "presets": results })
+        );
+        return Ok(());
+    }
+    println!(
+        "device: {label}; medians of {} runs; batch {} × {:.1} s",
+        args.repeats, args.batch, args.seconds
+    );
+    for r in &results {
+        println!(
+            "\n{:<7} {:>10} params   train step {:>9.1} ms   inference RTF {:.4}",
+            r.preset, r.parameters, r.train_step_ms, r.inference_rtf
+        );
+        let total: f64 = r.parts_ms.iter().map(|(_, ms)| ms).sum();
+        for (part, ms) in &r.parts_ms {
+            println!("    {part:<12} {ms:>9.1} ms  {:>5.1}%", 100.0 * ms / total);
+        }
+    }
+    Ok(())
+}
+
+fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
+    run(); // warm-up: kernel compilation, allocator growth
+    let _ = device.sync();
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            let _ = device.sync(); // sync point: wait for queued device work
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBench {
+    let vocab = CharTokenizer.vocab_size();
+    let config = preset.config(80, vocab);
+    let ad = device.clone().autodiff();
+    let frames = (args.seconds * 100.0) as usize;
+    let (b, r) = (args.batch, args.repeats);
+    let lengths = vec![frames; b];
+    let feats = || Tensor::<3>::random([b, frames, 80], Distribution::Normal(0.0, 1.0), &ad);
+    let s = ConvSubsampling::output_len(frames);
+    let label_len = s / 3;
+    let targets = Tensor::<2, Int>::ones([b, label_len], &ad);
+    let target_lengths = vec![label_len; b];
+
+    let mut model: Conformer = config.init(&ad);
+    let parameters = model.num_params();
+    let mut optim = AdamWConfig::new().init();
+    let train_step_ms = median_ms(r, device, || {
+        let out = model.forward(feats(), &lengths);
+        let loss = ctc_loss(out.logits, targets.clone(), &out.lengths, &target_lengths);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model.clone(), grads);
+    });
+
+    let forward_backward_ms = median_ms(r, device, || {
+        let out = model.forward(feats(), &lengths);
+        let _ = ctc_loss(out.logits, targets.clone(), &out.lengths, &target_lengths).backward();
+    });
+
+    let inference = model.valid();
+    let one = Tensor::<3>::random([1, 1000, 80], Distribution::Normal(0.0, 1.0), device);
+    let inference_ms = median_ms(r, device, || {
+        let _ = inference.forward(one.clone(), &[1000]).logits;
+    });
+
+    let hidden = || Tensor::<3>::random([b, s, config.d_model], Distribution::Normal(0.0, 1.0), &ad);
+    let padding = frame_mask(&vec![s; b], s, &ad);
+    let blocks = config.num_blocks as f64;
+    let block = &model.blocks[0];
+    let backward = |t: Tensor<3>| {
+        let _ = t.sum().backward();
+    };
+    let parts_ms = vec![
+        (
+            "subsampling",
+            median_ms(r, device, || backward(model.subsampling.forward(feats()))),
+        ),
+        (
+            "attention",
+            blocks
+                * median_ms(r, device, || {
+                    backward(block.attention.forward(hidden(), padding.clone()))
+                }),
+        ),
+        (
+            "ffn (both)",
+            2.0 * blocks * median_ms(r, device, || backward(block.ffn1.forward(hidden()))),
+        ),
+        (
+            "conv module",
+            blocks * median_ms(r, device, || backward(block.conv.forward(hidden(), padding.clone()))),
+        ),
+        (
+            "loss",
+            median_ms(r, device, || {
+                let logits = Tensor::<3>::random([b, s, vocab], Distribution::Default, &ad).require_grad();
+                let _ = ctc_loss(logits, targets.clone(), &vec![s; b], &target_lengths).backward();
+            }),
+        ),
+        // The optimiser's share: a full step minus the same step without the update.
+        ("optimiser", (train_step_ms - forward_backward_ms).max(0.0)),
+    ];
+    PresetBench {
+        preset: preset.name(),
+        parameters,
+        batch: b,
+        seconds_per_utterance: args.seconds,
+        train_step_ms,
+        inference_rtf: inference_ms / 1000.0 / 10.0,
+        parts_ms,
+    }
+}

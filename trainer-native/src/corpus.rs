@@ -1,0 +1,109 @@
+//! `prunelab corpus synth|pack`: regenerate the built-in corpus.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use prunelab_engine::data::{SPLITS, scan_subset, write_pack};
+
+use crate::atomic::write_atomically;
+use crate::corpus_source::default_pack_path;
+use crate::synth::{HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, synthesise};
+
+#[derive(Args)]
+pub struct CorpusArgs {
+    #[command(subcommand)]
+    action: CorpusAction,
+}
+
+#[derive(Subcommand)]
+enum CorpusAction {
+    /// Speak the corpus with espeak-ng into a LibriSpeech-layout directory (train, dev, test).
+    Synth {
+        /// Output directory (created).
+        #[arg(long, default_value = "corpus")]
+        out: PathBuf,
+        /// Seed of the sentence generator and voice jitter: same seed, same corpus.
+        #[arg(long, default_value_t = 2024)]
+        seed: u64,
+        /// Training utterances per seen voice (12 voices).
+        #[arg(long, default_value_t = 42)]
+        train_per_voice: usize,
+        /// Dev utterances per seen voice (held-out sentences).
+        #[arg(long, default_value_t = 4)]
+        dev_per_voice: usize,
+        /// Test utterances per held-out voice (4 voices).
+        #[arg(long, default_value_t = 12)]
+        test_per_voice: usize,
+    },
+    /// Bundle a LibriSpeech-layout directory's train/dev/test into one asset.
+    Pack {
+        /// Directory written by `corpus synth`.
+        #[arg(long, default_value = "corpus")]
+        dir: PathBuf,
+        /// Output asset (default: the built-in corpus in static/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: CorpusArgs) -> Result<(), String> {
+    match args.action {
+        CorpusAction::Synth {
+            out,
+            seed,
+            train_per_voice,
+            dev_per_voice,
+            test_per_voice,
+        } => {
+            let plan = SynthPlan {
+                seed,
+                train_per_voice,
+                dev_per_voice,
+                test_per_voice,
+            };
+            let voices = SEEN_VOICES.len() + HELD_OUT_VOICES.len();
+            eprintln!("synthesising into {} with {voices} voices (seed {seed})", out.display());
+            let written = synthesise(&out, &plan, |done, total| {
+                if done % 50 == 0 || done == total {
+                    eprintln!("  {done}/{total} utterances");
+                }
+            })?;
+            println!("wrote {written} utterances to {}", out.display());
+            Ok(())
+        }
+        CorpusAction::Pack { dir, out } => {
+            let out = out.unwrap_or_else(default_pack_path);
+            let mut items = Vec::new();
+            for split in SPLITS {
+                let scan = scan_subset(&dir, split).map_err(|e| e.to_string())?;
+                if let Some(issue) = scan.issues.first() {
+                    return Err(format!("refusing to pack a corpus with problems: {issue}"));
+                }
+                for entry in scan.entries {
+                    let audio = std::fs::read(&entry.audio_path)
+                        .map_err(|e| format!("{}: cannot read: {e}", entry.audio_path.display()))?;
+                    items.push((split, entry.id, entry.text, audio));
+                }
+            }
+            let description = format!(
+                "Prunelab built-in corpus: espeak-ng speech, {} seen + {} held-out voices, 16 kHz FLAC quantised to 10 bits",
+                SEEN_VOICES.len(),
+                HELD_OUT_VOICES.len()
+            );
+            let bytes = write_pack(
+                &description,
+                items
+                    .iter()
+                    .map(|(s, id, t, a)| (*s, id.as_str(), t.as_str(), a.as_slice())),
+            );
+            write_atomically(&out, &bytes)?;
+            println!(
+                "packed {} utterances into {} ({:.1} MiB)",
+                items.len(),
+                out.display(),
+                bytes.len() as f64 / 1048576.0
+            );
+            Ok(())
+        }
+    }
+}

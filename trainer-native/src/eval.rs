@@ -1,0 +1,67 @@
+//! `prunelab eval`: score a checkpoint on a split.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use prunelab_engine::data::LoadOptions;
+use prunelab_engine::model::Preset;
+use prunelab_engine::store::{decode_checkpoint, load_inference_model};
+use prunelab_engine::train::evaluate;
+use serde_json::json;
+
+use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::device::{DeviceChoice, pick};
+use crate::train::parse_preset;
+use crate::wer::print_summary;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Checkpoint written by `prunelab train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Split to score.
+    #[arg(long, default_value = "dev", value_parser = ["train", "dev", "test"])]
+    split: String,
+    /// Corpus: a packed .plc file or a LibriSpeech-layout directory.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Refuse a checkpoint of any other preset.
+    #[arg(long, value_parser = parse_preset)]
+    preset: Option<Preset>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Fail on the first bad corpus item instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Print the result as JSON (with per-utterance hypotheses).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<(), String> {
+    let name = args.checkpoint.display().to_string();
+    let bytes = std::fs::read(&args.checkpoint).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let (device, device_label) = pick(args.device)?;
+    let model = load_inference_model(&state, args.preset, &device, &name).map_err(|e| e.to_string())?;
+    let corpus = CorpusSource::open(&args.corpus.unwrap_or_else(default_pack_path))?;
+    let split = corpus.load(&args.split, &LoadOptions::plain(&state.config.fbank, args.strict))?;
+    let report = evaluate(&model, &split.utterances, &state.stats, state.config.max_batch_frames);
+    if args.json {
+        let out = json!({
+            "checkpoint": name, "split": args.split, "device": device_label, "step": state.step,
+            "wer": report.wer(), "cer": report.cer(), "ser": report.ser(), "skipped_items": split.skipped.len(),
+            "report": report,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{name} (step {}, preset {}) on {} · {device_label}",
+            state.step,
+            state.config.preset.name(),
+            args.split
+        );
+        print_summary(&report);
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `prunelab`: train, evaluate, score and inspect Conformer-CTC models from the command line.
+
+mod atomic;
+mod bench;
+mod corpus;
+mod corpus_source;
+mod device;
+mod eval;
+mod fbank;
+mod npy;
+mod synth;
+mod train;
+mod wer;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "prunelab",
+    version,
+    about = "Structured pruning lab for Conformer-CTC speech recognisers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a Conformer-CTC model (with no arguments: the tiny preset on the built-in corpus).
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint on a split: WER, CER, S/D/I and sentence error rate.
+    Eval(eval::EvalArgs),
+    /// Score a hypothesis transcript file against a reference file (`<utt-id> WORDS…` lines).
+    Wer(wer::WerArgs),
+    /// Write the log-mel features the model sees (before normalisation) as a .npy [frames, 80].
+    Fbank(fbank::FbankArgs),
+    /// Regenerate the built-in corpus: `synth` speaks it with espeak-ng, `pack` bundles it.
+    Corpus(corpus::CorpusArgs),
+    /// Time training steps and inference per preset, with the share of time per model part.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Wer(args) => wer::run(args),
+        Command::Fbank(args) => fbank::run(args),
+        Command::Corpus(args) => corpus::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,239 @@
+//! `prunelab train`: one training run from corpus to checkpoint, metrics and final WER.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use prunelab_engine::audio::FeatureStats;
+use prunelab_engine::burn::module::Module;
+use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
+use prunelab_engine::model::{ConvSubsampling, Preset};
+use prunelab_engine::store::encode_checkpoint;
+use prunelab_engine::text::CharTokenizer;
+use prunelab_engine::train::{EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate};
+use serde_json::json;
+
+use crate::atomic::write_atomically;
+use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::device::{DeviceChoice, pick};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Model size: tiny (≈1.3 M params), small (≈10 M), medium (≈30 M).
+    #[arg(long, default_value = "tiny", value_parser = parse_preset)]
+    preset: Preset,
+    /// Optimiser steps (default: the preset's run length, 2000).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Output directory for checkpoint.plc, metrics.jsonl, summary.json and hypotheses.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Seed for initialisation, data order, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Corpus: a packed .plc file or a LibriSpeech-layout directory with train/dev/test.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Evaluate on dev every this many steps (0: only at the end).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Padded frames per batch (100 frames = 1 s of audio).
+    #[arg(long)]
+    max_batch_frames: Option<usize>,
+    /// Fail on the first bad corpus item instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Print the final result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn parse_preset(name: &str) -> Result<Preset, String> {
+    Preset::parse(name).ok_or_else(|| format!("unknown preset {name:?}; choose tiny, small or medium"))
+}
+
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    let mut config = TrainConfig::for_preset(args.preset, CharTokenizer.vocab_size());
+    config.seed = args.seed;
+    config.steps = args.steps.unwrap_or(config.steps);
+    config.optim.peak_lr = args.lr.unwrap_or(config.optim.peak_lr);
+    config.eval_every = args.eval_every.unwrap_or(config.eval_every);
+    config.max_batch_frames = args.max_batch_frames.unwrap_or(config.max_batch_frames);
+    config.validate()?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
+
+    let (device, device_label) = pick(args.device)?;
+    let corpus = CorpusSource::open(&args.corpus.clone().unwrap_or_else(default_pack_path))?;
+    eprintln!("corpus {} · device {device_label}", corpus.describe());
+    let plain = LoadOptions::plain(&config.fbank, args.strict);
+    let perturbed = LoadOptions {
+        speeds: config.speed_perturbation.clone(),
+        ..plain.clone()
+    };
+    let mut train = corpus.load("train", &perturbed)?;
+    let dev = corpus.load("dev", &plain)?;
+    let test = corpus.load("test", &plain)?;
+    drop_infeasible(&mut train, args.strict)?;
+    let stats = FeatureStats::from_features(
+        train.utterances.iter().map(|u| u.feats.as_slice()),
+        config.fbank.num_bins,
+    );
+    eprintln!(
+        "train {} utts ({:.0} s) · dev {} · test {} · preset {} · {} steps",
+        train.utterances.len(),
+        train.total_seconds(),
+        dev.utterances.len(),
+        test.utterances.len(),
+        config.preset.name(),
+        config.steps
+    );
+
+    let mut trainer = Trainer::new(config, stats, &device);
+    eprintln!("model parameters: {}", trainer.inference_model().num_params());
+    let mut metrics = open_metrics(&args.out)?;
+    let started = Instant::now();
+    train_loop(
+        &mut trainer,
+        &train.utterances,
+        &dev.utterances,
+        &mut metrics,
+        &args.out,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let model = trainer.inference_model();
+    let frames = trainer.config.max_batch_frames;
+    let dev_report = evaluate(&model, &dev.utterances, &trainer.stats, frames);
+    let test_report = evaluate(&model, &test.utterances, &trainer.stats, frames);
+    save_checkpoint(&trainer, &args.out)?;
+    write_hypotheses(&args.out, "dev", &dev_report)?;
+    write_hypotheses(&args.out, "test", &test_report)?;
+    let summary = json!({
+        "preset": trainer.config.preset.name(),
+        "device": device_label,
+        "steps": trainer.step(),
+        "skipped_steps": trainer.skipped_steps(),
+        "train_seconds": seconds,
+        "parameters": model.num_params(),
+        "skipped_items": train.skipped.len() + dev.skipped.len() + test.skipped.len(),
+        "dev": { "wer": dev_report.wer(), "cer": dev_report.cer(), "ser": dev_report.ser(), "words": dev_report.words },
+        "test": { "wer": test_report.wer(), "cer": test_report.cer(), "ser": test_report.ser(), "words": test_report.words },
+    });
+    write_atomically(
+        &args.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
+    )?;
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("trained {} steps in {:.0} s on {device_label}", trainer.step(), seconds);
+        println!("dev  WER {:6.2}%  CER {:6.2}%", dev_report.wer(), dev_report.cer());
+        println!(
+            "test WER {:6.2}%  CER {:6.2}%  (held-out voices)",
+            test_report.wer(),
+            test_report.cer()
+        );
+        println!("checkpoint: {}", args.out.join("checkpoint.plc").display());
+    }
+    Ok(())
+}
+
+/// The loop: step, log, evaluate and checkpoint at intervals.
+fn train_loop(
+    trainer: &mut Trainer,
+    train: &[Utterance],
+    dev: &[Utterance],
+    metrics: &mut impl Write,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let bar = ProgressBar::new(trainer.config.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · {per_sec} · ETA {eta}")
+            .map_err(|e| e.to_string())?,
+    );
+    bar.set_position(trainer.step() as u64);
+    let mut smoothed_loss: Option<f32> = None;
+    while !trainer.is_finished() {
+        let event = trainer.train_step(train);
+        if let TrainEvent::Step { loss, .. } = event {
+            smoothed_loss = Some(smoothed_loss.map_or(loss, |s| 0.95 * s + 0.05 * loss));
+            bar.set_message(format!("loss {:.3}", smoothed_loss.unwrap_or(loss)));
+        }
+        log_event(metrics, &event)?;
+        bar.inc(1);
+        let every = trainer.config.eval_every;
+        if every > 0 && trainer.step() % every == 0 && !trainer.is_finished() {
+            let report = evaluate(
+                &trainer.inference_model(),
+                dev,
+                &trainer.stats,
+                trainer.config.max_batch_frames,
+            );
+            let eval = TrainEvent::Eval {
+                step: trainer.step(),
+                split: "dev".into(),
+                wer: report.wer(),
+                cer: report.cer(),
+                utterances: report.utterances.len(),
+            };
+            bar.println(format!(
+                "step {:>6}: dev WER {:.2}%  CER {:.2}%",
+                trainer.step(),
+                report.wer(),
+                report.cer()
+            ));
+            log_event(metrics, &eval)?;
+            save_checkpoint(trainer, out)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Drops utterances too short for their transcript under 4× subsampling (CTC would be infinite).
+fn drop_infeasible(split: &mut LoadedSplit, strict: bool) -> Result<(), String> {
+    let before = split.utterances.len();
+    let feasible = |u: &Utterance| ConvSubsampling::output_len(u.frames) >= ctc_min_frames(&u.tokens);
+    if strict && let Some(u) = split.utterances.iter().find(|u| !feasible(u)) {
+        return Err(format!("{}: audio too short for its transcript", u.id));
+    }
+    split.utterances.retain(feasible);
+    let dropped = before - split.utterances.len();
+    if dropped > 0 {
+        eprintln!("warning: dropped {dropped} training utterance(s) too short for their transcripts");
+    }
+    Ok(())
+}
+
+fn open_metrics(out: &std::path::Path) -> Result<std::io::LineWriter<std::fs::File>, String> {
+    let path = out.join("metrics.jsonl");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+    Ok(std::io::LineWriter::new(file))
+}
+
+fn log_event(metrics: &mut impl Write, event: &TrainEvent) -> Result<(), String> {
+    let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
+    writeln!(metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
+}
+
+fn save_checkpoint(trainer: &Trainer, out: &std::path::Path) -> Result<(), String> {
+    let state = trainer.state()?;
+    write_atomically(&out.join("checkpoint.plc"), &encode_checkpoint(&state))
+}
+
+fn write_hypotheses(out: &std::path::Path, split: &str, report: &EvalReport) -> Result<(), String> {
+    let body: String = report
+        .utterances
+        .iter()
+        .map(|u| format!("{} {}\n", u.id, u.hypothesis))
+        .collect();
+    write_atomically(&out.join(format!("hyp-{split}.txt")), body.as_bytes())
+}

@@ -1,0 +1,243 @@
+//! The `prunelab` binary end to end: bad input gives clear errors naming the file, training
+//! over a corpus with bad files skips and counts them (or fails with `--strict`), and the corpus
+//! generator is reproducible.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn prunelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(args)
+        .output()
+        .expect("prunelab runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prunelab-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_wav(path: &Path, rate: u32, channels: u16, seconds: f32) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    let mut state = 12345u32;
+    for _ in 0..(rate as f32 * seconds) as usize * channels as usize {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        writer.write_sample(((state >> 16) as i16) / 8).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["train", "eval", "wer", "fbank", "corpus", "bench"] {
+        let out = prunelab(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub} --help failed");
+        assert!(stdout(&out).contains("Usage"), "{sub} --help printed no usage");
+    }
+}
+
+#[test]
+fn garbage_and_missing_checkpoints_are_named_in_the_error() {
+    let dir = scratch("ckpt");
+    let junk = dir.join("junk.plc");
+    std::fs::write(&junk, b"this is not a checkpoint at all").unwrap();
+    let out = prunelab(&["eval", "--checkpoint", junk.to_str().unwrap(), "--device", "cpu"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("junk.plc: not a Prunelab checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = prunelab(&["eval", "--checkpoint", dir.join("absent.plc").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("absent.plc: cannot read"), "{}", stderr(&out));
+}
+
+#[test]
+fn fbank_rejects_truncated_flac_and_stereo_wav_by_name() {
+    let dir = scratch("fbank");
+    let stereo = dir.join("stereo.wav");
+    write_wav(&stereo, 16_000, 2, 0.5);
+    let out = prunelab(&[
+        "fbank",
+        stereo.to_str().unwrap(),
+        "--out",
+        dir.join("s.npy").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("stereo.wav: 2 channels; only mono"),
+        "{}",
+        stderr(&out)
+    );
+
+    let flac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tone.flac");
+    let bytes = std::fs::read(&flac).unwrap();
+    let truncated = dir.join("truncated.flac");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let out = prunelab(&[
+        "fbank",
+        truncated.to_str().unwrap(),
+        "--out",
+        dir.join("t.npy").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("truncated.flac: truncated FLAC"),
+        "{}",
+        stderr(&out)
+    );
+
+    let ok = prunelab(&[
+        "fbank",
+        flac.to_str().unwrap(),
+        "--out",
+        dir.join("ok.npy").to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn wer_reports_utterances_missing_on_either_side() {
+    let dir = scratch("wer");
+    let (reference, hypothesis) = (dir.join("ref.txt"), dir.join("hyp.txt"));
+    std::fs::write(&reference, "a THE CAT SAT\nb HELLO WORLD\nc ONLY IN REF\n").unwrap();
+    std::fs::write(&hypothesis, "a THE BAT SAT\nb HELLO WORLD\nz ONLY IN HYP\n").unwrap();
+    let out = prunelab(&[
+        "wer",
+        reference.to_str().unwrap(),
+        hypothesis.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["missing_from_hypothesis"], serde_json::json!(["c"]));
+    assert_eq!(json["missing_from_reference"], serde_json::json!(["z"]));
+    // 1 substitution + 3 deletions (utterance c) over 8 reference words.
+    assert_eq!(json["report"]["words"]["substitutions"], 1);
+    assert_eq!(json["report"]["words"]["deletions"], 3);
+    assert!((json["wer"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+}
+
+/// A LibriSpeech-layout corpus with one good utterance per split and every kind of bad item in train.
+fn corpus_with_bad_files() -> PathBuf {
+    let root = scratch("badcorpus");
+    for (split, speaker) in [("train", "1"), ("dev", "2"), ("test", "3")] {
+        let chapter = root.join(split).join(speaker).join("1");
+        std::fs::create_dir_all(&chapter).unwrap();
+        let id = |n: u32| format!("{speaker}-1-{n:04}");
+        write_wav(&chapter.join(format!("{}.wav", id(0))), 16_000, 1, 1.5);
+        let mut transcript = format!("{} HELLO THERE\n", id(0));
+        if split == "train" {
+            write_wav(&chapter.join(format!("{}.wav", id(1))), 8_000, 1, 1.5); // wrong rate
+            write_wav(&chapter.join(format!("{}.wav", id(2))), 16_000, 2, 1.5); // stereo
+            let flac = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tone.flac")).unwrap();
+            std::fs::write(chapter.join(format!("{}.flac", id(3))), &flac[..flac.len() / 2]).unwrap(); // truncated
+            write_wav(&chapter.join(format!("{}.wav", id(4))), 16_000, 1, 1.5); // empty transcript
+            write_wav(&chapter.join(format!("{}.wav", id(5))), 16_000, 1, 1.5); // no transcript line
+            for n in 1..=3 {
+                transcript.push_str(&format!("{} SOME WORDS\n", id(n)));
+            }
+            transcript.push_str(&format!("{}\n", id(4)));
+            transcript.push_str(&format!("{} LINE WITHOUT AUDIO\n", id(6)));
+        }
+        std::fs::write(chapter.join(format!("{speaker}-1.trans.txt")), transcript).unwrap();
+    }
+    root
+}
+
+#[test]
+fn training_skips_and_counts_bad_files_or_fails_when_strict() {
+    let corpus = corpus_with_bad_files();
+    let out_dir = corpus.join("run");
+    let args = [
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--steps",
+        "2",
+    ];
+    let run = prunelab(&[&args[..], &["--device", "cpu", "--eval-every", "0", "--json"]].concat());
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("skipped 6 bad item(s) in split train"), "{err}");
+    for expected in [
+        "1-1-0001.wav: sample rate 8000 Hz; expected 16000 Hz",
+        "1-1-0002.wav: 2 channels; only mono audio is supported",
+        "1-1-0003.flac: truncated FLAC",
+        "1-1-0004.wav: empty transcript",
+        "1-1-0005.wav: audio file has no transcript line",
+        "1-1.trans.txt: transcript line 1-1-0006 has no audio file",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&run)).unwrap();
+    assert_eq!(summary["skipped_items"], 6);
+    assert!(out_dir.join("checkpoint.plc").exists() && out_dir.join("metrics.jsonl").exists());
+
+    let strict = prunelab(&[&args[..], &["--device", "cpu", "--strict"]].concat());
+    assert!(!strict.status.success());
+    assert!(
+        stderr(&strict).contains("1-1-0005.wav: audio file has no transcript line"),
+        "{}",
+        stderr(&strict)
+    );
+}
+
+#[test]
+fn the_corpus_generator_is_reproducible() {
+    if Command::new("espeak-ng").arg("--version").output().is_err() {
+        panic!("espeak-ng is required for this test (apt-get install espeak-ng flac)");
+    }
+    let dir = scratch("synth");
+    let pack = |name: &str| -> Vec<u8> {
+        let root = dir.join(name);
+        let counts = [
+            "--train-per-voice",
+            "1",
+            "--dev-per-voice",
+            "1",
+            "--test-per-voice",
+            "1",
+            "--seed",
+            "9",
+        ];
+        let out = prunelab(&[&["corpus", "synth", "--out", root.to_str().unwrap()][..], &counts[..]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let file = dir.join(format!("{name}.plc"));
+        let out = prunelab(&[
+            "corpus",
+            "pack",
+            "--dir",
+            root.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read(file).unwrap()
+    };
+    let (a, b) = (pack("a"), pack("b"));
+    assert_eq!(a, b, "same seed must give a byte-identical corpus");
+    let parsed = prunelab_engine::data::CorpusPack::parse(&a, "a.plc").unwrap();
+    let count = |split: &str| parsed.split(split).count();
+    assert_eq!((count("train"), count("dev"), count("test")), (12, 12, 4));
+}
