@@ -18,3 +18,5 @@ PRUNELAB_BIN=target/debug/prunelab python3 -m pytest tests/python -q -rA -p no:c
 step "app builds for wasm32 (trunk)"
 trunk build --quiet
 ls -l dist/*.wasm
+step "lab page in headless Chromium (WebGPU via SwiftShader, and the CPU fallback)"
+(cd tests/browser && npm ci --silent --no-audit --no-fund && node --test)

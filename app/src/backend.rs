@@ -31,7 +31,10 @@ pub async fn init_backend() -> Backend {
                 is_webgpu: true,
             }
         }
-        Err(e) => cpu_fallback(&format!("WebGPU failed to start: {e:?}")),
+        Err(e) => {
+            web_sys::console::warn_1(&format!("WebGPU failed to start: {e:?}").into());
+            cpu_fallback("WebGPU found no usable adapter")
+        }
     }
 }
 

@@ -7,28 +7,51 @@
 const HALF_TAPS: f64 = 16.0;
 
 /// Resamples `samples` from `from_rate` to `to_rate`.
+///
+/// Polyphase: with `to / from = up / down` in lowest terms, output sample `n` sits at input
+/// position `n·down / up`, whose fractional part takes only `up` values. The filter taps for
+/// each of those phases are computed once, so each output sample costs one dot product.
 pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Vec<f32> {
     if from_rate == to_rate || samples.is_empty() {
         return samples.to_vec();
     }
-    let ratio = f64::from(to_rate) / f64::from(from_rate);
+    let divisor = gcd(from_rate, to_rate);
+    let (up, down) = ((to_rate / divisor) as usize, (from_rate / divisor) as usize);
+    let ratio = up as f64 / down as f64;
     // Cut off at the lower Nyquist frequency, slightly early to leave room for the window.
     let cutoff = 0.95 * ratio.min(1.0);
-    let out_len = (samples.len() as f64 * ratio).round() as usize;
     let half_width = HALF_TAPS / cutoff; // in input samples
+    let reach = half_width.ceil() as isize;
+    let phases: Vec<Vec<f32>> = (0..up)
+        .map(|phase| {
+            let frac = phase as f64 / up as f64;
+            (-reach..=reach + 1)
+                .map(|j| {
+                    let x = j as f64 - frac;
+                    (cutoff * sinc(cutoff * x) * blackman(x / half_width)) as f32
+                })
+                .collect()
+        })
+        .collect();
+    let out_len = (samples.len() as f64 * ratio).round() as usize;
     (0..out_len)
         .map(|n| {
-            let t = n as f64 / ratio; // position in input samples
-            let first = ((t - half_width).ceil().max(0.0)) as usize;
-            let last = ((t + half_width).floor() as usize).min(samples.len() - 1);
-            let mut acc = 0.0f64;
-            for (k, &s) in samples.iter().enumerate().take(last + 1).skip(first) {
-                let x = k as f64 - t;
-                acc += f64::from(s) * cutoff * sinc(cutoff * x) * blackman(x / half_width);
-            }
-            acc as f32
+            let position = n * down;
+            let (base, phase) = ((position / up) as isize, position % up);
+            let first = base - reach;
+            let taps = &phases[phase];
+            // Clip the tap window to the signal; samples outside it count as silence.
+            let start = (-first).max(0) as usize;
+            let end = (taps.len() as isize).min(samples.len() as isize - first).max(0) as usize;
+            (start..end)
+                .map(|i| taps[i] * samples[(first + i as isize) as usize])
+                .sum()
         })
         .collect()
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 fn sinc(x: f64) -> f64 {

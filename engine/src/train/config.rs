@@ -60,10 +60,10 @@ impl TrainConfig {
             fbank,
             spec_augment: SpecAugmentConfig::default(),
             speed_perturbation: vec![0.9, 1.0, 1.1],
-            steps: 2000,
-            max_batch_frames: 6000,
+            steps: 2400,
+            max_batch_frames: 4000,
             seed: 0,
-            eval_every: 250,
+            eval_every: 500,
         }
     }
 
