@@ -14,7 +14,7 @@ cargo build --quiet
 step "cargo test (engine + CLI)"
 cargo test --quiet
 step "fbank against kaldi-native-fbank"
-PRUNELAB_BIN=target/debug/prunelab python3 -m pytest tests/python -q -rA -p no:cacheprovider
+PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" python3 -m pytest tests/python -q -rA -p no:cacheprovider
 step "app builds for wasm32 (trunk)"
 trunk build --quiet
 ls -l dist/*.wasm
