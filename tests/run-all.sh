@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 lvp=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f "$lvp" ]; then export VK_ICD_FILENAMES=$lvp; fi
 
+# wgpu's Vulkan loader complains on every start when this is unset; give it a private one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then export XDG_RUNTIME_DIR=$(mktemp -d); fi
+
 step() { printf '\n== %s\n' "$*"; }
 
 step "cargo build (engine + CLI)"

@@ -1,9 +1,10 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `rng` → `model`, `data` → `train` → `store`.
+//! `audio`, `text`, `decode`, `rng`, `container` → `model`, `data` → `train` → `store`.
 
 pub mod audio;
+pub mod container;
 pub mod data;
 pub mod decode;
 pub mod model;

@@ -1,20 +1,21 @@
 //! The packed corpus: one file holding every split's FLAC audio and transcripts, so the browser
 //! fetches a single asset and nobody needs espeak-ng to run the lab.
 //!
-//! Layout (all integers little-endian):
-//! ```text
-//! magic  "PLCORPUS"           8 bytes
-//! version u32                 currently 1
-//! header_len u64              length of the JSON header
-//! header  JSON                PackHeader: entries with offsets into the blob
-//! blob                        concatenated FLAC files
-//! ```
+//! A [`crate::container`] file (magic `PLCORPUS`, version 1) whose JSON header lists the entries
+//! and whose body is the concatenated FLAC files.
 
 use serde::{Deserialize, Serialize};
 
-const MAGIC: &[u8; 8] = b"PLCORPUS";
-const VERSION: u32 = 1;
-const PREFIX_LEN: usize = 8 + 4 + 8;
+use crate::container::{ContainerError, Format};
+
+const FORMAT: Format = Format {
+    magic: b"PLCORPUS",
+    version: 1,
+    noun: "corpus pack",
+};
+
+/// Why a pack could not be read (every error names the file).
+pub type PackError = ContainerError;
 
 /// One utterance in the pack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,19 +37,6 @@ pub struct PackHeader {
     pub entries: Vec<PackEntry>,
 }
 
-/// Why a pack could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum PackError {
-    #[error("{name}: not a Prunelab corpus pack (bad magic bytes)")]
-    BadMagic { name: String },
-    #[error("{name}: corpus pack version {found} is not supported (this build reads version {VERSION})")]
-    UnsupportedVersion { name: String, found: u32 },
-    #[error("{name}: corpus pack is truncated ({detail})")]
-    Truncated { name: String, detail: String },
-    #[error("{name}: corpus pack header is malformed: {detail}")]
-    BadHeader { name: String, detail: String },
-}
-
 /// A parsed pack borrowing its bytes.
 #[derive(Debug)]
 pub struct CorpusPack<'a> {
@@ -59,47 +47,14 @@ pub struct CorpusPack<'a> {
 impl<'a> CorpusPack<'a> {
     /// Parses and validates a pack; `name` appears in errors.
     pub fn parse(bytes: &'a [u8], name: &str) -> Result<Self, PackError> {
-        let truncated = |detail: &str| PackError::Truncated {
-            name: name.to_string(),
-            detail: detail.to_string(),
-        };
-        if bytes.len() < PREFIX_LEN {
-            return Err(
-                if bytes.starts_with(&MAGIC[..bytes.len().min(8)]) && !bytes.is_empty() {
-                    truncated("shorter than its fixed prefix")
-                } else {
-                    PackError::BadMagic { name: name.to_string() }
-                },
-            );
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(PackError::BadMagic { name: name.to_string() });
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(PackError::UnsupportedVersion {
-                name: name.to_string(),
-                found: version,
-            });
-        }
-        let header_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        let header_end = usize::try_from(header_len).ok().and_then(|l| PREFIX_LEN.checked_add(l));
-        let header_end = header_end
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| truncated("header runs past the end"))?;
-        let header: PackHeader =
-            serde_json::from_slice(&bytes[PREFIX_LEN..header_end]).map_err(|e| PackError::BadHeader {
-                name: name.to_string(),
-                detail: e.to_string(),
-            })?;
-        let blob = &bytes[header_end..];
+        let (header, blob): (PackHeader, &[u8]) = FORMAT.decode(bytes, name)?;
         for entry in &header.entries {
             if entry
                 .offset
                 .checked_add(entry.len)
                 .is_none_or(|end| end > blob.len() as u64)
             {
-                return Err(truncated(&format!("audio of {} runs past the end", entry.id)));
+                return Err(FORMAT.truncated(name, &format!("audio of {} runs past the end", entry.id)));
             }
         }
         Ok(Self { header, blob })
@@ -133,18 +88,11 @@ pub fn write_pack<'b>(
         });
         blob.extend_from_slice(audio);
     }
-    let header = serde_json::to_vec(&PackHeader {
+    let header = PackHeader {
         description: description.to_string(),
         entries,
-    })
-    .expect("header serialises");
-    let mut out = Vec::with_capacity(PREFIX_LEN + header.len() + blob.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&blob);
-    out
+    };
+    FORMAT.encode(&header, &[&blob])
 }
 
 #[cfg(test)]

@@ -51,7 +51,17 @@ const CONNECTIVES: &str = "AND BUT BECAUSE WHILE WHEN SO DON'T COULDN'T WOULDN'T
 /// Every word the generator can produce, in a stable order (for the vocabulary-size check).
 pub fn vocabulary() -> Vec<&'static str> {
     let lists = [
-        DETERMINERS, ADJECTIVES, NOUNS, NAMES, VERBS, INTRANSITIVE, PREPOSITIONS, ADVERBS, NUMBERS, PRONOUNS, CONNECTIVES,
+        DETERMINERS,
+        ADJECTIVES,
+        NOUNS,
+        NAMES,
+        VERBS,
+        INTRANSITIVE,
+        PREPOSITIONS,
+        ADVERBS,
+        NUMBERS,
+        PRONOUNS,
+        CONNECTIVES,
     ];
     let mut words: Vec<&str> = lists.iter().flat_map(|list| list.split_whitespace()).collect();
     words.sort_unstable();

@@ -1,25 +1,21 @@
-//! The checkpoint format.
-//!
-//! ```text
-//! magic "PLCKPT01"   8 bytes   (the digits are the container generation)
-//! version u32                  header schema version, currently 1
-//! header_len u64
-//! header JSON                  config, feature stats, step, section lengths
-//! model                        burnpack bytes
-//! optimizer                    burnpack bytes (may be empty)
-//! ```
-//! Everything is validated on load; any mismatch is an error naming the file.
+//! The checkpoint format: a [`crate::container`] file (magic `PLCKPT01`, version 1) whose JSON
+//! header holds the config, feature statistics, step and section lengths, and whose body is the
+//! model's burnpack bytes followed by the optimiser's (possibly empty). Everything is validated
+//! on load; any mismatch is an error naming the file.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::FeatureStats;
+use crate::container::{ContainerError, Format};
 use crate::model::{Conformer, Preset};
 use crate::train::{TrainConfig, TrainerState};
 
-const MAGIC: &[u8; 8] = b"PLCKPT01";
-const VERSION: u32 = 1;
-const PREFIX_LEN: usize = 8 + 4 + 8;
+const FORMAT: Format = Format {
+    magic: b"PLCKPT01",
+    version: 1,
+    noun: "checkpoint",
+};
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -34,14 +30,8 @@ struct Header {
 /// Why a checkpoint could not be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{name}: not a Prunelab checkpoint (bad magic bytes)")]
-    BadMagic { name: String },
-    #[error("{name}: checkpoint version {found} is not supported (this build reads version {VERSION})")]
-    UnsupportedVersion { name: String, found: u32 },
-    #[error("{name}: checkpoint is truncated ({detail})")]
-    Truncated { name: String, detail: String },
-    #[error("{name}: checkpoint header is malformed: {detail}")]
-    BadHeader { name: String, detail: String },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
     #[error("{name}: {detail}")]
     BadWeights { name: String, detail: String },
     #[error("{name}: checkpoint holds a `{found}` model, but a `{expected}` model was asked for")]
@@ -62,60 +52,25 @@ pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
         model_len: state.model.len() as u64,
         optimizer_len: state.optimizer.len() as u64,
     };
-    let header = serde_json::to_vec(&header).expect("checkpoint header serialises");
-    let mut out = Vec::with_capacity(PREFIX_LEN + header.len() + state.model.len() + state.optimizer.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&state.model);
-    out.extend_from_slice(&state.optimizer);
-    out
+    FORMAT.encode(&header, &[&state.model, &state.optimizer])
 }
 
 /// Parses a checkpoint; `name` (a path, usually) appears in every error.
 pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, StoreError> {
-    let name_owned = || name.to_string();
-    let truncated = |detail: &str| StoreError::Truncated {
-        name: name_owned(),
-        detail: detail.to_string(),
-    };
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(StoreError::BadMagic { name: name_owned() });
-    }
-    if bytes.len() < PREFIX_LEN {
-        return Err(truncated("shorter than its fixed prefix"));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(StoreError::UnsupportedVersion {
-            name: name_owned(),
-            found: version,
-        });
-    }
-    let header_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-    let header_end = usize::try_from(header_len).ok().and_then(|l| PREFIX_LEN.checked_add(l));
-    let header_end = header_end
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| truncated("header runs past the end"))?;
-    let header: Header = serde_json::from_slice(&bytes[PREFIX_LEN..header_end]).map_err(|e| StoreError::BadHeader {
-        name: name_owned(),
-        detail: e.to_string(),
-    })?;
-    let body = &bytes[header_end..];
-    let expected = header.model_len.checked_add(header.optimizer_len);
-    if expected != Some(body.len() as u64) {
-        return Err(truncated(&format!(
+    let (header, body): (Header, &[u8]) = FORMAT.decode(bytes, name)?;
+    if header.model_len.checked_add(header.optimizer_len) != Some(body.len() as u64) {
+        let detail = format!(
             "header promises {} + {} bytes of weights and optimiser state, file has {}",
             header.model_len,
             header.optimizer_len,
             body.len()
-        )));
+        );
+        return Err(FORMAT.truncated(name, &detail).into());
     }
-    header.config.validate().map_err(|detail| StoreError::BadHeader {
-        name: name_owned(),
-        detail,
-    })?;
+    header
+        .config
+        .validate()
+        .map_err(|detail| FORMAT.bad_header(name, detail))?;
     let (model, optimizer) = body.split_at(header.model_len as usize);
     Ok(TrainerState {
         config: header.config,
@@ -195,12 +150,15 @@ mod tests {
             "junk.bin: not a Prunelab checkpoint (bad magic bytes)"
         );
         let cut = decode_checkpoint(&bytes[..bytes.len() - 100], "cut.plc").unwrap_err();
-        assert!(matches!(cut, StoreError::Truncated { .. }), "{cut}");
+        assert!(
+            matches!(cut, StoreError::Container(ContainerError::Truncated { .. })),
+            "{cut}"
+        );
         let mut bad_header = bytes.clone();
-        bad_header[PREFIX_LEN] = b'#';
+        bad_header[20] = b'#'; // the first byte of the JSON header
         assert!(matches!(
             decode_checkpoint(&bad_header, "h.plc").unwrap_err(),
-            StoreError::BadHeader { .. }
+            StoreError::Container(ContainerError::BadHeader { .. })
         ));
 
         let state = decode_checkpoint(&bytes, "tiny.plc").unwrap();
