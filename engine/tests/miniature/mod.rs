@@ -1,0 +1,41 @@
+//! A miniature Conformer config and synthetic utterances, shared by the integration tests that
+//! train: small enough for lavapipe and a debug build, big enough to exercise every layer.
+
+use prunelab_engine::data::Utterance;
+use prunelab_engine::model::{ConformerConfig, Preset};
+use prunelab_engine::rng::SplitMix64;
+use prunelab_engine::train::TrainConfig;
+
+/// The tiny preset narrowed to two blocks of width 32; one warm-up step so a few steps learn.
+pub fn config() -> TrainConfig {
+    let mut config = TrainConfig::for_preset(Preset::Tiny, 29);
+    config.model = ConformerConfig {
+        d_model: 32,
+        num_blocks: 2,
+        d_ff: 64,
+        subsampling_channels: 8,
+        ..config.model
+    };
+    config.optim.warmup_steps = 1;
+    config
+}
+
+/// `count` utterances of random features (uniform in [-1, 1)) and 6–8 random tokens each;
+/// the `i`-th has `first_frames + i · frame_step` frames.
+pub fn utterances(seed: u64, count: usize, first_frames: usize, frame_step: usize) -> Vec<Utterance> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count)
+        .map(|i| {
+            let frames = first_frames + i * frame_step;
+            let tokens = 6 + rng.below(3);
+            Utterance {
+                id: format!("u{i}"),
+                text: String::new(),
+                tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
+                feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
+                frames,
+                duration_seconds: frames as f64 / 100.0,
+            }
+        })
+        .collect()
+}
