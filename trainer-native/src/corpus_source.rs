@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use prunelab_engine::data::{CorpusPack, LoadOptions, LoadedSplit, load_layout_subset, load_pack_split};
+use prunelab_engine::data::{CorpusPack, LoadOptions, LoadedSplit, load_layout_subset, load_pack_split, scan_subset};
+use prunelab_engine::text::normalize_transcript;
 
 /// The packed built-in corpus shipped in `static/`.
 pub fn default_pack_path() -> PathBuf {
@@ -66,5 +67,28 @@ impl CorpusSource {
             return Err(format!("{}: split {split} has no usable utterances", self.describe()));
         }
         Ok(loaded)
+    }
+
+    /// The normalised transcripts of one split, without touching audio (for lexicons and LMs).
+    pub fn transcripts(&self, split: &str) -> Result<Vec<String>, String> {
+        let texts: Vec<String> = match self {
+            Self::Pack { path, bytes } => {
+                let pack = CorpusPack::parse(bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
+                pack.split(split).map(|e| normalize_transcript(&e.text)).collect()
+            }
+            Self::Layout { root } => scan_subset(root, split)
+                .map_err(|issue| issue.to_string())?
+                .entries
+                .iter()
+                .map(|e| normalize_transcript(&e.text))
+                .collect(),
+        };
+        if texts.iter().all(String::is_empty) {
+            return Err(format!(
+                "{}: split {split} has no transcripts to build a lexicon from",
+                self.describe()
+            ));
+        }
+        Ok(texts)
     }
 }

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prunelab_engine::data::LoadOptions;
+use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Preset;
 use prunelab_engine::store::{decode_checkpoint, load_inference_model};
-use prunelab_engine::train::evaluate;
+use prunelab_engine::train::evaluate_decoders;
 use serde_json::json;
 
 use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
 use crate::train::parse_preset;
 use crate::wer::print_summary;
@@ -36,6 +38,8 @@ pub struct EvalArgs {
     /// Print the result as JSON (with per-utterance hypotheses).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    decode: DecodeArgs,
 }
 
 pub fn run(args: EvalArgs) -> Result<(), String> {
@@ -46,11 +50,23 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
     let model = load_inference_model(&state, args.preset, &device, &name).map_err(|e| e.to_string())?;
     let corpus = CorpusSource::open(&args.corpus.unwrap_or_else(default_pack_path))?;
     let split = corpus.load(&args.split, &LoadOptions::plain(&state.config.fbank, args.strict))?;
-    let report = evaluate(&model, &split.utterances, &state.stats, state.config.max_batch_frames);
+    let decoder = args.decode.build(&corpus)?;
+    let greedy = Decoder::Greedy;
+    let mut reports = evaluate_decoders(
+        &model,
+        &split.utterances,
+        &state.stats,
+        state.config.max_batch_frames,
+        &[&decoder, &greedy],
+    );
+    let greedy_report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
+    let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
     if args.json {
         let out = json!({
             "checkpoint": name, "split": args.split, "device": device_label, "step": state.step,
+            "decoder": decoder.describe(),
             "wer": report.wer(), "cer": report.cer(), "ser": report.ser(), "skipped_items": split.skipped.len(),
+            "greedy": { "wer": greedy_report.wer(), "cer": greedy_report.cer(), "ser": greedy_report.ser() },
             "report": report,
         });
         println!("{out}");
@@ -61,7 +77,13 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             state.config.preset.name(),
             args.split
         );
+        println!("decoder: {}", decoder.describe());
         print_summary(&report);
+        println!(
+            "greedy decoding for comparison: WER {:.2}%  CER {:.2}%",
+            greedy_report.wer(),
+            greedy_report.cer()
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ mod atomic;
 mod bench;
 mod corpus;
 mod corpus_source;
+mod decoding;
 mod device;
 mod eval;
 mod fbank;

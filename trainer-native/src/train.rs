@@ -9,14 +9,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
+use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::{ConvSubsampling, Preset};
 use prunelab_engine::store::encode_checkpoint;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate};
+use prunelab_engine::train::{
+    EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate, evaluate_decoders,
+};
 use serde_json::json;
 
 use crate::atomic::write_atomically;
 use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
 
 #[derive(Args)]
@@ -54,6 +58,9 @@ pub struct TrainArgs {
     /// Print the final result as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Decoder for the final dev/test scores (periodic dev scores are greedy).
+    #[command(flatten)]
+    decode: DecodeArgs,
 }
 
 pub fn parse_preset(name: &str) -> Result<Preset, String> {
@@ -72,6 +79,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
 
     let (device, device_label) = pick(args.device)?;
     let corpus = CorpusSource::open(&args.corpus.clone().unwrap_or_else(default_pack_path))?;
+    let decoder = args.decode.build(&corpus)?;
     eprintln!("corpus {} · device {device_label}", corpus.describe());
     let plain = LoadOptions::plain(&config.fbank, args.strict);
     let perturbed = LoadOptions {
@@ -111,8 +119,21 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
 
     let model = trainer.inference_model();
     let frames = trainer.config.max_batch_frames;
-    let dev_report = evaluate(&model, &dev.utterances, &trainer.stats, frames);
-    let test_report = evaluate(&model, &test.utterances, &trainer.stats, frames);
+    let greedy = Decoder::Greedy;
+    let [dev_report, dev_greedy] = two_reports(evaluate_decoders(
+        &model,
+        &dev.utterances,
+        &trainer.stats,
+        frames,
+        &[&decoder, &greedy],
+    ));
+    let [test_report, test_greedy] = two_reports(evaluate_decoders(
+        &model,
+        &test.utterances,
+        &trainer.stats,
+        frames,
+        &[&decoder, &greedy],
+    ));
     save_checkpoint(&trainer, &args.out)?;
     write_hypotheses(&args.out, "dev", &dev_report)?;
     write_hypotheses(&args.out, "test", &test_report)?;
@@ -124,8 +145,13 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         "train_seconds": seconds,
         "parameters": model.num_params(),
         "skipped_items": train.skipped.len() + dev.skipped.len() + test.skipped.len(),
+        "decoder": decoder.describe(),
         "dev": { "wer": dev_report.wer(), "cer": dev_report.cer(), "ser": dev_report.ser(), "words": dev_report.words },
         "test": { "wer": test_report.wer(), "cer": test_report.cer(), "ser": test_report.ser(), "words": test_report.words },
+        "greedy": {
+            "dev": { "wer": dev_greedy.wer(), "cer": dev_greedy.cer() },
+            "test": { "wer": test_greedy.wer(), "cer": test_greedy.cer() },
+        },
     });
     write_atomically(
         &args.out.join("summary.json"),
@@ -135,11 +161,17 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         println!("{summary}");
     } else {
         println!("trained {} steps in {:.0} s on {device_label}", trainer.step(), seconds);
+        println!("decoder: {}", decoder.describe());
         println!("dev  WER {:6.2}%  CER {:6.2}%", dev_report.wer(), dev_report.cer());
         println!(
             "test WER {:6.2}%  CER {:6.2}%  (held-out voices)",
             test_report.wer(),
             test_report.cer()
+        );
+        println!(
+            "greedy: dev WER {:.2}%, test WER {:.2}%",
+            dev_greedy.wer(),
+            test_greedy.wer()
         );
         println!("checkpoint: {}", args.out.join("checkpoint.plc").display());
     }
@@ -176,6 +208,7 @@ fn train_loop(
                 dev,
                 &trainer.stats,
                 trainer.config.max_batch_frames,
+                &Decoder::Greedy,
             );
             let eval = TrainEvent::Eval {
                 step: trainer.step(),
@@ -196,6 +229,12 @@ fn train_loop(
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+fn two_reports(reports: Vec<EvalReport>) -> [EvalReport; 2] {
+    reports
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one report per decoder"))
 }
 
 /// Drops utterances too short for their transcript under 4× subsampling (CTC would be infinite).

@@ -7,5 +7,5 @@ mod tokenizer;
 mod wer;
 
 pub use normalize::normalize_transcript;
-pub use tokenizer::{BLANK, CharTokenizer};
+pub use tokenizer::{BLANK, CharTokenizer, SPACE};
 pub use wer::{Alignment, EditCounts, ErrorKind, align_words, score_chars, score_words};

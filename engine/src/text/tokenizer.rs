@@ -3,6 +3,9 @@
 /// Index of the CTC blank symbol (burn's CTC loss expects it at 0).
 pub const BLANK: usize = 0;
 
+/// Index of the word separator.
+pub const SPACE: usize = 1;
+
 /// Symbols after the blank, in id order.
 const SYMBOLS: &[u8] = b" 'ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -57,6 +60,7 @@ mod tests {
         assert!(ids.iter().all(|&id| id != BLANK && id < tokenizer.vocab_size()));
         assert_eq!(tokenizer.decode(&ids), text);
         assert_eq!(tokenizer.vocab_size(), 29);
+        assert_eq!(tokenizer.encode(" ").unwrap(), vec![SPACE]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Evaluation: greedy CTC decoding and sclite-style scoring over a split.
+//! Evaluation: CTC decoding (greedy or beam) and sclite-style scoring over a split.
 
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::prepare_batch;
 use crate::audio::FeatureStats;
 use crate::data::{Utterance, make_batches};
-use crate::decode::greedy_ctc;
+use crate::decode::Decoder;
 use crate::model::Conformer;
 use crate::rng::SplitMix64;
 use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
@@ -47,16 +47,29 @@ impl EvalReport {
 }
 
 /// Decodes every utterance with `model` (an inference copy) and scores it.
-/// Reads logits back once per batch (a device sync point).
 pub fn evaluate(
     model: &Conformer,
     utterances: &[Utterance],
     stats: &FeatureStats,
     max_batch_frames: usize,
+    decoder: &Decoder,
 ) -> EvalReport {
+    let mut reports = evaluate_decoders(model, utterances, stats, max_batch_frames, &[decoder]);
+    reports.remove(0)
+}
+
+/// One forward pass over the split, scored once per decoder (reports in the same order).
+/// Reads logits back once per batch (a device sync point).
+pub fn evaluate_decoders(
+    model: &Conformer,
+    utterances: &[Utterance],
+    stats: &FeatureStats,
+    max_batch_frames: usize,
+    decoders: &[&Decoder],
+) -> Vec<EvalReport> {
     let device = model.devices().first().cloned().unwrap_or_default();
     let plan = make_batches(utterances, max_batch_frames, &mut SplitMix64::new(0));
-    let mut results = Vec::with_capacity(utterances.len());
+    let mut results = vec![Vec::with_capacity(utterances.len()); decoders.len()];
     for indices in &plan.batches {
         let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
         let prepared = prepare_batch(&batch, stats, None, &device);
@@ -64,12 +77,20 @@ pub fn evaluate(
         let [_, s, v] = output.logits.dims();
         let logits: Vec<f32> = output.logits.try_into_vec_as().expect("logits read back"); // sync point
         for (b, utterance) in batch.iter().enumerate() {
-            let ids = greedy_ctc(&logits[b * s * v..(b + 1) * s * v], output.lengths[b], v);
-            results.push(score(utterance, CharTokenizer.decode(&ids)));
+            let rows = &logits[b * s * v..(b + 1) * s * v];
+            for (decoder, out) in decoders.iter().zip(&mut results) {
+                let ids = decoder.decode(rows, output.lengths[b], v);
+                out.push(score(utterance, CharTokenizer.decode(&ids)));
+            }
         }
     }
-    results.sort_by(|a, b| a.id.cmp(&b.id));
-    summarise(results)
+    results
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(|a, b| a.id.cmp(&b.id));
+            summarise(r)
+        })
+        .collect()
 }
 
 fn score(utterance: &Utterance, hypothesis: String) -> UtteranceResult {

@@ -1,5 +1,5 @@
 //! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step,
-//! evaluation with greedy decoding, and the events front doors consume.
+//! evaluation with any decoder, and the events front doors consume.
 
 mod config;
 mod evaluate;
@@ -9,7 +9,7 @@ mod schedule;
 mod trainer;
 
 pub use config::{OptimConfig, TrainConfig};
-pub use evaluate::{EvalReport, UtteranceResult, evaluate, summarise};
+pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, summarise};
 pub use events::TrainEvent;
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use schedule::learning_rate;
