@@ -1,13 +1,15 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `rng`, `container` → `model`, `data` → `train` → `store`.
+//! `audio`, `text`, `decode`, `gates`, `rng`, `container` → `model`, `data` → `train`, `prune` → `store`.
 
 pub mod audio;
 pub mod container;
 pub mod data;
 pub mod decode;
+pub mod gates;
 pub mod model;
+pub mod prune;
 pub mod rng;
 pub mod store;
 pub mod text;

@@ -6,7 +6,8 @@ use clap::Args;
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Preset;
-use prunelab_engine::store::{decode_checkpoint, load_inference_model};
+use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
+use prunelab_engine::train::deterministic_block_masks;
 use prunelab_engine::train::evaluate_decoders;
 use serde_json::json;
 
@@ -38,6 +39,9 @@ pub struct EvalArgs {
     /// Print the result as JSON (with per-utterance hypotheses).
     #[arg(long)]
     json: bool,
+    /// Retention threshold for a gated checkpoint (default: the run's).
+    #[arg(long)]
+    threshold: Option<f64>,
     #[command(flatten)]
     decode: DecodeArgs,
 }
@@ -51,9 +55,18 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
     let corpus = CorpusSource::open(&args.corpus.unwrap_or_else(default_pack_path))?;
     let split = corpus.load(&args.split, &LoadOptions::plain(&state.config.fbank, args.strict))?;
     let decoder = args.decode.build(&corpus)?;
+    // A gated run is scored as it would be pruned: gates at their inference values.
+    let threshold = args.threshold.unwrap_or(state.config.prune.threshold);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(format!("--threshold {threshold} is outside [0, 1]"));
+    }
+    let masks = load_gates(&state, &device, &name)
+        .map_err(|e| e.to_string())?
+        .map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold)));
     let greedy = Decoder::Greedy;
     let mut reports = evaluate_decoders(
         &model,
+        &masks,
         &split.utterances,
         &state.stats,
         state.config.max_batch_frames,

@@ -10,8 +10,10 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::gates::{GateConfig, Method, SiteKind};
 use prunelab_engine::model::{ConvSubsampling, Preset};
 use prunelab_engine::store::encode_checkpoint;
+use prunelab_engine::store::{Trace, encode_trace};
 use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{
     EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate, evaluate_decoders,
@@ -61,6 +63,60 @@ pub struct TrainArgs {
     /// Decoder for the final dev/test scores (periodic dev scores are greedy).
     #[command(flatten)]
     decode: DecodeArgs,
+    #[command(flatten)]
+    prune: PruneArgs,
+}
+
+/// How the run learns what to prune.
+#[derive(Args)]
+struct PruneArgs {
+    /// Pruning method: none (dense), adaptive-dropout (learned retention per unit) or magnitude
+    /// (dense training; prune later by weight norms with `prunelab prune --method magnitude`).
+    #[arg(long, default_value = "none", value_parser = parse_method)]
+    method: Method,
+    /// Gated sites, comma-separated (default: all of ffn1.hidden, attn.query, attn.value, conv.input, ffn2.hidden).
+    #[arg(long, value_delimiter = ',', value_parser = parse_site)]
+    sites: Vec<SiteKind>,
+    /// Adaptive dropout: strength alpha of the pull towards the falling target.
+    #[arg(long)]
+    strength: Option<f64>,
+    /// Adaptive dropout: Gumbel-sigmoid temperature.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Learning rate of the gate parameters (their own Adam).
+    #[arg(long)]
+    gate_lr: Option<f64>,
+    /// Retention threshold for the final evaluation (units below it are pruned).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Record every unit's retention every this many steps in trace.pltrace.
+    #[arg(long)]
+    snapshot_every: Option<usize>,
+}
+
+impl PruneArgs {
+    fn apply(&self, config: &mut GateConfig) {
+        config.method = self.method;
+        if !self.sites.is_empty() {
+            config.sites = self.sites.clone();
+        }
+        let ad = &mut config.adaptive_dropout;
+        ad.strength = self.strength.unwrap_or(ad.strength);
+        ad.temperature = self.temperature.unwrap_or(ad.temperature);
+        config.lr = self.gate_lr.unwrap_or(config.lr);
+        config.threshold = self.threshold.unwrap_or(config.threshold);
+        config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);
+    }
+}
+
+fn parse_method(name: &str) -> Result<Method, String> {
+    Method::parse(name).ok_or_else(|| format!("unknown method {name:?}; choose none, adaptive-dropout or magnitude"))
+}
+
+pub fn parse_site(name: &str) -> Result<SiteKind, String> {
+    SiteKind::parse(name).ok_or_else(|| {
+        format!("unknown site {name:?}; choose from ffn1.hidden, attn.query, attn.value, conv.input, ffn2.hidden")
+    })
 }
 
 pub fn parse_preset(name: &str) -> Result<Preset, String> {
@@ -74,6 +130,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     config.optim.peak_lr = args.lr.unwrap_or(config.optim.peak_lr);
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
     config.max_batch_frames = args.max_batch_frames.unwrap_or(config.max_batch_frames);
+    args.prune.apply(&mut config.prune);
     config.validate()?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
 
@@ -118,10 +175,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     let seconds = started.elapsed().as_secs_f64();
 
     let model = trainer.inference_model();
+    let masks = trainer.inference_masks(trainer.config.prune.threshold);
     let frames = trainer.config.max_batch_frames;
     let greedy = Decoder::Greedy;
     let [dev_report, dev_greedy] = two_reports(evaluate_decoders(
         &model,
+        &masks,
         &dev.utterances,
         &trainer.stats,
         frames,
@@ -129,6 +188,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     ));
     let [test_report, test_greedy] = two_reports(evaluate_decoders(
         &model,
+        &masks,
         &test.utterances,
         &trainer.stats,
         frames,
@@ -178,7 +238,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The loop: step, log, evaluate and checkpoint at intervals.
+/// The loop: step, log, evaluate and checkpoint at intervals; snapshot gate retention into the trace.
 fn train_loop(
     trainer: &mut Trainer,
     train: &[Utterance],
@@ -192,19 +252,31 @@ fn train_loop(
             .map_err(|e| e.to_string())?,
     );
     bar.set_position(trainer.step() as u64);
+    let mut trace = new_trace(trainer);
+    snapshot(trainer, trace.as_mut(), out)?;
     let mut smoothed_loss: Option<f32> = None;
     while !trainer.is_finished() {
         let event = trainer.train_step(train);
-        if let TrainEvent::Step { loss, .. } = event {
+        if let TrainEvent::Step { loss, penalty, .. } = event {
             smoothed_loss = Some(smoothed_loss.map_or(loss, |s| 0.95 * s + 0.05 * loss));
-            bar.set_message(format!("loss {:.3}", smoothed_loss.unwrap_or(loss)));
+            let penalty = if trace.is_some() {
+                format!(" · penalty {penalty:.3}")
+            } else {
+                String::new()
+            };
+            bar.set_message(format!("loss {:.3}{penalty}", smoothed_loss.unwrap_or(loss)));
         }
-        log_event(metrics, &event)?;
+        log_event(metrics, trace.as_mut(), &event)?;
         bar.inc(1);
+        let every = trainer.config.prune.snapshot_every.max(1);
+        if trainer.step() % every == 0 || trainer.is_finished() {
+            snapshot(trainer, trace.as_mut(), out)?;
+        }
         let every = trainer.config.eval_every;
         if every > 0 && trainer.step() % every == 0 && !trainer.is_finished() {
             let report = evaluate(
                 &trainer.inference_model(),
+                &trainer.inference_masks(trainer.config.prune.threshold),
                 dev,
                 &trainer.stats,
                 trainer.config.max_batch_frames,
@@ -218,17 +290,62 @@ fn train_loop(
                 utterances: report.utterances.len(),
             };
             bar.println(format!(
-                "step {:>6}: dev WER {:.2}%  CER {:.2}%",
+                "step {:>6}: dev WER {:.2}%  CER {:.2}%{}",
                 trainer.step(),
                 report.wer(),
-                report.cer()
+                report.cer(),
+                kept_summary(trainer)
             ));
-            log_event(metrics, &eval)?;
+            log_event(metrics, trace.as_mut(), &eval)?;
             save_checkpoint(trainer, out)?;
         }
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// An empty trace for a gated run (ungated runs have nothing to trace).
+fn new_trace(trainer: &Trainer) -> Option<Trace> {
+    let retention = trainer.retention()?;
+    let layout: Vec<_> = retention
+        .iter()
+        .map(|sites| sites.clone().map(|s| s.map(|v| v.len())))
+        .collect();
+    let c = &trainer.config;
+    let description = format!(
+        "{} · {} · seed {} · {} steps",
+        c.prune.method.name(),
+        c.preset.name(),
+        c.seed,
+        c.steps
+    );
+    Some(Trace::new(description, &layout))
+}
+
+/// Records the current retention and rewrites the trace file (atomically).
+fn snapshot(trainer: &Trainer, trace: Option<&mut Trace>, out: &std::path::Path) -> Result<(), String> {
+    let (Some(trace), Some(retention)) = (trace, trainer.retention()) else {
+        return Ok(());
+    };
+    if trace.steps.last() == Some(&trainer.step()) {
+        return Ok(());
+    }
+    trace.record(trainer.step(), &retention);
+    write_atomically(&out.join("trace.pltrace"), &encode_trace(trace))
+}
+
+/// " · kept 812/1056 units" for a gated run at its threshold, "" otherwise.
+fn kept_summary(trainer: &Trainer) -> String {
+    let Some(retention) = trainer.retention() else {
+        return String::new();
+    };
+    let threshold = trainer.config.prune.threshold as f32;
+    let all: Vec<f32> = retention
+        .iter()
+        .flat_map(|s| s.iter().flatten().flatten().copied())
+        .collect();
+    let kept = all.iter().filter(|&&p| p >= threshold).count();
+    format!(" · kept {kept}/{} units", all.len())
 }
 
 fn two_reports(reports: Vec<EvalReport>) -> [EvalReport; 2] {
@@ -258,7 +375,10 @@ fn open_metrics(out: &std::path::Path) -> Result<std::io::LineWriter<std::fs::Fi
     Ok(std::io::LineWriter::new(file))
 }
 
-fn log_event(metrics: &mut impl Write, event: &TrainEvent) -> Result<(), String> {
+fn log_event(metrics: &mut impl Write, trace: Option<&mut Trace>, event: &TrainEvent) -> Result<(), String> {
+    if let Some(trace) = trace {
+        trace.events.push(event.clone());
+    }
     let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
     writeln!(metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
 }

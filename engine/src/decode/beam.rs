@@ -330,6 +330,9 @@ mod tests {
             beam: 1,
             ..BeamConfig::default()
         };
-        assert_eq!(prefix_beam_search(&logits_of(&probs), 1, 5, SPACE, &config, model), vec![2]);
+        assert_eq!(
+            prefix_beam_search(&logits_of(&probs), 1, 5, SPACE, &config, model),
+            vec![2]
+        );
     }
 }

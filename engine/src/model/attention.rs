@@ -3,11 +3,17 @@
 //! Position enters only as a bias on the attention logits, `bias[h, clamp(j - i)]`, never
 //! through the query, key or value vectors. That keeps every query and value dimension
 //! independent of the others, which the pruning methods need to delete them one by one.
+//!
+//! After pruning, heads have their own query/key width and value width (possibly zero query
+//! dimensions: the head then attends by position alone). The logit scale stays
+//! `1/sqrt(d/h)` of the unpruned model so a pruned head computes what the gated head did.
 
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+
+use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
 pub struct RelPosSelfAttentionConfig {
@@ -18,6 +24,12 @@ pub struct RelPosSelfAttentionConfig {
     pub max_rel_distance: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Per-head query/key widths after pruning (`None`: `d / h` each).
+    #[config(default = "None")]
+    pub query_widths: Option<Vec<usize>>,
+    /// Per-head value widths after pruning (`None`: `d / h` each). Every head needs at least one.
+    #[config(default = "None")]
+    pub value_widths: Option<Vec<usize>>,
 }
 
 #[derive(Module, Debug)]
@@ -30,8 +42,13 @@ pub struct RelPosSelfAttention {
     /// `[2R + 1, h]`: bias for each clipped relative distance and head.
     rel_bias: Param<Tensor<2>>,
     dropout: Dropout,
-    num_heads: usize,
     max_rel_distance: usize,
+    /// Width of an unpruned head, `d / h`: sets the logit scale.
+    head_dim: usize,
+    #[module(skip)]
+    query_widths: Vec<usize>,
+    #[module(skip)]
+    value_widths: Vec<usize>,
 }
 
 impl RelPosSelfAttentionConfig {
@@ -42,19 +59,41 @@ impl RelPosSelfAttentionConfig {
             self.d_model,
             self.num_heads
         );
-        let linear = || LinearConfig::new(self.d_model, self.d_model).init(device);
+        let head_dim = self.d_model / self.num_heads;
+        let query_widths = self.query_widths.clone().unwrap_or(vec![head_dim; self.num_heads]);
+        let value_widths = self.value_widths.clone().unwrap_or(vec![head_dim; self.num_heads]);
+        assert!(
+            query_widths.len() == value_widths.len() && !value_widths.is_empty(),
+            "query and value widths must name the same heads"
+        );
+        assert!(
+            value_widths.iter().all(|&w| w > 0),
+            "a head without value dimensions must be removed, not kept"
+        );
+        let heads = value_widths.len();
+        let (q_total, v_total): (usize, usize) = (query_widths.iter().sum(), value_widths.iter().sum());
+        let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
         RelPosSelfAttention {
             norm: LayerNormConfig::new(self.d_model).init(device),
-            query: linear(),
-            key: linear(),
-            value: linear(),
-            output: linear(),
-            rel_bias: Initializer::Zeros.init([2 * self.max_rel_distance + 1, self.num_heads], device),
+            query: linear(self.d_model, q_total),
+            key: linear(self.d_model, q_total),
+            value: linear(self.d_model, v_total),
+            output: linear(v_total, self.d_model),
+            rel_bias: Initializer::Zeros.init([2 * self.max_rel_distance + 1, heads], device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            num_heads: self.num_heads,
             max_rel_distance: self.max_rel_distance,
+            head_dim,
+            query_widths,
+            value_widths,
         }
     }
+}
+
+/// Gates on the attention's unit vectors, each `[b or 1, 1, width]`.
+#[derive(Debug, Clone, Default)]
+pub struct AttentionMasks {
+    pub query: Option<Tensor<3>>,
+    pub value: Option<Tensor<3>>,
 }
 
 impl RelPosSelfAttention {
@@ -62,23 +101,82 @@ impl RelPosSelfAttention {
     /// - `x`: `[b, s, d]`
     /// - `padding`: `[b, s]`, `true` on padded frames (never attended to)
     /// - returns `[b, s, d]` (the residual is added by the block)
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
-        let [b, s, d] = x.dims();
-        let (h, k) = (self.num_heads, d / self.num_heads);
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: AttentionMasks) -> Tensor<3> {
+        let [b, s, _] = x.dims();
         let x = self.norm.forward(x);
-        let split_heads = |t: Tensor<3>| t.reshape([b, s, h, k]).swap_dims(1, 2); // [b, h, s, k]
-        let q = split_heads(self.query.forward(x.clone()));
-        let key = split_heads(self.key.forward(x.clone()));
-        let v = split_heads(self.value.forward(x));
-
-        let logits = q.matmul(key.swap_dims(2, 3)).div_scalar((k as f64).sqrt()); // [b, h, s, s]
-        let logits = logits + self.position_bias(s, &padding.device()).unsqueeze::<4>();
-        let padded_keys = padding.reshape([b, 1, 1, s]).expand([b, h, s, s]);
-        // A large finite value rather than -inf: a fully padded row then stays finite.
-        let weights = softmax(logits.mask_fill(padded_keys, -1e9), 3);
-        let context = self.dropout.forward(weights).matmul(v); // [b, h, s, k]
-        let context = context.swap_dims(1, 2).reshape([b, s, d]); // [b, s, d]
+        let gate = |t: Tensor<3>, mask: Option<Tensor<3>>| mask.map_or(t.clone(), |m| t * m);
+        let q = gate(self.query.forward(x.clone()), masks.query); // [b, s, Σq]
+        let key = self.key.forward(x.clone()); // [b, s, Σq]
+        let v = gate(self.value.forward(x), masks.value); // [b, s, Σv]
+        let bias = self.position_bias(s, &padding.device()); // [h, s, s]
+        let padded_keys = padding.reshape([b, 1, 1, s]);
+        let context = if self.heads_are_uniform() {
+            self.attend_uniform(q, key, v, bias, padded_keys)
+        } else {
+            self.attend_per_head(q, key, v, bias, padded_keys)
+        }; // [b, s, Σv]
         self.dropout.forward(self.output.forward(context))
+    }
+
+    fn heads_are_uniform(&self) -> bool {
+        let k = self.head_dim;
+        self.query_widths.iter().chain(&self.value_widths).all(|&w| w == k)
+    }
+
+    /// All heads `d/h` wide: one batched matmul over `[b, h, s, k]`.
+    fn attend_uniform(
+        &self,
+        q: Tensor<3>,
+        key: Tensor<3>,
+        v: Tensor<3>,
+        bias: Tensor<3>,
+        padded_keys: Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let [b, s, width] = q.dims();
+        let (h, k) = (self.value_widths.len(), self.head_dim);
+        let split_heads = |t: Tensor<3>| t.reshape([b, s, h, k]).swap_dims(1, 2); // [b, h, s, k]
+        let logits = split_heads(q).matmul(split_heads(key).swap_dims(2, 3)); // [b, h, s, s]
+        let logits = logits.div_scalar((k as f64).sqrt()) + bias.unsqueeze::<4>();
+        let weights = self.attention_weights(logits, padded_keys);
+        let context = weights.matmul(split_heads(v)); // [b, h, s, k]
+        context.swap_dims(1, 2).reshape([b, s, width]) // [b, s, d]
+    }
+
+    /// Heads of their own widths (after pruning): one head at a time, outputs concatenated.
+    fn attend_per_head(
+        &self,
+        q: Tensor<3>,
+        key: Tensor<3>,
+        v: Tensor<3>,
+        bias: Tensor<3>,
+        padded_keys: Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let [b, s, _] = v.dims();
+        let (mut q_offset, mut v_offset) = (0, 0);
+        let mut outputs = Vec::with_capacity(self.value_widths.len());
+        for (h, (&wq, &wv)) in self.query_widths.iter().zip(&self.value_widths).enumerate() {
+            let head_bias = bias.clone().narrow(0, h, 1).unsqueeze::<4>(); // [1, 1, s, s]
+            let logits = if wq == 0 {
+                head_bias.expand([b, 1, s, s])
+            } else {
+                let qh = q.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1); // [b, 1, s, wq]
+                let kh = key.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1);
+                qh.matmul(kh.swap_dims(2, 3)).div_scalar((self.head_dim as f64).sqrt()) + head_bias
+            }; // [b, 1, s, s]
+            let weights = self.attention_weights(logits, padded_keys.clone());
+            let vh = v.clone().narrow(2, v_offset, wv).unsqueeze_dim::<4>(1); // [b, 1, s, wv]
+            outputs.push(weights.matmul(vh).reshape([b, s, wv]));
+            q_offset += wq;
+            v_offset += wv;
+        }
+        Tensor::cat(outputs, 2) // [b, s, Σv]
+    }
+
+    fn attention_weights(&self, logits: Tensor<4>, padded_keys: Tensor<4, Bool>) -> Tensor<4> {
+        let shape = logits.dims();
+        // A large finite value rather than -inf: a fully padded row then stays finite.
+        let logits = logits.mask_fill(padded_keys.expand(shape), -1e9);
+        self.dropout.forward(softmax(logits, 3))
     }
 
     /// `[h, s, s]` bias for every query/key pair.
@@ -88,7 +186,116 @@ impl RelPosSelfAttention {
             .flat_map(|i| (0..s as i64).map(move |j| (j - i).clamp(-r, r) + r))
             .collect();
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [s * s]), device);
+        let heads = self.value_widths.len();
         let bias = self.rel_bias.val().select(0, index); // [s·s, h]
-        bias.reshape([s, s, self.num_heads]).permute([2, 0, 1]) // [h, s, s]
+        bias.reshape([s, s, heads]).permute([2, 0, 1]) // [h, s, s]
+    }
+
+    /// Per-head query/key widths.
+    pub fn query_widths(&self) -> &[usize] {
+        &self.query_widths
+    }
+
+    /// Per-head value widths.
+    pub fn value_widths(&self) -> &[usize] {
+        &self.value_widths
+    }
+
+    /// `[d]`: what the module outputs when every value dimension is gated off.
+    pub fn output_bias(&self) -> Tensor<1> {
+        let d = self.output.weight.dims()[1];
+        self.output
+            .bias
+            .as_ref()
+            .map_or_else(|| Tensor::zeros([d], &self.output.weight.device()), |b| b.val())
+    }
+
+    /// A copy keeping, per head, `query[h]` query/key dimensions and `value[h]` value dimensions
+    /// (indices within the head). Heads with no value dimension left are dropped whole. Query
+    /// scales fold into `W_Q` and `b_Q`, value scales into `W_V` and `b_V`; `module_scale`
+    /// multiplies the output projection.
+    pub fn pruned(&self, query: &[KeptUnits], value: &[KeptUnits], module_scale: f32) -> RelPosSelfAttention {
+        let live: Vec<usize> = (0..value.len()).filter(|&h| !value[h].is_empty()).collect();
+        let offsets = |widths: &[usize]| -> Vec<usize> {
+            widths
+                .iter()
+                .scan(0, |acc, &w| Some(std::mem::replace(acc, *acc + w)))
+                .collect()
+        };
+        let (q_offsets, v_offsets) = (offsets(&self.query_widths), offsets(&self.value_widths));
+        let q_kept = KeptUnits::concat(
+            live.iter()
+                .map(|&h| query[h].shifted(q_offsets[h]))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let v_kept = KeptUnits::concat(
+            live.iter()
+                .map(|&h| value[h].shifted(v_offsets[h]))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let live_heads = KeptUnits {
+            index: live.clone(),
+            scale: vec![1.0; live.len()],
+        };
+        let output = resize_linear(
+            &self.output,
+            Some(Side {
+                units: &v_kept,
+                scaled: false,
+            }),
+            None,
+        );
+        RelPosSelfAttention {
+            norm: self.norm.clone(),
+            query: resize_linear(
+                &self.query,
+                None,
+                Some(Side {
+                    units: &q_kept,
+                    scaled: true,
+                }),
+            ),
+            key: resize_linear(
+                &self.key,
+                None,
+                Some(Side {
+                    units: &q_kept,
+                    scaled: false,
+                }),
+            ),
+            value: resize_linear(
+                &self.value,
+                None,
+                Some(Side {
+                    units: &v_kept,
+                    scaled: true,
+                }),
+            ),
+            output: scale_linear(output, module_scale),
+            rel_bias: param(keep(self.rel_bias.val(), 1, &live_heads, false)),
+            dropout: self.dropout.clone(),
+            max_rel_distance: self.max_rel_distance,
+            head_dim: self.head_dim,
+            query_widths: live.iter().map(|&h| query[h].len()).collect(),
+            value_widths: live.iter().map(|&h| value[h].len()).collect(),
+        }
+    }
+
+    /// `[Σq]` and `[Σv]`: magnitude scores of query dimensions (`‖W_Q[:, i]‖ · ‖W_K[:, i]‖`) and
+    /// value dimensions (`‖W_V[:, i]‖ · ‖W_O[i, :]‖`).
+    pub fn unit_norms(&self) -> (Tensor<1>, Tensor<1>) {
+        let column_norms = |w: Tensor<2>| {
+            let n = w.dims()[1];
+            w.powf_scalar(2.0).sum_dim(0).sqrt().reshape([n])
+        };
+        let row_norms = |w: Tensor<2>| {
+            let n = w.dims()[0];
+            w.powf_scalar(2.0).sum_dim(1).sqrt().reshape([n])
+        };
+        let query = column_norms(self.query.weight.val()) * column_norms(self.key.weight.val());
+        let value = column_norms(self.value.weight.val()) * row_norms(self.output.weight.val());
+        (query, value)
     }
 }

@@ -4,7 +4,10 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{ConformerBlock, ConformerBlockConfig, ConvSubsampling, ConvSubsamplingConfig, frame_mask};
+use super::{
+    BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvSubsampling, ConvSubsamplingConfig,
+    frame_mask,
+};
 
 #[derive(Config, Debug, PartialEq)]
 pub struct ConformerConfig {
@@ -27,6 +30,9 @@ pub struct ConformerConfig {
     pub max_rel_distance: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Per-block widths after pruning (`None`: every block dense).
+    #[config(default = "None")]
+    pub block_shapes: Option<Vec<BlockShape>>,
 }
 
 /// Named model sizes.
@@ -89,14 +95,21 @@ impl ConformerConfig {
     pub fn init(&self, device: &Device) -> Conformer {
         assert!(self.num_blocks > 0, "a Conformer needs at least one block");
         assert!(self.vocab_size > 1, "CTC needs the blank and at least one symbol");
-        let block = ConformerBlockConfig::new(self.d_model, self.num_heads, self.d_ff, self.conv_kernel)
-            .with_max_rel_distance(self.max_rel_distance)
-            .with_dropout(self.dropout);
+        if let Some(shapes) = &self.block_shapes {
+            assert_eq!(shapes.len(), self.num_blocks, "one shape per block");
+        }
+        let block = |i: usize| {
+            ConformerBlockConfig::new(self.d_model, self.num_heads, self.d_ff, self.conv_kernel)
+                .with_max_rel_distance(self.max_rel_distance)
+                .with_dropout(self.dropout)
+                .with_shape(self.block_shapes.as_ref().map(|shapes| shapes[i].clone()))
+                .init(device)
+        };
         Conformer {
             subsampling: ConvSubsamplingConfig::new(self.num_bins, self.subsampling_channels, self.d_model)
                 .init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            blocks: (0..self.num_blocks).map(|_| block.init(device)).collect(),
+            blocks: (0..self.num_blocks).map(block).collect(),
             head: LinearConfig::new(self.d_model, self.vocab_size).init(device),
         }
     }
@@ -108,6 +121,20 @@ impl Conformer {
     /// - `frame_lengths`: valid input frames per utterance (host memory: no device read-back)
     /// - returns logits `[b, s, v]` with `s = ConvSubsampling::output_len(t)`
     pub fn forward(&self, feats: Tensor<3>, frame_lengths: &[usize]) -> ConformerOutput {
+        self.forward_gated(feats, frame_lengths, &[])
+    }
+
+    /// The forward pass with pruning gates: `masks[i]` gates block `i` (an empty slice: none).
+    ///
+    /// # Shapes
+    /// as [`Conformer::forward`]; see [`BlockMasks`] for the masks.
+    pub fn forward_gated(&self, feats: Tensor<3>, frame_lengths: &[usize], masks: &[BlockMasks]) -> ConformerOutput {
+        assert!(
+            masks.is_empty() || masks.len() == self.blocks.len(),
+            "masks for {} blocks given to a model with {}",
+            masks.len(),
+            self.blocks.len()
+        );
         let device = feats.device();
         let x = self.dropout.forward(self.subsampling.forward(feats)); // [b, s, d]
         let [_, s, _] = x.dims();
@@ -116,11 +143,33 @@ impl Conformer {
             .map(|&t| ConvSubsampling::output_len(t).min(s))
             .collect();
         let padding = frame_mask(&lengths, s, &device);
-        let x = self.blocks.iter().fold(x, |x, block| block.forward(x, padding.clone()));
+        let none = BlockMasks::default();
+        let x = self.blocks.iter().enumerate().fold(x, |x, (i, block)| {
+            block.forward(x, padding.clone(), masks.get(i).unwrap_or(&none))
+        });
         ConformerOutput {
             logits: self.head.forward(x),
             lengths,
         }
+    }
+}
+
+impl Conformer {
+    /// A physically smaller copy that computes what this model computes under the deterministic
+    /// gates that `keep` describes (one entry per block). Runs on the device; no read-back.
+    pub fn pruned(&self, keep: &[BlockKeep]) -> Conformer {
+        assert_eq!(keep.len(), self.blocks.len(), "one keep-plan per block");
+        Conformer {
+            subsampling: self.subsampling.clone(),
+            dropout: self.dropout.clone(),
+            blocks: self.blocks.iter().zip(keep).map(|(b, k)| b.pruned(k)).collect(),
+            head: self.head.clone(),
+        }
+    }
+
+    /// Every block's current widths (what a config needs to rebuild this model).
+    pub fn block_shapes(&self) -> Vec<BlockShape> {
+        self.blocks.iter().map(ConformerBlock::shape).collect()
     }
 }
 

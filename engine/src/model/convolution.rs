@@ -5,11 +5,14 @@
 //! each channel alone, so deleting a channel leaves the others' outputs unchanged. Pointwise
 //! convolutions are linear layers over the channel dimension.
 
+use burn::module::RunningState;
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{glu, silu};
+
+use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
 pub struct ConvModuleConfig {
@@ -57,15 +60,128 @@ impl ConvModule {
     /// # Shapes
     /// - `x`: `[b, s, d]`
     /// - `padding`: `[b, s]`, `true` on padded frames
+    /// - `channel_mask`: `[b or 1, 1, c]`, multiplies the depthwise input channels (the pruning gate)
     /// - returns `[b, s, d]` (the residual is added by the block)
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let x = glu(self.pointwise_in.forward(self.norm.forward(x)), 2); // [b, s, c]
+        let x = match channel_mask {
+            Some(mask) => x * mask,
+            None => x,
+        };
         let c = x.dims()[2];
         // Zero padded frames so the depthwise kernel cannot smear them into real ones.
         let x = x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0);
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
         let x = silu(self.batch_norm.forward(x)).swap_dims(1, 2); // [b, s, c]
         self.dropout.forward(self.pointwise_out.forward(x))
+    }
+
+    /// Channels `c`.
+    pub fn channels(&self) -> usize {
+        self.pointwise_out.weight.dims()[0]
+    }
+
+    /// `[c]`: what each channel feeds the last pointwise convolution when its input is gated
+    /// to zero. Not zero: the depthwise bias and BatchNorm still act on it, at every frame alike.
+    fn gated_off_activations(&self) -> Tensor<1> {
+        let c = self.channels();
+        let zeros = Tensor::<3>::zeros([1, c, 1], &self.pointwise_out.weight.device());
+        silu(self.batch_norm.forward(self.depthwise.forward(zeros))).reshape([c])
+    }
+
+    /// `[d]`: what the module outputs when every channel is gated off.
+    pub fn output_bias(&self) -> Tensor<1> {
+        let c = self.channels();
+        let x = self.gated_off_activations().reshape([1, 1, c]);
+        let d = self.pointwise_out.weight.dims()[1];
+        self.pointwise_out.forward(x).reshape([d])
+    }
+
+    /// A copy with only `kept` channels: both GLU halves of the first pointwise convolution,
+    /// the depthwise kernel (where the channel's scale folds in; its bias is not scaled because
+    /// the gate acts before the kernel), the BatchNorm entry and the input of the last
+    /// pointwise convolution. A removed channel's constant contribution (see
+    /// `gated_off_activations`) moves into the last convolution's bias. `module_scale`
+    /// multiplies the output.
+    pub fn pruned(&self, kept: &KeptUnits, module_scale: f32) -> ConvModule {
+        let c = self.channels();
+        let device = self.pointwise_out.weight.device();
+        let both_halves = KeptUnits::concat([kept, &kept.shifted(c)]);
+        let depthwise = Conv1d {
+            weight: param(keep(self.depthwise.weight.val(), 0, kept, true)),
+            bias: self
+                .depthwise
+                .bias
+                .as_ref()
+                .map(|b| param(keep(b.val(), 0, kept, false))),
+            groups: kept.len(),
+            ..self.depthwise.clone()
+        };
+        let bn = &self.batch_norm;
+        let batch_norm = BatchNorm {
+            gamma: param(keep(bn.gamma.val(), 0, kept, false)),
+            beta: param(keep(bn.beta.val(), 0, kept, false)),
+            running_mean: RunningState::new(keep(bn.running_mean.value(), 0, kept, false)),
+            running_var: RunningState::new(keep(bn.running_var.value(), 0, kept, false)),
+            ..bn.clone()
+        };
+        let mut removed = vec![1.0f32; c];
+        for &i in &kept.index {
+            removed[i] = 0.0;
+        }
+        let removed = Tensor::<1>::from_data(TensorData::new(removed, [c]), &device);
+        let leak = (self.gated_off_activations() * removed)
+            .reshape([1, c])
+            .matmul(self.pointwise_out.weight.val()); // [1, d]
+        let mut pointwise_out = resize_linear(
+            &self.pointwise_out,
+            Some(Side {
+                units: kept,
+                scaled: false,
+            }),
+            None,
+        );
+        let d = leak.dims()[1];
+        pointwise_out.bias = pointwise_out.bias.map(|b| param(b.val() + leak.reshape([d])));
+        ConvModule {
+            norm: self.norm.clone(),
+            pointwise_in: resize_linear(
+                &self.pointwise_in,
+                None,
+                Some(Side {
+                    units: &both_halves,
+                    scaled: false,
+                }),
+            ),
+            depthwise,
+            batch_norm,
+            pointwise_out: scale_linear(pointwise_out, module_scale),
+            dropout: self.dropout.clone(),
+        }
+    }
+
+    /// `[c]`: magnitude score of each channel, `‖W_in[:, c]‖ · ‖kernel_c‖ · ‖W_out[c, :]‖`.
+    pub fn unit_norms(&self) -> Tensor<1> {
+        let c = self.channels();
+        let w_in = self.pointwise_in.weight.val().narrow(1, 0, c); // the GLU's value half [d, c]
+        let incoming = w_in.powf_scalar(2.0).sum_dim(0).sqrt().reshape([c]);
+        let kernel = self
+            .depthwise
+            .weight
+            .val()
+            .powf_scalar(2.0)
+            .sum_dim(2)
+            .sqrt()
+            .reshape([c]);
+        let outgoing = self
+            .pointwise_out
+            .weight
+            .val()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .sqrt()
+            .reshape([c]);
+        incoming * kernel * outgoing
     }
 }

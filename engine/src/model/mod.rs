@@ -13,12 +13,14 @@ mod conformer;
 mod convolution;
 mod feed_forward;
 mod padding;
+mod resize;
 mod subsampling;
 
-pub use attention::{RelPosSelfAttention, RelPosSelfAttentionConfig};
-pub use block::{ConformerBlock, ConformerBlockConfig};
+pub use attention::{AttentionMasks, RelPosSelfAttention, RelPosSelfAttentionConfig};
+pub use block::{BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, MODULES};
 pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset};
 pub use convolution::{ConvModule, ConvModuleConfig};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use padding::frame_mask;
+pub use resize::KeptUnits;
 pub use subsampling::{ConvSubsampling, ConvSubsamplingConfig};

@@ -55,6 +55,11 @@ impl ConvSubsampling {
         halve(halve(frames))
     }
 
+    /// Output length after the first convolution alone.
+    pub fn output_len_once(frames: usize) -> usize {
+        halve(frames)
+    }
+
     /// # Shapes
     /// - `feats`: `[b, t, f]`
     /// - returns `[b, s, d]` with `s = output_len(t)`

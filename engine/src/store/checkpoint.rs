@@ -1,13 +1,17 @@
 //! The checkpoint format: a [`crate::container`] file (magic `PLCKPT01`, version 1) whose JSON
 //! header holds the config, feature statistics, step and section lengths, and whose body is the
-//! model's burnpack bytes followed by the optimiser's (possibly empty). Everything is validated
-//! on load; any mismatch is an error naming the file.
+//! model's burnpack bytes, the optimiser's (possibly empty), then the gates' and the gate
+//! optimiser's (empty for an ungated run; headers written before gates existed omit their
+//! lengths, which then read as 0). Everything is validated on load; any mismatch is an error
+//! naming the file.
 
 use burn::prelude::*;
+use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
+use crate::gates::{Gates, site_units};
 use crate::model::{Conformer, Preset};
 use crate::train::{TrainConfig, TrainerState};
 
@@ -25,6 +29,10 @@ struct Header {
     skipped_steps: usize,
     model_len: u64,
     optimizer_len: u64,
+    #[serde(default)]
+    gates_len: u64,
+    #[serde(default)]
+    gate_optimizer_len: u64,
 }
 
 /// Why a checkpoint could not be used. Every variant names the file.
@@ -51,18 +59,32 @@ pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
         skipped_steps: state.skipped_steps,
         model_len: state.model.len() as u64,
         optimizer_len: state.optimizer.len() as u64,
+        gates_len: state.gates.len() as u64,
+        gate_optimizer_len: state.gate_optimizer.len() as u64,
     };
-    FORMAT.encode(&header, &[&state.model, &state.optimizer])
+    FORMAT.encode(
+        &header,
+        &[&state.model, &state.optimizer, &state.gates, &state.gate_optimizer],
+    )
 }
 
 /// Parses a checkpoint; `name` (a path, usually) appears in every error.
 pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, StoreError> {
     let (header, body): (Header, &[u8]) = FORMAT.decode(bytes, name)?;
-    if header.model_len.checked_add(header.optimizer_len) != Some(body.len() as u64) {
+    let sections = [
+        header.model_len,
+        header.optimizer_len,
+        header.gates_len,
+        header.gate_optimizer_len,
+    ];
+    let promised = sections.iter().try_fold(0u64, |acc, &len| acc.checked_add(len));
+    if promised != Some(body.len() as u64) {
         let detail = format!(
-            "header promises {} + {} bytes of weights and optimiser state, file has {}",
-            header.model_len,
-            header.optimizer_len,
+            "header promises {} + {} + {} + {} bytes of weights, optimiser, gates and gate optimiser, file has {}",
+            sections[0],
+            sections[1],
+            sections[2],
+            sections[3],
             body.len()
         );
         return Err(FORMAT.truncated(name, &detail).into());
@@ -71,7 +93,14 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         .config
         .validate()
         .map_err(|detail| FORMAT.bad_header(name, detail))?;
-    let (model, optimizer) = body.split_at(header.model_len as usize);
+    let (model, rest) = body.split_at(sections[0] as usize);
+    let (optimizer, rest) = rest.split_at(sections[1] as usize);
+    let (gates, gate_optimizer) = rest.split_at(sections[2] as usize);
+    if header.config.prune.method.is_gated() && gates.is_empty() {
+        return Err(FORMAT
+            .bad_header(name, "a gated run's checkpoint holds no gates".to_string())
+            .into());
+    }
     Ok(TrainerState {
         config: header.config,
         stats: header.stats,
@@ -79,6 +108,8 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         skipped_steps: header.skipped_steps,
         model: model.to_vec(),
         optimizer: optimizer.to_vec(),
+        gates: gates.to_vec(),
+        gate_optimizer: gate_optimizer.to_vec(),
     })
 }
 
@@ -103,6 +134,26 @@ pub fn load_inference_model(
         name: name.to_string(),
         detail,
     })
+}
+
+/// The inference gates of a gated run's checkpoint (`None` for an ungated run).
+pub fn load_gates(state: &TrainerState, device: &Device, name: &str) -> Result<Option<Gates>, StoreError> {
+    let c = &state.config;
+    if !c.prune.method.is_gated() {
+        return Ok(None);
+    }
+    let m = &c.model;
+    let gates = Gates::new(&c.prune, m.num_blocks, |k| site_units(k, m.d_model, m.d_ff), device);
+    let bad = |detail: String| StoreError::BadWeights {
+        name: name.to_string(),
+        detail,
+    };
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gates.clone()))
+        .map_err(|e| bad(format!("gate parameters are unreadable: {e:?}")))?;
+    gates
+        .try_load_record(record)
+        .map(Some)
+        .map_err(|e| bad(format!("gate parameters do not fit the model: {e:?}")))
 }
 
 #[cfg(test)]

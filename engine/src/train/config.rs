@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{FbankConfig, SpecAugmentConfig};
+use crate::gates::GateConfig;
 use crate::model::{ConformerConfig, Preset};
 
 /// Optimiser and schedule settings.
@@ -47,6 +48,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Evaluate on the dev split every this many steps (0: only at the end).
     pub eval_every: usize,
+    /// Pruning method and gate settings (absent in checkpoints from before pruning: dense).
+    #[serde(default)]
+    pub prune: GateConfig,
 }
 
 impl TrainConfig {
@@ -64,6 +68,7 @@ impl TrainConfig {
             max_batch_frames: 4000,
             seed: 0,
             eval_every: 500,
+            prune: GateConfig::default(),
         }
     }
 
@@ -100,6 +105,7 @@ impl TrainConfig {
         checks
             .into_iter()
             .find(|(ok, _)| !ok)
-            .map_or(Ok(()), |(_, message)| Err(message))
+            .map_or(Ok(()), |(_, message)| Err(message))?;
+        self.prune.validate()
     }
 }

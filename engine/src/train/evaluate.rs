@@ -7,7 +7,7 @@ use super::prepare_batch;
 use crate::audio::FeatureStats;
 use crate::data::{Utterance, make_batches};
 use crate::decode::Decoder;
-use crate::model::Conformer;
+use crate::model::{BlockMasks, Conformer};
 use crate::rng::SplitMix64;
 use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
 
@@ -46,15 +46,17 @@ impl EvalReport {
     }
 }
 
-/// Decodes every utterance with `model` (an inference copy) and scores it.
+/// Decodes every utterance with `model` (an inference copy) under the inference gate `masks`
+/// (empty: ungated) and scores it.
 pub fn evaluate(
     model: &Conformer,
+    masks: &[BlockMasks],
     utterances: &[Utterance],
     stats: &FeatureStats,
     max_batch_frames: usize,
     decoder: &Decoder,
 ) -> EvalReport {
-    let mut reports = evaluate_decoders(model, utterances, stats, max_batch_frames, &[decoder]);
+    let mut reports = evaluate_decoders(model, masks, utterances, stats, max_batch_frames, &[decoder]);
     reports.remove(0)
 }
 
@@ -62,6 +64,7 @@ pub fn evaluate(
 /// Reads logits back once per batch (a device sync point).
 pub fn evaluate_decoders(
     model: &Conformer,
+    masks: &[BlockMasks],
     utterances: &[Utterance],
     stats: &FeatureStats,
     max_batch_frames: usize,
@@ -73,7 +76,7 @@ pub fn evaluate_decoders(
     for indices in &plan.batches {
         let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
         let prepared = prepare_batch(&batch, stats, None, &device);
-        let output = model.forward(prepared.feats, &prepared.batch.frame_lengths);
+        let output = model.forward_gated(prepared.feats, &prepared.batch.frame_lengths, masks);
         let [_, s, v] = output.logits.dims();
         let logits: Vec<f32> = output.logits.try_into_vec_as().expect("logits read back"); // sync point
         for (b, utterance) in batch.iter().enumerate() {

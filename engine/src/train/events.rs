@@ -8,7 +8,11 @@ pub enum TrainEvent {
     /// One optimiser step finished.
     Step {
         step: usize,
+        /// CTC loss (mean per target token).
         loss: f32,
+        /// The gate regulariser added to the loss (0 for an ungated run).
+        #[serde(default)]
+        penalty: f32,
         lr: f64,
         utterances: usize,
         /// Seconds of audio in the batch.

@@ -4,6 +4,7 @@
 mod config;
 mod evaluate;
 mod events;
+mod gating;
 mod objective;
 mod schedule;
 mod trainer;
@@ -11,6 +12,7 @@ mod trainer;
 pub use config::{OptimConfig, TrainConfig};
 pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, summarise};
 pub use events::TrainEvent;
+pub use gating::{deterministic_block_masks, sampled_block_masks};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use schedule::learning_rate;
 pub use trainer::{Prepared, Trainer, TrainerState, load_model, prepare_batch};

@@ -4,14 +4,16 @@
 //! from a checkpoint continues with exactly the batches it would have seen.
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
+use super::gating::{deterministic_block_masks, sampled_block_masks};
 use super::{TrainConfig, TrainEvent, ctc_loss, learning_rate};
 use crate::audio::{FeatureStats, spec_augment};
 use crate::data::{Batch, BatchPlan, Utterance, make_batches};
-use crate::model::Conformer;
+use crate::gates::{Gates, PerSite, site_units};
+use crate::model::{BlockMasks, Conformer};
 use crate::rng::SplitMix64;
 
 /// A batch as tensors on a device.
@@ -55,6 +57,10 @@ pub struct TrainerState {
     pub model: Vec<u8>,
     /// Burnpack bytes of the optimiser state (empty for a weights-only export).
     pub optimizer: Vec<u8>,
+    /// Burnpack bytes of the gate parameters (empty for an ungated run).
+    pub gates: Vec<u8>,
+    /// Burnpack bytes of the gates' own optimiser (empty for an ungated run).
+    pub gate_optimizer: Vec<u8>,
 }
 
 /// The batch plan of the epoch the run is in, and the step at which that epoch began.
@@ -71,6 +77,8 @@ pub struct Trainer {
     pub stats: FeatureStats,
     model: Conformer,
     optim: ModuleOptimizer,
+    /// Learned gates and their optimiser (gated methods only).
+    gates: Option<(Gates, ModuleOptimizer)>,
     step: usize,
     skipped_steps: usize,
     device: Device,
@@ -86,6 +94,21 @@ fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
+/// Fresh gates for `config`'s model, if its method learns any.
+fn new_gates(config: &TrainConfig, device: &Device) -> Option<(Gates, ModuleOptimizer)> {
+    let m = &config.model;
+    config.prune.method.is_gated().then(|| {
+        let gates = Gates::new(
+            &config.prune,
+            m.num_blocks,
+            |k| site_units(k, m.d_model, m.d_ff),
+            device,
+        );
+        // Plain Adam: weight decay would pull logits to 0 (retention ½) instead of the schedule's target.
+        (gates, AdamConfig::new().init())
+    })
+}
+
 impl Trainer {
     /// A fresh run. `device` is a plain device; training happens on its autodiff twin.
     pub fn new(config: TrainConfig, stats: FeatureStats, device: &Device) -> Self {
@@ -93,11 +116,13 @@ impl Trainer {
         let device = device.clone().autodiff();
         let model = config.model.init(&device);
         let optim = optimizer(&config);
+        let gates = new_gates(&config, &device);
         Self {
             config,
             stats,
             model,
             optim,
+            gates,
             step: 0,
             skipped_steps: 0,
             device,
@@ -115,6 +140,24 @@ impl Trainer {
                 .optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.optimizer))
                 .map_err(|e| format!("optimiser state does not load: {e:?}"))?;
+        }
+        if let Some((gates, gate_optim)) = trainer.gates.take() {
+            if state.gates.is_empty() {
+                return Err("the run is gated but the checkpoint holds no gates".into());
+            }
+            let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gates))
+                .map_err(|e| format!("gate parameters are unreadable: {e:?}"))?;
+            let gates = gates
+                .try_load_record(record)
+                .map_err(|e| format!("gate parameters do not fit the model: {e:?}"))?;
+            let gate_optim = if state.gate_optimizer.is_empty() {
+                gate_optim
+            } else {
+                gate_optim
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gate_optimizer))
+                    .map_err(|e| format!("gate optimiser state does not load: {e:?}"))?
+            };
+            trainer.gates = Some((gates, gate_optim));
         }
         trainer.step = state.step;
         trainer.skipped_steps = state.skipped_steps;
@@ -138,6 +181,29 @@ impl Trainer {
     /// An inference copy of the current model (no autodiff, dropout off).
     pub fn inference_model(&self) -> Conformer {
         self.model.valid()
+    }
+
+    /// An inference copy of the gates (gated runs only).
+    pub fn inference_gates(&self) -> Option<Gates> {
+        self.gates.as_ref().map(|(g, _)| g.valid())
+    }
+
+    /// The model's inference masks at `threshold` (empty for an ungated run).
+    pub fn inference_masks(&self, threshold: f64) -> Vec<BlockMasks> {
+        self.inference_gates()
+            .map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold)))
+    }
+
+    /// Every unit's retention probability (gated runs only). Reads back (a sync point).
+    pub fn retention(&self) -> Option<Vec<PerSite<Vec<f32>>>> {
+        let gates = self.inference_gates()?;
+        Some(
+            gates
+                .retention()
+                .into_iter()
+                .map(|sites| sites.map(|p| p.map(|p| p.try_into_vec_as().unwrap_or_default())))
+                .collect(),
+        )
     }
 
     /// The utterance indices of the batch for the current step. Epochs are consecutive passes,
@@ -180,26 +246,48 @@ impl Trainer {
             Some((&self.config.spec_augment, augment_seed)),
             &self.device,
         );
-        let output = self.model.forward(prepared.feats, &prepared.batch.frame_lengths);
-        let loss = ctc_loss(
+        let step = self.step;
+        let ad = &self.config.prune.adaptive_dropout;
+        let masks = self.gates.as_ref().map_or_else(Vec::new, |(gates, _)| {
+            let mut rng = SplitMix64::derive(self.config.seed, &format!("gates-{step}"));
+            sampled_block_masks(gates.sample(ad, utterances.len(), &mut rng))
+        });
+        let output = self
+            .model
+            .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
+        let ctc = ctc_loss(
             output.logits,
             prepared.targets,
             &output.lengths,
             &prepared.batch.target_lengths,
         );
-        let loss_value: f32 = loss.clone().into_scalar(); // sync point
-        let step = self.step;
+        let penalty = match &self.gates {
+            Some((gates, _)) => gates.penalty(ad, step, self.config.steps),
+            None => Tensor::zeros([1], &self.device),
+        };
+        // One read-back for both numbers (a sync point).
+        let values: Vec<f32> = Tensor::cat(vec![ctc.clone(), penalty.clone()], 0)
+            .try_into_vec_as()
+            .unwrap_or_default();
+        let (loss_value, penalty_value) = (values[0], values[1]);
         self.step += 1;
-        if !loss_value.is_finite() {
+        if !loss_value.is_finite() || !penalty_value.is_finite() {
             self.skipped_steps += 1;
             return TrainEvent::SkippedStep { step };
         }
         let lr = learning_rate(&self.config.optim, step, self.config.steps);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let mut grads = (ctc + penalty).backward();
+        let model_grads = GradientsParams::from_module(&mut grads, &self.model);
+        if let Some((gates, gate_optim)) = self.gates.take() {
+            let gate_grads = GradientsParams::from_module(&mut grads, &gates);
+            let gates = gate_optim_step(gate_optim, gates, gate_grads, self.config.prune.lr);
+            self.gates = Some(gates);
+        }
+        self.model = self.optim.step(lr, self.model.clone(), model_grads);
         TrainEvent::Step {
             step,
             loss: loss_value,
+            penalty: penalty_value,
             lr,
             utterances: utterances.len(),
             audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
@@ -218,6 +306,21 @@ impl Trainer {
             .optim
             .into_bytes()
             .map_err(|e| format!("cannot serialise optimiser: {e:?}"))?;
+        let (gates, gate_optimizer) = match &self.gates {
+            Some((gates, optim)) => (
+                gates
+                    .valid()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| format!("cannot serialise gates: {e:?}"))?
+                    .to_vec(),
+                optim
+                    .into_bytes()
+                    .map_err(|e| format!("cannot serialise gate optimiser: {e:?}"))?
+                    .to_vec(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(TrainerState {
             config: self.config.clone(),
             stats: self.stats.clone(),
@@ -225,8 +328,20 @@ impl Trainer {
             skipped_steps: self.skipped_steps,
             model: model.to_vec(),
             optimizer: optimizer.to_vec(),
+            gates,
+            gate_optimizer,
         })
     }
+}
+
+fn gate_optim_step(
+    mut optim: ModuleOptimizer,
+    gates: Gates,
+    grads: GradientsParams,
+    lr: f64,
+) -> (Gates, ModuleOptimizer) {
+    let gates = optim.step(lr, gates, grads);
+    (gates, optim)
 }
 
 /// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.

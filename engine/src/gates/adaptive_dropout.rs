@@ -1,0 +1,100 @@
+//! Adaptive dropout (Kubo, Cai, Bacchiani 2024, arXiv 2412.04836): a learned retention
+//! probability per unit, trained with relaxed Bernoulli (Gumbel-sigmoid) masks and an
+//! uncentred L2 pull of the logits towards a target that falls over training.
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use serde::{Deserialize, Serialize};
+
+/// Knobs of the method (defaults are ours where the paper is silent; see PAPERS.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveDropoutConfig {
+    /// Relaxation temperature `tau` of the Gumbel-sigmoid.
+    pub temperature: f64,
+    /// Every logit `beta` starts here (sigmoid(3) ≈ 0.95 retention).
+    pub initial_logit: f64,
+    /// `alpha` in `alpha · Σ (beta − c(t))²`.
+    pub strength: f64,
+    /// The target `c(t)` moves linearly from `target_start` at step 0 to `target_end` at the last step.
+    pub target_start: f64,
+    pub target_end: f64,
+}
+
+impl Default for AdaptiveDropoutConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 2.0 / 3.0,
+            initial_logit: 3.0,
+            strength: 5e-6,
+            target_start: 3.0,
+            target_end: -3.0,
+        }
+    }
+}
+
+impl AdaptiveDropoutConfig {
+    /// The regulariser's target `c(t)` at `step` of a run of `steps`.
+    pub fn target(&self, step: usize, steps: usize) -> f64 {
+        let progress = step as f64 / steps.max(1) as f64;
+        self.target_start + (self.target_end - self.target_start) * progress.min(1.0)
+    }
+
+    /// A relaxed Bernoulli sample `sigmoid((beta + logistic) / tau)`.
+    ///
+    /// # Shapes
+    /// - `logits`: `[u]`; `logistic`: `[b, u]` draws of `ln u − ln(1 − u)`, `u ~ U(0, 1)` → `[b, u]`
+    pub fn sample(&self, logits: Tensor<1>, logistic: Tensor<2>) -> Tensor<2> {
+        sigmoid((logistic + logits.unsqueeze::<2>()).div_scalar(self.temperature))
+    }
+
+    /// `alpha · Σ (beta − c(t))²`, `[1]`.
+    pub fn penalty(&self, logits: Tensor<1>, step: usize, steps: usize) -> Tensor<1> {
+        logits
+            .sub_scalar(self.target(step, steps))
+            .powf_scalar(2.0)
+            .sum()
+            .mul_scalar(self.strength)
+    }
+}
+
+/// Retention probability `sigmoid(beta)`: the score a threshold is compared with, and the scale
+/// a kept unit carries at inference.
+pub fn retention(logits: Tensor<1>) -> Tensor<1> {
+    sigmoid(logits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_falls_linearly_and_stops_at_the_end() {
+        let c = AdaptiveDropoutConfig::default();
+        assert_eq!(c.target(0, 100), 3.0);
+        assert!((c.target(50, 100) - 0.0).abs() < 1e-12);
+        assert_eq!(c.target(100, 100), -3.0);
+        assert_eq!(c.target(200, 100), -3.0);
+    }
+
+    #[test]
+    fn sample_is_the_logistic_relaxation_and_penalty_is_the_uncentred_l2() {
+        let device = Device::flex();
+        let c = AdaptiveDropoutConfig::default();
+        let logits = Tensor::<1>::from_floats([0.0, 2.0], &device);
+        let logistic = Tensor::<2>::from_floats([[0.0, -2.0], [1.0, 1.0]], &device);
+        let got: Vec<f32> = c.sample(logits.clone(), logistic).try_into_vec_as().unwrap();
+        let tau = c.temperature as f32;
+        let expected = [
+            0.5,
+            0.5,
+            1.0 / (1.0 + (-1.0 / tau).exp()),
+            1.0 / (1.0 + (-3.0 / tau).exp()),
+        ];
+        for (g, e) in got.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-6, "{got:?} vs {expected:?}");
+        }
+        // At step 0 the target is 3: (0 − 3)² + (2 − 3)² = 10.
+        let penalty: f32 = c.penalty(logits, 0, 10).into_scalar();
+        assert!((penalty - 10.0 * c.strength as f32).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,45 @@
+//! Pruning: scores → keep-plan → a physically smaller Conformer, and what it costs.
+//!
+//! The surgery itself lives with the layers (`Conformer::pruned`), which know their own weight
+//! layout; this module decides what to keep and accounts for the result.
+
+mod cost;
+mod magnitude;
+mod plan;
+
+pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
+pub use magnitude::magnitude_scores;
+pub use plan::{PlanError, ScoreKind, UnitScores, kept_per_site, plan_budget, plan_threshold, removed_params_per_site};
+
+use crate::model::{BlockKeep, BlockShape, ConformerConfig};
+
+/// The block shapes a plan produces from the dense model.
+pub fn planned_shapes(plan: &[BlockKeep]) -> Vec<BlockShape> {
+    plan.iter()
+        .map(|keep| {
+            let gone = |z: f32| z == 0.0;
+            let live: Vec<usize> = (0..keep.value.len()).filter(|&h| !keep.value[h].is_empty()).collect();
+            let attention_gone = gone(keep.modules[1]) || live.is_empty();
+            BlockShape {
+                ffn1_hidden: if gone(keep.modules[0]) { 0 } else { keep.ffn1.len() },
+                query_widths: if attention_gone {
+                    vec![]
+                } else {
+                    live.iter().map(|&h| keep.query[h].len()).collect()
+                },
+                value_widths: if attention_gone {
+                    vec![]
+                } else {
+                    live.iter().map(|&h| keep.value[h].len()).collect()
+                },
+                conv_channels: if gone(keep.modules[2]) { 0 } else { keep.conv.len() },
+                ffn2_hidden: if gone(keep.modules[3]) { 0 } else { keep.ffn2.len() },
+            }
+        })
+        .collect()
+}
+
+/// Exact parameter count of the model `plan` makes from the dense model of `config`.
+pub fn planned_params(config: &ConformerConfig, plan: &[BlockKeep]) -> ParamCount {
+    param_count(config, &planned_shapes(plan))
+}

@@ -1,0 +1,226 @@
+//! From unit scores to a keep-plan: which units of every site survive, and the scale each
+//! carries into the smaller model.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gates::{PerSite, SiteKind, params_per_unit};
+use crate::model::{BlockKeep, ConformerConfig, KeptUnits};
+
+/// Per block and site, one score per unit (`None`: the site is not gated and stays whole).
+pub type UnitScores = Vec<PerSite<Vec<f32>>>;
+
+/// Whether a kept unit's score is also its inference scale (learned retention) or not (norms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScoreKind {
+    /// Retention probabilities: kept units carry their probability into the weights.
+    Retention,
+    /// Weight norms: kept units are copied unscaled.
+    Magnitude,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("threshold {0} is outside [0, 1]")]
+    ThresholdOutOfRange(f64),
+    #[error("budget of {budget} parameters is not below the model's {dense} (nothing to prune)")]
+    BudgetTooLarge { budget: usize, dense: usize },
+    #[error("budget of {budget} parameters is below {floor}, what the model keeps with every gated unit removed")]
+    BudgetTooSmall { budget: usize, floor: usize },
+    #[error("scores cover {found} blocks, the model has {expected}")]
+    WrongBlocks { found: usize, expected: usize },
+}
+
+/// Keeps every unit whose score is at least `threshold`.
+pub fn plan_threshold(
+    config: &ConformerConfig,
+    scores: &UnitScores,
+    kind: ScoreKind,
+    threshold: f64,
+) -> Result<Vec<BlockKeep>, PlanError> {
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(PlanError::ThresholdOutOfRange(threshold));
+    }
+    check_blocks(config, scores)?;
+    let keep = |s: &[f32]| -> Vec<bool> { s.iter().map(|&x| f64::from(x) >= threshold).collect() };
+    Ok(scores
+        .iter()
+        .map(|sites| block_keep(config, sites, kind, |_, s| keep(s)))
+        .collect())
+}
+
+/// Removes the lowest-scoring units, across every site and block, until the model has at most
+/// `budget` parameters. `count_params` gives the exact count of a plan (see `prune::cost`).
+///
+/// Magnitude scores are not comparable across site kinds (a query norm is not an FFN norm), so
+/// each site's scores are divided by their mean before ranking; retention scores are ranked as
+/// they are.
+pub fn plan_budget(
+    config: &ConformerConfig,
+    scores: &UnitScores,
+    kind: ScoreKind,
+    budget: usize,
+    count_params: impl Fn(&[BlockKeep]) -> usize,
+) -> Result<Vec<BlockKeep>, PlanError> {
+    check_blocks(config, scores)?;
+    let dense = count_params(&plan_removing(config, scores, kind, &[], 0));
+    if budget >= dense {
+        return Err(PlanError::BudgetTooLarge { budget, dense });
+    }
+    // Every gated unit as (rank score, block, site, unit).
+    let mut units: Vec<(f32, usize, usize, usize)> = Vec::new();
+    for (b, sites) in scores.iter().enumerate() {
+        for (s, site) in sites.iter().enumerate() {
+            let Some(values) = site else { continue };
+            let norm = match kind {
+                ScoreKind::Retention => 1.0,
+                ScoreKind::Magnitude => {
+                    (values.iter().sum::<f32>() / values.len().max(1) as f32).max(f32::MIN_POSITIVE)
+                }
+            };
+            units.extend(values.iter().enumerate().map(|(u, &x)| (x / norm, b, s, u)));
+        }
+    }
+    units.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2, a.3).cmp(&(b.1, b.2, b.3))));
+    let floor = count_params(&plan_removing(config, scores, kind, &units, units.len()));
+    if budget < floor {
+        return Err(PlanError::BudgetTooSmall { budget, floor });
+    }
+    // The count falls (almost) monotonically with each removal: binary-search the fewest removals.
+    let (mut lo, mut hi) = (0, units.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if count_params(&plan_removing(config, scores, kind, &units, mid)) <= budget {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(plan_removing(config, scores, kind, &units, lo))
+}
+
+/// The plan that removes the first `n` of the ranked `units` and keeps everything else.
+fn plan_removing(
+    config: &ConformerConfig,
+    scores: &UnitScores,
+    kind: ScoreKind,
+    units: &[(f32, usize, usize, usize)],
+    n: usize,
+) -> Vec<BlockKeep> {
+    let mut keep: Vec<[Vec<bool>; 5]> = scores
+        .iter()
+        .map(|sites| std::array::from_fn(|s| vec![true; sites[s].as_ref().map_or(0, Vec::len)]))
+        .collect();
+    for &(_, b, s, u) in &units[..n] {
+        keep[b][s][u] = false;
+    }
+    scores
+        .iter()
+        .zip(&keep)
+        .map(|(sites, flags)| block_keep(config, sites, kind, |s, _| flags[s].clone()))
+        .collect()
+}
+
+fn check_blocks(config: &ConformerConfig, scores: &UnitScores) -> Result<(), PlanError> {
+    if scores.len() != config.num_blocks {
+        return Err(PlanError::WrongBlocks {
+            found: scores.len(),
+            expected: config.num_blocks,
+        });
+    }
+    Ok(())
+}
+
+/// One block's keep-plan from its scores and a keep decision per gated site.
+fn block_keep(
+    config: &ConformerConfig,
+    sites: &PerSite<Vec<f32>>,
+    kind: ScoreKind,
+    decide: impl Fn(usize, &[f32]) -> Vec<bool>,
+) -> BlockKeep {
+    let (d, h, ff) = (config.d_model, config.num_heads, config.d_ff);
+    let site = |k: SiteKind, width: usize| -> KeptUnits {
+        match &sites[k.index()] {
+            None => KeptUnits::all(width),
+            Some(scores) => {
+                let flags = decide(k.index(), scores);
+                let index: Vec<usize> = (0..width).filter(|&i| flags[i]).collect();
+                let scale = index
+                    .iter()
+                    .map(|&i| if kind == ScoreKind::Retention { scores[i] } else { 1.0 })
+                    .collect();
+                KeptUnits { index, scale }
+            }
+        }
+    };
+    let per_head = |units: KeptUnits| -> Vec<KeptUnits> {
+        let k = d / h;
+        (0..h)
+            .map(|head| {
+                let range = head * k..(head + 1) * k;
+                let picked: Vec<(usize, f32)> = units
+                    .index
+                    .iter()
+                    .zip(&units.scale)
+                    .filter(|(i, _)| range.contains(i))
+                    .map(|(&i, &s)| (i - head * k, s))
+                    .collect();
+                KeptUnits {
+                    index: picked.iter().map(|p| p.0).collect(),
+                    scale: picked.iter().map(|p| p.1).collect(),
+                }
+            })
+            .collect()
+    };
+    let value = per_head(site(SiteKind::AttnValue, d));
+    // A head with no value dimension contributes nothing, whatever its queries: drop them too.
+    let query = per_head(site(SiteKind::AttnQuery, d))
+        .into_iter()
+        .zip(&value)
+        .map(|(q, v)| if v.is_empty() { KeptUnits::default() } else { q })
+        .collect();
+    BlockKeep {
+        ffn1: site(SiteKind::Ffn1Hidden, ff),
+        query,
+        value,
+        conv: site(SiteKind::ConvInput, d),
+        ffn2: site(SiteKind::Ffn2Hidden, ff),
+        modules: [1.0; 4],
+    }
+}
+
+/// Kept and total units per site kind, summed over blocks.
+pub fn kept_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> Vec<(SiteKind, usize, usize)> {
+    let (d, ff) = (config.d_model, config.d_ff);
+    let count = |f: &dyn Fn(&BlockKeep) -> usize| plan.iter().map(f).sum::<usize>();
+    let n = plan.len();
+    vec![
+        (SiteKind::Ffn1Hidden, count(&|b| b.ffn1.len()), n * ff),
+        (
+            SiteKind::AttnQuery,
+            count(&|b| b.query.iter().map(KeptUnits::len).sum()),
+            n * d,
+        ),
+        (
+            SiteKind::AttnValue,
+            count(&|b| b.value.iter().map(KeptUnits::len).sum()),
+            n * d,
+        ),
+        (SiteKind::ConvInput, count(&|b| b.conv.len()), n * d),
+        (SiteKind::Ffn2Hidden, count(&|b| b.ffn2.len()), n * ff),
+    ]
+}
+
+/// Parameters removed per site kind by a plan, from the per-unit accounting (module-level
+/// savings such as a removed LayerNorm are not attributed to a site).
+pub fn removed_params_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> Vec<(SiteKind, usize)> {
+    kept_per_site(config, plan)
+        .into_iter()
+        .map(|(kind, kept, total)| {
+            (
+                kind,
+                (total - kept) * params_per_unit(kind, config.d_model, config.conv_kernel),
+            )
+        })
+        .collect()
+}

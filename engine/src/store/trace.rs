@@ -1,0 +1,158 @@
+//! The run trace: every gated unit's retention score at regular steps, plus the metric series,
+//! for the lab to replay. A [`crate::container`] file (magic `PLTRACE1`, version 1): the JSON
+//! header lists the sites (block, kind, units), the snapshot steps and the metrics; the body is
+//! the scores as little-endian f32, snapshot after snapshot, each in site order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::{ContainerError, Format};
+use crate::gates::{PerSite, SiteKind};
+use crate::train::TrainEvent;
+
+const FORMAT: Format = Format {
+    magic: b"PLTRACE1",
+    version: 1,
+    noun: "trace",
+};
+
+/// One gated vector in the trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSite {
+    pub block: usize,
+    pub kind: SiteKind,
+    pub units: usize,
+}
+
+/// A run's trace in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// What produced it (method, preset, seed), free text for display.
+    pub description: String,
+    pub sites: Vec<TraceSite>,
+    /// Step of each snapshot.
+    pub steps: Vec<usize>,
+    /// `snapshots[i]` holds every site's scores at `steps[i]`, sites in `sites` order.
+    #[serde(skip)]
+    pub snapshots: Vec<Vec<f32>>,
+    /// Training and evaluation events, in order.
+    pub events: Vec<TrainEvent>,
+}
+
+impl Trace {
+    /// An empty trace for the gated sites of `blocks` blocks.
+    pub fn new(description: String, site_layout: &[PerSite<usize>]) -> Self {
+        let sites = site_layout
+            .iter()
+            .enumerate()
+            .flat_map(|(block, sites)| {
+                SiteKind::ALL
+                    .into_iter()
+                    .zip(sites)
+                    .filter_map(move |(kind, units)| units.map(|units| TraceSite { block, kind, units }))
+            })
+            .collect();
+        Self {
+            description,
+            sites,
+            steps: Vec::new(),
+            snapshots: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn units_per_snapshot(&self) -> usize {
+        self.sites.iter().map(|s| s.units).sum()
+    }
+
+    /// Appends one snapshot of per-block, per-site scores (ungated sites are `None`).
+    pub fn record(&mut self, step: usize, scores: &[PerSite<Vec<f32>>]) {
+        let flat: Vec<f32> = scores
+            .iter()
+            .flat_map(|sites| sites.iter().flatten().flatten().copied())
+            .collect();
+        assert_eq!(
+            flat.len(),
+            self.units_per_snapshot(),
+            "scores do not match the trace's sites"
+        );
+        self.steps.push(step);
+        self.snapshots.push(flat);
+    }
+
+    /// The scores of site `site` (index into `sites`) in snapshot `snapshot`.
+    pub fn site_scores(&self, snapshot: usize, site: usize) -> &[f32] {
+        let start: usize = self.sites[..site].iter().map(|s| s.units).sum();
+        &self.snapshots[snapshot][start..start + self.sites[site].units]
+    }
+}
+
+/// Serialises a trace.
+pub fn encode_trace(trace: &Trace) -> Vec<u8> {
+    let body: Vec<u8> = trace.snapshots.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    FORMAT.encode(trace, &[&body])
+}
+
+/// Parses a trace; `name` appears in every error.
+pub fn decode_trace(bytes: &[u8], name: &str) -> Result<Trace, ContainerError> {
+    let (mut trace, body): (Trace, &[u8]) = FORMAT.decode(bytes, name)?;
+    let per_snapshot = trace.units_per_snapshot();
+    let expected = per_snapshot * trace.steps.len() * 4;
+    if body.len() != expected {
+        let detail = format!(
+            "{} snapshots of {per_snapshot} scores need {expected} bytes, file has {}",
+            trace.steps.len(),
+            body.len()
+        );
+        return Err(FORMAT.truncated(name, &detail));
+    }
+    if trace.steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(FORMAT.bad_header(name, "snapshot steps are not increasing".into()));
+    }
+    let values: Vec<f32> = body
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(FORMAT.bad_header(name, "a retention score is not a finite number".into()));
+    }
+    trace.snapshots = values.chunks(per_snapshot.max(1)).map(<[f32]>::to_vec).collect();
+    if per_snapshot == 0 {
+        trace.snapshots = vec![Vec::new(); trace.steps.len()];
+    }
+    Ok(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Trace {
+        let layout = vec![
+            [Some(3), None, Some(2), None, None],
+            [Some(3), None, Some(2), None, None],
+        ];
+        let mut trace = Trace::new("test".into(), &layout);
+        let scores = |x: f32| vec![[Some(vec![x; 3]), None, Some(vec![0.5; 2]), None, None]; 2];
+        trace.record(0, &scores(0.9));
+        trace.record(50, &scores(0.2));
+        trace
+    }
+
+    #[test]
+    fn round_trips_and_addresses_sites() {
+        let trace = sample();
+        let decoded = decode_trace(&encode_trace(&trace), "t.pltrace").unwrap();
+        assert_eq!(decoded, trace);
+        assert_eq!(decoded.sites.len(), 4);
+        assert_eq!(decoded.site_scores(1, 2), &[0.2, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_clear_errors() {
+        let bytes = encode_trace(&sample());
+        let cut = decode_trace(&bytes[..bytes.len() - 4], "cut.pltrace").unwrap_err();
+        assert!(cut.to_string().starts_with("cut.pltrace: trace is truncated"), "{cut}");
+        let other = decode_trace(b"PLCKPT01 and then some", "ckpt.plc").unwrap_err();
+        assert_eq!(other.to_string(), "ckpt.plc: not a Prunelab trace (bad magic bytes)");
+    }
+}
