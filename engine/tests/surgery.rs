@@ -186,3 +186,35 @@ fn pruning_half_the_units_cuts_parameters_and_flops() {
     );
     assert!(f_pruned < f_dense, "{f_pruned} vs {f_dense}");
 }
+
+#[test]
+fn out_of_range_thresholds_and_budgets_are_clear_errors() {
+    use prunelab_engine::prune::{PlanError, plan_budget};
+    let device = Device::flex();
+    let model = trained_model(&device);
+    let config = miniature::config().model;
+    let scores = random_scores(&model, &SiteKind::ALL, 60);
+    let count = |plan: &[BlockKeep]| planned_params(&config, plan).total();
+    for bad in [-0.1, 1.5, f64::NAN] {
+        let err = plan_threshold(&config, &scores, ScoreKind::Retention, bad).unwrap_err();
+        assert!(matches!(err, PlanError::ThresholdOutOfRange(_)), "{err}");
+    }
+    let dense = model.num_params();
+    let too_big = plan_budget(&config, &scores, ScoreKind::Retention, dense + 1, count).unwrap_err();
+    assert_eq!(
+        too_big.to_string(),
+        format!("budget of {} parameters is not below the model's {dense} (nothing to prune)", dense + 1)
+    );
+    let too_small = plan_budget(&config, &scores, ScoreKind::Retention, 10, count).unwrap_err();
+    assert!(matches!(too_small, PlanError::BudgetTooSmall { .. }), "{too_small}");
+    // A feasible budget is met, and by the units with the lowest scores.
+    let plan = plan_budget(&config, &scores, ScoreKind::Retention, dense * 6 / 10, count).unwrap();
+    assert!(count(&plan) <= dense * 6 / 10);
+    let kept_min = plan[0].ffn1.scale.iter().copied().fold(f32::INFINITY, f32::min);
+    let ffn1 = scores[0][SiteKind::Ffn1Hidden.index()].as_ref().unwrap();
+    let dropped_max = (0..ffn1.len())
+        .filter(|i| !plan[0].ffn1.index.contains(i))
+        .map(|i| ffn1[i])
+        .fold(f32::NEG_INFINITY, f32::max);
+    assert!(dropped_max <= kept_min, "dropped {dropped_max} > kept {kept_min}");
+}

@@ -3,23 +3,24 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Preset;
-use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
-use prunelab_engine::train::deterministic_block_masks;
 use prunelab_engine::train::evaluate_decoders;
 use serde_json::json;
 
 use crate::corpus_source::{CorpusSource, default_pack_path};
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
+use crate::model_source::open_model;
 use crate::train::parse_preset;
 use crate::wer::print_summary;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Checkpoint written by `prunelab train`.
+    /// Checkpoint written by `prunelab train`, or a pruned export from `prunelab prune` (its
+    /// directory or manifest.json).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Split to score.
@@ -47,36 +48,27 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<(), String> {
-    let name = args.checkpoint.display().to_string();
-    let bytes = std::fs::read(&args.checkpoint).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
     let (device, device_label) = pick(args.device)?;
-    let model = load_inference_model(&state, args.preset, &device, &name).map_err(|e| e.to_string())?;
+    let loaded = open_model(&args.checkpoint, args.preset, args.threshold, &device)?;
+    let name = loaded.name.clone();
     let corpus = CorpusSource::open(&args.corpus.unwrap_or_else(default_pack_path))?;
-    let split = corpus.load(&args.split, &LoadOptions::plain(&state.config.fbank, args.strict))?;
+    let split = corpus.load(&args.split, &LoadOptions::plain(&loaded.config.fbank, args.strict))?;
     let decoder = args.decode.build(&corpus)?;
-    // A gated run is scored as it would be pruned: gates at their inference values.
-    let threshold = args.threshold.unwrap_or(state.config.prune.threshold);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(format!("--threshold {threshold} is outside [0, 1]"));
-    }
-    let masks = load_gates(&state, &device, &name)
-        .map_err(|e| e.to_string())?
-        .map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold)));
     let greedy = Decoder::Greedy;
     let mut reports = evaluate_decoders(
-        &model,
-        &masks,
+        &loaded.model,
+        &loaded.masks,
         &split.utterances,
-        &state.stats,
-        state.config.max_batch_frames,
+        &loaded.stats,
+        loaded.config.max_batch_frames,
         &[&decoder, &greedy],
     );
     let greedy_report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
     let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
     if args.json {
         let out = json!({
-            "checkpoint": name, "split": args.split, "device": device_label, "step": state.step,
+            "checkpoint": name, "kind": loaded.kind, "split": args.split, "device": device_label,
+            "step": loaded.step, "parameters": loaded.model.num_params(),
             "decoder": decoder.describe(),
             "wer": report.wer(), "cer": report.cer(), "ser": report.ser(), "skipped_items": split.skipped.len(),
             "greedy": { "wer": greedy_report.wer(), "cer": greedy_report.cer(), "ser": greedy_report.ser() },
@@ -85,9 +77,11 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
         println!("{out}");
     } else {
         println!(
-            "{name} (step {}, preset {}) on {} · {device_label}",
-            state.step,
-            state.config.preset.name(),
+            "{name}: {}, preset {}, {} parameters{} · {} · {device_label}",
+            loaded.kind,
+            loaded.config.preset.name(),
+            loaded.model.num_params(),
+            loaded.step.map_or(String::new(), |s| format!(", step {s}")),
             args.split
         );
         println!("decoder: {}", decoder.describe());

@@ -8,7 +8,11 @@ mod decoding;
 mod device;
 mod eval;
 mod fbank;
+mod model_source;
 mod npy;
+mod prune;
+mod pruning;
+mod sweep;
 mod synth;
 mod train;
 mod wer;
@@ -32,6 +36,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on a split: WER, CER, S/D/I and sentence error rate.
     Eval(eval::EvalArgs),
+    /// Cut a checkpoint down to a physically smaller model: safetensors plus a JSON manifest.
+    Prune(prune::PruneArgs),
+    /// Prune a checkpoint at a grid of thresholds or budgets: params, FLOPs, RTF, dev/test WER.
+    Sweep(sweep::SweepArgs),
     /// Score a hypothesis transcript file against a reference file (`<utt-id> WORDS…` lines).
     Wer(wer::WerArgs),
     /// Write the log-mel features the model sees (before normalisation) as a .npy [frames, 80].
@@ -47,6 +55,8 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Prune(args) => prune::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Fbank(args) => fbank::run(args),
         Command::Corpus(args) => corpus::run(args),

@@ -11,6 +11,7 @@ use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::{GateConfig, Method, SiteKind};
+use prunelab_engine::prune::{ScoreKind, Selection, magnitude_scores, prune_model};
 use prunelab_engine::model::{ConvSubsampling, Preset};
 use prunelab_engine::store::encode_checkpoint;
 use prunelab_engine::store::{Trace, encode_trace};
@@ -24,6 +25,7 @@ use crate::atomic::write_atomically;
 use crate::corpus_source::{CorpusSource, default_pack_path};
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
+use crate::pruning::budget_params;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -92,6 +94,13 @@ struct PruneArgs {
     /// Record every unit's retention every this many steps in trace.pltrace.
     #[arg(long)]
     snapshot_every: Option<usize>,
+    /// Magnitude: prune to this many parameters (or this fraction of the model, e.g. 0.5)
+    /// once `--prune-at` of the run is done, then fine-tune the smaller model for the rest.
+    #[arg(long)]
+    budget: Option<f64>,
+    /// Magnitude: fraction of the steps after which to prune.
+    #[arg(long)]
+    prune_at: Option<f64>,
 }
 
 impl PruneArgs {
@@ -106,7 +115,33 @@ impl PruneArgs {
         config.lr = self.gate_lr.unwrap_or(config.lr);
         config.threshold = self.threshold.unwrap_or(config.threshold);
         config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);
+        config.magnitude_budget = self.budget.or(config.magnitude_budget);
+        config.magnitude_prune_at = self.prune_at.unwrap_or(config.magnitude_prune_at);
     }
+}
+
+/// The magnitude method's one cut: at its step, prune the dense model to the budget by weight
+/// norms and carry on training the smaller model. Returns a line for the log when it cut.
+fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
+    let c = &trainer.config;
+    let Some(budget) = c.prune.magnitude_budget else {
+        return Ok(None);
+    };
+    let cut_step = (c.prune.magnitude_prune_at * c.steps as f64).round() as usize;
+    if c.prune.method != Method::Magnitude || trainer.step() != cut_step || c.model.block_shapes.is_some() {
+        return Ok(None);
+    }
+    let model = trainer.inference_model();
+    let dense = model.num_params();
+    let budget = budget_params(budget, dense);
+    let scores = magnitude_scores(&model, &c.prune.sites);
+    let pruned = prune_model(&model, &c.model, &scores, ScoreKind::Magnitude, Selection::Budget(budget))
+        .map_err(|e| format!("magnitude pruning at step {cut_step}: {e}"))?;
+    trainer.replace_model(&pruned.model)?;
+    Ok(Some(format!(
+        "step {cut_step:>6}: pruned by magnitude to {} parameters (from {dense}); fine-tuning",
+        pruned.params.total()
+    )))
 }
 
 fn parse_method(name: &str) -> Result<Method, String> {
@@ -268,6 +303,9 @@ fn train_loop(
         }
         log_event(metrics, trace.as_mut(), &event)?;
         bar.inc(1);
+        if let Some(line) = magnitude_cut(trainer)? {
+            say(&bar, line);
+        }
         let every = trainer.config.prune.snapshot_every.max(1);
         if trainer.step() % every == 0 || trainer.is_finished() {
             snapshot(trainer, trace.as_mut(), out)?;
@@ -289,19 +327,32 @@ fn train_loop(
                 cer: report.cer(),
                 utterances: report.utterances.len(),
             };
-            bar.println(format!(
-                "step {:>6}: dev WER {:.2}%  CER {:.2}%{}",
-                trainer.step(),
-                report.wer(),
-                report.cer(),
-                kept_summary(trainer)
-            ));
+            say(
+                &bar,
+                format!(
+                    "step {:>6}: dev WER {:.2}%  CER {:.2}%{}",
+                    trainer.step(),
+                    report.wer(),
+                    report.cer(),
+                    kept_summary(trainer)
+                ),
+            );
             log_event(metrics, trace.as_mut(), &eval)?;
             save_checkpoint(trainer, out)?;
         }
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// A progress line above the bar, or on stderr when there is no terminal to draw the bar on
+/// (indicatif then hides the bar and everything it would print).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// An empty trace for a gated run (ungated runs have nothing to trace).

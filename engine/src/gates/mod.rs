@@ -62,6 +62,17 @@ pub struct GateConfig {
     pub lr: f64,
     /// Record every unit's retention every this many steps (the trace).
     pub snapshot_every: usize,
+    /// Magnitude method: prune to this many parameters (a fraction of the dense model when
+    /// below 1) during training, then fine-tune the smaller model (`None`: train dense only).
+    #[serde(default)]
+    pub magnitude_budget: Option<f64>,
+    /// Magnitude method: the fraction of the run after which it prunes (the rest fine-tunes).
+    #[serde(default = "default_prune_at")]
+    pub magnitude_prune_at: f64,
+}
+
+fn default_prune_at() -> f64 {
+    0.75
 }
 
 impl Default for GateConfig {
@@ -73,6 +84,8 @@ impl Default for GateConfig {
             threshold: 0.5,
             lr: 2e-2,
             snapshot_every: 50,
+            magnitude_budget: None,
+            magnitude_prune_at: default_prune_at(),
         }
     }
 }
@@ -100,6 +113,14 @@ impl GateConfig {
             (
                 !self.method.is_gated() || !self.sites.is_empty(),
                 "a gated method needs at least one site".to_string(),
+            ),
+            (
+                (0.0..1.0).contains(&self.magnitude_prune_at),
+                format!("magnitude_prune_at {} must be in [0, 1)", self.magnitude_prune_at),
+            ),
+            (
+                self.magnitude_budget.is_none_or(|b| b > 0.0 && b.is_finite()),
+                "magnitude budget must be a positive number".to_string(),
             ),
         ];
         checks

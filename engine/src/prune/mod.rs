@@ -11,7 +11,49 @@ pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_seco
 pub use magnitude::magnitude_scores;
 pub use plan::{PlanError, ScoreKind, UnitScores, kept_per_site, plan_budget, plan_threshold, removed_params_per_site};
 
-use crate::model::{BlockKeep, BlockShape, ConformerConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{BlockKeep, BlockShape, Conformer, ConformerConfig};
+
+/// How the kept units are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Units whose score reaches this threshold.
+    Threshold(f64),
+    /// The highest-scoring units that fit this many parameters.
+    Budget(usize),
+}
+
+/// A physically pruned model and what it cost.
+#[derive(Debug)]
+pub struct Pruned {
+    pub model: Conformer,
+    pub keep: Vec<BlockKeep>,
+    pub params: ParamCount,
+    pub flops_per_second: f64,
+}
+
+/// Plans from `scores` and cuts the dense `model` (of `config`) down to it.
+pub fn prune_model(
+    model: &Conformer,
+    config: &ConformerConfig,
+    scores: &UnitScores,
+    kind: ScoreKind,
+    selection: Selection,
+) -> Result<Pruned, PlanError> {
+    let keep = match selection {
+        Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
+        Selection::Budget(b) => plan_budget(config, scores, kind, b, |plan| planned_params(config, plan).total())?,
+    };
+    let shapes = planned_shapes(&keep);
+    Ok(Pruned {
+        model: model.pruned(&keep),
+        params: param_count(config, &shapes),
+        flops_per_second: flops_per_second(config, &shapes),
+        keep,
+    })
+}
 
 /// The block shapes a plan produces from the dense model.
 pub fn planned_shapes(plan: &[BlockKeep]) -> Vec<BlockShape> {

@@ -1,9 +1,12 @@
 //! File formats, all loadable from bytes so the browser can open them too: the training
 //! checkpoint (config, feature statistics, weights, gates, optimiser state, step) and the run
-//! trace (retention scores over training, metrics).
+//! trace (retention scores over training, metrics), and the pruned-model export (safetensors
+//! plus a JSON manifest).
 
 mod checkpoint;
+mod export;
 mod trace;
 
 pub use checkpoint::{StoreError, decode_checkpoint, encode_checkpoint, load_gates, load_inference_model};
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights, load_export};
 pub use trace::{Trace, TraceSite, decode_trace, encode_trace};

@@ -183,6 +183,21 @@ impl Trainer {
         self.model.valid()
     }
 
+    /// Continues training with `model` (a smaller, pruned copy of this run's model) in place of
+    /// the current one. The optimiser starts afresh (its moments belong to deleted units); the
+    /// step, and so the learning-rate schedule and data order, carries on.
+    pub fn replace_model(&mut self, model: &Conformer) -> Result<(), String> {
+        self.config.model.block_shapes = Some(model.block_shapes());
+        let bytes = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("cannot serialise the pruned model: {e:?}"))?;
+        self.model = load_model(self.config.model.init(&self.device), bytes.to_vec())?;
+        self.optim = optimizer(&self.config);
+        Ok(())
+    }
+
     /// An inference copy of the gates (gated runs only).
     pub fn inference_gates(&self) -> Option<Gates> {
         self.gates.as_ref().map(|(g, _)| g.valid())

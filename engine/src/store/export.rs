@@ -1,0 +1,196 @@
+//! The pruned-model export: the physically smaller model's weights as safetensors, plus a JSON
+//! manifest that says how it was made, which units of the dense model it kept (indices and
+//! folded scales per site) and the sizes that result. The manifest holds the full training
+//! config (with the new block shapes) and feature statistics, so it loads with nothing else.
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::audio::FeatureStats;
+use crate::gates::Method;
+use crate::model::{BlockKeep, Conformer};
+use crate::prune::{ParamCount, Selection, planned_params, planned_shapes};
+use crate::train::TrainConfig;
+
+/// What `format` says in every manifest, and the version this build writes and reads.
+pub const EXPORT_FORMAT: &str = "prunelab-pruned-model";
+pub const EXPORT_VERSION: u32 = 1;
+
+/// The JSON manifest beside the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportManifest {
+    pub format: String,
+    pub version: u32,
+    /// The checkpoint it was pruned from.
+    pub source: String,
+    /// What scored the units: the run's method (magnitude for a dense run).
+    pub method: Method,
+    pub selection: Selection,
+    /// The run's config; `model.block_shapes` holds the pruned widths.
+    pub config: TrainConfig,
+    pub stats: FeatureStats,
+    /// Per block: kept unit indices (into the dense model) and folded scales, per site.
+    pub keep: Vec<BlockKeep>,
+    pub params: ParamCount,
+    pub dense_params: ParamCount,
+    pub flops_per_second: f64,
+    pub dense_flops_per_second: f64,
+}
+
+/// Safetensors bytes of a (pruned) model.
+pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, String> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| format!("cannot serialise weights: {e}"))?;
+    store.get_bytes().map_err(|e| format!("cannot serialise weights: {e}"))
+}
+
+/// Builds the pruned model a manifest describes and loads `weights` into it, refusing any
+/// disagreement between the two. `name` (the manifest's path) appears in every error.
+pub fn load_export(manifest: &str, weights: &[u8], device: &Device, name: &str) -> Result<(ExportManifest, Conformer), StoreError> {
+    let bad = |detail: String| StoreError::BadWeights {
+        name: name.to_string(),
+        detail,
+    };
+    let manifest: ExportManifest =
+        serde_json::from_str(manifest).map_err(|e| bad(format!("manifest is not valid JSON for an export: {e}")))?;
+    if manifest.format != EXPORT_FORMAT {
+        return Err(bad(format!("`format` is {:?}, expected {EXPORT_FORMAT:?}", manifest.format)));
+    }
+    if manifest.version != EXPORT_VERSION {
+        return Err(bad(format!(
+            "export version {} is not supported (this build reads version {EXPORT_VERSION})",
+            manifest.version
+        )));
+    }
+    manifest.config.validate().map_err(|e| bad(format!("manifest config: {e}")))?;
+    let model_config = &manifest.config.model;
+    let Some(shapes) = &model_config.block_shapes else {
+        return Err(bad("manifest config has no block shapes".into()));
+    };
+    if manifest.keep.len() != model_config.num_blocks || planned_shapes(&manifest.keep) != *shapes {
+        return Err(bad("kept units and block shapes in the manifest disagree".into()));
+    }
+    let expected = planned_params(&model_config.clone().with_block_shapes(None), &manifest.keep);
+    if expected != manifest.params {
+        return Err(bad(format!(
+            "manifest says {} parameters, its shapes make {}",
+            manifest.params.total(),
+            expected.total()
+        )));
+    }
+    let mut model = model_config.init(device);
+    let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec())).validate(true);
+    let applied = model
+        .load_from(&mut store)
+        .map_err(|e| bad(format!("weights do not fit the manifest: {e}")))?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() || !applied.unused.is_empty() {
+        let first = applied
+            .errors
+            .first()
+            .map(|e| format!("{e:?}"))
+            .or_else(|| applied.missing.first().map(|(path, _)| format!("missing tensor {path}")))
+            .or_else(|| applied.unused.first().map(|path| format!("unexpected tensor {path}")))
+            .unwrap_or_default();
+        return Err(bad(format!(
+            "weights do not match the manifest ({} errors, {} missing, {} unexpected; first: {first})",
+            applied.errors.len(),
+            applied.missing.len(),
+            applied.unused.len()
+        )));
+    }
+    Ok((manifest, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{KeptUnits, Preset};
+    use crate::prune::flops_per_second;
+
+    fn small_config() -> TrainConfig {
+        let mut config = TrainConfig::for_preset(Preset::Tiny, 29);
+        config.model.num_blocks = 1;
+        config.model.d_model = 16;
+        config.model.d_ff = 8;
+        config.model.subsampling_channels = 2;
+        config
+    }
+
+    /// A one-block model pruned to half its FFN units, exported.
+    fn export() -> (String, Vec<u8>, Conformer) {
+        let device = Device::flex();
+        let config = small_config();
+        let dense = config.model.init(&device);
+        let half = KeptUnits {
+            index: vec![0, 2, 4, 6],
+            scale: vec![0.9; 4],
+        };
+        let keep = vec![BlockKeep {
+            ffn1: half.clone(),
+            query: vec![KeptUnits::all(4); 4],
+            value: vec![KeptUnits::all(4); 4],
+            conv: KeptUnits::all(16),
+            ffn2: half,
+            modules: [1.0; 4],
+        }];
+        let pruned = dense.pruned(&keep);
+        let mut export_config = config.clone();
+        export_config.model.block_shapes = Some(pruned.block_shapes());
+        let manifest = ExportManifest {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            source: "c.plc".into(),
+            method: Method::AdaptiveDropout,
+            selection: Selection::Threshold(0.5),
+            params: planned_params(&config.model, &keep),
+            dense_params: planned_params(&config.model, &[]),
+            flops_per_second: flops_per_second(&config.model, &planned_shapes(&keep)),
+            dense_flops_per_second: 0.0,
+            config: export_config,
+            stats: FeatureStats::identity(80),
+            keep,
+        };
+        let json = serde_json::to_string(&manifest).unwrap();
+        (json, encode_weights(&pruned).unwrap(), pruned)
+    }
+
+    #[test]
+    fn round_trip_gives_the_same_outputs() {
+        let device = Device::flex();
+        let (manifest, weights, pruned) = export();
+        let (_, loaded) = load_export(&manifest, &weights, &device, "m.json").unwrap();
+        let feats = Tensor::<3>::random([1, 40, 80], burn::tensor::Distribution::Default, &device);
+        let a: Vec<f32> = pruned.forward(feats.clone(), &[40]).logits.try_into_vec_as().unwrap();
+        let b: Vec<f32> = loaded.forward(feats, &[40]).logits.try_into_vec_as().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_match_its_weights_is_a_clear_error() {
+        let device = Device::flex();
+        let (manifest, weights, _) = export();
+        // Claim six FFN units where the weights hold four.
+        let mut edited: ExportManifest = serde_json::from_str(&manifest).unwrap();
+        edited.keep[0].ffn1.index.extend([1, 3]);
+        edited.keep[0].ffn1.scale.extend([1.0, 1.0]);
+        let shapes = planned_shapes(&edited.keep);
+        edited.config.model.block_shapes = Some(shapes);
+        edited.params = planned_params(&edited.config.model.clone().with_block_shapes(None), &edited.keep);
+        let json = serde_json::to_string(&edited).unwrap();
+        let err = load_export(&json, &weights, &device, "edited.json").unwrap_err().to_string();
+        assert!(err.starts_with("edited.json: weights do not"), "{err}");
+
+        let err = load_export(&manifest, b"not safetensors", &device, "m.json").unwrap_err().to_string();
+        assert!(err.starts_with("m.json: weights do not fit the manifest"), "{err}");
+        let err = load_export("{}", &weights, &device, "empty.json").unwrap_err().to_string();
+        assert!(err.starts_with("empty.json: manifest is not valid JSON for an export"), "{err}");
+        let mut other: ExportManifest = serde_json::from_str(&manifest).unwrap();
+        other.version = 9;
+        let err = load_export(&serde_json::to_string(&other).unwrap(), &weights, &device, "v9.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("export version 9 is not supported"), "{err}");
+    }
+}

@@ -1,0 +1,89 @@
+//! A model to evaluate: a training checkpoint (a gated one scored under its inference gates)
+//! or a pruned export (a directory, or its manifest.json, with model.safetensors beside it).
+
+use std::path::{Path, PathBuf};
+
+use prunelab_engine::audio::FeatureStats;
+use prunelab_engine::burn::prelude::*;
+use prunelab_engine::model::{BlockMasks, Conformer, Preset};
+use prunelab_engine::store::{decode_checkpoint, load_export, load_gates, load_inference_model};
+use prunelab_engine::train::{TrainConfig, deterministic_block_masks};
+
+pub struct LoadedModel {
+    pub name: String,
+    pub config: TrainConfig,
+    pub stats: FeatureStats,
+    /// Training steps behind it (checkpoints only).
+    pub step: Option<usize>,
+    pub model: Conformer,
+    /// Inference gates of a gated checkpoint (empty otherwise).
+    pub masks: Vec<BlockMasks>,
+    /// "checkpoint", "gated checkpoint at threshold T" or "pruned export".
+    pub kind: String,
+}
+
+/// Opens `path`; `threshold` overrides a gated checkpoint's own.
+pub fn open_model(path: &Path, preset: Option<Preset>, threshold: Option<f64>, device: &Device) -> Result<LoadedModel, String> {
+    if let Some(threshold) = threshold
+        && !(0.0..=1.0).contains(&threshold)
+    {
+        return Err(format!("--threshold {threshold} is outside [0, 1]"));
+    }
+    if let Some(manifest_path) = export_manifest(path) {
+        return open_export(&manifest_path, preset, device);
+    }
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let model = load_inference_model(&state, preset, device, &name).map_err(|e| e.to_string())?;
+    let threshold = threshold.unwrap_or(state.config.prune.threshold);
+    let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
+    let kind = match gates {
+        Some(_) => format!("gated checkpoint at threshold {threshold}"),
+        None => "checkpoint".into(),
+    };
+    Ok(LoadedModel {
+        masks: gates.map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold))),
+        name,
+        step: Some(state.step),
+        config: state.config,
+        stats: state.stats,
+        model,
+        kind,
+    })
+}
+
+/// The manifest path if `path` names an export (its directory or its manifest.json).
+fn export_manifest(path: &Path) -> Option<PathBuf> {
+    if path.is_dir() {
+        return Some(path.join("manifest.json"));
+    }
+    (path.extension().is_some_and(|e| e == "json")).then(|| path.to_path_buf())
+}
+
+fn open_export(manifest_path: &Path, preset: Option<Preset>, device: &Device) -> Result<LoadedModel, String> {
+    let name = manifest_path.display().to_string();
+    let manifest = std::fs::read_to_string(manifest_path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let weights_path = manifest_path.with_file_name("model.safetensors");
+    let weights =
+        std::fs::read(&weights_path).map_err(|e| format!("{}: cannot read: {e}", weights_path.display()))?;
+    let (manifest, model) = load_export(&manifest, &weights, device, &name).map_err(|e| e.to_string())?;
+    if let Some(expected) = preset
+        && expected != manifest.config.preset
+    {
+        return Err(format!(
+            "{name}: export holds a `{}` model, but a `{}` model was asked for",
+            manifest.config.preset.name(),
+            expected.name()
+        ));
+    }
+    Ok(LoadedModel {
+        name,
+        config: manifest.config,
+        stats: manifest.stats,
+        step: None,
+        model,
+        masks: Vec::new(),
+        kind: format!("pruned export ({} parameters)", manifest.params.total()),
+    })
+}

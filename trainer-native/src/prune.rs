@@ -1,0 +1,117 @@
+//! `prunelab prune`: cut a checkpoint down to a physically smaller model and export it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count, prune_model};
+use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
+use serde_json::json;
+
+use crate::atomic::write_atomically;
+use crate::device::{DeviceChoice, pick};
+use crate::pruning::{open_prunable, parse_budget};
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Checkpoint written by `prunelab train` (it is only read).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Keep units whose retention is at least this (gated runs; default: the run's threshold).
+    #[arg(long, conflicts_with = "budget")]
+    threshold: Option<f64>,
+    /// Keep the best units that fit this many parameters (a count, or a fraction like 0.5).
+    #[arg(long)]
+    budget: Option<String>,
+    /// Rank units by weight norms even for a gated run (the magnitude baseline).
+    #[arg(long)]
+    magnitude: bool,
+    /// Output directory for model.safetensors and manifest.json.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PruneArgs) -> Result<(), String> {
+    let (device, _) = pick(args.device)?;
+    let source = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    let config = &source.state.config.model;
+    let dense_shapes = source.model.block_shapes();
+    let dense = param_count(config, &dense_shapes);
+    let selection = match (&args.budget, args.threshold) {
+        (Some(budget), _) => Selection::Budget(parse_budget(budget, dense.total())?),
+        (None, Some(t)) => Selection::Threshold(t),
+        (None, None) if source.kind == prunelab_engine::prune::ScoreKind::Retention => {
+            Selection::Threshold(source.state.config.prune.threshold)
+        }
+        (None, None) => return Err("a magnitude-scored model needs --budget (norms have no natural threshold)".into()),
+    };
+    let pruned = prune_model(&source.model, config, &source.scores, source.kind, selection)
+        .map_err(|e| format!("{}: {e}", source.name))?;
+
+    let mut export_config = source.state.config.clone();
+    export_config.model.block_shapes = Some(pruned.model.block_shapes());
+    let manifest = ExportManifest {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        source: source.name.clone(),
+        method: source.method,
+        selection,
+        config: export_config,
+        stats: source.state.stats.clone(),
+        keep: pruned.keep.clone(),
+        params: pruned.params,
+        dense_params: dense,
+        flops_per_second: pruned.flops_per_second,
+        dense_flops_per_second: flops_per_second(config, &dense_shapes),
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
+    write_atomically(&args.out.join("model.safetensors"), &encode_weights(&pruned.model)?)?;
+    let manifest_json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
+    write_atomically(&args.out.join("manifest.json"), manifest_json.as_bytes())?;
+
+    let sites = kept_per_site(config, &pruned.keep);
+    if args.json {
+        let sites: Vec<_> = sites
+            .iter()
+            .map(|(k, kept, total)| json!({"site": k.name(), "kept": kept, "total": total}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "out": args.out.display().to_string(), "method": source.method.name(), "selection": selection,
+                "params": pruned.params.total(), "encoder_params": pruned.params.encoder(),
+                "dense_params": dense.total(), "dense_encoder_params": dense.encoder(),
+                "flops_per_second": pruned.flops_per_second, "sites": sites,
+            })
+        );
+    } else {
+        println!(
+            "pruned {} ({}) → {}",
+            source.name,
+            source.method.name(),
+            args.out.display()
+        );
+        println!(
+            "parameters {} → {} ({:.1}% fewer; encoder {} → {}, {:.1}% fewer)",
+            dense.total(),
+            pruned.params.total(),
+            100.0 * (1.0 - pruned.params.total() as f64 / dense.total() as f64),
+            dense.encoder(),
+            pruned.params.encoder(),
+            100.0 * (1.0 - pruned.params.encoder() as f64 / dense.encoder() as f64)
+        );
+        println!(
+            "GFLOPs per second of audio {:.3} → {:.3}",
+            manifest.dense_flops_per_second / 1e9,
+            pruned.flops_per_second / 1e9
+        );
+        for (kind, kept, total) in sites {
+            println!("  {:<12} kept {kept:>5} / {total}", kind.name());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! What `prune` and `sweep` share: a checkpoint opened for pruning and the scores of its units.
+
+use std::path::Path;
+
+use prunelab_engine::burn::prelude::*;
+use prunelab_engine::gates::Method;
+use prunelab_engine::model::Conformer;
+use prunelab_engine::prune::{ScoreKind, UnitScores, magnitude_scores};
+use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
+use prunelab_engine::train::TrainerState;
+
+/// A dense model and the scores that decide what to cut from it.
+pub struct Prunable {
+    pub name: String,
+    pub state: TrainerState,
+    pub model: Conformer,
+    pub scores: UnitScores,
+    pub kind: ScoreKind,
+    /// The method that scored the units (magnitude for an ungated run).
+    pub method: Method,
+}
+
+/// Opens `path`: a gated run is scored by its learned retention, any other by weight norms
+/// (also a gated run when `force_magnitude`).
+pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Result<Prunable, String> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let model = load_inference_model(&state, None, device, &name).map_err(|e| e.to_string())?;
+    let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
+    let (scores, kind, method) = match gates {
+        Some(gates) if !force_magnitude => {
+            let scores = gates
+                .retention()
+                .into_iter()
+                .map(|sites| sites.map(|p| p.map(|p| p.try_into_vec_as().unwrap_or_default())))
+                .collect(); // sync point
+            (scores, ScoreKind::Retention, state.config.prune.method)
+        }
+        _ => (
+            magnitude_scores(&model, &state.config.prune.sites),
+            ScoreKind::Magnitude,
+            Method::Magnitude,
+        ),
+    };
+    Ok(Prunable {
+        name,
+        state,
+        model,
+        scores,
+        kind,
+        method,
+    })
+}
+
+/// `--budget`: an absolute parameter count, or a fraction of the dense model such as `0.5`.
+pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("--budget {text:?} is neither a parameter count nor a fraction"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("--budget {text} must be positive"));
+    }
+    Ok(budget_params(value, dense))
+}
+
+/// A budget below 1 is a fraction of `dense`; otherwise a parameter count.
+pub fn budget_params(value: f64, dense: usize) -> usize {
+    if value < 1.0 { (value * dense as f64).round() as usize } else { value as usize }
+}

@@ -1,0 +1,244 @@
+//! `prunelab sweep`: prune a checkpoint at a grid of thresholds (or budgets) and measure every
+//! point: parameters, FLOPs, real-time factor, dev and test WER, kept units per site kind.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use prunelab_engine::burn::prelude::*;
+use prunelab_engine::data::{LoadOptions, Utterance, make_batches};
+use prunelab_engine::decode::Decoder;
+use prunelab_engine::model::Conformer;
+use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prune_model};
+use prunelab_engine::rng::SplitMix64;
+use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
+use serde_json::{Value, json};
+
+use crate::atomic::write_atomically;
+use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::decoding::DecodeArgs;
+use crate::device::{DeviceChoice, pick};
+use crate::pruning::{Prunable, open_prunable, parse_budget};
+
+#[derive(Args)]
+pub struct SweepArgs {
+    /// Checkpoint written by `prunelab train` (only read, never written).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Retention thresholds to try (gated runs).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
+    thresholds: Vec<f64>,
+    /// Parameter budgets to try instead (counts, or fractions of the dense model such as 0.5).
+    #[arg(long, value_delimiter = ',')]
+    budgets: Vec<String>,
+    /// Rank units by weight norms even for a gated run (the magnitude baseline).
+    #[arg(long)]
+    magnitude: bool,
+    /// Corpus: a packed .plc file or a LibriSpeech-layout directory.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Timed repeats of the dev-set forward pass per point (the real-time factor is their median).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Also write the points as JSON to this file (never the checkpoint itself).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the points as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    decode: DecodeArgs,
+}
+
+pub fn run(args: SweepArgs) -> Result<(), String> {
+    if let Some(out) = &args.out
+        && same_file(out, &args.checkpoint)
+    {
+        return Err(format!(
+            "--out {} is the checkpoint being swept; choose another file",
+            out.display()
+        ));
+    }
+    let (device, device_label) = pick(args.device)?;
+    let source = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    let corpus = CorpusSource::open(&args.corpus.clone().unwrap_or_else(default_pack_path))?;
+    let options = LoadOptions::plain(&source.state.config.fbank, false);
+    let dev = corpus.load("dev", &options)?.utterances;
+    let test = corpus.load("test", &options)?.utterances;
+    let decoder = args.decode.build(&corpus)?;
+    let dense = param_count(&source.state.config.model, &source.model.block_shapes()).total();
+    let selections = selections(&args, &source, dense)?;
+
+    // The unpruned reference: a gated run with nothing cut (threshold 0 keeps every unit, its
+    // retention folded in), or the dense model itself.
+    let unpruned = match source.kind {
+        ScoreKind::Retention => {
+            prune_model(&source.model, &source.state.config.model, &source.scores, source.kind, Selection::Threshold(0.0))
+                .map_err(|e| format!("{}: {e}", source.name))?
+                .model
+        }
+        ScoreKind::Magnitude => source.model.clone(),
+    };
+    let mut points = Vec::new();
+    let dense_rtf = real_time_factor(&unpruned, &dev, &source, args.repeats);
+    points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, dense_rtf));
+    for selection in selections {
+        let config = &source.state.config.model;
+        let pruned = prune_model(&source.model, config, &source.scores, source.kind, selection)
+            .map_err(|e| format!("{}: {e}", source.name))?;
+        let rtf = real_time_factor(&pruned.model, &dev, &source, args.repeats);
+        let mut point = measure(&source, &pruned.model, Some(&pruned.keep), &dev, &test, &decoder, rtf, dense_rtf);
+        point["selection"] = json!(selection);
+        points.push(point);
+        if !args.json {
+            eprintln!("{}", row(points.last().unwrap_or(&Value::Null)));
+        }
+    }
+    let summary = json!({
+        "checkpoint": source.name, "method": source.method.name(), "device": device_label,
+        "decoder": decoder.describe(), "dense_params": dense, "points": points,
+    });
+    if let Some(out) = &args.out {
+        write_atomically(out, serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?.as_bytes())?;
+    }
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{} ({}) · {device_label} · {}", source.name, source.method.name(), decoder.describe());
+        println!("{}", header());
+        for point in &points {
+            println!("{}", row(point));
+        }
+    }
+    Ok(())
+}
+
+fn selections(args: &SweepArgs, source: &Prunable, dense: usize) -> Result<Vec<Selection>, String> {
+    if !args.budgets.is_empty() {
+        return args
+            .budgets
+            .iter()
+            .map(|b| parse_budget(b, dense).map(Selection::Budget))
+            .collect();
+    }
+    if source.kind != ScoreKind::Retention {
+        return Err("this checkpoint has no learned gates: sweep it with --budgets (e.g. 0.9,0.7,0.5)".into());
+    }
+    if let Some(bad) = args.thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+        return Err(format!("threshold {bad} is outside [0, 1]"));
+    }
+    Ok(args.thresholds.iter().map(|&t| Selection::Threshold(t)).collect())
+}
+
+/// One point: cost, speed and accuracy of `model` (dense when `keep` is `None`).
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    source: &Prunable,
+    model: &Conformer,
+    keep: Option<&[prunelab_engine::model::BlockKeep]>,
+    dev: &[Utterance],
+    test: &[Utterance],
+    decoder: &Decoder,
+    rtf: f64,
+    dense_rtf: f64,
+) -> Value {
+    let config = &source.state.config;
+    let shapes = model.block_shapes();
+    let params = param_count(&config.model, &shapes);
+    let score = |split: &[Utterance]| -> [EvalReport; 2] {
+        let reports = evaluate_decoders(
+            model,
+            &[],
+            split,
+            &source.state.stats,
+            config.max_batch_frames,
+            &[decoder, &Decoder::Greedy],
+        );
+        reports.try_into().unwrap_or_else(|_| unreachable!("one report per decoder"))
+    };
+    let [dev_report, dev_greedy] = score(dev);
+    let [test_report, test_greedy] = score(test);
+    let sites: Vec<Value> = keep
+        .map(|k| kept_per_site(&config.model, k))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(kind, kept, total)| json!({"site": kind.name(), "kept": kept, "total": total}))
+        .collect();
+    json!({
+        "selection": Value::Null,
+        "params": params.total(), "encoder_params": params.encoder(),
+        "gflops_per_second": prunelab_engine::prune::flops_per_second(&config.model, &shapes) / 1e9,
+        "rtf": rtf, "speedup": dense_rtf / rtf,
+        "dev_wer": dev_report.wer(), "test_wer": test_report.wer(),
+        "dev_wer_greedy": dev_greedy.wer(), "test_wer_greedy": test_greedy.wer(),
+        "sites": sites,
+    })
+}
+
+/// Median over `repeats` of (forward time over the dev set) / (dev audio seconds). Each repeat
+/// reads the logits back, so the device has finished the work it is timed for.
+fn real_time_factor(model: &Conformer, dev: &[Utterance], source: &Prunable, repeats: usize) -> f64 {
+    let device = model.devices().first().cloned().unwrap_or_default();
+    let plan = make_batches(dev, source.state.config.max_batch_frames, &mut SplitMix64::new(0));
+    let audio: f64 = dev.iter().map(|u| u.duration_seconds).sum();
+    let mut times: Vec<f64> = (0..repeats.max(1) + 1)
+        .map(|_| {
+            let started = Instant::now();
+            for indices in &plan.batches {
+                let batch: Vec<&Utterance> = indices.iter().map(|&i| &dev[i]).collect();
+                let prepared = prepare_batch(&batch, &source.state.stats, None, &device);
+                let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
+                let _: Vec<f32> = out.logits.try_into_vec_as().unwrap_or_default(); // sync point
+            }
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.remove(0); // the first pass warms caches and allocators
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2] / audio
+}
+
+fn header() -> String {
+    format!(
+        "{:<16} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  kept per site (ffn1 q v conv ffn2)",
+        "selection", "params", "GFLOP/s", "RTF", "speed", "dev WER", "test WER", "dev grd", "test grd"
+    )
+}
+
+fn row(point: &Value) -> String {
+    let selection = match point["selection"].as_object() {
+        None => "unpruned".to_string(),
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let kept: Vec<String> = point["sites"]
+        .as_array()
+        .map(|a| a.iter().map(|s| format!("{}/{}", s["kept"], s["total"])).collect())
+        .unwrap_or_default();
+    format!(
+        "{:<16} {:>9} {:>8.4} {:>8.5} {:>6.2}× {:>7.2}% {:>7.2}% {:>7.2}% {:>7.2}%  {}",
+        selection,
+        point["params"],
+        point["gflops_per_second"].as_f64().unwrap_or(f64::NAN),
+        point["rtf"].as_f64().unwrap_or(f64::NAN),
+        point["speedup"].as_f64().unwrap_or(f64::NAN),
+        point["dev_wer"].as_f64().unwrap_or(f64::NAN),
+        point["test_wer"].as_f64().unwrap_or(f64::NAN),
+        point["dev_wer_greedy"].as_f64().unwrap_or(f64::NAN),
+        point["test_wer_greedy"].as_f64().unwrap_or(f64::NAN),
+        kept.join(" ")
+    )
+}
+
+/// Whether two paths name the same file (the second must exist; the first may not yet).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
