@@ -142,6 +142,8 @@ fn check_every_case(device: &Device) {
     for kind in [SiteKind::Ffn1Hidden, SiteKind::AttnValue, SiteKind::ConvInput] {
         scores[1][kind.index()].as_mut().unwrap().fill(0.0);
     }
+    // Block 0 keeps its values but no query dimension at all: attention by position alone.
+    scores[0][SiteKind::AttnQuery.index()].as_mut().unwrap().fill(0.0);
     let error = surgery_error(&model, &scores, &dense, device);
     println!("emptied sites: {error:.2e}");
     assert!(error <= 1e-4, "emptied sites: {error}");
@@ -203,7 +205,10 @@ fn out_of_range_thresholds_and_budgets_are_clear_errors() {
     let too_big = plan_budget(&config, &scores, ScoreKind::Retention, dense + 1, count).unwrap_err();
     assert_eq!(
         too_big.to_string(),
-        format!("budget of {} parameters is not below the model's {dense} (nothing to prune)", dense + 1)
+        format!(
+            "budget of {} parameters is not below the model's {dense} (nothing to prune)",
+            dense + 1
+        )
     );
     let too_small = plan_budget(&config, &scores, ScoreKind::Retention, 10, count).unwrap_err();
     assert!(matches!(too_small, PlanError::BudgetTooSmall { .. }), "{too_small}");

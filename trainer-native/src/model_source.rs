@@ -7,7 +7,7 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::model::{BlockMasks, Conformer, Preset};
 use prunelab_engine::store::{decode_checkpoint, load_export, load_gates, load_inference_model};
-use prunelab_engine::train::{TrainConfig, deterministic_block_masks};
+use prunelab_engine::train::{TrainConfig, block_masks};
 
 pub struct LoadedModel {
     pub name: String,
@@ -23,7 +23,12 @@ pub struct LoadedModel {
 }
 
 /// Opens `path`; `threshold` overrides a gated checkpoint's own.
-pub fn open_model(path: &Path, preset: Option<Preset>, threshold: Option<f64>, device: &Device) -> Result<LoadedModel, String> {
+pub fn open_model(
+    path: &Path,
+    preset: Option<Preset>,
+    threshold: Option<f64>,
+    device: &Device,
+) -> Result<LoadedModel, String> {
     if let Some(threshold) = threshold
         && !(0.0..=1.0).contains(&threshold)
     {
@@ -43,7 +48,9 @@ pub fn open_model(path: &Path, preset: Option<Preset>, threshold: Option<f64>, d
         None => "checkpoint".into(),
     };
     Ok(LoadedModel {
-        masks: gates.map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold))),
+        masks: gates.map_or_else(Vec::new, |g| {
+            block_masks(g.deterministic(&state.config.prune, threshold))
+        }),
         name,
         step: Some(state.step),
         config: state.config,
@@ -65,8 +72,7 @@ fn open_export(manifest_path: &Path, preset: Option<Preset>, device: &Device) ->
     let name = manifest_path.display().to_string();
     let manifest = std::fs::read_to_string(manifest_path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let weights_path = manifest_path.with_file_name("model.safetensors");
-    let weights =
-        std::fs::read(&weights_path).map_err(|e| format!("{}: cannot read: {e}", weights_path.display()))?;
+    let weights = std::fs::read(&weights_path).map_err(|e| format!("{}: cannot read: {e}", weights_path.display()))?;
     let (manifest, model) = load_export(&manifest, &weights, device, &name).map_err(|e| e.to_string())?;
     if let Some(expected) = preset
         && expected != manifest.config.preset

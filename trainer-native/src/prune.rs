@@ -45,12 +45,19 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
         (Some(budget), _) => Selection::Budget(parse_budget(budget, dense.total())?),
         (None, Some(t)) => Selection::Threshold(t),
         (None, None) if source.kind == prunelab_engine::prune::ScoreKind::Retention => {
-            Selection::Threshold(source.state.config.prune.threshold)
+            Selection::Threshold(source.default_threshold())
         }
         (None, None) => return Err("a magnitude-scored model needs --budget (norms have no natural threshold)".into()),
     };
-    let pruned = prune_model(&source.model, config, &source.scores, source.kind, selection)
-        .map_err(|e| format!("{}: {e}", source.name))?;
+    let pruned = prune_model(
+        &source.model,
+        config,
+        &source.scores,
+        &source.module_gates,
+        source.kind,
+        selection,
+    )
+    .map_err(|e| format!("{}: {e}", source.name))?;
 
     let mut export_config = source.state.config.clone();
     export_config.model.block_shapes = Some(pruned.model.block_shapes());

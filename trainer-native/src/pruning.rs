@@ -15,6 +15,8 @@ pub struct Prunable {
     pub state: TrainerState,
     pub model: Conformer,
     pub scores: UnitScores,
+    /// Whole-module gate values per block (L0; empty otherwise).
+    pub module_gates: Vec<[f32; 4]>,
     pub kind: ScoreKind,
     /// The method that scored the units (magnitude for an ungated run).
     pub method: Method,
@@ -28,17 +30,19 @@ pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Res
     let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
     let model = load_inference_model(&state, None, device, &name).map_err(|e| e.to_string())?;
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
-    let (scores, kind, method) = match gates {
+    let (scores, module_gates, kind, method) = match gates {
         Some(gates) if !force_magnitude => {
-            let scores = gates
-                .retention()
-                .into_iter()
-                .map(|sites| sites.map(|p| p.map(|p| p.try_into_vec_as().unwrap_or_default())))
-                .collect(); // sync point
-            (scores, ScoreKind::Retention, state.config.prune.method)
+            let scores = gates.pruning_scores(&state.config.prune); // sync point
+            (
+                scores.units,
+                scores.modules,
+                ScoreKind::Retention,
+                state.config.prune.method,
+            )
         }
         _ => (
             magnitude_scores(&model, &state.config.prune.sites),
+            Vec::new(),
             ScoreKind::Magnitude,
             Method::Magnitude,
         ),
@@ -48,10 +52,25 @@ pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Res
         state,
         model,
         scores,
+        module_gates,
         kind,
         method,
     })
 }
+
+impl Prunable {
+    /// The threshold `prune` uses when none is given: the run's, except for L0, whose scores
+    /// are deterministic gate values and whose own rule keeps every unit above 0.
+    pub fn default_threshold(&self) -> f64 {
+        match self.method {
+            Method::L0 => L0_KEEP_ABOVE,
+            _ => self.state.config.prune.threshold,
+        }
+    }
+}
+
+/// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
+pub const L0_KEEP_ABOVE: f64 = 1e-6;
 
 /// `--budget`: an absolute parameter count, or a fraction of the dense model such as `0.5`.
 pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
@@ -66,5 +85,9 @@ pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
 
 /// A budget below 1 is a fraction of `dense`; otherwise a parameter count.
 pub fn budget_params(value: f64, dense: usize) -> usize {
-    if value < 1.0 { (value * dense as f64).round() as usize } else { value as usize }
+    if value < 1.0 {
+        (value * dense as f64).round() as usize
+    } else {
+        value as usize
+    }
 }

@@ -75,21 +75,46 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     // retention folded in), or the dense model itself.
     let unpruned = match source.kind {
         ScoreKind::Retention => {
-            prune_model(&source.model, &source.state.config.model, &source.scores, source.kind, Selection::Threshold(0.0))
-                .map_err(|e| format!("{}: {e}", source.name))?
-                .model
+            prune_model(
+                &source.model,
+                &source.state.config.model,
+                &source.scores,
+                &[],
+                source.kind,
+                Selection::Threshold(0.0),
+            )
+            .map_err(|e| format!("{}: {e}", source.name))?
+            .model
         }
         ScoreKind::Magnitude => source.model.clone(),
     };
     let mut points = Vec::new();
     let dense_rtf = real_time_factor(&unpruned, &dev, &source, args.repeats);
-    points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, dense_rtf));
+    points.push(measure(
+        &source, &unpruned, None, &dev, &test, &decoder, dense_rtf, dense_rtf,
+    ));
     for selection in selections {
         let config = &source.state.config.model;
-        let pruned = prune_model(&source.model, config, &source.scores, source.kind, selection)
-            .map_err(|e| format!("{}: {e}", source.name))?;
+        let pruned = prune_model(
+            &source.model,
+            config,
+            &source.scores,
+            &source.module_gates,
+            source.kind,
+            selection,
+        )
+        .map_err(|e| format!("{}: {e}", source.name))?;
         let rtf = real_time_factor(&pruned.model, &dev, &source, args.repeats);
-        let mut point = measure(&source, &pruned.model, Some(&pruned.keep), &dev, &test, &decoder, rtf, dense_rtf);
+        let mut point = measure(
+            &source,
+            &pruned.model,
+            Some(&pruned.keep),
+            &dev,
+            &test,
+            &decoder,
+            rtf,
+            dense_rtf,
+        );
         point["selection"] = json!(selection);
         points.push(point);
         if !args.json {
@@ -101,12 +126,22 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         "decoder": decoder.describe(), "dense_params": dense, "points": points,
     });
     if let Some(out) = &args.out {
-        write_atomically(out, serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?.as_bytes())?;
+        write_atomically(
+            out,
+            serde_json::to_string_pretty(&summary)
+                .map_err(|e| e.to_string())?
+                .as_bytes(),
+        )?;
     }
     if args.json {
         println!("{summary}");
     } else {
-        println!("{} ({}) · {device_label} · {}", source.name, source.method.name(), decoder.describe());
+        println!(
+            "{} ({}) · {device_label} · {}",
+            source.name,
+            source.method.name(),
+            decoder.describe()
+        );
         println!("{}", header());
         for point in &points {
             println!("{}", row(point));
@@ -156,7 +191,9 @@ fn measure(
             config.max_batch_frames,
             &[decoder, &Decoder::Greedy],
         );
-        reports.try_into().unwrap_or_else(|_| unreachable!("one report per decoder"))
+        reports
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one report per decoder"))
     };
     let [dev_report, dev_greedy] = score(dev);
     let [test_report, test_greedy] = score(test);

@@ -11,13 +11,13 @@ use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::{GateConfig, Method, SiteKind};
-use prunelab_engine::prune::{ScoreKind, Selection, magnitude_scores, prune_model};
 use prunelab_engine::model::{ConvSubsampling, Preset};
+use prunelab_engine::prune::{ScoreKind, Selection, magnitude_scores, prune_model};
 use prunelab_engine::store::encode_checkpoint;
-use prunelab_engine::store::{Trace, encode_trace};
+use prunelab_engine::store::{Trace, decode_checkpoint, encode_trace};
 use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{
-    EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate, evaluate_decoders,
+    DistillConfig, EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate, evaluate_decoders,
 };
 use serde_json::json;
 
@@ -72,8 +72,9 @@ pub struct TrainArgs {
 /// How the run learns what to prune.
 #[derive(Args)]
 struct PruneArgs {
-    /// Pruning method: none (dense), adaptive-dropout (learned retention per unit) or magnitude
-    /// (dense training; prune later by weight norms with `prunelab prune --method magnitude`).
+    /// Pruning method: none (dense), adaptive-dropout (learned retention per unit), l0
+    /// (hard-concrete masks driven to --target-sparsity) or magnitude (dense training, cut by
+    /// weight norms to --budget at --prune-at, then fine-tuned).
     #[arg(long, default_value = "none", value_parser = parse_method)]
     method: Method,
     /// Gated sites, comma-separated (default: all of ffn1.hidden, attn.query, attn.value, conv.input, ffn2.hidden).
@@ -94,6 +95,19 @@ struct PruneArgs {
     /// Record every unit's retention every this many steps in trace.pltrace.
     #[arg(long)]
     snapshot_every: Option<usize>,
+    /// L0: expected sparsity of the prunable parameters to drive the run to.
+    #[arg(long)]
+    target_sparsity: Option<f64>,
+    /// Distil from this unpruned checkpoint (same preset): KL on CTC posteriors plus MSE between
+    /// mapped block outputs.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Weight of the KL term (with --teacher).
+    #[arg(long, default_value_t = 1.0)]
+    kl_weight: f64,
+    /// Weight of the layer-wise MSE term (with --teacher).
+    #[arg(long, default_value_t = 1.0)]
+    layer_weight: f64,
     /// Magnitude: prune to this many parameters (or this fraction of the model, e.g. 0.5)
     /// once `--prune-at` of the run is done, then fine-tune the smaller model for the rest.
     #[arg(long)]
@@ -116,6 +130,7 @@ impl PruneArgs {
         config.threshold = self.threshold.unwrap_or(config.threshold);
         config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);
         config.magnitude_budget = self.budget.or(config.magnitude_budget);
+        config.l0.target_sparsity = self.target_sparsity.unwrap_or(config.l0.target_sparsity);
         config.magnitude_prune_at = self.prune_at.unwrap_or(config.magnitude_prune_at);
     }
 }
@@ -135,8 +150,15 @@ fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
     let dense = model.num_params();
     let budget = budget_params(budget, dense);
     let scores = magnitude_scores(&model, &c.prune.sites);
-    let pruned = prune_model(&model, &c.model, &scores, ScoreKind::Magnitude, Selection::Budget(budget))
-        .map_err(|e| format!("magnitude pruning at step {cut_step}: {e}"))?;
+    let pruned = prune_model(
+        &model,
+        &c.model,
+        &scores,
+        &[],
+        ScoreKind::Magnitude,
+        Selection::Budget(budget),
+    )
+    .map_err(|e| format!("magnitude pruning at step {cut_step}: {e}"))?;
     trainer.replace_model(&pruned.model)?;
     Ok(Some(format!(
         "step {cut_step:>6}: pruned by magnitude to {} parameters (from {dense}); fine-tuning",
@@ -145,7 +167,8 @@ fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
 }
 
 fn parse_method(name: &str) -> Result<Method, String> {
-    Method::parse(name).ok_or_else(|| format!("unknown method {name:?}; choose none, adaptive-dropout or magnitude"))
+    Method::parse(name)
+        .ok_or_else(|| format!("unknown method {name:?}; choose none, adaptive-dropout, l0 or magnitude"))
 }
 
 pub fn parse_site(name: &str) -> Result<SiteKind, String> {
@@ -166,6 +189,20 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
     config.max_batch_frames = args.max_batch_frames.unwrap_or(config.max_batch_frames);
     args.prune.apply(&mut config.prune);
+    let teacher = match &args.prune.teacher {
+        Some(path) => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read teacher: {e}"))?;
+            let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+            config.distill = Some(DistillConfig {
+                teacher: name,
+                kl_weight: args.prune.kl_weight,
+                layer_weight: args.prune.layer_weight,
+            });
+            Some(state)
+        }
+        None => None,
+    };
     config.validate()?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
 
@@ -196,7 +233,21 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         config.steps
     );
 
+    if let Some(teacher) = &teacher
+        && teacher.stats != stats
+    {
+        return Err("the teacher was trained with other feature statistics (another corpus?)".into());
+    }
     let mut trainer = Trainer::new(config, stats, &device);
+    if let Some(teacher) = &teacher {
+        let name = trainer
+            .config
+            .distill
+            .as_ref()
+            .map_or("", |d| d.teacher.as_str())
+            .to_string();
+        trainer.attach_teacher(teacher).map_err(|e| format!("{name}: {e}"))?;
+    }
     eprintln!("model parameters: {}", trainer.inference_model().num_params());
     let mut metrics = open_metrics(&args.out)?;
     let started = Instant::now();

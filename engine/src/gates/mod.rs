@@ -5,9 +5,11 @@
 //! the training code passes those into the model's forward.
 
 mod adaptive_dropout;
+mod hard_concrete;
 mod site;
 
 pub use adaptive_dropout::{AdaptiveDropoutConfig, retention};
+pub use hard_concrete::HardConcreteConfig;
 pub use site::{SiteKind, params_per_unit, site_units};
 
 use burn::module::Param;
@@ -24,17 +26,21 @@ pub enum Method {
     None,
     /// Learned per-unit retention with Gumbel-sigmoid masks.
     AdaptiveDropout,
+    /// Hard-concrete masks on FFN units, conv channels, heads and whole modules, driven to a
+    /// target sparsity by a Lagrangian.
+    L0,
     /// Dense training; units are ranked by weight norms when pruning.
     Magnitude,
 }
 
 impl Method {
-    pub const ALL: [Method; 3] = [Method::None, Method::AdaptiveDropout, Method::Magnitude];
+    pub const ALL: [Method; 4] = [Method::None, Method::AdaptiveDropout, Method::L0, Method::Magnitude];
 
     pub fn name(self) -> &'static str {
         match self {
             Method::None => "none",
             Method::AdaptiveDropout => "adaptive-dropout",
+            Method::L0 => "l0",
             Method::Magnitude => "magnitude",
         }
     }
@@ -45,7 +51,7 @@ impl Method {
 
     /// Whether training carries learned gates.
     pub fn is_gated(self) -> bool {
-        matches!(self, Method::AdaptiveDropout)
+        matches!(self, Method::AdaptiveDropout | Method::L0)
     }
 }
 
@@ -56,7 +62,10 @@ pub struct GateConfig {
     /// The gated sites (every block gets each of them).
     pub sites: Vec<SiteKind>,
     pub adaptive_dropout: AdaptiveDropoutConfig,
-    /// Default retention threshold: a unit is kept iff its score is at least this.
+    #[serde(default)]
+    pub l0: HardConcreteConfig,
+    /// Default retention threshold: a unit is kept iff its score is at least this. (L0 scores
+    /// are deterministic gate values, 0 for a removed unit: any positive threshold keeps the rest.)
     pub threshold: f64,
     /// Learning rate of the gate parameters' own optimiser (Adam, no weight decay).
     pub lr: f64,
@@ -81,6 +90,7 @@ impl Default for GateConfig {
             method: Method::None,
             sites: SiteKind::ALL.to_vec(),
             adaptive_dropout: AdaptiveDropoutConfig::default(),
+            l0: HardConcreteConfig::default(),
             threshold: 0.5,
             lr: 2e-2,
             snapshot_every: 50,
@@ -115,6 +125,14 @@ impl GateConfig {
                 "a gated method needs at least one site".to_string(),
             ),
             (
+                (0.0..1.0).contains(&self.l0.target_sparsity),
+                format!("target sparsity {} must be in [0, 1)", self.l0.target_sparsity),
+            ),
+            (
+                self.l0.ramp_fraction > 0.0 && self.l0.ramp_fraction <= 1.0,
+                format!("ramp fraction {} must be in (0, 1]", self.l0.ramp_fraction),
+            ),
+            (
                 (0.0..1.0).contains(&self.magnitude_prune_at),
                 format!("magnitude_prune_at {} must be in [0, 1)", self.magnitude_prune_at),
             ),
@@ -133,28 +151,107 @@ impl GateConfig {
 /// One value per site kind of a block (`None` where the site is not gated).
 pub type PerSite<T> = [Option<T>; 5];
 
+/// The sizes gates need: how many units each site has and what each costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateLayout {
+    pub blocks: usize,
+    pub d_model: usize,
+    pub num_heads: usize,
+    pub d_ff: usize,
+    pub conv_kernel: usize,
+}
+
+impl GateLayout {
+    fn units(&self, kind: SiteKind) -> usize {
+        site_units(kind, self.d_model, self.d_ff)
+    }
+
+    /// Parameters of one attention head: its query/key and value/output slices.
+    fn head_params(&self) -> usize {
+        let k = self.d_model / self.num_heads;
+        k * (params_per_unit(SiteKind::AttnQuery, self.d_model, self.conv_kernel)
+            + params_per_unit(SiteKind::AttnValue, self.d_model, self.conv_kernel))
+    }
+
+    /// Parameters the L0 masks can remove in one block.
+    fn prunable_per_block(&self) -> usize {
+        let ppu = |k: SiteKind| params_per_unit(k, self.d_model, self.conv_kernel);
+        2 * self.d_ff * ppu(SiteKind::Ffn1Hidden)
+            + self.num_heads * self.head_params()
+            + self.d_model * ppu(SiteKind::ConvInput)
+    }
+}
+
+/// One block's gate values for a forward pass: unit masks `[b or 1, units]` per site and, for
+/// L0, the whole-module gates `[4]` (FFN1, attention, conv, FFN2).
+#[derive(Debug, Clone, Default)]
+pub struct BlockGateValues {
+    pub sites: PerSite<Tensor<2>>,
+    pub modules: Option<Tensor<1>>,
+}
+
+/// Host copies of what pruning needs from gates: per block, per site, one score per unit that
+/// is also its inference scale; and the whole-module gate values (1 where there are none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruningScores {
+    pub units: Vec<PerSite<Vec<f32>>>,
+    pub modules: Vec<[f32; 4]>,
+}
+
+/// Unit sites that carry their own L0 masks (attention is masked per head instead).
+const L0_UNIT_SITES: [SiteKind; 3] = [SiteKind::Ffn1Hidden, SiteKind::ConvInput, SiteKind::Ffn2Hidden];
+
 /// The learned gate parameters of a whole model.
 #[derive(Module, Debug)]
 pub struct Gates {
-    /// Indexed `block · 5 + site`: that site's logits `[units]`, or `None` where it is not gated.
+    /// Indexed `block · 5 + site`: that site's unit logits (adaptive dropout: `beta`; L0:
+    /// `log_alpha`) `[units]`, or `None` where it is not gated.
     logits: Vec<Option<Param<Tensor<1>>>>,
+    /// L0: per block, each head's `log_alpha` `[h]` (empty for adaptive dropout).
+    heads: Vec<Param<Tensor<1>>>,
+    /// L0: per block, the whole-module `log_alpha` `[4]` (empty for adaptive dropout).
+    modules: Vec<Param<Tensor<1>>>,
+    /// L0: the Lagrange multipliers `[lambda1, lambda2]`, updated by gradient ascent.
+    lambdas: Option<Param<Tensor<1>>>,
     blocks: usize,
+    is_l0: bool,
+    num_heads: usize,
+    d_model: usize,
 }
 
 impl Gates {
-    /// Fresh gates for `blocks` blocks; `units(kind)` is a site's width.
-    pub fn new(config: &GateConfig, blocks: usize, units: impl Fn(SiteKind) -> usize, device: &Device) -> Self {
-        let init = config.adaptive_dropout.initial_logit;
-        let logits = (0..blocks)
+    /// Fresh gates for `config.method` over a model of `layout`.
+    pub fn new(config: &GateConfig, layout: GateLayout, device: &Device) -> Self {
+        let is_l0 = config.method == Method::L0;
+        let init = if is_l0 {
+            config.l0.initial_log_alpha
+        } else {
+            config.adaptive_dropout.initial_logit
+        };
+        let gated = |kind: SiteKind| config.sites.contains(&kind) && (!is_l0 || L0_UNIT_SITES.contains(&kind));
+        let logits = (0..layout.blocks)
             .flat_map(|_| SiteKind::ALL)
-            .map(|kind| {
-                config
-                    .sites
-                    .contains(&kind)
-                    .then(|| Param::from_tensor(Tensor::full([units(kind)], init, device)))
-            })
+            .map(|kind| gated(kind).then(|| Param::from_tensor(Tensor::full([layout.units(kind)], init, device))))
             .collect();
-        Self { logits, blocks }
+        let per_block = |n: usize| -> Vec<Param<Tensor<1>>> {
+            if is_l0 {
+                (0..layout.blocks)
+                    .map(|_| Param::from_tensor(Tensor::full([n], init, device)))
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        };
+        Self {
+            logits,
+            heads: per_block(layout.num_heads),
+            modules: per_block(4),
+            lambdas: is_l0.then(|| Param::from_tensor(Tensor::zeros([2], device))),
+            blocks: layout.blocks,
+            is_l0,
+            num_heads: layout.num_heads,
+            d_model: layout.d_model,
+        }
     }
 
     pub fn num_blocks(&self) -> usize {
@@ -167,49 +264,196 @@ impl Gates {
             .collect()
     }
 
-    /// Training masks `[batch, units]` per block and site, one independent draw per utterance.
-    /// The logistic noise comes from `rng` on the host, so every backend sees the same draws.
-    pub fn sample(
-        &self,
-        config: &AdaptiveDropoutConfig,
-        batch: usize,
-        rng: &mut SplitMix64,
-    ) -> Vec<PerSite<Tensor<2>>> {
-        self.per_block(|logits| {
-            let [u] = logits.dims();
-            let noise: Vec<f32> = (0..batch * u)
-                .map(|_| {
-                    // u in (0, 1): ln u − ln(1 − u) stays finite.
-                    let x = (rng.next_f64() * (1.0 - 2e-7) + 1e-7) as f32;
-                    x.ln() - (1.0 - x).ln()
-                })
-                .collect();
-            let noise = Tensor::<2>::from_data(TensorData::new(noise, [batch, u]), &logits.device());
-            config.sample(logits, noise)
-        })
+    /// `[1, h]` head values → `[1, d]`: each head's value repeated over its value dimensions.
+    fn heads_to_value_dims(&self, heads: Tensor<2>) -> Tensor<2> {
+        let (h, d) = (self.num_heads, self.d_model);
+        heads.reshape([h, 1]).expand([h, d / h]).reshape([1, d])
     }
 
-    /// Retention probability of every unit.
-    pub fn retention(&self) -> Vec<PerSite<Tensor<1>>> {
-        self.per_block(retention)
+    /// Training gate values. Adaptive dropout: one Gumbel-sigmoid draw per utterance, `[b, u]`.
+    /// L0: one hard-concrete draw per batch, `[1, u]`, heads spread over their value dimensions,
+    /// and module gates. The logistic noise comes from `rng` on the host, so every backend sees
+    /// the same draws.
+    pub fn sample(&self, config: &GateConfig, batch: usize, rng: &mut SplitMix64) -> Vec<BlockGateValues> {
+        let rows = if self.is_l0 { 1 } else { batch };
+        let mut noise = |n: usize, device: &Device| logistic_noise(rows, n, rng, device);
+        (0..self.blocks)
+            .map(|b| {
+                let mut sites: PerSite<Tensor<2>> = std::array::from_fn(|s| {
+                    self.logits[b * 5 + s].as_ref().map(|p| {
+                        let logits = p.val();
+                        let [u] = logits.dims();
+                        let n = noise(u, &logits.device());
+                        if self.is_l0 {
+                            config.l0.sample(logits, n)
+                        } else {
+                            config.adaptive_dropout.sample(logits, n)
+                        }
+                    })
+                });
+                let modules = self.is_l0.then(|| {
+                    let heads = self.heads[b].val();
+                    let n = noise(self.num_heads, &heads.device());
+                    let z = config.l0.sample(heads, n);
+                    sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(z));
+                    let modules = self.modules[b].val();
+                    let n = noise(4, &modules.device());
+                    config.l0.sample(modules, n).reshape([4])
+                });
+                BlockGateValues { sites, modules }
+            })
+            .collect()
     }
 
-    /// Inference gate values: the retention where it reaches `threshold`, 0 elsewhere.
-    pub fn deterministic(&self, threshold: f64) -> Vec<PerSite<Tensor<1>>> {
-        self.per_block(|logits| {
-            let p = retention(logits);
-            p.clone().mask_fill(p.lower_elem(threshold), 0.0)
-        })
+    /// Inference gate values `[1, u]` per site (and module gates): adaptive dropout keeps the
+    /// retention where it reaches `threshold` and zeroes the rest; L0 uses its deterministic
+    /// rule (see [`HardConcreteConfig::deterministic`]) and ignores `threshold`.
+    /// L0 reads its parameters back (a sync point).
+    pub fn deterministic(&self, config: &GateConfig, threshold: f64) -> Vec<BlockGateValues> {
+        let scores = self.pruning_scores(config);
+        let device = self.device();
+        let row =
+            |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device).reshape([1, v.len()]);
+        scores
+            .units
+            .iter()
+            .zip(&scores.modules)
+            .map(|(sites, modules)| BlockGateValues {
+                sites: std::array::from_fn(|s| {
+                    sites[s].as_ref().map(|v| {
+                        let kept: Vec<f32> = if self.is_l0 {
+                            v.clone()
+                        } else {
+                            v.iter()
+                                .map(|&p| if f64::from(p) >= threshold { p } else { 0.0 })
+                                .collect()
+                        };
+                        row(&kept)
+                    })
+                }),
+                modules: self.is_l0.then(|| row(modules).reshape([4])),
+            })
+            .collect()
     }
 
-    /// The regulariser summed over every gated site, `[1]`.
-    pub fn penalty(&self, config: &AdaptiveDropoutConfig, step: usize, steps: usize) -> Tensor<1> {
-        let mut terms = self
-            .logits
+    fn device(&self) -> Device {
+        self.logits
             .iter()
             .flatten()
-            .map(|p| config.penalty(p.val(), step, steps));
+            .chain(&self.heads)
+            .next()
+            .map(|p| p.val().device())
+            .unwrap_or_default()
+    }
+
+    /// Retention probability of every unit (adaptive dropout: `sigmoid(beta)`; L0:
+    /// `P(z ≠ 0)`, with each head's on its value dimensions). Stays on the device.
+    pub fn retention(&self, config: &GateConfig) -> Vec<PerSite<Tensor<1>>> {
+        let mut out = self.per_block(|logits| {
+            if self.is_l0 {
+                config.l0.prob_nonzero(logits)
+            } else {
+                retention(logits)
+            }
+        });
+        if self.is_l0 {
+            for (b, sites) in out.iter_mut().enumerate() {
+                let p = config.l0.prob_nonzero(self.heads[b].val()).reshape([1, self.num_heads]);
+                sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(p).reshape([self.d_model]));
+            }
+        }
+        out
+    }
+
+    /// What pruning needs, on the host (a sync point): adaptive dropout's retention with no module
+    /// gates; L0's deterministic gate values (heads spread over their value dimensions) and
+    /// module gate values.
+    pub fn pruning_scores(&self, config: &GateConfig) -> PruningScores {
+        let read = |t: Tensor<1>| -> Vec<f32> { t.try_into_vec_as().unwrap_or_default() };
+        if !self.is_l0 {
+            return PruningScores {
+                units: self.per_block(|l| read(retention(l))),
+                modules: vec![[1.0; 4]; self.blocks],
+            };
+        }
+        let hc = &config.l0;
+        let mut units = self.per_block(|l| hc.deterministic(&read(l)));
+        let mut modules = Vec::with_capacity(self.blocks);
+        for (b, sites) in units.iter_mut().enumerate() {
+            let heads = hc.deterministic(&read(self.heads[b].val()));
+            let k = self.d_model / self.num_heads;
+            sites[SiteKind::AttnValue.index()] = Some(heads.iter().flat_map(|&z| std::iter::repeat_n(z, k)).collect());
+            let m = hc.deterministic(&read(self.modules[b].val()));
+            modules.push([m[0], m[1], m[2], m[3]]);
+        }
+        PruningScores { units, modules }
+    }
+
+    /// The regulariser, `[1]`: adaptive dropout's pull towards `c(step)`, or L0's Lagrangian
+    /// on the expected sparsity (see [`Gates::expected_sparsity`]).
+    pub fn penalty(&self, config: &GateConfig, layout: GateLayout, step: usize, steps: usize) -> Tensor<1> {
+        if self.is_l0 {
+            let lambdas = self.lambdas.as_ref().expect("L0 gates carry multipliers").val();
+            return config.l0.lagrangian(
+                self.expected_sparsity(config, layout),
+                lambdas,
+                config.l0.target(step, steps),
+            );
+        }
+        let ad = &config.adaptive_dropout;
+        let mut terms = self.logits.iter().flatten().map(|p| ad.penalty(p.val(), step, steps));
         let first = terms.next().expect("gates exist only when some site is gated");
         terms.fold(first, |acc, t| acc + t)
     }
+
+    /// L0: `1 − E[size] / prunable`, `[1]`, where `E[size]` sums each structure's `P(z ≠ 0)`
+    /// times its parameters, multiplied by its module's `P(z ≠ 0)`.
+    pub fn expected_sparsity(&self, config: &GateConfig, layout: GateLayout) -> Tensor<1> {
+        let hc = &config.l0;
+        let device = self.device();
+        let ppu = |k: SiteKind| params_per_unit(k, layout.d_model, layout.conv_kernel) as f64;
+        let mut size = Tensor::<1>::zeros([1], &device);
+        for b in 0..self.blocks {
+            let p_module = hc.prob_nonzero(self.modules[b].val()); // [4]
+            let unit_size = |kind: SiteKind| -> Tensor<1> {
+                match &self.logits[b * 5 + kind.index()] {
+                    Some(p) => hc.prob_nonzero(p.val()).sum().mul_scalar(ppu(kind)),
+                    None => Tensor::full([1], layout.units(kind) as f64 * ppu(kind), &device),
+                }
+            };
+            let heads = hc
+                .prob_nonzero(self.heads[b].val())
+                .sum()
+                .mul_scalar(layout.head_params() as f64);
+            let parts = Tensor::cat(
+                vec![
+                    unit_size(SiteKind::Ffn1Hidden),
+                    heads,
+                    unit_size(SiteKind::ConvInput),
+                    unit_size(SiteKind::Ffn2Hidden),
+                ],
+                0,
+            ); // [4]
+            size = size + (parts * p_module).sum();
+        }
+        let prunable = (layout.prunable_per_block() * self.blocks) as f64;
+        size.div_scalar(prunable).neg().add_scalar(1.0)
+    }
+
+    /// The Lagrange multipliers' parameter id (their gradient is negated for ascent).
+    pub fn lambda_id(&self) -> Option<burn::module::ParamId> {
+        self.lambdas.as_ref().map(|p| p.id)
+    }
+}
+
+/// `[rows, n]` draws of `ln u − ln(1 − u)`, `u` uniform in (0, 1).
+fn logistic_noise(rows: usize, n: usize, rng: &mut SplitMix64, device: &Device) -> Tensor<2> {
+    let noise: Vec<f32> = (0..rows * n)
+        .map(|_| {
+            // Keep u away from 0 and 1 so the logarithms stay finite.
+            let x = (rng.next_f64() * (1.0 - 2e-6) + 1e-6) as f32;
+            x.ln() - (1.0 - x).ln()
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(noise, [rows, n]), device)
 }

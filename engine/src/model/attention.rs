@@ -35,8 +35,9 @@ pub struct RelPosSelfAttentionConfig {
 #[derive(Module, Debug)]
 pub struct RelPosSelfAttention {
     norm: LayerNorm,
-    query: Linear,
-    key: Linear,
+    /// `None` when every head lost all its query dimensions (all attend by position alone).
+    query: Option<Linear>,
+    key: Option<Linear>,
     value: Linear,
     output: Linear,
     /// `[2R + 1, h]`: bias for each clipped relative distance and head.
@@ -75,8 +76,8 @@ impl RelPosSelfAttentionConfig {
         let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
         RelPosSelfAttention {
             norm: LayerNormConfig::new(self.d_model).init(device),
-            query: linear(self.d_model, q_total),
-            key: linear(self.d_model, q_total),
+            query: (q_total > 0).then(|| linear(self.d_model, q_total)),
+            key: (q_total > 0).then(|| linear(self.d_model, q_total)),
             value: linear(self.d_model, v_total),
             output: linear(v_total, self.d_model),
             rel_bias: Initializer::Zeros.init([2 * self.max_rel_distance + 1, heads], device),
@@ -105,15 +106,15 @@ impl RelPosSelfAttention {
         let [b, s, _] = x.dims();
         let x = self.norm.forward(x);
         let gate = |t: Tensor<3>, mask: Option<Tensor<3>>| mask.map_or(t.clone(), |m| t * m);
-        let q = gate(self.query.forward(x.clone()), masks.query); // [b, s, Σq]
-        let key = self.key.forward(x.clone()); // [b, s, Σq]
+        // [b, s, Σq] each; absent when no head has a query dimension left.
+        let q = self.query.as_ref().map(|l| gate(l.forward(x.clone()), masks.query));
+        let key = self.key.as_ref().map(|l| l.forward(x.clone()));
         let v = gate(self.value.forward(x), masks.value); // [b, s, Σv]
         let bias = self.position_bias(s, &padding.device()); // [h, s, s]
         let padded_keys = padding.reshape([b, 1, 1, s]);
-        let context = if self.heads_are_uniform() {
-            self.attend_uniform(q, key, v, bias, padded_keys)
-        } else {
-            self.attend_per_head(q, key, v, bias, padded_keys)
+        let context = match (q, key) {
+            (Some(q), Some(key)) if self.heads_are_uniform() => self.attend_uniform(q, key, v, bias, padded_keys),
+            (q, key) => self.attend_per_head(q.zip(key), v, bias, padded_keys),
         }; // [b, s, Σv]
         self.dropout.forward(self.output.forward(context))
     }
@@ -143,10 +144,10 @@ impl RelPosSelfAttention {
     }
 
     /// Heads of their own widths (after pruning): one head at a time, outputs concatenated.
+    /// `query_key` is `None` when no head has query dimensions.
     fn attend_per_head(
         &self,
-        q: Tensor<3>,
-        key: Tensor<3>,
+        query_key: Option<(Tensor<3>, Tensor<3>)>,
         v: Tensor<3>,
         bias: Tensor<3>,
         padded_keys: Tensor<4, Bool>,
@@ -156,12 +157,13 @@ impl RelPosSelfAttention {
         let mut outputs = Vec::with_capacity(self.value_widths.len());
         for (h, (&wq, &wv)) in self.query_widths.iter().zip(&self.value_widths).enumerate() {
             let head_bias = bias.clone().narrow(0, h, 1).unsqueeze::<4>(); // [1, 1, s, s]
-            let logits = if wq == 0 {
-                head_bias.expand([b, 1, s, s])
-            } else {
-                let qh = q.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1); // [b, 1, s, wq]
-                let kh = key.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1);
-                qh.matmul(kh.swap_dims(2, 3)).div_scalar((self.head_dim as f64).sqrt()) + head_bias
+            let logits = match &query_key {
+                Some((q, key)) if wq > 0 => {
+                    let qh = q.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1); // [b, 1, s, wq]
+                    let kh = key.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1);
+                    qh.matmul(kh.swap_dims(2, 3)).div_scalar((self.head_dim as f64).sqrt()) + head_bias
+                }
+                _ => head_bias.expand([b, 1, s, s]),
             }; // [b, 1, s, s]
             let weights = self.attention_weights(logits, padded_keys.clone());
             let vh = v.clone().narrow(2, v_offset, wv).unsqueeze_dim::<4>(1); // [b, 1, s, wv]
@@ -247,24 +249,17 @@ impl RelPosSelfAttention {
             }),
             None,
         );
+        let project = |linear: &Option<Linear>, scaled: bool| {
+            let side = Side { units: &q_kept, scaled };
+            linear
+                .as_ref()
+                .filter(|_| !q_kept.is_empty())
+                .map(|l| resize_linear(l, None, Some(side)))
+        };
         RelPosSelfAttention {
             norm: self.norm.clone(),
-            query: resize_linear(
-                &self.query,
-                None,
-                Some(Side {
-                    units: &q_kept,
-                    scaled: true,
-                }),
-            ),
-            key: resize_linear(
-                &self.key,
-                None,
-                Some(Side {
-                    units: &q_kept,
-                    scaled: false,
-                }),
-            ),
+            query: project(&self.query, true),
+            key: project(&self.key, false),
             value: resize_linear(
                 &self.value,
                 None,
@@ -294,7 +289,10 @@ impl RelPosSelfAttention {
             let n = w.dims()[0];
             w.powf_scalar(2.0).sum_dim(1).sqrt().reshape([n])
         };
-        let query = column_norms(self.query.weight.val()) * column_norms(self.key.weight.val());
+        let query = match (&self.query, &self.key) {
+            (Some(q), Some(k)) => column_norms(q.weight.val()) * column_norms(k.weight.val()),
+            _ => Tensor::zeros([0], &self.value.weight.device()),
+        };
         let value = column_norms(self.value.weight.val()) * row_norms(self.output.weight.val());
         (query, value)
     }

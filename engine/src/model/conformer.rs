@@ -81,6 +81,8 @@ pub struct ConformerOutput {
     pub logits: Tensor<3>,
     /// Valid subsampled frames per utterance.
     pub lengths: Vec<usize>,
+    /// Each block's output `[b, s, d]`, first to last (for layer-wise distillation).
+    pub hidden: Vec<Tensor<3>>,
 }
 
 #[derive(Module, Debug)]
@@ -144,12 +146,16 @@ impl Conformer {
             .collect();
         let padding = frame_mask(&lengths, s, &device);
         let none = BlockMasks::default();
+        let mut hidden = Vec::with_capacity(self.blocks.len());
         let x = self.blocks.iter().enumerate().fold(x, |x, (i, block)| {
-            block.forward(x, padding.clone(), masks.get(i).unwrap_or(&none))
+            let y = block.forward(x, padding.clone(), masks.get(i).unwrap_or(&none));
+            hidden.push(y.clone());
+            y
         });
         ConformerOutput {
             logits: self.head.forward(x),
             lengths,
+            hidden,
         }
     }
 }

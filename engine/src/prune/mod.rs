@@ -34,18 +34,23 @@ pub struct Pruned {
     pub flops_per_second: f64,
 }
 
-/// Plans from `scores` and cuts the dense `model` (of `config`) down to it.
+/// Plans from `scores` and cuts the dense `model` (of `config`) down to it. `module_gates` are
+/// whole-module gate values per block (L0; empty: every module kept whole).
 pub fn prune_model(
     model: &Conformer,
     config: &ConformerConfig,
     scores: &UnitScores,
+    module_gates: &[[f32; 4]],
     kind: ScoreKind,
     selection: Selection,
 ) -> Result<Pruned, PlanError> {
-    let keep = match selection {
+    let mut keep = match selection {
         Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
         Selection::Budget(b) => plan_budget(config, scores, kind, b, |plan| planned_params(config, plan).total())?,
     };
+    for (block, gates) in keep.iter_mut().zip(module_gates) {
+        block.modules = *gates;
+    }
     let shapes = planned_shapes(&keep);
     Ok(Pruned {
         model: model.pruned(&keep),

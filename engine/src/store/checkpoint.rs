@@ -1,8 +1,9 @@
 //! The checkpoint format: a [`crate::container`] file (magic `PLCKPT01`, version 1) whose JSON
 //! header holds the config, feature statistics, step and section lengths, and whose body is the
 //! model's burnpack bytes, the optimiser's (possibly empty), then the gates' and the gate
-//! optimiser's (empty for an ungated run; headers written before gates existed omit their
-//! lengths, which then read as 0). Everything is validated on load; any mismatch is an error
+//! optimiser's (empty for an ungated run), then the distillation maps' and their optimiser's
+//! (empty without distillation). Headers written before a section existed omit its length,
+//! which then reads as 0. Everything is validated on load; any mismatch is an error
 //! naming the file.
 
 use burn::prelude::*;
@@ -11,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
-use crate::gates::{Gates, site_units};
+use crate::gates::Gates;
 use crate::model::{Conformer, Preset};
-use crate::train::{TrainConfig, TrainerState};
+use crate::train::{TrainConfig, TrainerState, gate_layout};
 
 const FORMAT: Format = Format {
     magic: b"PLCKPT01",
@@ -33,6 +34,10 @@ struct Header {
     gates_len: u64,
     #[serde(default)]
     gate_optimizer_len: u64,
+    #[serde(default)]
+    distill_maps_len: u64,
+    #[serde(default)]
+    distill_optimizer_len: u64,
 }
 
 /// Why a checkpoint could not be used. Every variant names the file.
@@ -61,10 +66,19 @@ pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
         optimizer_len: state.optimizer.len() as u64,
         gates_len: state.gates.len() as u64,
         gate_optimizer_len: state.gate_optimizer.len() as u64,
+        distill_maps_len: state.distill_maps.len() as u64,
+        distill_optimizer_len: state.distill_optimizer.len() as u64,
     };
     FORMAT.encode(
         &header,
-        &[&state.model, &state.optimizer, &state.gates, &state.gate_optimizer],
+        &[
+            &state.model,
+            &state.optimizer,
+            &state.gates,
+            &state.gate_optimizer,
+            &state.distill_maps,
+            &state.distill_optimizer,
+        ],
     )
 }
 
@@ -76,15 +90,14 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         header.optimizer_len,
         header.gates_len,
         header.gate_optimizer_len,
+        header.distill_maps_len,
+        header.distill_optimizer_len,
     ];
     let promised = sections.iter().try_fold(0u64, |acc, &len| acc.checked_add(len));
     if promised != Some(body.len() as u64) {
         let detail = format!(
-            "header promises {} + {} + {} + {} bytes of weights, optimiser, gates and gate optimiser, file has {}",
-            sections[0],
-            sections[1],
-            sections[2],
-            sections[3],
+            "header promises {} bytes of weights, optimiser, gates, gate optimiser and distillation state, file has {}",
+            promised.map_or("too many".to_string(), |p| p.to_string()),
             body.len()
         );
         return Err(FORMAT.truncated(name, &detail).into());
@@ -95,7 +108,9 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         .map_err(|detail| FORMAT.bad_header(name, detail))?;
     let (model, rest) = body.split_at(sections[0] as usize);
     let (optimizer, rest) = rest.split_at(sections[1] as usize);
-    let (gates, gate_optimizer) = rest.split_at(sections[2] as usize);
+    let (gates, rest) = rest.split_at(sections[2] as usize);
+    let (gate_optimizer, rest) = rest.split_at(sections[3] as usize);
+    let (distill_maps, distill_optimizer) = rest.split_at(sections[4] as usize);
     if header.config.prune.method.is_gated() && gates.is_empty() {
         return Err(FORMAT
             .bad_header(name, "a gated run's checkpoint holds no gates".to_string())
@@ -110,6 +125,8 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         optimizer: optimizer.to_vec(),
         gates: gates.to_vec(),
         gate_optimizer: gate_optimizer.to_vec(),
+        distill_maps: distill_maps.to_vec(),
+        distill_optimizer: distill_optimizer.to_vec(),
     })
 }
 
@@ -142,8 +159,7 @@ pub fn load_gates(state: &TrainerState, device: &Device, name: &str) -> Result<O
     if !c.prune.method.is_gated() {
         return Ok(None);
     }
-    let m = &c.model;
-    let gates = Gates::new(&c.prune, m.num_blocks, |k| site_units(k, m.d_model, m.d_ff), device);
+    let gates = Gates::new(&c.prune, gate_layout(&c.model), device);
     let bad = |detail: String| StoreError::BadWeights {
         name: name.to_string(),
         detail,

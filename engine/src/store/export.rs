@@ -42,13 +42,20 @@ pub struct ExportManifest {
 /// Safetensors bytes of a (pruned) model.
 pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, String> {
     let mut store = SafetensorsStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| format!("cannot serialise weights: {e}"))?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| format!("cannot serialise weights: {e}"))?;
     store.get_bytes().map_err(|e| format!("cannot serialise weights: {e}"))
 }
 
 /// Builds the pruned model a manifest describes and loads `weights` into it, refusing any
 /// disagreement between the two. `name` (the manifest's path) appears in every error.
-pub fn load_export(manifest: &str, weights: &[u8], device: &Device, name: &str) -> Result<(ExportManifest, Conformer), StoreError> {
+pub fn load_export(
+    manifest: &str,
+    weights: &[u8],
+    device: &Device,
+    name: &str,
+) -> Result<(ExportManifest, Conformer), StoreError> {
     let bad = |detail: String| StoreError::BadWeights {
         name: name.to_string(),
         detail,
@@ -56,7 +63,10 @@ pub fn load_export(manifest: &str, weights: &[u8], device: &Device, name: &str) 
     let manifest: ExportManifest =
         serde_json::from_str(manifest).map_err(|e| bad(format!("manifest is not valid JSON for an export: {e}")))?;
     if manifest.format != EXPORT_FORMAT {
-        return Err(bad(format!("`format` is {:?}, expected {EXPORT_FORMAT:?}", manifest.format)));
+        return Err(bad(format!(
+            "`format` is {:?}, expected {EXPORT_FORMAT:?}",
+            manifest.format
+        )));
     }
     if manifest.version != EXPORT_VERSION {
         return Err(bad(format!(
@@ -64,7 +74,10 @@ pub fn load_export(manifest: &str, weights: &[u8], device: &Device, name: &str) 
             manifest.version
         )));
     }
-    manifest.config.validate().map_err(|e| bad(format!("manifest config: {e}")))?;
+    manifest
+        .config
+        .validate()
+        .map_err(|e| bad(format!("manifest config: {e}")))?;
     let model_config = &manifest.config.model;
     let Some(shapes) = &model_config.block_shapes else {
         return Err(bad("manifest config has no block shapes".into()));
@@ -90,7 +103,12 @@ pub fn load_export(manifest: &str, weights: &[u8], device: &Device, name: &str) 
             .errors
             .first()
             .map(|e| format!("{e:?}"))
-            .or_else(|| applied.missing.first().map(|(path, _)| format!("missing tensor {path}")))
+            .or_else(|| {
+                applied
+                    .missing
+                    .first()
+                    .map(|(path, _)| format!("missing tensor {path}"))
+            })
             .or_else(|| applied.unused.first().map(|path| format!("unexpected tensor {path}")))
             .unwrap_or_default();
         return Err(bad(format!(
@@ -179,13 +197,22 @@ mod tests {
         edited.config.model.block_shapes = Some(shapes);
         edited.params = planned_params(&edited.config.model.clone().with_block_shapes(None), &edited.keep);
         let json = serde_json::to_string(&edited).unwrap();
-        let err = load_export(&json, &weights, &device, "edited.json").unwrap_err().to_string();
+        let err = load_export(&json, &weights, &device, "edited.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("edited.json: weights do not"), "{err}");
 
-        let err = load_export(&manifest, b"not safetensors", &device, "m.json").unwrap_err().to_string();
+        let err = load_export(&manifest, b"not safetensors", &device, "m.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("m.json: weights do not fit the manifest"), "{err}");
-        let err = load_export("{}", &weights, &device, "empty.json").unwrap_err().to_string();
-        assert!(err.starts_with("empty.json: manifest is not valid JSON for an export"), "{err}");
+        let err = load_export("{}", &weights, &device, "empty.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("empty.json: manifest is not valid JSON for an export"),
+            "{err}"
+        );
         let mut other: ExportManifest = serde_json::from_str(&manifest).unwrap();
         other.version = 9;
         let err = load_export(&serde_json::to_string(&other).unwrap(), &weights, &device, "v9.json")

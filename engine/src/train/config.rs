@@ -51,6 +51,9 @@ pub struct TrainConfig {
     /// Pruning method and gate settings (absent in checkpoints from before pruning: dense).
     #[serde(default)]
     pub prune: GateConfig,
+    /// Layer-wise distillation from a teacher (`None`: none).
+    #[serde(default)]
+    pub distill: Option<super::DistillConfig>,
 }
 
 impl TrainConfig {
@@ -69,6 +72,7 @@ impl TrainConfig {
             seed: 0,
             eval_every: 500,
             prune: GateConfig::default(),
+            distill: None,
         }
     }
 
@@ -106,6 +110,14 @@ impl TrainConfig {
             .into_iter()
             .find(|(ok, _)| !ok)
             .map_or(Ok(()), |(_, message)| Err(message))?;
+        if let Some(d) = &self.distill
+            && !(d.kl_weight >= 0.0 && d.layer_weight >= 0.0 && (d.kl_weight + d.layer_weight).is_finite())
+        {
+            return Err(format!(
+                "distillation weights must be finite and ≥ 0 (got {} and {})",
+                d.kl_weight, d.layer_weight
+            ));
+        }
         self.prune.validate()
     }
 }

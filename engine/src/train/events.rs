@@ -13,6 +13,12 @@ pub enum TrainEvent {
         /// The gate regulariser added to the loss (0 for an ungated run).
         #[serde(default)]
         penalty: f32,
+        /// L0: the expected sparsity of the prunable parameters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_sparsity: Option<f32>,
+        /// The distillation loss (runs with a teacher).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distill: Option<f32>,
         lr: f64,
         utterances: usize,
         /// Seconds of audio in the batch.

@@ -1,49 +1,43 @@
 //! The bridge from gates (which know sites) to the model (which takes per-block masks).
 
-use burn::prelude::*;
+use crate::gates::{BlockGateValues, GateLayout};
+use crate::model::{BlockMasks, ConformerConfig};
 
-use crate::gates::{PerSite, SiteKind};
-use crate::model::BlockMasks;
-
-/// Training masks `[b, u]` per site → the model's `[b, 1, u]` block masks.
-pub fn sampled_block_masks(sampled: Vec<PerSite<Tensor<2>>>) -> Vec<BlockMasks> {
-    sampled
-        .into_iter()
-        .map(|sites| {
-            block_masks(sites.map(|m| {
-                m.map(|m| {
-                    let [b, u] = m.dims();
-                    m.reshape([b, 1, u])
-                })
-            }))
-        })
-        .collect()
+/// The sizes the gates of a model of `config` need.
+pub fn gate_layout(config: &ConformerConfig) -> GateLayout {
+    GateLayout {
+        blocks: config.num_blocks,
+        d_model: config.d_model,
+        num_heads: config.num_heads,
+        d_ff: config.d_ff,
+        conv_kernel: config.conv_kernel,
+    }
 }
 
-/// Inference gate values `[u]` per site → the model's `[1, 1, u]` block masks.
-pub fn deterministic_block_masks(values: Vec<PerSite<Tensor<1>>>) -> Vec<BlockMasks> {
+/// Gate values (`[rows, u]` per site, `[4]` per block's modules) → the model's block masks
+/// (`[rows, 1, u]` and `[1, 1, 1]`).
+pub fn block_masks(values: Vec<BlockGateValues>) -> Vec<BlockMasks> {
     values
         .into_iter()
-        .map(|sites| {
-            block_masks(sites.map(|m| {
+        .map(|block| {
+            let [ffn1, query, value, conv, ffn2] = block.sites.map(|m| {
                 m.map(|m| {
-                    let [u] = m.dims();
-                    m.reshape([1, 1, u])
+                    let [rows, u] = m.dims();
+                    m.reshape([rows, 1, u])
                 })
-            }))
+            });
+            let modules = match block.modules {
+                Some(z) => std::array::from_fn(|i| Some(z.clone().narrow(0, i, 1).reshape([1, 1, 1]))),
+                None => Default::default(),
+            };
+            BlockMasks {
+                ffn1,
+                query,
+                value,
+                conv,
+                ffn2,
+                modules,
+            }
         })
         .collect()
-}
-
-fn block_masks(sites: PerSite<Tensor<3>>) -> BlockMasks {
-    let [ffn1, query, value, conv, ffn2] = sites;
-    debug_assert_eq!(SiteKind::ALL[4], SiteKind::Ffn2Hidden, "site order is forward order");
-    BlockMasks {
-        ffn1,
-        query,
-        value,
-        conv,
-        ffn2,
-        modules: Default::default(),
-    }
 }

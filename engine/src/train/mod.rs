@@ -2,6 +2,7 @@
 //! evaluation with any decoder, and the events front doors consume.
 
 mod config;
+mod distill;
 mod evaluate;
 mod events;
 mod gating;
@@ -10,9 +11,10 @@ mod schedule;
 mod trainer;
 
 pub use config::{OptimConfig, TrainConfig};
+pub use distill::{DistillConfig, LayerMaps, valid_frames};
 pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, summarise};
 pub use events::TrainEvent;
-pub use gating::{deterministic_block_masks, sampled_block_masks};
+pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use schedule::learning_rate;
 pub use trainer::{Prepared, Trainer, TrainerState, load_model, prepare_batch};

@@ -8,12 +8,13 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
-use super::gating::{deterministic_block_masks, sampled_block_masks};
-use super::{TrainConfig, TrainEvent, ctc_loss, learning_rate};
+use super::distill::valid_frames;
+use super::gating::{block_masks, gate_layout};
+use super::{LayerMaps, TrainConfig, TrainEvent, ctc_loss, learning_rate};
 use crate::audio::{FeatureStats, spec_augment};
 use crate::data::{Batch, BatchPlan, Utterance, make_batches};
-use crate::gates::{Gates, PerSite, site_units};
-use crate::model::{BlockMasks, Conformer};
+use crate::gates::{Gates, Method, PerSite};
+use crate::model::{BlockMasks, Conformer, ConformerOutput};
 use crate::rng::SplitMix64;
 
 /// A batch as tensors on a device.
@@ -61,6 +62,17 @@ pub struct TrainerState {
     pub gates: Vec<u8>,
     /// Burnpack bytes of the gates' own optimiser (empty for an ungated run).
     pub gate_optimizer: Vec<u8>,
+    /// Burnpack bytes of the distillation maps and their optimiser (empty without distillation).
+    pub distill_maps: Vec<u8>,
+    pub distill_optimizer: Vec<u8>,
+}
+
+/// Distillation in progress: the frozen teacher (inference copy on the plain device) and the
+/// learned layer maps with their optimiser.
+struct Distillation {
+    teacher: Conformer,
+    maps: LayerMaps,
+    optim: ModuleOptimizer,
 }
 
 /// The batch plan of the epoch the run is in, and the step at which that epoch began.
@@ -79,6 +91,9 @@ pub struct Trainer {
     optim: ModuleOptimizer,
     /// Learned gates and their optimiser (gated methods only).
     gates: Option<(Gates, ModuleOptimizer)>,
+    distillation: Option<Distillation>,
+    /// Saved distillation maps and optimiser bytes from a restore, used by `attach_teacher`.
+    pending_maps: Option<(Vec<u8>, Vec<u8>)>,
     step: usize,
     skipped_steps: usize,
     device: Device,
@@ -98,12 +113,7 @@ fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
 fn new_gates(config: &TrainConfig, device: &Device) -> Option<(Gates, ModuleOptimizer)> {
     let m = &config.model;
     config.prune.method.is_gated().then(|| {
-        let gates = Gates::new(
-            &config.prune,
-            m.num_blocks,
-            |k| site_units(k, m.d_model, m.d_ff),
-            device,
-        );
+        let gates = Gates::new(&config.prune, gate_layout(m), device);
         // Plain Adam: weight decay would pull logits to 0 (retention ½) instead of the schedule's target.
         (gates, AdamConfig::new().init())
     })
@@ -123,6 +133,8 @@ impl Trainer {
             model,
             optim,
             gates,
+            distillation: None,
+            pending_maps: None,
             step: 0,
             skipped_steps: 0,
             device,
@@ -159,6 +171,7 @@ impl Trainer {
             };
             trainer.gates = Some((gates, gate_optim));
         }
+        trainer.pending_maps = Some((state.distill_maps, state.distill_optimizer));
         trainer.step = state.step;
         trainer.skipped_steps = state.skipped_steps;
         // Dropout draws continue from a seed tied to the step, not from the start of the run.
@@ -198,6 +211,41 @@ impl Trainer {
         Ok(())
     }
 
+    /// Starts distilling from `teacher` (a dense checkpoint's state of the same architecture).
+    /// Needed whenever `config.distill` is set, also after a restore (the teacher is not saved).
+    pub fn attach_teacher(&mut self, teacher: &TrainerState) -> Result<(), String> {
+        let (mine, theirs) = (&self.config.model, &teacher.config.model);
+        if (mine.d_model, mine.num_blocks, mine.vocab_size) != (theirs.d_model, theirs.num_blocks, theirs.vocab_size)
+            || theirs.block_shapes.is_some()
+        {
+            return Err("the teacher must be a dense model with the student's width, depth and vocabulary".into());
+        }
+        let plain = self.device.clone().inner();
+        let model = load_model(theirs.init(&plain), teacher.model.clone())?;
+        let mut maps = LayerMaps::new(mine.num_blocks, mine.d_model, &self.device);
+        let mut optim = optimizer(&self.config);
+        if let Some((map_bytes, optim_bytes)) = self.pending_maps.take()
+            && !map_bytes.is_empty()
+        {
+            let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(map_bytes))
+                .map_err(|e| format!("distillation maps are unreadable: {e:?}"))?;
+            maps = maps
+                .try_load_record(record)
+                .map_err(|e| format!("distillation maps do not fit: {e:?}"))?;
+            if !optim_bytes.is_empty() {
+                optim = optim
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
+                    .map_err(|e| format!("distillation optimiser state does not load: {e:?}"))?;
+            }
+        }
+        self.distillation = Some(Distillation {
+            teacher: model.valid(),
+            maps,
+            optim,
+        });
+        Ok(())
+    }
+
     /// An inference copy of the gates (gated runs only).
     pub fn inference_gates(&self) -> Option<Gates> {
         self.gates.as_ref().map(|(g, _)| g.valid())
@@ -205,8 +253,9 @@ impl Trainer {
 
     /// The model's inference masks at `threshold` (empty for an ungated run).
     pub fn inference_masks(&self, threshold: f64) -> Vec<BlockMasks> {
-        self.inference_gates()
-            .map_or_else(Vec::new, |g| deterministic_block_masks(g.deterministic(threshold)))
+        self.inference_gates().map_or_else(Vec::new, |g| {
+            block_masks(g.deterministic(&self.config.prune, threshold))
+        })
     }
 
     /// Every unit's retention probability (gated runs only). Reads back (a sync point).
@@ -214,7 +263,7 @@ impl Trainer {
         let gates = self.inference_gates()?;
         Some(
             gates
-                .retention()
+                .retention(&self.config.prune)
                 .into_iter()
                 .map(|sites| sites.map(|p| p.map(|p| p.try_into_vec_as().unwrap_or_default())))
                 .collect(),
@@ -262,39 +311,80 @@ impl Trainer {
             &self.device,
         );
         let step = self.step;
-        let ad = &self.config.prune.adaptive_dropout;
+        let prune = &self.config.prune;
         let masks = self.gates.as_ref().map_or_else(Vec::new, |(gates, _)| {
             let mut rng = SplitMix64::derive(self.config.seed, &format!("gates-{step}"));
-            sampled_block_masks(gates.sample(ad, utterances.len(), &mut rng))
+            block_masks(gates.sample(prune, utterances.len(), &mut rng))
+        });
+        let teacher = self.distillation.as_ref().map(|d| {
+            // The teacher runs without autodiff (and so without dropout); its outputs re-enter the
+            // graph as constants.
+            let out = d
+                .teacher
+                .forward(prepared.feats.clone().inner(), &prepared.batch.frame_lengths);
+            ConformerOutput {
+                logits: Tensor::from_inner(out.logits),
+                hidden: out.hidden.into_iter().map(Tensor::from_inner).collect(),
+                lengths: out.lengths,
+            }
         });
         let output = self
             .model
             .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
+        let distill = match (&self.distillation, &teacher, &self.config.distill) {
+            (Some(d), Some(t), Some(config)) => {
+                let frames = output.logits.dims()[1];
+                let valid = valid_frames(&output.lengths, frames, &self.device);
+                d.maps.loss(config, &output, t, valid)
+            }
+            _ => Tensor::zeros([1], &self.device),
+        };
         let ctc = ctc_loss(
             output.logits,
             prepared.targets,
             &output.lengths,
             &prepared.batch.target_lengths,
         );
+        let layout = gate_layout(&self.config.model);
         let penalty = match &self.gates {
-            Some((gates, _)) => gates.penalty(ad, step, self.config.steps),
+            Some((gates, _)) => gates.penalty(prune, layout, step, self.config.steps),
             None => Tensor::zeros([1], &self.device),
         };
-        // One read-back for both numbers (a sync point).
-        let values: Vec<f32> = Tensor::cat(vec![ctc.clone(), penalty.clone()], 0)
-            .try_into_vec_as()
-            .unwrap_or_default();
+        let sparsity = match &self.gates {
+            Some((gates, _)) if prune.method == Method::L0 => gates.expected_sparsity(prune, layout),
+            _ => Tensor::full([1], f32::NAN, &self.device),
+        };
+        // One read-back for all three numbers (a sync point).
+        let values: Vec<f32> = Tensor::cat(
+            vec![ctc.clone(), penalty.clone(), sparsity.detach(), distill.clone()],
+            0,
+        )
+        .try_into_vec_as()
+        .unwrap_or_default();
         let (loss_value, penalty_value) = (values[0], values[1]);
+        let expected_sparsity = (prune.method == Method::L0).then_some(values[2]);
         self.step += 1;
         if !loss_value.is_finite() || !penalty_value.is_finite() {
             self.skipped_steps += 1;
             return TrainEvent::SkippedStep { step };
         }
         let lr = learning_rate(&self.config.optim, step, self.config.steps);
-        let mut grads = (ctc + penalty).backward();
+        let distill_value = values[3];
+        let mut grads = (ctc + penalty + distill).backward();
         let model_grads = GradientsParams::from_module(&mut grads, &self.model);
+        if let Some(mut d) = self.distillation.take() {
+            let map_grads = GradientsParams::from_module(&mut grads, &d.maps);
+            d.maps = d.optim.step(lr, d.maps, map_grads);
+            self.distillation = Some(d);
+        }
         if let Some((gates, gate_optim)) = self.gates.take() {
-            let gate_grads = GradientsParams::from_module(&mut grads, &gates);
+            let mut gate_grads = GradientsParams::from_module(&mut grads, &gates);
+            // The Lagrange multipliers maximise the Lagrangian: flip their gradient for ascent.
+            if let Some(id) = gates.lambda_id()
+                && let Some(g) = gate_grads.remove::<1>(id)
+            {
+                gate_grads.register(id, g.neg());
+            }
             let gates = gate_optim_step(gate_optim, gates, gate_grads, self.config.prune.lr);
             self.gates = Some(gates);
         }
@@ -303,6 +393,8 @@ impl Trainer {
             step,
             loss: loss_value,
             penalty: penalty_value,
+            expected_sparsity,
+            distill: (self.config.distill.is_some()).then_some(distill_value),
             lr,
             utterances: utterances.len(),
             audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
@@ -336,6 +428,21 @@ impl Trainer {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        let (distill_maps, distill_optimizer) = match &self.distillation {
+            Some(d) => (
+                d.maps
+                    .valid()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| format!("cannot serialise distillation maps: {e:?}"))?
+                    .to_vec(),
+                d.optim
+                    .into_bytes()
+                    .map_err(|e| format!("cannot serialise distillation optimiser: {e:?}"))?
+                    .to_vec(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(TrainerState {
             config: self.config.clone(),
             stats: self.stats.clone(),
@@ -345,6 +452,8 @@ impl Trainer {
             optimizer: optimizer.to_vec(),
             gates,
             gate_optimizer,
+            distill_maps,
+            distill_optimizer,
         })
     }
 }

@@ -1,0 +1,140 @@
+//! Hard-concrete gates for L0 pruning (Louizos, Welling, Kingma 2018; constants as in CoFi,
+//! Xia et al. 2022), with the Lagrangian of Jiang et al. 2023 (arXiv 2305.19549) that drives the
+//! expected sparsity to a target.
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use serde::{Deserialize, Serialize};
+
+/// Knobs of the L0 method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardConcreteConfig {
+    /// Stretch interval `(l, r)`: samples of the concrete distribution are stretched to it and
+    /// clamped to [0, 1], which puts real probability mass on exactly 0 and exactly 1.
+    pub l: f64,
+    pub r: f64,
+    /// Temperature `beta` of the concrete distribution.
+    pub temperature: f64,
+    /// Every `log_alpha` starts here (P(z ≠ 0) ≈ 0.97 at 3).
+    pub initial_log_alpha: f64,
+    /// Expected sparsity of the prunable parameters the run is driven to.
+    pub target_sparsity: f64,
+    /// The target ramps linearly from 0 over this fraction of the run, then holds.
+    pub ramp_fraction: f64,
+}
+
+impl Default for HardConcreteConfig {
+    fn default() -> Self {
+        Self {
+            l: -0.1,
+            r: 1.1,
+            temperature: 2.0 / 3.0,
+            initial_log_alpha: 3.0,
+            target_sparsity: 0.5,
+            ramp_fraction: 0.5,
+        }
+    }
+}
+
+impl HardConcreteConfig {
+    /// A training sample `z = clamp(sigmoid((logistic + log_alpha) / beta) · (r − l) + l, 0, 1)`.
+    ///
+    /// # Shapes
+    /// - `log_alpha`: `[u]`; `logistic`: `[1, u]` draws of `ln u − ln(1 − u)` → `[1, u]`
+    pub fn sample(&self, log_alpha: Tensor<1>, logistic: Tensor<2>) -> Tensor<2> {
+        let s = sigmoid((logistic + log_alpha.unsqueeze::<2>()).div_scalar(self.temperature));
+        s.mul_scalar(self.r - self.l).add_scalar(self.l).clamp(0.0, 1.0)
+    }
+
+    /// `P(z ≠ 0) = sigmoid(log_alpha − beta · ln(−l / r))`, differentiable.
+    pub fn prob_nonzero(&self, log_alpha: Tensor<1>) -> Tensor<1> {
+        sigmoid(log_alpha.sub_scalar(self.temperature * (-self.l / self.r).ln()))
+    }
+
+    /// The test-time gate values of one mask vector, on the host: the `round(Σ P(z = 0))`
+    /// entries with the lowest `log_alpha` are 0, the rest `clamp(sigmoid(log_alpha)·(r − l) + l, 0, 1)`.
+    pub fn deterministic(&self, log_alpha: &[f32]) -> Vec<f32> {
+        let shift = self.temperature * (-self.l / self.r).ln();
+        let p_zero: f64 = log_alpha
+            .iter()
+            .map(|&a| 1.0 - 1.0 / (1.0 + (-(f64::from(a) - shift)).exp()))
+            .sum();
+        let zeros = (p_zero.round() as usize).min(log_alpha.len());
+        let mut order: Vec<usize> = (0..log_alpha.len()).collect();
+        order.sort_by(|&a, &b| log_alpha[a].total_cmp(&log_alpha[b]).then(a.cmp(&b)));
+        let mut values: Vec<f32> = log_alpha
+            .iter()
+            .map(|&a| {
+                let s = 1.0 / (1.0 + (-f64::from(a)).exp());
+                (s * (self.r - self.l) + self.l).clamp(0.0, 1.0) as f32
+            })
+            .collect();
+        for &i in &order[..zeros] {
+            values[i] = 0.0;
+        }
+        values
+    }
+
+    /// The sparsity target `t(step)`.
+    pub fn target(&self, step: usize, steps: usize) -> f64 {
+        let ramp = (self.ramp_fraction * steps as f64).max(1.0);
+        self.target_sparsity * (step as f64 / ramp).min(1.0)
+    }
+
+    /// `lambda1 · (s − t) + lambda2 · (s − t)²`, `[1]`. `lambdas` is `[2]`.
+    pub fn lagrangian(&self, expected_sparsity: Tensor<1>, lambdas: Tensor<1>, target: f64) -> Tensor<1> {
+        let gap = expected_sparsity.sub_scalar(target); // [1]
+        let terms = Tensor::cat(vec![gap.clone(), gap.powf_scalar(2.0)], 0); // [2]
+        (lambdas * terms).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probability_of_nonzero_matches_the_sampling_distribution() {
+        // P(z > 0) = P(s > -l / (r - l)); estimate it by sampling the logistic noise.
+        let c = HardConcreteConfig::default();
+        let device = Device::flex();
+        let log_alpha = 0.7f32;
+        let mut rng = crate::rng::SplitMix64::new(4);
+        let n = 20_000;
+        let noise: Vec<f32> = (0..n)
+            .map(|_| {
+                let u = rng.next_f64() * (1.0 - 2e-6) + 1e-6;
+                (u.ln() - (1.0 - u).ln()) as f32
+            })
+            .collect();
+        let z: Vec<f32> = c
+            .sample(
+                Tensor::<1>::full([n], log_alpha, &device),
+                Tensor::<2>::from_data(TensorData::new(noise, [1, n]), &device)
+                    .reshape([n, 1])
+                    .reshape([1, n]),
+            )
+            .try_into_vec_as()
+            .unwrap();
+        let empirical = z.iter().filter(|&&x| x > 0.0).count() as f64 / n as f64;
+        let closed: f32 = c
+            .prob_nonzero(Tensor::<1>::from_floats([log_alpha], &device))
+            .into_scalar();
+        // Binomial standard error at n = 20000 is about 0.003.
+        assert!((empirical - f64::from(closed)).abs() < 0.015, "{empirical} vs {closed}");
+        assert!(z.iter().all(|&x| (0.0..=1.0).contains(&x)));
+    }
+
+    #[test]
+    fn deterministic_zeroes_the_expected_number_of_lowest_entries() {
+        let c = HardConcreteConfig::default();
+        // Two entries far below zero (P(z = 0) ≈ 1), two far above (≈ 0): two zeros.
+        let values = c.deterministic(&[-8.0, 6.0, -9.0, 7.0]);
+        assert_eq!(values[0], 0.0);
+        assert_eq!(values[2], 0.0);
+        assert!(values[1] > 0.99 && values[3] > 0.99, "{values:?}");
+        assert_eq!(c.target(0, 100), 0.0);
+        assert_eq!(c.target(25, 100), 0.25);
+        assert_eq!(c.target(90, 100), 0.5);
+    }
+}
