@@ -45,7 +45,7 @@ fn write_wav(path: &Path, rate: u32, channels: u16, seconds: f32) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["train", "eval", "wer", "fbank", "corpus", "bench"] {
+    for sub in ["train", "eval", "prune", "sweep", "wer", "fbank", "corpus", "bench"] {
         let out = prunelab(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         assert!(stdout(&out).contains("Usage"), "{sub} --help printed no usage");
@@ -240,4 +240,122 @@ fn the_corpus_generator_is_reproducible() {
     let parsed = prunelab_engine::data::CorpusPack::parse(&a, "a.plc").unwrap();
     let count = |split: &str| parsed.split(split).count();
     assert_eq!((count("train"), count("dev"), count("test")), (12, 12, 4));
+}
+
+/// A two-step adaptive-dropout run on the small corpus, for the pruning commands to work on.
+fn gated_checkpoint() -> (PathBuf, PathBuf) {
+    let corpus = corpus_with_bad_files();
+    let run_dir = corpus.join("gated");
+    let run = prunelab(&[
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--method",
+        "adaptive-dropout",
+        "--snapshot-every",
+        "1",
+        "--device",
+        "cpu",
+        "--eval-every",
+        "0",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    (corpus, run_dir)
+}
+
+#[test]
+fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
+    let (corpus, run_dir) = gated_checkpoint();
+    let checkpoint = run_dir.join("checkpoint.plc");
+    let ckpt = checkpoint.to_str().unwrap();
+    assert!(run_dir.join("trace.pltrace").exists(), "a gated run writes its trace");
+    let export = run_dir.join("export");
+    let export_arg = export.to_str().unwrap();
+
+    let out = prunelab(&["prune", "--checkpoint", ckpt, "--threshold", "1.5", "--out", export_arg]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("threshold 1.5 is outside [0, 1]"),
+        "{}",
+        stderr(&out)
+    );
+    let out = prunelab(&[
+        "prune",
+        "--checkpoint",
+        ckpt,
+        "--budget",
+        "99000000",
+        "--out",
+        export_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("budget of 99000000 parameters is not below the model's"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A real cut, loaded back by eval.
+    let out = prunelab(&[
+        "prune",
+        "--checkpoint",
+        ckpt,
+        "--budget",
+        "0.6",
+        "--out",
+        export_arg,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(summary["params"].as_u64().unwrap() <= (0.6 * summary["dense_params"].as_f64().unwrap()) as u64);
+    let corpus_arg = corpus.to_str().unwrap();
+    let eval = prunelab(&["eval", "--checkpoint", export_arg, "--corpus", corpus_arg, "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&eval)).unwrap();
+    assert_eq!(report["parameters"], summary["params"]);
+
+    // A manifest edited to disagree with its weights is refused, by name.
+    let manifest_path = export.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["config"]["model"]["d_model"] = serde_json::json!(48);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let eval = prunelab(&["eval", "--checkpoint", export_arg, "--corpus", corpus_arg]);
+    assert!(!eval.status.success());
+    assert!(stderr(&eval).contains("manifest.json: "), "{}", stderr(&eval));
+
+    // A sweep reads the checkpoint and leaves it byte for byte as it was.
+    let before = std::fs::read(&checkpoint).unwrap();
+    let refused = prunelab(&["sweep", "--checkpoint", ckpt, "--corpus", corpus_arg, "--out", ckpt]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("is the checkpoint being swept"),
+        "{}",
+        stderr(&refused)
+    );
+    let sweep = prunelab(&[
+        "sweep",
+        "--checkpoint",
+        ckpt,
+        "--corpus",
+        corpus_arg,
+        "--thresholds",
+        "0.5,0.96",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(sweep.status.success(), "{}", stderr(&sweep));
+    let points: serde_json::Value = serde_json::from_str(&stdout(&sweep)).unwrap();
+    assert_eq!(
+        points["points"].as_array().unwrap().len(),
+        3,
+        "unpruned + two thresholds"
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
 }
