@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count, prune_model};
+use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count};
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
@@ -49,15 +49,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
         }
         (None, None) => return Err("a magnitude-scored model needs --budget (norms have no natural threshold)".into()),
     };
-    let pruned = prune_model(
-        &source.model,
-        config,
-        &source.scores,
-        &source.module_gates,
-        source.kind,
-        selection,
-    )
-    .map_err(|e| format!("{}: {e}", source.name))?;
+    let pruned = source.cut(selection)?;
 
     let mut export_config = source.state.config.clone();
     export_config.model.block_shapes = Some(pruned.model.block_shapes());

@@ -5,7 +5,7 @@ use std::path::Path;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::gates::Method;
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, UnitScores, magnitude_scores};
+use prunelab_engine::prune::{Pruned, ScoreKind, Selection, UnitScores, magnitude_scores, prune_model};
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
 
@@ -59,6 +59,19 @@ pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Res
 }
 
 impl Prunable {
+    /// The physically smaller model for `selection`; errors name the checkpoint.
+    pub fn cut(&self, selection: Selection) -> Result<Pruned, String> {
+        prune_model(
+            &self.model,
+            &self.state.config.model,
+            &self.scores,
+            &self.module_gates,
+            self.kind,
+            selection,
+        )
+        .map_err(|e| format!("{}: {e}", self.name))
+    }
+
     /// The threshold `prune` uses when none is given: the run's, except for L0, whose scores
     /// are deterministic gate values and whose own rule keeps every unit above 0.
     pub fn default_threshold(&self) -> f64 {

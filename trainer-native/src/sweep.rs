@@ -9,7 +9,7 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::{LoadOptions, Utterance, make_batches};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prune_model};
+use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count};
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
 use serde_json::{Value, json};
@@ -74,18 +74,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     // The unpruned reference: a gated run with nothing cut (threshold 0 keeps every unit, its
     // retention folded in), or the dense model itself.
     let unpruned = match source.kind {
-        ScoreKind::Retention => {
-            prune_model(
-                &source.model,
-                &source.state.config.model,
-                &source.scores,
-                &[],
-                source.kind,
-                Selection::Threshold(0.0),
-            )
-            .map_err(|e| format!("{}: {e}", source.name))?
-            .model
-        }
+        ScoreKind::Retention => source.cut(Selection::Threshold(0.0))?.model,
         ScoreKind::Magnitude => source.model.clone(),
     };
     let mut points = Vec::new();
@@ -94,16 +83,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         &source, &unpruned, None, &dev, &test, &decoder, dense_rtf, dense_rtf,
     ));
     for selection in selections {
-        let config = &source.state.config.model;
-        let pruned = prune_model(
-            &source.model,
-            config,
-            &source.scores,
-            &source.module_gates,
-            source.kind,
-            selection,
-        )
-        .map_err(|e| format!("{}: {e}", source.name))?;
+        let pruned = source.cut(selection)?;
         let rtf = real_time_factor(&pruned.model, &dev, &source, args.repeats);
         let mut point = measure(
             &source,

@@ -20,6 +20,12 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Asserts that a command failed and said `message` on stderr.
+fn assert_fails_with(output: &Output, message: &str) {
+    assert!(!output.status.success(), "expected a failure mentioning {message:?}");
+    assert!(stderr(output).contains(message), "{}", stderr(output));
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prunelab-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -276,27 +282,11 @@ fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
     let export = run_dir.join("export");
     let export_arg = export.to_str().unwrap();
 
-    let out = prunelab(&["prune", "--checkpoint", ckpt, "--threshold", "1.5", "--out", export_arg]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("threshold 1.5 is outside [0, 1]"),
-        "{}",
-        stderr(&out)
-    );
-    let out = prunelab(&[
-        "prune",
-        "--checkpoint",
-        ckpt,
-        "--budget",
-        "99000000",
-        "--out",
-        export_arg,
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("budget of 99000000 parameters is not below the model's"),
-        "{}",
-        stderr(&out)
+    let prune = |extra: &[&str]| prunelab(&[&["prune", "--checkpoint", ckpt, "--out", export_arg], extra].concat());
+    assert_fails_with(&prune(&["--threshold", "1.5"]), "threshold 1.5 is outside [0, 1]");
+    assert_fails_with(
+        &prune(&["--budget", "99000000"]),
+        "budget of 99000000 parameters is not below the model's",
     );
 
     // A real cut, loaded back by eval.
@@ -323,21 +313,23 @@ fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
     let manifest_path = export.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    manifest["config"]["model"]["d_model"] = serde_json::json!(48);
+    // Claim one FFN unit fewer than the weights hold, consistently everywhere but the weights.
+    let ffn1 = &mut manifest["keep"][0]["ffn1"];
+    ffn1["index"].as_array_mut().unwrap().pop();
+    ffn1["scale"].as_array_mut().unwrap().pop();
+    let shape = &mut manifest["config"]["model"]["block_shapes"][0]["ffn1_hidden"];
+    *shape = serde_json::json!(shape.as_u64().unwrap() - 1);
+    let d_model = manifest["config"]["model"]["d_model"].as_u64().unwrap();
+    let blocks = &mut manifest["params"]["blocks"];
+    *blocks = serde_json::json!(blocks.as_u64().unwrap() - (2 * d_model + 1));
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     let eval = prunelab(&["eval", "--checkpoint", export_arg, "--corpus", corpus_arg]);
-    assert!(!eval.status.success());
-    assert!(stderr(&eval).contains("manifest.json: "), "{}", stderr(&eval));
+    assert_fails_with(&eval, "manifest.json: weights do not");
 
     // A sweep reads the checkpoint and leaves it byte for byte as it was.
     let before = std::fs::read(&checkpoint).unwrap();
     let refused = prunelab(&["sweep", "--checkpoint", ckpt, "--corpus", corpus_arg, "--out", ckpt]);
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("is the checkpoint being swept"),
-        "{}",
-        stderr(&refused)
-    );
+    assert_fails_with(&refused, "is the checkpoint being swept");
     let sweep = prunelab(&[
         "sweep",
         "--checkpoint",
