@@ -1,48 +1,89 @@
-//! The lab page. For now: which backend the lab got (the lab UI arrives with its own issue).
+//! The lab page: starts the backend and the corpus, hands both to the driver, keeps the URL in
+//! step with the settings, and lays out the widgets.
+
+use std::rc::Rc;
 
 use leptos::prelude::*;
-use prunelab_engine::burn::prelude::*;
 
-use crate::backend::{Backend, init_backend};
+use crate::backend::init_backend;
+use crate::corpus::load_corpus;
+use crate::driver::drive;
+use crate::lab::{BackendInfo, Lab, Phase};
+use crate::settings::LabSettings;
+use crate::views::{Controls, CorpusStore, Curves, Heatmaps, Listen, OpenRun, Status, TradeOffPanel, open_first};
+
+fn location_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// Writes the settings into the URL without adding a history entry per slider move.
+fn write_hash(settings: &LabSettings) {
+    let Some(window) = web_sys::window() else { return };
+    let hash = format!("#{}", settings.to_hash());
+    if location_hash() != hash
+        && let Ok(history) = window.history()
+    {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&hash));
+    }
+}
 
 #[component]
 pub fn Page() -> impl IntoView {
-    let backend = LocalResource::new(init_backend);
+    let (settings, problems) = LabSettings::from_hash(&location_hash());
+    let lab = Lab::new(settings);
+    provide_context(lab);
+    for problem in problems {
+        lab.notify(problem);
+    }
+    let corpus: CorpusStore = StoredValue::new_local(None);
+    Effect::new(move |_| lab.settings.with(write_hash));
+    leptos::task::spawn_local(async move {
+        let backend = init_backend().await;
+        lab.backend.set(Some(BackendInfo {
+            label: backend.label.clone(),
+            is_webgpu: backend.is_webgpu,
+        }));
+        let loaded = load_corpus(move |fraction, message| lab.phase.set(Phase::Loading { fraction, message })).await;
+        match loaded {
+            Ok(loaded) => {
+                let loaded = Rc::new(loaded);
+                for skipped in &loaded.skipped {
+                    lab.notify(format!("skipped corpus item {skipped}"));
+                }
+                let origin = if loaded.from_cache { "browser cache" } else { "network" };
+                web_sys::console::info_1(&format!("corpus loaded from the {origin}").into());
+                lab.corpus_origin.set(Some(origin));
+                corpus.set_value(Some(loaded.clone()));
+                lab.phase.set(Phase::Ready);
+                drive(lab, backend.device, loaded).await;
+            }
+            Err(e) => lab.phase.set(Phase::Failed(format!("cannot load the corpus: {e}"))),
+        }
+    });
+    let embed = move || lab.settings.with(|s| s.embed);
+    let on_drop = move |ev: web_sys::DragEvent| {
+        ev.prevent_default();
+        open_first(lab, ev.data_transfer().and_then(|d| d.files()));
+    };
     view! {
-        <main>
-            <h1>"Prunelab"</h1>
-            <p>"Structured pruning of Conformer speech recognisers, live in your browser."</p>
-            <Suspense fallback=|| view! { <p id="backend">"Starting the compute backend…"</p> }>
-                {move || backend.get().map(|b| view! { <BackendBadge backend=b /> })}
-            </Suspense>
+        <main class:embed=embed on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
+            <Status />
+            <div class="layout">
+                <Show when=move || !embed()>
+                    <aside>
+                        <Controls />
+                        <OpenRun />
+                    </aside>
+                </Show>
+                <div class="views">
+                    <TradeOffPanel />
+                    <Curves />
+                    <Heatmaps />
+                    <Listen corpus=corpus />
+                </div>
+            </div>
         </main>
     }
-}
-
-/// Shows the backend, and proves it computes by running one small matrix product.
-#[component]
-fn BackendBadge(backend: Backend) -> impl IntoView {
-    let class = if backend.is_webgpu { "badge webgpu" } else { "badge cpu" };
-    let device = backend.device.clone();
-    let check = LocalResource::new(move || smoke_test(device.clone()));
-    view! {
-        <p id="backend" class=class data-webgpu=backend.is_webgpu.to_string()>{backend.label.clone()}</p>
-        <p id="smoke">
-            {move || match check.get() {
-                None => "Running a test computation…".to_string(),
-                Some(Ok(v)) => format!("Test computation ok: trace of A·Aᵀ = {v} (expected 30)"),
-                Some(Err(e)) => format!("Test computation failed: {e}"),
-            }}
-        </p>
-    }
-}
-
-/// A 2×2 product read back asynchronously (a synchronous read panics on WebGPU).
-async fn smoke_test(device: Device) -> Result<f32, String> {
-    let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &device);
-    let product = a.clone().matmul(a.transpose());
-    let trace = (product * Tensor::<2>::eye(2, &device)).sum(); // 1·1 + 2·2 + 3·3 + 4·4 = 30
-    let data = trace.into_data_async().await.map_err(|e| format!("{e:?}"))?;
-    let values: Vec<f32> = data.iter::<f32>().collect();
-    values.first().copied().ok_or_else(|| "empty result".to_string())
 }

@@ -1,24 +1,31 @@
-// The lab page in real headless Chromium: it starts a compute backend, says which one, and
-// computes with it. WebGPU comes from SwiftShader (`--enable-unsafe-webgpu`) on machines
-// without a GPU; with WebGPU disabled the page must fall back to the CPU backend and say so.
+// The lab in real headless Chromium. WebGPU comes from SwiftShader (`--enable-unsafe-webgpu`)
+// on machines without a GPU, so these tests run the real WebGPU path; with WebGPU disabled the
+// page must fall back to the CPU backend, say so, and still train.
 //
-// Serves dist/ (built by `trunk build`) from a local static server on a free port.
+// Serves dist/ (built by `trunk build`) from a local static server on a free port. Screenshots
+// and the measured figures (figures.json) go to target/browser-artefacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { readFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir, writeFile, mkdtemp } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dist = join(root, 'dist');
-const artefacts = join(root, 'target', 'browser-artefacts');
+const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
+const artefacts = join(targetDir, 'browser-artefacts');
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 const chromiumArgs = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const figures = {};
 
 let server;
-let url;
+let origin;
+let browser;
+let cpuBrowser;
 
 before(async () => {
   await mkdir(artefacts, { recursive: true });
@@ -27,7 +34,7 @@ before(async () => {
     const file = join(dist, path === '/' ? 'index.html' : path);
     try {
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'content-length': body.length });
       res.end(body);
     } catch {
       res.writeHead(404);
@@ -35,42 +42,167 @@ before(async () => {
     }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${server.address().port}/`;
+  origin = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--enable-unsafe-webgpu'] });
+  // Tests that are about the page rather than the GPU run on the CPU backend: SwiftShader's
+  // WebGPU takes tens of seconds per training step on two cores.
+  cpuBrowser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--disable-webgpu'] });
 });
 
-after(() => server.close());
+after(async () => {
+  await browser?.close();
+  await cpuBrowser?.close();
+  server.close();
+  await writeFile(join(artefacts, 'figures.json'), JSON.stringify(figures, null, 2));
+});
 
-async function openLab(extraArgs, screenshot) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, ...extraArgs] });
-  try {
-    const page = await browser.newPage();
-    await page.goto(url);
-    await page.waitForFunction(() => {
-      const smoke = document.querySelector('#smoke');
-      return smoke && !smoke.textContent.startsWith('Running');
-    }, null, { timeout: 180_000 });
-    const result = {
-      backend: await page.textContent('#backend'),
-      webgpu: await page.getAttribute('#backend', 'data-webgpu'),
-      smoke: await page.textContent('#smoke'),
-    };
-    await page.screenshot({ path: join(artefacts, screenshot) });
-    return result;
-  } finally {
-    await browser.close();
-  }
+/** Opens the lab at `hash` and waits until the corpus is loaded and the first snapshot drawn. */
+async function openLab(context, hash = '') {
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const started = Date.now();
+  await page.goto(origin + hash);
+  await page.waitForSelector('#backend', { timeout: 120_000 });
+  const backendMs = Date.now() - started;
+  await page.waitForSelector('#step-count', { timeout: 300_000 });
+  // The first snapshot (step 0) fills the heatmaps.
+  await page.waitForFunction(() => !document.querySelector('#frame-label')?.textContent.startsWith('no snapshot'), null, { timeout: 300_000 });
+  return { page, errors, backendMs, readyMs: Date.now() - started };
 }
 
-test('the page reports a WebGPU backend and computes with it', { timeout: 240_000 }, async () => {
-  const lab = await openLab(['--enable-unsafe-webgpu'], 'lab-webgpu.png');
-  assert.equal(lab.webgpu, 'true', lab.backend);
-  assert.match(lab.backend, /^WebGPU · /);
-  assert.match(lab.smoke, /= 30 \(expected 30\)/);
+const step = async (page) => Number(await page.getAttribute('#step-count', 'data-step'));
+const shot = (page, selector) => page.locator(selector).screenshot();
+const waitForStep = (page, atLeast, timeout = 600_000) =>
+  page.waitForFunction((n) => Number(document.querySelector('#step-count')?.dataset.step) >= n, atLeast, { timeout });
+const setSlider = (page, selector, value) =>
+  page.$eval(selector, (el, v) => {
+    el.value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }, value);
+const paramsText = (page) => page.textContent('#params');
+
+test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, transport works', { timeout: 1_500_000 }, async () => {
+  const context = await browser.newContext();
+  const { page, errors, backendMs, readyMs } = await openLab(context);
+  figures.webgpu_backend_ms = backendMs;
+  figures.webgpu_ready_ms = readyMs;
+  assert.equal(await page.getAttribute('#backend', 'data-webgpu'), 'true', await page.textContent('#backend'));
+  assert.match(await page.textContent('#backend'), /^WebGPU · /);
+
+  // The unpruned model is scored at step 0; wait for it so the plot has its first points.
+  await page.waitForFunction(() => !document.querySelector('#params')?.textContent.startsWith('not scored'), null, { timeout: 300_000 });
+  const lossBefore = await shot(page, '#loss-curve');
+  const heatBefore = await shot(page, '#heatmap-ffn1-hidden');
+
+  // Train at least 20 steps, then pause.
+  const t0 = Date.now();
+  await page.click('#play');
+  await waitForStep(page, 20);
+  await page.click('#play');
+  const trained = await step(page);
+  figures.webgpu_steps = trained;
+  figures.webgpu_seconds = (Date.now() - t0) / 1000;
+  figures.webgpu_rate_label = await page.textContent('#rate');
+  await page.waitForFunction(() => !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
+  await page.screenshot({ path: join(artefacts, 'lab-webgpu-trained.png'), fullPage: true });
+  assert.ok(!(await shot(page, '#loss-curve')).equals(lossBefore), 'the loss curve did not change');
+  assert.ok(!(await shot(page, '#heatmap-ffn1-hidden')).equals(heatBefore), 'the FFN heatmap did not change');
+
+  // Paused: no more steps. Step: exactly one more.
+  const paused = await step(page);
+  await page.waitForTimeout(3000);
+  assert.equal(await step(page), paused, 'training went on while paused');
+  await page.click('#step');
+  await waitForStep(page, paused + 1, 120_000);
+  await page.waitForTimeout(1500);
+  assert.equal(await step(page), paused + 1, 'Step did more than one step');
+
+  // A higher threshold removes units: fewer parameters, and the point on the plot moves.
+  await setSlider(page, '#threshold', '0.5');
+  await page.waitForFunction(() => /^\d+ parameters/.test(document.querySelector('#params')?.textContent ?? '') && !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
+  const before = await paramsText(page);
+  const plotBefore = await shot(page, '#tradeoff-plot');
+  await setSlider(page, '#threshold', '0.97');
+  await page.waitForFunction((old) => document.querySelector('#params')?.textContent !== old, before, { timeout: 300_000 });
+  const after = await paramsText(page);
+  const count = (text) => Number(text.match(/^(\d+) parameters/)[1]);
+  assert.ok(count(after) < count(before), `parameters did not fall: ${before} → ${after}`);
+  assert.ok(!(await shot(page, '#tradeoff-plot')).equals(plotBefore), 'the point on the trade-off plot did not move');
+  assert.match(page.url(), /threshold=0\.97/);
+  await page.screenshot({ path: join(artefacts, 'lab-webgpu-pruned.png'), fullPage: true });
+
+  // Listen: transcripts of the selected utterance are shown with their reference.
+  assert.ok((await page.textContent('#reference')).trim().length > 0);
+
+  // Reset: back to step 0.
+  await page.click('#reset');
+  await page.waitForFunction(() => document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 120_000 });
+  assert.deepEqual(errors, []);
+  await context.close();
 });
 
-test('without WebGPU the page falls back to the CPU backend and says so', { timeout: 240_000 }, async () => {
-  const lab = await openLab(['--disable-webgpu'], 'lab-cpu.png');
-  assert.equal(lab.webgpu, 'false', lab.backend);
-  assert.match(lab.backend, /^CPU \(wasm\) · /);
-  assert.match(lab.smoke, /= 30 \(expected 30\)/);
+test('a copied link restores the same settings', { timeout: 600_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const { page } = await openLab(context);
+  await page.selectOption('#method', 'l0');
+  await page.fill('#seed', '7');
+  await page.dispatchEvent('#seed', 'change');
+  await page.waitForFunction(() => /method=l0/.test(location.hash) && /seed=7/.test(location.hash), null, { timeout: 60_000 });
+  const link = page.url();
+  await page.close();
+  const { page: again } = await openLab(context, link.slice(origin.length));
+  assert.equal(await again.inputValue('#method'), 'l0');
+  assert.equal(await again.inputValue('#seed'), '7');
+  assert.equal(await again.inputValue('#target'), '0.5');
+  await context.close();
+});
+
+test('a bad trace file shows an error and the session survives; a good one is shown', { timeout: 900_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const { page } = await openLab(context);
+  await page.click('#step');
+  await waitForStep(page, 1, 300_000);
+  await page.setInputFiles('#open-trace', { name: 'broken.pltrace', mimeType: 'application/octet-stream', buffer: Buffer.from('not a trace at all') });
+  await page.waitForFunction(() => document.querySelector('#notices')?.textContent.includes('broken.pltrace'), null, { timeout: 30_000 });
+  assert.match(await page.textContent('#notices'), /broken\.pltrace: /);
+  assert.equal(await page.$('#viewing'), null, 'a bad file must not replace the live view');
+  await page.click('#step');
+  await waitForStep(page, 2, 300_000);
+
+  // A real trace from the native trainer (a few steps are enough to have snapshots).
+  const bin = process.env.PRUNELAB_BIN ?? join(targetDir, 'debug', 'prunelab');
+  const out = await mkdtemp(join(tmpdir(), 'prunelab-trace-'));
+  execFileSync(bin, ['train', '--method', 'adaptive-dropout', '--steps', '4', '--snapshot-every', '2', '--eval-every', '0',
+    '--device', 'cpu', '--decoder', 'greedy', '--out', out], { stdio: 'ignore' });
+  const heatBefore = await shot(page, '#heatmap-attn-query');
+  await page.setInputFiles('#open-trace', join(out, 'trace.pltrace'));
+  await page.waitForSelector('#viewing', { timeout: 30_000 });
+  assert.match(await page.textContent('#viewing'), /trace\.pltrace — adaptive-dropout · tiny/);
+  assert.match(await page.textContent('#frame-label'), /of 3$/);
+  assert.ok(!(await shot(page, '#heatmap-attn-query')).equals(heatBefore), 'the opened trace was not drawn');
+  await page.click('#back-to-live');
+  await page.waitForSelector('#viewing', { state: 'detached' });
+  await context.close();
+});
+
+test('without WebGPU the CPU badge appears and training still runs', { timeout: 900_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const { page, readyMs } = await openLab(context);
+  figures.cpu_ready_ms = readyMs;
+  assert.equal(await page.getAttribute('#backend', 'data-webgpu'), 'false');
+  assert.match(await page.textContent('#backend'), /^CPU \(wasm\) · /);
+  const lossBefore = await shot(page, '#loss-curve');
+  const t0 = Date.now();
+  await page.click('#play');
+  await waitForStep(page, 30);
+  await page.click('#play');
+  figures.cpu_steps = await step(page);
+  figures.cpu_seconds = (Date.now() - t0) / 1000;
+  figures.cpu_rate_label = await page.textContent('#rate');
+  assert.ok(!(await shot(page, '#loss-curve')).equals(lossBefore), 'the loss curve did not change');
+  await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
+  await context.close();
 });

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use prunelab_engine::burn::prelude::*;
-use prunelab_engine::data::{LoadOptions, Utterance, make_batches};
+use prunelab_engine::data::{LoadOptions, ShapeBuckets, Utterance, make_batches};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count};
@@ -198,14 +198,19 @@ fn measure(
 /// reads the logits back, so the device has finished the work it is timed for.
 fn real_time_factor(model: &Conformer, dev: &[Utterance], source: &Prunable, repeats: usize) -> f64 {
     let device = model.devices().first().cloned().unwrap_or_default();
-    let plan = make_batches(dev, source.state.config.max_batch_frames, &mut SplitMix64::new(0));
+    let plan = make_batches(
+        dev,
+        source.state.config.max_batch_frames,
+        ShapeBuckets::default(),
+        &mut SplitMix64::new(0),
+    );
     let audio: f64 = dev.iter().map(|u| u.duration_seconds).sum();
     let mut times: Vec<f64> = (0..repeats.max(1) + 1)
         .map(|_| {
             let started = Instant::now();
             for indices in &plan.batches {
                 let batch: Vec<&Utterance> = indices.iter().map(|&i| &dev[i]).collect();
-                let prepared = prepare_batch(&batch, &source.state.stats, None, &device);
+                let prepared = prepare_batch(&batch, &source.state.stats, None, ShapeBuckets::default(), &device);
                 let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
                 let _: Vec<f32> = out.logits.try_into_vec_as().unwrap_or_default(); // sync point
             }

@@ -7,7 +7,7 @@ mod load;
 mod pack;
 mod sentences;
 
-pub use batch::{Batch, BatchPlan, make_batches};
+pub use batch::{Batch, BatchPlan, ShapeBuckets, make_batches};
 pub use layout::{LayoutEntry, LayoutScan, scan_subset, write_transcript_file};
 pub use load::{LoadOptions, LoadedSplit, RawItem, Utterance, load_items, load_layout_subset, load_pack_split};
 pub use pack::{CorpusPack, PackEntry, PackError, PackHeader, write_pack};

@@ -59,8 +59,8 @@ impl AdaptiveDropoutConfig {
 
 /// Retention probability `sigmoid(beta)`: the score a threshold is compared with, and the scale
 /// a kept unit carries at inference.
-pub fn retention(logits: Tensor<1>) -> Tensor<1> {
-    sigmoid(logits)
+pub fn retention_of(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
 }
 
 #[cfg(test)]

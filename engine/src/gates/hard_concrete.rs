@@ -51,6 +51,12 @@ impl HardConcreteConfig {
         sigmoid(log_alpha.sub_scalar(self.temperature * (-self.l / self.r).ln()))
     }
 
+    /// [`HardConcreteConfig::prob_nonzero`] of one `log_alpha`, on the host.
+    pub fn prob_nonzero_of(&self, log_alpha: f32) -> f32 {
+        let shift = self.temperature * (-self.l / self.r).ln();
+        (1.0 / (1.0 + (-(f64::from(log_alpha) - shift)).exp())) as f32
+    }
+
     /// The test-time gate values of one mask vector, on the host: the `round(Σ P(z = 0))`
     /// entries with the lowest `log_alpha` are 0, the rest `clamp(sigmoid(log_alpha)·(r − l) + l, 0, 1)`.
     pub fn deterministic(&self, log_alpha: &[f32]) -> Vec<f32> {

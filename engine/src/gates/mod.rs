@@ -8,7 +8,7 @@ mod adaptive_dropout;
 mod hard_concrete;
 mod site;
 
-pub use adaptive_dropout::{AdaptiveDropoutConfig, retention};
+pub use adaptive_dropout::{AdaptiveDropoutConfig, retention_of};
 pub use hard_concrete::HardConcreteConfig;
 pub use site::{SiteKind, params_per_unit, site_units};
 
@@ -198,6 +198,71 @@ pub struct PruningScores {
     pub modules: Vec<[f32; 4]>,
 }
 
+/// The gate parameters of a model, on the host: unit logits per block and site (adaptive
+/// dropout: `beta`; L0: `log_alpha`), and for L0 each block's head and module `log_alpha`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateSnapshot {
+    units: Vec<PerSite<Vec<f32>>>,
+    heads: Vec<Vec<f32>>,
+    modules: Vec<Vec<f32>>,
+    is_l0: bool,
+    d_model: usize,
+}
+
+impl GateSnapshot {
+    /// Each head's value spread over its value dimensions (`d_model / heads` each).
+    fn heads_on_value_dims(&self, heads: &[f32]) -> Vec<f32> {
+        let k = self.d_model / heads.len().max(1);
+        heads.iter().flat_map(|&z| std::iter::repeat_n(z, k)).collect()
+    }
+
+    /// Retention probability of every unit: adaptive dropout `sigmoid(beta)`; L0 `P(z ≠ 0)`
+    /// of the unit's own mask, with each head's on its value dimensions.
+    pub fn retention(&self, config: &GateConfig) -> Vec<PerSite<Vec<f32>>> {
+        let p = |a: &f32| -> f32 {
+            if self.is_l0 {
+                config.l0.prob_nonzero_of(*a)
+            } else {
+                adaptive_dropout::retention_of(*a)
+            }
+        };
+        let mut out: Vec<PerSite<Vec<f32>>> = self
+            .units
+            .iter()
+            .map(|sites| sites.clone().map(|s| s.map(|v| v.iter().map(p).collect())))
+            .collect();
+        for (sites, heads) in out.iter_mut().zip(&self.heads) {
+            let heads: Vec<f32> = heads.iter().map(p).collect();
+            sites[SiteKind::AttnValue.index()] = Some(self.heads_on_value_dims(&heads));
+        }
+        out
+    }
+
+    /// What pruning needs: adaptive dropout's retention with no module gates; L0's
+    /// deterministic gate values (heads spread over their value dimensions) and module gate values.
+    pub fn pruning_scores(&self, config: &GateConfig) -> PruningScores {
+        if !self.is_l0 {
+            return PruningScores {
+                units: self.retention(config),
+                modules: vec![[1.0; 4]; self.units.len()],
+            };
+        }
+        let hc = &config.l0;
+        let mut units: Vec<PerSite<Vec<f32>>> = self
+            .units
+            .iter()
+            .map(|sites| sites.clone().map(|s| s.map(|v| hc.deterministic(&v))))
+            .collect();
+        let mut modules = Vec::with_capacity(self.units.len());
+        for ((sites, heads), module) in units.iter_mut().zip(&self.heads).zip(&self.modules) {
+            sites[SiteKind::AttnValue.index()] = Some(self.heads_on_value_dims(&hc.deterministic(heads)));
+            let m = hc.deterministic(module);
+            modules.push([m[0], m[1], m[2], m[3]]);
+        }
+        PruningScores { units, modules }
+    }
+}
+
 /// Unit sites that carry their own L0 masks (attention is masked per head instead).
 const L0_UNIT_SITES: [SiteKind; 3] = [SiteKind::Ffn1Hidden, SiteKind::ConvInput, SiteKind::Ffn2Hidden];
 
@@ -258,12 +323,6 @@ impl Gates {
         self.blocks
     }
 
-    fn per_block<T>(&self, mut f: impl FnMut(Tensor<1>) -> T) -> Vec<PerSite<T>> {
-        (0..self.blocks)
-            .map(|b| std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| f(p.val()))))
-            .collect()
-    }
-
     /// `[1, h]` head values → `[1, d]`: each head's value repeated over its value dimensions.
     fn heads_to_value_dims(&self, heads: Tensor<2>) -> Tensor<2> {
         let (h, d) = (self.num_heads, self.d_model);
@@ -308,9 +367,13 @@ impl Gates {
     /// Inference gate values `[1, u]` per site (and module gates): adaptive dropout keeps the
     /// retention where it reaches `threshold` and zeroes the rest; L0 uses its deterministic
     /// rule (see [`HardConcreteConfig::deterministic`]) and ignores `threshold`.
-    /// L0 reads its parameters back (a sync point).
+    /// Reads the gate parameters back (a sync point; see [`Gates::snapshot_async`]).
     pub fn deterministic(&self, config: &GateConfig, threshold: f64) -> Vec<BlockGateValues> {
-        let scores = self.pruning_scores(config);
+        self.inference_values(&self.snapshot().pruning_scores(config), threshold)
+    }
+
+    /// [`Gates::deterministic`] from scores already on the host (no read-back).
+    pub fn inference_values(&self, scores: &PruningScores, threshold: f64) -> Vec<BlockGateValues> {
         let device = self.device();
         let row =
             |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device).reshape([1, v.len()]);
@@ -346,47 +409,63 @@ impl Gates {
             .unwrap_or_default()
     }
 
-    /// Retention probability of every unit (adaptive dropout: `sigmoid(beta)`; L0:
-    /// `P(z ≠ 0)`, with each head's on its value dimensions). Stays on the device.
-    pub fn retention(&self, config: &GateConfig) -> Vec<PerSite<Tensor<1>>> {
-        let mut out = self.per_block(|logits| {
-            if self.is_l0 {
-                config.l0.prob_nonzero(logits)
-            } else {
-                retention(logits)
-            }
-        });
-        if self.is_l0 {
-            for (b, sites) in out.iter_mut().enumerate() {
-                let p = config.l0.prob_nonzero(self.heads[b].val()).reshape([1, self.num_heads]);
-                sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(p).reshape([self.d_model]));
-            }
-        }
-        out
+    /// What pruning needs, on the host (a sync point); see [`GateSnapshot::pruning_scores`].
+    pub fn pruning_scores(&self, config: &GateConfig) -> PruningScores {
+        self.snapshot().pruning_scores(config)
     }
 
-    /// What pruning needs, on the host (a sync point): adaptive dropout's retention with no module
-    /// gates; L0's deterministic gate values (heads spread over their value dimensions) and
-    /// module gate values.
-    pub fn pruning_scores(&self, config: &GateConfig) -> PruningScores {
-        let read = |t: Tensor<1>| -> Vec<f32> { t.try_into_vec_as().unwrap_or_default() };
-        if !self.is_l0 {
-            return PruningScores {
-                units: self.per_block(|l| read(retention(l))),
-                modules: vec![[1.0; 4]; self.blocks],
-            };
+    /// Every gate parameter in one flat tensor — unit logits by block and site, then heads,
+    /// then modules — so that one read-back serves scores and retention alike.
+    fn flat_parameters(&self) -> Tensor<1> {
+        let parts: Vec<Tensor<1>> = self
+            .logits
+            .iter()
+            .flatten()
+            .chain(&self.heads)
+            .chain(&self.modules)
+            .map(|p| p.val())
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+
+    /// The gate parameters on the host. Reads back synchronously (native backends only).
+    pub fn snapshot(&self) -> GateSnapshot {
+        let flat: Vec<f32> = self.flat_parameters().try_into_vec_as().unwrap_or_default(); // sync point
+        self.unflatten(&flat)
+    }
+
+    /// The gate parameters on the host, read back asynchronously (works on WebGPU).
+    pub async fn snapshot_async(&self) -> Result<GateSnapshot, String> {
+        let data = self
+            .flat_parameters()
+            .into_data_async()
+            .await
+            .map_err(|e| format!("cannot read the gates back: {e:?}"))?;
+        let flat: Vec<f32> = data.iter::<f32>().collect();
+        Ok(self.unflatten(&flat))
+    }
+
+    /// Splits [`Gates::flat_parameters`]' values back into their vectors.
+    fn unflatten(&self, flat: &[f32]) -> GateSnapshot {
+        let mut rest = flat;
+        let mut take = |n: usize| -> Vec<f32> {
+            let n = n.min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        };
+        let units = (0..self.blocks)
+            .map(|b| std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| take(p.val().dims()[0]))))
+            .collect();
+        let heads = self.heads.iter().map(|_| take(self.num_heads)).collect();
+        let modules = self.modules.iter().map(|_| take(4)).collect();
+        GateSnapshot {
+            units,
+            heads,
+            modules,
+            is_l0: self.is_l0,
+            d_model: self.d_model,
         }
-        let hc = &config.l0;
-        let mut units = self.per_block(|l| hc.deterministic(&read(l)));
-        let mut modules = Vec::with_capacity(self.blocks);
-        for (b, sites) in units.iter_mut().enumerate() {
-            let heads = hc.deterministic(&read(self.heads[b].val()));
-            let k = self.d_model / self.num_heads;
-            sites[SiteKind::AttnValue.index()] = Some(heads.iter().flat_map(|&z| std::iter::repeat_n(z, k)).collect());
-            let m = hc.deterministic(&read(self.modules[b].val()));
-            modules.push([m[0], m[1], m[2], m[3]]);
-        }
-        PruningScores { units, modules }
     }
 
     /// The regulariser, `[1]`: adaptive dropout's pull towards `c(step)`, or L0's Lagrangian

@@ -1,5 +1,7 @@
 //! The magnitude baseline: a unit's score is the norm of the weights it owns (in and out).
 
+use burn::prelude::*;
+
 use crate::gates::{PerSite, SiteKind};
 use crate::model::Conformer;
 
@@ -7,28 +9,71 @@ use super::UnitScores;
 
 /// Weight-norm scores of every unit at `sites` of a dense model. Reads back (a sync point).
 pub fn magnitude_scores(model: &Conformer, sites: &[SiteKind]) -> UnitScores {
-    let read = |t: burn::prelude::Tensor<1>| -> Vec<f32> { t.try_into_vec_as().unwrap_or_default() };
-    model
-        .blocks
-        .iter()
-        .map(|block| {
-            let mut scores: PerSite<Vec<f32>> = Default::default();
-            let mut put = |kind: SiteKind, values: Option<Vec<f32>>| {
-                if sites.contains(&kind) {
-                    scores[kind.index()] = values;
+    let norms = UnitNorms::of(model, sites);
+    let flat: Vec<f32> = norms.flat().try_into_vec_as().unwrap_or_default(); // sync point
+    norms.scores(&flat)
+}
+
+/// [`magnitude_scores`] with an asynchronous read-back (works on WebGPU).
+pub async fn magnitude_scores_async(model: &Conformer, sites: &[SiteKind]) -> Result<UnitScores, String> {
+    let norms = UnitNorms::of(model, sites);
+    let data = norms
+        .flat()
+        .into_data_async()
+        .await
+        .map_err(|e| format!("cannot read weight norms back: {e:?}"))?;
+    let flat: Vec<f32> = data.iter::<f32>().collect();
+    Ok(norms.scores(&flat))
+}
+
+/// The norm tensors of every scored site, still on the device, in block order.
+struct UnitNorms {
+    blocks: usize,
+    /// `(block, site, norms [units])`.
+    entries: Vec<(usize, SiteKind, Tensor<1>)>,
+}
+
+impl UnitNorms {
+    fn of(model: &Conformer, sites: &[SiteKind]) -> Self {
+        let mut entries = Vec::new();
+        for (b, block) in model.blocks.iter().enumerate() {
+            let mut put = |kind: SiteKind, norms: Option<Tensor<1>>| {
+                if let Some(norms) = norms.filter(|_| sites.contains(&kind)) {
+                    entries.push((b, kind, norms));
                 }
             };
-            put(SiteKind::Ffn1Hidden, block.ffn1.as_ref().map(|f| read(f.unit_norms())));
-            put(SiteKind::Ffn2Hidden, block.ffn2.as_ref().map(|f| read(f.unit_norms())));
-            put(SiteKind::ConvInput, block.conv.as_ref().map(|c| read(c.unit_norms())));
+            put(SiteKind::Ffn1Hidden, block.ffn1.as_ref().map(|f| f.unit_norms()));
+            put(SiteKind::Ffn2Hidden, block.ffn2.as_ref().map(|f| f.unit_norms()));
+            put(SiteKind::ConvInput, block.conv.as_ref().map(|c| c.unit_norms()));
             let (query, value) = block
                 .attention
                 .as_ref()
                 .map(|a| a.unit_norms())
-                .map_or((None, None), |(q, v)| (Some(read(q)), Some(read(v))));
+                .map_or((None, None), |(q, v)| (Some(q), Some(v)));
             put(SiteKind::AttnQuery, query);
             put(SiteKind::AttnValue, value);
-            scores
-        })
-        .collect()
+        }
+        Self {
+            blocks: model.blocks.len(),
+            entries,
+        }
+    }
+
+    /// Every norm in one tensor, so one read-back fetches them all.
+    fn flat(&self) -> Tensor<1> {
+        Tensor::cat(self.entries.iter().map(|(_, _, t)| t.clone()).collect(), 0)
+    }
+
+    /// Splits the host copy of [`UnitNorms::flat`] into per-block, per-site scores.
+    fn scores(&self, flat: &[f32]) -> UnitScores {
+        let mut scores: UnitScores = vec![PerSite::default(); self.blocks];
+        let mut offset = 0;
+        for (b, kind, norms) in &self.entries {
+            let [n] = norms.dims();
+            let end = (offset + n).min(flat.len());
+            scores[*b][kind.index()] = Some(flat[offset.min(end)..end].to_vec());
+            offset += n;
+        }
+        scores
+    }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{FbankConfig, SpecAugmentConfig};
+use crate::data::ShapeBuckets;
 use crate::gates::GateConfig;
 use crate::model::{ConformerConfig, Preset};
 
@@ -45,6 +46,10 @@ pub struct TrainConfig {
     pub steps: usize,
     /// Padded input frames per batch (batch size × longest utterance); 100 frames = 1 s.
     pub max_batch_frames: usize,
+    /// Rounding of padded batch shapes (exact by default; the browser buckets them so WebGPU
+    /// compiles a few kernel shapes instead of one per step).
+    #[serde(default)]
+    pub shape_buckets: ShapeBuckets,
     pub seed: u64,
     /// Evaluate on the dev split every this many steps (0: only at the end).
     pub eval_every: usize,
@@ -69,6 +74,7 @@ impl TrainConfig {
             speed_perturbation: vec![0.9, 1.0, 1.1],
             steps: 2400,
             max_batch_frames: 4000,
+            shape_buckets: ShapeBuckets::default(),
             seed: 0,
             eval_every: 500,
             prune: GateConfig::default(),

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::prepare_batch;
 use crate::audio::FeatureStats;
-use crate::data::{Utterance, make_batches};
+use crate::data::{ShapeBuckets, Utterance, make_batches};
 use crate::decode::Decoder;
-use crate::model::{BlockMasks, Conformer};
+use crate::model::{BlockMasks, Conformer, ConformerOutput};
 use crate::rng::SplitMix64;
 use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
 
@@ -70,30 +70,94 @@ pub fn evaluate_decoders(
     max_batch_frames: usize,
     decoders: &[&Decoder],
 ) -> Vec<EvalReport> {
+    let mut scoring = Scoring::new(utterances, max_batch_frames, decoders.len());
+    for indices in scoring.plan.batches.clone() {
+        let (batch, output) = forward_batch(model, masks, utterances, &indices, stats);
+        let logits: Vec<f32> = output.logits.clone().try_into_vec_as().expect("logits read back"); // sync point
+        scoring.add(&batch, &output, &logits, decoders);
+    }
+    scoring.reports()
+}
+
+/// [`evaluate_decoders`] with asynchronous read-backs (works on WebGPU).
+pub async fn evaluate_decoders_async(
+    model: &Conformer,
+    masks: &[BlockMasks],
+    utterances: &[Utterance],
+    stats: &FeatureStats,
+    max_batch_frames: usize,
+    decoders: &[&Decoder],
+) -> Result<Vec<EvalReport>, String> {
+    let mut scoring = Scoring::new(utterances, max_batch_frames, decoders.len());
+    for indices in scoring.plan.batches.clone() {
+        let (batch, output) = forward_batch(model, masks, utterances, &indices, stats);
+        let data = output
+            .logits
+            .clone()
+            .into_data_async()
+            .await
+            .map_err(|e| format!("cannot read logits back: {e:?}"))?;
+        let logits: Vec<f32> = data.iter::<f32>().collect();
+        scoring.add(&batch, &output, &logits, decoders);
+    }
+    Ok(scoring.reports())
+}
+
+/// The utterances of one batch and the model's output for them.
+fn forward_batch<'a>(
+    model: &Conformer,
+    masks: &[BlockMasks],
+    utterances: &'a [Utterance],
+    indices: &[usize],
+    stats: &FeatureStats,
+) -> (Vec<&'a Utterance>, ConformerOutput) {
     let device = model.devices().first().cloned().unwrap_or_default();
-    let plan = make_batches(utterances, max_batch_frames, &mut SplitMix64::new(0));
-    let mut results = vec![Vec::with_capacity(utterances.len()); decoders.len()];
-    for indices in &plan.batches {
-        let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
-        let prepared = prepare_batch(&batch, stats, None, &device);
-        let output = model.forward_gated(prepared.feats, &prepared.batch.frame_lengths, masks);
+    let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
+    let prepared = prepare_batch(&batch, stats, None, ShapeBuckets::default(), &device);
+    let output = model.forward_gated(prepared.feats, &prepared.batch.frame_lengths, masks);
+    (batch, output)
+}
+
+/// Per-decoder results accumulated batch by batch.
+struct Scoring {
+    plan: crate::data::BatchPlan,
+    results: Vec<Vec<UtteranceResult>>,
+}
+
+impl Scoring {
+    fn new(utterances: &[Utterance], max_batch_frames: usize, decoders: usize) -> Self {
+        Self {
+            plan: make_batches(
+                utterances,
+                max_batch_frames,
+                ShapeBuckets::default(),
+                &mut SplitMix64::new(0),
+            ),
+            results: vec![Vec::with_capacity(utterances.len()); decoders],
+        }
+    }
+
+    /// Decodes and scores one batch from its logits `[b, s, v]` on the host.
+    fn add(&mut self, batch: &[&Utterance], output: &ConformerOutput, logits: &[f32], decoders: &[&Decoder]) {
         let [_, s, v] = output.logits.dims();
-        let logits: Vec<f32> = output.logits.try_into_vec_as().expect("logits read back"); // sync point
         for (b, utterance) in batch.iter().enumerate() {
             let rows = &logits[b * s * v..(b + 1) * s * v];
-            for (decoder, out) in decoders.iter().zip(&mut results) {
+            for (decoder, out) in decoders.iter().zip(&mut self.results) {
                 let ids = decoder.decode(rows, output.lengths[b], v);
                 out.push(score(utterance, CharTokenizer.decode(&ids)));
             }
         }
     }
-    results
-        .into_iter()
-        .map(|mut r| {
-            r.sort_by(|a, b| a.id.cmp(&b.id));
-            summarise(r)
-        })
-        .collect()
+
+    fn reports(self) -> Vec<EvalReport> {
+        self.results
+            .into_iter()
+            .map(|mut r| {
+                r.sort_by(|a, b| a.id.cmp(&b.id));
+                summarise(r)
+            })
+            .collect()
+    }
 }
 
 fn score(utterance: &Utterance, hypothesis: String) -> UtteranceResult {

@@ -12,7 +12,7 @@ mod trainer;
 
 pub use config::{OptimConfig, TrainConfig};
 pub use distill::{DistillConfig, LayerMaps, valid_frames};
-pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, summarise};
+pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, evaluate_decoders_async, summarise};
 pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};

@@ -12,7 +12,7 @@ use super::distill::valid_frames;
 use super::gating::{block_masks, gate_layout};
 use super::{LayerMaps, TrainConfig, TrainEvent, ctc_loss, learning_rate};
 use crate::audio::{FeatureStats, spec_augment};
-use crate::data::{Batch, BatchPlan, Utterance, make_batches};
+use crate::data::{Batch, BatchPlan, ShapeBuckets, Utterance, make_batches};
 use crate::gates::{Gates, Method, PerSite};
 use crate::model::{BlockMasks, Conformer, ConformerOutput};
 use crate::rng::SplitMix64;
@@ -24,26 +24,38 @@ pub struct Prepared {
     pub batch: Batch,
 }
 
-/// Pads and normalises `utterances` (plus SpecAugment when `augment_seed` is given) and moves
-/// them to `device`.
+/// Pads (to `buckets`) and normalises `utterances` (plus SpecAugment when `augment_seed` is
+/// given) and moves them to `device`.
 pub fn prepare_batch(
     utterances: &[&Utterance],
     stats: &FeatureStats,
     augment: Option<(&crate::audio::SpecAugmentConfig, u64)>,
+    buckets: ShapeBuckets,
     device: &Device,
 ) -> Prepared {
     let num_bins = stats.num_bins();
     let mut rng = augment.map(|(_, seed)| SplitMix64::new(seed));
-    let batch = Batch::from_utterances(utterances, num_bins, |feats| {
+    let batch = Batch::from_utterances(utterances, num_bins, buckets, |feats| {
         stats.apply(feats);
         if let (Some((config, _)), Some(rng)) = (augment, rng.as_mut()) {
             spec_augment(feats, num_bins, config, rng);
         }
     });
-    let (b, t, l) = (batch.len(), batch.max_frames(), batch.max_target_len());
+    let (b, t, l) = (batch.len(), batch.frames, batch.tokens);
     let feats = Tensor::<3>::from_data(TensorData::new(batch.feats.clone(), [b, t, num_bins]), device);
     let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, l]), device);
     Prepared { feats, targets, batch }
+}
+
+/// A step between its forward pass and its update: what to read back, and what to differentiate.
+struct PendingStep {
+    step: usize,
+    /// `[4]`: CTC loss, gate penalty, L0 expected sparsity (NaN otherwise), distillation loss.
+    readout: Tensor<1>,
+    /// The sum that is back-propagated.
+    objective: Tensor<1>,
+    utterances: usize,
+    audio_seconds: f64,
 }
 
 /// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
@@ -251,7 +263,8 @@ impl Trainer {
         self.gates.as_ref().map(|(g, _)| g.valid())
     }
 
-    /// The model's inference masks at `threshold` (empty for an ungated run).
+    /// The model's inference masks at `threshold` (empty for an ungated run). Reads the gates
+    /// back (a sync point).
     pub fn inference_masks(&self, threshold: f64) -> Vec<BlockMasks> {
         self.inference_gates().map_or_else(Vec::new, |g| {
             block_masks(g.deterministic(&self.config.prune, threshold))
@@ -261,13 +274,7 @@ impl Trainer {
     /// Every unit's retention probability (gated runs only). Reads back (a sync point).
     pub fn retention(&self) -> Option<Vec<PerSite<Vec<f32>>>> {
         let gates = self.inference_gates()?;
-        Some(
-            gates
-                .retention(&self.config.prune)
-                .into_iter()
-                .map(|sites| sites.map(|p| p.map(|p| p.try_into_vec_as().unwrap_or_default())))
-                .collect(),
-        )
+        Some(gates.snapshot().retention(&self.config.prune))
     }
 
     /// The utterance indices of the batch for the current step. Epochs are consecutive passes,
@@ -292,14 +299,35 @@ impl Trainer {
         EpochPlan {
             epoch,
             first_step,
-            plan: make_batches(train, self.config.max_batch_frames, &mut rng),
+            plan: make_batches(train, self.config.max_batch_frames, self.config.shape_buckets, &mut rng),
         }
     }
 
     /// Runs one optimiser step on the next batch of `train`.
     ///
-    /// Reads the loss back to the host (a device sync point) to skip non-finite steps.
+    /// Reads the loss back to the host (a device sync point) to skip non-finite steps; use
+    /// [`Trainer::train_step_async`] where reads must not block (WebGPU).
     pub fn train_step(&mut self, train: &[Utterance]) -> TrainEvent {
+        let pending = self.forward_step(train);
+        let values: Vec<f32> = pending.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
+        self.finish_step(pending, &values)
+    }
+
+    /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
+    pub async fn train_step_async(&mut self, train: &[Utterance]) -> Result<TrainEvent, String> {
+        let pending = self.forward_step(train);
+        let data = pending
+            .readout
+            .clone()
+            .into_data_async()
+            .await
+            .map_err(|e| format!("cannot read the loss back: {e:?}"))?;
+        let values: Vec<f32> = data.iter::<f32>().collect();
+        Ok(self.finish_step(pending, &values))
+    }
+
+    /// The first half of a step: the next batch through the model, and every loss term.
+    fn forward_step(&mut self, train: &[Utterance]) -> PendingStep {
         assert!(!train.is_empty(), "training needs at least one utterance");
         let indices = self.next_batch(train);
         let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
@@ -308,6 +336,7 @@ impl Trainer {
             &utterances,
             &self.stats,
             Some((&self.config.spec_augment, augment_seed)),
+            self.config.shape_buckets,
             &self.device,
         );
         let step = self.step;
@@ -354,23 +383,42 @@ impl Trainer {
             Some((gates, _)) if prune.method == Method::L0 => gates.expected_sparsity(prune, layout),
             _ => Tensor::full([1], f32::NAN, &self.device),
         };
-        // One read-back for all three numbers (a sync point).
-        let values: Vec<f32> = Tensor::cat(
+        // The numbers the host needs, in one tensor so that one read-back fetches them all.
+        let readout = Tensor::cat(
             vec![ctc.clone(), penalty.clone(), sparsity.detach(), distill.clone()],
             0,
-        )
-        .try_into_vec_as()
-        .unwrap_or_default();
-        let (loss_value, penalty_value) = (values[0], values[1]);
-        let expected_sparsity = (prune.method == Method::L0).then_some(values[2]);
+        );
+        PendingStep {
+            step,
+            readout,
+            objective: ctc + penalty + distill,
+            utterances: utterances.len(),
+            audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
+        }
+    }
+
+    /// The second half of a step: skip it when the loss read back is not finite, otherwise
+    /// back-propagate and update the model, the gates and the distillation maps.
+    fn finish_step(&mut self, pending: PendingStep, values: &[f32]) -> TrainEvent {
+        let PendingStep {
+            step,
+            objective,
+            utterances,
+            audio_seconds,
+            ..
+        } = pending;
+        let prune = &self.config.prune;
+        let value = |i: usize| values.get(i).copied().unwrap_or(f32::NAN);
+        let (loss_value, penalty_value) = (value(0), value(1));
+        let expected_sparsity = (prune.method == Method::L0).then_some(value(2));
         self.step += 1;
         if !loss_value.is_finite() || !penalty_value.is_finite() {
             self.skipped_steps += 1;
             return TrainEvent::SkippedStep { step };
         }
         let lr = learning_rate(&self.config.optim, step, self.config.steps);
-        let distill_value = values[3];
-        let mut grads = (ctc + penalty + distill).backward();
+        let distill_value = value(3);
+        let mut grads = objective.backward();
         let model_grads = GradientsParams::from_module(&mut grads, &self.model);
         if let Some(mut d) = self.distillation.take() {
             let map_grads = GradientsParams::from_module(&mut grads, &d.maps);
@@ -396,8 +444,8 @@ impl Trainer {
             expected_sparsity,
             distill: (self.config.distill.is_some()).then_some(distill_value),
             lr,
-            utterances: utterances.len(),
-            audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
+            utterances,
+            audio_seconds,
         }
     }
 

@@ -1,0 +1,177 @@
+//! The built-in corpus in the browser: fetched once with a progress report, kept in the Cache
+//! API for the next visit, then turned into features by the engine.
+
+use prunelab_engine::audio::{Audio, FbankConfig, decode_audio};
+use prunelab_engine::data::{CorpusPack, LoadOptions, Utterance, load_pack_split};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::js_sys::{Reflect, Uint8Array};
+
+use crate::timing::yield_to_browser;
+
+/// Where trunk serves the packed corpus (copied from `static/` by `index.html`).
+pub const CORPUS_URL: &str = "corpus.plc";
+/// Cache API bucket; bump the suffix when the pack format changes.
+const CACHE_NAME: &str = "prunelab-corpus-v1";
+/// Dev utterances the lab scores a pruned model on: enough words for a WER that moves with
+/// the threshold, few enough that a re-evaluation takes seconds.
+pub const DEV_SUBSET: usize = 16;
+
+/// The corpus, ready for training and listening.
+pub struct LabCorpus {
+    pub train: Vec<Utterance>,
+    pub dev: Vec<Utterance>,
+    /// Encoded audio of each dev utterance, for playback (same order as `dev`).
+    dev_audio: Vec<Vec<u8>>,
+    /// Items the engine refused, by name (reported, never silently dropped).
+    pub skipped: Vec<String>,
+    /// Whether the bytes came from the Cache API rather than the network.
+    pub from_cache: bool,
+}
+
+impl LabCorpus {
+    /// The decoded samples of dev utterance `id`.
+    pub fn dev_samples(&self, id: &str) -> Result<Audio, String> {
+        let index = self
+            .dev
+            .iter()
+            .position(|u| u.id == id)
+            .ok_or_else(|| format!("{id}: no such utterance"))?;
+        decode_audio(&self.dev_audio[index], id).map_err(|e| e.to_string())
+    }
+}
+
+/// Fetches (or reads from the cache) and loads the corpus; `progress(fraction, message)` is
+/// called while it works.
+pub async fn load_corpus(progress: impl Fn(f64, String)) -> Result<LabCorpus, String> {
+    let (bytes, from_cache) = match cached_bytes().await {
+        Some(bytes) => (bytes, true),
+        None => {
+            let bytes = download(CORPUS_URL, &progress).await?;
+            store_in_cache(&bytes).await;
+            (bytes, false)
+        }
+    };
+    progress(0.6, "reading the corpus pack…".into());
+    yield_to_browser().await;
+    let pack = CorpusPack::parse(&bytes, CORPUS_URL).map_err(|e| e.to_string())?;
+    let options = LoadOptions::plain(&FbankConfig::default(), false);
+    progress(0.65, "computing filterbank features (train)…".into());
+    yield_to_browser().await;
+    let train = load_pack_split(&pack, "train", &options).map_err(|e| e.to_string())?;
+    progress(0.9, "computing filterbank features (dev)…".into());
+    yield_to_browser().await;
+    let mut dev = load_pack_split(&pack, "dev", &options).map_err(|e| e.to_string())?;
+    dev.utterances.truncate(DEV_SUBSET);
+    let dev_audio = dev
+        .utterances
+        .iter()
+        .map(|u| {
+            pack.split("dev")
+                .find(|e| e.id == u.id)
+                .map(|e| pack.audio(e).to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    let skipped = train
+        .skipped
+        .iter()
+        .chain(&dev.skipped)
+        .map(|i| i.to_string())
+        .collect();
+    Ok(LabCorpus {
+        train: train.utterances,
+        dev: dev.utterances,
+        dev_audio,
+        skipped,
+        from_cache,
+    })
+}
+
+async fn open_cache() -> Option<web_sys::Cache> {
+    let caches = web_sys::window()?.caches().ok()?;
+    JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
+}
+
+/// The corpus from the Cache API, if an earlier visit stored it.
+async fn cached_bytes() -> Option<Vec<u8>> {
+    let cache = open_cache().await?;
+    let hit = JsFuture::from(cache.match_with_str(CORPUS_URL)).await.ok()?;
+    let response: web_sys::Response = hit.dyn_into().ok()?;
+    let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+    let bytes = Uint8Array::new(&buffer).to_vec();
+    (!bytes.is_empty()).then_some(bytes)
+}
+
+/// Keeps the corpus for the next visit. Failing to cache (private mode, quota) costs only a
+/// download next time, so it is logged, not reported.
+async fn store_in_cache(bytes: &[u8]) {
+    let Some(cache) = open_cache().await else { return };
+    let mut copy = bytes.to_vec();
+    let Ok(response) = web_sys::Response::new_with_opt_u8_array(Some(&mut copy)) else {
+        return;
+    };
+    if let Err(e) = JsFuture::from(cache.put_with_str(CORPUS_URL, &response)).await {
+        web_sys::console::warn_2(&"could not cache the corpus:".into(), &e);
+    }
+}
+
+/// Downloads `url`, reporting the fraction received (up to 0.6 of the whole load).
+async fn download(url: &str, progress: &impl Fn(f64, String)) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: cannot fetch: {}", js_message(&e)))?
+        .dyn_into()
+        .map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!("{url}: the server answered {}", response.status()));
+    }
+    let total: f64 = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let body = response.body().ok_or_else(|| format!("{url}: empty response"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| format!("{url}: cannot read the response"))?;
+    let mut bytes = Vec::with_capacity(total as usize);
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| format!("{url}: download broke off: {}", js_message(&e)))?;
+        let done = Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let value = Reflect::get(&chunk, &"value".into()).map_err(|_| format!("{url}: bad chunk"))?;
+        bytes.extend(Uint8Array::new(&value).to_vec());
+        let mib = bytes.len() as f64 / (1024.0 * 1024.0);
+        let message = if total > 0.0 {
+            format!(
+                "downloading the corpus: {mib:.1} of {:.1} MiB",
+                total / (1024.0 * 1024.0)
+            )
+        } else {
+            format!("downloading the corpus: {mib:.1} MiB")
+        };
+        let fraction = if total > 0.0 { bytes.len() as f64 / total } else { 0.3 };
+        progress(0.6 * fraction.min(1.0), message);
+    }
+    Ok(bytes)
+}
+
+/// The message of a JS error value, or its debug form.
+pub fn js_message(value: &JsValue) -> String {
+    Reflect::get(value, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}

@@ -1,0 +1,199 @@
+//! The page's reactive state: one struct of signal handles (all `Copy`), shared through
+//! context. The driver writes it; widgets read the parts they draw and send commands.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use leptos::prelude::*;
+use prunelab_engine::gates::SiteKind;
+use prunelab_engine::store::{Trace, TraceSite};
+use prunelab_engine::train::TrainEvent;
+
+use crate::session::PrunePoint;
+use crate::settings::LabSettings;
+
+/// What the page is doing before it can train.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Loading { fraction: f64, message: String },
+    Ready,
+    Failed(String),
+}
+
+/// A request from a widget to the driver, handled in order between training steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Start a fresh run with these settings.
+    Reset(LabSettings),
+    /// One step, also while paused.
+    Step,
+    /// Cut the model at this threshold and score it.
+    Prune(f64),
+    /// Score a grid of thresholds for the trade-off curve.
+    Sweep,
+}
+
+/// A retention history the heatmaps can show: the live run's, or one opened from a file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceView {
+    /// Where it came from: "live" or the file name.
+    pub source: String,
+    pub description: String,
+    pub sites: Vec<TraceSite>,
+    pub steps: Vec<usize>,
+    /// One `Arc` per snapshot so that appending does not copy the history.
+    pub snapshots: Vec<Arc<Vec<f32>>>,
+    /// `(step, loss)` of every training step.
+    pub losses: Vec<(usize, f32)>,
+    /// `(step, WER)` of every evaluation.
+    pub wers: Vec<(usize, f64)>,
+}
+
+impl TraceView {
+    /// A whole trace, e.g. one `prunelab train` wrote.
+    pub fn from_trace(trace: Trace, source: String) -> Self {
+        let mut view = Self {
+            source,
+            description: trace.description.clone(),
+            sites: trace.sites.clone(),
+            steps: trace.steps.clone(),
+            snapshots: trace.snapshots.into_iter().map(Arc::new).collect(),
+            ..Self::default()
+        };
+        for event in &trace.events {
+            view.add_event(event);
+        }
+        view
+    }
+
+    pub fn add_event(&mut self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Step { step, loss, .. } => self.losses.push((*step, *loss)),
+            TrainEvent::Eval { step, wer, .. } => self.wers.push((*step, *wer)),
+            TrainEvent::SkippedStep { .. } => {}
+        }
+    }
+
+    /// Blocks in the trace (rows of every heatmap).
+    pub fn blocks(&self) -> usize {
+        self.sites.iter().map(|s| s.block + 1).max().unwrap_or(0)
+    }
+
+    /// The scores of `kind` in `block` at snapshot `frame`.
+    pub fn scores(&self, frame: usize, block: usize, kind: SiteKind) -> Option<&[f32]> {
+        let snapshot = self.snapshots.get(frame)?;
+        let mut offset = 0;
+        for site in &self.sites {
+            if site.block == block && site.kind == kind {
+                return snapshot.get(offset..offset + site.units);
+            }
+            offset += site.units;
+        }
+        None
+    }
+
+    /// Units per block of `kind` (0 when the trace does not hold that site).
+    pub fn units(&self, kind: SiteKind) -> usize {
+        self.sites.iter().find(|s| s.kind == kind).map_or(0, |s| s.units)
+    }
+}
+
+/// The three kinds of point on the trade-off plot.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TradeOff {
+    /// Nothing pruned (threshold 0).
+    pub dense: Option<PrunePoint>,
+    /// The slider's threshold.
+    pub current: Option<PrunePoint>,
+    /// A grid of thresholds, ascending.
+    pub sweep: Vec<PrunePoint>,
+}
+
+/// Where the backend came from, for the badge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendInfo {
+    pub label: String,
+    pub is_webgpu: bool,
+}
+
+/// Every signal of the page.
+#[derive(Clone, Copy)]
+pub struct Lab {
+    pub settings: RwSignal<LabSettings>,
+    pub phase: RwSignal<Phase>,
+    pub backend: RwSignal<Option<BackendInfo>>,
+    /// Where the corpus came from: "network" or "browser cache".
+    pub corpus_origin: RwSignal<Option<&'static str>>,
+    pub playing: RwSignal<bool>,
+    /// What the driver is busy with besides training ("pruning at 0.50…").
+    pub busy: RwSignal<Option<String>>,
+    pub step: RwSignal<usize>,
+    pub steps_per_second: RwSignal<f64>,
+    /// The live run.
+    pub live: RwSignal<TraceView>,
+    /// A trace opened from a file, shown instead of the live one while set.
+    pub opened: RwSignal<Option<TraceView>>,
+    /// Scrubber position: a snapshot index, or `None` for the latest.
+    pub frame: RwSignal<Option<usize>>,
+    pub trade_off: RwSignal<TradeOff>,
+    /// Problems to show (a bad file, a failed step), newest last.
+    pub notices: RwSignal<Vec<String>>,
+    /// The dev utterance the Listen panel shows.
+    pub utterance: RwSignal<usize>,
+    commands: StoredValue<VecDeque<Command>>,
+}
+
+impl Lab {
+    pub fn new(settings: LabSettings) -> Self {
+        Self {
+            settings: RwSignal::new(settings),
+            phase: RwSignal::new(Phase::Loading {
+                fraction: 0.0,
+                message: "starting…".into(),
+            }),
+            backend: RwSignal::new(None),
+            corpus_origin: RwSignal::new(None),
+            playing: RwSignal::new(false),
+            busy: RwSignal::new(None),
+            step: RwSignal::new(0),
+            steps_per_second: RwSignal::new(0.0),
+            live: RwSignal::new(TraceView::default()),
+            opened: RwSignal::new(None),
+            frame: RwSignal::new(None),
+            trade_off: RwSignal::new(TradeOff::default()),
+            notices: RwSignal::new(Vec::new()),
+            utterance: RwSignal::new(0),
+            commands: StoredValue::new(VecDeque::new()),
+        }
+    }
+
+    pub fn send(&self, command: Command) {
+        self.commands.update_value(|q| {
+            // A newer threshold supersedes one still waiting: only the last position matters.
+            if matches!(command, Command::Prune(_)) {
+                q.retain(|c| !matches!(c, Command::Prune(_)));
+            }
+            q.push_back(command);
+        });
+    }
+
+    pub fn next_command(&self) -> Option<Command> {
+        self.commands.try_update_value(|q| q.pop_front()).flatten()
+    }
+
+    pub fn notify(&self, message: String) {
+        web_sys::console::warn_1(&message.clone().into());
+        self.notices.update(|n| n.push(message));
+    }
+
+    /// The trace the views show: an opened file, else the live run.
+    pub fn shown(&self) -> Signal<TraceView> {
+        let (opened, live) = (self.opened, self.live);
+        Signal::derive(move || opened.get().unwrap_or_else(|| live.get()))
+    }
+}
+
+/// The page's `Lab`, provided by the page at the root.
+pub fn use_lab() -> Lab {
+    use_context::<Lab>().expect("Lab is provided by the page at the root (page::Page)")
+}

@@ -1,0 +1,88 @@
+//! The experiment's knobs and the transport buttons. Changing a knob starts a fresh run (as
+//! in TensorFlow Playground): a run's schedules depend on every one of them.
+
+use leptos::prelude::*;
+use prunelab_engine::gates::Method;
+use prunelab_engine::model::Preset;
+
+use crate::lab::{Command, Lab, use_lab};
+use crate::settings::LabSettings;
+
+/// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
+fn change(lab: Lab, key: &'static str, value: String) {
+    let mut settings = lab.settings.get_untracked();
+    match settings.set(key, &value) {
+        Ok(()) => {
+            // Shown (and written to the URL) at once; the run restarts when the driver gets to it.
+            lab.settings.set(settings.clone());
+            lab.send(Command::Reset(settings));
+        }
+        Err(problem) => lab.notify(format!("{key} = {value:?}: {problem}")),
+    }
+}
+
+#[component]
+pub fn Controls() -> impl IntoView {
+    let lab = use_lab();
+    let settings = lab.settings;
+    let gated = move || settings.with(LabSettings::has_gates);
+    let is = move |m: Method| move || settings.with(|s| s.method == m);
+    view! {
+        <section class="controls" aria-label="experiment controls">
+            <div class="transport">
+                <button id="play" on:click=move |_| lab.playing.update(|p| *p = !*p)>
+                    {move || if lab.playing.get() { "⏸ Pause" } else { "▶ Train" }}
+                </button>
+                <button id="step" on:click=move |_| lab.send(Command::Step)>"Step"</button>
+                <button id="reset" on:click=move |_| lab.send(Command::Reset(settings.get_untracked()))>"Reset"</button>
+            </div>
+            <label>
+                "Model "
+                <select id="preset" prop:value=move || settings.with(|s| s.preset.name()) on:change=move |ev| change(lab, "preset", event_target_value(&ev))>
+                    {Preset::ALL.into_iter().map(|p| view! { <option value=p.name()>{p.name()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>
+                "Method "
+                <select id="method" prop:value=move || settings.with(|s| s.method.name()) on:change=move |ev| change(lab, "method", event_target_value(&ev))>
+                    {Method::ALL.into_iter().map(|m| view! { <option value=m.name()>{m.name()}</option> }).collect_view()}
+                </select>
+            </label>
+            <NumberField id="lr" label="Learning rate" step="0.0005" key="lr" value=Signal::derive(move || settings.with(|s| s.lr)) />
+            <Show when=is(Method::AdaptiveDropout)>
+                <NumberField id="strength" label="Regulariser strength α" step="0.0001" key="strength" value=Signal::derive(move || settings.with(|s| s.strength)) />
+                <NumberField id="temperature" label="Temperature τ" step="0.05" key="temperature" value=Signal::derive(move || settings.with(|s| s.temperature)) />
+            </Show>
+            <Show when=is(Method::L0)>
+                <NumberField id="target" label="Target sparsity" step="0.05" key="target" value=Signal::derive(move || settings.with(|s| s.target_sparsity)) />
+            </Show>
+            <NumberField id="steps" label="Steps" step="50" key="steps" value=Signal::derive(move || settings.with(|s| s.steps as f64)) />
+            <NumberField id="seed" label="Seed" step="1" key="seed" value=Signal::derive(move || settings.with(|s| s.seed as f64)) />
+            <p class="hint">
+                {move || if gated() {
+                    "Units whose learned retention falls below the threshold are removed."
+                } else {
+                    "No learned gates: the threshold removes that fraction of parameters, weakest weights first."
+                }}
+            </p>
+        </section>
+    }
+}
+
+/// A numeric input bound to one settings key; committing a value restarts the run.
+#[component]
+fn NumberField(
+    id: &'static str,
+    label: &'static str,
+    step: &'static str,
+    key: &'static str,
+    value: Signal<f64>,
+) -> impl IntoView {
+    let lab = use_lab();
+    view! {
+        <label>
+            {label} " "
+            <input id=id type="number" step=step prop:value=move || format!("{}", (value.get() * 1e6).round() / 1e6) on:change=move |ev| change(lab, key, event_target_value(&ev)) />
+        </label>
+    }
+}

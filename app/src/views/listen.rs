@@ -1,0 +1,114 @@
+//! Listen: play a dev utterance and read what the unpruned and the pruned model heard, with
+//! word errors marked against the reference.
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use prunelab_engine::text::{ErrorKind, align_words};
+
+use crate::corpus::{LabCorpus, js_message};
+use crate::lab::{TradeOff, use_lab};
+use crate::session::PrunePoint;
+
+/// The corpus, for playback (set once it has loaded).
+pub type CorpusStore = StoredValue<Option<Rc<LabCorpus>>, LocalStorage>;
+
+/// Plays mono `samples` at `rate` through Web Audio.
+fn play(samples: &[f32], rate: u32) -> Result<(), String> {
+    let js = |e: wasm_bindgen::JsValue| js_message(&e);
+    let context = web_sys::AudioContext::new().map_err(js)?;
+    let buffer = context
+        .create_buffer(1, samples.len().max(1) as u32, rate as f32)
+        .map_err(js)?;
+    buffer.copy_to_channel(samples, 0).map_err(js)?;
+    let source = context.create_buffer_source().map_err(js)?;
+    source.set_buffer(Some(&buffer));
+    source.connect_with_audio_node(&context.destination()).map_err(js)?;
+    source.start().map_err(js)
+}
+
+fn scored_ids(trade_off: &TradeOff) -> Vec<String> {
+    trade_off
+        .dense
+        .as_ref()
+        .map(|d| d.transcripts.iter().map(|(id, _, _)| id.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The hypothesis of utterance `id` in a scored point.
+fn hypothesis<'a>(point: Option<&'a PrunePoint>, id: &str) -> Option<&'a (String, String, String)> {
+    point?.transcripts.iter().find(|(i, _, _)| i == id)
+}
+
+/// A hypothesis with each word marked by how it aligns to the reference.
+#[component]
+fn Marked(reference: String, hypothesis: String) -> impl IntoView {
+    let alignment = align_words(&reference, &hypothesis);
+    let errors = alignment.counts.errors();
+    let words = alignment
+        .tokens
+        .into_iter()
+        .map(|t| {
+            let (class, text) = match t.kind {
+                ErrorKind::Correct => ("ok", t.hypothesis.unwrap_or_default()),
+                ErrorKind::Substitution => ("sub", t.hypothesis.unwrap_or_default()),
+                ErrorKind::Insertion => ("ins", t.hypothesis.unwrap_or_default()),
+                ErrorKind::Deletion => ("del", t.reference.unwrap_or_default()),
+            };
+            view! { <span class=format!("word {class}")>{text}</span> " " }
+        })
+        .collect_view();
+    view! { <span class="transcript" data-errors=errors.to_string()>{words}</span> }
+}
+
+#[component]
+pub fn Listen(corpus: CorpusStore) -> impl IntoView {
+    let lab = use_lab();
+    // The utterances the unpruned model was scored on (the ones with transcripts to show).
+    let ids = move || lab.trade_off.with(scored_ids);
+    let selected_id = move || ids().get(lab.utterance.get()).cloned();
+    let ids_now = move || lab.trade_off.with_untracked(scored_ids);
+    let on_play = move |_| {
+        let Some(id) = ids_now().get(lab.utterance.get_untracked()).cloned() else {
+            return;
+        };
+        let result = corpus.with_value(|c| match c {
+            Some(c) => c.dev_samples(&id).and_then(|a| play(&a.samples, a.sample_rate)),
+            None => Err("the corpus is still loading".into()),
+        });
+        if let Err(e) = result {
+            lab.notify(format!("cannot play: {e}"));
+        }
+    };
+    let rows = move || {
+        let id = selected_id()?;
+        lab.trade_off.with(|t| {
+            let reference = hypothesis(t.dense.as_ref(), &id).map(|(_, r, _)| r.clone())?;
+            let row = |label: &'static str, point: Option<&PrunePoint>| {
+                hypothesis(point, &id).map(|(_, r, h)| {
+                    view! { <tr><th>{label}</th><td><Marked reference=r.clone() hypothesis=h.clone() /></td></tr> }
+                })
+            };
+            Some(
+                view! {
+                    <table class="transcripts">
+                        <tr><th>"reference"</th><td id="reference">{reference.clone()}</td></tr>
+                        {row("unpruned model", t.dense.as_ref())}
+                        {row("pruned model", t.current.as_ref())}
+                    </table>
+                }
+                .into_any(),
+            )
+        })
+    };
+    view! {
+        <section class="listen" aria-label="listen">
+            <h2>"Listen"</h2>
+            <select id="utterance" on:change=move |ev| lab.utterance.set(event_target_value(&ev).parse().unwrap_or(0))>
+                {move || ids().into_iter().enumerate().map(|(i, id)| view! { <option value=i.to_string()>{id}</option> }).collect_view()}
+            </select>
+            <button id="play-audio" on:click=on_play>"▶ Play audio"</button>
+            {move || rows().unwrap_or_else(|| view! { <p class="hint">"Transcripts appear once the model has been scored (move the threshold)."</p> }.into_any())}
+        </section>
+    }
+}

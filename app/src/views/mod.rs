@@ -1,0 +1,17 @@
+//! The page's widgets; each draws one part of the `Lab` state and sends commands.
+
+mod controls;
+mod curves;
+mod heatmaps;
+mod listen;
+mod open_run;
+mod status;
+mod tradeoff;
+
+pub use controls::Controls;
+pub use curves::Curves;
+pub use heatmaps::Heatmaps;
+pub use listen::{CorpusStore, Listen};
+pub use open_run::{OpenRun, open_first};
+pub use status::Status;
+pub use tradeoff::TradeOffPanel;

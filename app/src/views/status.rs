@@ -1,0 +1,56 @@
+//! What the page is running on and doing: the backend badge, loading progress, the step
+//! counter with steps per second, and notices (errors are shown, never swallowed).
+
+use leptos::prelude::*;
+
+use crate::lab::{Phase, use_lab};
+
+#[component]
+pub fn Status() -> impl IntoView {
+    let lab = use_lab();
+    let badge = move || {
+        lab.backend.get().map(|b| {
+            let class = if b.is_webgpu { "badge webgpu" } else { "badge cpu" };
+            view! { <span id="backend" class=class data-webgpu=b.is_webgpu.to_string()>{b.label}</span> }
+        })
+    };
+    let phase = move || {
+        match lab.phase.get() {
+        Phase::Loading { fraction, message } => view! {
+            <div id="loading">
+                <progress max="1" value=fraction.to_string()></progress>
+                <span>{message}</span>
+            </div>
+        }
+        .into_any(),
+        Phase::Failed(e) => view! { <p id="load-error" class="error">{e}</p> }.into_any(),
+        Phase::Ready => view! {
+            <p id="progress" class="numbers">
+                <span id="step-count" data-step=move || lab.step.get().to_string()>
+                    {move || format!("step {} of {}", lab.step.get(), lab.settings.with(|s| s.steps))}
+                </span>
+                " · "
+                <span id="rate">{move || format!("{:.2} steps/s", lab.steps_per_second.get())}</span>
+                " · "
+                <span id="last-loss">
+                    {move || lab.live.with(|v| v.losses.last().map_or("no loss yet".into(), |(_, l)| format!("loss {l:.3}")))}
+                </span>
+                <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>
+                <span id="busy">{move || lab.busy.get().map(|b| format!(" · {b}"))}</span>
+            </p>
+        }
+        .into_any(),
+    }
+    };
+    view! {
+        <header class="status">
+            <h1>"Prunelab"</h1>
+            <p class="tagline">"Structured pruning of a Conformer speech recogniser, trained live in your browser."</p>
+            {badge}
+            {phase}
+            <ul id="notices" class="notices">
+                {move || lab.notices.get().into_iter().rev().take(5).map(|n| view! { <li class="error">{n}</li> }).collect_view()}
+            </ul>
+        </header>
+    }
+}

@@ -1,0 +1,107 @@
+//! The threshold slider and what it does: the physically pruned model's size, cost and WER,
+//! and the WER-against-parameters plot (unpruned model, current cut, sweep curve).
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+
+use crate::charts::{Axes, Mark, Series, draw_chart};
+use crate::lab::{Command, use_lab};
+use crate::session::PrunePoint;
+
+fn to_xy(p: &PrunePoint) -> (f64, f64) {
+    (p.params as f64, p.wer)
+}
+
+#[component]
+pub fn TradeOffPanel() -> impl IntoView {
+    let lab = use_lab();
+    let canvas = NodeRef::<Canvas>::new();
+    let threshold = move || lab.settings.with(|s| s.threshold);
+    Effect::new(move |_| {
+        let Some(el) = canvas.get() else { return };
+        lab.trade_off.with(|t| {
+            let series = [
+                Series {
+                    label: "sweep".into(),
+                    colour: "#1f6feb",
+                    mark: Mark::LineAndDots(3.0),
+                    points: t.sweep.iter().map(to_xy).collect(),
+                },
+                Series {
+                    label: "unpruned".into(),
+                    colour: "#57606a",
+                    mark: Mark::Dots(5.0),
+                    points: t.dense.iter().map(to_xy).collect(),
+                },
+                Series {
+                    label: "current cut".into(),
+                    colour: "#d1242f",
+                    mark: Mark::Dots(6.0),
+                    points: t.current.iter().map(to_xy).collect(),
+                },
+            ];
+            let max_params = t.dense.as_ref().map_or(1.0, |d| d.params as f64 * 1.05);
+            let axes = Axes {
+                x_label: "parameters".into(),
+                y_label: "dev WER %".into(),
+                x_range: Some((0.0, max_params)),
+                y_range: Some((0.0, 100.0)),
+            };
+            draw_chart(&el, &axes, &series);
+        });
+    });
+    let summary = move || {
+        lab.trade_off.with(|t| {
+            let current = t.current.as_ref()?;
+            let dense = t.dense.as_ref();
+            let share = dense.map_or(String::new(), |d| {
+                format!(
+                    " ({:.0}% of {})",
+                    100.0 * current.params as f64 / d.params as f64,
+                    d.params
+                )
+            });
+            Some(format!(
+                "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (unpruned {})",
+                current.params,
+                current.flops_per_second / 1e9,
+                current.wer,
+                dense.map_or("–".to_string(), |d| format!("{:.1}%", d.wer)),
+            ))
+        })
+    };
+    let kept = move || {
+        lab.trade_off.with(|t| {
+            t.current.as_ref().map(|p| {
+                p.kept
+                    .iter()
+                    .map(|(kind, kept, total)| format!("{} {kept}/{total}", kind.name()))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+        })
+    };
+    view! {
+        <section class="tradeoff" aria-label="pruning threshold">
+            <h2>"Prune"</h2>
+            <label class="threshold">
+                "Threshold "
+                <input id="threshold" type="range" min="0" max="1" step="0.01"
+                    prop:value=move || threshold().to_string()
+                    on:input=move |ev| {
+                        let t: f64 = event_target_value(&ev).parse().unwrap_or(0.5);
+                        lab.settings.update(|s| s.threshold = t);
+                    }
+                    on:change=move |ev| {
+                        let t: f64 = event_target_value(&ev).parse().unwrap_or(0.5);
+                        lab.send(Command::Prune(t));
+                    } />
+                <output id="threshold-value">{move || format!("{:.2}", threshold())}</output>
+            </label>
+            <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep thresholds"</button>
+            <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
+            <p id="kept" class="numbers">{kept}</p>
+            <canvas id="tradeoff-plot" node_ref=canvas width="460" height="260"></canvas>
+        </section>
+    }
+}
