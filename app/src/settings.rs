@@ -23,6 +23,8 @@ pub struct LabSettings {
     pub seed: u64,
     /// Length of the run (sets the schedules: learning rate, regulariser target, L0 ramp).
     pub steps: usize,
+    /// Seconds of audio per training batch (padded), at most.
+    pub batch_seconds: f64,
     /// Pruning threshold on retention (gated methods) or kept fraction (magnitude / none).
     pub threshold: f64,
     /// Read-only page for teaching: no controls, only the views.
@@ -41,15 +43,12 @@ impl Default for LabSettings {
             target_sparsity: 0.5,
             seed: 0,
             steps: 600,
+            batch_seconds: 16.0,
             threshold: 0.5,
             embed: false,
         }
     }
 }
-
-/// Padded frames per browser batch (≈ 16 s of audio): small enough for a step to take about a
-/// second on a laptop GPU, large enough for CTC to learn.
-pub const BROWSER_BATCH_FRAMES: usize = 1600;
 
 impl LabSettings {
     /// Reads a URL hash (with or without the leading `#`). Unknown keys are ignored; a bad
@@ -85,6 +84,7 @@ impl LabSettings {
             "target" => self.target_sparsity = number(0.0, 0.95)?,
             "seed" => self.seed = value.parse().map_err(|_| "not a whole number".to_string())?,
             "steps" => self.steps = number(10.0, 100_000.0)? as usize,
+            "batch" => self.batch_seconds = number(2.0, 60.0)?,
             "threshold" => self.threshold = number(0.0, 1.0)?,
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             _ => {}
@@ -95,7 +95,7 @@ impl LabSettings {
     /// The URL hash (without `#`) that [`LabSettings::from_hash`] reads back to `self`.
     pub fn to_hash(&self) -> String {
         let mut hash = format!(
-            "preset={}&method={}&lr={}&strength={}&temperature={}&target={}&seed={}&steps={}&threshold={}",
+            "preset={}&method={}&lr={}&strength={}&temperature={}&target={}&seed={}&steps={}&batch={}&threshold={}",
             self.preset.name(),
             self.method.name(),
             self.lr,
@@ -104,6 +104,7 @@ impl LabSettings {
             self.target_sparsity,
             self.seed,
             self.steps,
+            self.batch_seconds,
             self.threshold
         );
         if self.embed {
@@ -119,7 +120,8 @@ impl LabSettings {
         config.steps = self.steps;
         config.optim.peak_lr = self.lr;
         config.optim.warmup_steps = (self.steps / 10).clamp(1, 200);
-        config.max_batch_frames = BROWSER_BATCH_FRAMES;
+        // 100 frames per second of audio. The default 16 s keeps a step near a second on a laptop GPU.
+        config.max_batch_frames = (self.batch_seconds * 100.0).round() as usize;
         // WebGPU compiles kernels per tensor shape: 2 s buckets give a few shapes, not one per step.
         config.shape_buckets = ShapeBuckets {
             frames: 200,
@@ -161,6 +163,7 @@ mod tests {
             target_sparsity: 0.4,
             seed: 42,
             steps: 900,
+            batch_seconds: 8.0,
             threshold: 0.25,
             embed: true,
         };
@@ -182,7 +185,7 @@ mod tests {
     #[test]
     fn default_settings_make_a_valid_training_config() {
         let config = LabSettings::default().train_config().unwrap();
-        assert_eq!(config.max_batch_frames, BROWSER_BATCH_FRAMES);
+        assert_eq!(config.max_batch_frames, 1600);
         assert_eq!(config.prune.method, Method::AdaptiveDropout);
     }
 }

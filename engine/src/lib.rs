@@ -1,7 +1,7 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `container` → `model`, `data` → `train`, `prune` → `store`.
+//! `audio`, `text`, `decode`, `gates`, `rng`, `container`, `readback` → `model`, `data` → `train`, `prune` → `store`.
 
 pub mod audio;
 pub mod container;
@@ -10,6 +10,7 @@ pub mod decode;
 pub mod gates;
 pub mod model;
 pub mod prune;
+pub mod readback;
 pub mod rng;
 pub mod store;
 pub mod text;

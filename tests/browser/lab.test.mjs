@@ -203,6 +203,27 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   figures.cpu_seconds = (Date.now() - t0) / 1000;
   figures.cpu_rate_label = await page.textContent('#rate');
   assert.ok(!(await shot(page, '#loss-curve')).equals(lossBefore), 'the loss curve did not change');
+
+  // The scrubber replays history: the first snapshot differs from the latest.
+  await page.waitForFunction(() => !document.querySelector('#busy')?.textContent, null, { timeout: 120_000 });
+  const latest = await shot(page, '#heatmap-ffn2-hidden');
+  await setSlider(page, '#scrubber', '0');
+  await page.waitForFunction(() => /^step 0 · snapshot 1 of \d+$/.test(document.querySelector('#frame-label')?.textContent ?? ''));
+  assert.ok(!(await shot(page, '#heatmap-ffn2-hidden')).equals(latest), 'scrubbing back did not change the heatmap');
+
+  // Hovering names the unit under the pointer.
+  const box = await page.locator('#heatmap-ffn1-hidden').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.1);
+  await page.waitForFunction(() => /block 0 · unit \d+ · retention 0\.\d{3}/.test(document.querySelector('[data-site="ffn1.hidden"] .hover')?.textContent ?? ''));
+
+  // A sweep draws the trade-off curve.
+  const plot = await shot(page, '#tradeoff-plot');
+  await page.click('#sweep');
+  const deadline = Date.now() + 300_000;
+  while ((await shot(page, '#tradeoff-plot')).equals(plot)) {
+    assert.ok(Date.now() < deadline, 'the sweep curve was not drawn');
+    await page.waitForTimeout(1000);
+  }
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
   await context.close();
 });

@@ -57,6 +57,7 @@ pub fn Controls() -> impl IntoView {
                 <NumberField id="target" label="Target sparsity" step="0.05" key="target" value=Signal::derive(move || settings.with(|s| s.target_sparsity)) />
             </Show>
             <NumberField id="steps" label="Steps" step="50" key="steps" value=Signal::derive(move || settings.with(|s| s.steps as f64)) />
+            <NumberField id="batch" label="Batch (seconds of audio)" step="2" key="batch" value=Signal::derive(move || settings.with(|s| s.batch_seconds)) />
             <NumberField id="seed" label="Seed" step="1" key="seed" value=Signal::derive(move || settings.with(|s| s.seed as f64)) />
             <p class="hint">
                 {move || if gated() {

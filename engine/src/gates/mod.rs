@@ -16,6 +16,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::readback::read_async;
 use crate::rng::SplitMix64;
 
 /// How a run learns (or picks) what to prune.
@@ -436,12 +437,7 @@ impl Gates {
 
     /// The gate parameters on the host, read back asynchronously (works on WebGPU).
     pub async fn snapshot_async(&self) -> Result<GateSnapshot, String> {
-        let data = self
-            .flat_parameters()
-            .into_data_async()
-            .await
-            .map_err(|e| format!("cannot read the gates back: {e:?}"))?;
-        let flat: Vec<f32> = data.iter::<f32>().collect();
+        let flat = read_async(self.flat_parameters(), "the gates").await?;
         Ok(self.unflatten(&flat))
     }
 

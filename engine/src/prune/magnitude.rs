@@ -4,6 +4,7 @@ use burn::prelude::*;
 
 use crate::gates::{PerSite, SiteKind};
 use crate::model::Conformer;
+use crate::readback::read_async;
 
 use super::UnitScores;
 
@@ -17,12 +18,7 @@ pub fn magnitude_scores(model: &Conformer, sites: &[SiteKind]) -> UnitScores {
 /// [`magnitude_scores`] with an asynchronous read-back (works on WebGPU).
 pub async fn magnitude_scores_async(model: &Conformer, sites: &[SiteKind]) -> Result<UnitScores, String> {
     let norms = UnitNorms::of(model, sites);
-    let data = norms
-        .flat()
-        .into_data_async()
-        .await
-        .map_err(|e| format!("cannot read weight norms back: {e:?}"))?;
-    let flat: Vec<f32> = data.iter::<f32>().collect();
+    let flat = read_async(norms.flat(), "weight norms").await?;
     Ok(norms.scores(&flat))
 }
 

@@ -8,6 +8,7 @@ use crate::audio::FeatureStats;
 use crate::data::{ShapeBuckets, Utterance, make_batches};
 use crate::decode::Decoder;
 use crate::model::{BlockMasks, Conformer, ConformerOutput};
+use crate::readback::read_async;
 use crate::rng::SplitMix64;
 use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
 
@@ -91,13 +92,7 @@ pub async fn evaluate_decoders_async(
     let mut scoring = Scoring::new(utterances, max_batch_frames, decoders.len());
     for indices in scoring.plan.batches.clone() {
         let (batch, output) = forward_batch(model, masks, utterances, &indices, stats);
-        let data = output
-            .logits
-            .clone()
-            .into_data_async()
-            .await
-            .map_err(|e| format!("cannot read logits back: {e:?}"))?;
-        let logits: Vec<f32> = data.iter::<f32>().collect();
+        let logits = read_async(output.logits.clone(), "logits").await?;
         scoring.add(&batch, &output, &logits, decoders);
     }
     Ok(scoring.reports())

@@ -15,6 +15,7 @@ use crate::audio::{FeatureStats, spec_augment};
 use crate::data::{Batch, BatchPlan, ShapeBuckets, Utterance, make_batches};
 use crate::gates::{Gates, Method, PerSite};
 use crate::model::{BlockMasks, Conformer, ConformerOutput};
+use crate::readback::read_async;
 use crate::rng::SplitMix64;
 
 /// A batch as tensors on a device.
@@ -316,13 +317,7 @@ impl Trainer {
     /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
     pub async fn train_step_async(&mut self, train: &[Utterance]) -> Result<TrainEvent, String> {
         let pending = self.forward_step(train);
-        let data = pending
-            .readout
-            .clone()
-            .into_data_async()
-            .await
-            .map_err(|e| format!("cannot read the loss back: {e:?}"))?;
-        let values: Vec<f32> = data.iter::<f32>().collect();
+        let values = read_async(pending.readout.clone(), "the loss").await?;
         Ok(self.finish_step(pending, &values))
     }
 
