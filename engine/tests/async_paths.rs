@@ -6,6 +6,7 @@ mod miniature;
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use prunelab_engine::audio::FeatureStats;
@@ -14,6 +15,10 @@ use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::Method;
 use prunelab_engine::prune::{magnitude_scores, magnitude_scores_async};
 use prunelab_engine::train::{TrainEvent, Trainer, evaluate_decoders, evaluate_decoders_async};
+
+/// The CPU device's random generator (weights, dropout) is one per process: tests that train
+/// take turns with it, or parallel tests would draw from each other's sequences.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
 /// Runs a future whose reads complete at once (the CPU backend's do) to its end.
 fn ready<T>(future: impl Future<Output = T>) -> T {
@@ -33,25 +38,29 @@ fn trainer(method: Method) -> Trainer {
 
 #[test]
 fn async_training_steps_equal_sync_ones() {
-    for method in [Method::None, Method::AdaptiveDropout, Method::L0] {
-        let data = miniature::utterances(3, 6, 120, 20);
-        let (mut sync, mut not_sync) = (trainer(method), trainer(method));
-        for _ in 0..3 {
-            let a = sync.train_step(&data);
-            let b = ready(not_sync.train_step_async(&data)).unwrap();
-            assert!(matches!(a, TrainEvent::Step { .. }), "{a:?}");
-            assert_eq!(a, b, "{}", method.name());
-        }
-        let (a, b) = (sync.inference_model(), not_sync.inference_model());
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let data = miniature::utterances(3, 6, 120, 20);
+    let logits = |t: &Trainer| -> Vec<f32> {
         let feats = Tensor::<3>::ones([1, 100, 80], &Device::flex());
-        let la: Vec<f32> = a.forward(feats.clone(), &[100]).logits.try_into_vec_as().unwrap();
-        let lb: Vec<f32> = b.forward(feats, &[100]).logits.try_into_vec_as().unwrap();
-        assert_eq!(la, lb, "{}: weights differ after the same steps", method.name());
+        t.inference_model().forward(feats, &[100]).logits.try_into_vec_as().unwrap()
+    };
+    for method in [Method::None, Method::AdaptiveDropout, Method::L0] {
+        // One run after the other: `Trainer::new` reseeds the device, whose generator also
+        // draws the dropout masks, so interleaving two runs would give them different masks.
+        let mut sync = trainer(method);
+        let sync_events: Vec<TrainEvent> = (0..3).map(|_| sync.train_step(&data)).collect();
+        let sync_logits = logits(&sync);
+        let mut not_sync = trainer(method);
+        let events: Vec<TrainEvent> = (0..3).map(|_| ready(not_sync.train_step_async(&data)).unwrap()).collect();
+        assert!(matches!(sync_events[0], TrainEvent::Step { .. }), "{:?}", sync_events[0]);
+        assert_eq!(sync_events, events, "{}", method.name());
+        assert_eq!(sync_logits, logits(&not_sync), "{}: weights differ after the same steps", method.name());
     }
 }
 
 #[test]
 fn async_gate_snapshot_and_scores_equal_sync_ones() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let data = miniature::utterances(5, 6, 120, 20);
     for method in [Method::AdaptiveDropout, Method::L0] {
         let mut t = trainer(method);
@@ -73,6 +82,7 @@ fn async_gate_snapshot_and_scores_equal_sync_ones() {
 
 #[test]
 fn async_magnitude_scores_and_evaluation_equal_sync_ones() {
+    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let data = miniature::utterances(7, 5, 120, 30);
     let mut t = trainer(Method::None);
     t.train_step(&data);
