@@ -143,8 +143,10 @@ fn wer_reports_utterances_missing_on_either_side() {
 }
 
 /// A LibriSpeech-layout corpus with one good utterance per split and every kind of bad item in train.
-fn corpus_with_bad_files() -> PathBuf {
-    let root = scratch("badcorpus");
+/// `tag` keeps the directory apart from other tests' (tests run in parallel in one process, and
+/// `scratch` clears its directory first).
+fn corpus_with_bad_files(tag: &str) -> PathBuf {
+    let root = scratch(&format!("badcorpus-{tag}"));
     for (split, speaker) in [("train", "1"), ("dev", "2"), ("test", "3")] {
         let chapter = root.join(split).join(speaker).join("1");
         std::fs::create_dir_all(&chapter).unwrap();
@@ -171,7 +173,7 @@ fn corpus_with_bad_files() -> PathBuf {
 
 #[test]
 fn training_skips_and_counts_bad_files_or_fails_when_strict() {
-    let corpus = corpus_with_bad_files();
+    let corpus = corpus_with_bad_files("skips");
     let out_dir = corpus.join("run");
     let args = [
         "train",
@@ -250,7 +252,7 @@ fn the_corpus_generator_is_reproducible() {
 
 /// A two-step adaptive-dropout run on the small corpus, for the pruning commands to work on.
 fn gated_checkpoint() -> (PathBuf, PathBuf) {
-    let corpus = corpus_with_bad_files();
+    let corpus = corpus_with_bad_files("gated");
     let run_dir = corpus.join("gated");
     let run = prunelab(&[
         "train",
