@@ -90,7 +90,10 @@ async fn start(
 
 /// One training step, then the heatmap snapshot and evaluation when they are due.
 async fn step(lab: &Lab, session: &mut LabSession, corpus: &LabCorpus, rate: &mut StepRate) {
-    match session.train_step(&corpus.train).await {
+    lab.stepping.set(true);
+    let result = session.train_step(&corpus.train).await;
+    lab.stepping.set(false);
+    match result {
         Ok(event) => {
             if let TrainEvent::SkippedStep { step } = event {
                 lab.notify(format!("step {step}: the loss was not finite; the step was skipped"));

@@ -128,6 +128,8 @@ pub struct Lab {
     /// What the driver is busy with besides training ("pruning at 0.50…").
     pub busy: RwSignal<Option<String>>,
     pub step: RwSignal<usize>,
+    /// A training step is in flight (pausing lets it finish).
+    pub stepping: RwSignal<bool>,
     pub steps_per_second: RwSignal<f64>,
     /// The live run.
     pub live: RwSignal<TraceView>,
@@ -156,6 +158,7 @@ impl Lab {
             playing: RwSignal::new(false),
             busy: RwSignal::new(None),
             step: RwSignal::new(0),
+            stepping: RwSignal::new(false),
             steps_per_second: RwSignal::new(0.0),
             live: RwSignal::new(TraceView::default()),
             opened: RwSignal::new(None),

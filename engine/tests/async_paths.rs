@@ -42,7 +42,11 @@ fn async_training_steps_equal_sync_ones() {
     let data = miniature::utterances(3, 6, 120, 20);
     let logits = |t: &Trainer| -> Vec<f32> {
         let feats = Tensor::<3>::ones([1, 100, 80], &Device::flex());
-        t.inference_model().forward(feats, &[100]).logits.try_into_vec_as().unwrap()
+        t.inference_model()
+            .forward(feats, &[100])
+            .logits
+            .try_into_vec_as()
+            .unwrap()
     };
     for method in [Method::None, Method::AdaptiveDropout, Method::L0] {
         // One run after the other: `Trainer::new` reseeds the device, whose generator also
@@ -51,10 +55,21 @@ fn async_training_steps_equal_sync_ones() {
         let sync_events: Vec<TrainEvent> = (0..3).map(|_| sync.train_step(&data)).collect();
         let sync_logits = logits(&sync);
         let mut not_sync = trainer(method);
-        let events: Vec<TrainEvent> = (0..3).map(|_| ready(not_sync.train_step_async(&data)).unwrap()).collect();
-        assert!(matches!(sync_events[0], TrainEvent::Step { .. }), "{:?}", sync_events[0]);
+        let events: Vec<TrainEvent> = (0..3)
+            .map(|_| ready(not_sync.train_step_async(&data)).unwrap())
+            .collect();
+        assert!(
+            matches!(sync_events[0], TrainEvent::Step { .. }),
+            "{:?}",
+            sync_events[0]
+        );
         assert_eq!(sync_events, events, "{}", method.name());
-        assert_eq!(sync_logits, logits(&not_sync), "{}: weights differ after the same steps", method.name());
+        assert_eq!(
+            sync_logits,
+            logits(&not_sync),
+            "{}: weights differ after the same steps",
+            method.name()
+        );
     }
 }
 

@@ -76,6 +76,9 @@ const step = async (page) => Number(await page.getAttribute('#step-count', 'data
 const shot = (page, selector) => page.locator(selector).screenshot();
 const waitForStep = (page, atLeast, timeout = 600_000) =>
   page.waitForFunction((n) => Number(document.querySelector('#step-count')?.dataset.step) >= n, atLeast, { timeout });
+// Pausing lets a step in flight finish; this waits for it.
+const waitForIdle = (page) =>
+  page.waitForFunction(() => document.querySelector('#step-count')?.dataset.stepping === 'false' && !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
 const setSlider = (page, selector, value) =>
   page.$eval(selector, (el, v) => {
     el.value = v;
@@ -101,12 +104,12 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   const t0 = Date.now();
   await page.click('#play');
   await waitForStep(page, 20);
-  await page.click('#play');
   const trained = await step(page);
   figures.webgpu_steps = trained;
   figures.webgpu_seconds = (Date.now() - t0) / 1000;
   figures.webgpu_rate_label = await page.textContent('#rate');
-  await page.waitForFunction(() => !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
+  await page.click('#play');
+  await waitForIdle(page);
   await page.screenshot({ path: join(artefacts, 'lab-webgpu-trained.png'), fullPage: true });
   assert.ok(!(await shot(page, '#loss-curve')).equals(lossBefore), 'the loss curve did not change');
   assert.ok(!(await shot(page, '#heatmap-ffn1-hidden')).equals(heatBefore), 'the FFN heatmap did not change');
@@ -117,7 +120,7 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   assert.equal(await step(page), paused, 'training went on while paused');
   await page.click('#step');
   await waitForStep(page, paused + 1, 120_000);
-  await page.waitForTimeout(1500);
+  await waitForIdle(page);
   assert.equal(await step(page), paused + 1, 'Step did more than one step');
 
   // A higher threshold removes units: fewer parameters, and the point on the plot moves.
@@ -198,22 +201,23 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   const t0 = Date.now();
   await page.click('#play');
   await waitForStep(page, 30);
-  await page.click('#play');
   figures.cpu_steps = await step(page);
   figures.cpu_seconds = (Date.now() - t0) / 1000;
   figures.cpu_rate_label = await page.textContent('#rate');
+  await page.click('#play');
+  await waitForIdle(page);
   assert.ok(!(await shot(page, '#loss-curve')).equals(lossBefore), 'the loss curve did not change');
 
   // The scrubber replays history: the first snapshot differs from the latest.
-  await page.waitForFunction(() => !document.querySelector('#busy')?.textContent, null, { timeout: 120_000 });
   const latest = await shot(page, '#heatmap-ffn2-hidden');
   await setSlider(page, '#scrubber', '0');
   await page.waitForFunction(() => /^step 0 · snapshot 1 of \d+$/.test(document.querySelector('#frame-label')?.textContent ?? ''));
   assert.ok(!(await shot(page, '#heatmap-ffn2-hidden')).equals(latest), 'scrubbing back did not change the heatmap');
 
   // Hovering names the unit under the pointer.
-  const box = await page.locator('#heatmap-ffn1-hidden').boundingBox();
-  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.1);
+  const heat = page.locator('#heatmap-ffn1-hidden');
+  const box = await heat.boundingBox();
+  await heat.hover({ position: { x: box.width * 0.5, y: box.height * 0.1 } });
   await page.waitForFunction(() => /block 0 · unit \d+ · retention 0\.\d{3}/.test(document.querySelector('[data-site="ffn1.hidden"] .hover')?.textContent ?? ''));
 
   // A sweep draws the trade-off curve.

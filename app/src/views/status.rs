@@ -26,7 +26,7 @@ pub fn Status() -> impl IntoView {
         Phase::Failed(e) => view! { <p id="load-error" class="error">{e}</p> }.into_any(),
         Phase::Ready => view! {
             <p id="progress" class="numbers">
-                <span id="step-count" data-step=move || lab.step.get().to_string()>
+                <span id="step-count" data-step=move || lab.step.get().to_string() data-stepping=move || lab.stepping.get().to_string()>
                     {move || format!("step {} of {}", lab.step.get(), lab.settings.with(|s| s.steps))}
                 </span>
                 " · "
