@@ -16,8 +16,6 @@ use crate::timing::{now_ms, sleep, yield_to_browser};
 
 /// Score the current threshold on dev every this many steps while training.
 const EVAL_EVERY: usize = 100;
-/// Thresholds of a sweep (retention for gated runs, removed fraction otherwise).
-const SWEEP: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 /// Runs until the page closes.
 pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
@@ -154,9 +152,13 @@ async fn prune(lab: &Lab, session: &LabSession, corpus: &LabCorpus, threshold: f
 }
 
 async fn sweep(lab: &Lab, session: &LabSession, corpus: &LabCorpus) {
-    let mut points = Vec::with_capacity(SWEEP.len());
-    for t in SWEEP {
-        match evaluate(lab, session, corpus, t, &format!("sweep: threshold {t:.1}…")).await {
+    let thresholds = match session.sweep_thresholds().await {
+        Ok(t) => t,
+        Err(e) => return lab.notify(format!("cannot sweep: {e}")),
+    };
+    let mut points = Vec::with_capacity(thresholds.len());
+    for t in thresholds {
+        match evaluate(lab, session, corpus, t, &format!("sweep: threshold {t:.3}…")).await {
             Some(point) => points.push(point),
             None => break,
         }

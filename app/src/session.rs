@@ -151,6 +151,25 @@ impl LabSession {
         })
     }
 
+    /// Thresholds for a sweep: for gated runs the deciles of the current retention scores, so
+    /// the points span small to large models however far training has moved the gates (a fixed
+    /// grid gives nine identical points early on, when every retention is near 0.95); for
+    /// ungated runs the fractions 0.1 … 0.9.
+    pub async fn sweep_thresholds(&self) -> Result<Vec<f64>, String> {
+        let deciles = (1..10).map(|i| f64::from(i) / 10.0);
+        let Some(gates) = self.trainer.inference_gates() else {
+            return Ok(deciles.collect());
+        };
+        let scores = gates.snapshot_async().await?.pruning_scores(&self.trainer.config.prune);
+        let mut all: Vec<f32> = scores.units.into_iter().flatten().flatten().flatten().collect();
+        all.sort_by(f32::total_cmp);
+        let mut thresholds: Vec<f64> = deciles
+            .filter_map(|q| all.get((q * all.len() as f64) as usize).map(|&s| f64::from(s)))
+            .collect();
+        thresholds.dedup();
+        Ok(thresholds)
+    }
+
     /// Greedy-decodes `dev` with `model` (asynchronous read-backs).
     async fn score(&self, model: &Conformer, dev: &[Utterance]) -> Result<EvalReport, String> {
         let frames = self.trainer.config.max_batch_frames;

@@ -220,7 +220,8 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   await heat.hover({ position: { x: box.width * 0.5, y: box.height * 0.1 } });
   await page.waitForFunction(() => /block 0 · unit \d+ · retention 0\.\d{3}/.test(document.querySelector('[data-site="ffn1.hidden"] .hover')?.textContent ?? ''));
 
-  // A sweep draws the trade-off curve.
+  // A sweep draws the trade-off curve (its thresholds are deciles of the retention scores, so
+  // even early in training its points span model sizes).
   const plot = await shot(page, '#tradeoff-plot');
   await page.click('#sweep');
   const deadline = Date.now() + 300_000;

@@ -101,6 +101,9 @@ pub fn TradeOffPanel() -> impl IntoView {
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep thresholds"</button>
             <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
+            <p id="sweep-points" class="numbers" data-points=move || lab.trade_off.with(|t| t.sweep.len().to_string())>
+                {move || lab.trade_off.with(|t| (!t.sweep.is_empty()).then(|| format!("sweep: {} points", t.sweep.len())))}
+            </p>
             <canvas id="tradeoff-plot" node_ref=canvas width="460" height="260"></canvas>
         </section>
     }
