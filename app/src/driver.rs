@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
-use prunelab_engine::train::TrainEvent;
+use prunelab_engine::decode::Decoder;
+use prunelab_engine::gates::PerSite;
+use prunelab_engine::prune::{kept_map, kept_per_site};
+use prunelab_engine::store::{Trace, load_export};
+use prunelab_engine::train::{TrainEvent, evaluate_decoders_async};
 
 use crate::corpus::LabCorpus;
 use crate::lab::{Command, Lab, TraceView};
@@ -43,6 +47,13 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
             }
             Some(Command::Prune(threshold)) => prune(&lab, &session, &corpus, threshold).await,
             Some(Command::Sweep) => sweep(&lab, &session, &corpus).await,
+            Some(Command::OpenExport {
+                name,
+                manifest,
+                weights,
+            }) => {
+                open_export(&lab, &device, &corpus, &name, &manifest, &weights).await;
+            }
             None if lab.playing.get_untracked() && !session.is_finished() => {
                 step(&lab, &mut session, &corpus, &mut rate).await;
                 if session.is_finished() {
@@ -165,6 +176,53 @@ async fn sweep(lab: &Lab, session: &LabSession, corpus: &LabCorpus) {
         yield_to_browser().await;
     }
     lab.trade_off.update(|t| t.sweep = points);
+}
+
+/// Loads an export, scores it on the dev subset with its own feature statistics, and shows it:
+/// a point on the plot, and heatmaps of which units survived (and the scale folded into each).
+async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str, manifest: &str, weights: &[u8]) {
+    lab.busy.set(Some(format!("loading {name}…")));
+    yield_to_browser().await;
+    let result = match load_export(manifest, weights, device, name) {
+        Ok((manifest, model)) => {
+            let frames = manifest.config.max_batch_frames;
+            evaluate_decoders_async(&model, &[], &corpus.dev, &manifest.stats, frames, &[&Decoder::Greedy])
+                .await
+                .map(|mut reports| (manifest, reports.remove(0)))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    lab.busy.set(None);
+    let (manifest, report) = match result {
+        Ok(done) => done,
+        Err(e) => return lab.notify(e),
+    };
+    let model = manifest.config.model.clone().with_block_shapes(None);
+    let map = kept_map(&model, &manifest.keep);
+    let layout: Vec<PerSite<usize>> = map.iter().map(|s| s.clone().map(|v| v.map(|v| v.len()))).collect();
+    let mut trace = Trace::new(
+        format!(
+            "{} export · {} of {} parameters",
+            manifest.method.name(),
+            manifest.params.total(),
+            manifest.dense_params.total()
+        ),
+        &layout,
+    );
+    trace.record(0, &map);
+    lab.frame.set(None);
+    lab.opened.set(Some(TraceView::from_trace(trace, name.to_string())));
+    lab.trade_off.update(|t| {
+        t.opened = Some(PrunePoint {
+            step: 0,
+            threshold: f64::NAN,
+            params: manifest.params.total(),
+            flops_per_second: manifest.flops_per_second,
+            wer: report.wer(),
+            kept: kept_per_site(&model, &manifest.keep),
+            transcripts: Vec::new(),
+        })
+    });
 }
 
 async fn evaluate(

@@ -31,6 +31,12 @@ pub enum Command {
     Prune(f64),
     /// Score a grid of thresholds for the trade-off curve.
     Sweep,
+    /// Load a pruned model exported by `prunelab prune` and score it.
+    OpenExport {
+        name: String,
+        manifest: String,
+        weights: Vec<u8>,
+    },
 }
 
 /// A retention history the heatmaps can show: the live run's, or one opened from a file.
@@ -107,6 +113,8 @@ pub struct TradeOff {
     pub current: Option<PrunePoint>,
     /// A grid of thresholds, ascending.
     pub sweep: Vec<PrunePoint>,
+    /// A pruned model opened from an export.
+    pub opened: Option<PrunePoint>,
 }
 
 /// Where the backend came from, for the badge.

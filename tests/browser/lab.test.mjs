@@ -188,6 +188,19 @@ test('a bad trace file shows an error and the session survives; a good one is sh
   assert.ok(!(await shot(page, '#heatmap-attn-query')).equals(heatBefore), 'the opened trace was not drawn');
   await page.click('#back-to-live');
   await page.waitForSelector('#viewing', { state: 'detached' });
+
+  // An export from `prunelab prune`: its manifest and weights, picked together.
+  const exportDir = join(out, 'export');
+  execFileSync(bin, ['prune', '--checkpoint', join(out, 'checkpoint.plc'), '--budget', '0.6', '--out', exportDir], { stdio: 'ignore' });
+  await page.setInputFiles('#open-trace', join(exportDir, 'manifest.json'));
+  await page.waitForFunction(() => document.querySelector('#notices')?.textContent.includes('needs its model.safetensors'), null, { timeout: 30_000 });
+  await page.setInputFiles('#open-trace', [join(exportDir, 'manifest.json'), join(exportDir, 'model.safetensors')]);
+  await page.waitForFunction(() => /^opened export: \d+ parameters/.test(document.querySelector('#opened-export')?.textContent ?? ''), null, { timeout: 120_000 });
+  const manifest = JSON.parse(await readFile(join(exportDir, 'manifest.json'), 'utf8'));
+  const shown = Number((await page.textContent('#opened-export')).match(/(\d+) parameters/)[1]);
+  assert.equal(shown, manifest.params.subsampling + manifest.params.blocks + manifest.params.head);
+  assert.match(await page.textContent('#viewing'), /manifest\.json — .* export · \d+ of \d+ parameters/);
+  await page.screenshot({ path: join(artefacts, 'lab-export.png'), fullPage: true });
   await context.close();
 });
 

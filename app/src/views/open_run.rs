@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::js_sys::Uint8Array;
 
 use crate::corpus::js_message;
-use crate::lab::{Lab, TraceView, use_lab};
+use crate::lab::{Command, Lab, TraceView, use_lab};
 
 /// Reads `file` and shows it if it is a valid trace; otherwise a notice names the file and why.
 pub async fn open_file(lab: Lab, file: web_sys::File) {
@@ -28,10 +28,49 @@ pub async fn open_file(lab: Lab, file: web_sys::File) {
     }
 }
 
-/// Opens the first file of a picker or a drop.
+/// Reads a whole file's bytes; a notice names the file when it cannot.
+async fn read_bytes(lab: Lab, file: &web_sys::File) -> Option<Vec<u8>> {
+    match JsFuture::from(file.array_buffer()).await {
+        Ok(buffer) => Some(Uint8Array::new(&buffer).to_vec()),
+        Err(e) => {
+            lab.notify(format!("{}: cannot read: {}", file.name(), js_message(&e)));
+            None
+        }
+    }
+}
+
+/// An export is two files, picked or dropped together: the manifest and the weights.
+async fn open_export(lab: Lab, manifest: web_sys::File, weights: web_sys::File) {
+    let (Some(text), Some(weights)) = (read_bytes(lab, &manifest).await, read_bytes(lab, &weights).await) else {
+        return;
+    };
+    let Ok(text) = String::from_utf8(text) else {
+        return lab.notify(format!("{}: not a text file", manifest.name()));
+    };
+    lab.send(Command::OpenExport {
+        name: manifest.name(),
+        manifest: text,
+        weights,
+    });
+}
+
+/// Opens what a picker or a drop holds: a trace, or an export's manifest and weights.
 pub fn open_first(lab: Lab, files: Option<web_sys::FileList>) {
-    if let Some(file) = files.and_then(|f| f.get(0)) {
-        leptos::task::spawn_local(open_file(lab, file));
+    let files: Vec<web_sys::File> = files
+        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+        .unwrap_or_default();
+    let ending = |suffix: &str| files.iter().find(|f| f.name().ends_with(suffix)).cloned();
+    match (ending(".json"), ending(".safetensors")) {
+        (Some(manifest), Some(weights)) => leptos::task::spawn_local(open_export(lab, manifest, weights)),
+        (Some(manifest), None) => lab.notify(format!(
+            "{}: an export needs its model.safetensors too; pick both files together",
+            manifest.name()
+        )),
+        _ => {
+            if let Some(file) = files.into_iter().next() {
+                leptos::task::spawn_local(open_file(lab, file));
+            }
+        }
     }
 }
 
@@ -45,8 +84,8 @@ pub fn OpenRun() -> impl IntoView {
     view! {
         <section class="open-run" aria-label="open a native run">
             <label class="file">
-                "Open a run (trace.pltrace from prunelab train), or drop it on the page: "
-                <input id="open-trace" type="file" accept=".pltrace" on:change=on_pick />
+                "Open a run (trace.pltrace from prunelab train, or an export's manifest.json and model.safetensors from prunelab prune, picked together), or drop it on the page: "
+                <input id="open-trace" type="file" multiple accept=".pltrace,.json,.safetensors" on:change=on_pick />
             </label>
             <Show when=move || lab.opened.with(Option::is_some)>
                 <p id="viewing" class="viewing">

@@ -34,6 +34,12 @@ pub fn TradeOffPanel() -> impl IntoView {
                     points: t.dense.iter().map(to_xy).collect(),
                 },
                 Series {
+                    label: "opened export".into(),
+                    colour: "#1a7f37",
+                    mark: Mark::Dots(6.0),
+                    points: t.opened.iter().map(to_xy).collect(),
+                },
+                Series {
                     label: "current cut".into(),
                     colour: "#d1242f",
                     mark: Mark::Dots(6.0),
@@ -101,6 +107,11 @@ pub fn TradeOffPanel() -> impl IntoView {
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep thresholds"</button>
             <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
+            <p id="opened-export" class="numbers">
+                {move || lab.trade_off.with(|t| t.opened.as_ref().map(|p| format!(
+                    "opened export: {} parameters · {:.2} GFLOPs/s · dev WER {:.1}%", p.params, p.flops_per_second / 1e9, p.wer
+                )))}
+            </p>
             <p id="sweep-points" class="numbers" data-points=move || lab.trade_off.with(|t| t.sweep.len().to_string())>
                 {move || lab.trade_off.with(|t| (!t.sweep.is_empty()).then(|| format!("sweep: {} points", t.sweep.len())))}
             </p>

@@ -9,7 +9,9 @@ mod plan;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
 pub use magnitude::{magnitude_scores, magnitude_scores_async};
-pub use plan::{PlanError, ScoreKind, UnitScores, kept_per_site, plan_budget, plan_threshold, removed_params_per_site};
+pub use plan::{
+    PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, removed_params_per_site,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -211,6 +211,45 @@ pub fn kept_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> Vec<(SiteK
     ]
 }
 
+/// Per block and site, one value per unit of the dense model: the scale a kept unit carries
+/// (1 where nothing is folded), 0 for a removed unit or a removed module. What the lab draws
+/// for a pruned export.
+pub fn kept_map(config: &ConformerConfig, plan: &[BlockKeep]) -> UnitScores {
+    let (d, ff, h) = (config.d_model, config.d_ff, config.num_heads);
+    let spread = |units: &KeptUnits, n: usize, alive: bool| -> Vec<f32> {
+        let mut v = vec![0.0; n];
+        if alive {
+            for (&i, &s) in units.index.iter().zip(&units.scale) {
+                v[i] = s;
+            }
+        }
+        v
+    };
+    let heads = |per_head: &[KeptUnits], alive: bool| -> Vec<f32> {
+        let all = KeptUnits::concat(
+            per_head
+                .iter()
+                .enumerate()
+                .map(|(i, k)| k.shifted(i * d / h))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        spread(&all, d, alive)
+    };
+    plan.iter()
+        .map(|b| {
+            let alive = |m: usize| b.modules[m] != 0.0;
+            [
+                Some(spread(&b.ffn1, ff, alive(0))),
+                Some(heads(&b.query, alive(1))),
+                Some(heads(&b.value, alive(1))),
+                Some(spread(&b.conv, d, alive(2))),
+                Some(spread(&b.ffn2, ff, alive(3))),
+            ]
+        })
+        .collect()
+}
+
 /// Parameters removed per site kind by a plan, from the per-unit accounting (module-level
 /// savings such as a removed LayerNorm are not attributed to a site).
 pub fn removed_params_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> Vec<(SiteKind, usize)> {
