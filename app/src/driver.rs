@@ -8,7 +8,6 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::gates::PerSite;
 use prunelab_engine::prune::{kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
 use prunelab_engine::train::{TrainEvent, evaluate_decoders_async};
@@ -199,15 +198,14 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     };
     let model = manifest.config.model.clone().with_block_shapes(None);
     let map = kept_map(&model, &manifest.keep);
-    let layout: Vec<PerSite<usize>> = map.iter().map(|s| s.clone().map(|v| v.map(|v| v.len()))).collect();
-    let mut trace = Trace::new(
+    let mut trace = Trace::shaped_like(
         format!(
             "{} export · {} of {} parameters",
             manifest.method.name(),
             manifest.params.total(),
             manifest.dense_params.total()
         ),
-        &layout,
+        &map,
     );
     trace.record(0, &map);
     lab.frame.set(None);

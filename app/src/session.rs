@@ -83,9 +83,8 @@ impl LabSession {
         }
         let scores = self.unit_scores().await?;
         if self.trace.steps.is_empty() {
-            let layout: Vec<PerSite<usize>> = scores.iter().map(|s| s.clone().map(|v| v.map(|v| v.len()))).collect();
             let events = std::mem::take(&mut self.trace.events);
-            self.trace = Trace::new(std::mem::take(&mut self.trace.description), &layout);
+            self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), &scores);
             self.trace.events = events;
         }
         self.trace.record(self.step(), &scores);

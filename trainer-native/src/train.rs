@@ -409,10 +409,6 @@ fn say(bar: &ProgressBar, line: String) {
 /// An empty trace for a gated run (ungated runs have nothing to trace).
 fn new_trace(trainer: &Trainer) -> Option<Trace> {
     let retention = trainer.retention()?;
-    let layout: Vec<_> = retention
-        .iter()
-        .map(|sites| sites.clone().map(|s| s.map(|v| v.len())))
-        .collect();
     let c = &trainer.config;
     let description = format!(
         "{} · {} · seed {} · {} steps",
@@ -421,7 +417,7 @@ fn new_trace(trainer: &Trainer) -> Option<Trace> {
         c.seed,
         c.steps
     );
-    Some(Trace::new(description, &layout))
+    Some(Trace::shaped_like(description, &retention))
 }
 
 /// Records the current retention and rewrites the trace file (atomically).

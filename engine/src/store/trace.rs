@@ -39,6 +39,16 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// An empty trace shaped like `scores` (one vector per block and site), e.g. a first
+    /// retention snapshot.
+    pub fn shaped_like(description: String, scores: &[PerSite<Vec<f32>>]) -> Self {
+        let layout: Vec<PerSite<usize>> = scores
+            .iter()
+            .map(|sites| std::array::from_fn(|i| sites[i].as_ref().map(Vec::len)))
+            .collect();
+        Self::new(description, &layout)
+    }
+
     /// An empty trace for the gated sites of `blocks` blocks.
     pub fn new(description: String, site_layout: &[PerSite<usize>]) -> Self {
         let sites = site_layout
