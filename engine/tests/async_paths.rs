@@ -6,7 +6,6 @@ mod miniature;
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use prunelab_engine::audio::FeatureStats;
@@ -16,9 +15,6 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::prune::{magnitude_scores, magnitude_scores_async};
 use prunelab_engine::train::{TrainEvent, Trainer, evaluate_decoders, evaluate_decoders_async};
 
-/// The CPU device's random generator (weights, dropout) is one per process: tests that train
-/// take turns with it, or parallel tests would draw from each other's sequences.
-static DEVICE_RNG: Mutex<()> = Mutex::new(());
 
 /// Runs a future whose reads complete at once (the CPU backend's do) to its end.
 fn ready<T>(future: impl Future<Output = T>) -> T {
@@ -38,7 +34,7 @@ fn trainer(method: Method) -> Trainer {
 
 #[test]
 fn async_training_steps_equal_sync_ones() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = miniature::device_rng_turn();
     let data = miniature::utterances(3, 6, 120, 20);
     let logits = |t: &Trainer| -> Vec<f32> {
         let feats = Tensor::<3>::ones([1, 100, 80], &Device::flex());
@@ -75,7 +71,7 @@ fn async_training_steps_equal_sync_ones() {
 
 #[test]
 fn async_gate_snapshot_and_scores_equal_sync_ones() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = miniature::device_rng_turn();
     let data = miniature::utterances(5, 6, 120, 20);
     for method in [Method::AdaptiveDropout, Method::L0] {
         let mut t = trainer(method);
@@ -97,7 +93,7 @@ fn async_gate_snapshot_and_scores_equal_sync_ones() {
 
 #[test]
 fn async_magnitude_scores_and_evaluation_equal_sync_ones() {
-    let _turn = DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = miniature::device_rng_turn();
     let data = miniature::utterances(7, 5, 120, 30);
     let mut t = trainer(Method::None);
     t.train_step(&data);

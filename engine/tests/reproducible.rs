@@ -8,6 +8,7 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::train::{TrainEvent, Trainer};
 
 fn losses(seed: u64) -> Vec<f32> {
+    let _turn = miniature::device_rng_turn();
     let mut config = miniature::config();
     config.seed = seed;
     config.max_batch_frames = 400;
@@ -27,4 +28,61 @@ fn same_seed_same_losses_other_seed_other_losses() {
     assert_eq!(a, b, "seed 1 twice");
     assert_ne!(a, c, "seed 1 vs seed 2");
     assert!(a[3] < a[0], "loss falls over four steps: {a:?}");
+}
+
+#[test]
+fn a_run_restored_from_its_checkpoint_ends_with_identical_weights() {
+    use prunelab_engine::model::weights_fingerprint;
+    use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
+    let _turn = miniature::device_rng_turn();
+    let mut config = miniature::config();
+    config.max_batch_frames = 400;
+    config.steps = 6;
+    assert!(config.model.dropout > 0.0, "the check needs dropout draws to continue correctly");
+    let data = miniature::utterances(11, 8, 150, 0);
+    let device = Device::flex();
+    let mut straight = Trainer::new(config.clone(), FeatureStats::identity(80), &device);
+    for _ in 0..6 {
+        straight.train_step(&data);
+    }
+    let mut first = Trainer::new(config, FeatureStats::identity(80), &device);
+    for _ in 0..3 {
+        first.train_step(&data);
+    }
+    let bytes = encode_checkpoint(&first.state().unwrap());
+    drop(first);
+    let mut resumed = Trainer::restore(decode_checkpoint(&bytes, "mid-run").unwrap(), &device).unwrap();
+    for _ in 0..3 {
+        resumed.train_step(&data);
+    }
+    assert_eq!(
+        weights_fingerprint(&resumed.inference_model()),
+        weights_fingerprint(&straight.inference_model())
+    );
+}
+
+#[test]
+fn a_non_finite_loss_skips_the_step_and_leaves_the_weights_alone() {
+    use prunelab_engine::model::weights_fingerprint;
+    let _turn = miniature::device_rng_turn();
+    let config = miniature::config();
+    let mut poisoned = miniature::utterances(3, 4, 150, 0);
+    for u in &mut poisoned {
+        u.feats.iter_mut().for_each(|x| *x = f32::NAN);
+    }
+    let good = miniature::utterances(3, 4, 150, 1);
+    let good: Vec<_> = good.iter().collect();
+    let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
+    // One good step first: burn initialises parameters lazily, on first use.
+    assert!(matches!(trainer.train_step_on(&good), TrainEvent::Step { .. }));
+    let before = weights_fingerprint(&trainer.inference_model());
+    let batch: Vec<_> = poisoned.iter().collect();
+    assert_eq!(trainer.train_step_on(&batch), TrainEvent::SkippedStep { step: 1 });
+    assert_eq!(weights_fingerprint(&trainer.inference_model()), before);
+    assert_eq!((trainer.step(), trainer.skipped_steps()), (2, 1));
+    // An empty batch (every item unreadable) is skipped the same way.
+    assert_eq!(trainer.train_step_on(&[]), TrainEvent::SkippedStep { step: 2 });
+    // Good data still trains afterwards.
+    assert!(matches!(trainer.train_step_on(&good), TrainEvent::Step { .. }));
+    assert_ne!(weights_fingerprint(&trainer.inference_model()), before);
 }

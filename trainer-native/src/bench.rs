@@ -16,6 +16,7 @@ use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::ctc_loss;
 use serde::Serialize;
 
+use crate::bench_pipeline::PipelineBench;
 use crate::device::{DeviceChoice, pick};
 use crate::train::parse_preset;
 
@@ -38,6 +39,30 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Benchmark the LibriSpeech data path of this tree instead (indexing, feature extraction,
+    /// streaming memory, training throughput of --preset, default small, and the peak memory
+    /// of one step on a long batch).
+    #[arg(long)]
+    pipeline: Option<std::path::PathBuf>,
+    /// Subsets of the --pipeline tree to read.
+    #[arg(long, value_delimiter = ',', default_value = "train-clean-100")]
+    pipeline_subsets: Vec<String>,
+    /// Utterances featurised for the feature-extraction rate.
+    #[arg(long, default_value_t = 400)]
+    featurise_utterances: usize,
+    /// Streamed steps for the memory trace (batches of --stream-batch-seconds).
+    #[arg(long, default_value_t = 200)]
+    stream_steps: usize,
+    #[arg(long, default_value_t = 100.0)]
+    stream_batch_seconds: f64,
+    /// Training steps timed on streamed batches (after one warm-up step).
+    #[arg(long, default_value_t = 4)]
+    train_steps: usize,
+    #[arg(long, default_value_t = 60.0)]
+    train_batch_seconds: f64,
+    /// Padded seconds of audio in the batch whose peak memory is measured.
+    #[arg(long, default_value_t = 200.0)]
+    peak_batch_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -55,6 +80,28 @@ struct PresetBench {
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let (device, label) = pick(args.device)?;
+    if let Some(root) = &args.pipeline {
+        let corpus = crate::corpus_source::CorpusSource::Layout { root: root.clone() };
+        let bench = PipelineBench {
+            subsets: args.pipeline_subsets.clone(),
+            featurise_utterances: args.featurise_utterances,
+            stream_steps: args.stream_steps,
+            stream_batch_seconds: args.stream_batch_seconds,
+            train_preset: args.preset.first().copied().unwrap_or(Preset::Small),
+            train_steps: args.train_steps,
+            train_batch_seconds: args.train_batch_seconds,
+            peak_batch_seconds: args.peak_batch_seconds,
+        };
+        let mut report = crate::bench_pipeline::run(&corpus, &bench, &device)?;
+        report["device"] = label.clone().into();
+        if args.json {
+            println!("{report}");
+        } else {
+            println!("device: {label}");
+            crate::bench_pipeline::print(&report);
+        }
+        return Ok(());
+    }
     let presets = if args.preset.is_empty() {
         Preset::ALL.to_vec()
     } else {

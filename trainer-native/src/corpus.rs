@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use prunelab_engine::data::{SPLITS, scan_subset, write_pack};
+use prunelab_engine::data::{CorpusPack, SPLITS, scan_subset, write_pack};
 
 use crate::atomic::write_atomically;
 use crate::corpus_source::default_pack_path;
+use crate::fixture::{FixturePlan, write_fixture};
 use crate::synth::{HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, synthesise};
 
 #[derive(Args)]
@@ -34,6 +35,26 @@ enum CorpusAction {
         /// Test utterances per held-out voice (4 voices).
         #[arg(long, default_value_t = 12)]
         test_per_voice: usize,
+    },
+    /// Write the built-in corpus as a LibriSpeech tree (train-clean-100/, dev-clean/,
+    /// test-clean/): a fixture for tests and benchmarks, no espeak-ng needed.
+    Fixture {
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// The pack to read (default: the built-in corpus).
+        #[arg(long)]
+        pack: Option<PathBuf>,
+        /// Directory names for the train, dev and test splits.
+        #[arg(long, value_delimiter = ',', num_args = 3, default_values = ["train-clean-100", "dev-clean", "test-clean"])]
+        subsets: Vec<String>,
+        /// At most this many utterances per split (default: all).
+        #[arg(long)]
+        per_split: Option<usize>,
+        /// Copies of each utterance under new chapter ids (hard-linked audio), e.g. 162 for a
+        /// 100k-entry tree.
+        #[arg(long, default_value_t = 1)]
+        copies: usize,
     },
     /// Bundle a LibriSpeech-layout directory's train/dev/test into one asset.
     Pack {
@@ -69,6 +90,28 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 }
             })?;
             println!("wrote {written} utterances to {}", out.display());
+            Ok(())
+        }
+        CorpusAction::Fixture {
+            out,
+            pack,
+            subsets,
+            per_split,
+            copies,
+        } => {
+            let path = pack.unwrap_or_else(default_pack_path);
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let pack = CorpusPack::parse(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
+            let subsets: [String; 3] = subsets
+                .try_into()
+                .map_err(|_| "--subsets takes three names: train, dev and test".to_string())?;
+            let plan = FixturePlan {
+                subsets,
+                per_split,
+                copies,
+            };
+            let written = write_fixture(&pack, &out, &plan)?;
+            println!("wrote {written} utterances to {} ({})", out.display(), plan.subsets.join(", "));
             Ok(())
         }
         CorpusAction::Pack { dir, out } => {

@@ -18,12 +18,13 @@ pub enum DecoderChoice {
 
 #[derive(Args, Clone, Debug)]
 pub struct DecodeArgs {
-    /// How logits become text (greedy is always reported too).
-    #[arg(long, value_enum, default_value_t = DecoderChoice::Lexicon)]
-    decoder: DecoderChoice,
-    /// Hypotheses kept per frame (beam and lexicon).
-    #[arg(long, default_value_t = BeamConfig::default().beam, value_parser = parse_beam)]
-    beam: usize,
+    /// How logits become text (greedy is always reported too). Default: lexicon on the built-in
+    /// corpus; on LibriSpeech, beam when --beam is given and greedy otherwise.
+    #[arg(long, value_enum)]
+    decoder: Option<DecoderChoice>,
+    /// Hypotheses kept per frame (beam and lexicon; default 16).
+    #[arg(long, value_parser = parse_beam)]
+    beam: Option<usize>,
     /// Weight of the bigram's log-probability (lexicon).
     #[arg(long, default_value_t = BeamConfig::default().lm_weight)]
     lm_weight: f32,
@@ -42,12 +43,19 @@ impl DecodeArgs {
             ));
         }
         let config = BeamConfig {
-            beam: self.beam,
+            beam: self.beam.unwrap_or(BeamConfig::default().beam),
             lm_weight: self.lm_weight,
             word_bonus: self.word_bonus,
             ..BeamConfig::default()
         };
-        Ok(match self.decoder {
+        // A lexicon from LibriSpeech's training text would be a closed 89k-word vocabulary that
+        // the standard benchmark does not use; there, character search is the default.
+        let choice = self.decoder.unwrap_or(match (corpus, self.beam) {
+            (CorpusSource::LibriSpeech { .. }, Some(_)) => DecoderChoice::Beam,
+            (CorpusSource::LibriSpeech { .. }, None) => DecoderChoice::Greedy,
+            _ => DecoderChoice::Lexicon,
+        });
+        Ok(match choice {
             DecoderChoice::Greedy => Decoder::Greedy,
             DecoderChoice::Beam => Decoder::Beam { config, words: None },
             DecoderChoice::Lexicon => {

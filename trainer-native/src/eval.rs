@@ -10,12 +10,15 @@ use prunelab_engine::model::Preset;
 use prunelab_engine::train::evaluate_decoders;
 use serde_json::json;
 
-use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
+use crate::eval_stream::Scorer;
+use crate::model_source::LoadedModel;
+use crate::stream::default_workers;
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
 use crate::model_source::open_model;
 use crate::train::parse_preset;
-use crate::wer::print_summary;
+use crate::wer::{print_subset_table, print_summary};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -26,9 +29,20 @@ pub struct EvalArgs {
     /// Split to score.
     #[arg(long, default_value = "dev", value_parser = ["train", "dev", "test"])]
     split: String,
-    /// Corpus: a packed .plc file or a LibriSpeech-layout directory.
+    /// Directory subsets to score one by one, comma-separated (with --librispeech, e.g.
+    /// dev-clean,dev-other,test-clean,test-other; default: the subsets of --split). Each is
+    /// streamed from disk, so any size fits in memory.
+    #[arg(long, value_delimiter = ',')]
+    subsets: Vec<String>,
+    /// Where per-subset hypotheses (`hyp-<subset>.txt`) go with --librispeech or --subsets
+    /// (default: beside the checkpoint).
     #[arg(long)]
-    corpus: Option<PathBuf>,
+    hyp_dir: Option<PathBuf>,
+    /// Feature-extraction threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    corpus: CorpusChoice,
     /// Refuse a checkpoint of any other preset.
     #[arg(long, value_parser = parse_preset)]
     preset: Option<Preset>,
@@ -51,7 +65,10 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
     let (device, device_label) = pick(args.device)?;
     let loaded = open_model(&args.checkpoint, args.preset, args.threshold, &device)?;
     let name = loaded.name.clone();
-    let corpus = CorpusSource::open(&args.corpus.unwrap_or_else(default_pack_path))?;
+    let corpus = args.corpus.open()?;
+    if !args.subsets.is_empty() || matches!(corpus, CorpusSource::LibriSpeech { .. }) {
+        return score_subsets(&args, &corpus, &loaded, &device_label);
+    }
     let split = corpus.load(&args.split, &LoadOptions::plain(&loaded.config.fbank, args.strict))?;
     let decoder = args.decode.build(&corpus)?;
     let greedy = Decoder::Greedy;
@@ -91,6 +108,85 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             greedy_report.wer(),
             greedy_report.cer()
         );
+    }
+    Ok(())
+}
+
+/// Scores each subset on its own, streamed, and writes its hypotheses: the LibriSpeech report.
+fn score_subsets(args: &EvalArgs, corpus: &CorpusSource, loaded: &LoadedModel, device_label: &str) -> Result<(), String> {
+    let subsets = if args.subsets.is_empty() {
+        corpus.subsets(&args.split)
+    } else {
+        args.subsets.clone()
+    };
+    let decoder = args.decode.build(corpus)?;
+    let hyp_dir = args.hyp_dir.clone().unwrap_or_else(|| {
+        let dir = if args.checkpoint.is_dir() {
+            args.checkpoint.clone()
+        } else {
+            args.checkpoint.parent().map(PathBuf::from).unwrap_or_default()
+        };
+        dir.join("eval")
+    });
+    std::fs::create_dir_all(&hyp_dir).map_err(|e| format!("{}: cannot create: {e}", hyp_dir.display()))?;
+    let scorer = Scorer {
+        model: &loaded.model,
+        masks: &loaded.masks,
+        stats: &loaded.stats,
+        fbank: &loaded.config.fbank,
+        max_batch_frames: loaded.config.max_batch_frames,
+        workers: args.workers.unwrap_or_else(default_workers).max(1),
+    };
+    let mut results = Vec::new();
+    for subset in &subsets {
+        let index = corpus.index(std::slice::from_ref(subset), args.strict)?;
+        eprintln!("scoring {subset}: {} utterances", index.entries.len());
+        let (mut reports, skipped) = scorer.score(&index.entries, &[&decoder], args.strict, |done| {
+            if done % 1024 == 0 {
+                eprintln!("  {done}/{}", index.entries.len());
+            }
+        })?;
+        report_skipped(&skipped, subset);
+        let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
+        let body: String = report
+            .utterances
+            .iter()
+            .map(|u| format!("{} {}\n", u.id, u.hypothesis))
+            .collect();
+        crate::atomic::write_atomically(&hyp_dir.join(format!("hyp-{subset}.txt")), body.as_bytes())?;
+        results.push((subset.clone(), report, index.skipped.len() + skipped.len()));
+    }
+    if args.json {
+        let per_subset: serde_json::Map<String, serde_json::Value> = results
+            .iter()
+            .map(|(name, r, skipped)| {
+                (
+                    name.clone(),
+                    json!({ "wer": r.wer(), "cer": r.cer(), "ser": r.ser(), "words": r.words,
+                            "utterances": r.utterances.len(), "skipped_items": skipped }),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "checkpoint": loaded.name, "kind": loaded.kind, "device": device_label,
+                "parameters": loaded.model.num_params(), "decoder": decoder.describe(),
+                "subsets": per_subset, "hypotheses": hyp_dir,
+            })
+        );
+    } else {
+        println!(
+            "{}: {}, preset {}, {} parameters · {device_label}",
+            loaded.name,
+            loaded.kind,
+            loaded.config.preset.name(),
+            loaded.model.num_params()
+        );
+        println!("decoder: {}", decoder.describe());
+        let rows: Vec<(&str, &_)> = results.iter().map(|(n, r, _)| (n.as_str(), r)).collect();
+        print_subset_table(&rows);
+        println!("hypotheses: {}", hyp_dir.display());
     }
     Ok(())
 }

@@ -2,19 +2,28 @@
 
 mod atomic;
 mod bench;
+mod bench_pipeline;
 mod corpus;
 mod corpus_source;
 mod decoding;
 mod device;
 mod eval;
+mod eval_stream;
 mod fbank;
+mod fixture;
+mod interrupt;
 mod model_source;
 mod npy;
 mod prune;
 mod pruning;
+mod run_dir;
+mod stream;
 mod sweep;
 mod synth;
 mod train;
+mod train_data;
+mod train_loop;
+mod train_report;
 mod wer;
 
 use clap::{Parser, Subcommand};
@@ -44,7 +53,8 @@ enum Command {
     Wer(wer::WerArgs),
     /// Write the log-mel features the model sees (before normalisation) as a .npy [frames, 80].
     Fbank(fbank::FbankArgs),
-    /// Regenerate the built-in corpus: `synth` speaks it with espeak-ng, `pack` bundles it.
+    /// Regenerate the built-in corpus (`synth` speaks it with espeak-ng, `pack` bundles it) or
+    /// write it as a LibriSpeech tree (`fixture`).
     Corpus(corpus::CorpusArgs),
     /// Time training steps and inference per preset, with the share of time per model part.
     Bench(bench::BenchArgs),
@@ -53,7 +63,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, std::env::args().skip(2).collect()),
         Command::Eval(args) => eval::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sweep(args) => sweep::run(args),

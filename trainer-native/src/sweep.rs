@@ -15,7 +15,7 @@ use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
 use serde_json::{Value, json};
 
 use crate::atomic::write_atomically;
-use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::corpus_source::CorpusChoice;
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
 use crate::pruning::{Prunable, open_prunable, parse_budget};
@@ -34,9 +34,8 @@ pub struct SweepArgs {
     /// Rank units by weight norms even for a gated run (the magnitude baseline).
     #[arg(long)]
     magnitude: bool,
-    /// Corpus: a packed .plc file or a LibriSpeech-layout directory.
-    #[arg(long)]
-    corpus: Option<PathBuf>,
+    #[command(flatten)]
+    corpus: CorpusChoice,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     device: DeviceChoice,
     /// Timed repeats of the dev-set forward pass per point (the real-time factor is their median).
@@ -63,7 +62,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     }
     let (device, device_label) = pick(args.device)?;
     let source = open_prunable(&args.checkpoint, &device, args.magnitude)?;
-    let corpus = CorpusSource::open(&args.corpus.clone().unwrap_or_else(default_pack_path))?;
+    let corpus = args.corpus.open()?;
     let options = LoadOptions::plain(&source.state.config.fbank, false);
     let dev = corpus.load("dev", &options)?.utterances;
     let test = corpus.load("test", &options)?.utterances;

@@ -1,31 +1,30 @@
 //! `prunelab train`: one training run from corpus to checkpoint, metrics and final WER.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use prunelab_engine::audio::FeatureStats;
+use clap::{Args, Parser};
 use prunelab_engine::burn::module::Module;
-use prunelab_engine::data::{LoadOptions, LoadedSplit, Utterance};
-use prunelab_engine::decode::Decoder;
+use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::gates::{GateConfig, Method, SiteKind};
-use prunelab_engine::model::{ConvSubsampling, Preset};
+use prunelab_engine::model::{Preset, weights_fingerprint};
 use prunelab_engine::prune::{ScoreKind, Selection, magnitude_scores, prune_model};
-use prunelab_engine::store::encode_checkpoint;
-use prunelab_engine::store::{Trace, decode_checkpoint, encode_trace};
+use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{
-    DistillConfig, EvalReport, TrainConfig, TrainEvent, Trainer, ctc_min_frames, evaluate, evaluate_decoders,
-};
+use prunelab_engine::train::{DistillConfig, TrainConfig, Trainer, TrainerState};
 use serde_json::json;
 
 use crate::atomic::write_atomically;
-use crate::corpus_source::{CorpusSource, default_pack_path};
+use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
+use crate::interrupt;
 use crate::pruning::budget_params;
+use crate::run_dir::RunDir;
+use crate::stream::{default_workers, featurise_all};
+use crate::train_data::{TrainData, evenly_spaced};
+use crate::train_loop::{LoopEnd, LoopSettings, new_trace, run_loop};
+use crate::train_report::FinalScores;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -44,9 +43,22 @@ pub struct TrainArgs {
     /// Seed for initialisation, data order, augmentation and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Corpus: a packed .plc file or a LibriSpeech-layout directory with train/dev/test.
+    #[command(flatten)]
+    corpus: CorpusChoice,
+    /// Continue the run in this directory from its newest checkpoint, with the options it was
+    /// started with (saved in DIR/run.json); takes no other options.
     #[arg(long)]
-    corpus: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    /// Save a checkpoint every this many steps (and when stopped or finished).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
+    /// Checkpoints kept in DIR/checkpoints (older ones are deleted).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_checkpoints: u64,
+    /// Stop the run after this many steps in a row with a non-finite loss (each is skipped
+    /// without touching the weights).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    max_bad_steps: u64,
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f64>,
@@ -54,8 +66,25 @@ pub struct TrainArgs {
     #[arg(long)]
     eval_every: Option<usize>,
     /// Padded frames per batch (100 frames = 1 s of audio).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "max_batch_seconds")]
     max_batch_frames: Option<usize>,
+    /// Padded seconds of audio per batch (batch size × longest utterance).
+    #[arg(long)]
+    max_batch_seconds: Option<f64>,
+    /// Speed-perturbation factors, comma-separated; each training utterance plays at one of
+    /// them (`1` turns perturbation off). Default 0.9,1,1.1.
+    #[arg(long, value_delimiter = ',')]
+    speed_perturb: Vec<f64>,
+    /// Feature-extraction threads for a streamed corpus (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// LibriSpeech: dev utterances scored at each periodic evaluation (evenly spaced; the final
+    /// evaluation scores every one).
+    #[arg(long, default_value_t = 400)]
+    dev_utterances: usize,
+    /// LibriSpeech: training utterances whose features set the normalisation statistics.
+    #[arg(long, default_value_t = 2000)]
+    stats_utterances: usize,
     /// Fail on the first bad corpus item instead of skipping it.
     #[arg(long)]
     strict: bool,
@@ -137,7 +166,7 @@ impl PruneArgs {
 
 /// The magnitude method's one cut: at its step, prune the dense model to the budget by weight
 /// norms and carry on training the smaller model. Returns a line for the log when it cut.
-fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
+pub fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
     let c = &trainer.config;
     let Some(budget) = c.prune.magnitude_budget else {
         return Ok(None);
@@ -181,316 +210,207 @@ pub fn parse_preset(name: &str) -> Result<Preset, String> {
     Preset::parse(name).ok_or_else(|| format!("unknown preset {name:?}; choose tiny, small or medium"))
 }
 
-pub fn run(args: TrainArgs) -> Result<(), String> {
+/// The options a run was started with, re-read from its `run.json` for `--resume`.
+#[derive(Parser)]
+struct SavedCommand {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+/// `prunelab train`; `raw_args` are the arguments after `train`, saved for `--resume`.
+pub fn run(args: TrainArgs, raw_args: Vec<String>) -> Result<(), String> {
+    let Some(dir) = args.resume.clone() else {
+        return train(args, raw_args, false);
+    };
+    let others: Vec<&String> = raw_args
+        .iter()
+        .filter(|a| *a != "--resume" && !a.starts_with("--resume=") && Path::new(a) != dir)
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "--resume takes no other options (got {others:?}); the run continues with the options in {}",
+            dir.join("run.json").display()
+        ));
+    }
+    let saved = RunDir::load_invocation(&dir)?;
+    let parsed = SavedCommand::try_parse_from(std::iter::once("prunelab train".to_string()).chain(saved.clone()))
+        .map_err(|e| format!("{}: the saved options do not parse: {e}", dir.join("run.json").display()))?;
+    let mut args = parsed.args;
+    args.out = dir;
+    train(args, saved, true)
+}
+
+/// The run's configuration from its options.
+fn config_from(args: &TrainArgs) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::for_preset(args.preset, CharTokenizer.vocab_size());
     config.seed = args.seed;
     config.steps = args.steps.unwrap_or(config.steps);
     config.optim.peak_lr = args.lr.unwrap_or(config.optim.peak_lr);
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
-    config.max_batch_frames = args.max_batch_frames.unwrap_or(config.max_batch_frames);
-    args.prune.apply(&mut config.prune);
-    let teacher = match &args.prune.teacher {
-        Some(path) => {
-            let name = path.display().to_string();
-            let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read teacher: {e}"))?;
-            let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
-            config.distill = Some(DistillConfig {
-                teacher: name,
-                kl_weight: args.prune.kl_weight,
-                layer_weight: args.prune.layer_weight,
-            });
-            Some(state)
+    config.max_batch_frames = match (args.max_batch_frames, args.max_batch_seconds) {
+        (Some(frames), _) => frames,
+        (None, Some(seconds)) if seconds.is_finite() && seconds > 0.0 => (seconds * 100.0).round() as usize,
+        (None, Some(seconds)) => return Err(format!("--max-batch-seconds {seconds} must be a positive number")),
+        (None, None) => config.max_batch_frames,
+    };
+    if !args.speed_perturb.is_empty() {
+        if let Some(bad) = args.speed_perturb.iter().find(|s| !(0.5..=2.0).contains(*s)) {
+            return Err(format!("--speed-perturb factor {bad} is outside [0.5, 2]"));
         }
-        None => None,
-    };
-    config.validate()?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
-
-    let (device, device_label) = pick(args.device)?;
-    let corpus = CorpusSource::open(&args.corpus.clone().unwrap_or_else(default_pack_path))?;
-    let decoder = args.decode.build(&corpus)?;
-    eprintln!("corpus {} · device {device_label}", corpus.describe());
-    let plain = LoadOptions::plain(&config.fbank, args.strict);
-    let perturbed = LoadOptions {
-        speeds: config.speed_perturbation.clone(),
-        ..plain.clone()
-    };
-    let mut train = corpus.load("train", &perturbed)?;
-    let dev = corpus.load("dev", &plain)?;
-    let test = corpus.load("test", &plain)?;
-    drop_infeasible(&mut train, args.strict)?;
-    let stats = FeatureStats::from_features(
-        train.utterances.iter().map(|u| u.feats.as_slice()),
-        config.fbank.num_bins,
-    );
-    eprintln!(
-        "train {} utts ({:.0} s) · dev {} · test {} · preset {} · {} steps",
-        train.utterances.len(),
-        train.total_seconds(),
-        dev.utterances.len(),
-        test.utterances.len(),
-        config.preset.name(),
-        config.steps
-    );
-
-    if let Some(teacher) = &teacher
-        && teacher.stats != stats
-    {
-        return Err("the teacher was trained with other feature statistics (another corpus?)".into());
+        config.speed_perturbation = args.speed_perturb.clone();
     }
-    let mut trainer = Trainer::new(config, stats, &device);
+    args.prune.apply(&mut config.prune);
+    if let Some(path) = &args.prune.teacher {
+        config.distill = Some(DistillConfig {
+            teacher: path.display().to_string(),
+            kl_weight: args.prune.kl_weight,
+            layer_weight: args.prune.layer_weight,
+        });
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The teacher checkpoint named in the config (distillation runs only).
+fn read_teacher(config: &TrainConfig) -> Result<Option<TrainerState>, String> {
+    let Some(distill) = &config.distill else {
+        return Ok(None);
+    };
+    let name = &distill.teacher;
+    let bytes = std::fs::read(name).map_err(|e| format!("{name}: cannot read teacher: {e}"))?;
+    decode_checkpoint(&bytes, name).map(Some).map_err(|e| e.to_string())
+}
+
+fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(), String> {
+    let run = RunDir::create(&args.out)?;
+    let (device, device_label) = pick(args.device)?;
+    let corpus = args.corpus.open()?;
+    let decoder = args.decode.build(&corpus)?;
+    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    eprintln!("corpus {} · device {device_label}", corpus.describe());
+
+    let restored = if resuming {
+        run.remove_temporaries();
+        let (path, state) = run.latest_checkpoint()?;
+        eprintln!("resuming {} from {} (step {})", args.out.display(), path.display(), state.step);
+        Some(state)
+    } else {
+        None
+    };
+    let config = match &restored {
+        Some(state) => state.config.clone(),
+        None => config_from(&args)?,
+    };
+    let teacher = read_teacher(&config)?;
+    let mut data = TrainData::open(&corpus, &config, args.strict, workers)?;
+    let dev = dev_probe(&corpus, &config, args.strict, args.dev_utterances)?;
+    let mut trainer = match restored {
+        Some(state) => Trainer::restore(state, &device)?,
+        None => {
+            let stats = data.feature_stats(&config, args.stats_utterances)?;
+            if teacher.as_ref().is_some_and(|t| t.stats != stats) {
+                return Err("the teacher was trained with other feature statistics (another corpus?)".into());
+            }
+            run.save_invocation(&invocation)?;
+            Trainer::new(config, stats, &device)
+        }
+    };
     if let Some(teacher) = &teacher {
-        let name = trainer
-            .config
-            .distill
-            .as_ref()
-            .map_or("", |d| d.teacher.as_str())
-            .to_string();
+        let name = trainer.config.distill.as_ref().map_or("", |d| d.teacher.as_str()).to_string();
         trainer.attach_teacher(teacher).map_err(|e| format!("{name}: {e}"))?;
     }
-    eprintln!("model parameters: {}", trainer.inference_model().num_params());
-    let mut metrics = open_metrics(&args.out)?;
+    eprintln!(
+        "train {} · dev probe {} utts · preset {} · {} parameters · {} steps",
+        data.describe(),
+        dev.len(),
+        trainer.config.preset.name(),
+        trainer.inference_model().num_params(),
+        trainer.config.steps
+    );
+    let first_step = trainer.step();
+    run.truncate_metrics(first_step)?;
+    let mut trace = match run.load_trace(first_step)? {
+        Some(trace) if resuming => Some(trace),
+        _ => new_trace(&trainer),
+    };
+    let mut metrics = open_metrics(&run.path("metrics.jsonl"), resuming)?;
+    interrupt::install()?;
+    let settings = LoopSettings {
+        run: &run,
+        dev: &dev,
+        checkpoint_every: args.checkpoint_every as usize,
+        keep_checkpoints: args.keep_checkpoints as usize,
+        max_bad_steps: args.max_bad_steps as usize,
+        strict: args.strict,
+    };
     let started = Instant::now();
-    train_loop(
-        &mut trainer,
-        &train.utterances,
-        &dev.utterances,
-        &mut metrics,
-        &args.out,
-    )?;
+    let outcome = run_loop(&mut trainer, &mut data, &settings, &mut metrics, &mut trace)?;
+    let skipped_at_load = data.skipped_at_load();
+    drop(data);
+    if outcome.end == LoopEnd::Interrupted {
+        eprintln!(
+            "continue with: prunelab train --resume {}",
+            args.out.display()
+        );
+        std::process::exit(130);
+    }
     let seconds = started.elapsed().as_secs_f64();
-
-    let model = trainer.inference_model();
-    let masks = trainer.inference_masks(trainer.config.prune.threshold);
-    let frames = trainer.config.max_batch_frames;
-    let greedy = Decoder::Greedy;
-    let [dev_report, dev_greedy] = two_reports(evaluate_decoders(
-        &model,
-        &masks,
-        &dev.utterances,
-        &trainer.stats,
-        frames,
-        &[&decoder, &greedy],
-    ));
-    let [test_report, test_greedy] = two_reports(evaluate_decoders(
-        &model,
-        &masks,
-        &test.utterances,
-        &trainer.stats,
-        frames,
-        &[&decoder, &greedy],
-    ));
-    save_checkpoint(&trainer, &args.out)?;
-    write_hypotheses(&args.out, "dev", &dev_report)?;
-    write_hypotheses(&args.out, "test", &test_report)?;
-    let summary = json!({
+    write_atomically(&run.path("checkpoint.plc"), &encode_checkpoint(&trainer.state()?))?;
+    let finals = FinalScores::compute(&trainer, &corpus, &decoder, args.strict, workers)?;
+    finals.write_hypotheses(&run)?;
+    let summary = finals.summary(json!({
         "preset": trainer.config.preset.name(),
         "device": device_label,
         "steps": trainer.step(),
+        "first_step": first_step,
         "skipped_steps": trainer.skipped_steps(),
         "train_seconds": seconds,
-        "parameters": model.num_params(),
-        "skipped_items": train.skipped.len() + dev.skipped.len() + test.skipped.len(),
+        "parameters": trainer.inference_model().num_params(),
+        // Equal on two runs exactly when their final weights are bit-identical.
+        "weights_fingerprint": format!("{:016x}", weights_fingerprint(&trainer.inference_model())),
+        "skipped_items": skipped_at_load + outcome.skipped_items + finals.skipped_items(),
+        "epochs": outcome.epoch.map(|e| e + 1),
         "decoder": decoder.describe(),
-        "dev": { "wer": dev_report.wer(), "cer": dev_report.cer(), "ser": dev_report.ser(), "words": dev_report.words },
-        "test": { "wer": test_report.wer(), "cer": test_report.cer(), "ser": test_report.ser(), "words": test_report.words },
-        "greedy": {
-            "dev": { "wer": dev_greedy.wer(), "cer": dev_greedy.cer() },
-            "test": { "wer": test_greedy.wer(), "cer": test_greedy.cer() },
-        },
-    });
+    }));
     write_atomically(
-        &args.out.join("summary.json"),
+        &run.path("summary.json"),
         serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
     )?;
     if args.json {
         println!("{summary}");
     } else {
-        println!("trained {} steps in {:.0} s on {device_label}", trainer.step(), seconds);
+        println!("trained {} steps in {:.0} s on {device_label}", trainer.step() - first_step, seconds);
         println!("decoder: {}", decoder.describe());
-        println!("dev  WER {:6.2}%  CER {:6.2}%", dev_report.wer(), dev_report.cer());
-        println!(
-            "test WER {:6.2}%  CER {:6.2}%  (held-out voices)",
-            test_report.wer(),
-            test_report.cer()
-        );
-        println!(
-            "greedy: dev WER {:.2}%, test WER {:.2}%",
-            dev_greedy.wer(),
-            test_greedy.wer()
-        );
-        println!("checkpoint: {}", args.out.join("checkpoint.plc").display());
+        finals.print();
+        println!("checkpoint: {}", run.path("checkpoint.plc").display());
     }
     Ok(())
 }
 
-/// The loop: step, log, evaluate and checkpoint at intervals; snapshot gate retention into the trace.
-fn train_loop(
-    trainer: &mut Trainer,
-    train: &[Utterance],
-    dev: &[Utterance],
-    metrics: &mut impl Write,
-    out: &std::path::Path,
-) -> Result<(), String> {
-    let bar = ProgressBar::new(trainer.config.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · {per_sec} · ETA {eta}")
-            .map_err(|e| e.to_string())?,
-    );
-    bar.set_position(trainer.step() as u64);
-    let mut trace = new_trace(trainer);
-    snapshot(trainer, trace.as_mut(), out)?;
-    let mut smoothed_loss: Option<f32> = None;
-    while !trainer.is_finished() {
-        let event = trainer.train_step(train);
-        if let TrainEvent::Step { loss, penalty, .. } = event {
-            smoothed_loss = Some(smoothed_loss.map_or(loss, |s| 0.95 * s + 0.05 * loss));
-            let penalty = if trace.is_some() {
-                format!(" · penalty {penalty:.3}")
-            } else {
-                String::new()
-            };
-            bar.set_message(format!("loss {:.3}{penalty}", smoothed_loss.unwrap_or(loss)));
-        }
-        log_event(metrics, trace.as_mut(), &event)?;
-        bar.inc(1);
-        if let Some(line) = magnitude_cut(trainer)? {
-            say(&bar, line);
-        }
-        let every = trainer.config.prune.snapshot_every.max(1);
-        if trainer.step() % every == 0 || trainer.is_finished() {
-            snapshot(trainer, trace.as_mut(), out)?;
-        }
-        let every = trainer.config.eval_every;
-        if every > 0 && trainer.step() % every == 0 && !trainer.is_finished() {
-            let report = evaluate(
-                &trainer.inference_model(),
-                &trainer.inference_masks(trainer.config.prune.threshold),
-                dev,
-                &trainer.stats,
-                trainer.config.max_batch_frames,
-                &Decoder::Greedy,
-            );
-            let eval = TrainEvent::Eval {
-                step: trainer.step(),
-                split: "dev".into(),
-                wer: report.wer(),
-                cer: report.cer(),
-                utterances: report.utterances.len(),
-            };
-            say(
-                &bar,
-                format!(
-                    "step {:>6}: dev WER {:.2}%  CER {:.2}%{}",
-                    trainer.step(),
-                    report.wer(),
-                    report.cer(),
-                    kept_summary(trainer)
-                ),
-            );
-            log_event(metrics, trace.as_mut(), &eval)?;
-            save_checkpoint(trainer, out)?;
-        }
+/// The dev utterances scored at each periodic evaluation: the whole dev split of a small corpus,
+/// `count` evenly spaced ones of LibriSpeech's.
+fn dev_probe(corpus: &CorpusSource, config: &TrainConfig, strict: bool, count: usize) -> Result<Vec<Utterance>, String> {
+    let plain = LoadOptions::plain(&config.fbank, strict);
+    if !matches!(corpus, CorpusSource::LibriSpeech { .. }) {
+        return Ok(corpus.load("dev", &plain)?.utterances);
     }
-    bar.finish_and_clear();
-    Ok(())
-}
-
-/// A progress line above the bar, or on stderr when there is no terminal to draw the bar on
-/// (indicatif then hides the bar and everything it would print).
-fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
+    let index = corpus.index(&corpus.subsets("dev"), strict)?;
+    let picked = evenly_spaced(&index.entries, count.max(1));
+    let (utterances, skipped) = featurise_all(&picked, &config.fbank, default_workers());
+    report_skipped(&skipped, "the dev probe");
+    if utterances.is_empty() {
+        return Err("no dev utterance could be read".into());
     }
+    Ok(utterances)
 }
 
-/// An empty trace for a gated run (ungated runs have nothing to trace).
-fn new_trace(trainer: &Trainer) -> Option<Trace> {
-    let retention = trainer.retention()?;
-    let c = &trainer.config;
-    let description = format!(
-        "{} · {} · seed {} · {} steps",
-        c.prune.method.name(),
-        c.preset.name(),
-        c.seed,
-        c.steps
-    );
-    Some(Trace::shaped_like(description, &retention))
-}
-
-/// Records the current retention and rewrites the trace file (atomically).
-fn snapshot(trainer: &Trainer, trace: Option<&mut Trace>, out: &std::path::Path) -> Result<(), String> {
-    let (Some(trace), Some(retention)) = (trace, trainer.retention()) else {
-        return Ok(());
-    };
-    if trace.steps.last() == Some(&trainer.step()) {
-        return Ok(());
-    }
-    trace.record(trainer.step(), &retention);
-    write_atomically(&out.join("trace.pltrace"), &encode_trace(trace))
-}
-
-/// " · kept 812/1056 units" for a gated run at its threshold, "" otherwise.
-fn kept_summary(trainer: &Trainer) -> String {
-    let Some(retention) = trainer.retention() else {
-        return String::new();
-    };
-    let threshold = trainer.config.prune.threshold as f32;
-    let all: Vec<f32> = retention
-        .iter()
-        .flat_map(|s| s.iter().flatten().flatten().copied())
-        .collect();
-    let kept = all.iter().filter(|&&p| p >= threshold).count();
-    format!(" · kept {kept}/{} units", all.len())
-}
-
-fn two_reports(reports: Vec<EvalReport>) -> [EvalReport; 2] {
-    reports
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("one report per decoder"))
-}
-
-/// Drops utterances too short for their transcript under 4× subsampling (CTC would be infinite).
-fn drop_infeasible(split: &mut LoadedSplit, strict: bool) -> Result<(), String> {
-    let before = split.utterances.len();
-    let feasible = |u: &Utterance| ConvSubsampling::output_len(u.frames) >= ctc_min_frames(&u.tokens);
-    if strict && let Some(u) = split.utterances.iter().find(|u| !feasible(u)) {
-        return Err(format!("{}: audio too short for its transcript", u.id));
-    }
-    split.utterances.retain(feasible);
-    let dropped = before - split.utterances.len();
-    if dropped > 0 {
-        eprintln!("warning: dropped {dropped} training utterance(s) too short for their transcripts");
-    }
-    Ok(())
-}
-
-fn open_metrics(out: &std::path::Path) -> Result<std::io::LineWriter<std::fs::File>, String> {
-    let path = out.join("metrics.jsonl");
-    let file = std::fs::File::create(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+fn open_metrics(path: &Path, append: bool) -> Result<std::io::LineWriter<std::fs::File>, String> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(path)
+        .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
     Ok(std::io::LineWriter::new(file))
-}
-
-fn log_event(metrics: &mut impl Write, trace: Option<&mut Trace>, event: &TrainEvent) -> Result<(), String> {
-    if let Some(trace) = trace {
-        trace.events.push(event.clone());
-    }
-    let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
-    writeln!(metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
-}
-
-fn save_checkpoint(trainer: &Trainer, out: &std::path::Path) -> Result<(), String> {
-    let state = trainer.state()?;
-    write_atomically(&out.join("checkpoint.plc"), &encode_checkpoint(&state))
-}
-
-fn write_hypotheses(out: &std::path::Path, split: &str, report: &EvalReport) -> Result<(), String> {
-    let body: String = report
-        .utterances
-        .iter()
-        .map(|u| format!("{} {}\n", u.id, u.hypothesis))
-        .collect();
-    write_atomically(&out.join(format!("hyp-{split}.txt")), body.as_bytes())
 }

@@ -121,3 +121,28 @@ fn read_transcripts(path: &Path) -> Result<BTreeMap<String, String>, String> {
     }
     Ok(out)
 }
+
+/// An sclite-style table with one row per subset and a pooled row when there are several.
+pub fn print_subset_table(rows: &[(&str, &EvalReport)]) {
+    println!(
+        "{:<18} {:>6} {:>8} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7}",
+        "subset", "utts", "words", "WER %", "CER %", "S", "D", "I", "SER %"
+    );
+    let line = |name: &str, r: &EvalReport| {
+        let w = &r.words;
+        println!(
+            "{name:<18} {:>6} {:>8} {:>7.2} {:>7.2} {:>6} {:>6} {:>6} {:>7.2}",
+            r.utterances.len(),
+            w.reference_len,
+            r.wer(),
+            r.cer(),
+            w.substitutions,
+            w.deletions,
+            w.insertions,
+            r.ser()
+        );
+    };
+    for (name, report) in rows {
+        line(name, report);
+    }
+}

@@ -4,12 +4,14 @@
 mod decode;
 mod fbank;
 mod normalize;
+mod probe;
 mod resample;
 mod specaugment;
 
 pub use decode::{Audio, AudioError, AudioProblem, decode_audio, read_audio_file};
 pub use fbank::{FbankConfig, fbank};
 pub use normalize::FeatureStats;
+pub use probe::{AudioHeader, probe_audio_file};
 pub use resample::resample;
 pub use specaugment::{SpecAugmentConfig, spec_augment};
 

@@ -51,15 +51,27 @@ pub fn make_batches(
     buckets: ShapeBuckets,
     rng: &mut SplitMix64,
 ) -> BatchPlan {
-    let mut order: Vec<usize> = (0..utterances.len()).collect();
+    let lengths: Vec<usize> = utterances.iter().map(|u| u.frames).collect();
+    make_batches_by_length(&lengths, max_frames, buckets, rng)
+}
+
+/// [`make_batches`] from lengths in frames alone, for corpora whose features are computed only
+/// when their batch comes up (the streamed LibriSpeech path knows durations from file headers).
+pub fn make_batches_by_length(
+    lengths: &[usize],
+    max_frames: usize,
+    buckets: ShapeBuckets,
+    rng: &mut SplitMix64,
+) -> BatchPlan {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
     // Shuffle before the stable sort so equal lengths are grouped differently each epoch.
     rng.shuffle(&mut order);
-    order.sort_by_key(|&i| utterances[i].frames);
+    order.sort_by_key(|&i| lengths[i]);
     let mut batches = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     for i in order {
         // Sorted ascending: the newcomer is the longest; a batch is as long as its bucket.
-        let longest = buckets.frames_for(utterances[i].frames);
+        let longest = buckets.frames_for(lengths[i]);
         if !current.is_empty() && longest * (current.len() + 1) > max_frames {
             batches.push(std::mem::take(&mut current));
         }

@@ -30,7 +30,9 @@ pub fn scan_subset(root: &Path, subset: &str) -> Result<LayoutScan, CorpusIssue>
     let speakers =
         read_dir_sorted(&dir).map_err(|e| CorpusIssue::new(&dir, format!("cannot read subset directory: {e}")))?;
     let mut scan = LayoutScan::default();
-    for speaker_dir in speakers.into_iter().filter(|p| p.is_dir()) {
+    // Every entry below the subset should be a directory; anything that cannot be listed (a
+    // stray file, a dangling link, no permission) is reported rather than silently passed over.
+    for speaker_dir in speakers {
         let chapters = match read_dir_sorted(&speaker_dir) {
             Ok(c) => c,
             Err(e) => {
@@ -39,7 +41,7 @@ pub fn scan_subset(root: &Path, subset: &str) -> Result<LayoutScan, CorpusIssue>
                 continue;
             }
         };
-        for chapter_dir in chapters.into_iter().filter(|p| p.is_dir()) {
+        for chapter_dir in chapters {
             scan_chapter(&chapter_dir, &mut scan);
         }
     }

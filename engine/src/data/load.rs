@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::{CorpusIssue, CorpusPack, scan_subset};
-use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, resample};
+use super::{CorpusIssue, CorpusPack, IndexEntry, scan_subset};
+use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, read_audio_file, resample};
 use crate::text::{CharTokenizer, normalize_transcript};
 
 /// An item before decoding: where it came from, its transcript and its encoded audio.
@@ -104,34 +104,58 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
     } else {
         &options.speeds
     };
-    let mut out = Vec::with_capacity(speeds.len());
-    for &speed in speeds {
-        let (id, samples) = if speed == 1.0 {
-            (item.id.clone(), audio.samples.clone())
-        } else {
-            // Treat the samples as recorded at speed × 16 kHz and resample back to 16 kHz.
-            let source_rate = (f64::from(SAMPLE_RATE) * speed).round() as u32;
-            (
-                format!("{}-sp{speed}", item.id),
-                resample(&audio.samples, source_rate, SAMPLE_RATE),
-            )
-        };
-        let feats = fbank(&samples, &options.fbank);
-        let frames = feats.len() / options.fbank.num_bins;
-        if frames == 0 {
-            return Err(issue("audio is shorter than one analysis frame".to_string()));
-        }
-        let duration_seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
-        out.push(Utterance {
-            id,
-            text: text.clone(),
-            tokens: tokens.clone(),
-            feats,
-            frames,
-            duration_seconds,
-        });
+    speeds
+        .iter()
+        .map(|&speed| featurise(&item.id, &text, &tokens, &audio.samples, speed, &options.fbank).map_err(issue))
+        .collect()
+}
+
+/// Features of `samples` played at `speed`: the utterance the model trains on.
+fn featurise(
+    id: &str,
+    text: &str,
+    tokens: &[usize],
+    samples: &[f32],
+    speed: f64,
+    fbank_config: &FbankConfig,
+) -> Result<Utterance, String> {
+    let (id, samples) = if speed == 1.0 {
+        (id.to_string(), Cow::Borrowed(samples))
+    } else {
+        // Treat the samples as recorded at speed × 16 kHz and resample back to 16 kHz.
+        let source_rate = (f64::from(SAMPLE_RATE) * speed).round() as u32;
+        (
+            format!("{id}-sp{speed}"),
+            Cow::Owned(resample(samples, source_rate, SAMPLE_RATE)),
+        )
+    };
+    let feats = fbank(&samples, fbank_config);
+    let frames = feats.len() / fbank_config.num_bins;
+    if frames == 0 {
+        return Err("audio is shorter than one analysis frame".to_string());
     }
-    Ok(out)
+    Ok(Utterance {
+        id,
+        text: text.to_string(),
+        tokens: tokens.to_vec(),
+        feats,
+        frames,
+        duration_seconds: samples.len() as f64 / f64::from(SAMPLE_RATE),
+    })
+}
+
+/// Reads, decodes and featurises one indexed utterance at `speed`. The index checked the
+/// transcript and header; this finds what only decoding can (a truncated or corrupt stream).
+pub fn load_indexed(entry: &IndexEntry, speed: f64, fbank_config: &FbankConfig) -> Result<Utterance, CorpusIssue> {
+    let issue = |problem: String| CorpusIssue::new(&entry.audio_path, problem);
+    let audio = read_audio_file(&entry.audio_path).map_err(|e| issue(e.problem.to_string()))?;
+    audio
+        .require_sample_rate(SAMPLE_RATE, &entry.id)
+        .map_err(|e| issue(e.problem.to_string()))?;
+    let tokens = CharTokenizer
+        .encode(&entry.text)
+        .map_err(|c| issue(format!("transcript has untokenizable character {c:?}")))?;
+    featurise(&entry.id, &entry.text, &tokens, &audio.samples, speed, fbank_config).map_err(issue)
 }
 
 /// Loads one split of a packed corpus.

@@ -5,8 +5,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvSubsampling, ConvSubsamplingConfig,
-    frame_mask,
+    BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvModule, ConvSubsampling,
+    ConvSubsamplingConfig, frame_mask,
 };
 
 #[derive(Config, Debug, PartialEq)]
@@ -156,6 +156,28 @@ impl Conformer {
             logits: self.head.forward(x),
             lengths,
             hidden,
+        }
+    }
+}
+
+/// Every block's BatchNorm running statistics (`None` where the conv module was removed).
+pub type RunningStats = Vec<Option<[Tensor<1>; 2]>>;
+
+impl Conformer {
+    /// The running statistics a training forward pass will move (see [`ConvModule::running_stats`]).
+    pub fn running_stats(&self) -> RunningStats {
+        self.blocks
+            .iter()
+            .map(|b| b.conv.as_ref().map(ConvModule::running_stats))
+            .collect()
+    }
+
+    /// Undoes what a discarded forward pass did to the running statistics.
+    pub fn restore_running_stats(&self, saved: RunningStats) {
+        for (block, stats) in self.blocks.iter().zip(saved) {
+            if let (Some(conv), Some(stats)) = (&block.conv, stats) {
+                conv.restore_running_stats(stats);
+            }
         }
     }
 }

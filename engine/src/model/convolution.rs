@@ -57,6 +57,21 @@ impl ConvModuleConfig {
 }
 
 impl ConvModule {
+    /// BatchNorm's running mean and variance (flushed). A training forward pass updates them,
+    /// also when its step is then thrown away for a non-finite loss.
+    pub fn running_stats(&self) -> [Tensor<1>; 2] {
+        [
+            self.batch_norm.running_mean.value_sync(),
+            self.batch_norm.running_var.value_sync(),
+        ]
+    }
+
+    /// Puts back running statistics saved by [`ConvModule::running_stats`].
+    pub fn restore_running_stats(&self, [mean, var]: [Tensor<1>; 2]) {
+        self.batch_norm.running_mean.update(mean);
+        self.batch_norm.running_var.update(var);
+    }
+
     /// # Shapes
     /// - `x`: `[b, s, d]`
     /// - `padding`: `[b, s]`, `true` on padded frames

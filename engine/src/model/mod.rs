@@ -12,15 +12,17 @@ mod block;
 mod conformer;
 mod convolution;
 mod feed_forward;
+mod fingerprint;
 mod padding;
 mod resize;
 mod subsampling;
 
 pub use attention::{AttentionMasks, RelPosSelfAttention, RelPosSelfAttentionConfig};
 pub use block::{BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, MODULES};
-pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset};
+pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset, RunningStats};
 pub use convolution::{ConvModule, ConvModuleConfig};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use fingerprint::weights_fingerprint;
 pub use padding::frame_mask;
 pub use resize::KeptUnits;
 pub use subsampling::{ConvSubsampling, ConvSubsamplingConfig};

@@ -89,6 +89,15 @@ impl Trace {
         self.snapshots.push(flat);
     }
 
+    /// Forgets everything recorded after `step` steps: a run resumed from a checkpoint at
+    /// `step` records the rest again.
+    pub fn truncate_to(&mut self, step: usize) {
+        let keep = self.steps.iter().take_while(|&&s| s <= step).count();
+        self.steps.truncate(keep);
+        self.snapshots.truncate(keep);
+        self.events.retain(|e| e.steps_done() <= step);
+    }
+
     /// The scores of site `site` (index into `sites`) in snapshot `snapshot`.
     pub fn site_scores(&self, snapshot: usize, site: usize) -> &[f32] {
         let start: usize = self.sites[..site].iter().map(|s| s.units).sum();

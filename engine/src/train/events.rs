@@ -35,3 +35,14 @@ pub enum TrainEvent {
         utterances: usize,
     },
 }
+
+impl TrainEvent {
+    /// How many optimiser steps the run had taken when this event happened. A run resumed
+    /// from a checkpoint at step `n` keeps exactly the events with `steps_done() <= n`.
+    pub fn steps_done(&self) -> usize {
+        match self {
+            Self::Step { step, .. } | Self::SkippedStep { step } => step + 1,
+            Self::Eval { step, .. } => *step,
+        }
+    }
+}

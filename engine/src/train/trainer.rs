@@ -14,7 +14,7 @@ use super::{LayerMaps, TrainConfig, TrainEvent, ctc_loss, learning_rate};
 use crate::audio::{FeatureStats, spec_augment};
 use crate::data::{Batch, BatchPlan, ShapeBuckets, Utterance, make_batches};
 use crate::gates::{Gates, Method, PerSite};
-use crate::model::{BlockMasks, Conformer, ConformerOutput};
+use crate::model::{BlockMasks, Conformer, ConformerOutput, RunningStats};
 use crate::readback::read_async;
 use crate::rng::SplitMix64;
 
@@ -57,6 +57,8 @@ struct PendingStep {
     objective: Tensor<1>,
     utterances: usize,
     audio_seconds: f64,
+    /// BatchNorm statistics from before the forward pass, put back if the step is skipped.
+    running_stats: RunningStats,
 }
 
 /// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
@@ -187,8 +189,6 @@ impl Trainer {
         trainer.pending_maps = Some((state.distill_maps, state.distill_optimizer));
         trainer.step = state.step;
         trainer.skipped_steps = state.skipped_steps;
-        // Dropout draws continue from a seed tied to the step, not from the start of the run.
-        device.seed(trainer.config.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9));
         Ok(trainer)
     }
 
@@ -309,26 +309,45 @@ impl Trainer {
     /// Reads the loss back to the host (a device sync point) to skip non-finite steps; use
     /// [`Trainer::train_step_async`] where reads must not block (WebGPU).
     pub fn train_step(&mut self, train: &[Utterance]) -> TrainEvent {
-        let pending = self.forward_step(train);
+        assert!(!train.is_empty(), "training needs at least one utterance");
+        let indices = self.next_batch(train);
+        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
+        self.train_step_on(&utterances)
+    }
+
+    /// One optimiser step on `utterances`, a batch chosen by the caller (a corpus streamed from
+    /// disk plans its own batches). An empty batch (every item of it unreadable) counts as a
+    /// skipped step, so the step still maps to the same batch on a resumed run.
+    pub fn train_step_on(&mut self, utterances: &[&Utterance]) -> TrainEvent {
+        if utterances.is_empty() {
+            self.skipped_steps += 1;
+            self.step += 1;
+            return TrainEvent::SkippedStep { step: self.step - 1 };
+        }
+        let pending = self.forward_step(utterances);
         let values: Vec<f32> = pending.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
         self.finish_step(pending, &values)
     }
 
     /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
     pub async fn train_step_async(&mut self, train: &[Utterance]) -> Result<TrainEvent, String> {
-        let pending = self.forward_step(train);
+        assert!(!train.is_empty(), "training needs at least one utterance");
+        let indices = self.next_batch(train);
+        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
+        let pending = self.forward_step(&utterances);
         let values = read_async(pending.readout.clone(), "the loss").await?;
         Ok(self.finish_step(pending, &values))
     }
 
-    /// The first half of a step: the next batch through the model, and every loss term.
-    fn forward_step(&mut self, train: &[Utterance]) -> PendingStep {
-        assert!(!train.is_empty(), "training needs at least one utterance");
-        let indices = self.next_batch(train);
-        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
+    /// The first half of a step: `utterances` through the model, and every loss term.
+    fn forward_step(&mut self, utterances: &[&Utterance]) -> PendingStep {
+        // Dropout draws come from the backend's generator: reseeding it from the step makes a
+        // run resumed at any step draw exactly what the uninterrupted run drew.
+        let dropout_seed = SplitMix64::derive(self.config.seed, &format!("dropout-{}", self.step)).next_u64();
+        self.device.clone().inner().seed(dropout_seed);
         let augment_seed = SplitMix64::derive(self.config.seed, &format!("augment-{}", self.step)).next_u64();
         let prepared = prepare_batch(
-            &utterances,
+            utterances,
             &self.stats,
             Some((&self.config.spec_augment, augment_seed)),
             self.config.shape_buckets,
@@ -352,6 +371,7 @@ impl Trainer {
                 lengths: out.lengths,
             }
         });
+        let running_stats = self.model.running_stats();
         let output = self
             .model
             .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
@@ -389,6 +409,7 @@ impl Trainer {
             objective: ctc + penalty + distill,
             utterances: utterances.len(),
             audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
+            running_stats,
         }
     }
 
@@ -400,6 +421,7 @@ impl Trainer {
             objective,
             utterances,
             audio_seconds,
+            running_stats,
             ..
         } = pending;
         let prune = &self.config.prune;
@@ -408,6 +430,9 @@ impl Trainer {
         let expected_sparsity = (prune.method == Method::L0).then_some(value(2));
         self.step += 1;
         if !loss_value.is_finite() || !penalty_value.is_finite() {
+            // The forward pass moved BatchNorm's running statistics towards this batch's (NaN or
+            // inf) ones; without this the skipped step would still poison inference.
+            self.model.restore_running_stats(running_stats);
             self.skipped_steps += 1;
             return TrainEvent::SkippedStep { step };
         }

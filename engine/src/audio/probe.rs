@@ -1,0 +1,127 @@
+//! Reading an audio file's header without decoding it: sample rate, channels and length.
+//!
+//! Indexing a 960-hour corpus must not decode 281k files, yet batching by duration needs every
+//! length up front; FLAC's STREAMINFO block and WAV's `fmt`/`data` chunks give it for a few
+//! hundred bytes read.
+
+use std::io::BufReader;
+use std::path::Path;
+
+use super::{AudioError, AudioProblem};
+
+/// What a file's header promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioHeader {
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Samples per channel.
+    pub samples: u64,
+}
+
+/// Reads the header of the WAV or FLAC file at `path` and checks it is mono at `sample_rate`
+/// with at least one sample. Truncation after the header is only found by decoding.
+pub fn probe_audio_file(path: &Path, sample_rate: u32) -> Result<AudioHeader, AudioError> {
+    let fail = |problem: AudioProblem| AudioError {
+        source_name: path.display().to_string(),
+        problem,
+    };
+    let header = read_header(path).map_err(fail)?;
+    if header.channels != 1 {
+        return Err(fail(AudioProblem::NotMono {
+            channels: header.channels,
+        }));
+    }
+    if header.sample_rate != sample_rate {
+        return Err(fail(AudioProblem::WrongSampleRate {
+            found: header.sample_rate,
+            expected: sample_rate,
+        }));
+    }
+    if header.samples == 0 {
+        return Err(fail(AudioProblem::Empty));
+    }
+    Ok(header)
+}
+
+fn read_header(path: &Path) -> Result<AudioHeader, AudioProblem> {
+    let mut file = std::fs::File::open(path)?;
+    let mut magic = [0u8; 12];
+    let got = std::io::Read::read(&mut file, &mut magic)?;
+    std::io::Seek::rewind(&mut file)?;
+    let reader = BufReader::with_capacity(4096, file);
+    if magic[..got.min(4)] == *b"fLaC" {
+        let flac = claxon::FlacReader::new(reader).map_err(|e| AudioProblem::Corrupt {
+            format: "FLAC",
+            detail: e.to_string(),
+        })?;
+        let info = flac.streaminfo();
+        let samples = info
+            .samples
+            .ok_or_else(|| AudioProblem::UnsupportedFormat("FLAC header does not give the length".into()))?;
+        return Ok(AudioHeader {
+            sample_rate: info.sample_rate,
+            channels: info.channels as u16,
+            samples,
+        });
+    }
+    if got >= 12 && magic[..4] == *b"RIFF" && magic[8..12] == *b"WAVE" {
+        let wav = hound::WavReader::new(reader).map_err(|e| AudioProblem::Corrupt {
+            format: "WAV",
+            detail: e.to_string(),
+        })?;
+        let spec = wav.spec();
+        return Ok(AudioHeader {
+            sample_rate: spec.sample_rate,
+            channels: spec.channels,
+            samples: u64::from(wav.duration()),
+        });
+    }
+    Err(AudioProblem::UnknownFormat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(path: &Path, rate: u32, channels: u16, frames: usize) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..frames * channels as usize {
+            writer.write_sample((i % 100) as i16).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+
+    #[test]
+    fn reads_lengths_and_rejects_what_training_cannot_use() {
+        let dir = std::env::temp_dir().join(format!("prunelab-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.wav");
+        wav(&good, 16_000, 1, 12_345);
+        assert_eq!(probe_audio_file(&good, 16_000).unwrap().samples, 12_345);
+
+        let cases = [
+            ("slow.wav", 8_000, 1, 800, "8000 Hz"),
+            ("stereo.wav", 16_000, 2, 800, "2 channels"),
+            ("empty.wav", 16_000, 1, 0, "no samples"),
+        ];
+        for (name, rate, channels, frames, expected) in cases {
+            let path = dir.join(name);
+            wav(&path, rate, channels, frames);
+            let err = probe_audio_file(&path, 16_000).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(expected), "{err}");
+        }
+        let junk = dir.join("junk.flac");
+        std::fs::write(&junk, b"fLaC\0\0").unwrap();
+        let err = probe_audio_file(&junk, 16_000).unwrap_err().to_string();
+        assert!(err.contains("junk.flac") && err.contains("corrupt FLAC"), "{err}");
+        let err = probe_audio_file(&dir.join("absent.flac"), 16_000).unwrap_err().to_string();
+        assert!(err.contains("absent.flac") && err.contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

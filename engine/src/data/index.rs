@@ -1,0 +1,92 @@
+//! An index of a LibriSpeech-layout corpus too large to hold as features: every utterance's
+//! id, transcript, audio path and length (read from the file header), with every problem found
+//! while building it reported by path.
+//!
+//! Indexing reads directory listings, transcripts and a few hundred header bytes per file, so
+//! its memory grows with the number of entries (a few hundred bytes each), never with audio.
+
+use std::path::{Path, PathBuf};
+
+use super::{CorpusIssue, scan_subset};
+use crate::audio::{SAMPLE_RATE, probe_audio_file};
+use crate::text::{CharTokenizer, normalize_transcript};
+
+/// One usable utterance: checked transcript, readable header at 16 kHz mono.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub id: String,
+    /// Normalised transcript.
+    pub text: String,
+    pub audio_path: PathBuf,
+    /// Samples at 16 kHz, from the header.
+    pub samples: u64,
+}
+
+/// The usable entries of some subsets (in subset order, each sorted by id) and what was skipped.
+#[derive(Debug, Default)]
+pub struct CorpusIndex {
+    pub entries: Vec<IndexEntry>,
+    pub skipped: Vec<CorpusIssue>,
+    /// Usable entries per subset, in the order asked for.
+    pub per_subset: Vec<(String, usize)>,
+}
+
+impl CorpusIndex {
+    pub fn total_seconds(&self) -> f64 {
+        self.entries.iter().map(|e| e.samples as f64).sum::<f64>() / f64::from(SAMPLE_RATE)
+    }
+}
+
+/// Indexes `<root>/<subset>` for each subset. A missing subset directory is always an error;
+/// other problems (orphan audio, transcript lines without audio, unreadable directories, empty
+/// or untokenizable transcripts, bad headers, wrong sample rates) are skipped and listed, or the
+/// first one is returned as the error when `strict`. `progress` is told the entries so far.
+pub fn index_subsets(
+    root: &Path,
+    subsets: &[String],
+    strict: bool,
+    mut progress: impl FnMut(usize),
+) -> Result<CorpusIndex, CorpusIssue> {
+    let mut index = CorpusIndex::default();
+    for subset in subsets {
+        let scan = scan_subset(root, subset)?;
+        let mut issues = scan.issues;
+        let before = index.entries.len();
+        for entry in scan.entries {
+            match check_entry(&entry.audio_path, &entry.text) {
+                Ok((text, samples)) => index.entries.push(IndexEntry {
+                    id: entry.id,
+                    text,
+                    audio_path: entry.audio_path,
+                    samples,
+                }),
+                Err(issue) => issues.push(issue),
+            }
+            if index.entries.len() % 1000 == 0 {
+                progress(index.entries.len());
+            }
+        }
+        if strict && let Some(first) = issues.first() {
+            return Err(first.clone());
+        }
+        index.skipped.append(&mut issues);
+        index.per_subset.push((subset.clone(), index.entries.len() - before));
+    }
+    progress(index.entries.len());
+    Ok(index)
+}
+
+fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), CorpusIssue> {
+    let text = normalize_transcript(raw_text);
+    if text.is_empty() {
+        return Err(CorpusIssue::new(audio_path, "empty transcript".into()));
+    }
+    CharTokenizer
+        .encode(&text)
+        .map_err(|c| CorpusIssue::new(audio_path, format!("transcript has untokenizable character {c:?}")))?;
+    let header = probe_audio_file(audio_path, SAMPLE_RATE).map_err(|e| CorpusIssue {
+        location: e.source_name,
+        problem: e.problem.to_string(),
+    })?;
+    Ok((text, header.samples))
+}

@@ -1,0 +1,160 @@
+//! A run's output directory and what makes it resumable:
+//!
+//! ```text
+//! DIR/run.json                  the command line that started the run (for --resume)
+//! DIR/checkpoints/step-NNNNNNNN.plc   the last K checkpoints, each written atomically
+//! DIR/checkpoint.plc            the final model (when the run finished)
+//! DIR/metrics.jsonl, trace.pltrace, summary.json, hyp-*.txt
+//! ```
+//!
+//! Every file is written to a temporary name, flushed and renamed, so a kill at any moment
+//! leaves each checkpoint either complete or absent. Resuming takes the newest checkpoint that
+//! decodes and cuts the metrics and trace back to its step.
+
+use std::path::{Path, PathBuf};
+
+use prunelab_engine::store::{Trace, decode_checkpoint, decode_trace, encode_trace};
+use prunelab_engine::train::{TrainEvent, TrainerState};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomically;
+
+const CHECKPOINTS: &str = "checkpoints";
+const INVOCATION: &str = "run.json";
+
+/// What `run.json` records.
+#[derive(Serialize, Deserialize)]
+struct Invocation {
+    /// The arguments after `prunelab train`.
+    args: Vec<String>,
+}
+
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn create(root: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(root.join(CHECKPOINTS))
+            .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Records the training arguments so `--resume DIR` needs nothing else.
+    pub fn save_invocation(&self, args: &[String]) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(&Invocation { args: args.to_vec() }).map_err(|e| e.to_string())?;
+        write_atomically(&self.path(INVOCATION), &json)
+    }
+
+    /// The arguments a run in `root` was started with.
+    pub fn load_invocation(root: &Path) -> Result<Vec<String>, String> {
+        let path = root.join(INVOCATION);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "{}: cannot read ({e}); is {} a directory written by `prunelab train`?",
+                path.display(),
+                root.display()
+            )
+        })?;
+        let invocation: Invocation =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: malformed: {e}", path.display()))?;
+        Ok(invocation.args)
+    }
+
+    /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
+    pub fn save_checkpoint(&self, step: usize, bytes: &[u8], keep: usize) -> Result<PathBuf, String> {
+        let path = self.path(CHECKPOINTS).join(format!("step-{step:08}.plc"));
+        write_atomically(&path, bytes)?;
+        let mut saved = self.checkpoints()?;
+        saved.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+        for (_, old) in saved.into_iter().skip(keep.max(1)) {
+            std::fs::remove_file(&old).map_err(|e| format!("{}: cannot delete: {e}", old.display()))?;
+        }
+        Ok(path)
+    }
+
+    /// Step checkpoints on disk, in no particular order.
+    fn checkpoints(&self) -> Result<Vec<(usize, PathBuf)>, String> {
+        let dir = self.path(CHECKPOINTS);
+        let listing = std::fs::read_dir(&dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(step) = name
+                .strip_prefix("step-")
+                .and_then(|n| n.strip_suffix(".plc"))
+                .and_then(|n| n.parse().ok())
+            {
+                found.push((step, entry.path()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest checkpoint that decodes. One that does not (it cannot be half-written, but a
+    /// disk can still fail) is reported and passed over for the one before.
+    pub fn latest_checkpoint(&self) -> Result<(PathBuf, TrainerState), String> {
+        let mut saved = self.checkpoints()?;
+        saved.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+        for (_, path) in saved {
+            let name = path.display().to_string();
+            match std::fs::read(&path)
+                .map_err(|e| format!("{name}: cannot read: {e}"))
+                .and_then(|bytes| decode_checkpoint(&bytes, &name).map_err(|e| e.to_string()))
+            {
+                Ok(state) => return Ok((path, state)),
+                Err(problem) => eprintln!("warning: passing over an unusable checkpoint: {problem}"),
+            }
+        }
+        Err(format!(
+            "{}: no checkpoint to resume from (the run stopped before its first one)",
+            self.path(CHECKPOINTS).display()
+        ))
+    }
+
+    /// Removes temporary files a killed writer left behind.
+    pub fn remove_temporaries(&self) {
+        for dir in [self.root.clone(), self.path(CHECKPOINTS)] {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().contains(".tmp-") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Keeps the metrics lines of the first `step` steps (a resumed run logs the rest again).
+    pub fn truncate_metrics(&self, step: usize) -> Result<(), String> {
+        let path = self.path("metrics.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                // A line cut short by the kill does not parse and is dropped with the rest.
+                serde_json::from_str::<TrainEvent>(line).is_ok_and(|e| e.steps_done() <= step)
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        write_atomically(&path, kept.as_bytes())
+    }
+
+    /// The trace so far, cut back to `step` (none for an ungated run or a run without one yet).
+    pub fn load_trace(&self, step: usize) -> Result<Option<Trace>, String> {
+        let path = self.path("trace.pltrace");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(None);
+        };
+        let mut trace = decode_trace(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
+        trace.truncate_to(step);
+        write_atomically(&path, &encode_trace(&trace))?;
+        Ok(Some(trace))
+    }
+}
