@@ -42,6 +42,7 @@ pub fn utterances(seed: u64, count: usize, first_frames: usize, frame_step: usiz
 
 /// The CPU device's random generator (weights, dropout) is one per process: tests that train
 /// take turns with it, or parallel tests would draw from each other's sequences.
+#[allow(dead_code)] // not every test binary that includes this module trains
 pub fn device_rng_turn() -> std::sync::MutexGuard<'static, ()> {
     static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
     DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
