@@ -27,6 +27,8 @@ const INVOCATION: &str = "run.json";
 struct Invocation {
     /// The arguments after `prunelab train`.
     args: Vec<String>,
+    /// The directory they were given in (relative paths among them are relative to it).
+    cwd: PathBuf,
 }
 
 pub struct RunDir {
@@ -48,12 +50,17 @@ impl RunDir {
 
     /// Records the training arguments so `--resume DIR` needs nothing else.
     pub fn save_invocation(&self, args: &[String]) -> Result<(), String> {
-        let json = serde_json::to_vec_pretty(&Invocation { args: args.to_vec() }).map_err(|e| e.to_string())?;
+        let cwd = std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+        let json = serde_json::to_vec_pretty(&Invocation {
+            args: args.to_vec(),
+            cwd,
+        })
+        .map_err(|e| e.to_string())?;
         write_atomically(&self.path(INVOCATION), &json)
     }
 
-    /// The arguments a run in `root` was started with.
-    pub fn load_invocation(root: &Path) -> Result<Vec<String>, String> {
+    /// The arguments a run in `root` was started with, and the directory they were given in.
+    pub fn load_invocation(root: &Path) -> Result<(Vec<String>, PathBuf), String> {
         let path = root.join(INVOCATION);
         let bytes = std::fs::read(&path).map_err(|e| {
             format!(
@@ -64,7 +71,7 @@ impl RunDir {
         })?;
         let invocation: Invocation =
             serde_json::from_slice(&bytes).map_err(|e| format!("{}: malformed: {e}", path.display()))?;
-        Ok(invocation.args)
+        Ok((invocation.args, invocation.cwd))
     }
 
     /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
@@ -77,6 +84,16 @@ impl RunDir {
             std::fs::remove_file(&old).map_err(|e| format!("{}: cannot delete: {e}", old.display()))?;
         }
         Ok(path)
+    }
+
+    /// Deletes the step checkpoints of an earlier run in this directory (a fresh run replaces
+    /// it; `--resume` is how to continue one). Returns how many there were.
+    pub fn clear_checkpoints(&self) -> Result<usize, String> {
+        let old = self.checkpoints()?;
+        for (_, path) in &old {
+            std::fs::remove_file(path).map_err(|e| format!("{}: cannot delete: {e}", path.display()))?;
+        }
+        Ok(old.len())
     }
 
     /// Step checkpoints on disk, in no particular order.

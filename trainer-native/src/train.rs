@@ -232,7 +232,16 @@ pub fn run(args: TrainArgs, raw_args: Vec<String>) -> Result<(), String> {
             dir.join("run.json").display()
         ));
     }
-    let saved = RunDir::load_invocation(&dir)?;
+    let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (saved, cwd) = RunDir::load_invocation(&dir)?;
+    // Relative paths in the saved options (corpus, teacher) are relative to where the run began.
+    std::env::set_current_dir(&cwd).map_err(|e| {
+        format!(
+            "{}: the run was started in {}, which is gone ({e})",
+            dir.join("run.json").display(),
+            cwd.display()
+        )
+    })?;
     let parsed = SavedCommand::try_parse_from(std::iter::once("prunelab train".to_string()).chain(saved.clone()))
         .map_err(|e| format!("{}: the saved options do not parse: {e}", dir.join("run.json").display()))?;
     let mut args = parsed.args;
@@ -310,6 +319,13 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
             let stats = data.feature_stats(&config, args.stats_utterances)?;
             if teacher.as_ref().is_some_and(|t| t.stats != stats) {
                 return Err("the teacher was trained with other feature statistics (another corpus?)".into());
+            }
+            let replaced = run.clear_checkpoints()?;
+            if replaced > 0 {
+                eprintln!(
+                    "replacing the earlier run in {} ({replaced} checkpoint(s) deleted; --resume continues a run instead)",
+                    args.out.display()
+                );
             }
             run.save_invocation(&invocation)?;
             Trainer::new(config, stats, &device)

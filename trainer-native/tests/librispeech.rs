@@ -190,7 +190,7 @@ fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
     let mut args = train_args(&root, run.to_str().unwrap(), steps);
     args.extend(["--checkpoint-every", "2", "--method", "adaptive-dropout", "--decoder", "greedy", "--json"]);
     // Kill twice at random moments (the second time during the resumed run), then finish.
-    let mut kills = 0;
+    let (mut kills, mut killed_mid_run) = (0, 0);
     let mut command: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     while kills < 2 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_prunelab"))
@@ -199,10 +199,13 @@ fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let delay = random_delay(800, 3500);
+        let delay = random_delay(300, 2000);
         let started = Instant::now();
         while started.elapsed() < delay && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -214,6 +217,7 @@ fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
             command = vec!["train".into(), "--resume".into(), run.to_str().unwrap().into()];
         }
     }
+    assert!(killed_mid_run > 0, "both runs finished before their kill: nothing was tested");
     let resumed = if command[1] == "--resume" {
         json(&succeed(&["train", "--resume", run.to_str().unwrap()]))
     } else {
