@@ -86,3 +86,25 @@ fn a_non_finite_loss_skips_the_step_and_leaves_the_weights_alone() {
     assert!(matches!(trainer.train_step_on(&good), TrainEvent::Step { .. }));
     assert_ne!(weights_fingerprint(&trainer.inference_model()), before);
 }
+
+#[test]
+fn a_rehearsal_of_the_largest_batch_changes_nothing() {
+    use prunelab_engine::model::weights_fingerprint;
+    let _turn = miniature::device_rng_turn();
+    let mut config = miniature::config();
+    config.max_batch_frames = 400;
+    let data = miniature::utterances(5, 6, 150, 10);
+    let device = Device::flex();
+    let mut plain = Trainer::new(config.clone(), FeatureStats::identity(80), &device);
+    let plain_events: Vec<TrainEvent> = (0..2).map(|_| plain.train_step(&data)).collect();
+    let mut rehearsed = Trainer::new(config, FeatureStats::identity(80), &device);
+    let largest: Vec<_> = data.iter().rev().take(2).collect();
+    rehearsed.rehearse(&largest);
+    assert_eq!(rehearsed.step(), 0);
+    let events: Vec<TrainEvent> = (0..2).map(|_| rehearsed.train_step(&data)).collect();
+    assert_eq!(events, plain_events);
+    assert_eq!(
+        weights_fingerprint(&rehearsed.inference_model()),
+        weights_fingerprint(&plain.inference_model())
+    );
+}

@@ -115,6 +115,10 @@ struct PruneArgs {
     /// Adaptive dropout: Gumbel-sigmoid temperature.
     #[arg(long)]
     temperature: Option<f64>,
+    /// Adaptive dropout: fraction of the run over which the regulariser's target falls from +3
+    /// to −3; it then stays at −3 (default 1: the whole run).
+    #[arg(long)]
+    target_ramp: Option<f64>,
     /// Learning rate of the gate parameters (their own Adam).
     #[arg(long)]
     gate_lr: Option<f64>,
@@ -155,6 +159,7 @@ impl PruneArgs {
         let ad = &mut config.adaptive_dropout;
         ad.strength = self.strength.unwrap_or(ad.strength);
         ad.temperature = self.temperature.unwrap_or(ad.temperature);
+        ad.ramp_fraction = self.target_ramp.unwrap_or(ad.ramp_fraction);
         config.lr = self.gate_lr.unwrap_or(config.lr);
         config.threshold = self.threshold.unwrap_or(config.threshold);
         config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);
@@ -343,6 +348,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         trainer.inference_model().num_params(),
         trainer.config.steps
     );
+    rehearse_largest_batch(&mut trainer, &data);
     let first_step = trainer.step();
     run.truncate_metrics(first_step)?;
     let mut trace = match run.load_trace(first_step)? {
@@ -401,6 +407,22 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         println!("checkpoint: {}", run.path("checkpoint.plc").display());
     }
     Ok(())
+}
+
+/// One forward and backward pass on the largest batch before the first step, so a batch budget
+/// too large for the device fails now, not hours into the run.
+fn rehearse_largest_batch(trainer: &mut Trainer, data: &TrainData) {
+    let largest = data.largest_batch(&trainer.config);
+    let refs: Vec<&Utterance> = largest.iter().collect();
+    let padded = refs.len() * refs.iter().map(|u| u.frames).max().unwrap_or(0);
+    let started = Instant::now();
+    trainer.rehearse(&refs);
+    eprintln!(
+        "rehearsed the largest batch ({} utts, {:.0} s padded) in {:.1} s",
+        refs.len(),
+        padded as f64 / 100.0,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The dev utterances scored at each periodic evaluation: the whole dev split of a small corpus,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use prunelab_engine::audio::FeatureStats;
-use prunelab_engine::data::{IndexEntry, LoadOptions, LoadedSplit, StreamPlan, Utterance};
+use prunelab_engine::data::{IndexEntry, LoadOptions, LoadedSplit, StreamPlan, Utterance, load_indexed};
 use prunelab_engine::model::ConvSubsampling;
 use prunelab_engine::train::{TrainConfig, ctc_min_frames};
 
@@ -96,6 +96,33 @@ impl TrainData {
                     return Err("no training utterance could be read for the feature statistics".into());
                 }
                 Ok(FeatureStats::from_features(utterances.iter().map(|u| u.feats.as_slice()), bins))
+            }
+        }
+    }
+
+    /// The largest batch the run can meet: the longest utterances, played at the slowest
+    /// speed, as many as fit in one batch (for
+    /// [`prunelab_engine::train::Trainer::rehearse`]).
+    pub fn largest_batch(&self, config: &TrainConfig) -> Vec<Utterance> {
+        let slowest = config.speed_perturbation.iter().copied().fold(1.0, f64::min);
+        let fits = |longest_frames: usize| (config.max_batch_frames / longest_frames.max(1)).max(1);
+        match self {
+            Self::InMemory { utterances, .. } => {
+                let mut by_length: Vec<&Utterance> = utterances.iter().collect();
+                by_length.sort_by_key(|u| std::cmp::Reverse(u.frames));
+                let count = fits(by_length.first().map_or(1, |u| u.frames));
+                by_length.into_iter().take(count).cloned().collect()
+            }
+            Self::Streamed(s) => {
+                let mut by_length: Vec<&IndexEntry> = s.entries.iter().collect();
+                by_length.sort_by_key(|e| std::cmp::Reverse(e.samples));
+                let frames = |e: &IndexEntry| config.fbank.num_frames((e.samples as f64 / slowest).round() as usize);
+                let count = fits(by_length.first().map_or(1, |e| frames(e)));
+                by_length
+                    .into_iter()
+                    .take(count)
+                    .filter_map(|e| load_indexed(e, slowest, &config.fbank).ok())
+                    .collect()
             }
         }
     }

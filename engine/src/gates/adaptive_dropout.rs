@@ -15,9 +15,17 @@ pub struct AdaptiveDropoutConfig {
     pub initial_logit: f64,
     /// `alpha` in `alpha · Σ (beta − c(t))²`.
     pub strength: f64,
-    /// The target `c(t)` moves linearly from `target_start` at step 0 to `target_end` at the last step.
+    /// The target `c(t)` moves linearly from `target_start` at step 0 to `target_end` once
+    /// `ramp_fraction` of the run is done, and stays there (ours: 1.0, the whole run; less
+    /// leaves the last part of the run to settle with the gates near their final values).
     pub target_start: f64,
     pub target_end: f64,
+    #[serde(default = "whole_run")]
+    pub ramp_fraction: f64,
+}
+
+fn whole_run() -> f64 {
+    1.0
 }
 
 impl Default for AdaptiveDropoutConfig {
@@ -28,6 +36,7 @@ impl Default for AdaptiveDropoutConfig {
             strength: 5e-6,
             target_start: 3.0,
             target_end: -3.0,
+            ramp_fraction: whole_run(),
         }
     }
 }
@@ -35,7 +44,8 @@ impl Default for AdaptiveDropoutConfig {
 impl AdaptiveDropoutConfig {
     /// The regulariser's target `c(t)` at `step` of a run of `steps`.
     pub fn target(&self, step: usize, steps: usize) -> f64 {
-        let progress = step as f64 / steps.max(1) as f64;
+        let ramp_steps = (steps.max(1) as f64 * self.ramp_fraction).max(1.0);
+        let progress = step as f64 / ramp_steps;
         self.target_start + (self.target_end - self.target_start) * progress.min(1.0)
     }
 
@@ -74,6 +84,12 @@ mod tests {
         assert!((c.target(50, 100) - 0.0).abs() < 1e-12);
         assert_eq!(c.target(100, 100), -3.0);
         assert_eq!(c.target(200, 100), -3.0);
+        let early = AdaptiveDropoutConfig {
+            ramp_fraction: 0.5,
+            ..c.clone()
+        };
+        assert!((early.target(25, 100) - 0.0).abs() < 1e-12);
+        assert_eq!((early.target(50, 100), early.target(90, 100)), (-3.0, -3.0));
     }
 
     #[test]

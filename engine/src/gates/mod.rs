@@ -122,6 +122,10 @@ impl GateConfig {
                 format!("strength {} must be a finite number ≥ 0", ad.strength),
             ),
             (
+                ad.ramp_fraction > 0.0 && ad.ramp_fraction <= 1.0,
+                format!("target ramp fraction {} must be in (0, 1]", ad.ramp_fraction),
+            ),
+            (
                 !self.method.is_gated() || !self.sites.is_empty(),
                 "a gated method needs at least one site".to_string(),
             ),

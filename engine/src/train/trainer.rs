@@ -5,6 +5,7 @@
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
@@ -142,6 +143,10 @@ impl Trainer {
         let model = config.model.init(&device);
         let optim = optimizer(&config);
         let gates = new_gates(&config, &device);
+        materialise(&model);
+        if let Some((gates, _)) = &gates {
+            materialise(gates);
+        }
         Self {
             config,
             stats,
@@ -236,6 +241,7 @@ impl Trainer {
         let plain = self.device.clone().inner();
         let model = load_model(theirs.init(&plain), teacher.model.clone())?;
         let mut maps = LayerMaps::new(mine.num_blocks, mine.d_model, &self.device);
+        materialise(&maps);
         let mut optim = optimizer(&self.config);
         if let Some((map_bytes, optim_bytes)) = self.pending_maps.take()
             && !map_bytes.is_empty()
@@ -327,6 +333,20 @@ impl Trainer {
         let pending = self.forward_step(utterances);
         let values: Vec<f32> = pending.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
         self.finish_step(pending, &values)
+    }
+
+    /// Forward and backward on `utterances` with nothing updated: a dress rehearsal of the
+    /// largest batch a run will meet, so that running out of memory happens in its first minute
+    /// rather than hours in. The step counter, weights, optimiser and BatchNorm statistics are
+    /// as they were; the gradients are dropped.
+    pub fn rehearse(&mut self, utterances: &[&Utterance]) {
+        if utterances.is_empty() {
+            return;
+        }
+        let pending = self.forward_step(utterances);
+        drop(pending.objective.backward());
+        let _ = self.device.clone().inner().sync(); // sync point: make queued device work happen
+        self.model.restore_running_stats(pending.running_stats);
     }
 
     /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
@@ -534,6 +554,20 @@ fn gate_optim_step(
 ) -> (Gates, ModuleOptimizer) {
     let gates = optim.step(lr, gates, grads);
     (gates, optim)
+}
+
+/// Draws every lazily initialised parameter of `module` now. burn initialises a parameter at
+/// its first use, from the same device generator that draws dropout masks, so without this the
+/// first step's masks would depend on whether anything had touched the weights before it (a
+/// rehearsal, a restore).
+fn materialise<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            drop(param.val());
+        }
+    }
+    module.visit(&mut Touch);
 }
 
 /// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
