@@ -64,7 +64,8 @@ pub fn run_loop(
         skipped_items: 0,
         epoch: None,
     };
-    let (mut smoothed_loss, mut utterances_seen, mut bad_in_a_row) = (None::<f32>, 0usize, 0usize);
+    let (mut smoothed_loss, mut utterances_seen) = (None::<f32>, 0usize);
+    let mut bad_steps = BadSteps::new(settings.max_bad_steps);
     while !trainer.is_finished() {
         let event = if let TrainData::InMemory { utterances: train, .. } = &*data {
             trainer.train_step(train)
@@ -84,7 +85,6 @@ pub fn run_loop(
         };
         match &event {
             TrainEvent::Step { loss, penalty, utterances, .. } => {
-                bad_in_a_row = 0;
                 utterances_seen += utterances;
                 smoothed_loss = Some(smoothed_loss.map_or(*loss, |s| 0.95 * s + 0.05 * loss));
                 let rate = utterances_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -100,20 +100,20 @@ pub fn run_loop(
                 ));
             }
             TrainEvent::SkippedStep { step } => {
-                bad_in_a_row += 1;
                 say(&bar, format!("step {step:>6}: non-finite loss or empty batch; skipped, weights untouched"));
             }
             TrainEvent::Eval { .. } => {}
         }
         log_event(metrics, trace.as_mut(), &event)?;
         bar.inc(1);
-        if bad_in_a_row >= settings.max_bad_steps {
+        if bad_steps.too_many_after(&event) {
             let saved = save_checkpoint(trainer, settings)?;
             bar.finish_and_clear();
             return Err(format!(
-                "{bad_in_a_row} steps in a row had a non-finite loss (or no readable audio), up to step {}; \
+                "{} steps in a row had a non-finite loss (or no readable audio), up to step {}; \
                  stopped before the weights could be harmed. The last good state is {}; lower --lr or \
                  check the data, then start again from it",
+                bad_steps.in_a_row,
                 trainer.step(),
                 saved.display()
             ));
@@ -142,6 +142,31 @@ pub fn run_loop(
     }
     bar.finish_and_clear();
     Ok(outcome)
+}
+
+/// Skipped steps in a row (non-finite loss, or no readable audio in the batch), against a limit.
+struct BadSteps {
+    in_a_row: usize,
+    limit: usize,
+}
+
+impl BadSteps {
+    fn new(limit: usize) -> Self {
+        Self {
+            in_a_row: 0,
+            limit: limit.max(1),
+        }
+    }
+
+    /// Counts `event`; true once `limit` skipped steps came in a row.
+    fn too_many_after(&mut self, event: &TrainEvent) -> bool {
+        match event {
+            TrainEvent::SkippedStep { .. } => self.in_a_row += 1,
+            TrainEvent::Step { .. } => self.in_a_row = 0,
+            TrainEvent::Eval { .. } => {}
+        }
+        self.in_a_row >= self.limit
+    }
 }
 
 fn periodic_eval(
@@ -244,4 +269,35 @@ fn log_event(metrics: &mut impl Write, trace: Option<&mut Trace>, event: &TrainE
     }
     let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
     writeln!(metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: usize) -> TrainEvent {
+        TrainEvent::Step {
+            step,
+            loss: 1.0,
+            penalty: 0.0,
+            expected_sparsity: None,
+            distill: None,
+            lr: 1e-3,
+            utterances: 1,
+            audio_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn only_skipped_steps_in_a_row_stop_the_run() {
+        let mut guard = BadSteps::new(3);
+        let skipped = |step| TrainEvent::SkippedStep { step };
+        assert!(!guard.too_many_after(&skipped(0)));
+        assert!(!guard.too_many_after(&skipped(1)));
+        assert!(!guard.too_many_after(&step(2)), "a good step resets the count");
+        assert!(!guard.too_many_after(&skipped(3)));
+        assert!(!guard.too_many_after(&skipped(4)));
+        assert!(guard.too_many_after(&skipped(5)));
+        assert_eq!(guard.in_a_row, 3);
+    }
 }
