@@ -2,8 +2,12 @@
 //! over a corpus with bad files skips and counts them (or fails with `--strict`), and the corpus
 //! generator is reproducible.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::write_wav;
 
 fn prunelab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prunelab"))
@@ -31,22 +35,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn write_wav(path: &Path, rate: u32, channels: u16, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    let mut state = 12345u32;
-    for _ in 0..(rate as f32 * seconds) as usize * channels as usize {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        writer.write_sample(((state >> 16) as i16) / 8).unwrap();
-    }
-    writer.finalize().unwrap();
 }
 
 #[test]

@@ -2,10 +2,13 @@
 //! train → eval → sweep → prune → eval of the export; a SIGKILL at a random moment followed by
 //! `--resume` ends with the uninterrupted run's weights; corrupt files are reported by path.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::write_wav;
 use prunelab_engine::store::decode_checkpoint;
 
 fn prunelab(args: &[&str]) -> Output {
@@ -283,20 +286,6 @@ fn unsafe_sigint(pid: u32) {
     assert!(status.success());
 }
 
-fn write_wav(path: &Path, rate: u32, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(rate as f32 * seconds) as i32 {
-        writer.write_sample(((i * 31) % 4000 - 2000) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
 #[test]
 fn corrupt_fixture_files_are_reported_by_path_and_skipped_or_fatal() {
     let dir = scratch("corrupt");
@@ -314,7 +303,7 @@ fn corrupt_fixture_files_are_reported_by_path_and_skipped_or_fatal() {
     let (speaker_chapter, _) = stem.rsplit_once('-').unwrap();
     let slow_id = format!("{speaker_chapter}-9001");
     let slow = chapter.join(format!("{slow_id}.wav"));
-    write_wav(&slow, 8_000, 1.0);
+    write_wav(&slow, 8_000, 1, 1.0);
     let trans = chapter.join(format!("{speaker_chapter}.trans.txt"));
     let mut lines = std::fs::read_to_string(&trans).unwrap();
     lines.push_str(&format!("{slow_id} HELLO THERE\n"));

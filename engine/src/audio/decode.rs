@@ -193,22 +193,7 @@ impl Audio {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wav_bytes(rate: u32, channels: u16, frames: usize) -> Vec<u8> {
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut cursor = Cursor::new(Vec::new());
-        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
-        for i in 0..frames * channels as usize {
-            writer.write_sample(((i % 100) as i16 - 50) * 100).unwrap();
-        }
-        writer.finalize().unwrap();
-        cursor.into_inner()
-    }
+    use crate::audio::test_wav::wav_bytes;
 
     #[test]
     fn decodes_mono_wav_scaled_to_unit_range() {

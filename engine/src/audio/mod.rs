@@ -7,6 +7,8 @@ mod normalize;
 mod probe;
 mod resample;
 mod specaugment;
+#[cfg(test)]
+pub(crate) mod test_wav;
 
 pub use decode::{Audio, AudioError, AudioProblem, decode_audio, read_audio_file};
 pub use fbank::{FbankConfig, fbank};

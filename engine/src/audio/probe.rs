@@ -84,17 +84,7 @@ mod tests {
     use super::*;
 
     fn wav(path: &Path, rate: u32, channels: u16, frames: usize) {
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::create(path, spec).unwrap();
-        for i in 0..frames * channels as usize {
-            writer.write_sample((i % 100) as i16).unwrap();
-        }
-        writer.finalize().unwrap();
+        std::fs::write(path, crate::audio::test_wav::wav_bytes(rate, channels, frames)).unwrap();
     }
 
     #[test]

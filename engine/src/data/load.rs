@@ -198,19 +198,7 @@ mod tests {
     use super::*;
 
     fn wav(rate: u32, seconds: f32) -> Vec<u8> {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut cursor = std::io::Cursor::new(Vec::new());
-        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
-        for i in 0..(rate as f32 * seconds) as i32 {
-            writer.write_sample(((i * 37) % 2000 - 1000) as i16).unwrap();
-        }
-        writer.finalize().unwrap();
-        cursor.into_inner()
+        crate::audio::test_wav::wav_bytes(rate, 1, (rate as f32 * seconds) as usize)
     }
 
     fn item(name: &str, text: &str, audio: Vec<u8>) -> RawItem<'static> {
