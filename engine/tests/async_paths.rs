@@ -15,7 +15,6 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::prune::{magnitude_scores, magnitude_scores_async};
 use prunelab_engine::train::{TrainEvent, Trainer, evaluate_decoders, evaluate_decoders_async};
 
-
 /// Runs a future whose reads complete at once (the CPU backend's do) to its end.
 fn ready<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);

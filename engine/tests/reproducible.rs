@@ -38,7 +38,10 @@ fn a_run_restored_from_its_checkpoint_ends_with_identical_weights() {
     let mut config = miniature::config();
     config.max_batch_frames = 400;
     config.steps = 6;
-    assert!(config.model.dropout > 0.0, "the check needs dropout draws to continue correctly");
+    assert!(
+        config.model.dropout > 0.0,
+        "the check needs dropout draws to continue correctly"
+    );
     let data = miniature::utterances(11, 8, 150, 0);
     let device = Device::flex();
     let mut straight = Trainer::new(config.clone(), FeatureStats::identity(80), &device);

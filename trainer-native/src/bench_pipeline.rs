@@ -92,7 +92,14 @@ fn featurise_rate(sample: &[IndexEntry], fbank: &FbankConfig, workers: usize) ->
 /// Streams batches without training; resident memory sampled every few steps.
 fn stream_memory(entries: &Arc<Vec<IndexEntry>>, fbank: &FbankConfig, bench: &PipelineBench, workers: usize) -> Value {
     let plan = plan(entries, bench.stream_batch_seconds);
-    let mut stream = BatchStream::start(entries.clone(), Arc::new(plan), fbank, 0..bench.stream_steps, workers, 2);
+    let mut stream = BatchStream::start(
+        entries.clone(),
+        Arc::new(plan),
+        fbank,
+        0..bench.stream_steps,
+        workers,
+        2,
+    );
     let before = memory("VmRSS");
     let started = Instant::now();
     let (mut utterances, mut audio, mut rss_max) = (0usize, 0.0f64, before);
@@ -135,7 +142,12 @@ fn config(preset: Preset, batch_seconds: f64, steps: usize) -> TrainConfig {
 }
 
 /// Training steps of the preset on streamed batches: the first is a warm-up, not timed.
-fn train_rate(entries: &Arc<Vec<IndexEntry>>, bench: &PipelineBench, device: &Device, workers: usize) -> Result<Value, String> {
+fn train_rate(
+    entries: &Arc<Vec<IndexEntry>>,
+    bench: &PipelineBench,
+    device: &Device,
+    workers: usize,
+) -> Result<Value, String> {
     let steps = bench.train_steps.max(2);
     let config = config(bench.train_preset, bench.train_batch_seconds, steps);
     let mut stream = BatchStream::start(
@@ -226,36 +238,50 @@ pub fn print(report: &Value) {
     let i = &report["index"];
     println!(
         "index     {} entries ({:.1} h) in {:.1} s = {:.0} entries/s; RSS {:.0} → {:.0} MiB",
-        i["entries"], i["audio_hours"].as_f64().unwrap_or(0.0), i["seconds"].as_f64().unwrap_or(0.0),
-        i["entries_per_second"].as_f64().unwrap_or(0.0), i["rss_mib_before"].as_f64().unwrap_or(0.0),
+        i["entries"],
+        i["audio_hours"].as_f64().unwrap_or(0.0),
+        i["seconds"].as_f64().unwrap_or(0.0),
+        i["entries_per_second"].as_f64().unwrap_or(0.0),
+        i["rss_mib_before"].as_f64().unwrap_or(0.0),
         i["rss_mib_after"].as_f64().unwrap_or(0.0)
     );
     let f = &report["features"];
     for key in ["one_thread", "all_threads"] {
         println!(
             "features  {} thread(s): {:.1} utt/s, {:.1} s of audio per s",
-            f[key]["threads"], f[key]["utterances_per_second"].as_f64().unwrap_or(0.0),
+            f[key]["threads"],
+            f[key]["utterances_per_second"].as_f64().unwrap_or(0.0),
             f[key]["audio_seconds_per_second"].as_f64().unwrap_or(0.0)
         );
     }
     let s = &report["stream"];
     println!(
         "stream    {} steps, {} utts: {:.1} utt/s; RSS {:.0} MiB before, {:.0} MiB max",
-        s["steps"], s["utterances"], s["utterances_per_second"].as_f64().unwrap_or(0.0),
-        s["rss_mib_before"].as_f64().unwrap_or(0.0), s["rss_mib_max"].as_f64().unwrap_or(0.0)
+        s["steps"],
+        s["utterances"],
+        s["utterances_per_second"].as_f64().unwrap_or(0.0),
+        s["rss_mib_before"].as_f64().unwrap_or(0.0),
+        s["rss_mib_max"].as_f64().unwrap_or(0.0)
     );
     let t = &report["train"];
     println!(
         "train     {} ({} params), {:.0} s batches: {:.2} s/step, {:.2} utt/s, {:.2} s of audio per s",
-        t["preset"].as_str().unwrap_or(""), t["parameters"], t["batch_seconds"].as_f64().unwrap_or(0.0),
-        t["seconds_per_step"].as_f64().unwrap_or(0.0), t["utterances_per_second"].as_f64().unwrap_or(0.0),
+        t["preset"].as_str().unwrap_or(""),
+        t["parameters"],
+        t["batch_seconds"].as_f64().unwrap_or(0.0),
+        t["seconds_per_step"].as_f64().unwrap_or(0.0),
+        t["utterances_per_second"].as_f64().unwrap_or(0.0),
         t["audio_seconds_per_second"].as_f64().unwrap_or(0.0)
     );
     let p = &report["peak_step"];
     println!(
         "peak      one {} step on {:.0} s of padded audio ({} utts): peak RSS {:.0} MiB ({:.0} MiB over the {:.0} MiB before), {:.1} s",
-        p["preset"].as_str().unwrap_or(""), p["padded_audio_seconds"].as_f64().unwrap_or(0.0), p["utterances"],
-        p["peak_rss_mib"].as_f64().unwrap_or(0.0), p["peak_over_before_mib"].as_f64().unwrap_or(0.0),
-        p["rss_mib_before"].as_f64().unwrap_or(0.0), p["step_seconds"].as_f64().unwrap_or(0.0)
+        p["preset"].as_str().unwrap_or(""),
+        p["padded_audio_seconds"].as_f64().unwrap_or(0.0),
+        p["utterances"],
+        p["peak_rss_mib"].as_f64().unwrap_or(0.0),
+        p["peak_over_before_mib"].as_f64().unwrap_or(0.0),
+        p["rss_mib_before"].as_f64().unwrap_or(0.0),
+        p["step_seconds"].as_f64().unwrap_or(0.0)
     );
 }

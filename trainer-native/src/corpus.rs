@@ -111,7 +111,11 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 copies,
             };
             let written = write_fixture(&pack, &out, &plan)?;
-            println!("wrote {written} utterances to {} ({})", out.display(), plan.subsets.join(", "));
+            println!(
+                "wrote {written} utterances to {} ({})",
+                out.display(),
+                plan.subsets.join(", ")
+            );
             Ok(())
         }
         CorpusAction::Pack { dir, out } => {

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use prunelab_engine::data::{
-    CorpusIndex, CorpusPack, LoadOptions, LoadedSplit, index_subsets, load_layout_subset, load_pack_split,
-    scan_subset,
+    CorpusIndex, CorpusPack, LoadOptions, LoadedSplit, index_subsets, load_layout_subset, load_pack_split, scan_subset,
 };
 use prunelab_engine::text::normalize_transcript;
 
@@ -53,7 +52,10 @@ impl CorpusChoice {
         match &self.librispeech {
             Some(root) => {
                 if !root.is_dir() {
-                    return Err(format!("{}: not a directory (expected a LibriSpeech root)", root.display()));
+                    return Err(format!(
+                        "{}: not a directory (expected a LibriSpeech root)",
+                        root.display()
+                    ));
                 }
                 let or = |given: &[String], default: &[&str]| -> Vec<String> {
                     if given.is_empty() {

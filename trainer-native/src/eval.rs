@@ -11,12 +11,12 @@ use prunelab_engine::train::evaluate_decoders;
 use serde_json::json;
 
 use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
-use crate::eval_stream::Scorer;
-use crate::model_source::LoadedModel;
-use crate::stream::default_workers;
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
+use crate::eval_stream::Scorer;
+use crate::model_source::LoadedModel;
 use crate::model_source::open_model;
+use crate::stream::default_workers;
 use crate::train::parse_preset;
 use crate::wer::{print_subset_table, print_summary};
 
@@ -113,7 +113,12 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
 }
 
 /// Scores each subset on its own, streamed, and writes its hypotheses: the LibriSpeech report.
-fn score_subsets(args: &EvalArgs, corpus: &CorpusSource, loaded: &LoadedModel, device_label: &str) -> Result<(), String> {
+fn score_subsets(
+    args: &EvalArgs,
+    corpus: &CorpusSource,
+    loaded: &LoadedModel,
+    device_label: &str,
+) -> Result<(), String> {
     let subsets = if args.subsets.is_empty() {
         corpus.subsets(&args.split)
     } else {

@@ -41,7 +41,9 @@ pub fn write_fixture(pack: &CorpusPack<'_>, out: &Path, plan: &FixturePlan) -> R
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
                 let id = format!("{speaker}-{chapter}-{utt}");
                 let path = dir.join(format!("{id}.flac"));
-                let linked = first_copy.as_ref().is_some_and(|src| std::fs::hard_link(src, &path).is_ok());
+                let linked = first_copy
+                    .as_ref()
+                    .is_some_and(|src| std::fs::hard_link(src, &path).is_ok());
                 if !linked {
                     std::fs::write(&path, pack.audio(entry))
                         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;

@@ -248,7 +248,12 @@ pub fn run(args: TrainArgs, raw_args: Vec<String>) -> Result<(), String> {
         )
     })?;
     let parsed = SavedCommand::try_parse_from(std::iter::once("prunelab train".to_string()).chain(saved.clone()))
-        .map_err(|e| format!("{}: the saved options do not parse: {e}", dir.join("run.json").display()))?;
+        .map_err(|e| {
+            format!(
+                "{}: the saved options do not parse: {e}",
+                dir.join("run.json").display()
+            )
+        })?;
     let mut args = parsed.args;
     args.out = dir;
     train(args, saved, true)
@@ -306,7 +311,12 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let restored = if resuming {
         run.remove_temporaries();
         let (path, state) = run.latest_checkpoint()?;
-        eprintln!("resuming {} from {} (step {})", args.out.display(), path.display(), state.step);
+        eprintln!(
+            "resuming {} from {} (step {})",
+            args.out.display(),
+            path.display(),
+            state.step
+        );
         Some(state)
     } else {
         None
@@ -337,7 +347,12 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         }
     };
     if let Some(teacher) = &teacher {
-        let name = trainer.config.distill.as_ref().map_or("", |d| d.teacher.as_str()).to_string();
+        let name = trainer
+            .config
+            .distill
+            .as_ref()
+            .map_or("", |d| d.teacher.as_str())
+            .to_string();
         trainer.attach_teacher(teacher).map_err(|e| format!("{name}: {e}"))?;
     }
     eprintln!(
@@ -370,10 +385,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let skipped_at_load = data.skipped_at_load();
     drop(data);
     if outcome.end == LoopEnd::Interrupted {
-        eprintln!(
-            "continue with: prunelab train --resume {}",
-            args.out.display()
-        );
+        eprintln!("continue with: prunelab train --resume {}", args.out.display());
         std::process::exit(130);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -401,7 +413,11 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     if args.json {
         println!("{summary}");
     } else {
-        println!("trained {} steps in {:.0} s on {device_label}", trainer.step() - first_step, seconds);
+        println!(
+            "trained {} steps in {:.0} s on {device_label}",
+            trainer.step() - first_step,
+            seconds
+        );
         println!("decoder: {}", decoder.describe());
         finals.print();
         println!("checkpoint: {}", run.path("checkpoint.plc").display());
@@ -427,7 +443,12 @@ fn rehearse_largest_batch(trainer: &mut Trainer, data: &TrainData) {
 
 /// The dev utterances scored at each periodic evaluation: the whole dev split of a small corpus,
 /// `count` evenly spaced ones of LibriSpeech's.
-fn dev_probe(corpus: &CorpusSource, config: &TrainConfig, strict: bool, count: usize) -> Result<Vec<Utterance>, String> {
+fn dev_probe(
+    corpus: &CorpusSource,
+    config: &TrainConfig,
+    strict: bool,
+    count: usize,
+) -> Result<Vec<Utterance>, String> {
     let plain = LoadOptions::plain(&config.fbank, strict);
     if !matches!(corpus, CorpusSource::LibriSpeech { .. }) {
         return Ok(corpus.load("dev", &plain)?.utterances);

@@ -87,7 +87,9 @@ impl TrainData {
     pub fn feature_stats(&self, config: &TrainConfig, sample: usize) -> Result<FeatureStats, String> {
         let bins = config.fbank.num_bins;
         match self {
-            Self::InMemory { utterances: u, .. } => Ok(FeatureStats::from_features(u.iter().map(|u| u.feats.as_slice()), bins)),
+            Self::InMemory { utterances: u, .. } => {
+                Ok(FeatureStats::from_features(u.iter().map(|u| u.feats.as_slice()), bins))
+            }
             Self::Streamed(s) => {
                 let picked = evenly_spaced(&s.entries, sample.max(1));
                 eprintln!("feature statistics from {} training utterances", picked.len());
@@ -95,7 +97,10 @@ impl TrainData {
                 if utterances.is_empty() {
                     return Err("no training utterance could be read for the feature statistics".into());
                 }
-                Ok(FeatureStats::from_features(utterances.iter().map(|u| u.feats.as_slice()), bins))
+                Ok(FeatureStats::from_features(
+                    utterances.iter().map(|u| u.feats.as_slice()),
+                    bins,
+                ))
             }
         }
     }

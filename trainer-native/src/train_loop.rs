@@ -52,9 +52,7 @@ pub fn run_loop(
     trace: &mut Option<Trace>,
 ) -> Result<LoopOutcome, String> {
     let bar = ProgressBar::new(trainer.config.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · ETA {eta}").map_err(|e| e.to_string())?,
-    );
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · ETA {eta}").map_err(|e| e.to_string())?);
     bar.set_position(trainer.step() as u64);
     data.start(&trainer.config, trainer.step());
     snapshot(trainer, trace.as_mut(), settings.run)?;
@@ -84,7 +82,12 @@ pub fn run_loop(
             trainer.train_step_on(&refs)
         };
         match &event {
-            TrainEvent::Step { loss, penalty, utterances, .. } => {
+            TrainEvent::Step {
+                loss,
+                penalty,
+                utterances,
+                ..
+            } => {
                 utterances_seen += utterances;
                 smoothed_loss = Some(smoothed_loss.map_or(*loss, |s| 0.95 * s + 0.05 * loss));
                 let rate = utterances_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -100,7 +103,10 @@ pub fn run_loop(
                 ));
             }
             TrainEvent::SkippedStep { step } => {
-                say(&bar, format!("step {step:>6}: non-finite loss or empty batch; skipped, weights untouched"));
+                say(
+                    &bar,
+                    format!("step {step:>6}: non-finite loss or empty batch; skipped, weights untouched"),
+                );
             }
             TrainEvent::Eval { .. } => {}
         }

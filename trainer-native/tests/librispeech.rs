@@ -42,7 +42,14 @@ fn scratch(name: &str) -> PathBuf {
 /// A small LibriSpeech tree: 40 training, 24 dev and 24 test utterances.
 fn fixture(dir: &Path) -> String {
     let root = dir.join("LibriSpeech");
-    let out = succeed(&["corpus", "fixture", "--out", root.to_str().unwrap(), "--per-split", "40"]);
+    let out = succeed(&[
+        "corpus",
+        "fixture",
+        "--out",
+        root.to_str().unwrap(),
+        "--per-split",
+        "40",
+    ]);
     assert!(out.contains("wrote"), "{out}");
     // Keep dev and test small: 24 each.
     for subset in ["dev-clean", "test-clean"] {
@@ -98,9 +105,25 @@ fn edit_transcript(flac: &Path, keep: impl Fn(&str) -> bool) {
 /// Options of a short streamed run on the fixture (10 batches of ≤ 10 s per epoch).
 fn train_args<'a>(root: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--librispeech", root, "--train", "train-clean-100", "--dev", "dev-clean", "--test",
-        "test-clean", "--steps", steps, "--max-batch-seconds", "10", "--eval-every", "0", "--device",
-        "cpu", "--out", out,
+        "train",
+        "--librispeech",
+        root,
+        "--train",
+        "train-clean-100",
+        "--dev",
+        "dev-clean",
+        "--test",
+        "test-clean",
+        "--steps",
+        steps,
+        "--max-batch-seconds",
+        "10",
+        "--eval-every",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        out,
     ]
 }
 
@@ -114,8 +137,21 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
     args.extend(["--method", "adaptive-dropout", "--snapshot-every", "4", "--json"]);
     let summary = json(&succeed(&args));
     assert_eq!(summary["steps"], 12);
-    assert!(summary["subsets"]["dev-clean"]["words"]["reference_len"].as_u64().unwrap() > 0);
-    for file in ["checkpoint.plc", "metrics.jsonl", "trace.pltrace", "summary.json", "run.json", "hyp-dev-clean.txt", "hyp-test-clean.txt"] {
+    assert!(
+        summary["subsets"]["dev-clean"]["words"]["reference_len"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    for file in [
+        "checkpoint.plc",
+        "metrics.jsonl",
+        "trace.pltrace",
+        "summary.json",
+        "run.json",
+        "hyp-dev-clean.txt",
+        "hyp-test-clean.txt",
+    ] {
         assert!(run.join(file).exists(), "{file} missing");
     }
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
@@ -125,32 +161,77 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
     let ckpt = checkpoint.to_str().unwrap();
     let hyps = dir.join("eval");
     let eval = json(&succeed(&[
-        "eval", "--checkpoint", ckpt, "--librispeech", &root, "--subsets", "dev-clean,test-clean", "--hyp-dir",
-        hyps.to_str().unwrap(), "--device", "cpu", "--json",
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--librispeech",
+        &root,
+        "--subsets",
+        "dev-clean,test-clean",
+        "--hyp-dir",
+        hyps.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
     ]));
     assert_eq!(eval["subsets"]["dev-clean"]["utterances"], 24);
     assert_eq!(eval["subsets"]["test-clean"]["utterances"], 24);
-    let hyp_lines = std::fs::read_to_string(hyps.join("hyp-dev-clean.txt")).unwrap().lines().count();
+    let hyp_lines = std::fs::read_to_string(hyps.join("hyp-dev-clean.txt"))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(hyp_lines, 24);
 
     let before = std::fs::read(&checkpoint).unwrap();
     let sweep = json(&succeed(&[
-        "sweep", "--checkpoint", ckpt, "--librispeech", &root, "--dev", "dev-clean", "--test", "test-clean", "--thresholds", "0,0.9", "--device", "cpu",
+        "sweep",
+        "--checkpoint",
+        ckpt,
+        "--librispeech",
+        &root,
+        "--dev",
+        "dev-clean",
+        "--test",
+        "test-clean",
+        "--thresholds",
+        "0,0.9",
+        "--device",
+        "cpu",
         "--json",
     ]));
-    assert_eq!(std::fs::read(&checkpoint).unwrap(), before, "the sweep wrote to its checkpoint");
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "the sweep wrote to its checkpoint"
+    );
     let points = sweep["points"].as_array().expect("sweep points");
     assert_eq!(points.len(), 3, "the unpruned model and two thresholds");
     assert!(points[2]["params"].as_u64() <= points[1]["params"].as_u64());
 
     let export = dir.join("pruned");
     let pruned = json(&succeed(&[
-        "prune", "--checkpoint", ckpt, "--budget", "0.5", "--out", export.to_str().unwrap(), "--device", "cpu",
+        "prune",
+        "--checkpoint",
+        ckpt,
+        "--budget",
+        "0.5",
+        "--out",
+        export.to_str().unwrap(),
+        "--device",
+        "cpu",
         "--json",
     ]));
     let export_eval = json(&succeed(&[
-        "eval", "--checkpoint", export.to_str().unwrap(), "--librispeech", &root, "--subsets", "dev-clean",
-        "--device", "cpu", "--json",
+        "eval",
+        "--checkpoint",
+        export.to_str().unwrap(),
+        "--librispeech",
+        &root,
+        "--subsets",
+        "dev-clean",
+        "--device",
+        "cpu",
+        "--json",
     ]));
     assert_eq!(export_eval["parameters"], pruned["params"]);
     assert!(pruned["params"].as_f64().unwrap() <= 0.55 * summary["parameters"].as_f64().unwrap());
@@ -186,12 +267,28 @@ fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
     let steps = "30";
     let reference = dir.join("reference");
     let mut args = train_args(&root, reference.to_str().unwrap(), steps);
-    args.extend(["--checkpoint-every", "2", "--method", "adaptive-dropout", "--decoder", "greedy", "--json"]);
+    args.extend([
+        "--checkpoint-every",
+        "2",
+        "--method",
+        "adaptive-dropout",
+        "--decoder",
+        "greedy",
+        "--json",
+    ]);
     let expected = json(&succeed(&args));
 
     let run = dir.join("killed");
     let mut args = train_args(&root, run.to_str().unwrap(), steps);
-    args.extend(["--checkpoint-every", "2", "--method", "adaptive-dropout", "--decoder", "greedy", "--json"]);
+    args.extend([
+        "--checkpoint-every",
+        "2",
+        "--method",
+        "adaptive-dropout",
+        "--decoder",
+        "greedy",
+        "--json",
+    ]);
     // Kill twice at random moments (the second time during the resumed run), then finish.
     let (mut kills, mut killed_mid_run) = (0, 0);
     let mut command: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -214,13 +311,19 @@ fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
         child.wait().unwrap();
         kills += 1;
         assert_checkpoints_readable(&run);
-        if run.join("checkpoints").read_dir().unwrap().any(|e| {
-            e.unwrap().file_name().to_string_lossy().ends_with(".plc")
-        }) {
+        if run
+            .join("checkpoints")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".plc"))
+        {
             command = vec!["train".into(), "--resume".into(), run.to_str().unwrap().into()];
         }
     }
-    assert!(killed_mid_run > 0, "both runs finished before their kill: nothing was tested");
+    assert!(
+        killed_mid_run > 0,
+        "both runs finished before their kill: nothing was tested"
+    );
     let resumed = if command[1] == "--resume" {
         json(&succeed(&["train", "--resume", run.to_str().unwrap()]))
     } else {
@@ -261,7 +364,9 @@ fn ctrl_c_saves_and_resume_continues_to_the_same_weights() {
     // Wait for the first step, then interrupt.
     let metrics = run.join("metrics.jsonl");
     let started = Instant::now();
-    while std::fs::read_to_string(&metrics).map_or(true, |m| m.is_empty()) && started.elapsed() < Duration::from_secs(60) {
+    while std::fs::read_to_string(&metrics).map_or(true, |m| m.is_empty())
+        && started.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     unsafe_sigint(child.id());
@@ -291,7 +396,10 @@ fn corrupt_fixture_files_are_reported_by_path_and_skipped_or_fatal() {
     let dir = scratch("corrupt");
     let root = fixture(&dir);
     let train = Path::new(&root).join("train-clean-100");
-    let mut flacs: Vec<PathBuf> = walk(&train).into_iter().filter(|p| p.extension().is_some_and(|e| e == "flac")).collect();
+    let mut flacs: Vec<PathBuf> = walk(&train)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "flac"))
+        .collect();
     flacs.sort();
     // 1. A truncated FLAC: its header is intact, so only decoding finds it.
     let truncated = flacs[0].clone();

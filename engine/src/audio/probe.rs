@@ -110,7 +110,9 @@ mod tests {
         std::fs::write(&junk, b"fLaC\0\0").unwrap();
         let err = probe_audio_file(&junk, 16_000).unwrap_err().to_string();
         assert!(err.contains("junk.flac") && err.contains("corrupt FLAC"), "{err}");
-        let err = probe_audio_file(&dir.join("absent.flac"), 16_000).unwrap_err().to_string();
+        let err = probe_audio_file(&dir.join("absent.flac"), 16_000)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("absent.flac") && err.contains("cannot read"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

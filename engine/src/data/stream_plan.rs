@@ -89,7 +89,10 @@ impl StreamPlan {
 
     /// A cursor at the start of the run.
     pub fn cursor(&self) -> StepCursor<'_> {
-        StepCursor { plan: self, epoch: None }
+        StepCursor {
+            plan: self,
+            epoch: None,
+        }
     }
 }
 
@@ -105,7 +108,9 @@ impl StepCursor<'_> {
         let mut epoch = self.epoch.take().unwrap_or_else(|| self.plan.epoch(0, 0));
         assert!(step >= epoch.first_step, "the cursor only moves forward");
         while step >= epoch.first_step + epoch.batches.len() {
-            epoch = self.plan.epoch(epoch.number + 1, epoch.first_step + epoch.batches.len());
+            epoch = self
+                .plan
+                .epoch(epoch.number + 1, epoch.first_step + epoch.batches.len());
         }
         let batch = epoch.batches[step - epoch.first_step].clone();
         let number = epoch.number;

@@ -4,8 +4,8 @@
 //! from a checkpoint continues with exactly the batches it would have seen.
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::module::{ModuleVisitor, Param};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
