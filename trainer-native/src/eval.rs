@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
-use crate::eval_stream::Scorer;
+use crate::eval_stream::{Scorer, write_hypotheses};
 use crate::model_source::LoadedModel;
 use crate::model_source::open_model;
 use crate::stream::default_workers;
@@ -153,12 +153,7 @@ fn score_subsets(
         })?;
         report_skipped(&skipped, subset);
         let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
-        let body: String = report
-            .utterances
-            .iter()
-            .map(|u| format!("{} {}\n", u.id, u.hypothesis))
-            .collect();
-        crate::atomic::write_atomically(&hyp_dir.join(format!("hyp-{subset}.txt")), body.as_bytes())?;
+        write_hypotheses(&hyp_dir.join(format!("hyp-{subset}.txt")), &report)?;
         results.push((subset.clone(), report, index.skipped.len() + skipped.len()));
     }
     if args.json {

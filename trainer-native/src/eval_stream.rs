@@ -7,6 +7,7 @@ use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::train::{EvalReport, UtteranceResult, evaluate_decoders, summarise};
 
+use crate::atomic::write_atomically;
 use crate::stream::featurise_all;
 
 /// Utterances featurised at once (about 20 minutes of LibriSpeech audio, ≈ 40 MB of features).
@@ -64,4 +65,15 @@ impl Scorer<'_> {
             .collect();
         Ok((reports, skipped))
     }
+}
+
+/// Writes `report`'s hypotheses to `path`, one `<utt-id> HYPOTHESIS` line each, as
+/// `prunelab wer` reads them.
+pub fn write_hypotheses(path: &std::path::Path, report: &EvalReport) -> Result<(), String> {
+    let body: String = report
+        .utterances
+        .iter()
+        .map(|u| format!("{} {}\n", u.id, u.hypothesis))
+        .collect();
+    write_atomically(path, body.as_bytes())
 }

@@ -6,9 +6,8 @@ use prunelab_engine::decode::Decoder;
 use prunelab_engine::train::{EvalReport, Trainer, evaluate_decoders, summarise};
 use serde_json::{Value, json};
 
-use crate::atomic::write_atomically;
 use crate::corpus_source::{CorpusSource, report_skipped};
-use crate::eval_stream::Scorer;
+use crate::eval_stream::{Scorer, write_hypotheses};
 use crate::run_dir::RunDir;
 use crate::wer::print_subset_table;
 
@@ -106,13 +105,7 @@ impl FinalScores {
     /// `hyp-<subset>.txt`: `<utt-id> HYPOTHESIS` per line, as `prunelab wer` reads.
     pub fn write_hypotheses(&self, run: &RunDir) -> Result<(), String> {
         for subset in &self.subsets {
-            let body: String = subset
-                .report
-                .utterances
-                .iter()
-                .map(|u| format!("{} {}\n", u.id, u.hypothesis))
-                .collect();
-            write_atomically(&run.path(&format!("hyp-{}.txt", subset.name)), body.as_bytes())?;
+            write_hypotheses(&run.path(&format!("hyp-{}.txt", subset.name)), &subset.report)?;
         }
         Ok(())
     }
