@@ -38,7 +38,8 @@ pub struct SweepArgs {
     corpus: CorpusChoice,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     device: DeviceChoice,
-    /// Timed repeats of the dev-set forward pass per point (the real-time factor is their median).
+    /// Timed passes over the dev set per point: the real-time factor is their median, and the
+    /// speed-up the median ratio of back-to-back dense/pruned pairs.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Also write the points as JSON to this file (never the checkpoint itself).
@@ -77,13 +78,12 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         ScoreKind::Magnitude => source.model.clone(),
     };
     let mut points = Vec::new();
-    let dense_rtf = real_time_factor(&unpruned, &dev, &source, args.repeats);
-    points.push(measure(
-        &source, &unpruned, None, &dev, &test, &decoder, dense_rtf, dense_rtf,
-    ));
+    let timer = DevTimer::new(&dev, &source);
+    let dense_rtf = timer.real_time_factor(&unpruned, args.repeats);
+    points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0));
     for selection in selections {
         let pruned = source.cut(selection)?;
-        let rtf = real_time_factor(&pruned.model, &dev, &source, args.repeats);
+        let (rtf, speedup) = timer.paired(&unpruned, &pruned.model, args.repeats);
         let mut point = measure(
             &source,
             &pruned.model,
@@ -92,7 +92,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
             &test,
             &decoder,
             rtf,
-            dense_rtf,
+            speedup,
         );
         point["selection"] = json!(selection);
         points.push(point);
@@ -156,7 +156,7 @@ fn measure(
     test: &[Utterance],
     decoder: &Decoder,
     rtf: f64,
-    dense_rtf: f64,
+    speedup: f64,
 ) -> Value {
     let config = &source.state.config;
     let shapes = model.block_shapes();
@@ -186,39 +186,84 @@ fn measure(
         "selection": Value::Null,
         "params": params.total(), "encoder_params": params.encoder(),
         "gflops_per_second": prunelab_engine::prune::flops_per_second(&config.model, &shapes) / 1e9,
-        "rtf": rtf, "speedup": dense_rtf / rtf,
+        "rtf": rtf, "speedup": speedup,
         "dev_wer": dev_report.wer(), "test_wer": test_report.wer(),
         "dev_wer_greedy": dev_greedy.wer(), "test_wer_greedy": test_greedy.wer(),
         "sites": sites,
     })
 }
 
-/// Median over `repeats` of (forward time over the dev set) / (dev audio seconds). Each repeat
-/// reads the logits back, so the device has finished the work it is timed for.
-fn real_time_factor(model: &Conformer, dev: &[Utterance], source: &Prunable, repeats: usize) -> f64 {
-    let device = model.devices().first().cloned().unwrap_or_default();
-    let plan = make_batches(
-        dev,
-        source.state.config.max_batch_frames,
-        ShapeBuckets::default(),
-        &mut SplitMix64::new(0),
-    );
-    let audio: f64 = dev.iter().map(|u| u.duration_seconds).sum();
-    let mut times: Vec<f64> = (0..repeats.max(1) + 1)
-        .map(|_| {
-            let started = Instant::now();
-            for indices in &plan.batches {
-                let batch: Vec<&Utterance> = indices.iter().map(|&i| &dev[i]).collect();
-                let prepared = prepare_batch(&batch, &source.state.stats, None, ShapeBuckets::default(), &device);
-                let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
-                let _: Vec<f32> = out.logits.try_into_vec_as().unwrap_or_default(); // sync point
-            }
-            started.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.remove(0); // the first pass warms caches and allocators
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2] / audio
+/// Times forward passes over the dev set: each pass reads the logits back, so the device has
+/// finished the work it is timed for.
+struct DevTimer<'a> {
+    dev: &'a [Utterance],
+    stats: &'a prunelab_engine::audio::FeatureStats,
+    batches: Vec<Vec<usize>>,
+    audio_seconds: f64,
+}
+
+impl<'a> DevTimer<'a> {
+    fn new(dev: &'a [Utterance], source: &'a Prunable) -> Self {
+        let plan = make_batches(
+            dev,
+            source.state.config.max_batch_frames,
+            ShapeBuckets::default(),
+            &mut SplitMix64::new(0),
+        );
+        Self {
+            dev,
+            stats: &source.state.stats,
+            batches: plan.batches,
+            audio_seconds: dev.iter().map(|u| u.duration_seconds).sum(),
+        }
+    }
+
+    /// Seconds for one forward pass of `model` over the dev set.
+    fn pass(&self, model: &Conformer) -> f64 {
+        let device = model.devices().first().cloned().unwrap_or_default();
+        let started = Instant::now();
+        for indices in &self.batches {
+            let batch: Vec<&Utterance> = indices.iter().map(|&i| &self.dev[i]).collect();
+            let prepared = prepare_batch(&batch, self.stats, None, ShapeBuckets::default(), &device);
+            let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
+            let _: Vec<f32> = out.logits.try_into_vec_as().unwrap_or_default(); // sync point
+        }
+        started.elapsed().as_secs_f64()
+    }
+
+    /// Median real-time factor of `model` over `repeats` passes after a warm-up pass (which
+    /// fills caches and allocators).
+    fn real_time_factor(&self, model: &Conformer, repeats: usize) -> f64 {
+        self.pass(model);
+        median((0..repeats.max(1)).map(|_| self.pass(model)).collect()) / self.audio_seconds
+    }
+
+    /// `(real-time factor of pruned, speed-up over dense)`, from `repeats` back-to-back pairs of
+    /// passes in alternating order. The speed-up is the median of the per-pair ratios, so a
+    /// machine that slows down or speeds up during the sweep (shared cores) moves both sides
+    /// of each ratio alike.
+    fn paired(&self, dense: &Conformer, pruned: &Conformer, repeats: usize) -> (f64, f64) {
+        self.pass(dense);
+        self.pass(pruned);
+        let (mut pruned_times, mut ratios) = (Vec::new(), Vec::new());
+        for r in 0..repeats.max(1) {
+            let (d, p) = if r % 2 == 0 {
+                let d = self.pass(dense);
+                (d, self.pass(pruned))
+            } else {
+                let p = self.pass(pruned);
+                (self.pass(dense), p)
+            };
+            pruned_times.push(p);
+            ratios.push(d / p);
+        }
+        (median(pruned_times) / self.audio_seconds, median(ratios))
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn header() -> String {

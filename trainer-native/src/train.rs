@@ -31,7 +31,7 @@ pub struct TrainArgs {
     /// Model size: tiny (≈1.3 M params), small (≈10 M), medium (≈30 M).
     #[arg(long, default_value = "tiny", value_parser = parse_preset)]
     preset: Preset,
-    /// Optimiser steps (default: the preset's run length, 2000).
+    /// Optimiser steps (default: the preset's run length, 2400).
     #[arg(long)]
     steps: Option<usize>,
     /// Output directory for checkpoint.plc, metrics.jsonl, summary.json and hypotheses.

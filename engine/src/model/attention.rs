@@ -13,6 +13,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::head_layout::PaddedHeads;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
@@ -105,73 +106,37 @@ impl RelPosSelfAttention {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: AttentionMasks) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let x = self.norm.forward(x);
-        let gate = |t: Tensor<3>, mask: Option<Tensor<3>>| mask.map_or(t.clone(), |m| t * m);
-        // [b, s, Σq] each; absent when no head has a query dimension left.
-        let q = self.query.as_ref().map(|l| gate(l.forward(x.clone()), masks.query));
-        let key = self.key.as_ref().map(|l| l.forward(x.clone()));
-        let v = gate(self.value.forward(x), masks.value); // [b, s, Σv]
-        let bias = self.position_bias(s, &padding.device()); // [h, s, s]
-        let padded_keys = padding.reshape([b, 1, 1, s]);
-        let context = match (q, key) {
-            (Some(q), Some(key)) if self.heads_are_uniform() => self.attend_uniform(q, key, v, bias, padded_keys),
-            (q, key) => self.attend_per_head(q.zip(key), v, bias, padded_keys),
-        }; // [b, s, Σv]
-        self.dropout.forward(self.output.forward(context))
-    }
-
-    fn heads_are_uniform(&self) -> bool {
-        let k = self.head_dim;
-        self.query_widths.iter().chain(&self.value_widths).all(|&w| w == k)
-    }
-
-    /// All heads `d/h` wide: one batched matmul over `[b, h, s, k]`.
-    fn attend_uniform(
-        &self,
-        q: Tensor<3>,
-        key: Tensor<3>,
-        v: Tensor<3>,
-        bias: Tensor<3>,
-        padded_keys: Tensor<4, Bool>,
-    ) -> Tensor<3> {
-        let [b, s, width] = q.dims();
-        let (h, k) = (self.value_widths.len(), self.head_dim);
-        let split_heads = |t: Tensor<3>| t.reshape([b, s, h, k]).swap_dims(1, 2); // [b, h, s, k]
-        let logits = split_heads(q).matmul(split_heads(key).swap_dims(2, 3)); // [b, h, s, s]
-        let logits = logits.div_scalar((k as f64).sqrt()) + bias.unsqueeze::<4>();
-        let weights = self.attention_weights(logits, padded_keys);
-        let context = weights.matmul(split_heads(v)); // [b, h, s, k]
-        context.swap_dims(1, 2).reshape([b, s, width]) // [b, s, d]
-    }
-
-    /// Heads of their own widths (after pruning): one head at a time, outputs concatenated.
-    /// `query_key` is `None` when no head has query dimensions.
-    fn attend_per_head(
-        &self,
-        query_key: Option<(Tensor<3>, Tensor<3>)>,
-        v: Tensor<3>,
-        bias: Tensor<3>,
-        padded_keys: Tensor<4, Bool>,
-    ) -> Tensor<3> {
-        let [b, s, _] = v.dims();
-        let (mut q_offset, mut v_offset) = (0, 0);
-        let mut outputs = Vec::with_capacity(self.value_widths.len());
-        for (h, (&wq, &wv)) in self.query_widths.iter().zip(&self.value_widths).enumerate() {
-            let head_bias = bias.clone().narrow(0, h, 1).unsqueeze::<4>(); // [1, 1, s, s]
-            let logits = match &query_key {
-                Some((q, key)) if wq > 0 => {
-                    let qh = q.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1); // [b, 1, s, wq]
-                    let kh = key.clone().narrow(2, q_offset, wq).unsqueeze_dim::<4>(1);
-                    qh.matmul(kh.swap_dims(2, 3)).div_scalar((self.head_dim as f64).sqrt()) + head_bias
-                }
-                _ => head_bias.expand([b, 1, s, s]),
-            }; // [b, 1, s, s]
-            let weights = self.attention_weights(logits, padded_keys.clone());
-            let vh = v.clone().narrow(2, v_offset, wv).unsqueeze_dim::<4>(1); // [b, 1, s, wv]
-            outputs.push(weights.matmul(vh).reshape([b, s, wv]));
-            q_offset += wq;
-            v_offset += wv;
-        }
-        Tensor::cat(outputs, 2) // [b, s, Σv]
+        // Pruned heads of unequal widths run padded to their block's widest head (see
+        // `head_layout`); unpruned heads are already in that layout.
+        let (q_heads, v_heads) = (
+            PaddedHeads::new(&self.query_widths),
+            PaddedHeads::new(&self.value_widths),
+        );
+        let gate = |t: Tensor<3>, mask: Option<Tensor<3>>, heads: &PaddedHeads| {
+            mask.map_or(t.clone(), |m| t * heads.spread_gate(m))
+        };
+        // [b, s, h·wq] each; absent when no head has a query dimension left.
+        let q = self
+            .query
+            .as_ref()
+            .map(|l| gate(q_heads.project_into(l, x.clone()), masks.query, &q_heads));
+        let key = self.key.as_ref().map(|l| q_heads.project_into(l, x.clone()));
+        let v = gate(v_heads.project_into(&self.value, x), masks.value, &v_heads); // [b, s, h·wv]
+        let bias = self.position_bias(s, &padding.device()).unsqueeze::<4>(); // [1, h, s, s]
+        let h = v_heads.heads;
+        let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
+        let logits = match (q, key) {
+            (Some(q), Some(key)) => {
+                let scores = split_heads(q, q_heads.width).matmul(split_heads(key, q_heads.width).swap_dims(2, 3));
+                // The unpruned head width sets the scale, so a pruned head computes what the gated one did.
+                scores.div_scalar((self.head_dim as f64).sqrt()) + bias
+            }
+            _ => bias.expand([b, h, s, s]), // every head attends by position alone
+        }; // [b, h, s, s]
+        let weights = self.attention_weights(logits, padding.reshape([b, 1, 1, s]));
+        let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
+        let context = context.swap_dims(1, 2).reshape([b, s, h * v_heads.width]);
+        self.dropout.forward(v_heads.project_from(&self.output, context))
     }
 
     fn attention_weights(&self, logits: Tensor<4>, padded_keys: Tensor<4, Bool>) -> Tensor<4> {

@@ -13,6 +13,7 @@ mod conformer;
 mod convolution;
 mod feed_forward;
 mod fingerprint;
+mod head_layout;
 mod padding;
 mod resize;
 mod subsampling;

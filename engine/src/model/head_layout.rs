@@ -1,0 +1,118 @@
+//! Attention heads of unequal widths, laid out at one common width.
+//!
+//! Surgery leaves every head its own query and value width. Running them one head at a time
+//! costs a softmax, a mask and two matmuls per head, and on the CPU backend that per-operation
+//! cost ate most of what the smaller heads saved. Instead, the projection weights are spread
+//! out at forward time so that each head occupies `width` columns (its own, then zero columns),
+//! and attention runs as one batched matmul over `[b, h, s, width]`. Zero query/key columns add
+//! nothing to a logit and zero value columns meet zero rows of the output projection, so the
+//! result is exactly what the compact heads compute. Only the small weight matrices are
+//! rearranged, never the activations.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+
+/// Where each of the `heads · width` padded positions reads from in the compact concatenation
+/// of heads of the given widths (`None`: a zero column).
+#[derive(Debug, Clone)]
+pub(crate) struct PaddedHeads {
+    /// The common width: the widest head.
+    pub width: usize,
+    pub heads: usize,
+    source: Vec<Option<usize>>,
+    /// Every head is already `width` wide: the compact layout is the padded one.
+    uniform: bool,
+}
+
+impl PaddedHeads {
+    pub fn new(widths: &[usize]) -> Self {
+        let width = widths.iter().copied().max().unwrap_or(0);
+        let mut source = Vec::with_capacity(widths.len() * width);
+        let mut offset = 0;
+        for &w in widths {
+            source.extend((0..width).map(|i| (i < w).then_some(offset + i)));
+            offset += w;
+        }
+        Self {
+            width,
+            heads: widths.len(),
+            source,
+            uniform: widths.iter().all(|&w| w == width),
+        }
+    }
+
+    /// `[n_in, Σw]` → `[n_in, heads · width]` along `dim` (0 or 1 of a matrix, 0 of a vector),
+    /// zero where a head is narrower than `width`.
+    fn spread<const D: usize>(&self, tensor: Tensor<D>, dim: usize) -> Tensor<D> {
+        if self.uniform {
+            return tensor;
+        }
+        let device = tensor.device();
+        let n = self.source.len();
+        let index: Vec<i64> = self.source.iter().map(|s| s.unwrap_or(0) as i64).collect();
+        let keep: Vec<f32> = self
+            .source
+            .iter()
+            .map(|s| if s.is_some() { 1.0 } else { 0.0 })
+            .collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+        let mut shape = [1usize; D];
+        shape[dim] = n;
+        let keep = Tensor::<1>::from_data(TensorData::new(keep, [n]), &device).reshape(shape);
+        tensor.select(dim, index) * keep
+    }
+
+    /// `linear` (which outputs the compact heads) applied to `x`, with its output in the padded
+    /// layout `[b, s, heads · width]`.
+    pub fn project_into(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+        if self.uniform {
+            return linear.forward(x);
+        }
+        let y = x.matmul(self.spread(linear.weight.val(), 1).unsqueeze());
+        match &linear.bias {
+            Some(bias) => y + self.spread(bias.val(), 0).unsqueeze(),
+            None => y,
+        }
+    }
+
+    /// `linear` (which reads the compact heads) applied to `x` given in the padded layout.
+    pub fn project_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+        if self.uniform {
+            return linear.forward(x);
+        }
+        let y = x.matmul(self.spread(linear.weight.val(), 0).unsqueeze());
+        match &linear.bias {
+            Some(bias) => y + bias.val().unsqueeze(),
+            None => y,
+        }
+    }
+
+    /// A gate `[b or 1, 1, Σw]` on the compact heads, moved to the padded layout (its value on
+    /// the padding does not matter: it multiplies zeros).
+    pub fn spread_gate(&self, gate: Tensor<3>) -> Tensor<3> {
+        self.spread(gate, 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_heads_are_padded_with_zero_columns() {
+        let device = Device::flex();
+        let heads = PaddedHeads::new(&[2, 0, 1]);
+        assert_eq!((heads.width, heads.heads), (2, 3));
+        // Columns 0,1 belong to head 0 and column 2 to head 2.
+        let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]), &device);
+        let padded: Vec<f32> = heads.spread(w, 1).try_into_vec_as().unwrap();
+        assert_eq!(padded, vec![1.0, 2.0, 0.0, 0.0, 3.0, 0.0, 4.0, 5.0, 0.0, 0.0, 6.0, 0.0]);
+    }
+
+    #[test]
+    fn equal_heads_are_left_alone() {
+        let heads = PaddedHeads::new(&[3, 3]);
+        assert!(heads.uniform);
+        assert_eq!(heads.width * heads.heads, 6);
+    }
+}
