@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count};
+use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
@@ -73,6 +73,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     write_atomically(&args.out.join("manifest.json"), manifest_json.as_bytes())?;
 
     let sites = kept_per_site(config, &pruned.keep);
+    let sparsity = prunable_sparsity(config, &pruned.keep);
     if args.json {
         let sites: Vec<_> = sites
             .iter()
@@ -84,7 +85,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
                 "out": args.out.display().to_string(), "method": source.method.name(), "selection": selection,
                 "params": pruned.params.total(), "encoder_params": pruned.params.encoder(),
                 "dense_params": dense.total(), "dense_encoder_params": dense.encoder(),
-                "flops_per_second": pruned.flops_per_second, "sites": sites,
+                "flops_per_second": pruned.flops_per_second, "prunable_sparsity": sparsity, "sites": sites,
             })
         );
     } else {
@@ -102,6 +103,10 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             dense.encoder(),
             pruned.params.encoder(),
             100.0 * (1.0 - pruned.params.encoder() as f64 / dense.encoder() as f64)
+        );
+        println!(
+            "prunable parameters (the sites' units) removed: {:.1}%",
+            100.0 * sparsity
         );
         println!(
             "GFLOPs per second of audio {:.3} → {:.3}",

@@ -8,8 +8,9 @@ use clap::Args;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::{LoadOptions, ShapeBuckets, Utterance, make_batches};
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::gates::Method;
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count};
+use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
 use serde_json::{Value, json};
@@ -71,19 +72,23 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     let dense = param_count(&source.state.config.model, &source.model.block_shapes()).total();
     let selections = selections(&args, &source, dense)?;
 
-    // The unpruned reference: a gated run with nothing cut (threshold 0 keeps every unit, its
-    // retention folded in), or the dense model itself.
-    let unpruned = match source.kind {
-        ScoreKind::Retention => source.cut(Selection::Threshold(0.0))?.model,
-        ScoreKind::Magnitude => source.model.clone(),
-    };
-    let mut points = Vec::new();
     let timer = DevTimer::new(&dev, &source);
-    let dense_rtf = timer.real_time_factor(&unpruned, args.repeats);
-    points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0));
+    // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
+    let dense_rtf = timer.real_time_factor(&source.model, args.repeats);
+    let mut points = Vec::new();
+    // The uncut reference row: a gated run with its retention folded in and nothing cut
+    // (threshold 0), or the dense model itself. L0 has none: its whole-module gates can be
+    // exactly 0, so even threshold 0 removes modules, and that is a point like the others.
+    if source.method != Method::L0 {
+        let unpruned = match source.kind {
+            ScoreKind::Retention => source.cut(Selection::Threshold(0.0))?.model,
+            ScoreKind::Magnitude => source.model.clone(),
+        };
+        points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0));
+    }
     for selection in selections {
         let pruned = source.cut(selection)?;
-        let (rtf, speedup) = timer.paired(&unpruned, &pruned.model, args.repeats);
+        let (rtf, speedup) = timer.paired(&source.model, &pruned.model, args.repeats);
         let mut point = measure(
             &source,
             &pruned.model,
@@ -102,7 +107,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     }
     let summary = json!({
         "checkpoint": source.name, "method": source.method.name(), "device": device_label,
-        "decoder": decoder.describe(), "dense_params": dense, "points": points,
+        "decoder": decoder.describe(), "dense_params": dense, "dense_rtf": dense_rtf, "points": points,
     });
     if let Some(out) = &args.out {
         write_atomically(
@@ -121,6 +126,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
             source.method.name(),
             decoder.describe()
         );
+        println!("dense model: {dense} parameters, real-time factor {dense_rtf:.5} (the speed-ups' reference)");
         println!("{}", header());
         for point in &points {
             println!("{}", row(point));
@@ -182,9 +188,10 @@ fn measure(
         .into_iter()
         .map(|(kind, kept, total)| json!({"site": kind.name(), "kept": kept, "total": total}))
         .collect();
+    let sparsity = keep.map_or(0.0, |k| prunable_sparsity(&config.model, k));
     json!({
         "selection": Value::Null,
-        "params": params.total(), "encoder_params": params.encoder(),
+        "params": params.total(), "encoder_params": params.encoder(), "prunable_sparsity": sparsity,
         "gflops_per_second": prunelab_engine::prune::flops_per_second(&config.model, &shapes) / 1e9,
         "rtf": rtf, "speedup": speedup,
         "dev_wer": dev_report.wer(), "test_wer": test_report.wer(),
@@ -268,8 +275,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn header() -> String {
     format!(
-        "{:<16} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  kept per site (ffn1 q v conv ffn2)",
-        "selection", "params", "GFLOP/s", "RTF", "speed", "dev WER", "test WER", "dev grd", "test grd"
+        "{:<16} {:>9} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}  kept per site (ffn1 q v conv ffn2)",
+        "selection", "params", "cut", "GFLOP/s", "RTF", "speed", "dev WER", "test WER", "dev grd", "test grd"
     )
 }
 
@@ -287,9 +294,10 @@ fn row(point: &Value) -> String {
         .map(|a| a.iter().map(|s| format!("{}/{}", s["kept"], s["total"])).collect())
         .unwrap_or_default();
     format!(
-        "{:<16} {:>9} {:>8.4} {:>8.5} {:>6.2}× {:>7.2}% {:>7.2}% {:>7.2}% {:>7.2}%  {}",
+        "{:<16} {:>9} {:>6.1}% {:>8.4} {:>8.5} {:>6.2}× {:>7.2}% {:>7.2}% {:>7.2}% {:>7.2}%  {}",
         selection,
         point["params"],
+        100.0 * point["prunable_sparsity"].as_f64().unwrap_or(f64::NAN),
         point["gflops_per_second"].as_f64().unwrap_or(f64::NAN),
         point["rtf"].as_f64().unwrap_or(f64::NAN),
         point["speedup"].as_f64().unwrap_or(f64::NAN),

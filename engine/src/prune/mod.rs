@@ -10,7 +10,8 @@ mod plan;
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
 pub use magnitude::{magnitude_scores, magnitude_scores_async};
 pub use plan::{
-    PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, removed_params_per_site,
+    PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, prunable_sparsity,
+    removed_params_per_site,
 };
 
 use serde::{Deserialize, Serialize};

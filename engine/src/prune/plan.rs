@@ -189,25 +189,21 @@ fn block_keep(
     }
 }
 
-/// Kept and total units per site kind, summed over blocks.
+/// Kept and total units per site kind, summed over blocks. The units of a removed module
+/// (L0's whole-module gates) count as removed, whatever its unit gates say.
 pub fn kept_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> Vec<(SiteKind, usize, usize)> {
     let (d, ff) = (config.d_model, config.d_ff);
-    let count = |f: &dyn Fn(&BlockKeep) -> usize| plan.iter().map(f).sum::<usize>();
+    let count = |module: usize, f: &dyn Fn(&BlockKeep) -> usize| {
+        plan.iter().filter(|b| b.modules[module] != 0.0).map(f).sum::<usize>()
+    };
+    let heads = |per_head: &[KeptUnits]| per_head.iter().map(KeptUnits::len).sum();
     let n = plan.len();
     vec![
-        (SiteKind::Ffn1Hidden, count(&|b| b.ffn1.len()), n * ff),
-        (
-            SiteKind::AttnQuery,
-            count(&|b| b.query.iter().map(KeptUnits::len).sum()),
-            n * d,
-        ),
-        (
-            SiteKind::AttnValue,
-            count(&|b| b.value.iter().map(KeptUnits::len).sum()),
-            n * d,
-        ),
-        (SiteKind::ConvInput, count(&|b| b.conv.len()), n * d),
-        (SiteKind::Ffn2Hidden, count(&|b| b.ffn2.len()), n * ff),
+        (SiteKind::Ffn1Hidden, count(0, &|b| b.ffn1.len()), n * ff),
+        (SiteKind::AttnQuery, count(1, &|b| heads(&b.query)), n * d),
+        (SiteKind::AttnValue, count(1, &|b| heads(&b.value)), n * d),
+        (SiteKind::ConvInput, count(2, &|b| b.conv.len()), n * d),
+        (SiteKind::Ffn2Hidden, count(3, &|b| b.ffn2.len()), n * ff),
     ]
 }
 
@@ -262,4 +258,63 @@ pub fn removed_params_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> 
             )
         })
         .collect()
+}
+
+/// The share of the prunable parameters (those the five sites' units own) that a plan removes:
+/// the quantity L0's `--target-sparsity` aims at, measured on the cut model instead of
+/// expected under the gates.
+pub fn prunable_sparsity(config: &ConformerConfig, plan: &[BlockKeep]) -> f64 {
+    let ppu = |kind: SiteKind| params_per_unit(kind, config.d_model, config.conv_kernel);
+    let (removed, total) = kept_per_site(config, plan)
+        .into_iter()
+        .fold((0, 0), |(removed, total), (kind, kept, units)| {
+            (removed + (units - kept) * ppu(kind), total + units * ppu(kind))
+        });
+    removed as f64 / total.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_unit(config: &ConformerConfig) -> BlockKeep {
+        let per_head = config.d_model / config.num_heads;
+        BlockKeep {
+            ffn1: KeptUnits::all(config.d_ff),
+            query: vec![KeptUnits::all(per_head); config.num_heads],
+            value: vec![KeptUnits::all(per_head); config.num_heads],
+            conv: KeptUnits::all(config.d_model),
+            ffn2: KeptUnits::all(config.d_ff),
+            modules: [1.0; 4],
+        }
+    }
+
+    #[test]
+    fn a_removed_module_removes_its_units_from_the_counts() {
+        let config = ConformerConfig::new(80, 29, 8, 2, 2, 16, 3, 4);
+        let mut removed_attention = every_unit(&config);
+        removed_attention.modules = [1.0, 0.0, 1.0, 1.0];
+        let mut half_ffn1 = every_unit(&config);
+        half_ffn1.ffn1 = KeptUnits {
+            index: (0..8).collect(),
+            scale: vec![1.0; 8],
+        };
+        let plan = vec![removed_attention, half_ffn1];
+        let kept = kept_per_site(&config, &plan);
+        assert_eq!(kept[0], (SiteKind::Ffn1Hidden, 16 + 8, 32));
+        assert_eq!(kept[1], (SiteKind::AttnQuery, 8, 16));
+        assert_eq!(kept[2], (SiteKind::AttnValue, 8, 16));
+        assert_eq!(kept[3], (SiteKind::ConvInput, 16, 16));
+
+        // d = 8: a query unit owns 2d + 2 = 18 parameters, a value or FFN unit 2d + 1 = 17, a
+        // conv channel 2(d + 1) + (k + 1) + 4 + d = 34.
+        let removed = 8 * 18 + 8 * 17 + 8 * 17;
+        let total = 2 * (2 * 16 * 17 + 8 * 18 + 8 * 17 + 8 * 34);
+        let sparsity = prunable_sparsity(&config, &plan);
+        assert!((sparsity - removed as f64 / total as f64).abs() < 1e-12, "{sparsity}");
+        assert_eq!(
+            prunable_sparsity(&config, &[every_unit(&config), every_unit(&config)]),
+            0.0
+        );
+    }
 }
