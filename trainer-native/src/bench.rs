@@ -1,5 +1,6 @@
 //! `prunelab bench`: training-step time and inference real-time factor per preset, with the
-//! share of a training step spent in each part of the model. Medians of repeated runs.
+//! share of a training step spent in each part of the model, and a whole `Trainer` step with
+//! its batch split over 1, 2, … threads. Medians of repeated runs.
 //!
 //! Parts are timed one at a time (forward + backward on inputs of the real shapes), so their
 //! sum need not equal the full step: the full step also pays for graph bookkeeping.
@@ -7,13 +8,16 @@
 use std::time::Instant;
 
 use clap::Args;
+use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::optim::{AdamWConfig, GradientsParams};
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
+use prunelab_engine::data::Utterance;
 use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
+use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::ctc_loss;
+use prunelab_engine::train::{TrainConfig, Trainer, ctc_loss};
 use serde::Serialize;
 
 use crate::bench_pipeline::PipelineBench;
@@ -36,6 +40,9 @@ pub struct BenchArgs {
     /// Timed repetitions per measurement (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Shard counts to time a whole `Trainer` step with (the batch split over this many threads).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    shards: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -76,6 +83,9 @@ struct PresetBench {
     inference_rtf: f64,
     /// Milliseconds per part of a training step (forward + backward), all blocks together.
     parts_ms: Vec<(&'static str, f64)>,
+    /// `(shards, ms)`: a whole `Trainer` step (SpecAugment, dropout, gradients, AdamW) on the
+    /// same batch, split over that many threads.
+    trainer_step_ms: Vec<(usize, f64)>,
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
@@ -131,6 +141,13 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         let total: f64 = r.parts_ms.iter().map(|(_, ms)| ms).sum();
         for (part, ms) in &r.parts_ms {
             println!("    {part:<12} {ms:>9.1} ms  {:>5.1}%", 100.0 * ms / total);
+        }
+        let single = r.trainer_step_ms.iter().find(|(n, _)| *n == 1).map(|(_, ms)| *ms);
+        for (shards, ms) in &r.trainer_step_ms {
+            let ratio = single.map_or(String::new(), |one| {
+                format!("  {:.2}× the 1-thread step's speed", one / ms)
+            });
+            println!("    trainer step, batch split over {shards} thread(s): {ms:>9.1} ms{ratio}");
         }
     }
     Ok(())
@@ -234,5 +251,38 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
         train_step_ms,
         inference_rtf: inference_ms / 1000.0 / 10.0,
         parts_ms,
+        trainer_step_ms: trainer_steps(preset, args, device),
     }
+}
+
+/// A whole `Trainer` step on `args.batch` random utterances, timed for each shard count in
+/// `args.shards` (one process, the same batch, medians).
+fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usize, f64)> {
+    let vocab = CharTokenizer.vocab_size();
+    let frames = (args.seconds * 100.0) as usize;
+    let tokens = ConvSubsampling::output_len(frames) / 3;
+    let mut rng = SplitMix64::new(0);
+    let batch: Vec<Utterance> = (0..args.batch)
+        .map(|i| Utterance {
+            id: format!("bench-{i}"),
+            text: String::new(),
+            tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
+            feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
+            frames,
+            duration_seconds: args.seconds,
+        })
+        .collect();
+    let batch: Vec<&Utterance> = batch.iter().collect();
+    args.shards
+        .iter()
+        .map(|&shards| {
+            let mut config = TrainConfig::for_preset(preset, vocab);
+            config.shards = shards.clamp(1, 64);
+            let mut trainer = Trainer::new(config, FeatureStats::identity(80), device);
+            let ms = median_ms(args.repeats, device, || {
+                trainer.train_step_on(&batch);
+            });
+            (shards, ms)
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! `--decoder` and its knobs, shared by `train` and `eval`.
 
 use clap::{Args, ValueEnum};
-use prunelab_engine::decode::{BeamConfig, Decoder};
+use prunelab_engine::decode::{BeamConfig, Decoder, LmConfig};
 
 use crate::corpus_source::CorpusSource;
 
@@ -12,7 +12,7 @@ pub enum DecoderChoice {
     /// Prefix beam search over characters, no word knowledge.
     Beam,
     /// Beam search restricted to the words of the train transcripts, scored with a word bigram
-    /// trained on the same transcripts.
+    /// interpolated with a class bigram, both trained on the same transcripts.
     Lexicon,
 }
 
@@ -25,12 +25,18 @@ pub struct DecodeArgs {
     /// Hypotheses kept per frame (beam and lexicon; default 16).
     #[arg(long, value_parser = parse_beam)]
     beam: Option<usize>,
-    /// Weight of the bigram's log-probability (lexicon).
+    /// Weight of the language model's log-probability (lexicon).
     #[arg(long, default_value_t = BeamConfig::default().lm_weight)]
     lm_weight: f32,
     /// Score added per word (lexicon).
     #[arg(long, default_value_t = BeamConfig::default().word_bonus)]
     word_bonus: f32,
+    /// Word classes the language model induces from the train transcripts (lexicon).
+    #[arg(long, default_value_t = LmConfig::default().classes, value_parser = parse_classes)]
+    lm_classes: usize,
+    /// Share of the class bigram in the language model, 0 (word bigram alone) to 1 (lexicon).
+    #[arg(long, default_value_t = LmConfig::default().class_share, value_parser = parse_share)]
+    lm_class_share: f64,
 }
 
 impl DecodeArgs {
@@ -60,7 +66,11 @@ impl DecodeArgs {
             DecoderChoice::Beam => Decoder::Beam { config, words: None },
             DecoderChoice::Lexicon => {
                 let transcripts = corpus.transcripts("train")?;
-                Decoder::closed_vocabulary(transcripts.iter().map(String::as_str), config)
+                let lm = LmConfig {
+                    classes: self.lm_classes,
+                    class_share: self.lm_class_share,
+                };
+                Decoder::closed_vocabulary(transcripts.iter().map(String::as_str), config, lm)
             }
         })
     }
@@ -70,5 +80,19 @@ fn parse_beam(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(beam) if (1..=4096).contains(&beam) => Ok(beam),
         _ => Err(format!("{text:?} is not a beam width between 1 and 4096")),
+    }
+}
+
+fn parse_classes(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(classes) if (1..=1000).contains(&classes) => Ok(classes),
+        _ => Err(format!("{text:?} is not a number of word classes between 1 and 1000")),
+    }
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{text:?} is not a share between 0 and 1")),
     }
 }

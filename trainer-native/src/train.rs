@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser};
 use prunelab_engine::burn::module::Module;
+use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::gates::{GateConfig, Method, SiteKind};
 use prunelab_engine::model::{Preset, weights_fingerprint};
@@ -31,7 +32,7 @@ pub struct TrainArgs {
     /// Model size: tiny (≈1.3 M params), small (≈10 M), medium (≈30 M).
     #[arg(long, default_value = "tiny", value_parser = parse_preset)]
     preset: Preset,
-    /// Optimiser steps (default: the preset's run length, 2400).
+    /// Optimiser steps (default: the preset's run length, 4000).
     #[arg(long)]
     steps: Option<usize>,
     /// Output directory for checkpoint.plc, metrics.jsonl, summary.json and hypotheses.
@@ -43,6 +44,11 @@ pub struct TrainArgs {
     /// Seed for initialisation, data order, augmentation and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Threads each batch is split over, each with its own copy of the model (default: 2 on
+    /// the CPU backend, 1 on wgpu). Part of the run's configuration: the same seed and shard
+    /// count give the same weights on any machine.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    shards: Option<u64>,
     #[command(flatten)]
     corpus: CorpusChoice,
     /// Continue the run in this directory from its newest checkpoint, with the options it was
@@ -260,9 +266,12 @@ pub fn run(args: TrainArgs, raw_args: Vec<String>) -> Result<(), String> {
 }
 
 /// The run's configuration from its options.
-fn config_from(args: &TrainArgs) -> Result<TrainConfig, String> {
+fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::for_preset(args.preset, CharTokenizer.vocab_size());
     config.seed = args.seed;
+    // Two shards use both cores of a small machine for the CPU backend's small operations; a
+    // GPU runs a whole batch at once.
+    config.shards = args.shards.map_or(if on_cpu { 2 } else { 1 }, |n| n as usize);
     config.steps = args.steps.unwrap_or(config.steps);
     config.optim.peak_lr = args.lr.unwrap_or(config.optim.peak_lr);
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
@@ -323,7 +332,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     };
     let config = match &restored {
         Some(state) => state.config.clone(),
-        None => config_from(&args)?,
+        None => config_from(&args, device == Device::flex())?,
     };
     let teacher = read_teacher(&config)?;
     let mut data = TrainData::open(&corpus, &config, args.strict, workers)?;
@@ -356,12 +365,13 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         trainer.attach_teacher(teacher).map_err(|e| format!("{name}: {e}"))?;
     }
     eprintln!(
-        "train {} · dev probe {} utts · preset {} · {} parameters · {} steps",
+        "train {} · dev probe {} utts · preset {} · {} parameters · {} steps · batches split over {} thread(s)",
         data.describe(),
         dev.len(),
         trainer.config.preset.name(),
         trainer.inference_model().num_params(),
-        trainer.config.steps
+        trainer.config.steps,
+        trainer.config.shards
     );
     rehearse_largest_batch(&mut trainer, &data);
     let first_step = trainer.step();

@@ -2,7 +2,8 @@
 
 use super::beam::{BeamConfig, WordModel, prefix_beam_search};
 use super::greedy::greedy_ctc;
-use super::lexicon::{Lexicon, WordBigram, WordId};
+use super::language_model::{LanguageModel, LmConfig};
+use super::lexicon::{Lexicon, WordId};
 use crate::text::{CharTokenizer, SPACE};
 
 /// How logits become token ids.
@@ -11,44 +12,27 @@ pub enum Decoder {
     /// Best path: argmax per frame (what training reports, and the only choice without text).
     #[default]
     Greedy,
-    /// Prefix beam search; with words, restricted to a lexicon and scored with a bigram.
+    /// Prefix beam search; with words, restricted to a lexicon and scored with a language model.
     Beam {
         config: BeamConfig,
-        words: Option<(Lexicon, WordBigram)>,
+        words: Option<(Lexicon, LanguageModel)>,
     },
 }
 
 impl Decoder {
     /// Beam search over the words of `transcripts` (normalised text, e.g. the train split),
-    /// with a Witten–Bell bigram trained on the same text. Words the tokenizer cannot spell are skipped.
-    pub fn closed_vocabulary<'a>(transcripts: impl IntoIterator<Item = &'a str>, config: BeamConfig) -> Self {
-        let mut spellings: Vec<Vec<usize>> = Vec::new();
-        let mut ids = std::collections::HashMap::<&str, WordId>::new();
-        let mut sentences: Vec<Vec<WordId>> = Vec::new();
-        for text in transcripts {
-            let mut sentence = Vec::new();
-            for word in text.split_whitespace() {
-                let id = match ids.get(word) {
-                    Some(&id) => id,
-                    None => {
-                        let Ok(spelling) = CharTokenizer.encode(word) else {
-                            continue;
-                        };
-                        spellings.push(spelling);
-                        let id = (spellings.len() - 1) as WordId;
-                        ids.insert(word, id);
-                        id
-                    }
-                };
-                sentence.push(id);
-            }
-            sentences.push(sentence);
-        }
-        let lexicon = Lexicon::new(spellings.iter().map(Vec::as_slice));
-        let bigram = WordBigram::train(lexicon.len(), sentences.iter().map(Vec::as_slice));
+    /// scored by a language model trained on the same text (see [`LanguageModel`]). Words the
+    /// tokenizer cannot spell are skipped.
+    pub fn closed_vocabulary<'a>(
+        transcripts: impl IntoIterator<Item = &'a str>,
+        config: BeamConfig,
+        lm: LmConfig,
+    ) -> Self {
+        let (lexicon, sentences) = lexicon_and_sentences(transcripts);
+        let lm = LanguageModel::train(lexicon.len(), &sentences, lm);
         Decoder::Beam {
             config,
-            words: Some((lexicon, bigram)),
+            words: Some((lexicon, lm)),
         }
     }
 
@@ -59,9 +43,9 @@ impl Decoder {
             Decoder::Beam { config, words } => {
                 let model = words
                     .as_ref()
-                    .map_or_else(WordModel::default, |(lexicon, bigram)| WordModel {
+                    .map_or_else(WordModel::default, |(lexicon, lm)| WordModel {
                         lexicon: Some(lexicon),
-                        bigram: Some(bigram),
+                        lm: Some(lm),
                     });
                 prefix_beam_search(logits, frames, vocab, SPACE, config, model)
             }
@@ -75,14 +59,47 @@ impl Decoder {
             Decoder::Beam { config, words: None } => format!("beam {}", config.beam),
             Decoder::Beam {
                 config,
-                words: Some((lexicon, _)),
-            } => format!(
-                "beam {} + {}-word lexicon + bigram (weight {}, bonus {})",
-                config.beam,
-                lexicon.len(),
-                config.lm_weight,
-                config.word_bonus
-            ),
+                words: Some((lexicon, lm)),
+            } => {
+                let model = match lm.classes() {
+                    0 => "bigram".to_string(),
+                    k => format!("bigram + {k}-class bigram (share {})", lm.class_share()),
+                };
+                format!(
+                    "beam {} + {}-word lexicon + {model} (weight {}, bonus {})",
+                    config.beam,
+                    lexicon.len(),
+                    config.lm_weight,
+                    config.word_bonus
+                )
+            }
         }
     }
+}
+
+/// The lexicon of the words in `transcripts` and the transcripts as word-id sequences.
+fn lexicon_and_sentences<'a>(transcripts: impl IntoIterator<Item = &'a str>) -> (Lexicon, Vec<Vec<WordId>>) {
+    let mut spellings: Vec<Vec<usize>> = Vec::new();
+    let mut ids = std::collections::HashMap::<&str, WordId>::new();
+    let mut sentences: Vec<Vec<WordId>> = Vec::new();
+    for text in transcripts {
+        let mut sentence = Vec::new();
+        for word in text.split_whitespace() {
+            let id = match ids.get(word) {
+                Some(&id) => id,
+                None => {
+                    let Ok(spelling) = CharTokenizer.encode(word) else {
+                        continue;
+                    };
+                    spellings.push(spelling);
+                    let id = (spellings.len() - 1) as WordId;
+                    ids.insert(word, id);
+                    id
+                }
+            };
+            sentence.push(id);
+        }
+        sentences.push(sentence);
+    }
+    (Lexicon::new(spellings.iter().map(Vec::as_slice)), sentences)
 }

@@ -13,6 +13,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::dropout::dropout;
 use super::head_layout::PaddedHeads;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
@@ -136,14 +137,14 @@ impl RelPosSelfAttention {
         let weights = self.attention_weights(logits, padding.reshape([b, 1, 1, s]));
         let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
         let context = context.swap_dims(1, 2).reshape([b, s, h * v_heads.width]);
-        self.dropout.forward(v_heads.project_from(&self.output, context))
+        dropout(&self.dropout, v_heads.project_from(&self.output, context))
     }
 
     fn attention_weights(&self, logits: Tensor<4>, padded_keys: Tensor<4, Bool>) -> Tensor<4> {
         let shape = logits.dims();
         // A large finite value rather than -inf: a fully padded row then stays finite.
         let logits = logits.mask_fill(padded_keys.expand(shape), -1e9);
-        self.dropout.forward(softmax(logits, 3))
+        dropout(&self.dropout, softmax(logits, 3))
     }
 
     /// `[h, s, s]` bias for every query/key pair.

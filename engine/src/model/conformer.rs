@@ -4,6 +4,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::dropout::dropout;
 use super::{
     BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvModule, ConvSubsampling,
     ConvSubsamplingConfig, frame_mask,
@@ -138,7 +139,7 @@ impl Conformer {
             self.blocks.len()
         );
         let device = feats.device();
-        let x = self.dropout.forward(self.subsampling.forward(feats)); // [b, s, d]
+        let x = dropout(&self.dropout, self.subsampling.forward(feats)); // [b, s, d]
         let [_, s, _] = x.dims();
         let lengths: Vec<usize> = frame_lengths
             .iter()

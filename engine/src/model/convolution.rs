@@ -12,6 +12,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, La
 use burn::prelude::*;
 use burn::tensor::activation::{glu, silu};
 
+use super::dropout::dropout;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
@@ -89,7 +90,7 @@ impl ConvModule {
         let x = x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0);
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
         let x = silu(self.batch_norm.forward(x)).swap_dims(1, 2); // [b, s, c]
-        self.dropout.forward(self.pointwise_out.forward(x))
+        dropout(&self.dropout, self.pointwise_out.forward(x))
     }
 
     /// Channels `c`.

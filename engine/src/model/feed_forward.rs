@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use super::dropout::dropout;
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
@@ -46,8 +47,8 @@ impl FeedForward {
             Some(mask) => hidden * mask,
             None => hidden,
         };
-        let hidden = self.dropout.forward(hidden);
-        self.dropout.forward(self.contract.forward(hidden))
+        let hidden = dropout(&self.dropout, hidden);
+        dropout(&self.dropout, self.contract.forward(hidden))
     }
 
     /// Hidden units `u`.

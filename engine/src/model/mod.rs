@@ -11,6 +11,7 @@ mod attention;
 mod block;
 mod conformer;
 mod convolution;
+mod dropout;
 mod feed_forward;
 mod fingerprint;
 mod head_layout;
@@ -22,6 +23,7 @@ pub use attention::{AttentionMasks, RelPosSelfAttention, RelPosSelfAttentionConf
 pub use block::{BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, MODULES};
 pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset, RunningStats};
 pub use convolution::{ConvModule, ConvModuleConfig};
+pub use dropout::with_dropout_stream;
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use fingerprint::weights_fingerprint;
 pub use padding::frame_mask;

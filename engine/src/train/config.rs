@@ -59,6 +59,15 @@ pub struct TrainConfig {
     /// Layer-wise distillation from a teacher (`None`: none).
     #[serde(default)]
     pub distill: Option<super::DistillConfig>,
+    /// Threads each batch is split over (native backends; 1 in the browser). Each computes the
+    /// gradient of its share on its own copy of the model, and their sum makes one update, so
+    /// a run with the same seed and shard count gives the same weights on any machine.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
+}
+
+fn one_shard() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -72,13 +81,14 @@ impl TrainConfig {
             fbank,
             spec_augment: SpecAugmentConfig::default(),
             speed_perturbation: vec![0.9, 1.0, 1.1],
-            steps: 2400,
+            steps: 4000,
             max_batch_frames: 4000,
             shape_buckets: ShapeBuckets::default(),
             seed: 0,
             eval_every: 500,
             prune: GateConfig::default(),
             distill: None,
+            shards: 1,
         }
     }
 
@@ -110,6 +120,10 @@ impl TrainConfig {
             (
                 (0.0..1.0).contains(&self.model.dropout),
                 format!("dropout {} must be in [0, 1)", self.model.dropout),
+            ),
+            (
+                (1..=64).contains(&self.shards),
+                format!("shards {} must be between 1 and 64", self.shards),
             ),
         ];
         checks

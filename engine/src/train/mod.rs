@@ -1,13 +1,17 @@
-//! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step,
-//! evaluation with any decoder, and the events front doors consume.
+//! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step
+//! (`forward` → `readout` → `trainer`, or split over threads by `shards`), evaluation with any
+//! decoder, and the events front doors consume.
 
 mod config;
 mod distill;
 mod evaluate;
 mod events;
+mod forward;
 mod gating;
 mod objective;
+mod readout;
 mod schedule;
+mod shards;
 mod trainer;
 
 pub use config::{OptimConfig, TrainConfig};

@@ -9,13 +9,15 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
-use super::distill::valid_frames;
+use super::forward::{PendingStep, StepModules, StepPosition, forward_pass};
 use super::gating::{block_masks, gate_layout};
-use super::{LayerMaps, TrainConfig, TrainEvent, ctc_loss, learning_rate};
+use super::readout::{Readout, StepGradients};
+use super::shards::{ShardedStep, sharded_step};
+use super::{LayerMaps, TrainConfig, TrainEvent, learning_rate};
 use crate::audio::{FeatureStats, spec_augment};
 use crate::data::{Batch, BatchPlan, ShapeBuckets, Utterance, make_batches};
 use crate::gates::{Gates, Method, PerSite};
-use crate::model::{BlockMasks, Conformer, ConformerOutput, RunningStats};
+use crate::model::{BlockMasks, Conformer};
 use crate::readback::read_async;
 use crate::rng::SplitMix64;
 
@@ -49,17 +51,12 @@ pub fn prepare_batch(
     Prepared { feats, targets, batch }
 }
 
-/// A step between its forward pass and its update: what to read back, and what to differentiate.
-struct PendingStep {
+/// A whole-batch step between its forward pass and its update.
+struct Pending {
     step: usize,
-    /// `[4]`: CTC loss, gate penalty, L0 expected sparsity (NaN otherwise), distillation loss.
-    readout: Tensor<1>,
-    /// The sum that is back-propagated.
-    objective: Tensor<1>,
+    pass: PendingStep,
     utterances: usize,
     audio_seconds: f64,
-    /// BatchNorm statistics from before the forward pass, put back if the step is skipped.
-    running_stats: RunningStats,
 }
 
 /// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
@@ -330,8 +327,12 @@ impl Trainer {
             self.step += 1;
             return TrainEvent::SkippedStep { step: self.step - 1 };
         }
+        // The browser has no threads to shard over (and trains through the async path anyway).
+        if self.config.shards > 1 && cfg!(not(target_family = "wasm")) {
+            return self.sharded_step(utterances);
+        }
         let pending = self.forward_step(utterances);
-        let values: Vec<f32> = pending.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
+        let values: Vec<f32> = pending.pass.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
         self.finish_step(pending, &values)
     }
 
@@ -344,9 +345,9 @@ impl Trainer {
             return;
         }
         let pending = self.forward_step(utterances);
-        drop(pending.objective.backward());
+        drop(pending.pass.objective.backward());
         let _ = self.device.clone().inner().sync(); // sync point: make queued device work happen
-        self.model.restore_running_stats(pending.running_stats);
+        self.model.restore_running_stats(pending.pass.running_stats);
     }
 
     /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
@@ -355,118 +356,112 @@ impl Trainer {
         let indices = self.next_batch(train);
         let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
         let pending = self.forward_step(&utterances);
-        let values = read_async(pending.readout.clone(), "the loss").await?;
+        let values = read_async(pending.pass.readout.clone(), "the loss").await?;
         Ok(self.finish_step(pending, &values))
     }
 
-    /// The first half of a step: `utterances` through the model, and every loss term.
-    fn forward_step(&mut self, utterances: &[&Utterance]) -> PendingStep {
+    /// The first half of a step on the whole batch: `utterances` through the model, and every
+    /// loss term.
+    fn forward_step(&mut self, utterances: &[&Utterance]) -> Pending {
         // Dropout draws come from the backend's generator: reseeding it from the step makes a
         // run resumed at any step draw exactly what the uninterrupted run drew.
         let dropout_seed = SplitMix64::derive(self.config.seed, &format!("dropout-{}", self.step)).next_u64();
         self.device.clone().inner().seed(dropout_seed);
-        let augment_seed = SplitMix64::derive(self.config.seed, &format!("augment-{}", self.step)).next_u64();
-        let prepared = prepare_batch(
-            utterances,
+        let position = StepPosition {
+            step: self.step,
+            shard: None,
+        };
+        let pass = forward_pass(
+            self.modules(),
+            &self.config,
             &self.stats,
-            Some((&self.config.spec_augment, augment_seed)),
-            self.config.shape_buckets,
             &self.device,
+            position,
+            utterances,
+            1.0,
         );
-        let step = self.step;
-        let prune = &self.config.prune;
-        let masks = self.gates.as_ref().map_or_else(Vec::new, |(gates, _)| {
-            let mut rng = SplitMix64::derive(self.config.seed, &format!("gates-{step}"));
-            block_masks(gates.sample(prune, utterances.len(), &mut rng))
-        });
-        let teacher = self.distillation.as_ref().map(|d| {
-            // The teacher runs without autodiff (and so without dropout); its outputs re-enter the
-            // graph as constants.
-            let out = d
-                .teacher
-                .forward(prepared.feats.clone().inner(), &prepared.batch.frame_lengths);
-            ConformerOutput {
-                logits: Tensor::from_inner(out.logits),
-                hidden: out.hidden.into_iter().map(Tensor::from_inner).collect(),
-                lengths: out.lengths,
-            }
-        });
-        let running_stats = self.model.running_stats();
-        let output = self
-            .model
-            .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
-        let distill = match (&self.distillation, &teacher, &self.config.distill) {
-            (Some(d), Some(t), Some(config)) => {
-                let frames = output.logits.dims()[1];
-                let valid = valid_frames(&output.lengths, frames, &self.device);
-                d.maps.loss(config, &output, t, valid)
-            }
-            _ => Tensor::zeros([1], &self.device),
-        };
-        let ctc = ctc_loss(
-            output.logits,
-            prepared.targets,
-            &output.lengths,
-            &prepared.batch.target_lengths,
-        );
-        let layout = gate_layout(&self.config.model);
-        let penalty = match &self.gates {
-            Some((gates, _)) => gates.penalty(prune, layout, step, self.config.steps),
-            None => Tensor::zeros([1], &self.device),
-        };
-        let sparsity = match &self.gates {
-            Some((gates, _)) if prune.method == Method::L0 => gates.expected_sparsity(prune, layout),
-            _ => Tensor::full([1], f32::NAN, &self.device),
-        };
-        // The numbers the host needs, in one tensor so that one read-back fetches them all.
-        let readout = Tensor::cat(
-            vec![ctc.clone(), penalty.clone(), sparsity.detach(), distill.clone()],
-            0,
-        );
-        PendingStep {
-            step,
-            readout,
-            objective: ctc + penalty + distill,
+        Pending {
+            step: self.step,
+            pass,
             utterances: utterances.len(),
             audio_seconds: utterances.iter().map(|u| u.duration_seconds).sum(),
-            running_stats,
         }
     }
 
-    /// The second half of a step: skip it when the loss read back is not finite, otherwise
-    /// back-propagate and update the model, the gates and the distillation maps.
-    fn finish_step(&mut self, pending: PendingStep, values: &[f32]) -> TrainEvent {
-        let PendingStep {
+    /// The modules a forward pass reads, borrowed from the trainer.
+    fn modules(&self) -> StepModules<'_> {
+        StepModules {
+            model: &self.model,
+            gates: self.gates.as_ref().map(|(g, _)| g),
+            distillation: self.distillation.as_ref().map(|d| (&d.teacher, &d.maps)),
+        }
+    }
+
+    /// The second half of a whole-batch step: skip it when the loss read back is not finite,
+    /// otherwise back-propagate and update the model, the gates and the distillation maps.
+    fn finish_step(&mut self, pending: Pending, values: &[f32]) -> TrainEvent {
+        let Pending {
             step,
-            objective,
+            pass,
             utterances,
             audio_seconds,
-            running_stats,
-            ..
         } = pending;
-        let prune = &self.config.prune;
-        let value = |i: usize| values.get(i).copied().unwrap_or(f32::NAN);
-        let (loss_value, penalty_value) = (value(0), value(1));
-        let expected_sparsity = (prune.method == Method::L0).then_some(value(2));
+        let readout = Readout::from_values(values);
         self.step += 1;
-        if !loss_value.is_finite() || !penalty_value.is_finite() {
+        if !readout.is_finite() {
             // The forward pass moved BatchNorm's running statistics towards this batch's (NaN or
             // inf) ones; without this the skipped step would still poison inference.
-            self.model.restore_running_stats(running_stats);
+            self.model.restore_running_stats(pass.running_stats);
             self.skipped_steps += 1;
             return TrainEvent::SkippedStep { step };
         }
+        let mut grads = pass.objective.backward();
+        let gradients = StepGradients::collect(&mut grads, self.modules());
+        self.apply_update(step, gradients);
+        self.step_event(step, &readout, utterances, audio_seconds)
+    }
+
+    /// One step with the batch split over `config.shards` threads (see `shards`).
+    fn sharded_step(&mut self, utterances: &[&Utterance]) -> TrainEvent {
+        let step = self.step;
+        let outcome = sharded_step(
+            self.modules(),
+            &self.config,
+            &self.stats,
+            &self.device,
+            step,
+            utterances,
+        );
+        self.step += 1;
+        match outcome {
+            ShardedStep::Skipped => {
+                self.skipped_steps += 1;
+                TrainEvent::SkippedStep { step }
+            }
+            ShardedStep::Done {
+                readout,
+                gradients,
+                running_stats,
+            } => {
+                self.model.restore_running_stats(running_stats);
+                self.apply_update(step, gradients);
+                let audio_seconds = utterances.iter().map(|u| u.duration_seconds).sum();
+                self.step_event(step, &readout, utterances.len(), audio_seconds)
+            }
+        }
+    }
+
+    /// The optimiser steps of step `step` for the model, the distillation maps and the gates.
+    fn apply_update(&mut self, step: usize, gradients: StepGradients) {
         let lr = learning_rate(&self.config.optim, step, self.config.steps);
-        let distill_value = value(3);
-        let mut grads = objective.backward();
-        let model_grads = GradientsParams::from_module(&mut grads, &self.model);
         if let Some(mut d) = self.distillation.take() {
-            let map_grads = GradientsParams::from_module(&mut grads, &d.maps);
-            d.maps = d.optim.step(lr, d.maps, map_grads);
+            if let Some(map_grads) = gradients.maps {
+                d.maps = d.optim.step(lr, d.maps, map_grads);
+            }
             self.distillation = Some(d);
         }
         if let Some((gates, gate_optim)) = self.gates.take() {
-            let mut gate_grads = GradientsParams::from_module(&mut grads, &gates);
+            let mut gate_grads = gradients.gates.unwrap_or_default();
             // The Lagrange multipliers maximise the Lagrangian: flip their gradient for ascent.
             if let Some(id) = gates.lambda_id()
                 && let Some(g) = gate_grads.remove::<1>(id)
@@ -476,14 +471,17 @@ impl Trainer {
             let gates = gate_optim_step(gate_optim, gates, gate_grads, self.config.prune.lr);
             self.gates = Some(gates);
         }
-        self.model = self.optim.step(lr, self.model.clone(), model_grads);
+        self.model = self.optim.step(lr, self.model.clone(), gradients.model);
+    }
+
+    fn step_event(&self, step: usize, readout: &Readout, utterances: usize, audio_seconds: f64) -> TrainEvent {
         TrainEvent::Step {
             step,
-            loss: loss_value,
-            penalty: penalty_value,
-            expected_sparsity,
-            distill: (self.config.distill.is_some()).then_some(distill_value),
-            lr,
+            loss: readout.loss,
+            penalty: readout.penalty,
+            expected_sparsity: (self.config.prune.method == Method::L0).then_some(readout.expected_sparsity),
+            distill: self.config.distill.is_some().then_some(readout.distill),
+            lr: learning_rate(&self.config.optim, step, self.config.steps),
             utterances,
             audio_seconds,
         }

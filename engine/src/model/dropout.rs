@@ -1,0 +1,90 @@
+//! Dropout whose masks can come from a seeded host stream instead of the backend's generator.
+//!
+//! burn's CPU backend draws random numbers from one process-wide generator. When a batch is
+//! split over threads (`TrainConfig::shards`), the threads' draws would interleave in whatever
+//! order the scheduler picks, and a run would no longer be reproducible. A thread that runs
+//! inside [`with_dropout_stream`] instead draws every dropout mask from its own SplitMix64
+//! stream, on the host, in the order its forward pass asks for them. Outside such a scope the
+//! layer is burn's own dropout, unchanged (so single-threaded training and WebGPU, where a
+//! host-made mask would cost an upload per layer, keep the device generator).
+
+use std::cell::RefCell;
+
+use burn::nn::Dropout;
+use burn::prelude::*;
+
+use crate::rng::SplitMix64;
+
+thread_local! {
+    static STREAM: RefCell<Option<SplitMix64>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with this thread's dropout masks drawn from a stream seeded with `seed`.
+pub fn with_dropout_stream<R>(seed: u64, work: impl FnOnce() -> R) -> R {
+    let previous = STREAM.with(|s| s.replace(Some(SplitMix64::new(seed))));
+    let result = work();
+    STREAM.with(|s| *s.borrow_mut() = previous);
+    result
+}
+
+/// `layer` applied to `x`, with its mask from this thread's stream when one is set.
+pub(crate) fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    // The same conditions as burn's layer: training flag on, an autodiff device, p > 0.
+    if !layer.training.is_enabled() || !x.device().is_autodiff() || layer.prob == 0.0 {
+        return x;
+    }
+    let keep = 1.0 - layer.prob;
+    let shape = x.shape();
+    let mask = STREAM.with(|s| {
+        s.borrow_mut().as_mut().map(|rng| {
+            let scale = (1.0 / keep) as f32;
+            (0..shape.num_elements())
+                .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
+                .collect::<Vec<f32>>()
+        })
+    });
+    match mask {
+        Some(mask) => {
+            let device = x.device();
+            x * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
+        }
+        None => layer.forward(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::DropoutConfig;
+
+    #[test]
+    fn a_stream_gives_the_same_mask_for_the_same_seed_and_keeps_the_expectation() {
+        let device = Device::flex().autodiff();
+        let layer = DropoutConfig::new(0.25).init();
+        let ones = || Tensor::<2>::ones([64, 64], &device);
+        let draw = |seed| -> Vec<f32> {
+            with_dropout_stream(seed, || dropout(&layer, ones()))
+                .try_into_vec_as()
+                .unwrap()
+        };
+        let (a, b, c) = (draw(7), draw(7), draw(8));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        assert!(
+            (mean - 1.0).abs() < 0.05,
+            "inverted dropout keeps the mean at 1, got {mean}"
+        );
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    }
+
+    #[test]
+    fn without_autodiff_or_outside_training_nothing_is_dropped() {
+        let layer = DropoutConfig::new(0.5).init();
+        let plain = Tensor::<1>::ones([100], &Device::flex());
+        let out: Vec<f32> = with_dropout_stream(1, || dropout(&layer, plain))
+            .try_into_vec_as()
+            .unwrap();
+        assert!(out.iter().all(|&v| v == 1.0));
+    }
+}

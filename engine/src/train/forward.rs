@@ -1,0 +1,139 @@
+//! The first half of an optimiser step: a batch through the model, and every loss term.
+//!
+//! Written against borrowed modules so that the trainer's own model and a shard's copy of it
+//! (see `shards`) go through the same code.
+
+use burn::prelude::*;
+
+use super::distill::valid_frames;
+use super::gating::{block_masks, gate_layout};
+use super::trainer::prepare_batch;
+use super::{LayerMaps, TrainConfig, ctc_loss};
+use crate::audio::FeatureStats;
+use crate::data::Utterance;
+use crate::gates::{Gates, Method};
+use crate::model::{Conformer, ConformerOutput, RunningStats};
+use crate::rng::SplitMix64;
+
+/// The modules a forward pass reads.
+#[derive(Clone, Copy)]
+pub(super) struct StepModules<'a> {
+    pub model: &'a Conformer,
+    pub gates: Option<&'a Gates>,
+    /// The frozen teacher and the learned layer maps, when distilling.
+    pub distillation: Option<(&'a Conformer, &'a LayerMaps)>,
+}
+
+/// Which step, and which part of its batch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StepPosition {
+    pub step: usize,
+    /// `Some(i)`: shard `i` of a split batch (its own augmentation and gate draws, and only
+    /// shard 0 adds the batch-independent gate penalty); `None`: the whole batch.
+    pub shard: Option<usize>,
+}
+
+impl StepPosition {
+    /// The name of a random stream for this step (and shard).
+    pub fn stream(&self, what: &str) -> String {
+        match self.shard {
+            None => format!("{what}-{}", self.step),
+            Some(i) => format!("{what}-{}-shard-{i}", self.step),
+        }
+    }
+
+    fn adds_penalty(&self) -> bool {
+        self.shard.is_none_or(|i| i == 0)
+    }
+}
+
+/// A step between its forward pass and its update: what to read back, and what to differentiate.
+pub(super) struct PendingStep {
+    /// `[4]`: CTC loss, gate penalty, L0 expected sparsity (NaN otherwise), distillation loss.
+    pub readout: Tensor<1>,
+    /// The sum that is back-propagated.
+    pub objective: Tensor<1>,
+    /// BatchNorm statistics from before the forward pass, put back if the step is skipped.
+    pub running_stats: RunningStats,
+}
+
+/// `utterances` through `modules` on `device` (an autodiff device), with the CTC loss, the gate
+/// penalty and the distillation loss. `weight` scales the batch-dependent terms in the
+/// objective (a shard's share of the whole batch; 1 for a whole batch).
+pub(super) fn forward_pass(
+    modules: StepModules<'_>,
+    config: &TrainConfig,
+    stats: &FeatureStats,
+    device: &Device,
+    position: StepPosition,
+    utterances: &[&Utterance],
+    weight: f64,
+) -> PendingStep {
+    let augment_seed = SplitMix64::derive(config.seed, &position.stream("augment")).next_u64();
+    let prepared = prepare_batch(
+        utterances,
+        stats,
+        Some((&config.spec_augment, augment_seed)),
+        config.shape_buckets,
+        device,
+    );
+    let prune = &config.prune;
+    let masks = modules.gates.map_or_else(Vec::new, |gates| {
+        let mut rng = SplitMix64::derive(config.seed, &position.stream("gates"));
+        block_masks(gates.sample(prune, utterances.len(), &mut rng))
+    });
+    let teacher = modules.distillation.map(|(teacher, _)| {
+        // The teacher runs without autodiff (and so without dropout); its outputs re-enter the
+        // graph as constants.
+        let out = teacher.forward(prepared.feats.clone().inner(), &prepared.batch.frame_lengths);
+        ConformerOutput {
+            logits: Tensor::from_inner(out.logits),
+            hidden: out.hidden.into_iter().map(Tensor::from_inner).collect(),
+            lengths: out.lengths,
+        }
+    });
+    let running_stats = modules.model.running_stats();
+    let output = modules
+        .model
+        .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
+    let distill = match (modules.distillation, &teacher, &config.distill) {
+        (Some((_, maps)), Some(t), Some(distill_config)) => {
+            let frames = output.logits.dims()[1];
+            let valid = valid_frames(&output.lengths, frames, device);
+            maps.loss(distill_config, &output, t, valid)
+        }
+        _ => Tensor::zeros([1], device),
+    };
+    let ctc = ctc_loss(
+        output.logits,
+        prepared.targets,
+        &output.lengths,
+        &prepared.batch.target_lengths,
+    );
+    let layout = gate_layout(&config.model);
+    let penalty = match modules.gates {
+        Some(gates) if position.adds_penalty() => gates.penalty(prune, layout, position.step, config.steps),
+        _ => Tensor::zeros([1], device),
+    };
+    let sparsity = match modules.gates {
+        Some(gates) if prune.method == Method::L0 && position.adds_penalty() => gates.expected_sparsity(prune, layout),
+        _ => Tensor::full([1], f32::NAN, device),
+    };
+    // The numbers the host needs, in one tensor so that one read-back fetches them all.
+    let readout = Tensor::cat(
+        vec![ctc.clone(), penalty.clone(), sparsity.detach(), distill.clone()],
+        0,
+    );
+    let batch_terms = ctc + distill;
+    // A whole batch keeps its exact objective; a shard's share is scaled so shard gradients add up.
+    let batch_terms = if weight == 1.0 {
+        batch_terms
+    } else {
+        batch_terms.mul_scalar(weight)
+    };
+    PendingStep {
+        readout,
+        objective: batch_terms + penalty,
+        running_stats,
+    }
+}
