@@ -47,6 +47,16 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
+fn out_of_range_shards_and_language_model_settings_are_refused_by_name() {
+    let out = prunelab(&["train", "--shards", "0", "--out", "/nonexistent/never-written"]);
+    assert_fails_with(&out, "--shards");
+    let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-class-share", "1.5"]);
+    assert_fails_with(&out, "not a share between 0 and 1");
+    let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-classes", "0"]);
+    assert_fails_with(&out, "not a number of word classes between 1 and 1000");
+}
+
+#[test]
 fn garbage_and_missing_checkpoints_are_named_in_the_error() {
     let dir = scratch("ckpt");
     let junk = dir.join("junk.plc");
