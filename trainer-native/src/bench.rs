@@ -156,7 +156,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
     run(); // warm-up: kernel compilation, allocator growth
     let _ = device.sync();
-    let mut times: Vec<f64> = (0..repeats.max(1))
+    let times: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             let start = Instant::now();
             run();
@@ -164,8 +164,13 @@ fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
             start.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(times)
+}
+
+/// The median of `values` (the upper one of an even count); `values` must not be empty.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBench {
@@ -263,14 +268,7 @@ fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usiz
     let tokens = ConvSubsampling::output_len(frames) / 3;
     let mut rng = SplitMix64::new(0);
     let batch: Vec<Utterance> = (0..args.batch)
-        .map(|i| Utterance {
-            id: format!("bench-{i}"),
-            text: String::new(),
-            tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
-            feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
-            frames,
-            duration_seconds: args.seconds,
-        })
+        .map(|i| Utterance::random(format!("bench-{i}"), frames, tokens, &mut rng))
         .collect();
     let batch: Vec<&Utterance> = batch.iter().collect();
     args.shards

@@ -16,6 +16,7 @@ use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
 use serde_json::{Value, json};
 
 use crate::atomic::write_atomically;
+use crate::bench::median;
 use crate::corpus_source::CorpusChoice;
 use crate::decoding::DecodeArgs;
 use crate::device::{DeviceChoice, pick};
@@ -266,11 +267,6 @@ impl<'a> DevTimer<'a> {
         }
         (median(pruned_times) / self.audio_seconds, median(ratios))
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn header() -> String {

@@ -260,35 +260,31 @@ fn random_delay(low: u64, high: u64) -> Duration {
     Duration::from_millis(low + nanos % (high - low))
 }
 
+/// A checkpointing adaptive-dropout run of `steps` steps into `out` that prints JSON.
+fn gated_run_args<'a>(root: &'a str, out: &'a Path, steps: &'a str) -> Vec<&'a str> {
+    let mut args = train_args(root, out.to_str().unwrap(), steps);
+    args.extend([
+        "--checkpoint-every",
+        "2",
+        "--method",
+        "adaptive-dropout",
+        "--decoder",
+        "greedy",
+        "--json",
+    ]);
+    args
+}
+
 #[test]
 fn sigkill_at_a_random_moment_then_resume_gives_the_uninterrupted_weights() {
     let dir = scratch("kill");
     let root = fixture(&dir);
     let steps = "30";
     let reference = dir.join("reference");
-    let mut args = train_args(&root, reference.to_str().unwrap(), steps);
-    args.extend([
-        "--checkpoint-every",
-        "2",
-        "--method",
-        "adaptive-dropout",
-        "--decoder",
-        "greedy",
-        "--json",
-    ]);
-    let expected = json(&succeed(&args));
+    let expected = json(&succeed(&gated_run_args(&root, &reference, steps)));
 
     let run = dir.join("killed");
-    let mut args = train_args(&root, run.to_str().unwrap(), steps);
-    args.extend([
-        "--checkpoint-every",
-        "2",
-        "--method",
-        "adaptive-dropout",
-        "--decoder",
-        "greedy",
-        "--json",
-    ]);
+    let args = gated_run_args(&root, &run, steps);
     // Kill twice at random moments (the second time during the resumed run), then finish.
     let (mut kills, mut killed_mid_run) = (0, 0);
     let mut command: Vec<String> = args.iter().map(|s| s.to_string()).collect();

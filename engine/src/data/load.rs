@@ -29,6 +29,21 @@ pub struct Utterance {
     pub duration_seconds: f64,
 }
 
+impl Utterance {
+    /// A stand-in utterance for benchmarks and tests: `frames` frames of 80 features uniform in
+    /// [-1, 1) and `tokens` letters, drawn from `rng` (letters first, then features).
+    pub fn random(id: String, frames: usize, tokens: usize, rng: &mut crate::rng::SplitMix64) -> Self {
+        Self {
+            id,
+            text: String::new(),
+            tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
+            feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
+            frames,
+            duration_seconds: frames as f64 / 100.0,
+        }
+    }
+}
+
 /// The usable utterances of a split and the items that were skipped.
 #[derive(Debug, Default)]
 pub struct LoadedSplit {

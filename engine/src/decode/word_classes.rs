@@ -121,13 +121,17 @@ impl WordClasses {
             for &word in &by_rank {
                 let home = class_of[word];
                 counts.apply(&neighbours[word], home, &class_of, -1.0);
-                let mut best = (f64::NEG_INFINITY, home);
-                for candidate in 0..classes {
-                    counts.apply(&neighbours[word], candidate, &class_of, 1.0);
+                let mut score_in = |class: usize| {
+                    counts.apply(&neighbours[word], class, &class_of, 1.0);
                     let score = counts.log_likelihood();
-                    counts.apply(&neighbours[word], candidate, &class_of, -1.0);
+                    counts.apply(&neighbours[word], class, &class_of, -1.0);
+                    score
+                };
+                let mut best = (score_in(home), home);
+                for candidate in (0..classes).filter(|&c| c != home) {
+                    let score = score_in(candidate);
                     // Strictly better only, so ties keep the word where it is and passes end.
-                    if score > best.0 + 1e-9 || (candidate == home && score >= best.0 - 1e-9) {
+                    if score > best.0 + 1e-9 {
                         best = (score, candidate);
                     }
                 }

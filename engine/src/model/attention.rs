@@ -109,9 +109,10 @@ impl RelPosSelfAttention {
         let x = self.norm.forward(x);
         // Pruned heads of unequal widths run padded to their block's widest head (see
         // `head_layout`); unpruned heads are already in that layout.
+        let device = x.device();
         let (q_heads, v_heads) = (
-            PaddedHeads::new(&self.query_widths),
-            PaddedHeads::new(&self.value_widths),
+            PaddedHeads::new(&self.query_widths, &device),
+            PaddedHeads::new(&self.value_widths, &device),
         );
         let gate = |t: Tensor<3>, mask: Option<Tensor<3>>, heads: &PaddedHeads| {
             mask.map_or(t.clone(), |m| t * heads.spread_gate(m))
@@ -123,7 +124,7 @@ impl RelPosSelfAttention {
             .map(|l| gate(q_heads.project_into(l, x.clone()), masks.query, &q_heads));
         let key = self.key.as_ref().map(|l| q_heads.project_into(l, x.clone()));
         let v = gate(v_heads.project_into(&self.value, x), masks.value, &v_heads); // [b, s, h·wv]
-        let bias = self.position_bias(s, &padding.device()).unsqueeze::<4>(); // [1, h, s, s]
+        let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
         let h = v_heads.heads;
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
         let logits = match (q, key) {

@@ -13,59 +13,60 @@ use burn::nn::Linear;
 use burn::prelude::*;
 
 /// Where each of the `heads · width` padded positions reads from in the compact concatenation
-/// of heads of the given widths (`None`: a zero column).
+/// of heads of the given widths, on the device.
 #[derive(Debug, Clone)]
 pub(crate) struct PaddedHeads {
     /// The common width: the widest head.
     pub width: usize,
     pub heads: usize,
-    source: Vec<Option<usize>>,
-    /// Every head is already `width` wide: the compact layout is the padded one.
-    uniform: bool,
+    /// `None` when every head is already `width` wide (the compact layout is the padded one);
+    /// otherwise `[heads · width]` source indices (0 on padding) and 1/0 keep flags.
+    gather: Option<(Tensor<1, Int>, Tensor<1>)>,
 }
 
 impl PaddedHeads {
-    pub fn new(widths: &[usize]) -> Self {
+    /// The layout of heads of `widths`; uploads its index once, and only when widths differ.
+    pub fn new(widths: &[usize], device: &Device) -> Self {
         let width = widths.iter().copied().max().unwrap_or(0);
-        let mut source = Vec::with_capacity(widths.len() * width);
-        let mut offset = 0;
-        for &w in widths {
-            source.extend((0..width).map(|i| (i < w).then_some(offset + i)));
-            offset += w;
-        }
+        let uniform = widths.iter().all(|&w| w == width);
+        let gather = (!uniform).then(|| {
+            let (mut index, mut keep) = (Vec::new(), Vec::new());
+            let mut offset = 0;
+            for &w in widths {
+                for i in 0..width {
+                    index.push(if i < w { (offset + i) as i64 } else { 0 });
+                    keep.push(if i < w { 1.0f32 } else { 0.0 });
+                }
+                offset += w;
+            }
+            let n = index.len();
+            (
+                Tensor::<1, Int>::from_data(TensorData::new(index, [n]), device),
+                Tensor::<1>::from_data(TensorData::new(keep, [n]), device),
+            )
+        });
         Self {
             width,
             heads: widths.len(),
-            source,
-            uniform: widths.iter().all(|&w| w == width),
+            gather,
         }
     }
 
     /// `[n_in, Σw]` → `[n_in, heads · width]` along `dim` (0 or 1 of a matrix, 0 of a vector),
     /// zero where a head is narrower than `width`.
     fn spread<const D: usize>(&self, tensor: Tensor<D>, dim: usize) -> Tensor<D> {
-        if self.uniform {
+        let Some((index, keep)) = &self.gather else {
             return tensor;
-        }
-        let device = tensor.device();
-        let n = self.source.len();
-        let index: Vec<i64> = self.source.iter().map(|s| s.unwrap_or(0) as i64).collect();
-        let keep: Vec<f32> = self
-            .source
-            .iter()
-            .map(|s| if s.is_some() { 1.0 } else { 0.0 })
-            .collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+        };
         let mut shape = [1usize; D];
-        shape[dim] = n;
-        let keep = Tensor::<1>::from_data(TensorData::new(keep, [n]), &device).reshape(shape);
-        tensor.select(dim, index) * keep
+        shape[dim] = keep.dims()[0];
+        tensor.select(dim, index.clone()) * keep.clone().reshape(shape)
     }
 
     /// `linear` (which outputs the compact heads) applied to `x`, with its output in the padded
     /// layout `[b, s, heads · width]`.
     pub fn project_into(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-        if self.uniform {
+        if self.gather.is_none() {
             return linear.forward(x);
         }
         let y = x.matmul(self.spread(linear.weight.val(), 1).unsqueeze());
@@ -77,7 +78,7 @@ impl PaddedHeads {
 
     /// `linear` (which reads the compact heads) applied to `x` given in the padded layout.
     pub fn project_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-        if self.uniform {
+        if self.gather.is_none() {
             return linear.forward(x);
         }
         let y = x.matmul(self.spread(linear.weight.val(), 0).unsqueeze());
@@ -101,7 +102,7 @@ mod tests {
     #[test]
     fn narrow_heads_are_padded_with_zero_columns() {
         let device = Device::flex();
-        let heads = PaddedHeads::new(&[2, 0, 1]);
+        let heads = PaddedHeads::new(&[2, 0, 1], &device);
         assert_eq!((heads.width, heads.heads), (2, 3));
         // Columns 0,1 belong to head 0 and column 2 to head 2.
         let w = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]), &device);
@@ -111,8 +112,8 @@ mod tests {
 
     #[test]
     fn equal_heads_are_left_alone() {
-        let heads = PaddedHeads::new(&[3, 3]);
-        assert!(heads.uniform);
+        let heads = PaddedHeads::new(&[3, 3], &Device::flex());
+        assert!(heads.gather.is_none());
         assert_eq!(heads.width * heads.heads, 6);
     }
 }

@@ -153,9 +153,13 @@ pub(super) fn sharded_step(
 
 /// Adds the shards' gradients and weighted losses, in shard order.
 fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> ShardedStep {
+    // One shard's non-finite loss skips the whole step (and it then took no backward pass).
     let Some(first) = outcomes.first() else {
         return ShardedStep::Skipped;
     };
+    if outcomes.iter().any(|o| o.gradients.is_none()) {
+        return ShardedStep::Skipped;
+    }
     let readout = Readout {
         loss: outcomes.iter().map(|o| o.weight as f32 * o.readout.loss).sum(),
         // Penalty and expected sparsity do not depend on the batch: shard 0 computed them.
@@ -164,15 +168,8 @@ fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> ShardedStep
         distill: outcomes.iter().map(|o| o.weight as f32 * o.readout.distill).sum(),
     };
     let running_stats = average_running_stats(outcomes.iter().map(|o| &o.running_stats).collect());
-    let mut parts = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        match outcome.gradients {
-            Some(gradients) => parts.push(gradients),
-            None => return ShardedStep::Skipped,
-        }
-    }
     let (mut model, mut maps, mut gates) = (Vec::new(), Vec::new(), Vec::new());
-    for part in parts {
+    for part in outcomes.into_iter().filter_map(|o| o.gradients) {
         model.push(part.model);
         maps.extend(part.maps);
         gates.extend(part.gates);
@@ -239,18 +236,6 @@ mod tests {
     use crate::model::Preset;
     use crate::train::forward::StepPosition;
 
-    fn utterance(seed: u64, frames: usize) -> Utterance {
-        let mut rng = SplitMix64::new(seed);
-        Utterance {
-            id: format!("u{seed}"),
-            text: String::new(),
-            tokens: (0..7).map(|_| 3 + rng.below(26)).collect(),
-            feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
-            frames,
-            duration_seconds: frames as f64 / 100.0,
-        }
-    }
-
     /// Largest |a − b| over every parameter of `model`, and the largest |a|.
     fn compare(model: &Conformer, a: &GradientsParams, b: &GradientsParams) -> (f32, f32) {
         struct Compare<'g>(&'g GradientsParams, &'g GradientsParams, f32, f32, usize);
@@ -301,7 +286,9 @@ mod tests {
             gates: None,
             distillation: None,
         };
-        let data: Vec<Utterance> = (0..4).map(|i| utterance(i, 160)).collect();
+        let data: Vec<Utterance> = (0..4)
+            .map(|i| Utterance::random(format!("u{i}"), 160, 7, &mut SplitMix64::new(i)))
+            .collect();
         let batch: Vec<&Utterance> = data.iter().chain(&data).collect();
         let whole_position = StepPosition { step: 0, shard: None };
         let pass = forward_pass(modules, &config, &stats, &device, whole_position, &batch, 1.0);
@@ -327,14 +314,7 @@ mod tests {
 
     #[test]
     fn a_batch_splits_into_contiguous_near_equal_parts() {
-        let utterance = Utterance {
-            id: "u".into(),
-            text: String::new(),
-            tokens: Vec::new(),
-            feats: Vec::new(),
-            frames: 0,
-            duration_seconds: 0.0,
-        };
+        let utterance = Utterance::random("u".into(), 0, 0, &mut SplitMix64::new(0));
         let batch: Vec<&Utterance> = vec![&utterance; 5];
         let sizes = |shards| split_batch(&batch, shards).iter().map(|p| p.len()).collect::<Vec<_>>();
         assert_eq!(sizes(1), vec![5]);

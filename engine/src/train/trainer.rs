@@ -417,8 +417,8 @@ impl Trainer {
         }
         let mut grads = pass.objective.backward();
         let gradients = StepGradients::collect(&mut grads, self.modules());
-        self.apply_update(step, gradients);
-        self.step_event(step, &readout, utterances, audio_seconds)
+        let lr = self.apply_update(step, gradients);
+        self.step_event(step, lr, &readout, utterances, audio_seconds)
     }
 
     /// One step with the batch split over `config.shards` threads (see `shards`).
@@ -444,15 +444,16 @@ impl Trainer {
                 running_stats,
             } => {
                 self.model.restore_running_stats(running_stats);
-                self.apply_update(step, gradients);
+                let lr = self.apply_update(step, gradients);
                 let audio_seconds = utterances.iter().map(|u| u.duration_seconds).sum();
-                self.step_event(step, &readout, utterances.len(), audio_seconds)
+                self.step_event(step, lr, &readout, utterances.len(), audio_seconds)
             }
         }
     }
 
-    /// The optimiser steps of step `step` for the model, the distillation maps and the gates.
-    fn apply_update(&mut self, step: usize, gradients: StepGradients) {
+    /// The optimiser steps of step `step` for the model, the distillation maps and the gates;
+    /// returns the learning rate they used.
+    fn apply_update(&mut self, step: usize, gradients: StepGradients) -> f64 {
         let lr = learning_rate(&self.config.optim, step, self.config.steps);
         if let Some(mut d) = self.distillation.take() {
             if let Some(map_grads) = gradients.maps {
@@ -472,16 +473,17 @@ impl Trainer {
             self.gates = Some(gates);
         }
         self.model = self.optim.step(lr, self.model.clone(), gradients.model);
+        lr
     }
 
-    fn step_event(&self, step: usize, readout: &Readout, utterances: usize, audio_seconds: f64) -> TrainEvent {
+    fn step_event(&self, step: usize, lr: f64, readout: &Readout, utterances: usize, audio_seconds: f64) -> TrainEvent {
         TrainEvent::Step {
             step,
             loss: readout.loss,
             penalty: readout.penalty,
             expected_sparsity: (self.config.prune.method == Method::L0).then_some(readout.expected_sparsity),
             distill: self.config.distill.is_some().then_some(readout.distill),
-            lr: learning_rate(&self.config.optim, step, self.config.steps),
+            lr,
             utterances,
             audio_seconds,
         }

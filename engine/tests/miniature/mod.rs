@@ -28,14 +28,7 @@ pub fn utterances(seed: u64, count: usize, first_frames: usize, frame_step: usiz
         .map(|i| {
             let frames = first_frames + i * frame_step;
             let tokens = 6 + rng.below(3);
-            Utterance {
-                id: format!("u{i}"),
-                text: String::new(),
-                tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
-                feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
-                frames,
-                duration_seconds: frames as f64 / 100.0,
-            }
+            Utterance::random(format!("u{i}"), frames, tokens, &mut rng)
         })
         .collect()
 }
