@@ -74,6 +74,7 @@ fn masks_of(scores: &UnitScores, modules: &[[f32; 4]], device: &Device) -> Vec<B
                 conv: mask(3),
                 ffn2: mask(4),
                 modules: z.map(|z| (z != 1.0).then(|| Tensor::<3>::full([1, 1, 1], z, device))),
+                ffn_masks_are_dropout: false,
             }
         })
         .collect()

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::prune::{Selection, flops_per_second, kept_per_site, param_count, prunable_sparsity};
+use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
 use crate::atomic::write_atomically;
 use crate::device::{DeviceChoice, pick};
-use crate::pruning::{open_prunable, parse_budget};
+use crate::pruning::{RetentionSpread, open_prunable, parse_budget};
 
 #[derive(Args)]
 pub struct PruneArgs {
@@ -44,9 +44,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     let selection = match (&args.budget, args.threshold) {
         (Some(budget), _) => Selection::Budget(parse_budget(budget, dense.total())?),
         (None, Some(t)) => Selection::Threshold(t),
-        (None, None) if source.kind == prunelab_engine::prune::ScoreKind::Retention => {
-            Selection::Threshold(source.default_threshold())
-        }
+        (None, None) if source.kind == ScoreKind::Retention => Selection::Threshold(source.default_threshold()),
         (None, None) => return Err("a magnitude-scored model needs --budget (norms have no natural threshold)".into()),
     };
     let pruned = source.cut(selection)?;
@@ -74,6 +72,10 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
 
     let sites = kept_per_site(config, &pruned.keep);
     let sparsity = prunable_sparsity(config, &pruned.keep);
+    let spread = match (source.kind, selection) {
+        (ScoreKind::Retention, Selection::Threshold(t)) => RetentionSpread::of(&source.scores, t),
+        _ => None,
+    };
     if args.json {
         let sites: Vec<_> = sites
             .iter()
@@ -86,6 +88,8 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
                 "params": pruned.params.total(), "encoder_params": pruned.params.encoder(),
                 "dense_params": dense.total(), "dense_encoder_params": dense.encoder(),
                 "flops_per_second": pruned.flops_per_second, "prunable_sparsity": sparsity, "sites": sites,
+                "kept_retention_median": spread.map(|s| s.kept_median),
+                "undecided_units": spread.map(|s| s.undecided),
             })
         );
     } else {
@@ -113,6 +117,13 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             manifest.dense_flops_per_second / 1e9,
             pruned.flops_per_second / 1e9
         );
+        if let Some(spread) = spread {
+            println!(
+                "retention of kept units: median {:.3}; units undecided (0.1 < p < 0.9): {:.1}%",
+                spread.kept_median,
+                100.0 * spread.undecided
+            );
+        }
         for (kind, kept, total) in sites {
             println!("  {:<12} kept {kept:>5} / {total}", kind.name());
         }

@@ -82,6 +82,31 @@ impl Prunable {
     }
 }
 
+/// How decided a run's learned retention is: the median retention of the units a threshold
+/// keeps, and the share of all units still undecided (retention strictly between 0.1 and 0.9).
+/// A kept unit with retention 0.65 was dropped in a third of the training steps, so a low
+/// median means the kept model trained under heavy noise and its cut is a soft boundary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetentionSpread {
+    pub kept_median: f64,
+    pub undecided: f64,
+}
+
+impl RetentionSpread {
+    /// `None` when there are no scores at all.
+    pub fn of(scores: &UnitScores, threshold: f64) -> Option<Self> {
+        let all: Vec<f32> = scores.iter().flatten().flatten().flatten().copied().collect();
+        let mut kept: Vec<f32> = all.iter().copied().filter(|&p| f64::from(p) >= threshold).collect();
+        if all.is_empty() {
+            return None;
+        }
+        kept.sort_by(f32::total_cmp);
+        let kept_median = kept.get(kept.len() / 2).map_or(f64::NAN, |&p| f64::from(p));
+        let undecided = all.iter().filter(|&&p| p > 0.1 && p < 0.9).count() as f64 / all.len() as f64;
+        Some(Self { kept_median, undecided })
+    }
+}
+
 /// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
 pub const L0_KEEP_ABOVE: f64 = 1e-6;
 
@@ -102,5 +127,26 @@ pub fn budget_params(value: f64, dense: usize) -> usize {
         (value * dense as f64).round() as usize
     } else {
         value as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_spread_counts_kept_and_undecided_units() {
+        // Two blocks; one site gated in each, one site not gated.
+        let scores: UnitScores = vec![
+            [Some(vec![0.95, 0.6, 0.3, 0.02]), None, None, None, None],
+            [None, Some(vec![0.99, 0.7]), None, None, None],
+        ];
+        let spread = RetentionSpread::of(&scores, 0.5).unwrap();
+        // Kept: 0.6, 0.7, 0.95, 0.99 → upper median 0.95. Undecided: 0.6, 0.3, 0.7 of 6.
+        assert!((spread.kept_median - 0.95).abs() < 1e-6);
+        assert!((spread.undecided - 0.5).abs() < 1e-12);
+        let none_kept = RetentionSpread::of(&scores, 1.0).unwrap();
+        assert!(none_kept.kept_median.is_nan());
+        assert_eq!(RetentionSpread::of(&vec![[None, None, None, None, None]], 0.5), None);
     }
 }

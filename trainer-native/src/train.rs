@@ -121,10 +121,25 @@ struct PruneArgs {
     /// Adaptive dropout: Gumbel-sigmoid temperature.
     #[arg(long)]
     temperature: Option<f64>,
-    /// Adaptive dropout: fraction of the run over which the regulariser's target falls from +3
-    /// to −3; it then stays at −3 (default 1: the whole run).
+    /// Adaptive dropout: fraction of the run over which the regulariser's target falls from
+    /// --target-start to --target-end; it then stays there (default 1: the whole run).
     #[arg(long)]
     target_ramp: Option<f64>,
+    /// Adaptive dropout: the logit every unit starts at (default 3, retention 0.95).
+    #[arg(long, allow_hyphen_values = true)]
+    initial_logit: Option<f64>,
+    /// Adaptive dropout: where the regulariser's target starts and ends, as logits (default 3
+    /// and −3). Scaling these, the initial logit and 1/strength by one factor keeps which units
+    /// survive roughly the same and pushes the survivors' retention further from 0.5.
+    #[arg(long, allow_hyphen_values = true)]
+    target_start: Option<f64>,
+    /// Adaptive dropout: where the regulariser's target ends (see --target-start).
+    #[arg(long, allow_hyphen_values = true)]
+    target_end: Option<f64>,
+    /// Adaptive dropout: the FFN hidden gates replace that layer's standard dropout, so kept
+    /// units are not dropped twice.
+    #[arg(long)]
+    replace_dropout: bool,
     /// Learning rate of the gate parameters (their own Adam).
     #[arg(long)]
     gate_lr: Option<f64>,
@@ -166,6 +181,10 @@ impl PruneArgs {
         ad.strength = self.strength.unwrap_or(ad.strength);
         ad.temperature = self.temperature.unwrap_or(ad.temperature);
         ad.ramp_fraction = self.target_ramp.unwrap_or(ad.ramp_fraction);
+        ad.initial_logit = self.initial_logit.unwrap_or(ad.initial_logit);
+        ad.target_start = self.target_start.unwrap_or(ad.target_start);
+        ad.target_end = self.target_end.unwrap_or(ad.target_end);
+        ad.replaces_dropout |= self.replace_dropout;
         config.lr = self.gate_lr.unwrap_or(config.lr);
         config.threshold = self.threshold.unwrap_or(config.threshold);
         config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);

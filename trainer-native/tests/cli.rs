@@ -47,9 +47,19 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
-fn out_of_range_shards_and_language_model_settings_are_refused_by_name() {
+fn out_of_range_shards_gate_and_language_model_settings_are_refused_by_name() {
     let out = prunelab(&["train", "--shards", "0", "--out", "/nonexistent/never-written"]);
     assert_fails_with(&out, "--shards");
+    let out = prunelab(&[
+        "train",
+        "--method",
+        "adaptive-dropout",
+        "--target-end",
+        "-50",
+        "--out",
+        "/nonexistent/never-written",
+    ]);
+    assert_fails_with(&out, "target end -50 must be within ±20");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-class-share", "1.5"]);
     assert_fails_with(&out, "not a share between 0 and 1");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-classes", "0"]);

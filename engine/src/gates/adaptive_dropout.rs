@@ -22,6 +22,10 @@ pub struct AdaptiveDropoutConfig {
     pub target_end: f64,
     #[serde(default = "whole_run")]
     pub ramp_fraction: f64,
+    /// The gates at the FFN hidden layers stand in for that layer's standard dropout (ours; the
+    /// paper's adaptive dropout *is* the dropout layer). Off in runs saved before it existed.
+    #[serde(default)]
+    pub replaces_dropout: bool,
 }
 
 fn whole_run() -> f64 {
@@ -37,6 +41,7 @@ impl Default for AdaptiveDropoutConfig {
             target_start: 3.0,
             target_end: -3.0,
             ramp_fraction: whole_run(),
+            replaces_dropout: false,
         }
     }
 }

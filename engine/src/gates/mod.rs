@@ -122,6 +122,15 @@ impl GateConfig {
                 format!("strength {} must be a finite number ≥ 0", ad.strength),
             ),
             (
+                [ad.initial_logit, ad.target_start, ad.target_end]
+                    .iter()
+                    .all(|v| v.is_finite() && v.abs() <= 20.0),
+                format!(
+                    "initial logit {}, target start {} and target end {} must be within ±20",
+                    ad.initial_logit, ad.target_start, ad.target_end
+                ),
+            ),
+            (
                 ad.ramp_fraction > 0.0 && ad.ramp_fraction <= 1.0,
                 format!("target ramp fraction {} must be in (0, 1]", ad.ramp_fraction),
             ),

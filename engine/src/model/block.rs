@@ -129,6 +129,9 @@ pub struct BlockMasks {
     pub conv: Option<Tensor<3>>,
     pub ffn2: Option<Tensor<3>>,
     pub modules: [Option<Tensor<3>>; 4],
+    /// The FFN hidden masks are adaptive-dropout samples that stand in for the hidden layer's
+    /// standard dropout (training only; see `FeedForward::forward_gated`).
+    pub ffn_masks_are_dropout: bool,
 }
 
 /// What surgery keeps of one block (indices into the dense block).
@@ -150,10 +153,10 @@ impl ConformerBlock {
     /// - `x`: `[b, s, d]`, `padding`: `[b, s]` → `[b, s, d]`
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: &BlockMasks) -> Tensor<3> {
         let [m1, ma, mc, m2] = masks.modules.clone();
-        let out = self
-            .ffn1
-            .as_ref()
-            .map(|f| f.forward(x.clone(), masks.ffn1.clone()).mul_scalar(0.5));
+        let out = self.ffn1.as_ref().map(|f| {
+            f.forward_gated(x.clone(), masks.ffn1.clone(), masks.ffn_masks_are_dropout)
+                .mul_scalar(0.5)
+        });
         let x = self.add(x, 0, out, m1);
         let attention_masks = AttentionMasks {
             query: masks.query.clone(),
@@ -169,10 +172,10 @@ impl ConformerBlock {
             .as_ref()
             .map(|c| c.forward(x.clone(), padding, masks.conv.clone()));
         let x = self.add(x, 2, out, mc);
-        let out = self
-            .ffn2
-            .as_ref()
-            .map(|f| f.forward(x.clone(), masks.ffn2.clone()).mul_scalar(0.5));
+        let out = self.ffn2.as_ref().map(|f| {
+            f.forward_gated(x.clone(), masks.ffn2.clone(), masks.ffn_masks_are_dropout)
+                .mul_scalar(0.5)
+        });
         let x = self.add(x, 3, out, m2);
         self.norm.forward(x)
     }

@@ -42,12 +42,19 @@ impl FeedForward {
     /// - `x`: `[b, s, d]` → `[b, s, d]` (the residual is added by the block)
     /// - `hidden_mask`: `[b or 1, 1, u]`, multiplies the hidden units (the pruning gate)
     pub fn forward(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>) -> Tensor<3> {
+        self.forward_gated(x, hidden_mask, false)
+    }
+
+    /// [`forward`](Self::forward), where `mask_is_dropout` says the hidden mask is itself a
+    /// learned dropout (adaptive dropout's samples): the standard dropout of the hidden layer is
+    /// then skipped, so kept units are not dropped twice. Without a mask it changes nothing.
+    pub fn forward_gated(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> Tensor<3> {
         let hidden = silu(self.expand.forward(self.norm.forward(x))); // [b, s, u]
         let hidden = match hidden_mask {
-            Some(mask) => hidden * mask,
-            None => hidden,
+            Some(mask) if mask_is_dropout => hidden * mask,
+            Some(mask) => dropout(&self.dropout, hidden * mask),
+            None => dropout(&self.dropout, hidden),
         };
-        let hidden = dropout(&self.dropout, hidden);
         dropout(&self.dropout, self.contract.forward(hidden))
     }
 
@@ -99,5 +106,34 @@ impl FeedForward {
         let outgoing = self.contract.weight.val().powf_scalar(2.0).sum_dim(1).sqrt(); // [u, 1]
         let u = self.hidden_units();
         incoming.reshape([u]) * outgoing.reshape([u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::with_dropout_stream;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn an_adaptive_dropout_mask_stands_in_for_the_hidden_dropout() {
+        let device = Device::flex().autodiff();
+        let ffn = FeedForwardConfig::new(8, 16).with_dropout(0.5).init(&device);
+        let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
+        let mask = Tensor::<3>::random([2, 1, 16], Distribution::Uniform(0.0, 1.0), &device);
+        let run = |f: &dyn Fn() -> Tensor<3>| -> Vec<f32> { with_dropout_stream(5, f).try_into_vec_as().unwrap() };
+        // Only the output dropout draws from the stream when the mask replaces the hidden one.
+        let expected = run(&|| {
+            let hidden = silu(ffn.expand.forward(ffn.norm.forward(x.clone()))) * mask.clone();
+            dropout(&ffn.dropout, ffn.contract.forward(hidden))
+        });
+        let replaced = run(&|| ffn.forward_gated(x.clone(), Some(mask.clone()), true));
+        let both = run(&|| ffn.forward_gated(x.clone(), Some(mask.clone()), false));
+        let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(max_diff(&replaced, &expected) < 1e-6);
+        assert!(
+            max_diff(&both, &expected) > 1e-3,
+            "the default keeps the hidden dropout"
+        );
     }
 }

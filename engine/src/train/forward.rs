@@ -80,7 +80,10 @@ pub(super) fn forward_pass(
     let prune = &config.prune;
     let masks = modules.gates.map_or_else(Vec::new, |gates| {
         let mut rng = SplitMix64::derive(config.seed, &position.stream("gates"));
-        block_masks(gates.sample(prune, utterances.len(), &mut rng))
+        let mut masks = block_masks(gates.sample(prune, utterances.len(), &mut rng));
+        let replaces = prune.method == Method::AdaptiveDropout && prune.adaptive_dropout.replaces_dropout;
+        masks.iter_mut().for_each(|m| m.ffn_masks_are_dropout = replaces);
+        masks
     });
     let teacher = modules.distillation.map(|(teacher, _)| {
         // The teacher runs without autodiff (and so without dropout); its outputs re-enter the

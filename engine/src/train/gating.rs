@@ -37,6 +37,7 @@ pub fn block_masks(values: Vec<BlockGateValues>) -> Vec<BlockMasks> {
                 conv,
                 ffn2,
                 modules,
+                ffn_masks_are_dropout: false,
             }
         })
         .collect()
