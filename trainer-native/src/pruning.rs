@@ -9,6 +9,8 @@ use prunelab_engine::prune::{Pruned, ScoreKind, Selection, UnitScores, magnitude
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
 
+use crate::bench::median;
+
 /// A dense model and the scores that decide what to cut from it.
 pub struct Prunable {
     pub name: String,
@@ -96,12 +98,11 @@ impl RetentionSpread {
     /// `None` when there are no scores at all.
     pub fn of(scores: &UnitScores, threshold: f64) -> Option<Self> {
         let all: Vec<f32> = scores.iter().flatten().flatten().flatten().copied().collect();
-        let mut kept: Vec<f32> = all.iter().copied().filter(|&p| f64::from(p) >= threshold).collect();
         if all.is_empty() {
             return None;
         }
-        kept.sort_by(f32::total_cmp);
-        let kept_median = kept.get(kept.len() / 2).map_or(f64::NAN, |&p| f64::from(p));
+        let kept: Vec<f64> = all.iter().map(|&p| f64::from(p)).filter(|&p| p >= threshold).collect();
+        let kept_median = if kept.is_empty() { f64::NAN } else { median(kept) };
         let undecided = all.iter().filter(|&&p| p > 0.1 && p < 0.9).count() as f64 / all.len() as f64;
         Some(Self { kept_median, undecided })
     }

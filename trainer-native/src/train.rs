@@ -128,9 +128,10 @@ struct PruneArgs {
     /// Adaptive dropout: the logit every unit starts at (default 3, retention 0.95).
     #[arg(long, allow_hyphen_values = true)]
     initial_logit: Option<f64>,
-    /// Adaptive dropout: where the regulariser's target starts and ends, as logits (default 3
-    /// and −3). Scaling these, the initial logit and 1/strength by one factor keeps which units
-    /// survive roughly the same and pushes the survivors' retention further from 0.5.
+    /// Adaptive dropout: where the regulariser's target starts, as a logit (default 3). With
+    /// --initial-logit and --target-end it sets the logit scale; doubling all three and halving
+    /// --strength was measured in docs/results.md (session 11): it did not make the kept units'
+    /// retention more decided.
     #[arg(long, allow_hyphen_values = true)]
     target_start: Option<f64>,
     /// Adaptive dropout: where the regulariser's target ends (see --target-start).
