@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { readFile, mkdir, writeFile, mkdtemp } from 'node:fs/promises';
+import { readFile, readdir, mkdir, writeFile, mkdtemp } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -86,6 +86,17 @@ const setSlider = (page, selector, value) =>
     el.dispatchEvent(new Event('change', { bubbles: true }));
   }, value);
 const paramsText = (page) => page.textContent('#params');
+
+// wasm-ld wraps every export of a "command" module (a bin crate) in a call to the static
+// constructors unless the module calls them itself; with cubecl's `inventory` registrations that
+// made each call from JavaScript into wasm re-run hundreds of them, and training on a real GPU
+// 29× slower. `main` calls them once (app/src/main.rs); this keeps it so.
+test('the wasm module runs its static constructors once, not on every call into it', async () => {
+  const wasm = (await readdir(dist)).find((name) => name.endsWith('.wasm'));
+  const bytes = await readFile(join(dist, wasm));
+  assert.ok(bytes.includes('__wasm_call_ctors'), 'the module has no function names, so this check would prove nothing');
+  assert.ok(!bytes.includes('.command_export'), 'exports are wrapped in __wasm_call_ctors: see app/src/main.rs');
+});
 
 test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, transport works', { timeout: 1_500_000 }, async () => {
   const context = await browser.newContext();
