@@ -125,6 +125,11 @@ struct PruneArgs {
     /// --target-start to --target-end; it then stays there (default 1: the whole run).
     #[arg(long)]
     target_ramp: Option<f64>,
+    /// Adaptive dropout: fraction of the run after which the strength alpha falls linearly to 0
+    /// at the end (default 1: never). Without the pull, the gates the loss needs rise towards 1
+    /// before the cut.
+    #[arg(long)]
+    strength_fade_from: Option<f64>,
     /// Adaptive dropout: the logit every unit starts at (default 3, retention 0.95).
     #[arg(long, allow_hyphen_values = true)]
     initial_logit: Option<f64>,
@@ -182,6 +187,7 @@ impl PruneArgs {
         ad.strength = self.strength.unwrap_or(ad.strength);
         ad.temperature = self.temperature.unwrap_or(ad.temperature);
         ad.ramp_fraction = self.target_ramp.unwrap_or(ad.ramp_fraction);
+        ad.strength_fade_from = self.strength_fade_from.unwrap_or(ad.strength_fade_from);
         ad.initial_logit = self.initial_logit.unwrap_or(ad.initial_logit);
         ad.target_start = self.target_start.unwrap_or(ad.target_start);
         ad.target_end = self.target_end.unwrap_or(ad.target_end);

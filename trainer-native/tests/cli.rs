@@ -60,6 +60,16 @@ fn out_of_range_shards_gate_and_language_model_settings_are_refused_by_name() {
         "/nonexistent/never-written",
     ]);
     assert_fails_with(&out, "target end -50 must be within ±20");
+    let out = prunelab(&[
+        "train",
+        "--method",
+        "adaptive-dropout",
+        "--strength-fade-from",
+        "1.5",
+        "--out",
+        "/nonexistent/never-written",
+    ]);
+    assert_fails_with(&out, "strength fade start 1.5 must be in [0, 1]");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-class-share", "1.5"]);
     assert_fails_with(&out, "not a share between 0 and 1");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-classes", "0"]);

@@ -22,6 +22,11 @@ pub struct AdaptiveDropoutConfig {
     pub target_end: f64,
     #[serde(default = "whole_run")]
     pub ramp_fraction: f64,
+    /// `alpha` holds until this fraction of the run, then falls linearly to 0 at its end (ours:
+    /// 1.0, never). With the pull gone, the gates of units the loss needs rise towards 1 and the
+    /// rest stay near `target_end`: kept units stop being dropped at random before the cut.
+    #[serde(default = "whole_run")]
+    pub strength_fade_from: f64,
     /// The gates at the FFN hidden layers stand in for that layer's standard dropout (ours; the
     /// paper's adaptive dropout *is* the dropout layer). Off in runs saved before it existed.
     #[serde(default)]
@@ -41,6 +46,7 @@ impl Default for AdaptiveDropoutConfig {
             target_start: 3.0,
             target_end: -3.0,
             ramp_fraction: whole_run(),
+            strength_fade_from: whole_run(),
             replaces_dropout: false,
         }
     }
@@ -54,6 +60,16 @@ impl AdaptiveDropoutConfig {
         self.target_start + (self.target_end - self.target_start) * progress.min(1.0)
     }
 
+    /// The regulariser's strength `alpha(t)` at `step` of a run of `steps`.
+    pub fn strength_at(&self, step: usize, steps: usize) -> f64 {
+        let progress = step as f64 / steps.max(1) as f64;
+        if progress <= self.strength_fade_from {
+            return self.strength;
+        }
+        let left = (1.0 - progress).max(0.0) / (1.0 - self.strength_fade_from);
+        self.strength * left
+    }
+
     /// A relaxed Bernoulli sample `sigmoid((beta + logistic) / tau)`.
     ///
     /// # Shapes
@@ -62,13 +78,13 @@ impl AdaptiveDropoutConfig {
         sigmoid((logistic + logits.unsqueeze::<2>()).div_scalar(self.temperature))
     }
 
-    /// `alpha · Σ (beta − c(t))²`, `[1]`.
+    /// `alpha(t) · Σ (beta − c(t))²`, `[1]`.
     pub fn penalty(&self, logits: Tensor<1>, step: usize, steps: usize) -> Tensor<1> {
         logits
             .sub_scalar(self.target(step, steps))
             .powf_scalar(2.0)
             .sum()
-            .mul_scalar(self.strength)
+            .mul_scalar(self.strength_at(step, steps))
     }
 }
 
@@ -95,6 +111,24 @@ mod tests {
         };
         assert!((early.target(25, 100) - 0.0).abs() < 1e-12);
         assert_eq!((early.target(50, 100), early.target(90, 100)), (-3.0, -3.0));
+    }
+
+    #[test]
+    fn strength_holds_then_fades_to_zero_at_the_end() {
+        let c = AdaptiveDropoutConfig {
+            strength: 4.0,
+            strength_fade_from: 0.75,
+            ..AdaptiveDropoutConfig::default()
+        };
+        assert_eq!(c.strength_at(0, 100), 4.0);
+        assert_eq!(c.strength_at(75, 100), 4.0);
+        // Step 90 is 60 % of the way through the fade (75 → 100): 40 % of alpha is left.
+        assert!((c.strength_at(90, 100) - 4.0 * 0.4).abs() < 1e-12);
+        assert_eq!(c.strength_at(100, 100), 0.0);
+        assert_eq!(c.strength_at(150, 100), 0.0);
+        // The default never fades, even at the last step.
+        let never = AdaptiveDropoutConfig::default();
+        assert_eq!(never.strength_at(100, 100), never.strength);
     }
 
     #[test]

@@ -135,6 +135,10 @@ impl GateConfig {
                 format!("target ramp fraction {} must be in (0, 1]", ad.ramp_fraction),
             ),
             (
+                ad.strength_fade_from >= 0.0 && ad.strength_fade_from <= 1.0,
+                format!("strength fade start {} must be in [0, 1]", ad.strength_fade_from),
+            ),
+            (
                 !self.method.is_gated() || !self.sites.is_empty(),
                 "a gated method needs at least one site".to_string(),
             ),
