@@ -4,11 +4,69 @@
 use std::io::Write;
 use std::path::Path;
 
+const TEMPORARY_MARK: &str = "tmp-";
+
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = path.with_extension(format!("{TEMPORARY_MARK}{}", std::process::id()));
     let fail = |what: &str, e: std::io::Error| format!("{}: cannot {what}: {e}", path.display());
     let mut file = std::fs::File::create(&tmp).map_err(|e| fail("create temporary file", e))?;
     file.write_all(bytes).map_err(|e| fail("write", e))?;
     file.sync_all().map_err(|e| fail("flush to disk", e))?;
     std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e))
+}
+
+/// Deletes the temporary files that writers killed before their rename left in `dir` (not in
+/// its subdirectories). Only for a directory no other process is writing to. Returns how many.
+pub fn remove_leftover_temporaries(dir: &Path) -> Result<usize, String> {
+    let listing = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+    let mut removed = 0;
+    for entry in listing.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temporary_name(&name) && entry.path().is_file() {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| format!("{}: cannot delete: {e}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `NAME.tmp-PID`, as `write_atomically` names its temporaries.
+fn is_temporary_name(name: &str) -> bool {
+    name.rsplit_once('.')
+        .and_then(|(_, extension)| extension.strip_prefix(TEMPORARY_MARK))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_temporaries_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("prunelab-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub.tmp-1")).unwrap();
+        write_atomically(&dir.join("step-00000010.plc"), b"kept").unwrap();
+        for name in [
+            "step-00000020.tmp-4242",
+            "metrics.tmp-17",
+            "notes.tmp-abc",
+            "tmp-5",
+            "x.tmp-",
+        ] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        assert_eq!(remove_leftover_temporaries(&dir).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["notes.tmp-abc", "step-00000010.plc", "sub.tmp-1", "tmp-5", "x.tmp-"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -17,7 +17,7 @@ use prunelab_engine::store::{Trace, decode_checkpoint, decode_trace, encode_trac
 use prunelab_engine::train::{TrainEvent, TrainerState};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomically;
+use crate::atomic::{remove_leftover_temporaries, write_atomically};
 
 const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
@@ -39,6 +39,11 @@ impl RunDir {
     pub fn create(root: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(root.join(CHECKPOINTS))
             .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
+        // A run killed mid-write leaves its temporary file behind; the run that takes over the
+        // directory (fresh or resumed) clears them, or they would pile up beside --keep-checkpoints.
+        for dir in [root.to_path_buf(), root.join(CHECKPOINTS)] {
+            remove_leftover_temporaries(&dir)?;
+        }
         Ok(Self {
             root: root.to_path_buf(),
         })
