@@ -18,11 +18,14 @@ OUT/lab-trained.png; `--profile` adds where the page's thread spent its time whi
 import argparse
 import base64
 import collections
+import fcntl
 import functools
 import gzip
 import http.server
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,16 +69,23 @@ class Browser:
         self.log = open(log_path, "wb")
 
         def wire_pipes():
-            # Chromium reads commands on fd 3 and writes replies on fd 4.
-            os.dup2(self.commands_r, 3)
-            os.dup2(self.replies_w, 4)
+            # Chromium reads commands on fd 3 and writes replies on fd 4. Both ends are first
+            # moved above 10, so that neither is already 3 or 4 (dup2 onto itself would keep
+            # the close-on-exec flag); dup2 then makes 3 and 4 inheritable.
+            commands = fcntl.fcntl(self.commands_r, fcntl.F_DUPFD, 10)
+            replies = fcntl.fcntl(self.replies_w, fcntl.F_DUPFD, 10)
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
 
+        # Its own process group, so that a browser that hangs is killed with its GPU and
+        # renderer processes.
         self.process = subprocess.Popen(
             [chrome, *COMMON_FLAGS, *flags, f"--user-data-dir={self.profile}", "about:blank"],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             preexec_fn=wire_pipes,
             close_fds=False,
+            start_new_session=True,
         )
         os.close(self.commands_r)
         os.close(self.replies_w)
@@ -84,15 +94,22 @@ class Browser:
         self.events = []
         self.arrived = threading.Condition()
         threading.Thread(target=self._read_replies, daemon=True).start()
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Runtime.enable", session=True)
-        self.call("Page.enable", session=True)
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            self.call("Runtime.enable", session=True)
+            self.call("Page.enable", session=True)
+        except Exception:
+            self.close()
+            raise
 
     def _read_replies(self):
         pending = b""
         while True:
-            chunk = os.read(self.replies_r, 1 << 20)
+            try:
+                chunk = os.read(self.replies_r, 1 << 20)
+            except OSError:  # closed by `close`
+                break
             if not chunk:
                 break
             pending += chunk
@@ -113,7 +130,10 @@ class Browser:
         message = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = self.session
-        os.write(self.commands_w, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self.commands_w, json.dumps(message).encode() + b"\0")
+        except OSError as error:  # the browser has exited (a missing font aborts it, say)
+            raise Timeout(f"{method}: the browser is gone ({error}; exit code {self.process.poll()})")
         deadline = time.monotonic() + timeout
         with self.arrived:
             while self.next_id not in self.replies:
@@ -165,9 +185,13 @@ class Browser:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for fd in (self.commands_w, self.replies_r):
+            os.close(fd)
         self.log.close()
         keep_tail(self.log.name, LOG_TAIL_BYTES)
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def keep_tail(path, size):
@@ -227,8 +251,11 @@ def open_lab(browser, origin, load_timeout):
 
 
 def is_hardware(adapter):
+    """A found adapter that names its vendor and is not a known software one."""
     described = json.dumps(adapter).lower()
-    return adapter.get("found") and not any(name in described for name in SOFTWARE_ADAPTERS)
+    return bool(adapter.get("found") and adapter.get("vendor")) and not any(
+        name in described for name in SOFTWARE_ADAPTERS
+    )
 
 
 # Frames whose share of the main thread's time the profile summary reports (substrings of the
@@ -300,7 +327,8 @@ def measure_training(browser, seconds, max_steps, load_timeout, profile_to=None)
         time.sleep(0.25)
         sample()
         if profile_to and not profiling and samples[-1][1] >= 1:
-            # From the end of the first step: later steps reuse its compiled kernels.
+            # From the end of the first step. Steps with new batch shapes still compile kernels
+            # (the second step takes several seconds on a GPU), so that is in the profile too.
             browser.call("Profiler.enable", session=True)
             browser.call("Profiler.setSamplingInterval", {"interval": 1000}, session=True)
             browser.call("Profiler.start", session=True)
@@ -327,8 +355,9 @@ def summarise(samples, rate_label, warm_step=5):
         "steps_per_s": round(last / elapsed, 3) if elapsed > 0 else None,
         "first_step_s": round(first, 2) if first is not None else None,
         "page_rate_label": rate_label,
-        # When each step finished, seconds after Play: shows warm-up and any slow-down.
-        "step_times_s": [round(t, 2) for (t, s), (_, before) in zip(samples[1:], samples) if s > before],
+        # [seconds after Play, steps done] whenever the counter moved: warm-up and slow-downs.
+        # Steps that end between two samples share one entry.
+        "steps_over_time": [[round(t, 2), s] for (t, s), (_, before) in zip(samples[1:], samples) if s > before],
     }
     if warm and last > warm[1]:
         # The steps from the first sample at or past `warm_step` to the end, over their time.
@@ -380,6 +409,8 @@ def main():
                 attempt["training"] = measure_training(
                     browser, args.seconds, args.max_steps, args.load_timeout, profile_to
                 )
+                if attempt["training"]["steps"] == 0:
+                    raise Timeout(f"no training step finished in {args.seconds} s")
                 shot = browser.call("Page.captureScreenshot", session=True)["data"]
                 with open(os.path.join(args.out, "lab-trained.png"), "wb") as file:
                     file.write(base64.b64decode(shot))

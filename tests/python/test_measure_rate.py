@@ -20,7 +20,7 @@ def test_rates_from_samples():
     assert figures["first_step_s"] == 4.0
     assert figures["warm_from_step"] == 5
     assert figures["warm_steps_per_s"] == 1.0  # steps 5 → 9 in 8 s → 12 s
-    assert figures["step_times_s"] == [4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0]
+    assert figures["steps_over_time"] == [[4.0, 1], [5.0, 2], [6.0, 3], [7.0, 4], [8.0, 5], [10.0, 7], [12.0, 9]]
 
 
 def test_no_warm_rate_before_the_warm_step():
@@ -58,3 +58,10 @@ def test_profile_shares_count_each_sample_once_per_label():
     assert shares["kernel launches (cubecl)"] == 0.5
     assert shares["optimiser update"] == 0.1
     assert shares["bind groups (wgpu → WebGPU)"] == 0.0
+
+
+def test_only_named_non_software_adapters_count_as_hardware():
+    assert measure_rate.is_hardware({"found": True, "vendor": "nvidia", "architecture": ""})
+    assert not measure_rate.is_hardware({"found": True, "vendor": "google", "architecture": "swiftshader"})
+    assert not measure_rate.is_hardware({"found": True, "vendor": "", "architecture": ""})
+    assert not measure_rate.is_hardware({"found": False, "why": "requestAdapter returned null"})

@@ -62,12 +62,12 @@ impl AdaptiveDropoutConfig {
 
     /// The regulariser's strength `alpha(t)` at `step` of a run of `steps`.
     pub fn strength_at(&self, step: usize, steps: usize) -> f64 {
-        let progress = step as f64 / steps.max(1) as f64;
+        // Steps past the end count as the end.
+        let progress = (step as f64 / steps.max(1) as f64).min(1.0);
         if progress <= self.strength_fade_from {
             return self.strength;
         }
-        let left = (1.0 - progress).max(0.0) / (1.0 - self.strength_fade_from);
-        self.strength * left
+        self.strength * (1.0 - progress) / (1.0 - self.strength_fade_from)
     }
 
     /// A relaxed Bernoulli sample `sigmoid((beta + logistic) / tau)`.
@@ -129,6 +129,7 @@ mod tests {
         // The default never fades, even at the last step.
         let never = AdaptiveDropoutConfig::default();
         assert_eq!(never.strength_at(100, 100), never.strength);
+        assert_eq!(never.strength_at(150, 100), never.strength);
     }
 
     #[test]
