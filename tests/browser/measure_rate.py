@@ -280,8 +280,8 @@ def summarise_profile(profile):
         if not hits:
             continue
         total += hits
-        if node["callFrame"]["functionName"] in ("(idle)", "(program)", "(garbage collector)"):
-            idle += hits if node["callFrame"]["functionName"] == "(idle)" else 0
+        if node["callFrame"]["functionName"] == "(idle)":
+            idle += hits
             continue
         stack, at = [], node["id"]
         while at is not None:
