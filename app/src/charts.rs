@@ -25,13 +25,13 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
 }
 
 /// Fills `canvas` with one pixel per cell (`rows × cols`); `value(row, col)` in [0, 1], `None`
-/// for an empty cell (drawn light grey). Cells whose value is below `cut` are drawn dimmed:
-/// those are the units a pruning at that threshold removes.
+/// for an empty cell (drawn light grey). Cells where `dimmed(row, col)` are drawn at a third
+/// of their brightness: the units the current cut removes.
 pub fn draw_heatmap(
     canvas: &HtmlCanvasElement,
     rows: usize,
     cols: usize,
-    cut: Option<f32>,
+    dimmed: impl Fn(usize, usize) -> bool,
     value: impl Fn(usize, usize) -> Option<f32>,
 ) {
     if rows == 0 || cols == 0 {
@@ -46,8 +46,8 @@ pub fn draw_heatmap(
             let [red, green, blue] = match value(r, c) {
                 Some(v) => {
                     let [red, green, blue] = ramp(v);
-                    if cut.is_some_and(|cut| v < cut) {
-                        // Pruned at the current threshold: a third of the brightness.
+                    if dimmed(r, c) {
+                        // Removed by the current cut: a third of the brightness.
                         [red / 3, green / 3, blue / 3]
                     } else {
                         [red, green, blue]

@@ -10,15 +10,12 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::prune::{kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
-use prunelab_engine::train::{TrainEvent, evaluate_decoders_async};
+use prunelab_engine::train::{RunEvent, TrainEvent, evaluate};
 
 use crate::corpus::LabCorpus;
 use crate::lab::{Command, Lab, TraceView};
-use crate::session::{LabSession, PrunePoint, SNAPSHOT_EVERY};
+use crate::session::{LabSession, PrunePoint};
 use crate::timing::{now_ms, sleep, yield_to_browser};
-
-/// Score the current threshold on dev every this many steps while training.
-const EVAL_EVERY: usize = 100;
 
 /// Runs until the page closes.
 pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
@@ -42,10 +39,13 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
             }
             Some(Command::Step) => {
                 lab.playing.set(false);
-                step(&lab, &mut session, &corpus, &mut rate).await;
+                step(&lab, &mut session, &mut rate, &corpus).await;
             }
-            Some(Command::Prune(threshold)) => prune(&lab, &session, &corpus, threshold).await,
-            Some(Command::Sweep) => sweep(&lab, &session, &corpus).await,
+            Some(Command::Prune(knob)) => {
+                session.set_knob(knob);
+                prune(&lab, &session, knob).await;
+            }
+            Some(Command::Sweep) => sweep(&lab, &session).await,
             Some(Command::OpenExport {
                 name,
                 manifest,
@@ -54,10 +54,10 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
                 open_export(&lab, &device, &corpus, &name, &manifest, &weights).await;
             }
             None if lab.playing.get_untracked() && !session.is_finished() => {
-                step(&lab, &mut session, &corpus, &mut rate).await;
+                step(&lab, &mut session, &mut rate, &corpus).await;
                 if session.is_finished() {
                     lab.playing.set(false);
-                    prune(&lab, &session, &corpus, lab.settings.get_untracked().threshold).await;
+                    prune(&lab, &session, lab.settings.get_untracked().threshold).await;
                 }
             }
             None => {
@@ -70,7 +70,7 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
     }
 }
 
-/// A fresh session: clears the views, takes the first snapshot and scores the dense model.
+/// A fresh session: clears the views, takes the first snapshot and scores the untrained model.
 async fn start(
     lab: &Lab,
     device: &Device,
@@ -79,7 +79,7 @@ async fn start(
 ) -> Result<LabSession, String> {
     lab.busy.set(Some("building the model…".into()));
     yield_to_browser().await;
-    let mut session = LabSession::new(&settings, &corpus.train, device)?;
+    let mut session = LabSession::new(&settings, &corpus.train, &corpus.dev, device)?;
     lab.settings.set(settings.clone());
     lab.step.set(0);
     lab.steps_per_second.set(0.0);
@@ -89,86 +89,102 @@ async fn start(
         source: "live".into(),
         ..TraceView::default()
     });
-    snapshot(lab, &mut session).await;
+    let first = session.begin().await;
     lab.busy.set(None);
+    show_events(lab, &session, first?);
     // Score the untrained model too, so the plot and Listen have something from the start.
-    prune(lab, &session, corpus, settings.threshold).await;
+    prune(lab, &session, settings.threshold).await;
     Ok(session)
 }
 
-/// One training step, then the heatmap snapshot and evaluation when they are due.
-async fn step(lab: &Lab, session: &mut LabSession, corpus: &LabCorpus, rate: &mut StepRate) {
+/// One training step and what the run's schedule made due after it (snapshot, evaluation).
+async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRate, corpus: &LabCorpus) {
     lab.stepping.set(true);
     let result = session.train_step(&corpus.train).await;
     lab.stepping.set(false);
-    match result {
-        Ok(event) => {
-            if let TrainEvent::SkippedStep { step } = event {
-                lab.notify(format!("step {step}: the loss was not finite; the step was skipped"));
-            }
-            lab.live.update(|v| v.add_event(&event));
-        }
+    let events = match result {
+        Ok(events) => events,
         Err(e) => {
             lab.playing.set(false);
             lab.notify(format!("training step failed: {e}"));
             return;
         }
-    }
-    let done = session.step();
-    lab.step.set(done);
+    };
+    let evaluated = events.iter().any(|e| matches!(e, RunEvent::Eval(_)));
+    show_events(lab, session, events);
+    lab.step.set(session.step());
     lab.steps_per_second.set(rate.tick());
-    if done % SNAPSHOT_EVERY == 0 || session.is_finished() {
-        snapshot(lab, session).await;
-    }
-    if done % EVAL_EVERY == 0 && !session.is_finished() {
-        prune(lab, session, corpus, lab.settings.get_untracked().threshold).await;
+    if evaluated {
+        refresh_uncut(lab, session).await;
     }
 }
 
-/// Reads every unit's score and appends it to the live heatmaps.
-async fn snapshot(lab: &Lab, session: &mut LabSession) {
-    if let Err(e) = session.snapshot().await {
-        lab.notify(format!("cannot read the gates: {e}"));
-        return;
-    }
-    let trace = &session.trace;
-    let Some(latest) = trace.snapshots.last() else { return };
-    lab.live.update(|v| {
-        v.description = trace.description.clone();
-        v.sites = trace.sites.clone();
-        v.steps = trace.steps.clone();
-        v.snapshots.push(Arc::new(latest.clone()));
-    });
-}
-
-/// Scores the model cut at `threshold` (and the uncut model when not yet known at this step).
-async fn prune(lab: &Lab, session: &LabSession, corpus: &LabCorpus, threshold: f64) {
-    let dense_is_stale = lab
-        .trade_off
-        .with_untracked(|t| t.dense.as_ref().is_none_or(|d| d.step != session.step()));
-    if dense_is_stale {
-        if let Some(dense) = evaluate(lab, session, corpus, 0.0, "scoring the unpruned model…").await {
-            lab.trade_off.update(|t| {
-                t.dense = Some(dense);
-                t.sweep.clear();
-            });
+/// Copies a run's events into the page's signals.
+fn show_events(lab: &Lab, session: &LabSession, events: Vec<RunEvent>) {
+    for event in events {
+        match event {
+            RunEvent::Trained(trained) => {
+                if let TrainEvent::SkippedStep { step } = trained {
+                    lab.notify(format!("step {step}: the loss was not finite; the step was skipped"));
+                }
+                lab.live.update(|v| v.add_event(&trained));
+            }
+            RunEvent::Snapshot { .. } => {
+                let trace = &session.trace;
+                let Some(latest) = trace.snapshots.last() else { continue };
+                lab.live.update(|v| {
+                    v.description = trace.description.clone();
+                    v.sites = trace.sites.clone();
+                    v.steps = trace.steps.clone();
+                    v.snapshots.push(Arc::new(latest.clone()));
+                });
+            }
+            RunEvent::Eval(eval) => {
+                let point = PrunePoint::from(*eval);
+                lab.live.update(|v| v.wers.push((point.step, point.wer)));
+                lab.trade_off.update(|t| t.current = Some(point));
+            }
+            RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
         }
     }
-    let message = format!("pruning at {threshold:.2} and scoring it…");
-    if let Some(point) = evaluate(lab, session, corpus, threshold, &message).await {
+}
+
+/// Scores the model cut at slider value `knob` (and the uncut reference when not yet known at
+/// this step).
+async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
+    refresh_uncut(lab, session).await;
+    let message = format!("pruning at {knob:.2} and scoring it…");
+    if let Some(point) = evaluate_cut(lab, session, knob, &message).await {
         lab.live.update(|v| v.wers.push((point.step, point.wer)));
         lab.trade_off.update(|t| t.current = Some(point));
     }
 }
 
-async fn sweep(lab: &Lab, session: &LabSession, corpus: &LabCorpus) {
-    let thresholds = match session.sweep_thresholds().await {
-        Ok(t) => t,
+/// The reference point of the plot: the slider at 0 (nothing cut beyond the method's own rule),
+/// scored once per step.
+async fn refresh_uncut(lab: &Lab, session: &LabSession) {
+    let stale = lab
+        .trade_off
+        .with_untracked(|t| t.dense.as_ref().is_none_or(|d| d.step != session.step()));
+    if !stale {
+        return;
+    }
+    if let Some(uncut) = evaluate_cut(lab, session, 0.0, "scoring the uncut model…").await {
+        lab.trade_off.update(|t| {
+            t.dense = Some(uncut);
+            t.sweep.clear();
+        });
+    }
+}
+
+async fn sweep(lab: &Lab, session: &LabSession) {
+    let values = match session.sweep_values().await {
+        Ok(v) => v,
         Err(e) => return lab.notify(format!("cannot sweep: {e}")),
     };
-    let mut points = Vec::with_capacity(thresholds.len());
-    for t in thresholds {
-        match evaluate(lab, session, corpus, t, &format!("sweep: threshold {t:.3}…")).await {
+    let mut points = Vec::with_capacity(values.len());
+    for v in values {
+        match evaluate_cut(lab, session, v, &format!("sweep: {v:.3}…")).await {
             Some(point) => points.push(point),
             None => break,
         }
@@ -185,9 +201,10 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     let result = match load_export(manifest, weights, device, name) {
         Ok((manifest, model)) => {
             let frames = manifest.config.max_batch_frames;
-            evaluate_decoders_async(&model, &[], &corpus.dev, &manifest.stats, frames, &[&Decoder::Greedy])
+            evaluate(&model, &[], &corpus.dev, &manifest.stats, frames, &[&Decoder::Greedy])
                 .await
                 .map(|mut reports| (manifest, reports.remove(0)))
+                .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };
@@ -198,6 +215,7 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     };
     let model = manifest.config.model.clone().with_block_shapes(None);
     let map = kept_map(&model, &manifest.keep);
+    let opened_map = map.clone();
     let mut trace = Trace::shaped_like(
         format!(
             "{} export · {} of {} parameters",
@@ -213,26 +231,22 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     lab.trade_off.update(|t| {
         t.opened = Some(PrunePoint {
             step: 0,
-            threshold: f64::NAN,
+            knob: f64::NAN,
             params: manifest.params.total(),
             flops_per_second: manifest.flops_per_second,
             wer: report.wer(),
             kept: kept_per_site(&model, &manifest.keep),
+            kept_map: opened_map,
             transcripts: Vec::new(),
         })
     });
 }
 
-async fn evaluate(
-    lab: &Lab,
-    session: &LabSession,
-    corpus: &LabCorpus,
-    threshold: f64,
-    message: &str,
-) -> Option<PrunePoint> {
+/// The current model cut at `knob` and scored, with a busy message while it runs.
+async fn evaluate_cut(lab: &Lab, session: &LabSession, knob: f64, message: &str) -> Option<PrunePoint> {
     lab.busy.set(Some(message.to_string()));
     yield_to_browser().await;
-    let result = session.prune_and_score(threshold, &corpus.dev).await;
+    let result = session.prune_and_score(knob).await;
     lab.busy.set(None);
     result.map_err(|e| lab.notify(e)).ok()
 }

@@ -1,49 +1,68 @@
-//! One experiment in the page: the engine's trainer, the retention history it has produced,
-//! and the pruning evaluations the views draw. Plain Rust, no UI: the driver calls it and
-//! copies results into signals.
+//! One experiment in the page: the engine's [`Run`] (trainer and schedule), the retention
+//! history its snapshots have produced, and cuts scored for the views. Plain Rust, no UI: the
+//! driver calls it and copies results into signals.
 //!
 //! Every read-back from the device is asynchronous (a synchronous read panics on WebGPU).
 
 use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
-use prunelab_engine::decode::Decoder;
-use prunelab_engine::gates::{Method, PerSite, SiteKind};
-use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, magnitude_scores_async, prune_model};
+use prunelab_engine::gates::SiteKind;
+use prunelab_engine::prune::{Knob, UnitScores};
 use prunelab_engine::store::Trace;
-use prunelab_engine::train::{EvalReport, TrainConfig, TrainEvent, Trainer, evaluate_decoders_async};
+use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer};
 
 use crate::settings::LabSettings;
 
-/// Record the heatmaps every this many steps.
-pub const SNAPSHOT_EVERY: usize = 5;
-
-/// One evaluated pruning point: the model cut at `threshold` and scored on the dev subset.
+/// One evaluated cut: the model cut at `knob` and scored on the dev subset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrunePoint {
     pub step: usize,
-    pub threshold: f64,
+    /// The slider value it was cut at (NaN for an opened export).
+    pub knob: f64,
     pub params: usize,
     /// Multiply-adds ×2 per second of audio.
     pub flops_per_second: f64,
     pub wer: f64,
     /// `(site, kept, total)` units per site kind.
     pub kept: Vec<(SiteKind, usize, usize)>,
+    /// Per unit of the dense model: its scale if kept, 0 if removed (what the heatmaps dim).
+    pub kept_map: UnitScores,
     /// Per dev utterance: id, reference, hypothesis.
     pub transcripts: Vec<(String, String, String)>,
 }
 
+impl From<CutEval> for PrunePoint {
+    fn from(eval: CutEval) -> Self {
+        Self {
+            step: eval.step,
+            knob: eval.knob,
+            params: eval.params,
+            flops_per_second: eval.flops_per_second,
+            wer: eval.report.wer(),
+            kept: eval.kept,
+            kept_map: eval.kept_map,
+            transcripts: eval
+                .report
+                .utterances
+                .into_iter()
+                .map(|u| (u.id, u.reference, u.hypothesis))
+                .collect(),
+        }
+    }
+}
+
 /// The training run behind the page.
 pub struct LabSession {
-    trainer: Trainer,
-    /// Retention (or, for ungated runs, relative weight norm) of every unit over training.
+    run: Run,
+    /// Every unit's score over training (retention, or relative weight norm for ungated runs),
+    /// and the run's events.
     pub trace: Trace,
 }
 
 impl LabSession {
-    /// A fresh run of `settings` on `train` (feature statistics come from it).
-    pub fn new(settings: &LabSettings, train: &[Utterance], device: &Device) -> Result<Self, String> {
+    /// A fresh run of `settings` on `train` (feature statistics come from it), evaluated on `dev`.
+    pub fn new(settings: &LabSettings, train: &[Utterance], dev: &[Utterance], device: &Device) -> Result<Self, String> {
         if train.is_empty() {
             return Err("the corpus has no training utterances".into());
         }
@@ -56,137 +75,84 @@ impl LabSession {
             config.seed
         );
         let trainer = Trainer::new(config, stats, device);
-        // Sites are filled in by the first snapshot, which knows what the method scores.
+        let mut run = Run::new(
+            trainer,
+            RunOptions {
+                dev: dev.to_vec(),
+                checkpoint_every: None,
+            },
+        );
+        run.set_knob(settings.threshold);
+        // Sites are laid out by the first snapshot, which knows what the method scores.
         let trace = Trace::new(description, &[]);
-        Ok(Self { trainer, trace })
+        Ok(Self { run, trace })
     }
 
     pub fn step(&self) -> usize {
-        self.trainer.step()
+        self.run.steps_done()
     }
 
     pub fn is_finished(&self) -> bool {
-        self.trainer.is_finished()
+        self.run.is_finished()
     }
 
-    /// One optimiser step; the event is also appended to the trace.
-    pub async fn train_step(&mut self, train: &[Utterance]) -> Result<TrainEvent, String> {
-        let event = self.trainer.train_step_async(train).await?;
-        self.trace.events.push(event.clone());
-        Ok(event)
+    /// What the slider means for this run's method.
+    pub fn knob(&self) -> Knob {
+        Knob::of(self.run.trainer().config.prune.method)
     }
 
-    /// Records every unit's score at the current step (once per step).
-    pub async fn snapshot(&mut self) -> Result<(), String> {
-        if self.trace.steps.last() == Some(&self.step()) {
-            return Ok(());
-        }
-        let scores = self.unit_scores().await?;
-        if self.trace.steps.is_empty() {
-            let events = std::mem::take(&mut self.trace.events);
-            self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), &scores);
-            self.trace.events = events;
-        }
-        self.trace.record(self.step(), &scores);
-        Ok(())
+    /// Where the run's own periodic evaluations cut (the slider's position).
+    pub fn set_knob(&mut self, value: f64) {
+        self.run.set_knob(value);
     }
 
-    /// What the heatmaps show: retention for gated runs; for ungated runs each unit's weight
-    /// norm divided by the largest in its site, so the colours still say "weak" and "strong".
-    async fn unit_scores(&self) -> Result<Vec<PerSite<Vec<f32>>>, String> {
-        let config = &self.trainer.config;
-        if let Some(gates) = self.trainer.inference_gates() {
-            return Ok(gates.snapshot_async().await?.retention(&config.prune));
-        }
-        let mut scores = magnitude_scores_async(&self.trainer.inference_model(), &config.prune.sites).await?;
-        for site in scores.iter_mut().flatten().flatten() {
-            let max = site.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
-            site.iter_mut().for_each(|x| *x /= max);
-        }
-        Ok(scores)
+    /// The run's first events (the snapshot at step 0), recorded in the trace.
+    pub async fn begin(&mut self) -> Result<Vec<RunEvent>, String> {
+        let events = self.run.begin().await.map_err(|e| e.to_string())?;
+        self.record(&events);
+        Ok(events)
     }
 
-    /// Cuts the current model at `threshold` (a retention threshold for gated runs; for ungated
-    /// runs the fraction of parameters to remove, lowest weight norms first) and scores it on `dev`.
-    pub async fn prune_and_score(&self, threshold: f64, dev: &[Utterance]) -> Result<PrunePoint, String> {
-        let config = &self.trainer.config;
-        let model = self.trainer.inference_model();
-        let (scores, modules, kind, selection) = match self.trainer.inference_gates() {
-            Some(gates) => {
-                let scores = gates.snapshot_async().await?.pruning_scores(&config.prune);
-                let selection = if config.prune.method == Method::L0 {
-                    // L0's deterministic gates already say what goes; the slider does not apply.
-                    Selection::Threshold(0.0)
-                } else {
-                    Selection::Threshold(threshold)
-                };
-                (scores.units, scores.modules, ScoreKind::Retention, selection)
+    /// One optimiser step and whatever the run's schedule makes due after it (snapshot,
+    /// evaluation), recorded in the trace.
+    pub async fn train_step(&mut self, train: &[Utterance]) -> Result<Vec<RunEvent>, String> {
+        let events = self
+            .run
+            .step(StepBatch::Planned(train))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.record(&events);
+        Ok(events)
+    }
+
+    fn record(&mut self, events: &[RunEvent]) {
+        for event in events {
+            match event {
+                RunEvent::Trained(trained) => self.trace.events.push(trained.clone()),
+                RunEvent::Eval(eval) => self.trace.events.push(eval.train_event()),
+                RunEvent::Snapshot { step, scores } => {
+                    if self.trace.steps.is_empty() {
+                        let events = std::mem::take(&mut self.trace.events);
+                        self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), scores);
+                        self.trace.events = events;
+                    }
+                    self.trace.record(*step, scores);
+                }
+                RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
             }
-            None => {
-                let scores = magnitude_scores_async(&model, &config.prune.sites).await?;
-                (
-                    scores,
-                    Vec::new(),
-                    ScoreKind::Magnitude,
-                    magnitude_selection(&model, config, threshold),
-                )
-            }
-        };
-        let pruned = prune_model(&model, &config.model, &scores, &modules, kind, selection)
-            .map_err(|e| format!("cannot prune at {threshold:.2}: {e}"))?;
-        let report = self.score(&pruned.model, dev).await?;
-        Ok(PrunePoint {
-            step: self.step(),
-            threshold,
-            params: pruned.params.total(),
-            flops_per_second: pruned.flops_per_second,
-            wer: report.wer(),
-            kept: kept_per_site(&config.model, &pruned.keep),
-            transcripts: report
-                .utterances
-                .into_iter()
-                .map(|u| (u.id, u.reference, u.hypothesis))
-                .collect(),
-        })
+        }
     }
 
-    /// Thresholds for a sweep: for gated runs the deciles of the current retention scores, so
-    /// the points span small to large models however far training has moved the gates (a fixed
-    /// grid gives nine identical points early on, when every retention is near 0.95); for
-    /// ungated runs the fractions 0.1 … 0.9.
-    pub async fn sweep_thresholds(&self) -> Result<Vec<f64>, String> {
-        let deciles = (1..10).map(|i| f64::from(i) / 10.0);
-        let Some(gates) = self.trainer.inference_gates() else {
-            return Ok(deciles.collect());
-        };
-        let scores = gates.snapshot_async().await?.pruning_scores(&self.trainer.config.prune);
-        let mut all: Vec<f32> = scores.units.into_iter().flatten().flatten().flatten().collect();
-        all.sort_by(f32::total_cmp);
-        let mut thresholds: Vec<f64> = deciles
-            .filter_map(|q| all.get((q * all.len() as f64) as usize).map(|&s| f64::from(s)))
-            .collect();
-        thresholds.dedup();
-        Ok(thresholds)
+    /// The current model cut at slider value `knob`, scored on the dev subset.
+    pub async fn prune_and_score(&self, knob: f64) -> Result<PrunePoint, String> {
+        let eval = self.run.evaluate_cut(knob).await.map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
+        Ok(eval.into())
     }
 
-    /// Greedy-decodes `dev` with `model` (asynchronous read-backs).
-    async fn score(&self, model: &Conformer, dev: &[Utterance]) -> Result<EvalReport, String> {
-        let frames = self.trainer.config.max_batch_frames;
-        let mut reports =
-            evaluate_decoders_async(model, &[], dev, &self.trainer.stats, frames, &[&Decoder::Greedy]).await?;
-        reports.pop().ok_or_else(|| "evaluation returned nothing".to_string())
+    /// Slider values for a sweep, from one read of the current scores (see
+    /// `CutSource::sweep_values`).
+    pub async fn sweep_values(&self) -> Result<Vec<f64>, String> {
+        let source = self.run.cut_source().await.map_err(|e| e.to_string())?;
+        Ok(source.sweep_values())
     }
-}
-
-/// For ungated runs, `fraction` of the parameters goes (lowest weight norms first), never so
-/// much that a plan cannot be made: the budget stays above what the model keeps unprunable.
-fn magnitude_selection(model: &Conformer, config: &TrainConfig, fraction: f64) -> Selection {
-    use prunelab_engine::burn::module::Module;
-    let dense = model.num_params();
-    if fraction <= 0.0 {
-        return Selection::Threshold(0.0);
-    }
-    let floor = prunelab_engine::prune::param_count(&config.model, &[]).total();
-    let budget = ((dense as f64) * (1.0 - fraction)).round() as usize;
-    Selection::Budget(budget.clamp(floor + 1, dense - 1))
 }

@@ -2,10 +2,17 @@
 //! link reproduces it: `#preset=tiny&method=adaptive-dropout&lr=0.002&…&threshold=0.5`.
 
 use prunelab_engine::data::ShapeBuckets;
-use prunelab_engine::gates::{GateConfig, Method};
+use prunelab_engine::gates::{self, GateConfig, Method};
+use prunelab_engine::limits::Limit;
 use prunelab_engine::model::Preset;
+use prunelab_engine::prune::{Knob, KnobMeaning};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::TrainConfig;
+use prunelab_engine::train::{self, OptimConfig, TrainConfig};
+
+/// Record the heatmaps every this many steps (a browser run is a few hundred steps).
+const SNAPSHOT_EVERY: usize = 5;
+/// Score the slider's cut on dev every this many steps while training.
+const EVAL_EVERY: usize = 100;
 
 /// Everything a person can set in the lab.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +32,8 @@ pub struct LabSettings {
     pub steps: usize,
     /// Seconds of audio per training batch (padded), at most.
     pub batch_seconds: f64,
-    /// Pruning threshold on retention (gated methods) or kept fraction (magnitude / none).
+    /// Where the slider cuts: a retention threshold or a share of parameters removed,
+    /// as the method's [`Knob`] says.
     pub threshold: f64,
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
@@ -33,18 +41,19 @@ pub struct LabSettings {
 
 impl Default for LabSettings {
     fn default() -> Self {
+        let gates = GateConfig::default();
         Self {
             preset: Preset::Tiny,
             method: Method::AdaptiveDropout,
-            lr: 2e-3,
+            lr: OptimConfig::default().peak_lr,
             // Stronger than the native default: a browser run is a few hundred steps, not thousands.
             strength: 2e-4,
-            temperature: 2.0 / 3.0,
-            target_sparsity: 0.5,
+            temperature: gates.adaptive_dropout.temperature,
+            target_sparsity: gates.l0.target_sparsity,
             seed: 0,
             steps: 600,
             batch_seconds: 16.0,
-            threshold: 0.5,
+            threshold: gates.threshold,
             embed: false,
         }
     }
@@ -65,27 +74,31 @@ impl LabSettings {
         (settings, problems)
     }
 
-    /// Sets one field from its URL form, checking its range.
+    /// Sets one field from its URL form, checking it against the engine's range for it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let number = |lo: f64, hi: f64| -> Result<f64, String> {
+        let number = |limit: Limit| -> Result<f64, String> {
             let x: f64 = value.parse().map_err(|_| "not a number".to_string())?;
-            if (lo..=hi).contains(&x) {
-                Ok(x)
-            } else {
-                Err(format!("must be between {lo} and {hi}"))
-            }
+            limit.check(x).map_err(|e| e.to_string())
         };
+        let whole = || -> Result<usize, String> { value.parse().map_err(|_| "not a whole number".to_string()) };
         match key {
             "preset" => self.preset = Preset::parse(value).ok_or("unknown preset")?,
             "method" => self.method = Method::parse(value).ok_or("unknown method")?,
-            "lr" => self.lr = number(1e-5, 0.05)?,
-            "strength" => self.strength = number(0.0, 0.1)?,
-            "temperature" => self.temperature = number(0.05, 5.0)?,
-            "target" => self.target_sparsity = number(0.0, 0.95)?,
+            "lr" => self.lr = number(train::limit::PEAK_LR)?,
+            "strength" => self.strength = number(gates::limit::STRENGTH)?,
+            "temperature" => self.temperature = number(gates::limit::TEMPERATURE)?,
+            "target" => self.target_sparsity = number(gates::limit::TARGET_SPARSITY)?,
             "seed" => self.seed = value.parse().map_err(|_| "not a whole number".to_string())?,
-            "steps" => self.steps = number(10.0, 100_000.0)? as usize,
-            "batch" => self.batch_seconds = number(2.0, 60.0)?,
-            "threshold" => self.threshold = number(0.0, 1.0)?,
+            "steps" => self.steps = train::limit::STEPS.check(whole()? as f64).map_err(|e| e.to_string())? as usize,
+            "batch" => {
+                let seconds: f64 = value.parse().map_err(|_| "not a number".to_string())?;
+                // The engine's limit is on padded frames, 100 a second.
+                train::limit::MAX_BATCH_FRAMES
+                    .check((seconds * 100.0).round())
+                    .map_err(|e| e.to_string())?;
+                self.batch_seconds = seconds;
+            }
+            "threshold" => self.threshold = number(gates::limit::THRESHOLD)?,
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             _ => {}
         }
@@ -127,24 +140,28 @@ impl LabSettings {
             frames: 200,
             tokens: 16,
         };
-        // No periodic evaluation inside the engine: the lab evaluates when the threshold moves.
-        config.eval_every = 0;
+        config.eval_every = EVAL_EVERY;
         config.prune = GateConfig {
             method: self.method,
+            snapshot_every: SNAPSHOT_EVERY,
             ..GateConfig::default()
         };
         config.prune.adaptive_dropout.strength = self.strength;
         config.prune.adaptive_dropout.temperature = self.temperature;
         config.prune.l0.target_sparsity = self.target_sparsity;
         config.prune.threshold = self.threshold;
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
 
-    /// Whether the threshold slider means a retention threshold (learned gates) rather than
-    /// the fraction of units to keep (ranked by weight norms).
-    pub fn has_gates(&self) -> bool {
-        self.method.is_gated()
+    /// What the slider means for the chosen method.
+    pub fn knob(&self) -> Knob {
+        Knob::of(self.method)
+    }
+
+    /// Whether the slider is a retention threshold (rather than a share of parameters removed).
+    pub fn knob_is_threshold(&self) -> bool {
+        self.knob().meaning == KnobMeaning::RetentionThreshold
     }
 }
 

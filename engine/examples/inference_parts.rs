@@ -10,7 +10,8 @@ use std::time::Instant;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::model::{AttentionMasks, Conformer, frame_mask};
-use prunelab_engine::prune::{ScoreKind, Selection, prune_model};
+use prunelab_engine::prune::{CutSource, Selection};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
 
 const BATCH: usize = 8;
@@ -78,17 +79,16 @@ fn main() -> Result<(), String> {
     let Some(gates) = gates else {
         return Ok(()); // an ungated checkpoint has no thresholds to cut at
     };
-    let scores = gates.pruning_scores(&state.config.prune);
+    let source = block_on(CutSource::new(
+        model,
+        state.config.model.clone(),
+        Some(&gates),
+        &state.config.prune,
+        false,
+    ))
+    .map_err(|e| e.to_string())?;
     for threshold in thresholds {
-        let cut = prune_model(
-            &model,
-            &state.config.model,
-            &scores.units,
-            &scores.modules,
-            ScoreKind::Retention,
-            Selection::Threshold(threshold),
-        )
-        .map_err(|e| e.to_string())?;
+        let cut = source.cut(Selection::Threshold(threshold)).map_err(|e| e.to_string())?;
         print_parts(&format!("threshold {threshold}"), &cut.model, &device);
     }
     Ok(())

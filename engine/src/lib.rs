@@ -8,6 +8,7 @@ pub mod container;
 pub mod data;
 pub mod decode;
 pub mod gates;
+pub mod limits;
 pub mod model;
 pub mod prune;
 pub mod readback;

@@ -59,7 +59,7 @@ fn forward_and_training_steps_agree_between_cpu_and_wgpu() {
 
     let data = miniature::utterances(5, 6, 120, 20);
     for _ in 0..3 {
-        let (a, b) = (on_cpu.train_step(&data), on_gpu.train_step(&data));
+        let (a, b) = (miniature::step(&mut on_cpu, &data), miniature::step(&mut on_gpu, &data));
         let (TrainEvent::Step { loss: la, .. }, TrainEvent::Step { loss: lb, .. }) = (a, b) else {
             panic!("a step was skipped")
         };

@@ -9,7 +9,8 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::gates::Method;
-use prunelab_engine::prune::{ScoreKind, Selection, prune_model};
+use prunelab_engine::prune::{CutSource, Selection};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::store::load_gates;
 use prunelab_engine::train::{TrainConfig, Trainer};
 
@@ -28,27 +29,27 @@ fn check(method: Method, threshold: f64) {
     let mut trainer = Trainer::new(gated_config(method), FeatureStats::identity(80), &device);
     let data = miniature::utterances(2, 6, 120, 20);
     for _ in 0..2 {
-        trainer.train_step(&data);
+        miniature::step(&mut trainer, &data);
     }
     let state = trainer.state().unwrap();
     let gates = load_gates(&state, &device, "run")
         .unwrap()
         .expect("a gated run has gates");
-    let scores = gates.pruning_scores(&state.config.prune);
     let model = trainer.inference_model();
-    let pruned = prune_model(
-        &model,
-        &state.config.model,
-        &scores.units,
-        &scores.modules,
-        ScoreKind::Retention,
-        Selection::Threshold(threshold),
-    )
+    // Scores from the gates as saved and loaded, not the trainer's own copy.
+    let source = block_on(CutSource::new(
+        model.clone(),
+        state.config.model.clone(),
+        Some(&gates),
+        &state.config.prune,
+        false,
+    ))
     .unwrap();
+    let pruned = source.cut(Selection::Threshold(threshold)).unwrap();
     assert!(pruned.params.total() < model.num_params(), "nothing was pruned");
 
     let feats = Tensor::<3>::random([2, 150, 80], Distribution::Normal(0.0, 1.0), &device);
-    let masks = trainer.inference_masks(threshold);
+    let masks = block_on(trainer.inference_masks(threshold)).unwrap();
     let gated: Vec<f32> = model
         .forward_gated(feats.clone(), &[150, 90], &masks)
         .logits

@@ -15,7 +15,7 @@ fn losses(seed: u64) -> Vec<f32> {
     let data = miniature::utterances(11, 8, 150, 0);
     let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
     (0..4)
-        .map(|_| match trainer.train_step(&data) {
+        .map(|_| match miniature::step(&mut trainer, &data) {
             TrainEvent::Step { loss, .. } => loss,
             other => panic!("unexpected {other:?}"),
         })
@@ -46,17 +46,17 @@ fn a_run_restored_from_its_checkpoint_ends_with_identical_weights() {
     let device = Device::flex();
     let mut straight = Trainer::new(config.clone(), FeatureStats::identity(80), &device);
     for _ in 0..6 {
-        straight.train_step(&data);
+        miniature::step(&mut straight, &data);
     }
     let mut first = Trainer::new(config, FeatureStats::identity(80), &device);
     for _ in 0..3 {
-        first.train_step(&data);
+        miniature::step(&mut first, &data);
     }
     let bytes = encode_checkpoint(&first.state().unwrap());
     drop(first);
     let mut resumed = Trainer::restore(decode_checkpoint(&bytes, "mid-run").unwrap(), &device).unwrap();
     for _ in 0..3 {
-        resumed.train_step(&data);
+        miniature::step(&mut resumed, &data);
     }
     assert_eq!(
         weights_fingerprint(&resumed.inference_model()),
@@ -77,16 +77,16 @@ fn a_non_finite_loss_skips_the_step_and_leaves_the_weights_alone() {
     let good: Vec<_> = good.iter().collect();
     let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
     // One good step first: burn initialises parameters lazily, on first use.
-    assert!(matches!(trainer.train_step_on(&good), TrainEvent::Step { .. }));
+    assert!(matches!(miniature::step_on(&mut trainer, &good), TrainEvent::Step { .. }));
     let before = weights_fingerprint(&trainer.inference_model());
     let batch: Vec<_> = poisoned.iter().collect();
-    assert_eq!(trainer.train_step_on(&batch), TrainEvent::SkippedStep { step: 1 });
+    assert_eq!(miniature::step_on(&mut trainer, &batch), TrainEvent::SkippedStep { step: 1 });
     assert_eq!(weights_fingerprint(&trainer.inference_model()), before);
     assert_eq!((trainer.step(), trainer.skipped_steps()), (2, 1));
     // An empty batch (every item unreadable) is skipped the same way.
-    assert_eq!(trainer.train_step_on(&[]), TrainEvent::SkippedStep { step: 2 });
+    assert_eq!(miniature::step_on(&mut trainer, &[]), TrainEvent::SkippedStep { step: 2 });
     // Good data still trains afterwards.
-    assert!(matches!(trainer.train_step_on(&good), TrainEvent::Step { .. }));
+    assert!(matches!(miniature::step_on(&mut trainer, &good), TrainEvent::Step { .. }));
     assert_ne!(weights_fingerprint(&trainer.inference_model()), before);
 }
 
@@ -99,12 +99,12 @@ fn a_rehearsal_of_the_largest_batch_changes_nothing() {
     let data = miniature::utterances(5, 6, 150, 10);
     let device = Device::flex();
     let mut plain = Trainer::new(config.clone(), FeatureStats::identity(80), &device);
-    let plain_events: Vec<TrainEvent> = (0..2).map(|_| plain.train_step(&data)).collect();
+    let plain_events: Vec<TrainEvent> = (0..2).map(|_| miniature::step(&mut plain, &data)).collect();
     let mut rehearsed = Trainer::new(config, FeatureStats::identity(80), &device);
     let largest: Vec<_> = data.iter().rev().take(2).collect();
     rehearsed.rehearse(&largest);
     assert_eq!(rehearsed.step(), 0);
-    let events: Vec<TrainEvent> = (0..2).map(|_| rehearsed.train_step(&data)).collect();
+    let events: Vec<TrainEvent> = (0..2).map(|_| miniature::step(&mut rehearsed, &data)).collect();
     assert_eq!(events, plain_events);
     assert_eq!(
         weights_fingerprint(&rehearsed.inference_model()),

@@ -25,7 +25,7 @@ fn trained_model(device: &Device) -> Conformer {
     let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
     let data = miniature::utterances(1, 6, 120, 20);
     for _ in 0..3 {
-        trainer.train_step(&data);
+        miniature::step(&mut trainer, &data);
     }
     load_inference_model(&trainer.state().unwrap(), None, device, "trained").unwrap()
 }
@@ -203,7 +203,7 @@ fn out_of_range_thresholds_and_budgets_are_clear_errors() {
         assert!(matches!(err, PlanError::ThresholdOutOfRange(_)), "{err}");
     }
     let dense = model.num_params();
-    let too_big = plan_budget(&config, &scores, ScoreKind::Retention, dense + 1, count).unwrap_err();
+    let too_big = plan_budget(&config, &scores, &scores, ScoreKind::Retention, dense + 1, count).unwrap_err();
     assert_eq!(
         too_big.to_string(),
         format!(
@@ -211,10 +211,10 @@ fn out_of_range_thresholds_and_budgets_are_clear_errors() {
             dense + 1
         )
     );
-    let too_small = plan_budget(&config, &scores, ScoreKind::Retention, 10, count).unwrap_err();
+    let too_small = plan_budget(&config, &scores, &scores, ScoreKind::Retention, 10, count).unwrap_err();
     assert!(matches!(too_small, PlanError::BudgetTooSmall { .. }), "{too_small}");
     // A feasible budget is met, and by the units with the lowest scores.
-    let plan = plan_budget(&config, &scores, ScoreKind::Retention, dense * 6 / 10, count).unwrap();
+    let plan = plan_budget(&config, &scores, &scores, ScoreKind::Retention, dense * 6 / 10, count).unwrap();
     assert!(count(&plan) <= dense * 6 / 10);
     let kept_min = plan[0].ffn1.scale.iter().copied().fold(f32::INFINITY, f32::min);
     let ffn1 = scores[0][SiteKind::Ffn1Hidden.index()].as_ref().unwrap();

@@ -215,6 +215,39 @@ test('a bad trace file shows an error and the session survives; a good one is sh
   await context.close();
 });
 
+// The slider means what the method's knob says (engine `prune::Knob`): for L0 a share of
+// parameters removed beyond its own cut. Every cut goes through the engine's one entry point,
+// and the heatmaps dim exactly the units that cut removes.
+test('in an L0 run the slider and the sweep change the model, and the heatmaps dim what the cut removes', { timeout: 900_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const { page } = await openLab(context, '#method=l0&threshold=0');
+  assert.match(await page.textContent('#knob-label'), /share of parameters removed/i);
+  await page.waitForFunction(() => /^\d+ parameters/.test(document.querySelector('#params')?.textContent ?? '') && !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
+  const count = (text) => Number(text.match(/^(\d+) parameters/)[1]);
+  const sizes = [count(await paramsText(page))];
+  for (const share of ['0.3', '0.6']) {
+    const before = await paramsText(page);
+    await setSlider(page, '#threshold', share);
+    await page.waitForFunction((old) => document.querySelector('#params')?.textContent !== old && !document.querySelector('#busy')?.textContent, before, { timeout: 300_000 });
+    sizes.push(count(await paramsText(page)));
+  }
+  assert.ok(sizes[1] < sizes[0] && sizes[2] < sizes[1], `parameters did not fall as the slider moved: ${sizes}`);
+
+  // Kept units per site kind: the status line (from the cut) against the heatmaps' dimming.
+  const status = Object.fromEntries([...(await page.textContent('#kept')).matchAll(/([a-z0-9.]+) (\d+)\/(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+  for (const site of ['ffn1.hidden', 'attn.value', 'conv.input', 'ffn2.hidden']) {
+    const dimmed = Number(await page.getAttribute(`[data-site="${site}"] .kept`, 'data-kept'));
+    assert.equal(dimmed, status[site], `${site}: the heatmap keeps ${dimmed} units, the cut ${status[site]}`);
+  }
+  await page.screenshot({ path: join(artefacts, 'lab-l0-cut.png'), fullPage: true });
+
+  await page.click('#sweep');
+  await page.waitForFunction(() => Number(document.querySelector('#sweep-points')?.dataset.points) > 0, null, { timeout: 600_000 });
+  const distinct = Number(await page.getAttribute('#sweep-points', 'data-distinct'));
+  assert.ok(distinct >= 5, `the sweep drew ${distinct} distinct model sizes`);
+  await context.close();
+});
+
 test('without WebGPU the CPU badge appears and training still runs', { timeout: 900_000 }, async () => {
   const context = await cpuBrowser.newContext();
   const { page, readyMs } = await openLab(context);

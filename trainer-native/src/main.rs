@@ -1,32 +1,15 @@
 //! `prunelab`: train, evaluate, score and inspect Conformer-CTC models from the command line.
 
-mod atomic;
-mod bench;
-mod bench_pipeline;
-mod corpus;
-mod corpus_source;
-mod decoding;
-mod device;
-mod eval;
-mod eval_stream;
-mod fbank;
-mod fixture;
-mod interrupt;
-mod model_source;
-mod npy;
-mod prune;
-mod pruning;
-mod run_dir;
-mod stream;
-mod sweep;
-mod synth;
-mod train;
-mod train_data;
-mod train_loop;
-mod train_report;
-mod wer;
+mod commands;
+mod data;
+mod models;
+mod options;
+mod reports;
+mod run;
 
 use clap::{Parser, Subcommand};
+
+use commands::{bench, corpus, eval, fbank, prune, sweep, train, wer};
 
 #[derive(Parser)]
 #[command(

@@ -6,7 +6,6 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::model::Preset;
 
 use crate::lab::{Command, Lab, use_lab};
-use crate::settings::LabSettings;
 
 /// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
 fn change(lab: Lab, key: &'static str, value: String) {
@@ -25,7 +24,7 @@ fn change(lab: Lab, key: &'static str, value: String) {
 pub fn Controls() -> impl IntoView {
     let lab = use_lab();
     let settings = lab.settings;
-    let gated = move || settings.with(LabSettings::has_gates);
+    let help = move || settings.with(|s| s.knob().help);
     let is = move |m: Method| move || settings.with(|s| s.method == m);
     view! {
         <section class="controls" aria-label="experiment controls">
@@ -59,13 +58,7 @@ pub fn Controls() -> impl IntoView {
             <NumberField id="steps" label="Steps" step="50" key="steps" value=Signal::derive(move || settings.with(|s| s.steps as f64)) />
             <NumberField id="batch" label="Batch (seconds of audio)" step="2" key="batch" value=Signal::derive(move || settings.with(|s| s.batch_seconds)) />
             <NumberField id="seed" label="Seed" step="1" key="seed" value=Signal::derive(move || settings.with(|s| s.seed as f64)) />
-            <p class="hint">
-                {move || if gated() {
-                    "Units whose learned retention falls below the threshold are removed."
-                } else {
-                    "No learned gates: the threshold removes that fraction of parameters, weakest weights first."
-                }}
-            </p>
+            <p class="hint">{help}</p>
         </section>
     }
 }

@@ -39,7 +39,7 @@ pub fn Heatmaps() -> impl IntoView {
             <h2>"Retention of every unit"</h2>
             <p class="legend">
                 <span class="ramp"></span>
-                " 0 → 1 retention · dimmed: removed at the current threshold · rows are blocks"
+                " 0 → 1 retention · dimmed: removed by the current cut · rows are blocks"
             </p>
             <div class="scrubber">
                 <input id="scrubber" type="range" min="0" step="1"
@@ -65,32 +65,39 @@ fn Panel(kind: SiteKind, title: &'static str, frame: Signal<Option<usize>>) -> i
     let shown = lab.shown();
     let canvas = NodeRef::<Canvas>::new();
     let hover = RwSignal::new(None::<(usize, usize, f32)>);
-    let cut = move || {
-        let s = lab.settings.get();
-        s.has_gates().then_some(s.threshold as f32)
-    };
+    // What the current cut keeps of this site, per block (the live run only: an opened trace
+    // has no cut of its own).
+    let kept_map = Memo::new(move |_| {
+        if lab.opened.with(Option::is_some) {
+            return None;
+        }
+        lab.trade_off.with(|t| {
+            t.current
+                .as_ref()
+                .map(|p| p.kept_map.iter().map(|sites| sites[kind.index()].clone()).collect::<Vec<_>>())
+        })
+    });
     Effect::new(move |_| {
-        let cut = cut();
         let f = frame.get();
-        shown.with(|view| {
-            let (Some(el), Some(f)) = (canvas.get(), f) else { return };
-            draw_heatmap(&el, view.blocks(), view.units(kind), cut, |b, u| {
-                view.scores(f, b, kind).and_then(|s| s.get(u).copied())
+        kept_map.with(|kept| {
+            shown.with(|view| {
+                let (Some(el), Some(f)) = (canvas.get(), f) else { return };
+                let removed = |b: usize, u: usize| -> bool {
+                    kept.as_ref()
+                        .and_then(|k| k.get(b)?.as_ref()?.get(u).copied())
+                        .is_some_and(|scale| scale == 0.0)
+                };
+                draw_heatmap(&el, view.blocks(), view.units(kind), removed, |b, u| {
+                    view.scores(f, b, kind).and_then(|s| s.get(u).copied())
+                });
             });
         });
     });
     let kept = move || {
-        let threshold = cut().unwrap_or(0.0);
-        shown.with(|view| {
-            let f = frame_of(view, lab.frame.get())?;
-            let (mut kept, mut total) = (0, 0);
-            for b in 0..view.blocks() {
-                if let Some(s) = view.scores(f, b, kind) {
-                    kept += s.iter().filter(|&&p| p >= threshold).count();
-                    total += s.len();
-                }
-            }
-            (total > 0).then(|| format!("{kept}/{total} kept"))
+        kept_map.with(|kept| {
+            let per_block = kept.as_ref()?;
+            let all: Vec<f32> = per_block.iter().flatten().flatten().copied().collect();
+            (!all.is_empty()).then(|| format!("{}/{} kept", all.iter().filter(|&&x| x != 0.0).count(), all.len()))
         })
     };
     let on_move = move |ev: web_sys::MouseEvent| {
@@ -114,7 +121,7 @@ fn Panel(kind: SiteKind, title: &'static str, frame: Signal<Option<usize>>) -> i
             <figcaption>
                 <strong>{title}</strong>
                 " "
-                <span class="kept">{kept}</span>
+                <span class="kept" data-kept=move || kept_map.with(|k| k.as_ref().map(|b| b.iter().flatten().flatten().filter(|&&x| x != 0.0).count().to_string()))>{kept}</span>
                 <span class="hover">
                     {move || hover.get().map(|(b, u, v)| {
                         let [r, g, bl] = ramp(v);

@@ -28,7 +28,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                     points: t.sweep.iter().map(to_xy).collect(),
                 },
                 Series {
-                    label: "unpruned".into(),
+                    label: "slider at 0".into(),
                     colour: "#57606a",
                     mark: Mark::Dots(5.0),
                     points: t.dense.iter().map(to_xy).collect(),
@@ -68,7 +68,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                 )
             });
             Some(format!(
-                "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (unpruned {})",
+                "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (slider at 0: {})",
                 current.params,
                 current.flops_per_second / 1e9,
                 current.wer,
@@ -91,7 +91,8 @@ pub fn TradeOffPanel() -> impl IntoView {
         <section class="tradeoff" aria-label="pruning threshold">
             <h2>"Prune"</h2>
             <label class="threshold">
-                "Threshold "
+                <span id="knob-label">{move || lab.settings.with(|s| capitalised(s.knob().label))}</span>
+                " "
                 <input id="threshold" type="range" min="0" max="1" step="0.01"
                     prop:value=move || threshold().to_string()
                     on:input=move |ev| {
@@ -104,7 +105,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                     } />
                 <output id="threshold-value">{move || format!("{:.2}", threshold())}</output>
             </label>
-            <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep thresholds"</button>
+            <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep"</button>
             <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
             <p id="opened-export" class="numbers">
@@ -112,10 +113,24 @@ pub fn TradeOffPanel() -> impl IntoView {
                     "opened export: {} parameters · {:.2} GFLOPs/s · dev WER {:.1}%", p.params, p.flops_per_second / 1e9, p.wer
                 )))}
             </p>
-            <p id="sweep-points" class="numbers" data-points=move || lab.trade_off.with(|t| t.sweep.len().to_string())>
+            <p id="sweep-points" class="numbers" data-points=move || lab.trade_off.with(|t| t.sweep.len().to_string())
+                data-distinct=move || lab.trade_off.with(|t| {
+                    let mut sizes: Vec<usize> = t.sweep.iter().map(|p| p.params).collect();
+                    sizes.sort_unstable();
+                    sizes.dedup();
+                    sizes.len().to_string()
+                })>
                 {move || lab.trade_off.with(|t| (!t.sweep.is_empty()).then(|| format!("sweep: {} points", t.sweep.len())))}
             </p>
             <canvas id="tradeoff-plot" node_ref=canvas width="460" height="260"></canvas>
         </section>
     }
+}
+
+/// "Retention threshold" from "retention threshold".
+fn capitalised(label: &str) -> String {
+    let mut chars = label.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }

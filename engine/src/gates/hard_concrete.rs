@@ -6,6 +6,8 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
+use super::{GateLayout, GateTensors, SiteKind, params_per_unit};
+
 /// Knobs of the L0 method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HardConcreteConfig {
@@ -85,6 +87,40 @@ impl HardConcreteConfig {
     pub fn target(&self, step: usize, steps: usize) -> f64 {
         let ramp = (self.ramp_fraction * steps as f64).max(1.0);
         self.target_sparsity * (step as f64 / ramp).min(1.0)
+    }
+
+    /// `1 − E[size] / prunable`, `[1]`, where `E[size]` sums each structure's `P(z ≠ 0)`
+    /// times its parameters, multiplied by its module's `P(z ≠ 0)`.
+    pub fn expected_sparsity_of(&self, gates: &GateTensors, layout: GateLayout) -> Tensor<1> {
+        let device = &gates.device;
+        let ppu = |k: SiteKind| params_per_unit(k, layout.d_model, layout.conv_kernel) as f64;
+        let mut size = Tensor::<1>::zeros([1], device);
+        let blocks = gates.units.len();
+        for b in 0..blocks {
+            let p_module = self.prob_nonzero(gates.modules[b].clone()); // [4]
+            let unit_size = |kind: SiteKind| -> Tensor<1> {
+                match gates.unit_logits_at(b, kind) {
+                    Some(logits) => self.prob_nonzero(logits.clone()).sum().mul_scalar(ppu(kind)),
+                    None => Tensor::full([1], layout.units(kind) as f64 * ppu(kind), device),
+                }
+            };
+            let heads = self
+                .prob_nonzero(gates.heads[b].clone())
+                .sum()
+                .mul_scalar(layout.head_params() as f64);
+            let parts = Tensor::cat(
+                vec![
+                    unit_size(SiteKind::Ffn1Hidden),
+                    heads,
+                    unit_size(SiteKind::ConvInput),
+                    unit_size(SiteKind::Ffn2Hidden),
+                ],
+                0,
+            ); // [4]
+            size = size + (parts * p_module).sum();
+        }
+        let prunable = (layout.prunable_per_block() * blocks) as f64;
+        size.div_scalar(prunable).neg().add_scalar(1.0)
     }
 
     /// `lambda1 · (s − t) + lambda2 · (s − t)²`, `[1]`. `lambdas` is `[2]`.

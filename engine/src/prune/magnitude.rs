@@ -4,21 +4,14 @@ use burn::prelude::*;
 
 use crate::gates::{PerSite, SiteKind};
 use crate::model::Conformer;
-use crate::readback::read_async;
+use crate::readback::{ReadBackError, read_floats};
 
 use super::UnitScores;
 
-/// Weight-norm scores of every unit at `sites` of a dense model. Reads back (a sync point).
-pub fn magnitude_scores(model: &Conformer, sites: &[SiteKind]) -> UnitScores {
+/// Weight-norm scores of every unit at `sites` of a dense model (one read-back).
+pub async fn magnitude_scores(model: &Conformer, sites: &[SiteKind]) -> Result<UnitScores, ReadBackError> {
     let norms = UnitNorms::of(model, sites);
-    let flat: Vec<f32> = norms.flat().try_into_vec_as().unwrap_or_default(); // sync point
-    norms.scores(&flat)
-}
-
-/// [`magnitude_scores`] with an asynchronous read-back (works on WebGPU).
-pub async fn magnitude_scores_async(model: &Conformer, sites: &[SiteKind]) -> Result<UnitScores, String> {
-    let norms = UnitNorms::of(model, sites);
-    let flat = read_async(norms.flat(), "weight norms").await?;
+    let flat = read_floats(norms.flat(), "weight norms").await?;
     Ok(norms.scores(&flat))
 }
 

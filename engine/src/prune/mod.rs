@@ -4,11 +4,15 @@
 //! layout; this module decides what to keep and accounts for the result.
 
 mod cost;
+mod cut;
+mod knob;
 mod magnitude;
 mod plan;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
-pub use magnitude::{magnitude_scores, magnitude_scores_async};
+pub use cut::CutSource;
+pub use knob::{Knob, KnobMeaning, kept_budget};
+pub use magnitude::magnitude_scores;
 pub use plan::{
     PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, prunable_sparsity,
     removed_params_per_site,
@@ -37,30 +41,36 @@ pub struct Pruned {
     pub flops_per_second: f64,
 }
 
-/// Plans from `scores` and cuts the dense `model` (of `config`) down to it. `module_gates` are
-/// whole-module gate values per block (L0; empty: every module kept whole).
-pub fn prune_model(
-    model: &Conformer,
+/// The keep-plan `selection` makes from `scores` (ranked by `rank` for a budget) for the dense
+/// model of `config`. `module_gates` are whole-module gate values per block (L0; empty: every
+/// module kept whole).
+fn plan(
     config: &ConformerConfig,
     scores: &UnitScores,
+    rank: &UnitScores,
     module_gates: &[[f32; 4]],
     kind: ScoreKind,
     selection: Selection,
-) -> Result<Pruned, PlanError> {
+) -> Result<Vec<BlockKeep>, PlanError> {
     let mut keep = match selection {
         Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
-        Selection::Budget(b) => plan_budget(config, scores, kind, b, |plan| planned_params(config, plan).total())?,
+        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| planned_params(config, plan).total())?,
     };
     for (block, gates) in keep.iter_mut().zip(module_gates) {
         block.modules = *gates;
     }
+    Ok(keep)
+}
+
+/// Cuts `model` (of `config`) down to `keep`, and accounts for the result.
+fn cut_to(model: &Conformer, config: &ConformerConfig, keep: Vec<BlockKeep>) -> Pruned {
     let shapes = planned_shapes(&keep);
-    Ok(Pruned {
+    Pruned {
         model: model.pruned(&keep),
         params: param_count(config, &shapes),
         flops_per_second: flops_per_second(config, &shapes),
         keep,
-    })
+    }
 }
 
 /// The block shapes a plan produces from the dense model.

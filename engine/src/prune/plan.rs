@@ -29,6 +29,8 @@ pub enum PlanError {
     BudgetTooSmall { budget: usize, floor: usize },
     #[error("scores cover {found} blocks, the model has {expected}")]
     WrongBlocks { found: usize, expected: usize },
+    #[error("the model was already cut (by the magnitude method during training) and is not cut again")]
+    AlreadyCut,
 }
 
 /// Keeps every unit whose score is at least `threshold`.
@@ -49,8 +51,10 @@ pub fn plan_threshold(
         .collect())
 }
 
-/// Removes the lowest-scoring units, across every site and block, until the model has at most
-/// `budget` parameters. `count_params` gives the exact count of a plan (see `prune::cost`).
+/// Removes the lowest-ranked units, across every site and block, until the model has at most
+/// `budget` parameters. `rank` orders the units (often `scores` itself; L0 ranks by how likely
+/// a gate is to be open); `scores` give a kept unit its scale. `count_params` gives the exact
+/// count of a plan (see `prune::cost`).
 ///
 /// Magnitude scores are not comparable across site kinds (a query norm is not an FFN norm), so
 /// each site's scores are divided by their mean before ranking; retention scores are ranked as
@@ -58,18 +62,20 @@ pub fn plan_threshold(
 pub fn plan_budget(
     config: &ConformerConfig,
     scores: &UnitScores,
+    rank: &UnitScores,
     kind: ScoreKind,
     budget: usize,
     count_params: impl Fn(&[BlockKeep]) -> usize,
 ) -> Result<Vec<BlockKeep>, PlanError> {
     check_blocks(config, scores)?;
+    check_blocks(config, rank)?;
     let dense = count_params(&plan_removing(config, scores, kind, &[], 0));
     if budget >= dense {
         return Err(PlanError::BudgetTooLarge { budget, dense });
     }
     // Every gated unit as (rank score, block, site, unit).
     let mut units: Vec<(f32, usize, usize, usize)> = Vec::new();
-    for (b, sites) in scores.iter().enumerate() {
+    for (b, sites) in rank.iter().enumerate() {
         for (s, site) in sites.iter().enumerate() {
             let Some(values) = site else { continue };
             let norm = match kind {

@@ -47,6 +47,8 @@ pub enum StoreError {
     Container(#[from] ContainerError),
     #[error("{name}: {detail}")]
     BadWeights { name: String, detail: String },
+    #[error("{0}")]
+    Unserialisable(String),
     #[error("{name}: checkpoint holds a `{found}` model, but a `{expected}` model was asked for")]
     WrongPreset {
         name: String,
@@ -105,7 +107,7 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
     header
         .config
         .validate()
-        .map_err(|detail| FORMAT.bad_header(name, detail))?;
+        .map_err(|detail| FORMAT.bad_header(name, detail.to_string()))?;
     let (model, rest) = body.split_at(sections[0] as usize);
     let (optimizer, rest) = rest.split_at(sections[1] as usize);
     let (gates, rest) = rest.split_at(sections[2] as usize);
@@ -147,16 +149,16 @@ pub fn load_inference_model(
         });
     }
     let model = state.config.model.init(device);
-    crate::train::load_model(model, state.model.clone()).map_err(|detail| StoreError::BadWeights {
+    crate::train::load_model(model, state.model.clone()).map_err(|e| StoreError::BadWeights {
         name: name.to_string(),
-        detail,
+        detail: e.to_string(),
     })
 }
 
 /// The inference gates of a gated run's checkpoint (`None` for an ungated run).
 pub fn load_gates(state: &TrainerState, device: &Device, name: &str) -> Result<Option<Gates>, StoreError> {
     let c = &state.config;
-    if !c.prune.method.is_gated() {
+    if c.prune.gate_kind().is_none() {
         return Ok(None);
     }
     let gates = Gates::new(&c.prune, gate_layout(&c.model), device);

@@ -40,12 +40,11 @@ pub struct ExportManifest {
 }
 
 /// Safetensors bytes of a (pruned) model.
-pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, String> {
+pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, StoreError> {
+    let bad = |e: &dyn std::fmt::Display| StoreError::Unserialisable(format!("cannot serialise weights: {e}"));
     let mut store = SafetensorsStore::from_bytes(None);
-    model
-        .save_into(&mut store)
-        .map_err(|e| format!("cannot serialise weights: {e}"))?;
-    store.get_bytes().map_err(|e| format!("cannot serialise weights: {e}"))
+    model.save_into(&mut store).map_err(|e| bad(&e))?;
+    store.get_bytes().map_err(|e| bad(&e))
 }
 
 /// Builds the pruned model a manifest describes and loads `weights` into it, refusing any

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::{FbankConfig, SpecAugmentConfig};
 use crate::data::ShapeBuckets;
 use crate::gates::GateConfig;
+use crate::limits::{ConfigError, first_failure};
 use crate::model::{ConformerConfig, Preset};
 
 /// Optimiser and schedule settings.
@@ -93,51 +94,40 @@ impl TrainConfig {
     }
 
     /// Checks ranges a user can get wrong; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let o = &self.optim;
-        let checks = [
-            (self.steps > 0, "steps must be at least 1".to_string()),
-            (
-                self.max_batch_frames >= 100,
-                format!("max_batch_frames {} is below 100 (1 s)", self.max_batch_frames),
-            ),
-            (
-                o.peak_lr > 0.0 && o.peak_lr < 1.0,
-                format!("peak_lr {} must be in (0, 1)", o.peak_lr),
-            ),
-            (
-                (0.0..=1.0).contains(&o.final_lr_fraction),
-                format!("final_lr_fraction {} must be in [0, 1]", o.final_lr_fraction),
-            ),
-            (
-                o.grad_clip_norm > 0.0,
-                format!("grad_clip_norm {} must be positive", o.grad_clip_norm),
-            ),
-            (
-                o.weight_decay >= 0.0,
-                format!("weight_decay {} must not be negative", o.weight_decay),
-            ),
-            (
-                (0.0..1.0).contains(&self.model.dropout),
-                format!("dropout {} must be in [0, 1)", self.model.dropout),
-            ),
-            (
-                (1..=64).contains(&self.shards),
-                format!("shards {} must be between 1 and 64", self.shards),
-            ),
-        ];
-        checks
-            .into_iter()
-            .find(|(ok, _)| !ok)
-            .map_or(Ok(()), |(_, message)| Err(message))?;
-        if let Some(d) = &self.distill
-            && !(d.kl_weight >= 0.0 && d.layer_weight >= 0.0 && (d.kl_weight + d.layer_weight).is_finite())
-        {
-            return Err(format!(
-                "distillation weights must be finite and ≥ 0 (got {} and {})",
-                d.kl_weight, d.layer_weight
-            ));
+        limit::STEPS.check(self.steps as f64)?;
+        limit::MAX_BATCH_FRAMES.check(self.max_batch_frames as f64)?;
+        limit::PEAK_LR.check(o.peak_lr)?;
+        limit::FINAL_LR_FRACTION.check(o.final_lr_fraction)?;
+        limit::GRAD_CLIP_NORM.check(f64::from(o.grad_clip_norm))?;
+        limit::WEIGHT_DECAY.check(f64::from(o.weight_decay))?;
+        limit::DROPOUT.check(self.model.dropout)?;
+        limit::SHARDS.check(self.shards as f64)?;
+        if let Some(d) = &self.distill {
+            first_failure([(
+                d.kl_weight >= 0.0 && d.layer_weight >= 0.0 && (d.kl_weight + d.layer_weight).is_finite(),
+                format!(
+                    "distillation weights must be finite and ≥ 0 (got {} and {})",
+                    d.kl_weight, d.layer_weight
+                ),
+            )])?;
         }
         self.prune.validate()
     }
+}
+
+/// Ranges of the training knobs a person sets (see `crate::limits`).
+pub mod limit {
+    use crate::limits::{Bound, Limit};
+
+    pub const STEPS: Limit = Limit::new("steps", Bound::Closed(1.0), Bound::None);
+    /// 100 frames are 1 s of audio.
+    pub const MAX_BATCH_FRAMES: Limit = Limit::new("max_batch_frames", Bound::Closed(100.0), Bound::None);
+    pub const PEAK_LR: Limit = Limit::new("peak_lr", Bound::Open(0.0), Bound::Open(1.0));
+    pub const FINAL_LR_FRACTION: Limit = Limit::new("final_lr_fraction", Bound::Closed(0.0), Bound::Closed(1.0));
+    pub const GRAD_CLIP_NORM: Limit = Limit::new("grad_clip_norm", Bound::Open(0.0), Bound::None);
+    pub const WEIGHT_DECAY: Limit = Limit::new("weight_decay", Bound::Closed(0.0), Bound::None);
+    pub const DROPOUT: Limit = Limit::new("dropout", Bound::Closed(0.0), Bound::Open(1.0));
+    pub const SHARDS: Limit = Limit::new("shards", Bound::Closed(1.0), Bound::Closed(64.0));
 }

@@ -3,12 +3,12 @@
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
-use super::prepare_batch;
+use super::batch::prepare_batch;
 use crate::audio::FeatureStats;
 use crate::data::{ShapeBuckets, Utterance, make_batches};
 use crate::decode::Decoder;
 use crate::model::{BlockMasks, Conformer, ConformerOutput};
-use crate::readback::read_async;
+use crate::readback::{ReadBackError, read_floats};
 use crate::rng::SplitMix64;
 use crate::text::{CharTokenizer, EditCounts, score_chars, score_words};
 
@@ -48,51 +48,20 @@ impl EvalReport {
 }
 
 /// Decodes every utterance with `model` (an inference copy) under the inference gate `masks`
-/// (empty: ungated) and scores it.
-pub fn evaluate(
-    model: &Conformer,
-    masks: &[BlockMasks],
-    utterances: &[Utterance],
-    stats: &FeatureStats,
-    max_batch_frames: usize,
-    decoder: &Decoder,
-) -> EvalReport {
-    let mut reports = evaluate_decoders(model, masks, utterances, stats, max_batch_frames, &[decoder]);
-    reports.remove(0)
-}
-
-/// One forward pass over the split, scored once per decoder (reports in the same order).
-/// Reads logits back once per batch (a device sync point).
-pub fn evaluate_decoders(
+/// (empty: ungated), in one forward pass per batch, and scores it once per decoder (reports in
+/// the same order). Reads logits back once per batch (a sync point on native backends).
+pub async fn evaluate(
     model: &Conformer,
     masks: &[BlockMasks],
     utterances: &[Utterance],
     stats: &FeatureStats,
     max_batch_frames: usize,
     decoders: &[&Decoder],
-) -> Vec<EvalReport> {
+) -> Result<Vec<EvalReport>, ReadBackError> {
     let mut scoring = Scoring::new(utterances, max_batch_frames, decoders.len());
     for indices in scoring.plan.batches.clone() {
         let (batch, output) = forward_batch(model, masks, utterances, &indices, stats);
-        let logits: Vec<f32> = output.logits.clone().try_into_vec_as().expect("logits read back"); // sync point
-        scoring.add(&batch, &output, &logits, decoders);
-    }
-    scoring.reports()
-}
-
-/// [`evaluate_decoders`] with asynchronous read-backs (works on WebGPU).
-pub async fn evaluate_decoders_async(
-    model: &Conformer,
-    masks: &[BlockMasks],
-    utterances: &[Utterance],
-    stats: &FeatureStats,
-    max_batch_frames: usize,
-    decoders: &[&Decoder],
-) -> Result<Vec<EvalReport>, String> {
-    let mut scoring = Scoring::new(utterances, max_batch_frames, decoders.len());
-    for indices in scoring.plan.batches.clone() {
-        let (batch, output) = forward_batch(model, masks, utterances, &indices, stats);
-        let logits = read_async(output.logits.clone(), "logits").await?;
+        let logits = read_floats(output.logits.clone(), "logits").await?;
         scoring.add(&batch, &output, &logits, decoders);
     }
     Ok(scoring.reports())

@@ -7,11 +7,11 @@ use burn::prelude::*;
 
 use super::distill::valid_frames;
 use super::gating::{block_masks, gate_layout};
-use super::trainer::prepare_batch;
+use super::batch::prepare_batch;
 use super::{LayerMaps, TrainConfig, ctc_loss};
 use crate::audio::FeatureStats;
 use crate::data::Utterance;
-use crate::gates::{Gates, Method};
+use crate::gates::Gates;
 use crate::model::{Conformer, ConformerOutput, RunningStats};
 use crate::rng::SplitMix64;
 
@@ -81,7 +81,7 @@ pub(super) fn forward_pass(
     let masks = modules.gates.map_or_else(Vec::new, |gates| {
         let mut rng = SplitMix64::derive(config.seed, &position.stream("gates"));
         let mut masks = block_masks(gates.sample(prune, utterances.len(), &mut rng));
-        let replaces = prune.method == Method::AdaptiveDropout && prune.adaptive_dropout.replaces_dropout;
+        let replaces = prune.gate_kind().is_some_and(|k| k.replaces_ffn_dropout());
         masks.iter_mut().for_each(|m| m.ffn_masks_are_dropout = replaces);
         masks
     });
@@ -118,10 +118,11 @@ pub(super) fn forward_pass(
         Some(gates) if position.adds_penalty() => gates.penalty(prune, layout, position.step, config.steps),
         _ => Tensor::zeros([1], device),
     };
-    let sparsity = match modules.gates {
-        Some(gates) if prune.method == Method::L0 && position.adds_penalty() => gates.expected_sparsity(prune, layout),
-        _ => Tensor::full([1], f32::NAN, device),
-    };
+    let sparsity = match (modules.gates, prune.gate_kind()) {
+        (Some(gates), Some(kind)) if position.adds_penalty() => kind.expected_sparsity(&gates.tensors(), layout),
+        _ => None,
+    }
+    .unwrap_or_else(|| Tensor::full([1], f32::NAN, device));
     // The numbers the host needs, in one tensor so that one read-back fetches them all.
     let readout = Tensor::cat(
         vec![ctc.clone(), penalty.clone(), sparsity.detach(), distill.clone()],

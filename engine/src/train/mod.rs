@@ -1,24 +1,30 @@
 //! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step
 //! (`forward` → `readout` → `trainer`, or split over threads by `shards`), evaluation with any
-//! decoder, and the events front doors consume.
+//! decoder, and [`Run`]: a whole run's schedule as events, which front doors drive.
 
+mod batch;
 mod config;
 mod distill;
+mod error;
 mod evaluate;
 mod events;
 mod forward;
 mod gating;
 mod objective;
 mod readout;
+mod run;
 mod schedule;
 mod shards;
 mod trainer;
 
-pub use config::{OptimConfig, TrainConfig};
+pub use batch::{Prepared, StepBatch, prepare_batch};
+pub use config::{OptimConfig, TrainConfig, limit};
 pub use distill::{DistillConfig, LayerMaps, valid_frames};
-pub use evaluate::{EvalReport, UtteranceResult, evaluate, evaluate_decoders, evaluate_decoders_async, summarise};
+pub use error::TrainError;
+pub use evaluate::{EvalReport, UtteranceResult, evaluate, summarise};
 pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};
+pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use schedule::learning_rate;
-pub use trainer::{Prepared, Trainer, TrainerState, load_model, prepare_batch};
+pub use trainer::{Trainer, TrainerState, load_model};

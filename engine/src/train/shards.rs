@@ -24,6 +24,7 @@ use crate::audio::FeatureStats;
 use crate::data::Utterance;
 use crate::gates::Gates;
 use crate::model::{Conformer, RunningStats, with_dropout_stream};
+use crate::readback::ReadBackError;
 use crate::rng::SplitMix64;
 
 /// A sharded step's result.
@@ -47,7 +48,7 @@ struct Replica<'a> {
 
 /// What a shard hands back.
 struct ShardOutcome {
-    readout: Readout,
+    readout: Result<Readout, ReadBackError>,
     weight: f64,
     gradients: Option<StepGradients>,
     running_stats: RunningStats,
@@ -92,9 +93,17 @@ impl<'a> Replica<'a> {
         with_dropout_stream(dropout_seed, || {
             let modules = self.modules();
             let pass = forward_pass(modules, config, stats, device, position, part, weight);
-            let values: Vec<f32> = pass.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
-            let readout = Readout::from_values(&values);
-            let gradients = readout.is_finite().then(|| {
+            // Sync point. Shards only run natively, on their own threads, so the read may block.
+            let readout = pass
+                .readout
+                .clone()
+                .try_into_vec_as::<f32>()
+                .map(|values| Readout::from_values(&values))
+                .map_err(|e| ReadBackError {
+                    what: "a shard's loss",
+                    detail: format!("{e:?}"),
+                });
+            let gradients = readout.as_ref().is_ok_and(Readout::is_finite).then(|| {
                 let mut grads = pass.objective.backward();
                 StepGradients::collect(&mut grads, modules)
             });
@@ -128,7 +137,7 @@ pub(super) fn sharded_step(
     device: &Device,
     step: usize,
     utterances: &[&Utterance],
-) -> ShardedStep {
+) -> Result<ShardedStep, ReadBackError> {
     let parts = split_batch(utterances, config.shards);
     let total = utterances.len() as f64;
     let replicas: Vec<Replica<'_>> = parts.iter().map(|_| Replica::of(modules, device)).collect();
@@ -151,21 +160,25 @@ pub(super) fn sharded_step(
     combine(modules, outcomes)
 }
 
-/// Adds the shards' gradients and weighted losses, in shard order.
-fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> ShardedStep {
-    // One shard's non-finite loss skips the whole step (and it then took no backward pass).
-    let Some(first) = outcomes.first() else {
-        return ShardedStep::Skipped;
+/// Adds the shards' gradients and weighted losses, in shard order. A failed read-back fails the
+/// step; one shard's non-finite loss skips it (that shard then took no backward pass).
+fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> Result<ShardedStep, ReadBackError> {
+    let readouts: Vec<Readout> = outcomes
+        .iter()
+        .map(|o| o.readout.clone())
+        .collect::<Result<_, _>>()?;
+    let Some(first) = readouts.first() else {
+        return Ok(ShardedStep::Skipped);
     };
     if outcomes.iter().any(|o| o.gradients.is_none()) {
-        return ShardedStep::Skipped;
+        return Ok(ShardedStep::Skipped);
     }
     let readout = Readout {
-        loss: outcomes.iter().map(|o| o.weight as f32 * o.readout.loss).sum(),
+        loss: outcomes.iter().zip(&readouts).map(|(o, r)| o.weight as f32 * r.loss).sum(),
         // Penalty and expected sparsity do not depend on the batch: shard 0 computed them.
-        penalty: first.readout.penalty,
-        expected_sparsity: first.readout.expected_sparsity,
-        distill: outcomes.iter().map(|o| o.weight as f32 * o.readout.distill).sum(),
+        penalty: first.penalty,
+        expected_sparsity: first.expected_sparsity,
+        distill: outcomes.iter().zip(&readouts).map(|(o, r)| o.weight as f32 * r.distill).sum(),
     };
     let running_stats = average_running_stats(outcomes.iter().map(|o| &o.running_stats).collect());
     let (mut model, mut maps, mut gates) = (Vec::new(), Vec::new(), Vec::new());
@@ -179,11 +192,11 @@ fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> ShardedStep
         maps: modules.distillation.map(|(_, m)| sum_gradients(m, maps)),
         gates: modules.gates.map(|g| sum_gradients(g, gates)),
     };
-    ShardedStep::Done {
+    Ok(ShardedStep::Done {
         readout,
         gradients,
         running_stats,
-    }
+    })
 }
 
 /// The element-wise mean of several models' BatchNorm statistics, summed in the given order.
@@ -296,7 +309,7 @@ mod tests {
         let whole = StepGradients::collect(&mut pass.objective.backward(), modules);
 
         config.shards = 2;
-        let ShardedStep::Done { readout, gradients, .. } = sharded_step(modules, &config, &stats, &device, 0, &batch)
+        let ShardedStep::Done { readout, gradients, .. } = sharded_step(modules, &config, &stats, &device, 0, &batch).unwrap()
         else {
             panic!("the sharded step was skipped");
         };

@@ -9,47 +9,19 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
+use super::batch::StepBatch;
 use super::forward::{PendingStep, StepModules, StepPosition, forward_pass};
 use super::gating::{block_masks, gate_layout};
 use super::readout::{Readout, StepGradients};
 use super::shards::{ShardedStep, sharded_step};
-use super::{LayerMaps, TrainConfig, TrainEvent, learning_rate};
-use crate::audio::{FeatureStats, spec_augment};
-use crate::data::{Batch, BatchPlan, ShapeBuckets, Utterance, make_batches};
-use crate::gates::{Gates, Method, PerSite};
+use super::{LayerMaps, TrainConfig, TrainError, TrainEvent, learning_rate};
+use crate::audio::FeatureStats;
+use crate::data::{BatchPlan, Utterance, make_batches};
+use crate::gates::Gates;
 use crate::model::{BlockMasks, Conformer};
-use crate::readback::read_async;
+use crate::prune::CutSource;
+use crate::readback::{ReadBackError, read_floats};
 use crate::rng::SplitMix64;
-
-/// A batch as tensors on a device.
-pub struct Prepared {
-    pub feats: Tensor<3>,
-    pub targets: Tensor<2, Int>,
-    pub batch: Batch,
-}
-
-/// Pads (to `buckets`) and normalises `utterances` (plus SpecAugment when `augment_seed` is
-/// given) and moves them to `device`.
-pub fn prepare_batch(
-    utterances: &[&Utterance],
-    stats: &FeatureStats,
-    augment: Option<(&crate::audio::SpecAugmentConfig, u64)>,
-    buckets: ShapeBuckets,
-    device: &Device,
-) -> Prepared {
-    let num_bins = stats.num_bins();
-    let mut rng = augment.map(|(_, seed)| SplitMix64::new(seed));
-    let batch = Batch::from_utterances(utterances, num_bins, buckets, |feats| {
-        stats.apply(feats);
-        if let (Some((config, _)), Some(rng)) = (augment, rng.as_mut()) {
-            spec_augment(feats, num_bins, config, rng);
-        }
-    });
-    let (b, t, l) = (batch.len(), batch.frames, batch.tokens);
-    let feats = Tensor::<3>::from_data(TensorData::new(batch.feats.clone(), [b, t, num_bins]), device);
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), [b, l]), device);
-    Prepared { feats, targets, batch }
-}
 
 /// A whole-batch step between its forward pass and its update.
 struct Pending {
@@ -125,7 +97,7 @@ fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
 /// Fresh gates for `config`'s model, if its method learns any.
 fn new_gates(config: &TrainConfig, device: &Device) -> Option<(Gates, ModuleOptimizer)> {
     let m = &config.model;
-    config.prune.method.is_gated().then(|| {
+    config.prune.gate_kind().is_some().then(|| {
         let gates = Gates::new(&config.prune, gate_layout(m), device);
         // Plain Adam: weight decay would pull logits to 0 (retention ½) instead of the schedule's target.
         (gates, AdamConfig::new().init())
@@ -160,7 +132,7 @@ impl Trainer {
     }
 
     /// Continues a run from its saved state.
-    pub fn restore(state: TrainerState, device: &Device) -> Result<Self, String> {
+    pub fn restore(state: TrainerState, device: &Device) -> Result<Self, TrainError> {
         let mut trainer = Self::new(state.config, state.stats, device);
         // Model first: the optimiser state is keyed by the parameter ids the model record restores.
         trainer.model = load_model(trainer.model, state.model)?;
@@ -168,23 +140,23 @@ impl Trainer {
             trainer.optim = trainer
                 .optim
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.optimizer))
-                .map_err(|e| format!("optimiser state does not load: {e:?}"))?;
+                .map_err(|e| TrainError::state("optimiser state does not load", e))?;
         }
         if let Some((gates, gate_optim)) = trainer.gates.take() {
             if state.gates.is_empty() {
-                return Err("the run is gated but the checkpoint holds no gates".into());
+                return Err(TrainError::MissingGates);
             }
             let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gates))
-                .map_err(|e| format!("gate parameters are unreadable: {e:?}"))?;
+                .map_err(|e| TrainError::state("gate parameters are unreadable", e))?;
             let gates = gates
                 .try_load_record(record)
-                .map_err(|e| format!("gate parameters do not fit the model: {e:?}"))?;
+                .map_err(|e| TrainError::state("gate parameters do not fit the model", e))?;
             let gate_optim = if state.gate_optimizer.is_empty() {
                 gate_optim
             } else {
                 gate_optim
                     .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gate_optimizer))
-                    .map_err(|e| format!("gate optimiser state does not load: {e:?}"))?
+                    .map_err(|e| TrainError::state("gate optimiser state does not load", e))?
             };
             trainer.gates = Some((gates, gate_optim));
         }
@@ -214,13 +186,13 @@ impl Trainer {
     /// Continues training with `model` (a smaller, pruned copy of this run's model) in place of
     /// the current one. The optimiser starts afresh (its moments belong to deleted units); the
     /// step, and so the learning-rate schedule and data order, carries on.
-    pub fn replace_model(&mut self, model: &Conformer) -> Result<(), String> {
+    pub fn replace_model(&mut self, model: &Conformer) -> Result<(), TrainError> {
         self.config.model.block_shapes = Some(model.block_shapes());
         let bytes = model
             .clone()
             .into_record()
             .into_bytes()
-            .map_err(|e| format!("cannot serialise the pruned model: {e:?}"))?;
+            .map_err(|e| TrainError::state("cannot serialise the pruned model", e))?;
         self.model = load_model(self.config.model.init(&self.device), bytes.to_vec())?;
         self.optim = optimizer(&self.config);
         Ok(())
@@ -228,12 +200,12 @@ impl Trainer {
 
     /// Starts distilling from `teacher` (a dense checkpoint's state of the same architecture).
     /// Needed whenever `config.distill` is set, also after a restore (the teacher is not saved).
-    pub fn attach_teacher(&mut self, teacher: &TrainerState) -> Result<(), String> {
+    pub fn attach_teacher(&mut self, teacher: &TrainerState) -> Result<(), TrainError> {
         let (mine, theirs) = (&self.config.model, &teacher.config.model);
         if (mine.d_model, mine.num_blocks, mine.vocab_size) != (theirs.d_model, theirs.num_blocks, theirs.vocab_size)
             || theirs.block_shapes.is_some()
         {
-            return Err("the teacher must be a dense model with the student's width, depth and vocabulary".into());
+            return Err(TrainError::TeacherMismatch);
         }
         let plain = self.device.clone().inner();
         let model = load_model(theirs.init(&plain), teacher.model.clone())?;
@@ -244,14 +216,14 @@ impl Trainer {
             && !map_bytes.is_empty()
         {
             let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(map_bytes))
-                .map_err(|e| format!("distillation maps are unreadable: {e:?}"))?;
+                .map_err(|e| TrainError::state("distillation maps are unreadable", e))?;
             maps = maps
                 .try_load_record(record)
-                .map_err(|e| format!("distillation maps do not fit: {e:?}"))?;
+                .map_err(|e| TrainError::state("distillation maps do not fit", e))?;
             if !optim_bytes.is_empty() {
                 optim = optim
                     .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-                    .map_err(|e| format!("distillation optimiser state does not load: {e:?}"))?;
+                    .map_err(|e| TrainError::state("distillation optimiser state does not load", e))?;
             }
         }
         self.distillation = Some(Distillation {
@@ -268,17 +240,26 @@ impl Trainer {
     }
 
     /// The model's inference masks at `threshold` (empty for an ungated run). Reads the gates
-    /// back (a sync point).
-    pub fn inference_masks(&self, threshold: f64) -> Vec<BlockMasks> {
-        self.inference_gates().map_or_else(Vec::new, |g| {
-            block_masks(g.deterministic(&self.config.prune, threshold))
-        })
+    /// back (a sync point on native backends).
+    pub async fn inference_masks(&self, threshold: f64) -> Result<Vec<BlockMasks>, ReadBackError> {
+        let Some(gates) = self.inference_gates() else {
+            return Ok(Vec::new());
+        };
+        Ok(block_masks(gates.deterministic(&self.config.prune, threshold).await?))
     }
 
-    /// Every unit's retention probability (gated runs only). Reads back (a sync point).
-    pub fn retention(&self) -> Option<Vec<PerSite<Vec<f32>>>> {
-        let gates = self.inference_gates()?;
-        Some(gates.snapshot().retention(&self.config.prune))
+    /// The current model with its units' scores, ready to cut (one read-back; see
+    /// [`CutSource`]). `force_magnitude` scores a gated run by weight norms instead.
+    pub async fn cut_source(&self, force_magnitude: bool) -> Result<CutSource, ReadBackError> {
+        let gates = self.inference_gates();
+        CutSource::new(
+            self.inference_model(),
+            self.config.model.clone(),
+            gates.as_ref(),
+            &self.config.prune,
+            force_magnitude,
+        )
+        .await
     }
 
     /// The utterance indices of the batch for the current step. Epochs are consecutive passes,
@@ -307,33 +288,39 @@ impl Trainer {
         }
     }
 
-    /// Runs one optimiser step on the next batch of `train`.
-    ///
-    /// Reads the loss back to the host (a device sync point) to skip non-finite steps; use
-    /// [`Trainer::train_step_async`] where reads must not block (WebGPU).
-    pub fn train_step(&mut self, train: &[Utterance]) -> TrainEvent {
-        assert!(!train.is_empty(), "training needs at least one utterance");
-        let indices = self.next_batch(train);
-        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
-        self.train_step_on(&utterances)
-    }
-
-    /// One optimiser step on `utterances`, a batch chosen by the caller (a corpus streamed from
-    /// disk plans its own batches). An empty batch (every item of it unreadable) counts as a
-    /// skipped step, so the step still maps to the same batch on a resumed run.
-    pub fn train_step_on(&mut self, utterances: &[&Utterance]) -> TrainEvent {
+    /// One optimiser step on `batch`. Reads the loss back (a sync point on native backends)
+    /// to skip a step whose loss is not finite. An empty given batch (every item of it
+    /// unreadable) counts as a skipped step, so the step still maps to the same batch on a
+    /// resumed run. A failed read-back stops the step with the model as it was.
+    pub async fn train_step(&mut self, batch: StepBatch<'_>) -> Result<TrainEvent, TrainError> {
+        let planned: Vec<&Utterance>;
+        let utterances: &[&Utterance] = match batch {
+            StepBatch::Planned(train) => {
+                if train.is_empty() {
+                    return Err(TrainError::NoTrainingData);
+                }
+                planned = self.next_batch(train).iter().map(|&i| &train[i]).collect();
+                &planned
+            }
+            StepBatch::Given(utterances) => utterances,
+        };
         if utterances.is_empty() {
             self.skipped_steps += 1;
             self.step += 1;
-            return TrainEvent::SkippedStep { step: self.step - 1 };
+            return Ok(TrainEvent::SkippedStep { step: self.step - 1 });
         }
-        // The browser has no threads to shard over (and trains through the async path anyway).
+        // The browser has no threads to shard over.
         if self.config.shards > 1 && cfg!(not(target_family = "wasm")) {
-            return self.sharded_step(utterances);
+            return Ok(self.sharded_step(utterances)?);
         }
         let pending = self.forward_step(utterances);
-        let values: Vec<f32> = pending.pass.readout.clone().try_into_vec_as().unwrap_or_default(); // sync point
-        self.finish_step(pending, &values)
+        match read_floats(pending.pass.readout.clone(), "the loss").await {
+            Ok(values) => Ok(self.finish_step(pending, &values)),
+            Err(e) => {
+                self.model.restore_running_stats(pending.pass.running_stats);
+                Err(e.into())
+            }
+        }
     }
 
     /// Forward and backward on `utterances` with nothing updated: a dress rehearsal of the
@@ -348,16 +335,6 @@ impl Trainer {
         drop(pending.pass.objective.backward());
         let _ = self.device.clone().inner().sync(); // sync point: make queued device work happen
         self.model.restore_running_stats(pending.pass.running_stats);
-    }
-
-    /// [`Trainer::train_step`] with an asynchronous read-back of the loss.
-    pub async fn train_step_async(&mut self, train: &[Utterance]) -> Result<TrainEvent, String> {
-        assert!(!train.is_empty(), "training needs at least one utterance");
-        let indices = self.next_batch(train);
-        let utterances: Vec<&Utterance> = indices.iter().map(|&i| &train[i]).collect();
-        let pending = self.forward_step(&utterances);
-        let values = read_async(pending.pass.readout.clone(), "the loss").await?;
-        Ok(self.finish_step(pending, &values))
     }
 
     /// The first half of a step on the whole batch: `utterances` through the model, and every
@@ -422,7 +399,7 @@ impl Trainer {
     }
 
     /// One step with the batch split over `config.shards` threads (see `shards`).
-    fn sharded_step(&mut self, utterances: &[&Utterance]) -> TrainEvent {
+    fn sharded_step(&mut self, utterances: &[&Utterance]) -> Result<TrainEvent, ReadBackError> {
         let step = self.step;
         let outcome = sharded_step(
             self.modules(),
@@ -431,9 +408,9 @@ impl Trainer {
             &self.device,
             step,
             utterances,
-        );
+        )?;
         self.step += 1;
-        match outcome {
+        Ok(match outcome {
             ShardedStep::Skipped => {
                 self.skipped_steps += 1;
                 TrainEvent::SkippedStep { step }
@@ -448,7 +425,7 @@ impl Trainer {
                 let audio_seconds = utterances.iter().map(|u| u.duration_seconds).sum();
                 self.step_event(step, lr, &readout, utterances.len(), audio_seconds)
             }
-        }
+        })
     }
 
     /// The optimiser steps of step `step` for the model, the distillation maps and the gates;
@@ -481,7 +458,12 @@ impl Trainer {
             step,
             loss: readout.loss,
             penalty: readout.penalty,
-            expected_sparsity: (self.config.prune.method == Method::L0).then_some(readout.expected_sparsity),
+            expected_sparsity: self
+                .config
+                .prune
+                .gate_kind()
+                .is_some_and(|k| k.aims_at_sparsity())
+                .then_some(readout.expected_sparsity),
             distill: self.config.distill.is_some().then_some(readout.distill),
             lr,
             utterances,
@@ -490,28 +472,28 @@ impl Trainer {
     }
 
     /// The run's state as bytes. Reads every parameter back (native only: synchronous).
-    pub fn state(&self) -> Result<TrainerState, String> {
+    pub fn state(&self) -> Result<TrainerState, TrainError> {
         let model = self
             .model
             .valid()
             .into_record()
             .into_bytes()
-            .map_err(|e| format!("cannot serialise model: {e:?}"))?;
+            .map_err(|e| TrainError::state("cannot serialise model", e))?;
         let optimizer = self
             .optim
             .into_bytes()
-            .map_err(|e| format!("cannot serialise optimiser: {e:?}"))?;
+            .map_err(|e| TrainError::state("cannot serialise optimiser", e))?;
         let (gates, gate_optimizer) = match &self.gates {
             Some((gates, optim)) => (
                 gates
                     .valid()
                     .into_record()
                     .into_bytes()
-                    .map_err(|e| format!("cannot serialise gates: {e:?}"))?
+                    .map_err(|e| TrainError::state("cannot serialise gates", e))?
                     .to_vec(),
                 optim
                     .into_bytes()
-                    .map_err(|e| format!("cannot serialise gate optimiser: {e:?}"))?
+                    .map_err(|e| TrainError::state("cannot serialise gate optimiser", e))?
                     .to_vec(),
             ),
             None => (Vec::new(), Vec::new()),
@@ -522,11 +504,11 @@ impl Trainer {
                     .valid()
                     .into_record()
                     .into_bytes()
-                    .map_err(|e| format!("cannot serialise distillation maps: {e:?}"))?
+                    .map_err(|e| TrainError::state("cannot serialise distillation maps", e))?
                     .to_vec(),
                 d.optim
                     .into_bytes()
-                    .map_err(|e| format!("cannot serialise distillation optimiser: {e:?}"))?
+                    .map_err(|e| TrainError::state("cannot serialise distillation optimiser", e))?
                     .to_vec(),
             ),
             None => (Vec::new(), Vec::new()),
@@ -571,10 +553,10 @@ fn materialise<M: Module>(module: &M) {
 }
 
 /// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
-pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, String> {
+pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, TrainError> {
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("model weights are unreadable: {e:?}"))?;
+        .map_err(|e| TrainError::state("model weights are unreadable", e))?;
     model
         .try_load_record(record)
-        .map_err(|e| format!("model weights do not fit the model: {e:?}"))
+        .map_err(|e| TrainError::state("model weights do not fit the model", e))
 }

@@ -3,8 +3,9 @@
 
 use prunelab_engine::data::Utterance;
 use prunelab_engine::model::{ConformerConfig, Preset};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
-use prunelab_engine::train::TrainConfig;
+use prunelab_engine::train::{StepBatch, TrainConfig, TrainEvent, Trainer};
 
 /// The tiny preset narrowed to two blocks of width 32; one warm-up step so a few steps learn.
 pub fn config() -> TrainConfig {
@@ -39,4 +40,16 @@ pub fn utterances(seed: u64, count: usize, first_frames: usize, frame_step: usiz
 pub fn device_rng_turn() -> std::sync::MutexGuard<'static, ()> {
     static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
     DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One training step on a batch the trainer plans from `data` (native: blocks on the step).
+#[allow(dead_code)]
+pub fn step(trainer: &mut Trainer, data: &[Utterance]) -> TrainEvent {
+    block_on(trainer.train_step(StepBatch::Planned(data))).expect("a CPU training step")
+}
+
+/// One training step on exactly `batch`.
+#[allow(dead_code)]
+pub fn step_on(trainer: &mut Trainer, batch: &[&Utterance]) -> TrainEvent {
+    block_on(trainer.train_step(StepBatch::Given(batch))).expect("a CPU training step")
 }

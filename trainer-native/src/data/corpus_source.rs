@@ -10,7 +10,7 @@ use prunelab_engine::data::{
 };
 use prunelab_engine::text::normalize_transcript;
 
-use crate::stream::{default_workers, featurise_all};
+use crate::data::stream::{default_workers, featurise_all};
 
 /// The packed built-in corpus shipped in `static/`.
 pub fn default_pack_path() -> PathBuf {

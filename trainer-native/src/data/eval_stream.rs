@@ -5,10 +5,11 @@ use prunelab_engine::audio::{FbankConfig, FeatureStats};
 use prunelab_engine::data::{CorpusIssue, IndexEntry};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::{BlockMasks, Conformer};
-use prunelab_engine::train::{EvalReport, UtteranceResult, evaluate_decoders, summarise};
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::{EvalReport, UtteranceResult, evaluate, summarise};
 
-use crate::atomic::write_atomically;
-use crate::stream::featurise_all;
+use crate::run::atomic::write_atomically;
+use crate::data::stream::featurise_all;
 
 /// Utterances featurised at once (about 20 minutes of LibriSpeech audio, ≈ 40 MB of features).
 const CHUNK: usize = 256;
@@ -42,14 +43,15 @@ impl Scorer<'_> {
             }
             skipped.append(&mut bad);
             if !utterances.is_empty() {
-                let reports = evaluate_decoders(
+                let reports = block_on(evaluate(
                     self.model,
                     self.masks,
                     &utterances,
                     self.stats,
                     self.max_batch_frames,
                     decoders,
-                );
+                ))
+                .map_err(|e| e.to_string())?;
                 for (out, report) in results.iter_mut().zip(reports) {
                     out.extend(report.utterances);
                 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::model::{BlockMasks, Conformer, Preset};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{decode_checkpoint, load_export, load_gates, load_inference_model};
 use prunelab_engine::train::{TrainConfig, block_masks};
 
@@ -43,14 +44,18 @@ pub fn open_model(
     let model = load_inference_model(&state, preset, device, &name).map_err(|e| e.to_string())?;
     let threshold = threshold.unwrap_or(state.config.prune.threshold);
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
-    let kind = match gates {
+    let kind = match &gates {
         Some(_) => format!("gated checkpoint at threshold {threshold}"),
         None => "checkpoint".into(),
     };
+    let masks = match gates {
+        Some(g) => block_masks(
+            block_on(g.deterministic(&state.config.prune, threshold)).map_err(|e| format!("{name}: {e}"))?,
+        ),
+        None => Vec::new(),
+    };
     Ok(LoadedModel {
-        masks: gates.map_or_else(Vec::new, |g| {
-            block_masks(g.deterministic(&state.config.prune, threshold))
-        }),
+        masks,
         name,
         step: Some(state.step),
         config: state.config,

@@ -8,19 +8,19 @@ use clap::Args;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::{LoadOptions, ShapeBuckets, Utterance, make_batches};
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::gates::Method;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::rng::SplitMix64;
-use prunelab_engine::train::{EvalReport, evaluate_decoders, prepare_batch};
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::{EvalReport, evaluate, prepare_batch};
 use serde_json::{Value, json};
 
-use crate::atomic::write_atomically;
-use crate::bench::median;
-use crate::corpus_source::CorpusChoice;
-use crate::decoding::DecodeArgs;
-use crate::device::{DeviceChoice, pick};
-use crate::pruning::{Prunable, open_prunable, parse_budget};
+use crate::run::atomic::write_atomically;
+use crate::reports::statistics::median;
+use crate::data::corpus_source::CorpusChoice;
+use crate::options::decoding::DecodeArgs;
+use crate::options::device::{DeviceChoice, pick};
+use crate::models::prunable::{Prunable, open_prunable, parse_budget};
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -64,34 +64,35 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         ));
     }
     let (device, device_label) = pick(args.device)?;
-    let source = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    let opened = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    let source = &opened.source;
     let corpus = args.corpus.open()?;
-    let options = LoadOptions::plain(&source.state.config.fbank, false);
+    let options = LoadOptions::plain(&opened.state.config.fbank, false);
     let dev = corpus.load("dev", &options)?.utterances;
     let test = corpus.load("test", &options)?.utterances;
     let decoder = args.decode.build(&corpus)?;
-    let dense = param_count(&source.state.config.model, &source.model.block_shapes()).total();
-    let selections = selections(&args, &source, dense)?;
+    let dense = param_count(&opened.state.config.model, &source.model.block_shapes()).total();
+    let selections = selections(&args, &opened, dense)?;
 
-    let timer = DevTimer::new(&dev, &source);
+    let timer = DevTimer::new(&dev, &opened);
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
     let dense_rtf = timer.real_time_factor(&source.model, args.repeats);
     let mut points = Vec::new();
     // The uncut reference row: a gated run with its retention folded in and nothing cut
-    // (threshold 0), or the dense model itself. L0 has none: its whole-module gates can be
-    // exactly 0, so even threshold 0 removes modules, and that is a point like the others.
-    if source.method != Method::L0 {
+    // (threshold 0), or the dense model itself. A method whose own rule always removes units
+    // (L0: closed gates, and whole modules) has none: its threshold 0 is a cut like the others.
+    if !source.own_rule_cuts() {
         let unpruned = match source.kind {
-            ScoreKind::Retention => source.cut(Selection::Threshold(0.0))?.model,
+            ScoreKind::Retention => opened.cut(Selection::Threshold(0.0))?.model,
             ScoreKind::Magnitude => source.model.clone(),
         };
-        points.push(measure(&source, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0));
+        points.push(measure(&opened, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0)?);
     }
     for selection in selections {
-        let pruned = source.cut(selection)?;
+        let pruned = opened.cut(selection)?;
         let (rtf, speedup) = timer.paired(&source.model, &pruned.model, args.repeats);
         let mut point = measure(
-            &source,
+            &opened,
             &pruned.model,
             Some(&pruned.keep),
             &dev,
@@ -99,7 +100,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
             &decoder,
             rtf,
             speedup,
-        );
+        )?;
         point["selection"] = json!(selection);
         points.push(point);
         if !args.json {
@@ -107,7 +108,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         }
     }
     let summary = json!({
-        "checkpoint": source.name, "method": source.method.name(), "device": device_label,
+        "checkpoint": opened.name, "method": source.method.name(), "device": device_label,
         "decoder": decoder.describe(), "dense_params": dense, "dense_rtf": dense_rtf, "points": points,
     });
     if let Some(out) = &args.out {
@@ -123,7 +124,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     } else {
         println!(
             "{} ({}) · {device_label} · {}",
-            source.name,
+            opened.name,
             source.method.name(),
             decoder.describe()
         );
@@ -144,7 +145,7 @@ fn selections(args: &SweepArgs, source: &Prunable, dense: usize) -> Result<Vec<S
             .map(|b| parse_budget(b, dense).map(Selection::Budget))
             .collect();
     }
-    if source.kind != ScoreKind::Retention {
+    if source.source.kind != ScoreKind::Retention {
         return Err("this checkpoint has no learned gates: sweep it with --budgets (e.g. 0.9,0.7,0.5)".into());
     }
     if let Some(bad) = args.thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
@@ -164,25 +165,26 @@ fn measure(
     decoder: &Decoder,
     rtf: f64,
     speedup: f64,
-) -> Value {
+) -> Result<Value, String> {
     let config = &source.state.config;
     let shapes = model.block_shapes();
     let params = param_count(&config.model, &shapes);
-    let score = |split: &[Utterance]| -> [EvalReport; 2] {
-        let reports = evaluate_decoders(
+    let score = |split: &[Utterance]| -> Result<[EvalReport; 2], String> {
+        let reports = block_on(evaluate(
             model,
             &[],
             split,
             &source.state.stats,
             config.max_batch_frames,
             &[decoder, &Decoder::Greedy],
-        );
-        reports
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok(reports
             .try_into()
-            .unwrap_or_else(|_| unreachable!("one report per decoder"))
+            .unwrap_or_else(|_| unreachable!("one report per decoder")))
     };
-    let [dev_report, dev_greedy] = score(dev);
-    let [test_report, test_greedy] = score(test);
+    let [dev_report, dev_greedy] = score(dev)?;
+    let [test_report, test_greedy] = score(test)?;
     let sites: Vec<Value> = keep
         .map(|k| kept_per_site(&config.model, k))
         .unwrap_or_default()
@@ -190,7 +192,7 @@ fn measure(
         .map(|(kind, kept, total)| json!({"site": kind.name(), "kept": kept, "total": total}))
         .collect();
     let sparsity = keep.map_or(0.0, |k| prunable_sparsity(&config.model, k));
-    json!({
+    Ok(json!({
         "selection": Value::Null,
         "params": params.total(), "encoder_params": params.encoder(), "prunable_sparsity": sparsity,
         "gflops_per_second": prunelab_engine::prune::flops_per_second(&config.model, &shapes) / 1e9,
@@ -198,7 +200,7 @@ fn measure(
         "dev_wer": dev_report.wer(), "test_wer": test_report.wer(),
         "dev_wer_greedy": dev_greedy.wer(), "test_wer_greedy": test_greedy.wer(),
         "sites": sites,
-    })
+    }))
 }
 
 /// Times forward passes over the dev set: each pass reads the logits back, so the device has

@@ -17,7 +17,7 @@ use prunelab_engine::store::{Trace, decode_checkpoint, decode_trace, encode_trac
 use prunelab_engine::train::{TrainEvent, TrainerState};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{remove_leftover_temporaries, write_atomically};
+use crate::run::atomic::{remove_leftover_temporaries, write_atomically};
 
 const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";

@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use prunelab_engine::decode::{BeamConfig, Decoder, LmConfig};
 
-use crate::corpus_source::CorpusSource;
+use crate::data::corpus_source::CorpusSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DecoderChoice {

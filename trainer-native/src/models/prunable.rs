@@ -3,84 +3,44 @@
 use std::path::Path;
 
 use prunelab_engine::burn::prelude::*;
-use prunelab_engine::gates::Method;
-use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{Pruned, ScoreKind, Selection, UnitScores, magnitude_scores, prune_model};
+use prunelab_engine::prune::{CutSource, Pruned, Selection, UnitScores, kept_budget};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
 
-use crate::bench::median;
+use crate::reports::statistics::median;
 
-/// A dense model and the scores that decide what to cut from it.
+/// A checkpoint opened for pruning: its saved state, and its model with the scores that
+/// decide what to cut (the engine's one pruning entry point).
 pub struct Prunable {
     pub name: String,
     pub state: TrainerState,
-    pub model: Conformer,
-    pub scores: UnitScores,
-    /// Whole-module gate values per block (L0; empty otherwise).
-    pub module_gates: Vec<[f32; 4]>,
-    pub kind: ScoreKind,
-    /// The method that scored the units (magnitude for an ungated run).
-    pub method: Method,
+    pub source: CutSource,
 }
 
-/// Opens `path`: a gated run is scored by its learned retention, any other by weight norms
-/// (also a gated run when `force_magnitude`).
+/// Opens `path`: a gated run is scored by its learned gates, any other by weight norms (also
+/// a gated run when `force_magnitude`).
 pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Result<Prunable, String> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
     let model = load_inference_model(&state, None, device, &name).map_err(|e| e.to_string())?;
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
-    let (scores, module_gates, kind, method) = match gates {
-        Some(gates) if !force_magnitude => {
-            let scores = gates.pruning_scores(&state.config.prune); // sync point
-            (
-                scores.units,
-                scores.modules,
-                ScoreKind::Retention,
-                state.config.prune.method,
-            )
-        }
-        _ => (
-            magnitude_scores(&model, &state.config.prune.sites),
-            Vec::new(),
-            ScoreKind::Magnitude,
-            Method::Magnitude,
-        ),
-    };
-    Ok(Prunable {
-        name,
-        state,
+    let source = block_on(CutSource::new(
         model,
-        scores,
-        module_gates,
-        kind,
-        method,
-    })
+        state.config.model.clone(),
+        gates.as_ref(),
+        &state.config.prune,
+        force_magnitude,
+    ))
+    .map_err(|e| format!("{name}: {e}"))?;
+    Ok(Prunable { name, state, source })
 }
 
 impl Prunable {
     /// The physically smaller model for `selection`; errors name the checkpoint.
     pub fn cut(&self, selection: Selection) -> Result<Pruned, String> {
-        prune_model(
-            &self.model,
-            &self.state.config.model,
-            &self.scores,
-            &self.module_gates,
-            self.kind,
-            selection,
-        )
-        .map_err(|e| format!("{}: {e}", self.name))
-    }
-
-    /// The threshold `prune` uses when none is given: the run's, except for L0, whose scores
-    /// are deterministic gate values and whose own rule keeps every unit above 0.
-    pub fn default_threshold(&self) -> f64 {
-        match self.method {
-            Method::L0 => L0_KEEP_ABOVE,
-            _ => self.state.config.prune.threshold,
-        }
+        self.source.cut(selection).map_err(|e| format!("{}: {e}", self.name))
     }
 }
 
@@ -108,10 +68,7 @@ impl RetentionSpread {
     }
 }
 
-/// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
-pub const L0_KEEP_ABOVE: f64 = 1e-6;
-
-/// `--budget`: an absolute parameter count, or a fraction of the dense model such as `0.5`.
+/// `--budget`: an absolute parameter count, or the share of the dense model kept, such as `0.5`.
 pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
     let value: f64 = text
         .parse()
@@ -119,16 +76,7 @@ pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
     if !value.is_finite() || value <= 0.0 {
         return Err(format!("--budget {text} must be positive"));
     }
-    Ok(budget_params(value, dense))
-}
-
-/// A budget below 1 is a fraction of `dense`; otherwise a parameter count.
-pub fn budget_params(value: f64, dense: usize) -> usize {
-    if value < 1.0 {
-        (value * dense as f64).round() as usize
-    } else {
-        value as usize
-    }
+    Ok(kept_budget(value, dense))
 }
 
 #[cfg(test)]

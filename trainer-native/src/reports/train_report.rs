@@ -3,13 +3,14 @@
 
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::train::{EvalReport, Trainer, evaluate_decoders, summarise};
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::{EvalReport, Trainer, evaluate, summarise};
 use serde_json::{Value, json};
 
-use crate::corpus_source::{CorpusSource, report_skipped};
-use crate::eval_stream::{Scorer, write_hypotheses};
-use crate::run_dir::RunDir;
-use crate::wer::print_subset_table;
+use crate::data::corpus_source::{CorpusSource, report_skipped};
+use crate::data::eval_stream::{Scorer, write_hypotheses};
+use crate::run::dir::RunDir;
+use crate::reports::wer_table::print_subset_table;
 
 /// One scored subset.
 pub struct SubsetScore {
@@ -37,21 +38,24 @@ impl FinalScores {
         workers: usize,
     ) -> Result<Self, String> {
         let model = trainer.inference_model();
-        let masks = trainer.inference_masks(trainer.config.prune.threshold);
+        let masks = block_on(trainer.inference_masks(trainer.config.prune.threshold)).map_err(|e| e.to_string())?;
         let config = &trainer.config;
         let decoders = [decoder, &Decoder::Greedy];
         let mut subsets = Vec::new();
         for split in ["dev", "test"] {
             if !matches!(corpus, CorpusSource::LibriSpeech { .. }) {
                 let loaded = corpus.load(split, &LoadOptions::plain(&config.fbank, strict))?;
-                let [report, greedy] = two(evaluate_decoders(
-                    &model,
-                    &masks,
-                    &loaded.utterances,
-                    &trainer.stats,
-                    config.max_batch_frames,
-                    &decoders,
-                ));
+                let [report, greedy] = two(
+                    block_on(evaluate(
+                        &model,
+                        &masks,
+                        &loaded.utterances,
+                        &trainer.stats,
+                        config.max_batch_frames,
+                        &decoders,
+                    ))
+                    .map_err(|e| e.to_string())?,
+                );
                 subsets.push(SubsetScore {
                     name: split.to_string(),
                     split,

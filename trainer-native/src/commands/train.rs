@@ -7,32 +7,31 @@ use clap::{Args, Parser};
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
-use prunelab_engine::gates::{GateConfig, Method, SiteKind};
+use prunelab_engine::gates::{AdaptiveDropoutConfig, GateConfig, HardConcreteConfig, Method, SiteKind};
 use prunelab_engine::model::{Preset, weights_fingerprint};
-use prunelab_engine::prune::{ScoreKind, Selection, magnitude_scores, prune_model};
 use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{DistillConfig, TrainConfig, Trainer, TrainerState};
+use prunelab_engine::train::{DistillConfig, OptimConfig, Run, RunOptions, TrainConfig, Trainer, TrainerState};
 use serde_json::json;
 
-use crate::atomic::write_atomically;
-use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
-use crate::decoding::DecodeArgs;
-use crate::device::{DeviceChoice, pick};
-use crate::interrupt;
-use crate::pruning::budget_params;
-use crate::run_dir::RunDir;
-use crate::stream::{default_workers, featurise_all};
-use crate::train_data::{TrainData, evenly_spaced};
-use crate::train_loop::{LoopEnd, LoopSettings, new_trace, run_loop};
-use crate::train_report::FinalScores;
+use crate::run::atomic::write_atomically;
+use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
+use crate::options::decoding::DecodeArgs;
+use crate::options::device::{DeviceChoice, pick};
+use crate::run::interrupt;
+use crate::run::dir::RunDir;
+use crate::data::stream::{default_workers, featurise_all};
+use crate::options::parse::{parse_method, parse_preset, parse_site};
+use crate::data::train_data::{TrainData, evenly_spaced};
+use crate::run::driver::{LoopEnd, LoopSettings, new_trace, run_loop};
+use crate::reports::train_report::FinalScores;
 
 #[derive(Args)]
 pub struct TrainArgs {
     /// Model size: tiny (≈1.3 M params), small (≈10 M), medium (≈30 M).
     #[arg(long, default_value = "tiny", value_parser = parse_preset)]
     preset: Preset,
-    /// Optimiser steps (default: the preset's run length, 4000).
+    /// Optimiser steps (default: the preset's run length).
     #[arg(long)]
     steps: Option<usize>,
     /// Output directory for checkpoint.plc, metrics.jsonl, summary.json and hypotheses.
@@ -66,8 +65,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     max_bad_steps: u64,
     /// Peak learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
+    #[arg(long, default_value_t = OptimConfig::default().peak_lr)]
+    lr: f64,
     /// Evaluate on dev every this many steps (0: only at the end).
     #[arg(long)]
     eval_every: Option<usize>,
@@ -116,48 +115,48 @@ struct PruneArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_site)]
     sites: Vec<SiteKind>,
     /// Adaptive dropout: strength alpha of the pull towards the falling target.
-    #[arg(long)]
-    strength: Option<f64>,
+    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().strength)]
+    strength: f64,
     /// Adaptive dropout: Gumbel-sigmoid temperature.
-    #[arg(long)]
-    temperature: Option<f64>,
+    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().temperature)]
+    temperature: f64,
     /// Adaptive dropout: fraction of the run over which the regulariser's target falls from
-    /// --target-start to --target-end; it then stays there (default 1: the whole run).
-    #[arg(long)]
-    target_ramp: Option<f64>,
+    /// --target-start to --target-end; it then stays there (1: the whole run).
+    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().ramp_fraction)]
+    target_ramp: f64,
     /// Adaptive dropout: fraction of the run after which the strength alpha falls linearly to 0
-    /// at the end (default 1: never). Without the pull, the gates the loss needs rise towards 1
+    /// at the end (1: never). Without the pull, the gates the loss needs rise towards 1
     /// before the cut.
-    #[arg(long)]
-    strength_fade_from: Option<f64>,
-    /// Adaptive dropout: the logit every unit starts at (default 3, retention 0.95).
-    #[arg(long, allow_hyphen_values = true)]
-    initial_logit: Option<f64>,
-    /// Adaptive dropout: where the regulariser's target starts, as a logit (default 3). With
+    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().strength_fade_from)]
+    strength_fade_from: f64,
+    /// Adaptive dropout: the logit every unit starts at (3 is a retention of 0.95).
+    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().initial_logit)]
+    initial_logit: f64,
+    /// Adaptive dropout: where the regulariser's target starts, as a logit. With
     /// --initial-logit and --target-end it sets the logit scale; doubling all three and halving
     /// --strength was measured in docs/results.md (session 11): it did not make the kept units'
     /// retention more decided.
-    #[arg(long, allow_hyphen_values = true)]
-    target_start: Option<f64>,
+    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_start)]
+    target_start: f64,
     /// Adaptive dropout: where the regulariser's target ends (see --target-start).
-    #[arg(long, allow_hyphen_values = true)]
-    target_end: Option<f64>,
+    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_end)]
+    target_end: f64,
     /// Adaptive dropout: the FFN hidden gates replace that layer's standard dropout, so kept
     /// units are not dropped twice.
     #[arg(long)]
     replace_dropout: bool,
     /// Learning rate of the gate parameters (their own Adam).
-    #[arg(long)]
-    gate_lr: Option<f64>,
+    #[arg(long, default_value_t = GateConfig::default().lr)]
+    gate_lr: f64,
     /// Retention threshold for the final evaluation (units below it are pruned).
-    #[arg(long)]
-    threshold: Option<f64>,
+    #[arg(long, default_value_t = GateConfig::default().threshold)]
+    threshold: f64,
     /// Record every unit's retention every this many steps in trace.pltrace.
-    #[arg(long)]
-    snapshot_every: Option<usize>,
+    #[arg(long, default_value_t = GateConfig::default().snapshot_every)]
+    snapshot_every: usize,
     /// L0: expected sparsity of the prunable parameters to drive the run to.
-    #[arg(long)]
-    target_sparsity: Option<f64>,
+    #[arg(long, default_value_t = HardConcreteConfig::default().target_sparsity)]
+    target_sparsity: f64,
     /// Distil from this unpruned checkpoint (same preset): KL on CTC posteriors plus MSE between
     /// mapped block outputs.
     #[arg(long)]
@@ -173,8 +172,8 @@ struct PruneArgs {
     #[arg(long)]
     budget: Option<f64>,
     /// Magnitude: fraction of the steps after which to prune.
-    #[arg(long)]
-    prune_at: Option<f64>,
+    #[arg(long, default_value_t = GateConfig::default().magnitude_prune_at)]
+    prune_at: f64,
 }
 
 impl PruneArgs {
@@ -184,67 +183,21 @@ impl PruneArgs {
             config.sites = self.sites.clone();
         }
         let ad = &mut config.adaptive_dropout;
-        ad.strength = self.strength.unwrap_or(ad.strength);
-        ad.temperature = self.temperature.unwrap_or(ad.temperature);
-        ad.ramp_fraction = self.target_ramp.unwrap_or(ad.ramp_fraction);
-        ad.strength_fade_from = self.strength_fade_from.unwrap_or(ad.strength_fade_from);
-        ad.initial_logit = self.initial_logit.unwrap_or(ad.initial_logit);
-        ad.target_start = self.target_start.unwrap_or(ad.target_start);
-        ad.target_end = self.target_end.unwrap_or(ad.target_end);
+        ad.strength = self.strength;
+        ad.temperature = self.temperature;
+        ad.ramp_fraction = self.target_ramp;
+        ad.strength_fade_from = self.strength_fade_from;
+        ad.initial_logit = self.initial_logit;
+        ad.target_start = self.target_start;
+        ad.target_end = self.target_end;
         ad.replaces_dropout |= self.replace_dropout;
-        config.lr = self.gate_lr.unwrap_or(config.lr);
-        config.threshold = self.threshold.unwrap_or(config.threshold);
-        config.snapshot_every = self.snapshot_every.unwrap_or(config.snapshot_every);
+        config.lr = self.gate_lr;
+        config.threshold = self.threshold;
+        config.snapshot_every = self.snapshot_every;
         config.magnitude_budget = self.budget.or(config.magnitude_budget);
-        config.l0.target_sparsity = self.target_sparsity.unwrap_or(config.l0.target_sparsity);
-        config.magnitude_prune_at = self.prune_at.unwrap_or(config.magnitude_prune_at);
+        config.l0.target_sparsity = self.target_sparsity;
+        config.magnitude_prune_at = self.prune_at;
     }
-}
-
-/// The magnitude method's one cut: at its step, prune the dense model to the budget by weight
-/// norms and carry on training the smaller model. Returns a line for the log when it cut.
-pub fn magnitude_cut(trainer: &mut Trainer) -> Result<Option<String>, String> {
-    let c = &trainer.config;
-    let Some(budget) = c.prune.magnitude_budget else {
-        return Ok(None);
-    };
-    let cut_step = (c.prune.magnitude_prune_at * c.steps as f64).round() as usize;
-    if c.prune.method != Method::Magnitude || trainer.step() != cut_step || c.model.block_shapes.is_some() {
-        return Ok(None);
-    }
-    let model = trainer.inference_model();
-    let dense = model.num_params();
-    let budget = budget_params(budget, dense);
-    let scores = magnitude_scores(&model, &c.prune.sites);
-    let pruned = prune_model(
-        &model,
-        &c.model,
-        &scores,
-        &[],
-        ScoreKind::Magnitude,
-        Selection::Budget(budget),
-    )
-    .map_err(|e| format!("magnitude pruning at step {cut_step}: {e}"))?;
-    trainer.replace_model(&pruned.model)?;
-    Ok(Some(format!(
-        "step {cut_step:>6}: pruned by magnitude to {} parameters (from {dense}); fine-tuning",
-        pruned.params.total()
-    )))
-}
-
-fn parse_method(name: &str) -> Result<Method, String> {
-    Method::parse(name)
-        .ok_or_else(|| format!("unknown method {name:?}; choose none, adaptive-dropout, l0 or magnitude"))
-}
-
-pub fn parse_site(name: &str) -> Result<SiteKind, String> {
-    SiteKind::parse(name).ok_or_else(|| {
-        format!("unknown site {name:?}; choose from ffn1.hidden, attn.query, attn.value, conv.input, ffn2.hidden")
-    })
-}
-
-pub fn parse_preset(name: &str) -> Result<Preset, String> {
-    Preset::parse(name).ok_or_else(|| format!("unknown preset {name:?}; choose tiny, small or medium"))
 }
 
 /// The options a run was started with, re-read from its `run.json` for `--resume`.
@@ -299,7 +252,7 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
     // GPU runs a whole batch at once.
     config.shards = args.shards.map_or(if on_cpu { 2 } else { 1 }, |n| n as usize);
     config.steps = args.steps.unwrap_or(config.steps);
-    config.optim.peak_lr = args.lr.unwrap_or(config.optim.peak_lr);
+    config.optim.peak_lr = args.lr;
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
     config.max_batch_frames = match (args.max_batch_frames, args.max_batch_seconds) {
         (Some(frames), _) => frames,
@@ -321,7 +274,7 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
             layer_weight: args.prune.layer_weight,
         });
     }
-    config.validate()?;
+    config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -364,7 +317,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let mut data = TrainData::open(&corpus, &config, args.strict, workers)?;
     let dev = dev_probe(&corpus, &config, args.strict, args.dev_utterances)?;
     let mut trainer = match restored {
-        Some(state) => Trainer::restore(state, &device)?,
+        Some(state) => Trainer::restore(state, &device).map_err(|e| e.to_string())?,
         None => {
             let stats = data.feature_stats(&config, args.stats_utterances)?;
             if teacher.as_ref().is_some_and(|t| t.stats != stats) {
@@ -403,21 +356,25 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let first_step = trainer.step();
     run.truncate_metrics(first_step)?;
     let mut trace = match run.load_trace(first_step)? {
-        Some(trace) if resuming => Some(trace),
+        Some(trace) if resuming => trace,
         _ => new_trace(&trainer),
     };
     let mut metrics = open_metrics(&run.path("metrics.jsonl"), resuming)?;
     interrupt::install()?;
     let settings = LoopSettings {
         run: &run,
-        dev: &dev,
-        checkpoint_every: args.checkpoint_every as usize,
         keep_checkpoints: args.keep_checkpoints as usize,
         max_bad_steps: args.max_bad_steps as usize,
         strict: args.strict,
     };
+    let options = RunOptions {
+        dev,
+        checkpoint_every: Some(args.checkpoint_every as usize),
+    };
+    let mut scheduled = Run::new(trainer, options);
     let started = Instant::now();
-    let outcome = run_loop(&mut trainer, &mut data, &settings, &mut metrics, &mut trace)?;
+    let outcome = run_loop(&mut scheduled, &mut data, &settings, &mut metrics, &mut trace)?;
+    let trainer = scheduled.into_trainer();
     let skipped_at_load = data.skipped_at_load();
     drop(data);
     if outcome.end == LoopEnd::Interrupted {
@@ -425,7 +382,8 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         std::process::exit(130);
     }
     let seconds = started.elapsed().as_secs_f64();
-    write_atomically(&run.path("checkpoint.plc"), &encode_checkpoint(&trainer.state()?))?;
+    let state = trainer.state().map_err(|e| e.to_string())?;
+    write_atomically(&run.path("checkpoint.plc"), &encode_checkpoint(&state))?;
     let finals = FinalScores::compute(&trainer, &corpus, &decoder, args.strict, workers)?;
     finals.write_hypotheses(&run)?;
     let summary = finals.summary(json!({

@@ -7,9 +7,9 @@ use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, kept_per_si
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
-use crate::atomic::write_atomically;
-use crate::device::{DeviceChoice, pick};
-use crate::pruning::{RetentionSpread, open_prunable, parse_budget};
+use crate::run::atomic::write_atomically;
+use crate::options::device::{DeviceChoice, pick};
+use crate::models::prunable::{RetentionSpread, open_prunable, parse_budget};
 
 #[derive(Args)]
 pub struct PruneArgs {
@@ -37,28 +37,30 @@ pub struct PruneArgs {
 
 pub fn run(args: PruneArgs) -> Result<(), String> {
     let (device, _) = pick(args.device)?;
-    let source = open_prunable(&args.checkpoint, &device, args.magnitude)?;
-    let config = &source.state.config.model;
+    let opened = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    let source = &opened.source;
+    let config = &opened.state.config.model;
     let dense_shapes = source.model.block_shapes();
     let dense = param_count(config, &dense_shapes);
     let selection = match (&args.budget, args.threshold) {
         (Some(budget), _) => Selection::Budget(parse_budget(budget, dense.total())?),
         (None, Some(t)) => Selection::Threshold(t),
-        (None, None) if source.kind == ScoreKind::Retention => Selection::Threshold(source.default_threshold()),
-        (None, None) => return Err("a magnitude-scored model needs --budget (norms have no natural threshold)".into()),
+        (None, None) => source
+            .default_selection()
+            .ok_or("a magnitude-scored model needs --budget (norms have no natural threshold)")?,
     };
-    let pruned = source.cut(selection)?;
+    let pruned = opened.cut(selection)?;
 
-    let mut export_config = source.state.config.clone();
+    let mut export_config = opened.state.config.clone();
     export_config.model.block_shapes = Some(pruned.model.block_shapes());
     let manifest = ExportManifest {
         format: EXPORT_FORMAT.into(),
         version: EXPORT_VERSION,
-        source: source.name.clone(),
+        source: opened.name.clone(),
         method: source.method,
         selection,
         config: export_config,
-        stats: source.state.stats.clone(),
+        stats: opened.state.stats.clone(),
         keep: pruned.keep.clone(),
         params: pruned.params,
         dense_params: dense,
@@ -66,7 +68,8 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
         dense_flops_per_second: flops_per_second(config, &dense_shapes),
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
-    write_atomically(&args.out.join("model.safetensors"), &encode_weights(&pruned.model)?)?;
+    let weights = encode_weights(&pruned.model).map_err(|e| e.to_string())?;
+    write_atomically(&args.out.join("model.safetensors"), &weights)?;
     let manifest_json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     write_atomically(&args.out.join("manifest.json"), manifest_json.as_bytes())?;
 
@@ -95,7 +98,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     } else {
         println!(
             "pruned {} ({}) → {}",
-            source.name,
+            opened.name,
             source.method.name(),
             args.out.display()
         );

@@ -7,18 +7,19 @@ use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Preset;
-use prunelab_engine::train::evaluate_decoders;
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::evaluate;
 use serde_json::json;
 
-use crate::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
-use crate::decoding::DecodeArgs;
-use crate::device::{DeviceChoice, pick};
-use crate::eval_stream::{Scorer, write_hypotheses};
-use crate::model_source::LoadedModel;
-use crate::model_source::open_model;
-use crate::stream::default_workers;
-use crate::train::parse_preset;
-use crate::wer::{print_subset_table, print_summary};
+use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
+use crate::options::decoding::DecodeArgs;
+use crate::options::device::{DeviceChoice, pick};
+use crate::data::eval_stream::{Scorer, write_hypotheses};
+use crate::models::model_source::LoadedModel;
+use crate::models::model_source::open_model;
+use crate::data::stream::default_workers;
+use crate::options::parse::parse_preset;
+use crate::reports::wer_table::{print_subset_table, print_summary};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -72,14 +73,15 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
     let split = corpus.load(&args.split, &LoadOptions::plain(&loaded.config.fbank, args.strict))?;
     let decoder = args.decode.build(&corpus)?;
     let greedy = Decoder::Greedy;
-    let mut reports = evaluate_decoders(
+    let mut reports = block_on(evaluate(
         &loaded.model,
         &loaded.masks,
         &split.utterances,
         &loaded.stats,
         loaded.config.max_batch_frames,
         &[&decoder, &greedy],
-    );
+    ))
+    .map_err(|e| format!("{name}: {e}"))?;
     let greedy_report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
     let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
     if args.json {

@@ -8,8 +8,8 @@ use prunelab_engine::data::{IndexEntry, LoadOptions, LoadedSplit, StreamPlan, Ut
 use prunelab_engine::model::ConvSubsampling;
 use prunelab_engine::train::{TrainConfig, ctc_min_frames};
 
-use crate::corpus_source::CorpusSource;
-use crate::stream::{BatchStream, featurise_all};
+use crate::data::corpus_source::CorpusSource;
+use crate::data::stream::{BatchStream, featurise_all};
 
 /// The training split of a run.
 pub enum TrainData {

@@ -18,11 +18,12 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::{IndexEntry, StreamPlan, Utterance};
 use prunelab_engine::model::Preset;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{TrainConfig, Trainer};
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::{StepBatch, TrainConfig, Trainer};
 use serde_json::{Value, json};
 
-use crate::corpus_source::CorpusSource;
-use crate::stream::{BatchStream, default_workers, featurise_all};
+use crate::data::corpus_source::CorpusSource;
+use crate::data::stream::{BatchStream, default_workers, featurise_all};
 
 /// What the pipeline benchmark measures.
 pub struct PipelineBench {
@@ -164,7 +165,7 @@ fn train_rate(
     for step in 0..steps {
         let batch = stream.next_batch().ok_or("the stream ended early")?;
         let refs: Vec<&Utterance> = batch.utterances.iter().collect();
-        trainer.train_step_on(&refs);
+        block_on(trainer.train_step(StepBatch::Given(&refs))).map_err(|e| e.to_string())?;
         if step == 0 {
             started = Instant::now();
         } else {
@@ -201,7 +202,7 @@ fn peak_step_memory(entries: &[IndexEntry], bench: &PipelineBench, device: &Devi
     let before = memory("VmRSS");
     reset_peak();
     let started = Instant::now();
-    trainer.train_step_on(&refs);
+    block_on(trainer.train_step(StepBatch::Given(&refs))).map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     let peak = memory("VmHWM");
     Ok(json!({

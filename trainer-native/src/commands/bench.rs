@@ -17,12 +17,14 @@ use prunelab_engine::data::Utterance;
 use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{TrainConfig, Trainer, ctc_loss};
+use prunelab_engine::readback::block_on;
+use prunelab_engine::train::{StepBatch, TrainConfig, Trainer, ctc_loss};
 use serde::Serialize;
 
-use crate::bench_pipeline::PipelineBench;
-use crate::device::{DeviceChoice, pick};
-use crate::train::parse_preset;
+use crate::commands::bench_pipeline::PipelineBench;
+use crate::options::device::{DeviceChoice, pick};
+use crate::options::parse::parse_preset;
+use crate::reports::statistics::median;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -91,7 +93,7 @@ struct PresetBench {
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let (device, label) = pick(args.device)?;
     if let Some(root) = &args.pipeline {
-        let corpus = crate::corpus_source::CorpusSource::Layout { root: root.clone() };
+        let corpus = crate::data::corpus_source::CorpusSource::Layout { root: root.clone() };
         let bench = PipelineBench {
             subsets: args.pipeline_subsets.clone(),
             featurise_utterances: args.featurise_utterances,
@@ -102,13 +104,13 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             train_batch_seconds: args.train_batch_seconds,
             peak_batch_seconds: args.peak_batch_seconds,
         };
-        let mut report = crate::bench_pipeline::run(&corpus, &bench, &device)?;
+        let mut report = crate::commands::bench_pipeline::run(&corpus, &bench, &device)?;
         report["device"] = label.clone().into();
         if args.json {
             println!("{report}");
         } else {
             println!("device: {label}");
-            crate::bench_pipeline::print(&report);
+            crate::commands::bench_pipeline::print(&report);
         }
         return Ok(());
     }
@@ -165,12 +167,6 @@ fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
         })
         .collect();
     median(times)
-}
-
-/// The median of `values` (the upper one of an even count); `values` must not be empty.
-pub(crate) fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBench {
@@ -277,10 +273,20 @@ fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usiz
             let mut config = TrainConfig::for_preset(preset, vocab);
             config.shards = shards.clamp(1, 64);
             let mut trainer = Trainer::new(config, FeatureStats::identity(80), device);
+            let mut failed = None;
             let ms = median_ms(args.repeats, device, || {
-                trainer.train_step_on(&batch);
+                if let Err(e) = block_on(trainer.train_step(StepBatch::Given(&batch))) {
+                    failed.get_or_insert(e);
+                }
             });
-            (shards, ms)
+            // A step that failed has no time worth reporting.
+            match failed {
+                Some(e) => {
+                    eprintln!("{} with {shards} shard(s): a training step failed: {e}", preset.name());
+                    (shards, f64::NAN)
+                }
+                None => (shards, ms),
+            }
         })
         .collect()
 }

@@ -1,0 +1,220 @@
+//! The learned gate parameters of a whole model: sampling in training, inference values, and
+//! one read-back of everything for snapshots and pruning.
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use super::{BlockGateValues, GateConfig, GateLayout, GateSnapshot, GateTensors, PerSite, PruningScores, SiteKind};
+use crate::readback::{ReadBackError, read_floats};
+use crate::rng::SplitMix64;
+
+/// The learned gate parameters of a whole model.
+#[derive(Module, Debug)]
+pub struct Gates {
+    /// Indexed `block · 5 + site`: that site's unit logits (adaptive dropout: `beta`; L0:
+    /// `log_alpha`) `[units]`, or `None` where it is not gated.
+    logits: Vec<Option<Param<Tensor<1>>>>,
+    /// Per block, each head's logit `[h]` (gate kinds with head gates only, else empty).
+    heads: Vec<Param<Tensor<1>>>,
+    /// Per block, the whole-module logits `[4]` (gate kinds with module gates only, else empty).
+    modules: Vec<Param<Tensor<1>>>,
+    /// L0: the Lagrange multipliers `[lambda1, lambda2]`, updated by gradient ascent.
+    lambdas: Option<Param<Tensor<1>>>,
+    blocks: usize,
+    num_heads: usize,
+    d_model: usize,
+}
+
+impl Gates {
+    /// Fresh gates for `config`'s method over a model of `layout`.
+    ///
+    /// # Panics
+    /// When the method learns no gates (the trainer only builds gates for gated methods).
+    pub fn new(config: &GateConfig, layout: GateLayout, device: &Device) -> Self {
+        let kind = config.gate_kind().expect("gates exist only for a gated method");
+        let init = kind.initial_logit();
+        let gated = |site: SiteKind| config.sites.contains(&site) && kind.gates_units_of(site);
+        let logits = (0..layout.blocks)
+            .flat_map(|_| SiteKind::ALL)
+            .map(|site| gated(site).then(|| Param::from_tensor(Tensor::full([layout.units(site)], init, device))))
+            .collect();
+        let structures = kind.gates_heads_and_modules();
+        let per_block = |n: usize| -> Vec<Param<Tensor<1>>> {
+            if structures {
+                (0..layout.blocks)
+                    .map(|_| Param::from_tensor(Tensor::full([n], init, device)))
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        };
+        Self {
+            logits,
+            heads: per_block(layout.num_heads),
+            modules: per_block(4),
+            lambdas: structures.then(|| Param::from_tensor(Tensor::zeros([2], device))),
+            blocks: layout.blocks,
+            num_heads: layout.num_heads,
+            d_model: layout.d_model,
+        }
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks
+    }
+
+    /// Every gate parameter's current value, for the gate kinds' regularisers.
+    pub fn tensors(&self) -> GateTensors {
+        GateTensors {
+            units: (0..self.blocks)
+                .map(|b| std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| p.val())))
+                .collect(),
+            heads: self.heads.iter().map(|p| p.val()).collect(),
+            modules: self.modules.iter().map(|p| p.val()).collect(),
+            lambdas: self.lambdas.as_ref().map(|p| p.val()),
+            device: self.device(),
+        }
+    }
+
+    /// `[1, h]` head values → `[1, d]`: each head's value repeated over its value dimensions.
+    fn heads_to_value_dims(&self, heads: Tensor<2>) -> Tensor<2> {
+        let (h, d) = (self.num_heads, self.d_model);
+        heads.reshape([h, 1]).expand([h, d / h]).reshape([1, d])
+    }
+
+    /// Training gate values: `[rows, u]` per gated site (rows from [`GateKind::draw_rows`]),
+    /// heads spread over their value dimensions, and module gates where the kind has them. The
+    /// logistic noise comes from `rng` on the host, so every backend sees the same draws.
+    pub fn sample(&self, config: &GateConfig, batch: usize, rng: &mut SplitMix64) -> Vec<BlockGateValues> {
+        let kind = config.gate_kind().expect("gates exist only for a gated method");
+        let rows = kind.draw_rows(batch);
+        let mut noise = |n: usize, device: &Device| logistic_noise(rows, n, rng, device);
+        (0..self.blocks)
+            .map(|b| {
+                let mut sites: PerSite<Tensor<2>> = std::array::from_fn(|s| {
+                    self.logits[b * 5 + s].as_ref().map(|p| {
+                        let logits = p.val();
+                        let [u] = logits.dims();
+                        let n = noise(u, &logits.device());
+                        kind.sample(logits, n)
+                    })
+                });
+                let modules = kind.gates_heads_and_modules().then(|| {
+                    let heads = self.heads[b].val();
+                    let n = noise(self.num_heads, &heads.device());
+                    let z = kind.sample(heads, n);
+                    sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(z));
+                    let modules = self.modules[b].val();
+                    let n = noise(4, &modules.device());
+                    kind.sample(modules, n).reshape([4])
+                });
+                BlockGateValues { sites, modules }
+            })
+            .collect()
+    }
+
+    /// Inference gate values at `threshold` (see [`Gates::inference_values`]), after reading
+    /// the gates back (a sync point on native backends).
+    pub async fn deterministic(&self, config: &GateConfig, threshold: f64) -> Result<Vec<BlockGateValues>, ReadBackError> {
+        let scores = self.snapshot().await?.pruning_scores(config);
+        Ok(self.inference_values(config, &scores, threshold))
+    }
+
+    /// Inference gate values `[1, u]` per site (and module gates) from scores already on the
+    /// host: each unit's [`GateKind::mask_value`] at `threshold`.
+    pub fn inference_values(&self, config: &GateConfig, scores: &PruningScores, threshold: f64) -> Vec<BlockGateValues> {
+        let kind = config.gate_kind().expect("gates exist only for a gated method");
+        let device = self.device();
+        let row =
+            |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device).reshape([1, v.len()]);
+        scores
+            .units
+            .iter()
+            .zip(&scores.modules)
+            .map(|(sites, modules)| BlockGateValues {
+                sites: std::array::from_fn(|s| {
+                    sites[s].as_ref().map(|v| {
+                        let kept: Vec<f32> = v.iter().map(|&p| kind.mask_value(p, threshold)).collect();
+                        row(&kept)
+                    })
+                }),
+                modules: kind.gates_heads_and_modules().then(|| row(modules).reshape([4])),
+            })
+            .collect()
+    }
+
+    fn device(&self) -> Device {
+        self.logits
+            .iter()
+            .flatten()
+            .chain(&self.heads)
+            .next()
+            .map(|p| p.val().device())
+            .unwrap_or_default()
+    }
+
+    /// Every gate parameter in one flat tensor — unit logits by block and site, then heads,
+    /// then modules — so that one read-back serves scores and retention alike.
+    fn flat_parameters(&self) -> Tensor<1> {
+        let parts: Vec<Tensor<1>> = self
+            .logits
+            .iter()
+            .flatten()
+            .chain(&self.heads)
+            .chain(&self.modules)
+            .map(|p| p.val())
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+
+    /// The gate parameters on the host (one read-back; a sync point on native backends).
+    pub async fn snapshot(&self) -> Result<GateSnapshot, ReadBackError> {
+        let flat = read_floats(self.flat_parameters(), "the gates").await?;
+        Ok(self.unflatten(&flat))
+    }
+
+    /// Splits [`Gates::flat_parameters`]' values back into their vectors.
+    fn unflatten(&self, flat: &[f32]) -> GateSnapshot {
+        let mut rest = flat;
+        let mut take = |n: usize| -> Vec<f32> {
+            let n = n.min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        };
+        let units = (0..self.blocks)
+            .map(|b| std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| take(p.val().dims()[0]))))
+            .collect();
+        let heads = self.heads.iter().map(|_| take(self.num_heads)).collect();
+        let modules = self.modules.iter().map(|_| take(4)).collect();
+        GateSnapshot {
+            units,
+            heads,
+            modules,
+            d_model: self.d_model,
+        }
+    }
+
+    /// The regulariser, `[1]` (see [`GateKind::penalty`]).
+    pub fn penalty(&self, config: &GateConfig, layout: GateLayout, step: usize, steps: usize) -> Tensor<1> {
+        let kind = config.gate_kind().expect("gates exist only for a gated method");
+        kind.penalty(&self.tensors(), layout, step, steps)
+    }
+
+    /// The Lagrange multipliers' parameter id (their gradient is negated for ascent).
+    pub fn lambda_id(&self) -> Option<burn::module::ParamId> {
+        self.lambdas.as_ref().map(|p| p.id)
+    }
+}
+
+/// `[rows, n]` draws of `ln u − ln(1 − u)`, `u` uniform in (0, 1).
+fn logistic_noise(rows: usize, n: usize, rng: &mut SplitMix64, device: &Device) -> Tensor<2> {
+    let noise: Vec<f32> = (0..rows * n)
+        .map(|_| {
+            // Keep u away from 0 and 1 so the logarithms stay finite.
+            let x = (rng.next_f64() * (1.0 - 2e-6) + 1e-6) as f32;
+            x.ln() - (1.0 - x).ln()
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(noise, [rows, n]), device)
+}

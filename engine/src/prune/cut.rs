@@ -1,0 +1,223 @@
+//! The one pruning entry point: a model with its units' scores on the host, cut by any
+//! selection or by its method's knob. `prunelab prune`, `prunelab sweep`, a run's evaluations
+//! and its magnitude cut, and the lab's slider and sweep all cut through [`CutSource`].
+
+use burn::module::Module;
+
+use super::{
+    Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second,
+    magnitude_scores, param_count, plan,
+};
+use crate::gates::{GateConfig, Gates, Method};
+use crate::model::{Conformer, ConformerConfig};
+use crate::readback::ReadBackError;
+
+/// A model ready to be cut: its scores read back once, so every cut after that is host work
+/// plus the surgery.
+pub struct CutSource {
+    /// An inference copy of the model to cut.
+    pub model: Conformer,
+    /// The dense architecture the scores index (the model's own shapes may be narrower only
+    /// for a run the magnitude method already cut; its scores then index those shapes).
+    pub config: ConformerConfig,
+    /// The method whose scores decide: the run's gated method, or `Magnitude`.
+    pub method: Method,
+    /// Per unit: the score a threshold is compared with, and for learned gates the scale a
+    /// kept unit carries.
+    pub scores: UnitScores,
+    /// Per unit: the order a budget removes units in (weakest first).
+    pub rank: UnitScores,
+    /// Whole-module gate values per block (L0; otherwise every module stays).
+    pub modules: Vec<[f32; 4]>,
+    /// Learned retention of every unit (gated runs), for the heatmaps.
+    pub retention: Option<UnitScores>,
+    /// Learned (retention: scales folded in) or weight norms (copied unscaled).
+    pub kind: ScoreKind,
+    /// Units scoring below this never survive a cut (L0's closed gates).
+    keep_floor: f64,
+    /// The default threshold of the run (adaptive dropout's `threshold`).
+    run_threshold: f64,
+}
+
+impl CutSource {
+    /// Scores `model` by its learned `gates` under `prune` (when given, and not
+    /// `force_magnitude`) or by weight norms. One read-back from the device.
+    pub async fn new(
+        model: Conformer,
+        config: ConformerConfig,
+        gates: Option<&Gates>,
+        prune: &GateConfig,
+        force_magnitude: bool,
+    ) -> Result<Self, ReadBackError> {
+        if let (Some(gates), Some(kind), false) = (gates, prune.gate_kind(), force_magnitude) {
+            let snapshot = gates.snapshot().await?;
+            let scores = snapshot.pruning_scores(prune);
+            return Ok(Self {
+                model,
+                config,
+                method: prune.method,
+                scores: scores.units,
+                rank: scores.rank,
+                modules: scores.modules,
+                retention: Some(snapshot.retention(prune)),
+                kind: ScoreKind::Retention,
+                keep_floor: kind.keep_floor(),
+                run_threshold: prune.threshold,
+            });
+        }
+        let scores = magnitude_scores(&model, &prune.sites).await?;
+        Ok(Self {
+            model,
+            config,
+            method: Method::Magnitude,
+            rank: scores.clone(),
+            scores,
+            modules: Vec::new(),
+            retention: None,
+            kind: ScoreKind::Magnitude,
+            keep_floor: 0.0,
+            run_threshold: prune.threshold,
+        })
+    }
+
+    /// Whether the method's own rule removes units even at threshold 0 (L0's closed gates and
+    /// modules), so that there is no uncut reading of its scores.
+    pub fn own_rule_cuts(&self) -> bool {
+        self.keep_floor > 0.0
+    }
+
+    /// Parameters of the model before any cut.
+    pub fn dense_params(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// What this source's cut setting means.
+    pub fn knob(&self) -> Knob {
+        Knob::of(self.method)
+    }
+
+    /// The cut a run makes when nobody says otherwise: learned retention at the run's
+    /// threshold, L0's own rule; `None` for weight norms, which have no natural threshold.
+    pub fn default_selection(&self) -> Option<Selection> {
+        match (self.kind, self.method) {
+            (ScoreKind::Retention, Method::L0) => Some(Selection::Threshold(self.keep_floor)),
+            (ScoreKind::Retention, _) => Some(Selection::Threshold(self.run_threshold)),
+            (ScoreKind::Magnitude, _) => None,
+        }
+    }
+
+    /// Whether the model is already smaller than its dense architecture (the magnitude method
+    /// cuts it once during training). Plans index the dense architecture, so such a model is
+    /// only ever taken as it is.
+    pub fn already_cut(&self) -> bool {
+        self.config.block_shapes.is_some()
+    }
+
+    /// The physically smaller model for `selection`, under the method's keep rule: a threshold
+    /// never goes below the keep floor, and a budget larger than what the rule keeps gives the
+    /// rule's own cut. An already cut model is returned as it is for a selection that keeps
+    /// everything (threshold 0 on weight norms), and refused otherwise.
+    pub fn cut(&self, selection: Selection) -> Result<Pruned, PlanError> {
+        if self.already_cut() {
+            return match (self.kind, selection) {
+                (ScoreKind::Magnitude, Selection::Threshold(t)) if t <= 0.0 => Ok(self.as_it_is()),
+                _ => Err(PlanError::AlreadyCut),
+            };
+        }
+        let plan_for = |s: Selection| plan(&self.config, &self.scores, &self.rank, &self.modules, self.kind, s);
+        let keep = match selection {
+            Selection::Threshold(t) => plan_for(Selection::Threshold(t.max(self.keep_floor)))?,
+            Selection::Budget(budget) if self.keep_floor > 0.0 => {
+                let own = plan_for(Selection::Threshold(self.keep_floor))?;
+                if super::planned_params(&self.config, &own).total() <= budget {
+                    own
+                } else {
+                    plan_for(Selection::Budget(budget))?
+                }
+            }
+            Selection::Budget(budget) => plan_for(Selection::Budget(budget))?,
+        };
+        Ok(cut_to(&self.model, &self.config, keep))
+    }
+
+    /// An already cut model as a `Pruned` with no plan (its units index its own shapes).
+    fn as_it_is(&self) -> Pruned {
+        let shapes = self.model.block_shapes();
+        Pruned {
+            model: self.model.clone(),
+            keep: Vec::new(),
+            params: param_count(&self.config, &shapes),
+            flops_per_second: flops_per_second(&self.config, &shapes),
+        }
+    }
+
+    /// The selection the knob at `value` stands for (see [`KnobMeaning`]). A share removed is
+    /// held inside what a plan can reach: at least one parameter goes, and never more than
+    /// every gated unit.
+    pub fn selection_at(&self, value: f64) -> Selection {
+        match self.knob().meaning {
+            KnobMeaning::RetentionThreshold => Selection::Threshold(value),
+            KnobMeaning::RemovedFraction if value <= 0.0 => Selection::Threshold(0.0),
+            KnobMeaning::RemovedFraction => {
+                let dense = self.dense_params();
+                let floor = param_count(&self.config, &[]).total();
+                let budget = (dense as f64 * (1.0 - value)).round() as usize;
+                Selection::Budget(budget.clamp(floor + 1, dense.saturating_sub(1).max(floor + 1)))
+            }
+        }
+    }
+
+    /// The model cut at the knob's `value`. A share removed beyond what the gated units hold
+    /// is cut to the smallest model a plan can make.
+    pub fn cut_at(&self, value: f64) -> Result<Pruned, PlanError> {
+        match self.cut(self.selection_at(value)) {
+            Err(PlanError::BudgetTooSmall { floor, .. }) => self.cut(Selection::Budget(floor)),
+            other => other,
+        }
+    }
+
+    /// Knob values for a sweep whose points span model sizes at any moment of training:
+    /// deciles of the current retention for a threshold (a fixed grid gives nine identical
+    /// points early on, when every retention is near its start); nine shares from the
+    /// method's own cut (0 but for L0) to 0.9 for a share removed.
+    pub fn sweep_values(&self) -> Vec<f64> {
+        match self.knob().meaning {
+            KnobMeaning::RetentionThreshold => {
+                let mut all: Vec<f32> = self.scores.iter().flatten().flatten().flatten().copied().collect();
+                all.sort_by(f32::total_cmp);
+                let mut values: Vec<f64> = (1..10)
+                    .filter_map(|i| all.get(i * all.len() / 10).map(|&s| f64::from(s)))
+                    .collect();
+                values.dedup();
+                values
+            }
+            KnobMeaning::RemovedFraction => {
+                let own = self.own_cut_share().unwrap_or(0.0).min(0.85);
+                (1..10).map(|i| own + (0.9 - own) * f64::from(i) / 9.0).collect()
+            }
+        }
+    }
+
+    /// The share of parameters the method's own rule removes (L0), if it has one.
+    fn own_cut_share(&self) -> Option<f64> {
+        if self.keep_floor <= 0.0 {
+            return None;
+        }
+        let own = self.cut(Selection::Threshold(self.keep_floor)).ok()?;
+        Some(1.0 - own.params.total() as f64 / self.dense_params().max(1) as f64)
+    }
+
+    /// What heatmaps show for each unit: learned retention, or for weight norms each unit's
+    /// norm over the largest of its site, so the colours still say "weak" and "strong".
+    pub fn display_scores(&self) -> UnitScores {
+        if let Some(retention) = &self.retention {
+            return retention.clone();
+        }
+        let mut scores = self.scores.clone();
+        for site in scores.iter_mut().flatten().flatten() {
+            let max = site.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
+            site.iter_mut().for_each(|x| *x /= max);
+        }
+        scores
+    }
+}

@@ -1,0 +1,36 @@
+//! Why training, restoring or evaluating a run failed.
+
+use crate::limits::ConfigError;
+use crate::prune::PlanError;
+use crate::readback::ReadBackError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A read-back from the device failed: the step (or evaluation) that needed it stopped.
+    #[error(transparent)]
+    ReadBack(#[from] ReadBackError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Saved state that does not load, or state that cannot be saved.
+    #[error("{what}: {detail}")]
+    State { what: &'static str, detail: String },
+    #[error("the run is gated but the checkpoint holds no gates")]
+    MissingGates,
+    #[error("the teacher must be a dense model with the student's width, depth and vocabulary")]
+    TeacherMismatch,
+    #[error("training needs at least one utterance")]
+    NoTrainingData,
+    /// The magnitude method could not cut the model to its budget.
+    #[error("magnitude pruning at step {step}: {source}")]
+    Cut { step: usize, source: PlanError },
+}
+
+impl TrainError {
+    /// A `State` error from any debuggable cause.
+    pub(crate) fn state(what: &'static str, detail: impl std::fmt::Debug) -> Self {
+        Self::State {
+            what,
+            detail: format!("{detail:?}"),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! One training run with its whole schedule: the step, the magnitude method's cut at its step,
+//! retention snapshots, evaluations and checkpoint moments, reported as [`RunEvent`]s.
+//!
+//! Both front doors drive a [`Run`] and react to its events; neither computes when anything is
+//! due. The CLI adds progress bars, logs, the run directory, atomic writes and signals (and
+//! blocks on each call with [`crate::readback::block_on`]); the lab copies events into signals
+//! and yields to the browser between calls.
+
+use super::{EvalReport, StepBatch, TrainError, TrainEvent, Trainer, evaluate};
+use crate::data::Utterance;
+use crate::decode::Decoder;
+use crate::gates::SiteKind;
+use crate::prune::{CutSource, KnobMeaning, Selection, UnitScores, kept_budget, kept_map, kept_per_site};
+use crate::readback::ReadBackError;
+
+/// What a run needs besides its trainer.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Utterances scored (greedily) at each periodic evaluation.
+    pub dev: Vec<Utterance>,
+    /// A checkpoint is due every this many steps and at the end (`None`: never).
+    pub checkpoint_every: Option<usize>,
+}
+
+/// Something that happened in a run, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// An optimiser step finished, or was skipped (the weights untouched).
+    Trained(TrainEvent),
+    /// The magnitude method cut the model to its budget; training goes on with the smaller one.
+    Cut {
+        step: usize,
+        params_before: usize,
+        params_after: usize,
+    },
+    /// Every unit's score at `step`: learned retention, or for runs without gates each unit's
+    /// weight norm relative to the strongest of its site. (None after a magnitude cut: the
+    /// smaller model's units no longer line up with the dense layout.)
+    Snapshot { step: usize, scores: UnitScores },
+    /// The model cut at the run's knob, scored on the dev utterances.
+    Eval(Box<CutEval>),
+    /// Save a checkpoint now (every `checkpoint_every` steps, and at the end).
+    CheckpointDue { step: usize },
+}
+
+/// A cut of the run's model, scored.
+#[derive(Debug, Clone)]
+pub struct CutEval {
+    pub step: usize,
+    /// The knob value the cut was made at (see [`crate::prune::Knob`]).
+    pub knob: f64,
+    pub selection: Selection,
+    pub params: usize,
+    pub dense_params: usize,
+    /// Multiply-adds ×2 per second of audio.
+    pub flops_per_second: f64,
+    /// `(site, kept, total)` units per site kind.
+    pub kept: Vec<(SiteKind, usize, usize)>,
+    /// Per unit of the dense model: the scale a kept unit carries, 0 for a removed one.
+    pub kept_map: UnitScores,
+    /// Greedy decoding of the dev utterances.
+    pub report: EvalReport,
+}
+
+impl CutEval {
+    /// The event the metrics log and the trace keep.
+    pub fn train_event(&self) -> TrainEvent {
+        TrainEvent::Eval {
+            step: self.step,
+            split: "dev".into(),
+            wer: self.report.wer(),
+            cer: self.report.cer(),
+            utterances: self.report.utterances.len(),
+        }
+    }
+
+    /// Units kept and in total, over every site.
+    pub fn kept_units(&self) -> (usize, usize) {
+        self.kept.iter().fold((0, 0), |(k, t), (_, kept, total)| (k + kept, t + total))
+    }
+}
+
+/// A training run and its schedule.
+pub struct Run {
+    trainer: Trainer,
+    options: RunOptions,
+    /// Where evaluations cut (the method's knob; see [`Run::set_knob`]).
+    knob: f64,
+    /// The step of the last snapshot taken, so none is taken twice.
+    last_snapshot: Option<usize>,
+}
+
+impl Run {
+    /// Drives `trainer` (fresh or restored, teacher attached) with `options`. Evaluations cut
+    /// at the method's own default: its run threshold for learned retention, nothing beyond
+    /// the method's own rule for a share removed.
+    pub fn new(trainer: Trainer, options: RunOptions) -> Self {
+        let knob = match crate::prune::Knob::of(trainer.config.prune.method).meaning {
+            KnobMeaning::RetentionThreshold => trainer.config.prune.threshold,
+            KnobMeaning::RemovedFraction => 0.0,
+        };
+        Self {
+            trainer,
+            options,
+            knob,
+            last_snapshot: None,
+        }
+    }
+
+    pub fn trainer(&self) -> &Trainer {
+        &self.trainer
+    }
+
+    /// The trainer, for the few native jobs outside the schedule (rehearsing the largest batch).
+    pub fn trainer_mut(&mut self) -> &mut Trainer {
+        &mut self.trainer
+    }
+
+    pub fn into_trainer(self) -> Trainer {
+        self.trainer
+    }
+
+    /// Optimiser steps taken.
+    pub fn steps_done(&self) -> usize {
+        self.trainer.step()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.trainer.is_finished()
+    }
+
+    pub fn knob(&self) -> f64 {
+        self.knob
+    }
+
+    /// Where periodic evaluations cut from now on (the lab's slider).
+    pub fn set_knob(&mut self, value: f64) {
+        self.knob = value;
+    }
+
+    /// The events of the run's first moment: the snapshot of where it starts (step 0, or the
+    /// step a resumed run continues from).
+    pub async fn begin(&mut self) -> Result<Vec<RunEvent>, TrainError> {
+        Ok(self.snapshot().await?.into_iter().collect())
+    }
+
+    /// One step on `batch`, then whatever the schedule makes due after it, in this order: the
+    /// magnitude cut, a snapshot, an evaluation, a checkpoint.
+    pub async fn step(&mut self, batch: StepBatch<'_>) -> Result<Vec<RunEvent>, TrainError> {
+        let trained = self.trainer.train_step(batch).await?;
+        let mut events = vec![RunEvent::Trained(trained)];
+        events.extend(self.magnitude_cut().await?);
+        let (step, finished) = (self.steps_done(), self.is_finished());
+        if step % self.trainer.config.prune.snapshot_every.max(1) == 0 || finished {
+            events.extend(self.snapshot().await?);
+        }
+        let every = self.trainer.config.eval_every;
+        if every > 0 && step % every == 0 && !finished {
+            events.push(RunEvent::Eval(Box::new(self.evaluate_cut(self.knob).await?)));
+        }
+        if let Some(every) = self.options.checkpoint_every
+            && (step % every.max(1) == 0 || finished)
+        {
+            events.push(RunEvent::CheckpointDue { step });
+        }
+        Ok(events)
+    }
+
+    /// The model as it stands, ready to cut (one read-back).
+    pub async fn cut_source(&self) -> Result<CutSource, ReadBackError> {
+        self.trainer.cut_source(false).await
+    }
+
+    /// The model cut at knob `value` and scored on the dev utterances.
+    pub async fn evaluate_cut(&self, value: f64) -> Result<CutEval, TrainError> {
+        let source = self.cut_source().await?;
+        self.score_cut(&source, value).await
+    }
+
+    /// [`Run::evaluate_cut`] from scores already read (a sweep reads them once).
+    pub async fn score_cut(&self, source: &CutSource, value: f64) -> Result<CutEval, TrainError> {
+        let selection = source.selection_at(value);
+        let pruned = source.cut_at(value).map_err(|e| TrainError::Cut {
+            step: self.steps_done(),
+            source: e,
+        })?;
+        let config = &self.trainer.config;
+        let mut reports = evaluate(
+            &pruned.model,
+            &[],
+            &self.options.dev,
+            &self.trainer.stats,
+            config.max_batch_frames,
+            &[&Decoder::Greedy],
+        )
+        .await?;
+        Ok(CutEval {
+            step: self.steps_done(),
+            knob: value,
+            selection,
+            params: pruned.params.total(),
+            dense_params: source.dense_params(),
+            flops_per_second: pruned.flops_per_second,
+            kept: kept_per_site(&config.model, &pruned.keep),
+            kept_map: kept_map(&config.model, &pruned.keep),
+            report: reports.remove(0),
+        })
+    }
+
+    /// Every unit's score now, once per step. None once the magnitude method has cut the
+    /// model: its units no longer line up with the dense layout the trace records.
+    async fn snapshot(&mut self) -> Result<Option<RunEvent>, TrainError> {
+        let step = self.steps_done();
+        if self.last_snapshot == Some(step) || self.trainer.config.model.block_shapes.is_some() {
+            return Ok(None);
+        }
+        let scores = self.cut_source().await?.display_scores();
+        self.last_snapshot = Some(step);
+        Ok(Some(RunEvent::Snapshot { step, scores }))
+    }
+
+    /// The magnitude method's one cut: at its step, the dense model goes down to the budget by
+    /// weight norms, and training carries on with the smaller model.
+    async fn magnitude_cut(&mut self) -> Result<Option<RunEvent>, TrainError> {
+        let config = &self.trainer.config;
+        let Some((cut_step, budget)) = config.prune.magnitude_cut(config.steps) else {
+            return Ok(None);
+        };
+        if self.steps_done() != cut_step || config.model.block_shapes.is_some() {
+            return Ok(None);
+        }
+        let source = self.trainer.cut_source(true).await?;
+        let params_before = source.dense_params();
+        let pruned = source
+            .cut(Selection::Budget(kept_budget(budget, params_before)))
+            .map_err(|e| TrainError::Cut { step: cut_step, source: e })?;
+        self.trainer.replace_model(&pruned.model)?;
+        Ok(Some(RunEvent::Cut {
+            step: cut_step,
+            params_before,
+            params_after: pruned.params.total(),
+        }))
+    }
+}

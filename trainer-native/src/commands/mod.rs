@@ -1,0 +1,12 @@
+//! One module per subcommand: its arguments (clap) and what it does, composed from the
+//! engine and the folders beside this one.
+
+pub mod bench;
+pub mod bench_pipeline;
+pub mod corpus;
+pub mod eval;
+pub mod fbank;
+pub mod prune;
+pub mod sweep;
+pub mod train;
+pub mod wer;

@@ -1,0 +1,5 @@
+//! Option groups and value parsers that several subcommands share.
+
+pub mod decoding;
+pub mod device;
+pub mod parse;

@@ -1,0 +1,6 @@
+//! What the CLI prints and writes about results: final scores, WER tables, statistics, arrays.
+
+pub mod npy;
+pub mod statistics;
+pub mod train_report;
+pub mod wer_table;

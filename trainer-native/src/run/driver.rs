@@ -1,0 +1,318 @@
+//! The training loop: step, log, evaluate, snapshot and checkpoint at intervals, and stop
+//! cleanly on Ctrl-C, on repeated non-finite losses, or (with `--strict`) on a bad item.
+
+use std::io::Write;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use prunelab_engine::data::Utterance;
+use prunelab_engine::readback::block_on;
+use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace};
+use prunelab_engine::train::{CutEval, Run, RunEvent, StepBatch, TrainEvent, Trainer};
+
+use crate::run::atomic::write_atomically;
+use crate::run::interrupt;
+use crate::run::dir::RunDir;
+use crate::data::train_data::TrainData;
+
+/// Fixed settings of the loop.
+pub struct LoopSettings<'a> {
+    pub run: &'a RunDir,
+    pub keep_checkpoints: usize,
+    pub max_bad_steps: usize,
+    pub strict: bool,
+}
+
+/// How the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoopEnd {
+    Finished,
+    /// Ctrl-C or SIGTERM: a checkpoint was saved; `--resume` continues.
+    Interrupted,
+}
+
+/// What the loop saw besides the steps.
+pub struct LoopOutcome {
+    pub end: LoopEnd,
+    /// Streamed items left out of their batch (unreadable, too short for the transcript).
+    pub skipped_items: usize,
+    /// The last epoch trained in (streamed corpora only).
+    pub epoch: Option<usize>,
+}
+
+/// Drives `run` to its end (or to Ctrl-C), showing progress and writing what its events say:
+/// metrics lines, the trace, checkpoints. The schedule is the run's own.
+pub fn run_loop(
+    run: &mut Run,
+    data: &mut TrainData,
+    settings: &LoopSettings<'_>,
+    metrics: &mut impl Write,
+    trace: &mut Trace,
+) -> Result<LoopOutcome, String> {
+    let steps = run.trainer().config.steps;
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · ETA {eta}").map_err(|e| e.to_string())?);
+    bar.set_position(run.steps_done() as u64);
+    data.start(&run.trainer().config, run.steps_done());
+    let mut log = EventLog {
+        bar: &bar,
+        metrics,
+        trace,
+        run_dir: settings.run,
+        started: Instant::now(),
+        smoothed_loss: None,
+        utterances_seen: 0,
+        epoch: None,
+    };
+    for event in block_on(run.begin()).map_err(|e| e.to_string())? {
+        log.record(&event)?;
+    }
+    let mut outcome = LoopOutcome {
+        end: LoopEnd::Finished,
+        skipped_items: 0,
+        epoch: None,
+    };
+    let mut bad_steps = BadSteps::new(settings.max_bad_steps);
+    while !run.is_finished() {
+        let events = if let TrainData::InMemory { utterances: train, .. } = &*data {
+            block_on(run.step(StepBatch::Planned(train)))
+        } else {
+            let (epoch, utterances, skipped) = data.next_streamed()?.ok_or("no streamed batch")?;
+            outcome.epoch = Some(epoch);
+            log.epoch = Some(epoch);
+            outcome.skipped_items += skipped.len();
+            for problem in &skipped {
+                say(&bar, format!("skipped {problem}"));
+            }
+            if settings.strict && !skipped.is_empty() {
+                save_checkpoint(run.trainer(), settings)?;
+                return Err(format!("{} (--strict stops at the first bad item)", skipped[0]));
+            }
+            let refs: Vec<&Utterance> = utterances.iter().collect();
+            block_on(run.step(StepBatch::Given(&refs)))
+        };
+        let events = events.map_err(|e| format!("step {}: {e}", run.steps_done()))?;
+        for event in &events {
+            log.record(event)?;
+            if let RunEvent::Trained(trained) = event
+                && bad_steps.too_many_after(trained)
+            {
+                let saved = save_checkpoint(run.trainer(), settings)?;
+                bar.finish_and_clear();
+                return Err(format!(
+                    "{} steps in a row had a non-finite loss (or no readable audio), up to step {}; \
+                     stopped before the weights could be harmed. The last good state is {}; lower --lr or \
+                     check the data, then start again from it",
+                    bad_steps.in_a_row,
+                    run.steps_done(),
+                    saved.display()
+                ));
+            }
+            if let RunEvent::CheckpointDue { .. } = event {
+                save_checkpoint(run.trainer(), settings)?;
+            }
+        }
+        bar.inc(1);
+        if interrupt::requested() && !run.is_finished() {
+            let saved = save_checkpoint(run.trainer(), settings)?;
+            bar.finish_and_clear();
+            eprintln!("stopped at step {}; saved {}", run.steps_done(), saved.display());
+            outcome.end = LoopEnd::Interrupted;
+            return Ok(outcome);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(outcome)
+}
+
+/// Where a run's events go on the command line: the progress bar and lines above it, the
+/// metrics log and the trace file.
+struct EventLog<'a, W: Write> {
+    bar: &'a ProgressBar,
+    metrics: &'a mut W,
+    trace: &'a mut Trace,
+    run_dir: &'a RunDir,
+    started: Instant,
+    smoothed_loss: Option<f32>,
+    utterances_seen: usize,
+    epoch: Option<usize>,
+}
+
+impl<W: Write> EventLog<'_, W> {
+    fn record(&mut self, event: &RunEvent) -> Result<(), String> {
+        match event {
+            RunEvent::Trained(trained) => {
+                self.show_step(trained);
+                self.log(trained)
+            }
+            RunEvent::Cut {
+                step,
+                params_before,
+                params_after,
+            } => {
+                say(
+                    self.bar,
+                    format!("step {step:>6}: pruned by magnitude to {params_after} parameters (from {params_before}); fine-tuning"),
+                );
+                Ok(())
+            }
+            RunEvent::Snapshot { step, scores } => {
+                if self.trace.steps.last() == Some(step) {
+                    return Ok(());
+                }
+                if self.trace.sites.is_empty() {
+                    let events = std::mem::take(&mut self.trace.events);
+                    *self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), scores);
+                    self.trace.events = events;
+                }
+                self.trace.record(*step, scores);
+                write_atomically(&self.run_dir.path("trace.pltrace"), &encode_trace(self.trace))
+            }
+            RunEvent::Eval(eval) => {
+                say(self.bar, eval_line(eval));
+                self.log(&eval.train_event())
+            }
+            RunEvent::CheckpointDue { .. } => Ok(()),
+        }
+    }
+
+    fn show_step(&mut self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Step {
+                loss,
+                penalty,
+                utterances,
+                ..
+            } => {
+                self.utterances_seen += utterances;
+                let smoothed = self.smoothed_loss.map_or(*loss, |s| 0.95 * s + 0.05 * loss);
+                self.smoothed_loss = Some(smoothed);
+                let rate = self.utterances_seen as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                let epoch = self.epoch.map_or(String::new(), |e| format!("epoch {} · ", e + 1));
+                let penalty = if *penalty != 0.0 {
+                    format!(" · penalty {penalty:.3}")
+                } else {
+                    String::new()
+                };
+                self.bar
+                    .set_message(format!("{epoch}loss {smoothed:.3}{penalty} · {rate:.1} utt/s"));
+            }
+            TrainEvent::SkippedStep { step } => say(
+                self.bar,
+                format!("step {step:>6}: non-finite loss or empty batch; skipped, weights untouched"),
+            ),
+            TrainEvent::Eval { .. } => {}
+        }
+    }
+
+    /// Appends `event` to the metrics log and the trace's event list.
+    fn log(&mut self, event: &TrainEvent) -> Result<(), String> {
+        self.trace.events.push(event.clone());
+        let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
+        writeln!(self.metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
+    }
+}
+
+/// "step 500: dev WER 31.20%  CER 12.02% (greedy, 48 utts) · kept 812/1056 units".
+fn eval_line(eval: &CutEval) -> String {
+    let (kept, total) = eval.kept_units();
+    let kept = if total > 0 {
+        format!(" · kept {kept}/{total} units")
+    } else {
+        String::new()
+    };
+    format!(
+        "step {:>6}: dev WER {:.2}%  CER {:.2}% (greedy, {} utts){kept}",
+        eval.step,
+        eval.report.wer(),
+        eval.report.cer(),
+        eval.report.utterances.len(),
+    )
+}
+
+/// Skipped steps in a row (non-finite loss, or no readable audio in the batch), against a limit.
+struct BadSteps {
+    in_a_row: usize,
+    limit: usize,
+}
+
+impl BadSteps {
+    fn new(limit: usize) -> Self {
+        Self {
+            in_a_row: 0,
+            limit: limit.max(1),
+        }
+    }
+
+    /// Counts `event`; true once `limit` skipped steps came in a row.
+    fn too_many_after(&mut self, event: &TrainEvent) -> bool {
+        match event {
+            TrainEvent::SkippedStep { .. } => self.in_a_row += 1,
+            TrainEvent::Step { .. } => self.in_a_row = 0,
+            TrainEvent::Eval { .. } => {}
+        }
+        self.in_a_row >= self.limit
+    }
+}
+
+/// Writes the current state as the checkpoint of its step, keeping the newest few.
+pub fn save_checkpoint(trainer: &Trainer, settings: &LoopSettings<'_>) -> Result<std::path::PathBuf, String> {
+    let bytes = encode_checkpoint(&trainer.state().map_err(|e| e.to_string())?);
+    settings
+        .run
+        .save_checkpoint(trainer.step(), &bytes, settings.keep_checkpoints)
+}
+
+/// A progress line above the bar, or on stderr when there is no terminal to draw the bar on
+/// (indicatif then hides the bar and everything it would print).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// An empty trace for `trainer`'s run; its sites are laid out by the first snapshot.
+pub fn new_trace(trainer: &Trainer) -> Trace {
+    let c = &trainer.config;
+    let description = format!(
+        "{} · {} · seed {} · {} steps",
+        c.prune.method.name(),
+        c.preset.name(),
+        c.seed,
+        c.steps
+    );
+    Trace::new(description, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: usize) -> TrainEvent {
+        TrainEvent::Step {
+            step,
+            loss: 1.0,
+            penalty: 0.0,
+            expected_sparsity: None,
+            distill: None,
+            lr: 1e-3,
+            utterances: 1,
+            audio_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn only_skipped_steps_in_a_row_stop_the_run() {
+        let mut guard = BadSteps::new(3);
+        let skipped = |step| TrainEvent::SkippedStep { step };
+        assert!(!guard.too_many_after(&skipped(0)));
+        assert!(!guard.too_many_after(&skipped(1)));
+        assert!(!guard.too_many_after(&step(2)), "a good step resets the count");
+        assert!(!guard.too_many_after(&skipped(3)));
+        assert!(!guard.too_many_after(&skipped(4)));
+        assert!(guard.too_many_after(&skipped(5)));
+        assert_eq!(guard.in_a_row, 3);
+    }
+}
