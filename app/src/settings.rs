@@ -204,5 +204,35 @@ mod tests {
         let config = LabSettings::default().train_config().unwrap();
         assert_eq!(config.max_batch_frames, 1600);
         assert_eq!(config.prune.method, Method::AdaptiveDropout);
+        // The run's own schedule: the engine's `Run` snapshots and evaluates at these steps.
+        assert_eq!((config.prune.snapshot_every, config.eval_every), (SNAPSHOT_EVERY, EVAL_EVERY));
+    }
+
+    #[test]
+    fn link_values_are_checked_against_the_engines_ranges_and_named_like_its_errors() {
+        let mut settings = LabSettings::default();
+        let lr = settings.set("lr", "1.5").unwrap_err();
+        assert_eq!(lr, train::limit::PEAK_LR.check(1.5).unwrap_err().to_string());
+        assert!(settings.set("target", "1").unwrap_err().contains("target sparsity 1 must be in [0, 1)"));
+        assert!(settings.set("steps", "0").is_err() && settings.set("steps", "2.5").is_err());
+        assert!(settings.set("batch", "0.5").is_err(), "below the engine's 1 s");
+        settings.set("batch", "4").unwrap();
+        assert_eq!(settings.train_config().unwrap().max_batch_frames, 400);
+        // Defaults are the engine's where the lab has no reason to differ.
+        let defaults = LabSettings::default();
+        assert_eq!(defaults.lr, OptimConfig::default().peak_lr);
+        assert_eq!(defaults.threshold, GateConfig::default().threshold);
+    }
+
+    #[test]
+    fn the_slider_means_what_the_methods_knob_says() {
+        let for_method = |method| LabSettings {
+            method,
+            ..LabSettings::default()
+        };
+        assert!(for_method(Method::AdaptiveDropout).knob_is_threshold());
+        for method in [Method::L0, Method::Magnitude, Method::None] {
+            assert!(!for_method(method).knob_is_threshold(), "{}", method.name());
+        }
     }
 }

@@ -74,8 +74,8 @@ fn run_to_end(config: TrainConfig, teacher: Option<&TrainerState>) -> (Run, Vec<
 fn fingerprints(run: &Run) -> (u64, Option<u64>) {
     let trainer = run.trainer();
     (
-        weights_fingerprint(&trainer.inference_model()),
-        trainer.inference_gates().map(|g| weights_fingerprint(&g)),
+        weights_fingerprint(&trainer.inference_model()).unwrap(),
+        trainer.inference_gates().map(|g| weights_fingerprint(&g).unwrap()),
     )
 }
 

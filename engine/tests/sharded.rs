@@ -33,8 +33,8 @@ fn sharded_runs_repeat_exactly_and_resume_exactly() {
     let mut b = Trainer::new(config.clone(), FeatureStats::identity(80), &device);
     run(6, &mut b);
     assert_eq!(
-        weights_fingerprint(&a.inference_model()),
-        weights_fingerprint(&b.inference_model())
+        weights_fingerprint(&a.inference_model()).unwrap(),
+        weights_fingerprint(&b.inference_model()).unwrap()
     );
 
     let mut first = Trainer::new(config, FeatureStats::identity(80), &device);
@@ -44,8 +44,8 @@ fn sharded_runs_repeat_exactly_and_resume_exactly() {
     let mut resumed = Trainer::restore(decode_checkpoint(&bytes, "mid-run").unwrap(), &device).unwrap();
     run(3, &mut resumed);
     assert_eq!(
-        weights_fingerprint(&resumed.inference_model()),
-        weights_fingerprint(&a.inference_model())
+        weights_fingerprint(&resumed.inference_model()).unwrap(),
+        weights_fingerprint(&a.inference_model()).unwrap()
     );
     let retention = |t: &Trainer| block_on(t.cut_source(false)).unwrap().retention;
     assert_eq!(retention(&a), retention(&resumed), "the gates resume exactly too");

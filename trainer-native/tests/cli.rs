@@ -59,7 +59,7 @@ fn out_of_range_shards_gate_and_language_model_settings_are_refused_by_name() {
         "--out",
         "/nonexistent/never-written",
     ]);
-    assert_fails_with(&out, "target end -50 must be within ±20");
+    assert_fails_with(&out, "target end -50 must be in [-20, 20]");
     let out = prunelab(&[
         "train",
         "--method",

@@ -5,20 +5,25 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 
+use crate::readback::ReadBackError;
+
 /// FNV-1a over every float parameter's bits, in module order, with each parameter's path.
-/// Reads every parameter back (a sync point; native only).
-pub fn weights_fingerprint<M: Module>(module: &M) -> u64 {
+/// Reads every parameter back (a sync point; native only); a failed read is an error, never a
+/// fingerprint of nothing.
+pub fn weights_fingerprint<M: Module>(module: &M) -> Result<u64, ReadBackError> {
     let mut visitor = Fingerprint {
         hash: 0xcbf2_9ce4_8422_2325,
         path: Vec::new(),
+        failed: None,
     };
     module.visit(&mut visitor);
-    visitor.hash
+    visitor.failed.map_or(Ok(visitor.hash), Err)
 }
 
 struct Fingerprint {
     hash: u64,
     path: Vec<String>,
+    failed: Option<ReadBackError>,
 }
 
 impl Fingerprint {
@@ -42,9 +47,14 @@ impl ModuleVisitor for Fingerprint {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let path = self.path.join(".");
         self.mix(path.as_bytes());
-        let values: Vec<f32> = param.val().try_into_vec_as().unwrap_or_default();
-        for v in values {
-            self.mix(&v.to_bits().to_le_bytes());
+        match param.val().try_into_vec_as::<f32>() {
+            Ok(values) => values.iter().for_each(|v| self.mix(&v.to_bits().to_le_bytes())),
+            Err(e) => {
+                self.failed.get_or_insert(ReadBackError {
+                    what: "a parameter",
+                    detail: format!("{path}: {e:?}"),
+                });
+            }
         }
     }
 }
@@ -63,8 +73,8 @@ mod tests {
         let bytes = a.clone().into_record().into_bytes().unwrap().to_vec();
         let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).unwrap();
         let b = config.init(&device).try_load_record(record).unwrap();
-        assert_eq!(weights_fingerprint(&a), weights_fingerprint(&b));
+        assert_eq!(weights_fingerprint(&a).unwrap(), weights_fingerprint(&b).unwrap());
         let other = config.init(&device);
-        assert_ne!(weights_fingerprint(&a), weights_fingerprint(&other));
+        assert_ne!(weights_fingerprint(&a).unwrap(), weights_fingerprint(&other).unwrap());
     }
 }

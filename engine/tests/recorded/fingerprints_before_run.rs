@@ -65,8 +65,8 @@ fn record() {
         ("magnitude", Method::Magnitude, 1),
     ] {
         let t = train(config(method, shards), None);
-        let gates = t.inference_gates().map(|g| weights_fingerprint(&g));
-        out.push(format!("{name}: {:016x} gates {gates:016x?}", weights_fingerprint(&t.inference_model())));
+        let gates = t.inference_gates().map(|g| weights_fingerprint(&g).unwrap());
+        out.push(format!("{name}: {:016x} gates {gates:016x?}", weights_fingerprint(&t.inference_model()).unwrap()));
         if method == Method::None {
             let teacher = t.state().unwrap();
             let mut c = config(Method::L0, 1);
@@ -76,8 +76,8 @@ fn record() {
                 layer_weight: 1.0,
             });
             let s = train(c, Some(&teacher));
-            let g = s.inference_gates().map(|g| weights_fingerprint(&g));
-            out.push(format!("l0+distill: {:016x} gates {g:016x?}", weights_fingerprint(&s.inference_model())));
+            let g = s.inference_gates().map(|g| weights_fingerprint(&g).unwrap());
+            out.push(format!("l0+distill: {:016x} gates {g:016x?}", weights_fingerprint(&s.inference_model()).unwrap()));
         }
     }
     println!("FINGERPRINTS\n{}", out.join("\n"));

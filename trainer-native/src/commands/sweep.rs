@@ -76,7 +76,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
 
     let timer = DevTimer::new(&dev, &opened);
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
-    let dense_rtf = timer.real_time_factor(&source.model, args.repeats);
+    let dense_rtf = timer.real_time_factor(&source.model, args.repeats)?;
     let mut points = Vec::new();
     // The uncut reference row: a gated run with its retention folded in and nothing cut
     // (threshold 0), or the dense model itself. A method whose own rule always removes units
@@ -90,7 +90,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     }
     for selection in selections {
         let pruned = opened.cut(selection)?;
-        let (rtf, speedup) = timer.paired(&source.model, &pruned.model, args.repeats);
+        let (rtf, speedup) = timer.paired(&source.model, &pruned.model, args.repeats)?;
         let mut point = measure(
             &opened,
             &pruned.model,
@@ -228,46 +228,51 @@ impl<'a> DevTimer<'a> {
         }
     }
 
-    /// Seconds for one forward pass of `model` over the dev set.
-    fn pass(&self, model: &Conformer) -> f64 {
+    /// Seconds for one forward pass of `model` over the dev set. A failed read-back would make
+    /// the time meaningless, so it ends the sweep.
+    fn pass(&self, model: &Conformer) -> Result<f64, String> {
         let device = model.devices().first().cloned().unwrap_or_default();
         let started = Instant::now();
         for indices in &self.batches {
             let batch: Vec<&Utterance> = indices.iter().map(|&i| &self.dev[i]).collect();
             let prepared = prepare_batch(&batch, self.stats, None, ShapeBuckets::default(), &device);
             let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
-            let _: Vec<f32> = out.logits.try_into_vec_as().unwrap_or_default(); // sync point
+            // Sync point: the logits are read, so the device has finished the work being timed.
+            out.logits
+                .try_into_vec_as::<f32>()
+                .map_err(|e| format!("timing a pass over dev: cannot read the logits back: {e:?}"))?;
         }
-        started.elapsed().as_secs_f64()
+        Ok(started.elapsed().as_secs_f64())
     }
 
     /// Median real-time factor of `model` over `repeats` passes after a warm-up pass (which
     /// fills caches and allocators).
-    fn real_time_factor(&self, model: &Conformer, repeats: usize) -> f64 {
-        self.pass(model);
-        median((0..repeats.max(1)).map(|_| self.pass(model)).collect()) / self.audio_seconds
+    fn real_time_factor(&self, model: &Conformer, repeats: usize) -> Result<f64, String> {
+        self.pass(model)?;
+        let times = (0..repeats.max(1)).map(|_| self.pass(model)).collect::<Result<_, _>>()?;
+        Ok(median(times) / self.audio_seconds)
     }
 
     /// `(real-time factor of pruned, speed-up over dense)`, from `repeats` back-to-back pairs of
     /// passes in alternating order. The speed-up is the median of the per-pair ratios, so a
     /// machine that slows down or speeds up during the sweep (shared cores) moves both sides
     /// of each ratio alike.
-    fn paired(&self, dense: &Conformer, pruned: &Conformer, repeats: usize) -> (f64, f64) {
-        self.pass(dense);
-        self.pass(pruned);
+    fn paired(&self, dense: &Conformer, pruned: &Conformer, repeats: usize) -> Result<(f64, f64), String> {
+        self.pass(dense)?;
+        self.pass(pruned)?;
         let (mut pruned_times, mut ratios) = (Vec::new(), Vec::new());
         for r in 0..repeats.max(1) {
             let (d, p) = if r % 2 == 0 {
-                let d = self.pass(dense);
-                (d, self.pass(pruned))
+                let d = self.pass(dense)?;
+                (d, self.pass(pruned)?)
             } else {
-                let p = self.pass(pruned);
-                (self.pass(dense), p)
+                let p = self.pass(pruned)?;
+                (self.pass(dense)?, p)
             };
             pruned_times.push(p);
             ratios.push(d / p);
         }
-        (median(pruned_times) / self.audio_seconds, median(ratios))
+        Ok((median(pruned_times) / self.audio_seconds, median(ratios)))
     }
 }
 

@@ -386,6 +386,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     write_atomically(&run.path("checkpoint.plc"), &encode_checkpoint(&state))?;
     let finals = FinalScores::compute(&trainer, &corpus, &decoder, args.strict, workers)?;
     finals.write_hypotheses(&run)?;
+    let fingerprint = weights_fingerprint(&trainer.inference_model()).map_err(|e| e.to_string())?;
     let summary = finals.summary(json!({
         "preset": trainer.config.preset.name(),
         "device": device_label,
@@ -395,7 +396,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         "train_seconds": seconds,
         "parameters": trainer.inference_model().num_params(),
         // Equal on two runs exactly when their final weights are bit-identical.
-        "weights_fingerprint": format!("{:016x}", weights_fingerprint(&trainer.inference_model())),
+        "weights_fingerprint": format!("{fingerprint:016x}"),
         "skipped_items": skipped_at_load + outcome.skipped_items + finals.skipped_items(),
         "epochs": outcome.epoch.map(|e| e + 1),
         "decoder": decoder.describe(),
