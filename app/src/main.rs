@@ -7,10 +7,12 @@ mod corpus;
 mod driver;
 mod lab;
 mod page;
-mod session;
-mod settings;
 mod timing;
 mod views;
+
+// The lab's state lives in its own crate (its tests run natively); named here so the page's
+// modules reach it as `crate::settings` and `crate::session`.
+use prunelab_lab_state::{session, settings};
 
 // Static constructors of the wasm module: `inventory`, used by cubecl's IR, registers items this
 // way. A bin crate is linked by wasm-ld as a "command", and wasm-ld wraps every export in a call

@@ -14,7 +14,12 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CRATES = {"engine": ROOT / "engine/src", "trainer-native": ROOT / "trainer-native/src", "app": ROOT / "app/src"}
+CRATES = {
+    "engine": ROOT / "engine/src",
+    "trainer-native": ROOT / "trainer-native/src",
+    "app": ROOT / "app/src",
+    "lab-state": ROOT / "app/state/src",
+}
 
 # The engine's floors: a module may import its own floor and the ones below.
 ENGINE_FLOORS = {

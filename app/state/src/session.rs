@@ -156,3 +156,47 @@ impl LabSession {
         Ok(source.sweep_values())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prunelab_engine::gates::Method;
+    use prunelab_engine::readback::block_on;
+    use prunelab_engine::rng::SplitMix64;
+
+    use super::*;
+
+    fn utterances(count: usize, seed: u64) -> Vec<Utterance> {
+        let mut rng = SplitMix64::new(seed);
+        (0..count)
+            .map(|i| Utterance::random(format!("u{i}"), 150, 8, &mut rng))
+            .collect()
+    }
+
+    #[test]
+    fn an_l0_session_cuts_where_the_slider_says_and_its_sweep_spans_model_sizes() {
+        let settings = LabSettings {
+            method: Method::L0,
+            steps: 20,
+            batch_seconds: 4.0,
+            ..LabSettings::default()
+        };
+        let (train, dev) = (utterances(8, 1), utterances(3, 2));
+        let mut session = LabSession::new(&settings, &train, &dev, &Device::flex()).unwrap();
+        let first = block_on(session.begin()).unwrap();
+        assert!(matches!(first[..], [RunEvent::Snapshot { step: 0, .. }]), "{first:?}");
+        let stepped = block_on(session.train_step(&train)).unwrap();
+        assert!(matches!(stepped[..], [RunEvent::Trained(_)]), "no snapshot or evaluation is due at step 1");
+        assert_eq!((session.step(), session.trace.steps.clone()), (1, vec![0]));
+
+        let params = |knob: f64| block_on(session.prune_and_score(knob)).unwrap().params;
+        let sizes = [params(0.0), params(0.3), params(0.6)];
+        assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
+        let mut swept: Vec<usize> = block_on(session.sweep_values())
+            .unwrap()
+            .into_iter()
+            .map(params)
+            .collect();
+        swept.dedup();
+        assert!(swept.len() >= 5, "sweep sizes {swept:?}");
+    }
+}
