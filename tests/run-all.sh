@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe), the Kaldi fbank
-# reference test (Python), and the wasm build of the app.
+# Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
+# crate natively), the Python tests (the Kaldi fbank reference, the layering of the sources), the
+# wasm build of the app, and the lab in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # lavapipe's Vulkan driver, so wgpu tests run without a GPU.
@@ -12,11 +13,11 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then export XDG_RUNTIME_DIR=$(mktemp -d); fi
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "cargo build (engine + CLI)"
+step "cargo build (engine, CLI, the lab's state)"
 cargo build --quiet
-step "cargo test (engine + CLI)"
+step "cargo test (engine, CLI, the lab's state)"
 cargo test --quiet
-step "fbank against kaldi-native-fbank"
+step "Python: fbank against kaldi-native-fbank, the layering of the sources"
 PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" python3 -m pytest tests/python -q -rA -p no:cacheprovider
 step "app builds for wasm32 (trunk)"
 trunk build --quiet

@@ -5,8 +5,6 @@
 //! panics there). The browser awaits them; native code calls [`block_on`], which on native
 //! backends is exactly what burn's own synchronous reads do.
 
-use std::future::Future;
-
 use burn::prelude::*;
 
 /// A read-back from the device failed. The step, snapshot or evaluation that needed it stops.
@@ -31,6 +29,6 @@ pub async fn read_floats<const D: usize>(tensor: Tensor<D>, what: &'static str) 
 /// browser cannot block, and awaits instead). Device reads inside complete as burn's
 /// synchronous reads do.
 #[cfg(not(target_family = "wasm"))]
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     burn::tensor::read_sync(future)
 }

@@ -77,16 +77,28 @@ fn a_non_finite_loss_skips_the_step_and_leaves_the_weights_alone() {
     let good: Vec<_> = good.iter().collect();
     let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
     // One good step first: burn initialises parameters lazily, on first use.
-    assert!(matches!(miniature::step_on(&mut trainer, &good), TrainEvent::Step { .. }));
+    assert!(matches!(
+        miniature::step_on(&mut trainer, &good),
+        TrainEvent::Step { .. }
+    ));
     let before = weights_fingerprint(&trainer.inference_model()).unwrap();
     let batch: Vec<_> = poisoned.iter().collect();
-    assert_eq!(miniature::step_on(&mut trainer, &batch), TrainEvent::SkippedStep { step: 1 });
+    assert_eq!(
+        miniature::step_on(&mut trainer, &batch),
+        TrainEvent::SkippedStep { step: 1 }
+    );
     assert_eq!(weights_fingerprint(&trainer.inference_model()).unwrap(), before);
     assert_eq!((trainer.step(), trainer.skipped_steps()), (2, 1));
     // An empty batch (every item unreadable) is skipped the same way.
-    assert_eq!(miniature::step_on(&mut trainer, &[]), TrainEvent::SkippedStep { step: 2 });
+    assert_eq!(
+        miniature::step_on(&mut trainer, &[]),
+        TrainEvent::SkippedStep { step: 2 }
+    );
     // Good data still trains afterwards.
-    assert!(matches!(miniature::step_on(&mut trainer, &good), TrainEvent::Step { .. }));
+    assert!(matches!(
+        miniature::step_on(&mut trainer, &good),
+        TrainEvent::Step { .. }
+    ));
     assert_ne!(weights_fingerprint(&trainer.inference_model()).unwrap(), before);
 }
 

@@ -26,7 +26,11 @@ const RECORDED: [(&str, u64, Option<u64>); 6] = [
     ("none", 0xf817_0a1a_c38f_a239, None),
     ("l0+distill", 0xb554_1521_3438_c765, Some(0x6ba6_349b_5761_1199)),
     ("adaptive-dropout", 0xf6c1_6589_b58e_24f7, Some(0x121d_7daa_76b3_1183)),
-    ("adaptive-dropout/2 shards", 0x7c58_00a1_ada8_cc71, Some(0x2eab_8fd1_6a18_d59b)),
+    (
+        "adaptive-dropout/2 shards",
+        0x7c58_00a1_ada8_cc71,
+        Some(0x2eab_8fd1_6a18_d59b),
+    ),
     ("l0", 0x8f5f_cb97_8762_f366, Some(0x5e19_ebe8_e880_7d29)),
     ("magnitude", 0xdddb_3c1c_51bf_2acf, None),
 ];
@@ -130,7 +134,11 @@ fn the_schedule_comes_as_events_at_the_configured_steps() {
         RunEvent::Snapshot { step, .. } => Some(*step),
         _ => None,
     });
-    assert_eq!(snapshots, [0, 5, 10], "every 5 steps from the start, until the cut at 15");
+    assert_eq!(
+        snapshots,
+        [0, 5, 10],
+        "every 5 steps from the start, until the cut at 15"
+    );
     let evals = steps_of(&events, |e| match e {
         RunEvent::Eval(eval) => Some(eval.step),
         _ => None,
@@ -158,8 +166,14 @@ fn the_schedule_comes_as_events_at_the_configured_steps() {
     assert!(after <= (0.6 * before as f64).round() as usize, "{after} of {before}");
     // The cut comes right after the training event of the step that reaches it.
     let at = events.iter().position(|e| matches!(e, RunEvent::Cut { .. })).unwrap();
-    assert!(matches!(&events[at - 1], RunEvent::Trained(TrainEvent::Step { step: 14, .. })));
-    assert!(matches!(&events[at + 1], RunEvent::Trained(TrainEvent::Step { step: 15, .. })));
+    assert!(matches!(
+        &events[at - 1],
+        RunEvent::Trained(TrainEvent::Step { step: 14, .. })
+    ));
+    assert!(matches!(
+        &events[at + 1],
+        RunEvent::Trained(TrainEvent::Step { step: 15, .. })
+    ));
     assert_eq!(
         run.trainer().inference_model().num_params(),
         after,
@@ -178,7 +192,10 @@ fn an_l0_cut_follows_its_knob_and_never_keeps_a_closed_gate() {
     let (run, _) = run_to_end(config, None);
     let source = block_on(run.cut_source()).unwrap();
     let own = source.cut(Selection::Threshold(0.0)).unwrap();
-    assert!(own.params.total() < source.dense_params(), "the test needs closed gates");
+    assert!(
+        own.params.total() < source.dense_params(),
+        "the test needs closed gates"
+    );
     // The knob at 0 is L0's own cut; moving it removes more.
     let at_zero = source.cut_at(0.0).unwrap();
     assert_eq!(at_zero.params, own.params);
@@ -195,7 +212,14 @@ fn an_l0_cut_follows_its_knob_and_never_keeps_a_closed_gate() {
     // Every unit a cut keeps carries a non-zero scale: closed gates are never kept.
     for value in [0.0, 0.3, 0.6] {
         let eval = block_on(run.score_cut(&source, value)).unwrap();
-        let kept_in_map: usize = eval.kept_map.iter().flatten().flatten().flatten().filter(|&&x| x != 0.0).count();
+        let kept_in_map: usize = eval
+            .kept_map
+            .iter()
+            .flatten()
+            .flatten()
+            .flatten()
+            .filter(|&&x| x != 0.0)
+            .count();
         assert_eq!(kept_in_map, eval.kept_units().0, "knob {value}");
     }
 }

@@ -72,9 +72,12 @@ fn Panel(kind: SiteKind, title: &'static str, frame: Signal<Option<usize>>) -> i
             return None;
         }
         lab.trade_off.with(|t| {
-            t.current
-                .as_ref()
-                .map(|p| p.kept_map.iter().map(|sites| sites[kind.index()].clone()).collect::<Vec<_>>())
+            t.current.as_ref().map(|p| {
+                p.kept_map
+                    .iter()
+                    .map(|sites| sites[kind.index()].clone())
+                    .collect::<Vec<_>>()
+            })
         })
     });
     Effect::new(move |_| {

@@ -62,7 +62,12 @@ pub struct LabSession {
 
 impl LabSession {
     /// A fresh run of `settings` on `train` (feature statistics come from it), evaluated on `dev`.
-    pub fn new(settings: &LabSettings, train: &[Utterance], dev: &[Utterance], device: &Device) -> Result<Self, String> {
+    pub fn new(
+        settings: &LabSettings,
+        train: &[Utterance],
+        dev: &[Utterance],
+        device: &Device,
+    ) -> Result<Self, String> {
         if train.is_empty() {
             return Err("the corpus has no training utterances".into());
         }
@@ -145,7 +150,11 @@ impl LabSession {
 
     /// The current model cut at slider value `knob`, scored on the dev subset.
     pub async fn prune_and_score(&self, knob: f64) -> Result<PrunePoint, String> {
-        let eval = self.run.evaluate_cut(knob).await.map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
+        let eval = self
+            .run
+            .evaluate_cut(knob)
+            .await
+            .map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
         Ok(eval.into())
     }
 
@@ -185,7 +194,10 @@ mod tests {
         let first = block_on(session.begin()).unwrap();
         assert!(matches!(first[..], [RunEvent::Snapshot { step: 0, .. }]), "{first:?}");
         let stepped = block_on(session.train_step(&train)).unwrap();
-        assert!(matches!(stepped[..], [RunEvent::Trained(_)]), "no snapshot or evaluation is due at step 1");
+        assert!(
+            matches!(stepped[..], [RunEvent::Trained(_)]),
+            "no snapshot or evaluation is due at step 1"
+        );
         assert_eq!((session.step(), session.trace.steps.clone()), (1, vec![0]));
 
         let params = |knob: f64| block_on(session.prune_and_score(knob)).unwrap().params;

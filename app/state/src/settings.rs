@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(config.max_batch_frames, 1600);
         assert_eq!(config.prune.method, Method::AdaptiveDropout);
         // The run's own schedule: the engine's `Run` snapshots and evaluates at these steps.
-        assert_eq!((config.prune.snapshot_every, config.eval_every), (SNAPSHOT_EVERY, EVAL_EVERY));
+        assert_eq!(
+            (config.prune.snapshot_every, config.eval_every),
+            (SNAPSHOT_EVERY, EVAL_EVERY)
+        );
     }
 
     #[test]
@@ -213,7 +216,12 @@ mod tests {
         let mut settings = LabSettings::default();
         let lr = settings.set("lr", "1.5").unwrap_err();
         assert_eq!(lr, train::limit::PEAK_LR.check(1.5).unwrap_err().to_string());
-        assert!(settings.set("target", "1").unwrap_err().contains("target sparsity 1 must be in [0, 1)"));
+        assert!(
+            settings
+                .set("target", "1")
+                .unwrap_err()
+                .contains("target sparsity 1 must be in [0, 1)")
+        );
         assert!(settings.set("steps", "0").is_err() && settings.set("steps", "2.5").is_err());
         assert!(settings.set("batch", "0.5").is_err(), "below the engine's 1 s");
         settings.set("batch", "4").unwrap();

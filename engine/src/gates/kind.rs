@@ -168,7 +168,11 @@ impl GateKind for HardConcreteConfig {
 
     fn penalty(&self, gates: &GateTensors, layout: GateLayout, step: usize, steps: usize) -> Tensor<1> {
         let lambdas = gates.lambdas.clone().expect("L0 gates carry multipliers");
-        self.lagrangian(self.expected_sparsity_of(gates, layout), lambdas, self.target(step, steps))
+        self.lagrangian(
+            self.expected_sparsity_of(gates, layout),
+            lambdas,
+            self.target(step, steps),
+        )
     }
 
     fn aims_at_sparsity(&self) -> bool {

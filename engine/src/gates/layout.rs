@@ -27,6 +27,8 @@ impl GateLayout {
     /// Parameters the L0 masks can remove in one block.
     pub fn prunable_per_block(&self) -> usize {
         let ppu = |k: SiteKind| params_per_unit(k, self.d_model, self.conv_kernel);
-        2 * self.d_ff * ppu(SiteKind::Ffn1Hidden) + self.num_heads * self.head_params() + self.d_model * ppu(SiteKind::ConvInput)
+        2 * self.d_ff * ppu(SiteKind::Ffn1Hidden)
+            + self.num_heads * self.head_params()
+            + self.d_model * ppu(SiteKind::ConvInput)
     }
 }

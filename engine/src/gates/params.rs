@@ -115,14 +115,23 @@ impl Gates {
 
     /// Inference gate values at `threshold` (see [`Gates::inference_values`]), after reading
     /// the gates back (a sync point on native backends).
-    pub async fn deterministic(&self, config: &GateConfig, threshold: f64) -> Result<Vec<BlockGateValues>, ReadBackError> {
+    pub async fn deterministic(
+        &self,
+        config: &GateConfig,
+        threshold: f64,
+    ) -> Result<Vec<BlockGateValues>, ReadBackError> {
         let scores = self.snapshot().await?.pruning_scores(config);
         Ok(self.inference_values(config, &scores, threshold))
     }
 
     /// Inference gate values `[1, u]` per site (and module gates) from scores already on the
     /// host: each unit's [`GateKind::mask_value`] at `threshold`.
-    pub fn inference_values(&self, config: &GateConfig, scores: &PruningScores, threshold: f64) -> Vec<BlockGateValues> {
+    pub fn inference_values(
+        &self,
+        config: &GateConfig,
+        scores: &PruningScores,
+        threshold: f64,
+    ) -> Vec<BlockGateValues> {
         let kind = config.gate_kind().expect("gates exist only for a gated method");
         let device = self.device();
         let row =

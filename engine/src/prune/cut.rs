@@ -5,8 +5,8 @@
 use burn::module::Module;
 
 use super::{
-    Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second,
-    magnitude_scores, param_count, plan,
+    Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second, magnitude_scores,
+    param_count, plan,
 };
 use crate::gates::{GateConfig, Gates, Method};
 use crate::model::{Conformer, ConformerConfig};

@@ -54,7 +54,9 @@ fn plan(
 ) -> Result<Vec<BlockKeep>, PlanError> {
     let mut keep = match selection {
         Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
-        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| planned_params(config, plan).total())?,
+        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| {
+            planned_params(config, plan).total()
+        })?,
     };
     for (block, gates) in keep.iter_mut().zip(module_gates) {
         block.modules = *gates;

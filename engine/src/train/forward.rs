@@ -5,9 +5,9 @@
 
 use burn::prelude::*;
 
+use super::batch::prepare_batch;
 use super::distill::valid_frames;
 use super::gating::{block_masks, gate_layout};
-use super::batch::prepare_batch;
 use super::{LayerMaps, TrainConfig, ctc_loss};
 use crate::audio::FeatureStats;
 use crate::data::Utterance;

@@ -76,7 +76,9 @@ impl CutEval {
 
     /// Units kept and in total, over every site.
     pub fn kept_units(&self) -> (usize, usize) {
-        self.kept.iter().fold((0, 0), |(k, t), (_, kept, total)| (k + kept, t + total))
+        self.kept
+            .iter()
+            .fold((0, 0), |(k, t), (_, kept, total)| (k + kept, t + total))
     }
 }
 
@@ -233,7 +235,10 @@ impl Run {
         let params_before = source.dense_params();
         let pruned = source
             .cut(Selection::Budget(kept_budget(budget, params_before)))
-            .map_err(|e| TrainError::Cut { step: cut_step, source: e })?;
+            .map_err(|e| TrainError::Cut {
+                step: cut_step,
+                source: e,
+            })?;
         self.trainer.replace_model(&pruned.model)?;
         Ok(Some(RunEvent::Cut {
             step: cut_step,

@@ -163,10 +163,7 @@ pub(super) fn sharded_step(
 /// Adds the shards' gradients and weighted losses, in shard order. A failed read-back fails the
 /// step; one shard's non-finite loss skips it (that shard then took no backward pass).
 fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> Result<ShardedStep, ReadBackError> {
-    let readouts: Vec<Readout> = outcomes
-        .iter()
-        .map(|o| o.readout.clone())
-        .collect::<Result<_, _>>()?;
+    let readouts: Vec<Readout> = outcomes.iter().map(|o| o.readout.clone()).collect::<Result<_, _>>()?;
     let Some(first) = readouts.first() else {
         return Ok(ShardedStep::Skipped);
     };
@@ -174,11 +171,19 @@ fn combine(modules: StepModules<'_>, outcomes: Vec<ShardOutcome>) -> Result<Shar
         return Ok(ShardedStep::Skipped);
     }
     let readout = Readout {
-        loss: outcomes.iter().zip(&readouts).map(|(o, r)| o.weight as f32 * r.loss).sum(),
+        loss: outcomes
+            .iter()
+            .zip(&readouts)
+            .map(|(o, r)| o.weight as f32 * r.loss)
+            .sum(),
         // Penalty and expected sparsity do not depend on the batch: shard 0 computed them.
         penalty: first.penalty,
         expected_sparsity: first.expected_sparsity,
-        distill: outcomes.iter().zip(&readouts).map(|(o, r)| o.weight as f32 * r.distill).sum(),
+        distill: outcomes
+            .iter()
+            .zip(&readouts)
+            .map(|(o, r)| o.weight as f32 * r.distill)
+            .sum(),
     };
     let running_stats = average_running_stats(outcomes.iter().map(|o| &o.running_stats).collect());
     let (mut model, mut maps, mut gates) = (Vec::new(), Vec::new(), Vec::new());
@@ -309,7 +314,8 @@ mod tests {
         let whole = StepGradients::collect(&mut pass.objective.backward(), modules);
 
         config.shards = 2;
-        let ShardedStep::Done { readout, gradients, .. } = sharded_step(modules, &config, &stats, &device, 0, &batch).unwrap()
+        let ShardedStep::Done { readout, gradients, .. } =
+            sharded_step(modules, &config, &stats, &device, 0, &batch).unwrap()
         else {
             panic!("the sharded step was skipped");
         };

@@ -17,8 +17,8 @@ use prunelab_engine::audio::{FbankConfig, FeatureStats};
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::{IndexEntry, StreamPlan, Utterance};
 use prunelab_engine::model::Preset;
-use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::readback::block_on;
+use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{StepBatch, TrainConfig, Trainer};
 use serde_json::{Value, json};
 

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use prunelab_engine::data::{CorpusPack, SPLITS, scan_subset, write_pack};
 
-use crate::run::atomic::write_atomically;
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
 use crate::data::synth::{HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, synthesise};
+use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct CorpusArgs {

@@ -12,12 +12,12 @@ use prunelab_engine::train::evaluate;
 use serde_json::json;
 
 use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
-use crate::options::decoding::DecodeArgs;
-use crate::options::device::{DeviceChoice, pick};
 use crate::data::eval_stream::{Scorer, write_hypotheses};
+use crate::data::stream::default_workers;
 use crate::models::model_source::LoadedModel;
 use crate::models::model_source::open_model;
-use crate::data::stream::default_workers;
+use crate::options::decoding::DecodeArgs;
+use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::parse_preset;
 use crate::reports::wer_table::{print_subset_table, print_summary};
 

@@ -7,9 +7,9 @@ use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, kept_per_si
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
-use crate::run::atomic::write_atomically;
-use crate::options::device::{DeviceChoice, pick};
 use crate::models::prunable::{RetentionSpread, open_prunable, parse_budget};
+use crate::options::device::{DeviceChoice, pick};
+use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct PruneArgs {

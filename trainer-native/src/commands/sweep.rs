@@ -10,17 +10,17 @@ use prunelab_engine::data::{LoadOptions, ShapeBuckets, Utterance, make_batches};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
-use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::readback::block_on;
+use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::{EvalReport, evaluate, prepare_batch};
 use serde_json::{Value, json};
 
-use crate::run::atomic::write_atomically;
-use crate::reports::statistics::median;
 use crate::data::corpus_source::CorpusChoice;
+use crate::models::prunable::{Prunable, open_prunable, parse_budget};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::models::prunable::{Prunable, open_prunable, parse_budget};
+use crate::reports::statistics::median;
+use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -86,7 +86,9 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
             ScoreKind::Retention => opened.cut(Selection::Threshold(0.0))?.model,
             ScoreKind::Magnitude => source.model.clone(),
         };
-        points.push(measure(&opened, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0)?);
+        points.push(measure(
+            &opened, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0,
+        )?);
     }
     for selection in selections {
         let pruned = opened.cut(selection)?;
@@ -249,7 +251,9 @@ impl<'a> DevTimer<'a> {
     /// fills caches and allocators).
     fn real_time_factor(&self, model: &Conformer, repeats: usize) -> Result<f64, String> {
         self.pass(model)?;
-        let times = (0..repeats.max(1)).map(|_| self.pass(model)).collect::<Result<_, _>>()?;
+        let times = (0..repeats.max(1))
+            .map(|_| self.pass(model))
+            .collect::<Result<_, _>>()?;
         Ok(median(times) / self.audio_seconds)
     }
 

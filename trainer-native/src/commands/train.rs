@@ -14,17 +14,17 @@ use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{DistillConfig, OptimConfig, Run, RunOptions, TrainConfig, Trainer, TrainerState};
 use serde_json::json;
 
-use crate::run::atomic::write_atomically;
 use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
+use crate::data::stream::{default_workers, featurise_all};
+use crate::data::train_data::{TrainData, evenly_spaced};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::run::interrupt;
-use crate::run::dir::RunDir;
-use crate::data::stream::{default_workers, featurise_all};
 use crate::options::parse::{parse_method, parse_preset, parse_site};
-use crate::data::train_data::{TrainData, evenly_spaced};
-use crate::run::driver::{LoopEnd, LoopSettings, new_trace, run_loop};
 use crate::reports::train_report::FinalScores;
+use crate::run::atomic::write_atomically;
+use crate::run::dir::RunDir;
+use crate::run::driver::{LoopEnd, LoopSettings, new_trace, run_loop};
+use crate::run::interrupt;
 
 #[derive(Args)]
 pub struct TrainArgs {

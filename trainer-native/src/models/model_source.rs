@@ -49,9 +49,9 @@ pub fn open_model(
         None => "checkpoint".into(),
     };
     let masks = match gates {
-        Some(g) => block_masks(
-            block_on(g.deterministic(&state.config.prune, threshold)).map_err(|e| format!("{name}: {e}"))?,
-        ),
+        Some(g) => {
+            block_masks(block_on(g.deterministic(&state.config.prune, threshold)).map_err(|e| format!("{name}: {e}"))?)
+        }
         None => Vec::new(),
     };
     Ok(LoadedModel {

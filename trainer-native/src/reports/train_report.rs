@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::data::corpus_source::{CorpusSource, report_skipped};
 use crate::data::eval_stream::{Scorer, write_hypotheses};
-use crate::run::dir::RunDir;
 use crate::reports::wer_table::print_subset_table;
+use crate::run::dir::RunDir;
 
 /// One scored subset.
 pub struct SubsetScore {
@@ -45,17 +45,15 @@ impl FinalScores {
         for split in ["dev", "test"] {
             if !matches!(corpus, CorpusSource::LibriSpeech { .. }) {
                 let loaded = corpus.load(split, &LoadOptions::plain(&config.fbank, strict))?;
-                let [report, greedy] = two(
-                    block_on(evaluate(
-                        &model,
-                        &masks,
-                        &loaded.utterances,
-                        &trainer.stats,
-                        config.max_batch_frames,
-                        &decoders,
-                    ))
-                    .map_err(|e| e.to_string())?,
-                );
+                let [report, greedy] = two(block_on(evaluate(
+                    &model,
+                    &masks,
+                    &loaded.utterances,
+                    &trainer.stats,
+                    config.max_batch_frames,
+                    &decoders,
+                ))
+                .map_err(|e| e.to_string())?);
                 subsets.push(SubsetScore {
                     name: split.to_string(),
                     split,

@@ -10,10 +10,10 @@ use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace};
 use prunelab_engine::train::{CutEval, Run, RunEvent, StepBatch, TrainEvent, Trainer};
 
-use crate::run::atomic::write_atomically;
-use crate::run::interrupt;
-use crate::run::dir::RunDir;
 use crate::data::train_data::TrainData;
+use crate::run::atomic::write_atomically;
+use crate::run::dir::RunDir;
+use crate::run::interrupt;
 
 /// Fixed settings of the loop.
 pub struct LoopSettings<'a> {
@@ -152,7 +152,9 @@ impl<W: Write> EventLog<'_, W> {
             } => {
                 say(
                     self.bar,
-                    format!("step {step:>6}: pruned by magnitude to {params_after} parameters (from {params_before}); fine-tuning"),
+                    format!(
+                        "step {step:>6}: pruned by magnitude to {params_after} parameters (from {params_before}); fine-tuning"
+                    ),
                 );
                 Ok(())
             }
