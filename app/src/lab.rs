@@ -27,9 +27,9 @@ pub enum Command {
     Reset(LabSettings),
     /// One step, also while paused.
     Step,
-    /// Cut the model at this threshold and score it.
+    /// Cut the model at this slider value (the method's knob) and score it.
     Prune(f64),
-    /// Score a grid of thresholds for the trade-off curve.
+    /// Score a sweep of slider values for the trade-off curve.
     Sweep,
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {
@@ -107,11 +107,11 @@ impl TraceView {
 /// The three kinds of point on the trade-off plot.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TradeOff {
-    /// Nothing pruned (threshold 0).
+    /// The slider at 0: nothing cut beyond the method's own rule.
     pub dense: Option<PrunePoint>,
-    /// The slider's threshold.
+    /// The slider's cut.
     pub current: Option<PrunePoint>,
-    /// A grid of thresholds, ascending.
+    /// The sweep's cuts, in the order of their slider values.
     pub sweep: Vec<PrunePoint>,
     /// A pruned model opened from an export.
     pub opened: Option<PrunePoint>,

@@ -54,7 +54,7 @@ pub fn Curves() -> impl IntoView {
                 let points: Vec<(f64, f64)> = view.wers.iter().map(|&(s, w)| (s as f64, w)).collect();
                 let axes = Axes {
                     x_label: "step".into(),
-                    y_label: "dev WER % (at the threshold)".into(),
+                    y_label: "dev WER % (the slider's cut)".into(),
                     y_range: Some((0.0, 100.0)),
                     ..Axes::default()
                 };

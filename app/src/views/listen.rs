@@ -108,7 +108,7 @@ pub fn Listen(corpus: CorpusStore) -> impl IntoView {
                 {move || ids().into_iter().enumerate().map(|(i, id)| view! { <option value=i.to_string()>{id}</option> }).collect_view()}
             </select>
             <button id="play-audio" on:click=on_play>"▶ Play audio"</button>
-            {move || rows().unwrap_or_else(|| view! { <p class="hint">"Transcripts appear once the model has been scored (move the threshold)."</p> }.into_any())}
+            {move || rows().unwrap_or_else(|| view! { <p class="hint">"Transcripts appear once the model has been scored (move the slider)."</p> }.into_any())}
         </section>
     }
 }

@@ -1,4 +1,4 @@
-//! The threshold slider and what it does: the physically pruned model's size, cost and WER,
+//! The pruning slider and what it does: the physically pruned model's size, cost and WER,
 //! and the WER-against-parameters plot (unpruned model, current cut, sweep curve).
 
 use leptos::html::Canvas;
@@ -88,7 +88,7 @@ pub fn TradeOffPanel() -> impl IntoView {
         })
     };
     view! {
-        <section class="tradeoff" aria-label="pruning threshold">
+        <section class="tradeoff" aria-label="pruning slider">
             <h2>"Prune"</h2>
             <label class="threshold">
                 <span id="knob-label">{move || lab.settings.with(|s| capitalised(s.knob().label))}</span>

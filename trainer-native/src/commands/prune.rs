@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, kept_per_site, param_count, prunable_sparsity};
+use prunelab_engine::prune::{
+    ScoreKind, Selection, flops_per_second, kept_map, kept_per_site, param_count, prunable_sparsity,
+};
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
@@ -76,7 +78,9 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     let sites = kept_per_site(config, &pruned.keep);
     let sparsity = prunable_sparsity(config, &pruned.keep);
     let spread = match (source.kind, selection) {
-        (ScoreKind::Retention, Selection::Threshold(t)) => RetentionSpread::of(&source.scores, t),
+        (ScoreKind::Retention, Selection::Threshold(_)) => {
+            RetentionSpread::of(&source.scores, &kept_map(config, &pruned.keep))
+        }
         _ => None,
     };
     if args.json {

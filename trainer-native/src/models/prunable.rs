@@ -44,8 +44,8 @@ impl Prunable {
     }
 }
 
-/// How decided a run's learned retention is: the median retention of the units a threshold
-/// keeps, and the share of all units still undecided (retention strictly between 0.1 and 0.9).
+/// How decided a run's learned retention is: the median retention of the units a cut keeps,
+/// and the share of all units still undecided (retention strictly between 0.1 and 0.9).
 /// A kept unit with retention 0.65 was dropped in a third of the training steps, so a low
 /// median means the kept model trained under heavy noise and its cut is a soft boundary.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,13 +55,23 @@ pub struct RetentionSpread {
 }
 
 impl RetentionSpread {
-    /// `None` when there are no scores at all.
-    pub fn of(scores: &UnitScores, threshold: f64) -> Option<Self> {
+    /// From every unit's retention `scores` and what a cut kept of them (`kept`, per unit of the
+    /// dense model: the retention folded into a kept unit, 0 for a removed one; see
+    /// `prune::kept_map`). `None` when there are no scores at all.
+    pub fn of(scores: &UnitScores, kept: &UnitScores) -> Option<Self> {
         let all: Vec<f32> = scores.iter().flatten().flatten().flatten().copied().collect();
         if all.is_empty() {
             return None;
         }
-        let kept: Vec<f64> = all.iter().map(|&p| f64::from(p)).filter(|&p| p >= threshold).collect();
+        // Only the scored sites: an ungated site is kept whole, with nothing learned to report.
+        let kept: Vec<f64> = scores
+            .iter()
+            .zip(kept)
+            .flat_map(|(scored, kept)| scored.iter().zip(kept).filter(|(s, _)| s.is_some()))
+            .flat_map(|(_, kept)| kept.iter().flatten())
+            .filter(|&&scale| scale != 0.0)
+            .map(|&scale| f64::from(scale))
+            .collect();
         let kept_median = if kept.is_empty() { f64::NAN } else { median(kept) };
         let undecided = all.iter().filter(|&&p| p > 0.1 && p < 0.9).count() as f64 / all.len() as f64;
         Some(Self { kept_median, undecided })
@@ -90,12 +100,23 @@ mod tests {
             [Some(vec![0.95, 0.6, 0.3, 0.02]), None, None, None, None],
             [None, Some(vec![0.99, 0.7]), None, None, None],
         ];
-        let spread = RetentionSpread::of(&scores, 0.5).unwrap();
+        // What a cut at 0.5 keeps: the units at 0.6 and above, with their retention folded in;
+        // the ungated sites whole (scale 1), which must not count.
+        let kept: UnitScores = vec![
+            [Some(vec![0.95, 0.6, 0.0, 0.0]), Some(vec![1.0; 2]), None, None, None],
+            [Some(vec![1.0; 4]), Some(vec![0.99, 0.7]), None, None, None],
+        ];
+        let spread = RetentionSpread::of(&scores, &kept).unwrap();
         // Kept: 0.6, 0.7, 0.95, 0.99 → upper median 0.95. Undecided: 0.6, 0.3, 0.7 of 6.
         assert!((spread.kept_median - 0.95).abs() < 1e-6);
         assert!((spread.undecided - 0.5).abs() < 1e-12);
-        let none_kept = RetentionSpread::of(&scores, 1.0).unwrap();
+        let nothing: UnitScores = vec![
+            [Some(vec![0.0; 4]), None, None, None, None],
+            [None, Some(vec![0.0; 2]), None, None, None],
+        ];
+        let none_kept = RetentionSpread::of(&scores, &nothing).unwrap();
         assert!(none_kept.kept_median.is_nan());
-        assert_eq!(RetentionSpread::of(&vec![[None, None, None, None, None]], 0.5), None);
+        let empty = vec![[None, None, None, None, None]];
+        assert_eq!(RetentionSpread::of(&empty, &empty), None);
     }
 }
