@@ -8,7 +8,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::prune::{kept_map, kept_per_site};
+use prunelab_engine::prune::{CutSource, kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
 use prunelab_engine::train::{RunEvent, TrainEvent, evaluate};
 
@@ -114,8 +114,8 @@ async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRate, corpus: 
     show_events(lab, session, events);
     lab.step.set(session.step());
     lab.steps_per_second.set(rate.tick());
-    if evaluated {
-        refresh_uncut(lab, session).await;
+    if evaluated && let Some(source) = read_scores(lab, session).await {
+        refresh_uncut(lab, session, &source).await;
     }
 }
 
@@ -150,11 +150,14 @@ fn show_events(lab: &Lab, session: &LabSession, events: Vec<RunEvent>) {
 }
 
 /// Scores the model cut at slider value `knob` (and the uncut reference when not yet known at
-/// this step).
+/// this step), from one read of the scores.
 async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
-    refresh_uncut(lab, session).await;
+    let Some(source) = read_scores(lab, session).await else {
+        return;
+    };
+    refresh_uncut(lab, session, &source).await;
     let message = format!("pruning at {knob:.2} and scoring it…");
-    if let Some(point) = evaluate_cut(lab, session, knob, &message).await {
+    if let Some(point) = evaluate_cut(lab, session, &source, knob, &message).await {
         lab.live.update(|v| v.wers.push((point.step, point.wer)));
         lab.trade_off.update(|t| t.current = Some(point));
     }
@@ -162,14 +165,14 @@ async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
 
 /// The reference point of the plot: the slider at 0 (nothing cut beyond the method's own rule),
 /// scored once per step.
-async fn refresh_uncut(lab: &Lab, session: &LabSession) {
+async fn refresh_uncut(lab: &Lab, session: &LabSession, source: &CutSource) {
     let stale = lab
         .trade_off
         .with_untracked(|t| t.dense.as_ref().is_none_or(|d| d.step != session.step()));
     if !stale {
         return;
     }
-    if let Some(uncut) = evaluate_cut(lab, session, 0.0, "scoring the uncut model…").await {
+    if let Some(uncut) = evaluate_cut(lab, session, source, 0.0, "scoring the uncut model…").await {
         lab.trade_off.update(|t| {
             t.dense = Some(uncut);
             t.sweep.clear();
@@ -177,14 +180,15 @@ async fn refresh_uncut(lab: &Lab, session: &LabSession) {
     }
 }
 
+/// Scores nine cuts spanning model sizes (`CutSource::sweep_values`), from one read of the scores.
 async fn sweep(lab: &Lab, session: &LabSession) {
-    let values = match session.sweep_values().await {
-        Ok(v) => v,
-        Err(e) => return lab.notify(format!("cannot sweep: {e}")),
+    let Some(source) = read_scores(lab, session).await else {
+        return;
     };
+    let values = source.sweep_values();
     let mut points = Vec::with_capacity(values.len());
     for v in values {
-        match evaluate_cut(lab, session, v, &format!("sweep: {v:.3}…")).await {
+        match evaluate_cut(lab, session, &source, v, &format!("sweep: {v:.3}…")).await {
             Some(point) => points.push(point),
             None => break,
         }
@@ -242,11 +246,22 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     });
 }
 
-/// The current model cut at `knob` and scored, with a busy message while it runs.
-async fn evaluate_cut(lab: &Lab, session: &LabSession, knob: f64, message: &str) -> Option<PrunePoint> {
+/// The current model's unit scores (one read-back), or `None` with a notice.
+async fn read_scores(lab: &Lab, session: &LabSession) -> Option<CutSource> {
+    session.scores().await.map_err(|e| lab.notify(e)).ok()
+}
+
+/// `source` cut at `knob` and scored, with a busy message while it runs.
+async fn evaluate_cut(
+    lab: &Lab,
+    session: &LabSession,
+    source: &CutSource,
+    knob: f64,
+    message: &str,
+) -> Option<PrunePoint> {
     lab.busy.set(Some(message.to_string()));
     yield_to_browser().await;
-    let result = session.prune_and_score(knob).await;
+    let result = session.score(source, knob).await;
     lab.busy.set(None);
     result.map_err(|e| lab.notify(e)).ok()
 }

@@ -8,7 +8,7 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::gates::SiteKind;
-use prunelab_engine::prune::{Knob, UnitScores};
+use prunelab_engine::prune::{CutSource, UnitScores};
 use prunelab_engine::store::Trace;
 use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer};
 
@@ -101,11 +101,6 @@ impl LabSession {
         self.run.is_finished()
     }
 
-    /// What the slider means for this run's method.
-    pub fn knob(&self) -> Knob {
-        Knob::of(self.run.trainer().config.prune.method)
-    }
-
     /// Where the run's own periodic evaluations cut (the slider's position).
     pub fn set_knob(&mut self, value: f64) {
         self.run.set_knob(value);
@@ -135,34 +130,29 @@ impl LabSession {
             match event {
                 RunEvent::Trained(trained) => self.trace.events.push(trained.clone()),
                 RunEvent::Eval(eval) => self.trace.events.push(eval.train_event()),
-                RunEvent::Snapshot { step, scores } => {
-                    if self.trace.steps.is_empty() {
-                        let events = std::mem::take(&mut self.trace.events);
-                        self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), scores);
-                        self.trace.events = events;
-                    }
-                    self.trace.record(*step, scores);
-                }
+                RunEvent::Snapshot { step, scores } => self.trace.record(*step, scores),
                 RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
             }
         }
     }
 
-    /// The current model cut at slider value `knob`, scored on the dev subset.
-    pub async fn prune_and_score(&self, knob: f64) -> Result<PrunePoint, String> {
+    /// The current model with its units' scores, read once (one read-back) for any number of
+    /// cuts.
+    pub async fn scores(&self) -> Result<CutSource, String> {
+        self.run
+            .cut_source()
+            .await
+            .map_err(|e| format!("cannot read the model's scores: {e}"))
+    }
+
+    /// `source` cut at slider value `knob`, scored on the dev subset.
+    pub async fn score(&self, source: &CutSource, knob: f64) -> Result<PrunePoint, String> {
         let eval = self
             .run
-            .evaluate_cut(knob)
+            .score_cut(source, knob)
             .await
             .map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
         Ok(eval.into())
-    }
-
-    /// Slider values for a sweep, from one read of the current scores (see
-    /// `CutSource::sweep_values`).
-    pub async fn sweep_values(&self) -> Result<Vec<f64>, String> {
-        let source = self.run.cut_source().await.map_err(|e| e.to_string())?;
-        Ok(source.sweep_values())
     }
 }
 
@@ -200,14 +190,11 @@ mod tests {
         );
         assert_eq!((session.step(), session.trace.steps.clone()), (1, vec![0]));
 
-        let params = |knob: f64| block_on(session.prune_and_score(knob)).unwrap().params;
+        let source = block_on(session.scores()).unwrap();
+        let params = |knob: f64| block_on(session.score(&source, knob)).unwrap().params;
         let sizes = [params(0.0), params(0.3), params(0.6)];
         assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
-        let mut swept: Vec<usize> = block_on(session.sweep_values())
-            .unwrap()
-            .into_iter()
-            .map(params)
-            .collect();
+        let mut swept: Vec<usize> = source.sweep_values().into_iter().map(params).collect();
         swept.dedup();
         assert!(swept.len() >= 5, "sweep sizes {swept:?}");
     }

@@ -74,8 +74,17 @@ impl Trace {
         self.sites.iter().map(|s| s.units).sum()
     }
 
-    /// Appends one snapshot of per-block, per-site scores (ungated sites are `None`).
+    /// Appends one snapshot of per-block, per-site scores (ungated sites are `None`). The first
+    /// snapshot of a trace made without sites lays them out (only then is it known what a
+    /// method scores); a second snapshot at the last recorded step is ignored (a resumed run
+    /// starts where its trace ends).
     pub fn record(&mut self, step: usize, scores: &[PerSite<Vec<f32>>]) {
+        if self.steps.last() == Some(&step) {
+            return;
+        }
+        if self.steps.is_empty() && self.sites.is_empty() {
+            self.sites = Self::shaped_like(String::new(), scores).sites;
+        }
         let flat: Vec<f32> = scores
             .iter()
             .flat_map(|sites| sites.iter().flatten().flatten().copied())
@@ -164,6 +173,17 @@ mod tests {
         assert_eq!(decoded, trace);
         assert_eq!(decoded.sites.len(), 4);
         assert_eq!(decoded.site_scores(1, 2), &[0.2, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn the_first_snapshot_lays_out_a_trace_made_without_sites_and_a_repeated_step_is_ignored() {
+        let laid_out = sample();
+        let mut trace = Trace::new("test".into(), &[]);
+        let scores = |x: f32| vec![[Some(vec![x; 3]), None, Some(vec![0.5; 2]), None, None]; 2];
+        trace.record(0, &scores(0.9));
+        trace.record(0, &scores(0.1));
+        trace.record(50, &scores(0.2));
+        assert_eq!(trace, laid_out);
     }
 
     #[test]

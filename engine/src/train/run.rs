@@ -143,7 +143,12 @@ impl Run {
     /// The events of the run's first moment: the snapshot of where it starts (step 0, or the
     /// step a resumed run continues from).
     pub async fn begin(&mut self) -> Result<Vec<RunEvent>, TrainError> {
-        Ok(self.snapshot().await?.into_iter().collect())
+        let step = self.steps_done();
+        if !self.snapshot_wanted(step) {
+            return Ok(Vec::new());
+        }
+        let source = self.cut_source().await?;
+        Ok(vec![self.snapshot_of(step, &source)])
     }
 
     /// One step on `batch`, then whatever the schedule makes due after it, in this order: the
@@ -153,12 +158,18 @@ impl Run {
         let mut events = vec![RunEvent::Trained(trained)];
         events.extend(self.magnitude_cut().await?);
         let (step, finished) = (self.steps_done(), self.is_finished());
-        if step % self.trainer.config.prune.snapshot_every.max(1) == 0 || finished {
-            events.extend(self.snapshot().await?);
-        }
-        let every = self.trainer.config.eval_every;
-        if every > 0 && step % every == 0 && !finished {
-            events.push(RunEvent::Eval(Box::new(self.evaluate_cut(self.knob).await?)));
+        let config = &self.trainer.config;
+        let snapshot_due = (step % config.prune.snapshot_every.max(1) == 0 || finished) && self.snapshot_wanted(step);
+        let eval_due = config.eval_every > 0 && step % config.eval_every == 0 && !finished;
+        if snapshot_due || eval_due {
+            // One read of the scores serves both.
+            let source = self.cut_source().await?;
+            if snapshot_due {
+                events.push(self.snapshot_of(step, &source));
+            }
+            if eval_due {
+                events.push(RunEvent::Eval(Box::new(self.score_cut(&source, self.knob).await?)));
+            }
         }
         if let Some(every) = self.options.checkpoint_every
             && (step % every.max(1) == 0 || finished)
@@ -173,13 +184,8 @@ impl Run {
         self.trainer.cut_source(false).await
     }
 
-    /// The model cut at knob `value` and scored on the dev utterances.
-    pub async fn evaluate_cut(&self, value: f64) -> Result<CutEval, TrainError> {
-        let source = self.cut_source().await?;
-        self.score_cut(&source, value).await
-    }
-
-    /// [`Run::evaluate_cut`] from scores already read (a sweep reads them once).
+    /// `source` (see [`Run::cut_source`]) cut at knob `value` and scored on the dev utterances.
+    /// One read of the scores serves any number of cuts (a sweep, the uncut reference).
     pub async fn score_cut(&self, source: &CutSource, value: f64) -> Result<CutEval, TrainError> {
         let selection = source.selection_at(value);
         let pruned = source.cut_at(value).map_err(|e| TrainError::Cut {
@@ -209,16 +215,20 @@ impl Run {
         })
     }
 
-    /// Every unit's score now, once per step. None once the magnitude method has cut the
-    /// model: its units no longer line up with the dense layout the trace records.
-    async fn snapshot(&mut self) -> Result<Option<RunEvent>, TrainError> {
-        let step = self.steps_done();
-        if self.last_snapshot == Some(step) || self.trainer.config.model.block_shapes.is_some() {
-            return Ok(None);
-        }
-        let scores = self.cut_source().await?.display_scores();
+    /// Whether a snapshot at `step` is wanted: one per step, and none once the magnitude
+    /// method has cut the model (its units no longer line up with the dense layout the trace
+    /// records).
+    fn snapshot_wanted(&self, step: usize) -> bool {
+        self.last_snapshot != Some(step) && self.trainer.config.model.block_shapes.is_none()
+    }
+
+    /// Every unit's score at `step`, from `source`.
+    fn snapshot_of(&mut self, step: usize, source: &CutSource) -> RunEvent {
         self.last_snapshot = Some(step);
-        Ok(Some(RunEvent::Snapshot { step, scores }))
+        RunEvent::Snapshot {
+            step,
+            scores: source.display_scores(),
+        }
     }
 
     /// The magnitude method's one cut: at its step, the dense model goes down to the budget by

@@ -159,14 +159,6 @@ impl<W: Write> EventLog<'_, W> {
                 Ok(())
             }
             RunEvent::Snapshot { step, scores } => {
-                if self.trace.steps.last() == Some(step) {
-                    return Ok(());
-                }
-                if self.trace.sites.is_empty() {
-                    let events = std::mem::take(&mut self.trace.events);
-                    *self.trace = Trace::shaped_like(std::mem::take(&mut self.trace.description), scores);
-                    self.trace.events = events;
-                }
                 self.trace.record(*step, scores);
                 write_atomically(&self.run_dir.path("trace.pltrace"), &encode_trace(self.trace))
             }
