@@ -1,7 +1,7 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `container`, `readback` → `model`, `data` → `train`, `prune` → `store`.
+//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback` → `model`, `data` → `train`, `prune` → `store`.
 
 pub mod audio;
 pub mod container;
@@ -13,6 +13,7 @@ pub mod model;
 pub mod prune;
 pub mod readback;
 pub mod rng;
+pub mod stats;
 pub mod store;
 pub mod text;
 pub mod train;

@@ -23,7 +23,7 @@ CRATES = {
 
 # The engine's floors: a module may import its own floor and the ones below.
 ENGINE_FLOORS = {
-    **dict.fromkeys(["audio", "text", "gates", "decode", "rng", "container", "readback", "limits"], 0),
+    **dict.fromkeys(["audio", "text", "gates", "decode", "rng", "container", "readback", "limits", "stats"], 0),
     **dict.fromkeys(["model", "data"], 1),
     **dict.fromkeys(["train", "prune"], 2),
     "store": 3,

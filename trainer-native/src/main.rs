@@ -9,7 +9,7 @@ mod run;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, corpus, eval, fbank, prune, sweep, train, wer};
+use commands::{bench, compare, corpus, eval, fbank, prune, sweep, train, wer};
 
 #[derive(Parser)]
 #[command(
@@ -32,12 +32,17 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Prune a checkpoint at a grid of thresholds or budgets: params, FLOPs, RTF, dev/test WER.
     Sweep(sweep::SweepArgs),
-    /// Score a hypothesis transcript file against a reference file (`<utt-id> WORDS…` lines).
+    /// Score runs of several methods and seeds side by side: size, speed, dev/test WER with
+    /// paired-bootstrap 95 % intervals; Markdown, JSON and plots (SVG, PNG).
+    Compare(compare::CompareArgs),
+    /// Score a hypothesis transcript file against a reference file (`<utt-id> WORDS…` lines),
+    /// with a bootstrap interval, optionally against a baseline's hypotheses.
     Wer(wer::WerArgs),
     /// Write the log-mel features the model sees (before normalisation) as a .npy [frames, 80].
     Fbank(fbank::FbankArgs),
-    /// Regenerate the built-in corpus (`synth` speaks it with espeak-ng, `pack` bundles it) or
-    /// write it as a LibriSpeech tree (`fixture`).
+    /// Regenerate the built-in corpus (`synth` speaks it with espeak-ng, `pack` bundles it),
+    /// speak a larger held-out evaluation set for it (`eval-set`), or write it as a
+    /// LibriSpeech tree (`fixture`).
     Corpus(corpus::CorpusArgs),
     /// Time training steps and inference per preset, with the share of time per model part.
     Bench(bench::BenchArgs),
@@ -50,6 +55,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Fbank(args) => fbank::run(args),
         Command::Corpus(args) => corpus::run(args),

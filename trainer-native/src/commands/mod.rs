@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_pipeline;
+pub mod compare;
 pub mod corpus;
 pub mod eval;
 pub mod fbank;

@@ -2,24 +2,21 @@
 //! point: parameters, FLOPs, real-time factor, dev and test WER, kept units per site kind.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use clap::Args;
-use prunelab_engine::burn::prelude::*;
-use prunelab_engine::data::{LoadOptions, ShapeBuckets, Utterance, make_batches};
+use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::rng::SplitMix64;
-use prunelab_engine::train::{EvalReport, evaluate, prepare_batch};
+use prunelab_engine::train::{EvalReport, evaluate};
 use serde_json::{Value, json};
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable, parse_budget};
+use crate::models::timing::DevTimer;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::reports::statistics::median;
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -74,7 +71,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     let dense = param_count(&opened.state.config.model, &source.model.block_shapes()).total();
     let selections = selections(&args, &opened, dense)?;
 
-    let timer = DevTimer::new(&dev, &opened);
+    let timer = DevTimer::new(&dev, &opened.state.stats, opened.state.config.max_batch_frames);
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
     let dense_rtf = timer.real_time_factor(&source.model, args.repeats)?;
     let mut points = Vec::new();
@@ -203,81 +200,6 @@ fn measure(
         "dev_wer_greedy": dev_greedy.wer(), "test_wer_greedy": test_greedy.wer(),
         "sites": sites,
     }))
-}
-
-/// Times forward passes over the dev set: each pass reads the logits back, so the device has
-/// finished the work it is timed for.
-struct DevTimer<'a> {
-    dev: &'a [Utterance],
-    stats: &'a prunelab_engine::audio::FeatureStats,
-    batches: Vec<Vec<usize>>,
-    audio_seconds: f64,
-}
-
-impl<'a> DevTimer<'a> {
-    fn new(dev: &'a [Utterance], source: &'a Prunable) -> Self {
-        let plan = make_batches(
-            dev,
-            source.state.config.max_batch_frames,
-            ShapeBuckets::default(),
-            &mut SplitMix64::new(0),
-        );
-        Self {
-            dev,
-            stats: &source.state.stats,
-            batches: plan.batches,
-            audio_seconds: dev.iter().map(|u| u.duration_seconds).sum(),
-        }
-    }
-
-    /// Seconds for one forward pass of `model` over the dev set. A failed read-back would make
-    /// the time meaningless, so it ends the sweep.
-    fn pass(&self, model: &Conformer) -> Result<f64, String> {
-        let device = model.devices().first().cloned().unwrap_or_default();
-        let started = Instant::now();
-        for indices in &self.batches {
-            let batch: Vec<&Utterance> = indices.iter().map(|&i| &self.dev[i]).collect();
-            let prepared = prepare_batch(&batch, self.stats, None, ShapeBuckets::default(), &device);
-            let out = model.forward(prepared.feats, &prepared.batch.frame_lengths);
-            // Sync point: the logits are read, so the device has finished the work being timed.
-            out.logits
-                .try_into_vec_as::<f32>()
-                .map_err(|e| format!("timing a pass over dev: cannot read the logits back: {e:?}"))?;
-        }
-        Ok(started.elapsed().as_secs_f64())
-    }
-
-    /// Median real-time factor of `model` over `repeats` passes after a warm-up pass (which
-    /// fills caches and allocators).
-    fn real_time_factor(&self, model: &Conformer, repeats: usize) -> Result<f64, String> {
-        self.pass(model)?;
-        let times = (0..repeats.max(1))
-            .map(|_| self.pass(model))
-            .collect::<Result<_, _>>()?;
-        Ok(median(times) / self.audio_seconds)
-    }
-
-    /// `(real-time factor of pruned, speed-up over dense)`, from `repeats` back-to-back pairs of
-    /// passes in alternating order. The speed-up is the median of the per-pair ratios, so a
-    /// machine that slows down or speeds up during the sweep (shared cores) moves both sides
-    /// of each ratio alike.
-    fn paired(&self, dense: &Conformer, pruned: &Conformer, repeats: usize) -> Result<(f64, f64), String> {
-        self.pass(dense)?;
-        self.pass(pruned)?;
-        let (mut pruned_times, mut ratios) = (Vec::new(), Vec::new());
-        for r in 0..repeats.max(1) {
-            let (d, p) = if r % 2 == 0 {
-                let d = self.pass(dense)?;
-                (d, self.pass(pruned)?)
-            } else {
-                let p = self.pass(pruned)?;
-                (self.pass(dense)?, p)
-            };
-            pruned_times.push(p);
-            ratios.push(d / p);
-        }
-        Ok((median(pruned_times) / self.audio_seconds, median(ratios)))
-    }
 }
 
 fn header() -> String {

@@ -1,13 +1,16 @@
-//! `prunelab wer`: sclite-style scoring of two Kaldi-style transcript files.
+//! `prunelab wer`: sclite-style scoring of Kaldi-style transcript files, with a bootstrap
+//! confidence interval, and a paired comparison against a baseline's hypotheses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
 use prunelab_engine::text::{normalize_transcript, score_chars, score_words};
 use prunelab_engine::train::{EvalReport, UtteranceResult, summarise};
 use serde::Serialize;
 
+use crate::options::bootstrap::{BootstrapArgs, format_interval};
 use crate::reports::wer_table::print_summary;
 
 #[derive(Args)]
@@ -16,6 +19,12 @@ pub struct WerArgs {
     reference: PathBuf,
     /// Hypothesis transcripts in the same format.
     hypothesis: PathBuf,
+    /// Another system's hypotheses for the same references: report the difference
+    /// (hypothesis − baseline) with its paired-bootstrap interval.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -24,6 +33,14 @@ pub struct WerArgs {
 #[derive(Serialize)]
 struct WerOutput<'a> {
     wer: f64,
+    /// The WER's bootstrap interval (utterances in the order of their ids).
+    estimate: WerEstimate,
+    /// With --baseline: the baseline's WER and the paired difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<WerEstimate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    difference: Option<PairedDifference>,
+    bootstrap: BootstrapConfig,
     cer: f64,
     ser: f64,
     report: &'a EvalReport,
@@ -36,6 +53,28 @@ struct WerOutput<'a> {
 pub fn run(args: WerArgs) -> Result<(), String> {
     let reference = read_transcripts(&args.reference)?;
     let hypothesis = read_transcripts(&args.hypothesis)?;
+    let report = score(&reference, &hypothesis);
+    let baseline = match &args.baseline {
+        Some(path) => Some(score(&reference, &read_transcripts(path)?)),
+        None => None,
+    };
+    let bootstrap = args
+        .bootstrap
+        .draw(report.utterances.len())
+        .map_err(|e| format!("{}: {e}", args.reference.display()))?;
+    let errors = |r: &EvalReport| -> Vec<UtteranceErrors> { r.utterances.iter().map(|u| (&u.words).into()).collect() };
+    let estimate = bootstrap.estimate(&errors(&report)).map_err(|e| e.to_string())?;
+    let (baseline_estimate, difference) = match &baseline {
+        Some(b) => (
+            Some(bootstrap.estimate(&errors(b)).map_err(|e| e.to_string())?),
+            Some(
+                bootstrap
+                    .paired_difference(&errors(b), &errors(&report))
+                    .map_err(|e| e.to_string())?,
+            ),
+        ),
+        None => (None, None),
+    };
     let missing_from_hypothesis: Vec<String> = reference
         .keys()
         .filter(|id| !hypothesis.contains_key(*id))
@@ -46,6 +85,55 @@ pub fn run(args: WerArgs) -> Result<(), String> {
         .filter(|id| !reference.contains_key(*id))
         .cloned()
         .collect();
+    if args.json {
+        let out = WerOutput {
+            wer: report.wer(),
+            estimate,
+            baseline: baseline_estimate,
+            difference,
+            bootstrap: *bootstrap.config(),
+            cer: report.cer(),
+            ser: report.ser(),
+            report: &report,
+            missing_from_hypothesis: &missing_from_hypothesis,
+            missing_from_reference: &missing_from_reference,
+        };
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    } else {
+        print_summary(&report);
+        let config = bootstrap.config();
+        println!(
+            "{:.0} % interval: {} ({} resamples of {} utterances, seed {})",
+            100.0 * config.confidence,
+            format_interval(&estimate.interval),
+            config.resamples,
+            estimate.utterances,
+            config.seed
+        );
+        if let (Some(b), Some(d)) = (baseline_estimate, difference) {
+            println!(
+                "baseline: WER {:.2}% [{}]; difference {:+.2} points [{:+.2}, {:+.2}], worse in {:.1} % of resamples",
+                b.wer,
+                format_interval(&b.interval),
+                d.difference,
+                d.interval.low,
+                d.interval.high,
+                100.0 * d.worse_fraction
+            );
+        }
+        for id in &missing_from_hypothesis {
+            println!("missing from hypothesis (scored as all deletions): {id}");
+        }
+        for id in &missing_from_reference {
+            println!("missing from reference (not scored): {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Scores every reference utterance, in id order; one missing from `hypothesis` is scored as
+/// an empty hypothesis.
+fn score(reference: &BTreeMap<String, String>, hypothesis: &BTreeMap<String, String>) -> EvalReport {
     let results = reference
         .iter()
         .map(|(id, r)| {
@@ -59,27 +147,7 @@ pub fn run(args: WerArgs) -> Result<(), String> {
             }
         })
         .collect();
-    let report = summarise(results);
-    if args.json {
-        let out = WerOutput {
-            wer: report.wer(),
-            cer: report.cer(),
-            ser: report.ser(),
-            report: &report,
-            missing_from_hypothesis: &missing_from_hypothesis,
-            missing_from_reference: &missing_from_reference,
-        };
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
-    } else {
-        print_summary(&report);
-        for id in &missing_from_hypothesis {
-            println!("missing from hypothesis (scored as all deletions): {id}");
-        }
-        for id in &missing_from_reference {
-            println!("missing from reference (not scored): {id}");
-        }
-    }
-    Ok(())
+    summarise(results)
 }
 
 /// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts.

@@ -45,6 +45,11 @@ pub struct CorpusChoice {
     /// LibriSpeech subsets for the final test (default: test-clean,test-other).
     #[arg(long, value_delimiter = ',', requires = "librispeech")]
     pub test: Vec<String>,
+    /// A larger held-out evaluation corpus: a directory with dev/ and test/ in the LibriSpeech
+    /// layout, such as `prunelab corpus eval-set` writes. Dev and test are read from it; the
+    /// training split and the lexicon's transcripts still come from --corpus.
+    #[arg(long, conflicts_with = "librispeech")]
+    pub eval_corpus: Option<PathBuf>,
 }
 
 impl CorpusChoice {
@@ -71,7 +76,13 @@ impl CorpusChoice {
                     test: or(&self.test, &LIBRISPEECH_TEST),
                 })
             }
-            None => CorpusSource::open(&self.corpus.clone().unwrap_or_else(default_pack_path)),
+            None => {
+                let corpus = CorpusSource::open(&self.corpus.clone().unwrap_or_else(default_pack_path))?;
+                match &self.eval_corpus {
+                    None => Ok(corpus),
+                    Some(root) => CorpusSource::with_eval_set(corpus, root),
+                }
+            }
         }
     }
 }
@@ -90,6 +101,11 @@ pub enum CorpusSource {
         train: Vec<String>,
         dev: Vec<String>,
         test: Vec<String>,
+    },
+    /// A corpus whose dev and test splits are replaced by a held-out evaluation set.
+    WithEvalSet {
+        corpus: Box<CorpusSource>,
+        eval_root: PathBuf,
     },
 }
 
@@ -110,11 +126,40 @@ impl CorpusSource {
         })
     }
 
+    /// `corpus` with dev and test read from the directory `eval_root` instead.
+    pub fn with_eval_set(corpus: CorpusSource, eval_root: &Path) -> Result<Self, String> {
+        let has = |split: &str| eval_root.join(split).is_dir();
+        if !has("dev") && !has("test") {
+            return Err(format!(
+                "{}: not an evaluation corpus (expected dev/ and test/ in the LibriSpeech layout; \
+                 `prunelab corpus eval-set` writes one)",
+                eval_root.display()
+            ));
+        }
+        Ok(Self::WithEvalSet {
+            corpus: Box::new(corpus),
+            eval_root: eval_root.to_path_buf(),
+        })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Pack { path, .. } => path.display().to_string(),
             Self::Layout { root } => root.display().to_string(),
             Self::LibriSpeech { root, .. } => format!("LibriSpeech at {}", root.display()),
+            Self::WithEvalSet { corpus, eval_root } => {
+                format!("{} (dev and test from {})", corpus.describe(), eval_root.display())
+            }
+        }
+    }
+
+    /// The held-out evaluation set standing in for `split`, if there is one.
+    fn eval_set_for(&self, split: &str) -> Option<CorpusSource> {
+        match self {
+            Self::WithEvalSet { eval_root, .. } if split != "train" => Some(Self::Layout {
+                root: eval_root.clone(),
+            }),
+            _ => None,
         }
     }
 
@@ -128,6 +173,7 @@ impl CorpusSource {
                 "test" => test.clone(),
                 other => vec![other.to_string()],
             },
+            Self::WithEvalSet { corpus, .. } => corpus.subsets(split),
         }
     }
 
@@ -136,6 +182,7 @@ impl CorpusSource {
         match self {
             Self::Pack { .. } => None,
             Self::Layout { root } | Self::LibriSpeech { root, .. } => Some(root),
+            Self::WithEvalSet { corpus, .. } => corpus.root(),
         }
     }
 
@@ -165,6 +212,9 @@ impl CorpusSource {
     /// `options.speeds` applies to packs and train/dev/test trees; LibriSpeech splits are read
     /// as they are (its training split is streamed, never loaded whole).
     pub fn load(&self, split: &str, options: &LoadOptions) -> Result<LoadedSplit, String> {
+        if let Some(eval_set) = self.eval_set_for(split) {
+            return eval_set.load(split, options);
+        }
         let loaded = match self {
             Self::Pack { path, bytes } => {
                 let pack = CorpusPack::parse(bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
@@ -182,6 +232,7 @@ impl CorpusSource {
                 report_skipped(&skipped, &format!("split {split}"));
                 return Ok(LoadedSplit { utterances, skipped });
             }
+            Self::WithEvalSet { corpus, .. } => return corpus.load(split, options),
         }
         .map_err(|issue| strict_error(&issue, options.strict))?;
         report_skipped(&loaded.skipped, &format!("split {split}"));
@@ -193,6 +244,9 @@ impl CorpusSource {
 
     /// The normalised transcripts of one split, without touching audio (for lexicons and LMs).
     pub fn transcripts(&self, split: &str) -> Result<Vec<String>, String> {
+        if let Some(eval_set) = self.eval_set_for(split) {
+            return eval_set.transcripts(split);
+        }
         let texts: Vec<String> = match self {
             Self::Pack { path, bytes } => {
                 let pack = CorpusPack::parse(bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
@@ -206,6 +260,7 @@ impl CorpusSource {
                 }
                 texts
             }
+            Self::WithEvalSet { corpus, .. } => return corpus.transcripts(split),
         };
         if texts.iter().all(String::is_empty) {
             return Err(format!(

@@ -138,8 +138,28 @@ pub struct SynthPlan {
     pub test_per_voice: usize,
 }
 
+impl SynthPlan {
+    /// The plan that made `static/corpus.plc` (the defaults of `prunelab corpus synth`).
+    pub const BUILT_IN: SynthPlan = SynthPlan {
+        seed: 2024,
+        train_per_voice: 42,
+        dev_per_voice: 4,
+        test_per_voice: 12,
+    };
+}
+
+/// A larger held-out evaluation set drawn after a corpus: `dev` from the training voices and
+/// `test` from the held-out voices, every sentence new to the whole corpus.
+#[derive(Debug, Clone)]
+pub struct EvalSetPlan {
+    /// The corpus it is held out from: its sentences are drawn first and never reused.
+    pub corpus: SynthPlan,
+    pub dev_per_voice: usize,
+    pub test_per_voice: usize,
+}
+
 /// One utterance to synthesise.
-struct Job {
+pub struct Job {
     split: &'static str,
     speaker: u32,
     chapter: u32,
@@ -150,19 +170,18 @@ struct Job {
     pitch: u32,
 }
 
-/// Synthesises the corpus under `root` (`root/train`, `root/dev`, `root/test`).
+/// Synthesises `jobs` under `root` (`root/<split>/<speaker>/<chapter>/…`).
 /// Returns the number of utterances written.
-pub fn synthesise(root: &Path, plan: &SynthPlan, progress: impl Fn(usize, usize) + Sync) -> Result<usize, String> {
+pub fn synthesise(root: &Path, jobs: &[Job], progress: impl Fn(usize, usize) + Sync) -> Result<usize, String> {
     check_tool("espeak-ng", "--version")?;
     check_tool("flac", "--version")?;
-    let jobs = plan_jobs(plan);
-    write_transcripts(root, &jobs)?;
+    write_transcripts(root, jobs)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (jobs, done, progress) = (&jobs, &done, &progress);
+                let (done, progress) = (&done, &progress);
                 scope.spawn(move || -> Result<(), String> {
                     for job in jobs.iter().skip(w).step_by(workers) {
                         let flac = synthesise_one(job)?;
@@ -196,43 +215,90 @@ fn check_tool(tool: &str, flag: &str) -> Result<(), String> {
     }
 }
 
-/// Draws sentences and assigns them to voices. `dev` and `test` sentences never occur in `train`.
-fn plan_jobs(plan: &SynthPlan) -> Vec<Job> {
-    let mut sentences = SentenceGenerator::new(plan.seed);
-    let mut jitter = SplitMix64::derive(plan.seed, "voice-jitter");
-    let mut used = BTreeSet::new();
-    let mut fresh = || loop {
-        let s = sentences.sentence();
-        if used.insert(s.clone()) {
-            return s;
+/// The corpus's utterances: `dev` and `test` sentences never occur in `train`.
+pub fn plan_jobs(plan: &SynthPlan) -> Vec<Job> {
+    let mut draw = JobDraw::new(plan.seed);
+    [
+        draw.split("train", &SEEN_VOICES, plan.train_per_voice, 100, 1),
+        draw.split("dev", &SEEN_VOICES, plan.dev_per_voice, 100, 2),
+        draw.split("test", &HELD_OUT_VOICES, plan.test_per_voice, 200, 3),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The evaluation set's utterances. The corpus is planned first with the same generator, so
+/// its sentences are known and none of them is drawn again; the evaluation chapters (4 and 5)
+/// give ids that cannot collide with the corpus's.
+pub fn plan_eval_jobs(plan: &EvalSetPlan) -> Vec<Job> {
+    let corpus = &plan.corpus;
+    let mut draw = JobDraw::new(corpus.seed);
+    draw.split("train", &SEEN_VOICES, corpus.train_per_voice, 100, 1);
+    draw.split("dev", &SEEN_VOICES, corpus.dev_per_voice, 100, 2);
+    draw.split("test", &HELD_OUT_VOICES, corpus.test_per_voice, 200, 3);
+    [
+        draw.split("dev", &SEEN_VOICES, plan.dev_per_voice, 100, 4),
+        draw.split("test", &HELD_OUT_VOICES, plan.test_per_voice, 200, 5),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Draws sentences (each used once) and per-utterance voice jitter, in a fixed order.
+struct JobDraw {
+    sentences: SentenceGenerator,
+    jitter: SplitMix64,
+    used: BTreeSet<String>,
+}
+
+impl JobDraw {
+    fn new(seed: u64) -> Self {
+        Self {
+            sentences: SentenceGenerator::new(seed),
+            jitter: SplitMix64::derive(seed, "voice-jitter"),
+            used: BTreeSet::new(),
         }
-    };
-    let splits: [(&'static str, &[Voice], usize, u32, u32); 3] = [
-        ("train", &SEEN_VOICES, plan.train_per_voice, 100, 1),
-        ("dev", &SEEN_VOICES, plan.dev_per_voice, 100, 2),
-        ("test", &HELD_OUT_VOICES, plan.test_per_voice, 200, 3),
-    ];
-    let mut jobs = Vec::new();
-    for (split, voices, per_voice, speaker_base, chapter) in splits {
+    }
+
+    fn fresh_sentence(&mut self) -> String {
+        loop {
+            let s = self.sentences.sentence();
+            if self.used.insert(s.clone()) {
+                return s;
+            }
+        }
+    }
+
+    /// `per_voice` utterances for each voice, speakers numbered from `speaker_base`.
+    fn split(
+        &mut self,
+        split: &'static str,
+        voices: &[Voice],
+        per_voice: usize,
+        speaker_base: u32,
+        chapter: u32,
+    ) -> Vec<Job> {
+        let mut jobs = Vec::new();
         for (v, voice) in voices.iter().enumerate() {
             for index in 0..per_voice {
-                let rate_wpm = voice.rate_wpm - 10 + jitter.below(21) as u32;
-                let pitch = voice.pitch - 5 + jitter.below(11) as u32;
-                let speaker = speaker_base + v as u32;
+                let rate_wpm = voice.rate_wpm - 10 + self.jitter.below(21) as u32;
+                let pitch = voice.pitch - 5 + self.jitter.below(11) as u32;
                 jobs.push(Job {
                     split,
-                    speaker,
+                    speaker: speaker_base + v as u32,
                     chapter,
                     index,
-                    text: fresh(),
+                    text: self.fresh_sentence(),
                     voice: *voice,
                     rate_wpm,
                     pitch,
                 });
             }
         }
+        jobs
     }
-    jobs
 }
 
 fn chapter_dir(root: &Path, job: &Job) -> PathBuf {

@@ -1,5 +1,6 @@
 //! Option groups and value parsers that several subcommands share.
 
+pub mod bootstrap;
 pub mod decoding;
 pub mod device;
 pub mod parse;

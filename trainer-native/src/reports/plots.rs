@@ -1,0 +1,358 @@
+//! Charts for `prunelab compare`, drawn with plotters once as SVG and once as PNG: word error
+//! rate against parameters, retention histograms, and loss and dev WER over training.
+//!
+//! Text needs a TrueType font (plotters lays text out with ab_glyph, so SVG needs one too):
+//! `$PRUNELAB_FONT`, or DejaVu Sans where Debian's `fonts-dejavu-core` puts it.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+/// Pixel size of every chart.
+const SIZE: (u32, u32) = (960, 600);
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+/// Registers the font for chart text once per process. The error says how to get one.
+pub fn ensure_font() -> Result<(), String> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let candidates: Vec<PathBuf> = std::env::var_os("PRUNELAB_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(PathBuf::from))
+            .collect();
+        let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            "no TrueType font for chart text: set PRUNELAB_FONT to a .ttf file or install DejaVu Sans \
+             (Debian: apt-get install fonts-dejavu-core)"
+                .to_string()
+        })?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read font: {e}", path.display()))?;
+        // plotters keeps fonts for the life of the process; this one is read once.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a TrueType font plotters can read", path.display()))
+    })
+    .clone()
+}
+
+/// A chart that can draw itself on any plotters backend.
+pub trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Writes `chart` as `dir/name.svg` and `dir/name.png`.
+pub fn svg_and_png<C: Chart>(dir: &Path, name: &str, chart: &C) -> Result<[PathBuf; 2], String> {
+    ensure_font()?;
+    let svg = dir.join(format!("{name}.svg"));
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(|e| format!("{}: {e}", svg.display()))?;
+    }
+    let png = dir.join(format!("{name}.png"));
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        chart.draw(&root)?;
+        root.present().map_err(|e| format!("{}: {e}", png.display()))?;
+    }
+    Ok([svg, png])
+}
+
+/// A method's colour, the same in every chart.
+pub fn method_colour(method: &str) -> RGBColor {
+    match method {
+        "none" => RGBColor(40, 40, 40),
+        "adaptive-dropout" => RGBColor(31, 119, 180),
+        "l0" => RGBColor(214, 39, 40),
+        "magnitude" => RGBColor(44, 160, 44),
+        _ => RGBColor(148, 103, 189),
+    }
+}
+
+/// One run's line in a chart.
+pub struct Series {
+    pub label: String,
+    pub method: String,
+    /// 0 for the first seed of a method, 1 for the next…: the marker shape.
+    pub seed_index: usize,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A run's own cut, with the 95 % interval of its WER.
+pub struct MarkedPoint {
+    pub method: String,
+    pub seed_index: usize,
+    pub x: f64,
+    pub y: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Dev WER against parameters: each gated run's cuts at several thresholds as a line, every
+/// run's own cut as a marker with its interval.
+pub struct WerAgainstParams {
+    pub series: Vec<Series>,
+    pub marks: Vec<MarkedPoint>,
+}
+
+impl Chart for WerAgainstParams {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let xs = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .chain(self.marks.iter().map(|m| m.x));
+        let ys = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain(self.marks.iter().map(|m| m.high));
+        let (x_range, y_range) = (padded_range(xs, 0.05, false), padded_range(ys, 0.08, true));
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Dev WER against parameters (bars: each run's own cut with its 95 % interval)",
+                ("sans-serif", 20),
+            )
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_range, y_range)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("parameters (thousands)")
+            .y_desc("dev WER (%)")
+            .x_label_formatter(&|x| format!("{:.0}", x / 1e3))
+            .draw()
+            .map_err(err)?;
+        for series in &self.series {
+            let colour = method_colour(&series.method);
+            chart
+                .draw_series(LineSeries::new(series.points.iter().copied(), colour.stroke_width(2)))
+                .map_err(err)?
+                .label(series.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            let marker = series.seed_index;
+            chart
+                .draw_series(series.points.iter().map(|&p| seed_marker(p, marker, colour)))
+                .map_err(err)?;
+        }
+        for mark in &self.marks {
+            let colour = method_colour(&mark.method);
+            chart
+                .draw_series(std::iter::once(ErrorBar::new_vertical(
+                    mark.x,
+                    mark.low,
+                    mark.y,
+                    mark.high,
+                    colour.stroke_width(2),
+                    10,
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(seed_marker((mark.x, mark.y), mark.seed_index, colour)))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)
+    }
+}
+
+/// Share of units per retention bin, one line per gated run.
+pub struct RetentionHistograms {
+    pub series: Vec<Series>,
+}
+
+impl RetentionHistograms {
+    /// Bins every unit's retention into `bins` equal bins over [0, 1]; the points are the bin
+    /// centres and each bin's share of the units.
+    pub fn bin(retention: &[f32], bins: usize) -> Vec<(f64, f64)> {
+        let mut counts = vec![0usize; bins];
+        for &r in retention {
+            let bin = ((f64::from(r) * bins as f64) as usize).min(bins - 1);
+            counts[bin] += 1;
+        }
+        let total = retention.len().max(1) as f64;
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| ((i as f64 + 0.5) / bins as f64, c as f64 / total))
+            .collect()
+    }
+}
+
+impl Chart for RetentionHistograms {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let top = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.05, f64::max);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Learned retention of every gated unit at the end of training",
+                ("sans-serif", 22),
+            )
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..1.0, 0.0..top * 1.1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("retention P(keep)")
+            .y_desc("share of units")
+            .draw()
+            .map_err(err)?;
+        for series in &self.series {
+            let colour = method_colour(&series.method);
+            chart
+                .draw_series(LineSeries::new(series.points.iter().copied(), colour.stroke_width(2)))
+                .map_err(err)?
+                .label(series.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            let marker = series.seed_index;
+            chart
+                .draw_series(series.points.iter().map(|&p| seed_marker(p, marker, colour)))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperMiddle)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)
+    }
+}
+
+/// Training loss (left) and dev WER (right) against steps, one line per run.
+pub struct TrainingCurves {
+    pub loss: Vec<Series>,
+    pub dev_wer: Vec<Series>,
+}
+
+impl Chart for TrainingCurves {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(err)?;
+        let panels = root.split_evenly((1, 2));
+        let titled = [
+            (&self.loss, "Training loss (CTC, windowed mean)", "loss"),
+            (&self.dev_wer, "Dev WER during training", "dev WER (%)"),
+        ];
+        for (panel, (series, title, y_desc)) in panels.iter().zip(titled) {
+            let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+            let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+            let mut chart = ChartBuilder::on(panel)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(padded_range(xs, 0.02, true), padded_range(ys, 0.05, true))
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .y_desc(y_desc)
+                .draw()
+                .map_err(err)?;
+            for s in series.iter() {
+                let colour = method_colour(&s.method);
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
+                    .map_err(err)?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                // Evaluations are few: mark each, so a run evaluated once still shows.
+                if s.points.len() < 40 {
+                    let marker = s.seed_index;
+                    chart
+                        .draw_series(s.points.iter().map(|&p| seed_marker(p, marker, colour)))
+                        .map_err(err)?;
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Circle for a method's first seed, triangle for the second, cross for any further one.
+fn seed_marker<DB: DrawingBackend>(
+    at: (f64, f64),
+    seed_index: usize,
+    colour: RGBColor,
+) -> DynElement<'static, DB, (f64, f64)> {
+    match seed_index {
+        0 => Circle::new(at, 5, colour.filled()).into_dyn(),
+        1 => TriangleMarker::new(at, 6, colour.filled()).into_dyn(),
+        _ => Cross::new(at, 5, colour.stroke_width(2)).into_dyn(),
+    }
+}
+
+/// The span of `values` widened by `pad` of itself on each side (from 0 when `from_zero` and
+/// every value is positive); a usable range even for no values or a single one.
+fn padded_range(values: impl Iterator<Item = f64>, pad: f64, from_zero: bool) -> std::ops::Range<f64> {
+    let (mut low, mut high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    if !low.is_finite() {
+        return 0.0..1.0;
+    }
+    if from_zero && low > 0.0 {
+        low = 0.0;
+    }
+    if high - low < 1e-9 {
+        high = low + 1.0;
+    }
+    let margin = (high - low) * pad;
+    (if from_zero && low == 0.0 { 0.0 } else { low - margin })..high + margin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_cover_zero_to_one_and_shares_sum_to_one() {
+        let points = RetentionHistograms::bin(&[0.0, 0.04, 0.5, 0.99, 1.0], 10);
+        assert_eq!(points.len(), 10);
+        assert!((points[0].0 - 0.05).abs() < 1e-12);
+        assert_eq!(points[0].1, 0.4);
+        assert_eq!(points[9].1, 0.4, "1.0 falls in the last bin");
+        assert!((points.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ranges_are_padded_and_never_empty() {
+        let r = padded_range([10.0, 20.0].into_iter(), 0.1, false);
+        assert!((r.start - 9.0).abs() < 1e-12 && (r.end - 21.0).abs() < 1e-12);
+        assert_eq!(padded_range([5.0, 7.0].into_iter(), 0.0, true), 0.0..7.0);
+        assert_eq!(padded_range(std::iter::empty(), 0.1, true), 0.0..1.0);
+        let single = padded_range([3.0].into_iter(), 0.0, false);
+        assert!(single.end > single.start);
+    }
+}
