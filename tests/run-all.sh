@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
-# crate natively), the Python tests (the Kaldi fbank reference, the layering of the sources), the
+# crate natively), the Python tests (the Kaldi fbank reference, the bootstrap against NumPy, the
+# TensorBoard scalars, the layering of the sources), the
 # wasm build of the app, and the lab in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ step "cargo build (engine, CLI, the lab's state)"
 cargo build --quiet
 step "cargo test (engine, CLI, the lab's state)"
 cargo test --quiet
-step "Python: fbank against kaldi-native-fbank, the layering of the sources"
+step "Python: fbank against kaldi-native-fbank, bootstrap against NumPy, TensorBoard scalars, the layering of the sources"
 PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" python3 -m pytest tests/python -q -rA -p no:cacheprovider
 step "app builds for wasm32 (trunk)"
 trunk build --quiet

@@ -20,7 +20,7 @@ use crate::models::timing::DevTimer;
 use crate::options::bootstrap::BootstrapArgs;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::reports::comparison::{Comparison, RunScores, reference_for};
+use crate::reports::comparison::{Comparison, RunFacts, RunScores, reference_for};
 use crate::reports::plots::{MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, svg_and_png};
 use crate::reports::run_history::{RunHistory, read_history};
 use crate::run::atomic::write_atomically;
@@ -120,7 +120,7 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
         "test": {"utterances": data.test.len(), "words": words(&scores[0].test)},
         "bootstrap": dev_draws.config(), "timing": {"repeats": args.repeats, "utterances": args.timing_utterances.min(data.dev.len())},
         "runs": comparison.runs, "methods": comparison.methods,
-        "curves": runs.iter().map(|r| json!({"run": r.scores.name, "points": r.curve})).collect::<Vec<_>>(),
+        "curves": runs.iter().map(|r| json!({"run": r.scores.run.name, "points": r.curve})).collect::<Vec<_>>(),
         "plots": plots,
     });
     let report_json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -213,7 +213,7 @@ fn score_run(
             curve.push((cut.params.total() as f64, wer_of(&errors)));
         }
     }
-    let scores = RunScores {
+    let run = RunFacts {
         name,
         method: method.name().to_string(),
         seed: config.seed,
@@ -223,20 +223,19 @@ fn score_run(
         encoder_params: params.encoder(),
         gflops_per_second: flops_per_second(&config.model, &shapes) / 1e9,
         speedup: 1.0,
-        dev,
-        test,
     };
     eprintln!(
         "{} ({}, seed {}, {} steps, {}): {} parameters, dev WER {:.2} %, test WER {:.2} %",
-        scores.name,
-        scores.method,
-        scores.seed,
-        scores.steps,
-        scores.cut,
-        scores.params,
-        wer_of(&scores.dev),
-        wer_of(&scores.test)
+        run.name,
+        run.method,
+        run.seed,
+        run.steps,
+        run.cut,
+        run.params,
+        wer_of(&dev),
+        wer_of(&test)
     );
+    let scores = RunScores { run, dev, test };
     Ok(ScoredRun {
         scores,
         model,
@@ -300,7 +299,7 @@ fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArg
     let timed = &dev[..args.timing_utterances.min(dev.len())];
     let scores: Vec<RunScores> = runs.iter().map(|r| r.scores.clone()).collect();
     for i in 0..runs.len() {
-        let Some(reference) = reference_for(&scores[i], &scores) else {
+        let Some(reference) = reference_for(&scores[i].run, &scores) else {
             continue;
         };
         let r = scores.iter().position(|s| std::ptr::eq(s, reference)).unwrap_or(i);
@@ -312,9 +311,9 @@ fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArg
         let (_, speedup) = timer.paired(&runs[r].model, &runs[i].model, args.repeats)?;
         eprintln!(
             "{}: {speedup:.2}× the speed of {}",
-            runs[i].scores.name, runs[r].scores.name
+            scores[i].run.name, scores[r].run.name
         );
-        runs[i].scores.speedup = speedup;
+        runs[i].scores.run.speedup = speedup;
     }
     Ok(())
 }
@@ -327,13 +326,13 @@ fn write_plots(dir: &Path, runs: &[ScoredRun], comparison: &Comparison) -> Resul
     }
     let seed_index = |run: &ScoredRun| {
         runs.iter()
-            .filter(|r| r.scores.method == run.scores.method)
+            .filter(|r| r.scores.run.method == run.scores.run.method)
             .position(|r| std::ptr::eq(r, run))
             .unwrap_or(0)
     };
     let series = |run: &ScoredRun, points: Vec<(f64, f64)>| Series {
-        label: format!("{} (seed {})", run.scores.method, run.scores.seed),
-        method: run.scores.method.clone(),
+        label: format!("{} (seed {})", run.scores.run.method, run.scores.run.seed),
+        method: run.scores.run.method.clone(),
         seed_index: seed_index(run),
         points,
     };
@@ -352,9 +351,9 @@ fn write_plots(dir: &Path, runs: &[ScoredRun], comparison: &Comparison) -> Resul
             .iter()
             .zip(runs)
             .map(|(row, run)| MarkedPoint {
-                method: row.method.clone(),
+                method: row.run.method.clone(),
                 seed_index: seed_index(run),
-                x: row.params as f64,
+                x: row.run.params as f64,
                 y: row.dev.wer,
                 low: row.dev.interval.low,
                 high: row.dev.interval.high,

@@ -23,8 +23,9 @@ use crate::options::parse::{parse_method, parse_preset, parse_site};
 use crate::reports::train_report::FinalScores;
 use crate::run::atomic::write_atomically;
 use crate::run::dir::RunDir;
-use crate::run::driver::{LoopEnd, LoopSettings, new_trace, run_loop};
+use crate::run::driver::{LoopEnd, LoopSettings, RunRecords, new_trace, run_loop};
 use crate::run::interrupt;
+use crate::run::tensorboard::Scalars;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -360,6 +361,8 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         _ => new_trace(&trainer),
     };
     let mut metrics = open_metrics(&run.path("metrics.jsonl"), resuming)?;
+    let gated = trainer.config.prune.gate_kind().is_some();
+    let mut scalars = Scalars::start(&run.path("tensorboard"), &trace, gated)?;
     interrupt::install()?;
     let settings = LoopSettings {
         run: &run,
@@ -373,7 +376,12 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     };
     let mut scheduled = Run::new(trainer, options);
     let started = Instant::now();
-    let outcome = run_loop(&mut scheduled, &mut data, &settings, &mut metrics, &mut trace)?;
+    let records = RunRecords {
+        metrics: &mut metrics,
+        trace: &mut trace,
+        scalars: &mut scalars,
+    };
+    let outcome = run_loop(&mut scheduled, &mut data, &settings, records)?;
     let trainer = scheduled.into_trainer();
     let skipped_at_load = data.skipped_at_load();
     drop(data);

@@ -4,21 +4,27 @@
 use prunelab_engine::stats::{Bootstrap, MeanSd, PairedDifference, UtteranceErrors, WerEstimate, mean_sd};
 use serde::Serialize;
 
-/// What was measured for one run before any statistics.
-#[derive(Debug, Clone)]
-pub struct RunScores {
+/// Which run was scored, at which cut, and what that model costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFacts {
     pub name: String,
     /// `none`, `adaptive-dropout`, `l0` or `magnitude`.
     pub method: String,
     pub seed: u64,
     pub steps: usize,
-    /// The cut that was scored ("dense", "threshold 0.5", "own rule", "cut during training").
+    /// The cut that was scored ("uncut", "threshold 0.5", "own rule", "cut during training").
     pub cut: String,
     pub params: usize,
     pub encoder_params: usize,
     pub gflops_per_second: f64,
     /// Median ratio of paired timed passes, dense reference over this run (1 for a dense run).
     pub speedup: f64,
+}
+
+/// What was measured for one run before any statistics.
+#[derive(Debug, Clone)]
+pub struct RunScores {
+    pub run: RunFacts,
     /// Per utterance, in the same order for every run.
     pub dev: Vec<UtteranceErrors>,
     pub test: Vec<UtteranceErrors>,
@@ -27,17 +33,10 @@ pub struct RunScores {
 /// One run's row of the report.
 #[derive(Debug, Serialize)]
 pub struct RunRow {
-    pub name: String,
-    pub method: String,
-    pub seed: u64,
-    pub steps: usize,
-    pub cut: String,
-    pub params: usize,
-    pub encoder_params: usize,
+    #[serde(flatten)]
+    pub run: RunFacts,
     /// Share of the reference dense run's encoder parameters this run does without.
     pub fewer_encoder_params: f64,
-    pub gflops_per_second: f64,
-    pub speedup: f64,
     /// The dense run the differences and the speed-up are measured against.
     pub reference: String,
     pub dev: WerEstimate,
@@ -69,39 +68,32 @@ pub struct Comparison {
 }
 
 /// The dense run that `run` is compared with: the dense run of the same seed, else the first.
-pub fn reference_for<'a>(run: &RunScores, runs: &'a [RunScores]) -> Option<&'a RunScores> {
-    let dense = || runs.iter().filter(|r| r.method == "none");
-    dense().find(|r| r.seed == run.seed).or_else(|| dense().next())
+pub fn reference_for<'a>(run: &RunFacts, runs: &'a [RunScores]) -> Option<&'a RunScores> {
+    let dense = || runs.iter().filter(|r| r.run.method == "none");
+    dense().find(|r| r.run.seed == run.seed).or_else(|| dense().next())
 }
 
 impl Comparison {
     /// `dev` and `test` are the bootstrap draws over the dev and test utterances.
     pub fn build(runs: &[RunScores], dev: &Bootstrap, test: &Bootstrap) -> Result<Self, String> {
         let mut rows = Vec::new();
-        for run in runs {
+        for scores in runs {
+            let run = &scores.run;
             let reference = reference_for(run, runs)
                 .ok_or("compare needs a dense run (trained with --method none) to measure differences against")?;
-            let is_reference = std::ptr::eq(reference, run);
+            let is_reference = std::ptr::eq(reference, scores);
             let named = |e: prunelab_engine::stats::BootstrapError| format!("{}: {e}", run.name);
             let difference = |b: &Bootstrap, base: &[UtteranceErrors], sys: &[UtteranceErrors]| {
                 (!is_reference).then(|| b.paired_difference(base, sys)).transpose()
             };
             rows.push(RunRow {
-                name: run.name.clone(),
-                method: run.method.clone(),
-                seed: run.seed,
-                steps: run.steps,
-                cut: run.cut.clone(),
-                params: run.params,
-                encoder_params: run.encoder_params,
-                fewer_encoder_params: 1.0 - run.encoder_params as f64 / reference.encoder_params.max(1) as f64,
-                gflops_per_second: run.gflops_per_second,
-                speedup: run.speedup,
-                reference: reference.name.clone(),
-                dev: dev.estimate(&run.dev).map_err(named)?,
-                test: test.estimate(&run.test).map_err(named)?,
-                dev_difference: difference(dev, &reference.dev, &run.dev).map_err(named)?,
-                test_difference: difference(test, &reference.test, &run.test).map_err(named)?,
+                run: run.clone(),
+                fewer_encoder_params: 1.0 - run.encoder_params as f64 / reference.run.encoder_params.max(1) as f64,
+                reference: reference.run.name.clone(),
+                dev: dev.estimate(&scores.dev).map_err(named)?,
+                test: test.estimate(&scores.test).map_err(named)?,
+                dev_difference: difference(dev, &reference.dev, &scores.dev).map_err(named)?,
+                test_difference: difference(test, &reference.test, &scores.test).map_err(named)?,
             });
         }
         let methods = summarise_methods(&rows);
@@ -114,7 +106,8 @@ impl Comparison {
             "| run | method | seed | cut | parameters | fewer encoder params | GFLOP/s | speed-up | dev WER [95 % CI] | Δ dev [95 % CI] | P(worse) | test WER [95 % CI] | Δ test [95 % CI] | P(worse) |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
-        for r in &self.runs {
+        for row in &self.runs {
+            let r = &row.run;
             out += &format!(
                 "| {} | {} | {} | {} | {} | {:.1} % | {:.3} | {:.2}× | {} | {} | {} | {} | {} | {} |\n",
                 r.name,
@@ -122,15 +115,15 @@ impl Comparison {
                 r.seed,
                 r.cut,
                 thousands(r.params),
-                100.0 * r.fewer_encoder_params,
+                100.0 * row.fewer_encoder_params,
                 r.gflops_per_second,
                 r.speedup,
-                estimate_cell(&r.dev),
-                difference_cell(r.dev_difference.as_ref()),
-                worse_cell(r.dev_difference.as_ref()),
-                estimate_cell(&r.test),
-                difference_cell(r.test_difference.as_ref()),
-                worse_cell(r.test_difference.as_ref()),
+                estimate_cell(&row.dev),
+                difference_cell(row.dev_difference.as_ref()),
+                worse_cell(row.dev_difference.as_ref()),
+                estimate_cell(&row.test),
+                difference_cell(row.test_difference.as_ref()),
+                worse_cell(row.test_difference.as_ref()),
             );
         }
         out += "\n| method | seeds | parameters | fewer encoder params | speed-up | dev WER | Δ dev | test WER | Δ test |\n\
@@ -157,14 +150,14 @@ impl Comparison {
 fn summarise_methods(rows: &[RunRow]) -> Vec<MethodSummary> {
     let mut methods: Vec<&str> = Vec::new();
     for row in rows {
-        if !methods.contains(&row.method.as_str()) {
-            methods.push(&row.method);
+        if !methods.contains(&row.run.method.as_str()) {
+            methods.push(&row.run.method);
         }
     }
     methods
         .into_iter()
         .map(|method| {
-            let of: Vec<&RunRow> = rows.iter().filter(|r| r.method == method).collect();
+            let of: Vec<&RunRow> = rows.iter().filter(|r| r.run.method == method).collect();
             let figure = |f: &dyn Fn(&RunRow) -> f64| {
                 let values: Vec<f64> = of.iter().map(|r| f(r)).collect();
                 mean_sd(&values).unwrap_or_else(|| unreachable!("every method has a row"))
@@ -176,9 +169,9 @@ fn summarise_methods(rows: &[RunRow]) -> Vec<MethodSummary> {
             MethodSummary {
                 method: method.to_string(),
                 seeds: of.len(),
-                params: figure(&|r| r.params as f64),
+                params: figure(&|r| r.run.params as f64),
                 fewer_encoder_params: figure(&|r| r.fewer_encoder_params),
-                speedup: figure(&|r| r.speedup),
+                speedup: figure(&|r| r.run.speedup),
                 dev_wer: figure(&|r| r.dev.wer),
                 test_wer: figure(&|r| r.test.wer),
                 dev_difference: difference(&|r| r.dev_difference.map(|d| d.difference)),
@@ -246,15 +239,17 @@ mod tests {
                 .collect()
         };
         RunScores {
-            name: name.into(),
-            method: method.into(),
-            seed,
-            steps: 100,
-            cut: "test".into(),
-            params: 1000 - 100 * extra_errors,
-            encoder_params: 800 - 100 * extra_errors,
-            gflops_per_second: 0.1,
-            speedup: 1.0 + extra_errors as f64,
+            run: RunFacts {
+                name: name.into(),
+                method: method.into(),
+                seed,
+                steps: 100,
+                cut: "test".into(),
+                params: 1000 - 100 * extra_errors,
+                encoder_params: 800 - 100 * extra_errors,
+                gflops_per_second: 0.1,
+                speedup: 1.0 + extra_errors as f64,
+            },
             dev: utterances(30),
             test: utterances(20),
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -134,18 +135,7 @@ impl Chart for WerAgainstParams {
             .x_label_formatter(&|x| format!("{:.0}", x / 1e3))
             .draw()
             .map_err(err)?;
-        for series in &self.series {
-            let colour = method_colour(&series.method);
-            chart
-                .draw_series(LineSeries::new(series.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(series.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-            let marker = series.seed_index;
-            chart
-                .draw_series(series.points.iter().map(|&p| seed_marker(p, marker, colour)))
-                .map_err(err)?;
-        }
+        draw_runs(&mut chart, &self.series, usize::MAX)?;
         for mark in &self.marks {
             let colour = method_colour(&mark.method);
             chart
@@ -162,13 +152,7 @@ impl Chart for WerAgainstParams {
                 .draw_series(std::iter::once(seed_marker((mark.x, mark.y), mark.seed_index, colour)))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -220,25 +204,8 @@ impl Chart for RetentionHistograms {
             .y_desc("share of units")
             .draw()
             .map_err(err)?;
-        for series in &self.series {
-            let colour = method_colour(&series.method);
-            chart
-                .draw_series(LineSeries::new(series.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(series.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-            let marker = series.seed_index;
-            chart
-                .draw_series(series.points.iter().map(|&p| seed_marker(p, marker, colour)))
-                .map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperMiddle)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        draw_runs(&mut chart, &self.series, usize::MAX)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)
     }
 }
 
@@ -273,31 +240,54 @@ impl Chart for TrainingCurves {
                 .y_desc(y_desc)
                 .draw()
                 .map_err(err)?;
-            for s in series.iter() {
-                let colour = method_colour(&s.method);
-                chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
-                    .map_err(err)?
-                    .label(s.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-                // Evaluations are few: mark each, so a run evaluated once still shows.
-                if s.points.len() < 40 {
-                    let marker = s.seed_index;
-                    chart
-                        .draw_series(s.points.iter().map(|&p| seed_marker(p, marker, colour)))
-                        .map_err(err)?;
-                }
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            // Evaluations are few: mark each, so a run evaluated once still shows.
+            draw_runs(&mut chart, series, 40)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     }
+}
+
+/// The chart type every chart here draws on: `f64` against `f64`.
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One line per run in its method's colour, with a legend entry; its points also get the
+/// run's seed marker when it has fewer than `markers_below` of them.
+fn draw_runs<DB: DrawingBackend>(
+    chart: &mut Plane<'_, DB>,
+    series: &[Series],
+    markers_below: usize,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    for s in series {
+        let colour = method_colour(&s.method);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
+            .map_err(err)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        if s.points.len() < markers_below {
+            let marker = s.seed_index;
+            chart
+                .draw_series(s.points.iter().map(|&p| seed_marker(p, marker, colour)))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend of the lines drawn so far, on a light box.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Circle for a method's first seed, triangle for the second, cross for any further one.

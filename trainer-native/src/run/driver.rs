@@ -14,6 +14,7 @@ use crate::data::train_data::TrainData;
 use crate::run::atomic::write_atomically;
 use crate::run::dir::RunDir;
 use crate::run::interrupt;
+use crate::run::tensorboard::Scalars;
 
 /// Fixed settings of the loop.
 pub struct LoopSettings<'a> {
@@ -40,14 +41,20 @@ pub struct LoopOutcome {
     pub epoch: Option<usize>,
 }
 
+/// Where the loop writes what a run's events say.
+pub struct RunRecords<'a, W: Write> {
+    pub metrics: &'a mut W,
+    pub trace: &'a mut Trace,
+    pub scalars: &'a mut Scalars,
+}
+
 /// Drives `run` to its end (or to Ctrl-C), showing progress and writing what its events say:
-/// metrics lines, the trace, checkpoints. The schedule is the run's own.
-pub fn run_loop(
+/// metrics lines, the trace, TensorBoard scalars, checkpoints. The schedule is the run's own.
+pub fn run_loop<W: Write>(
     run: &mut Run,
     data: &mut TrainData,
     settings: &LoopSettings<'_>,
-    metrics: &mut impl Write,
-    trace: &mut Trace,
+    records: RunRecords<'_, W>,
 ) -> Result<LoopOutcome, String> {
     let steps = run.trainer().config.steps;
     let bar = ProgressBar::new(steps as u64);
@@ -56,8 +63,9 @@ pub fn run_loop(
     data.start(&run.trainer().config, run.steps_done());
     let mut log = EventLog {
         bar: &bar,
-        metrics,
-        trace,
+        metrics: records.metrics,
+        trace: records.trace,
+        scalars: records.scalars,
         run_dir: settings.run,
         started: Instant::now(),
         smoothed_loss: None,
@@ -122,6 +130,7 @@ pub fn run_loop(
         }
     }
     bar.finish_and_clear();
+    log.scalars.flush()?;
     Ok(outcome)
 }
 
@@ -131,6 +140,7 @@ struct EventLog<'a, W: Write> {
     bar: &'a ProgressBar,
     metrics: &'a mut W,
     trace: &'a mut Trace,
+    scalars: &'a mut Scalars,
     run_dir: &'a RunDir,
     started: Instant,
     smoothed_loss: Option<f32>,
@@ -159,7 +169,11 @@ impl<W: Write> EventLog<'_, W> {
                 Ok(())
             }
             RunEvent::Snapshot { step, scores } => {
+                let before = self.trace.steps.len();
                 self.trace.record(*step, scores);
+                if self.trace.steps.len() > before {
+                    self.scalars.snapshot(self.trace, before)?;
+                }
                 write_atomically(&self.run_dir.path("trace.pltrace"), &encode_trace(self.trace))
             }
             RunEvent::Eval(eval) => {
@@ -199,9 +213,10 @@ impl<W: Write> EventLog<'_, W> {
         }
     }
 
-    /// Appends `event` to the metrics log and the trace's event list.
+    /// Appends `event` to the metrics log, the trace's event list and the TensorBoard scalars.
     fn log(&mut self, event: &TrainEvent) -> Result<(), String> {
         self.trace.events.push(event.clone());
+        self.scalars.event(event)?;
         let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
         writeln!(self.metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
     }

@@ -1,7 +1,9 @@
 //! A training run on disk and its survival: the run directory, atomic writes, signals, and the
-//! loop that drives the engine's `Run` and writes what its events say.
+//! loop that drives the engine's `Run` and writes what its events say (metrics, trace,
+//! TensorBoard scalars).
 
 pub mod atomic;
 pub mod dir;
 pub mod driver;
 pub mod interrupt;
+pub mod tensorboard;
