@@ -70,6 +70,8 @@ fn out_of_range_shards_gate_and_language_model_settings_are_refused_by_name() {
         "/nonexistent/never-written",
     ]);
     assert_fails_with(&out, "strength fade start 1.5 must be in [0, 1]");
+    let out = prunelab(&["train", "--train-share", "0", "--out", "/nonexistent/never-written"]);
+    assert_fails_with(&out, "train_share 0 must be in (0, 1]");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-class-share", "1.5"]);
     assert_fails_with(&out, "not a share between 0 and 1");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-classes", "0"]);

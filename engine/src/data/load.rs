@@ -125,6 +125,17 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
         .collect()
 }
 
+/// What a speed-perturbed copy's id adds to its utterance's id, before the speed.
+const SPEED_MARK: &str = "-sp";
+
+/// The id of the recorded utterance behind `id` (a speed-perturbed copy names it first).
+pub fn recorded_id(id: &str) -> &str {
+    match id.rsplit_once(SPEED_MARK) {
+        Some((recorded, speed)) if speed.parse::<f64>().is_ok() => recorded,
+        _ => id,
+    }
+}
+
 /// Features of `samples` played at `speed`: the utterance the model trains on.
 fn featurise(
     id: &str,
@@ -140,7 +151,7 @@ fn featurise(
         // Treat the samples as recorded at speed × 16 kHz and resample back to 16 kHz.
         let source_rate = (f64::from(SAMPLE_RATE) * speed).round() as u32;
         (
-            format!("{id}-sp{speed}"),
+            format!("{id}{SPEED_MARK}{speed}"),
             Cow::Owned(resample(samples, source_rate, SAMPLE_RATE)),
         )
     };

@@ -7,6 +7,7 @@ mod layout;
 mod load;
 mod pack;
 mod sentences;
+mod share;
 mod stream_plan;
 
 pub use batch::{Batch, BatchPlan, ShapeBuckets, make_batches, make_batches_by_length};
@@ -14,9 +15,11 @@ pub use index::{CorpusIndex, IndexEntry, index_subsets};
 pub use layout::{LayoutEntry, LayoutScan, scan_subset, write_transcript_file};
 pub use load::{
     LoadOptions, LoadedSplit, RawItem, Utterance, load_indexed, load_items, load_layout_subset, load_pack_split,
+    recorded_id,
 };
 pub use pack::{CorpusPack, PackEntry, PackError, PackHeader, write_pack};
 pub use sentences::{MAX_WORDS, MIN_WORDS, SentenceGenerator, vocabulary};
+pub use share::keep_share;
 pub use stream_plan::{PlannedItem, StepCursor, StreamPlan};
 
 use std::path::Path;

@@ -43,6 +43,10 @@ pub struct TrainConfig {
     pub spec_augment: SpecAugmentConfig,
     /// Speed-perturbation factors for the training split (1.0 is the original audio).
     pub speed_perturbation: Vec<f64>,
+    /// Share of the training split's recorded utterances to train on, every k-th in id order
+    /// (`data::keep_share`), for studies of a model that is large for its data. 1: all.
+    #[serde(default = "whole_split")]
+    pub train_share: f64,
     /// Optimiser steps in the run (sets the schedule's length).
     pub steps: usize,
     /// Padded input frames per batch (batch size × longest utterance); 100 frames = 1 s.
@@ -71,6 +75,10 @@ fn one_shard() -> usize {
     1
 }
 
+fn whole_split() -> f64 {
+    1.0
+}
+
 impl TrainConfig {
     /// Defaults for a preset, tuned for the built-in corpus on a 2-core CPU.
     pub fn for_preset(preset: Preset, vocab_size: usize) -> Self {
@@ -82,6 +90,7 @@ impl TrainConfig {
             fbank,
             spec_augment: SpecAugmentConfig::default(),
             speed_perturbation: vec![0.9, 1.0, 1.1],
+            train_share: whole_split(),
             steps: 4000,
             max_batch_frames: 4000,
             shape_buckets: ShapeBuckets::default(),
@@ -104,6 +113,7 @@ impl TrainConfig {
         limit::WEIGHT_DECAY.check(f64::from(o.weight_decay))?;
         limit::DROPOUT.check(self.model.dropout)?;
         limit::SHARDS.check(self.shards as f64)?;
+        limit::TRAIN_SHARE.check(self.train_share)?;
         if let Some(d) = &self.distill {
             first_failure([(
                 d.kl_weight >= 0.0 && d.layer_weight >= 0.0 && (d.kl_weight + d.layer_weight).is_finite(),
@@ -130,4 +140,5 @@ pub mod limit {
     pub const WEIGHT_DECAY: Limit = Limit::new("weight_decay", Bound::Closed(0.0), Bound::None);
     pub const DROPOUT: Limit = Limit::new("dropout", Bound::Closed(0.0), Bound::Open(1.0));
     pub const SHARDS: Limit = Limit::new("shards", Bound::Closed(1.0), Bound::Closed(64.0));
+    pub const TRAIN_SHARE: Limit = Limit::new("train_share", Bound::Open(0.0), Bound::Closed(1.0));
 }

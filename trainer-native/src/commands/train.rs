@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// them (`1` turns perturbation off). Default 0.9,1,1.1.
     #[arg(long, value_delimiter = ',')]
     speed_perturb: Vec<f64>,
+    /// Train on this share of the training split's recorded utterances, every k-th in id order
+    /// (so every speaker keeps about the same share), e.g. 0.25 for a model that is large for
+    /// its data. Built-in corpus and train/dev/test trees only.
+    #[arg(long, default_value_t = 1.0)]
+    train_share: f64,
     /// Feature-extraction threads for a streamed corpus (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -267,6 +272,7 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
         }
         config.speed_perturbation = args.speed_perturb.clone();
     }
+    config.train_share = args.train_share;
     args.prune.apply(&mut config.prune);
     if let Some(path) = &args.prune.teacher {
         config.distill = Some(DistillConfig {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use prunelab_engine::audio::FeatureStats;
-use prunelab_engine::data::{IndexEntry, LoadOptions, LoadedSplit, StreamPlan, Utterance, load_indexed};
+use prunelab_engine::data::{IndexEntry, LoadOptions, LoadedSplit, StreamPlan, Utterance, keep_share, load_indexed};
 use prunelab_engine::model::ConvSubsampling;
 use prunelab_engine::train::{TrainConfig, ctc_min_frames};
 
@@ -34,6 +34,9 @@ impl TrainData {
     /// Loads (or indexes) the training split. `strict` fails on the first bad item.
     pub fn open(corpus: &CorpusSource, config: &TrainConfig, strict: bool, workers: usize) -> Result<Self, String> {
         if let CorpusSource::LibriSpeech { .. } = corpus {
+            if config.train_share < 1.0 {
+                return Err("--train-share applies to the built-in corpus and train/dev/test trees, not to a streamed LibriSpeech".into());
+            }
             eprintln!("indexing {}", corpus.subsets("train").join(","));
             let index = corpus.index(&corpus.subsets("train"), strict)?;
             for (subset, count) in &index.per_subset {
@@ -51,6 +54,7 @@ impl TrainData {
             ..LoadOptions::plain(&config.fbank, strict)
         };
         let mut train = corpus.load("train", &perturbed)?;
+        train.utterances = keep_share(train.utterances, config.train_share);
         drop_infeasible(&mut train, strict)?;
         Ok(Self::InMemory {
             skipped: train.skipped.len(),
