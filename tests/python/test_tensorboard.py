@@ -56,3 +56,35 @@ def test_scalars_match_the_metrics_log(tmp_path):
         for (_, a), (_, b), (_, c) in zip(p10, p50, p90):
             assert 0.0 <= a <= b <= c <= 1.0, (site, a, b, c)
     assert "train/expected_sparsity" not in tags, "adaptive dropout has no expected sparsity"
+
+
+def test_a_resumed_run_has_each_step_once(tmp_path):
+    """Ctrl-C mid-run, then --resume: the event file is rebuilt from the trace cut back to the
+    checkpoint, so TensorBoard sees steps 1..N once each and the same losses as metrics.jsonl."""
+    import signal
+    import time
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    prunelab("corpus", "fixture", "--out", str(corpus), "--subsets", "train", "dev", "test", "--per-split", "16")
+    process = subprocess.Popen(
+        [str(BINARY), "train", "--corpus", str(corpus), "--out", str(run), "--steps", "16", "--device", "cpu",
+         "--method", "l0", "--eval-every", "0", "--snapshot-every", "5", "--checkpoint-every", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 600  # generous: a loaded machine may take minutes to start
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=600) in (0, 130)
+    prunelab("train", "--resume", str(run))
+
+    steps = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steps = [e for e in steps if e["event"] == "step"]
+    tb = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    tb.Reload()
+    loss = [(s.step, s.value) for s in tb.Scalars("train/loss")]
+    assert [s for s, _ in loss] == list(range(1, 17))
+    np.testing.assert_allclose([v for _, v in loss], [e["loss"] for e in steps], rtol=1e-6)
+    assert [s.step for s in tb.Scalars("train/expected_sparsity")] == list(range(1, 17))

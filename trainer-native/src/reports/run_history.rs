@@ -1,4 +1,5 @@
-//! A run's `metrics.jsonl` read back: the loss and dev WER over its steps, for plots.
+//! A run's `metrics.jsonl` read back: its events (for a resumed run's records) and the loss and
+//! dev WER over its steps (for plots).
 
 use std::path::Path;
 
@@ -18,15 +19,19 @@ pub struct RunHistory {
 pub const LOSS_WINDOW: usize = 50;
 const LOSS_POINTS: usize = 80;
 
-/// Reads `path`. A missing file is an empty history (a run may have been copied without it);
-/// a malformed line is an error naming the file and line, except a last line cut short by an
-/// interrupted write, which is left out.
+/// Reads the curves from a run's `metrics.jsonl` (see [`read_events`]); a missing file is an
+/// empty history (a run may have been copied without it).
 pub fn read_history(path: &Path) -> Result<RunHistory, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RunHistory::default()),
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-    };
+    if !path.exists() {
+        return Ok(RunHistory::default());
+    }
+    Ok(history_of(&read_events(path)?))
+}
+
+/// The events of a `metrics.jsonl`. A malformed line is an error naming the file and line,
+/// except a last line cut short by an interrupted write, which is left out.
+pub fn read_events(path: &Path) -> Result<Vec<TrainEvent>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let lines: Vec<&str> = text.lines().collect();
     let complete = text.ends_with('\n');
     let mut events = Vec::new();
@@ -45,7 +50,7 @@ pub fn read_history(path: &Path) -> Result<RunHistory, String> {
             Err(e) => return Err(format!("{}:{}: not a metrics line: {e}", path.display(), number + 1)),
         }
     }
-    Ok(history_of(&events))
+    Ok(events)
 }
 
 /// Windowed loss means and dev evaluations from `events`.
