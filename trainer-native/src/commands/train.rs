@@ -20,7 +20,6 @@ use crate::data::train_data::{TrainData, evenly_spaced};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{parse_method, parse_preset, parse_site};
-use crate::reports::run_history::read_events;
 use crate::reports::train_report::FinalScores;
 use crate::run::atomic::write_atomically;
 use crate::run::dir::RunDir;
@@ -367,11 +366,6 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         Some(trace) if resuming => trace,
         _ => new_trace(&trainer),
     };
-    if resuming && run.path("metrics.jsonl").exists() {
-        // The trace file is rewritten at snapshots only, so it can lack the last steps before
-        // the checkpoint; metrics.jsonl has every line up to it.
-        trace.events = read_events(&run.path("metrics.jsonl"))?;
-    }
     let mut metrics = open_metrics(&run.path("metrics.jsonl"), resuming)?;
     let gated = trainer.config.prune.gate_kind().is_some();
     let mut scalars = Scalars::start(&run.path("tensorboard"), &trace, gated)?;

@@ -30,7 +30,7 @@ pub fn read_history(path: &Path) -> Result<RunHistory, String> {
 
 /// The events of a `metrics.jsonl`. A malformed line is an error naming the file and line,
 /// except a last line cut short by an interrupted write, which is left out.
-pub fn read_events(path: &Path) -> Result<Vec<TrainEvent>, String> {
+fn read_events(path: &Path) -> Result<Vec<TrainEvent>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let lines: Vec<&str> = text.lines().collect();
     let complete = text.ends_with('\n');

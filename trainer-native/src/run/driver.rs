@@ -93,7 +93,7 @@ pub fn run_loop<W: Write>(
                 say(&bar, format!("skipped {problem}"));
             }
             if settings.strict && !skipped.is_empty() {
-                save_checkpoint(run.trainer(), settings)?;
+                log.save(run.trainer(), settings)?;
                 return Err(format!("{} (--strict stops at the first bad item)", skipped[0]));
             }
             let refs: Vec<&Utterance> = utterances.iter().collect();
@@ -105,7 +105,7 @@ pub fn run_loop<W: Write>(
             if let RunEvent::Trained(trained) = event
                 && bad_steps.too_many_after(trained)
             {
-                let saved = save_checkpoint(run.trainer(), settings)?;
+                let saved = log.save(run.trainer(), settings)?;
                 bar.finish_and_clear();
                 return Err(format!(
                     "{} steps in a row had a non-finite loss (or no readable audio), up to step {}; \
@@ -117,12 +117,12 @@ pub fn run_loop<W: Write>(
                 ));
             }
             if let RunEvent::CheckpointDue { .. } = event {
-                save_checkpoint(run.trainer(), settings)?;
+                log.save(run.trainer(), settings)?;
             }
         }
         bar.inc(1);
         if interrupt::requested() && !run.is_finished() {
-            let saved = save_checkpoint(run.trainer(), settings)?;
+            let saved = log.save(run.trainer(), settings)?;
             bar.finish_and_clear();
             eprintln!("stopped at step {}; saved {}", run.steps_done(), saved.display());
             outcome.end = LoopEnd::Interrupted;
@@ -130,6 +130,8 @@ pub fn run_loop<W: Write>(
         }
     }
     bar.finish_and_clear();
+    // Events after the last snapshot (the final evaluation) reach the files too.
+    log.write_trace()?;
     log.scalars.flush()?;
     Ok(outcome)
 }
@@ -174,7 +176,7 @@ impl<W: Write> EventLog<'_, W> {
                 if self.trace.steps.len() > before {
                     self.scalars.snapshot(self.trace, before)?;
                 }
-                write_atomically(&self.run_dir.path("trace.pltrace"), &encode_trace(self.trace))
+                self.write_trace()
             }
             RunEvent::Eval(eval) => {
                 say(self.bar, eval_line(eval));
@@ -211,6 +213,20 @@ impl<W: Write> EventLog<'_, W> {
             ),
             TrainEvent::Eval { .. } => {}
         }
+    }
+
+    /// Writes the trace file as it stands.
+    fn write_trace(&self) -> Result<(), String> {
+        write_atomically(&self.run_dir.path("trace.pltrace"), &encode_trace(self.trace))
+    }
+
+    /// Saves the current state as a checkpoint, the trace and the scalars first: a resumed run
+    /// cuts the trace back to the checkpoint's step, so the file must hold every event up to
+    /// it (snapshots alone would leave out the steps and evaluations since the last one).
+    fn save(&mut self, trainer: &Trainer, settings: &LoopSettings<'_>) -> Result<std::path::PathBuf, String> {
+        self.write_trace()?;
+        self.scalars.flush()?;
+        save_checkpoint(trainer, settings)
     }
 
     /// Appends `event` to the metrics log, the trace's event list and the TensorBoard scalars.
@@ -265,7 +281,7 @@ impl BadSteps {
 }
 
 /// Writes the current state as the checkpoint of its step, keeping the newest few.
-pub fn save_checkpoint(trainer: &Trainer, settings: &LoopSettings<'_>) -> Result<std::path::PathBuf, String> {
+fn save_checkpoint(trainer: &Trainer, settings: &LoopSettings<'_>) -> Result<std::path::PathBuf, String> {
     let bytes = encode_checkpoint(&trainer.state().map_err(|e| e.to_string())?);
     settings
         .run
