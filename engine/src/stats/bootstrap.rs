@@ -171,7 +171,7 @@ impl Bootstrap {
         let errors = system.iter().map(|u| u.errors).sum();
         let words = system.iter().map(|u| u.words).sum();
         Ok(WerEstimate {
-            wer: wer_percent(errors, words),
+            wer: corpus_wer(system),
             interval: self.interval(resampled),
             utterances: system.len(),
             words,
@@ -198,10 +198,8 @@ impl Bootstrap {
         let sys = self.resampled_wers(system)?;
         let differences: Vec<f64> = sys.iter().zip(&base).map(|(s, b)| s - b).collect();
         let worse = differences.iter().filter(|d| **d > 0.0).count();
-        let total =
-            |u: &[UtteranceErrors]| wer_percent(u.iter().map(|x| x.errors).sum(), u.iter().map(|x| x.words).sum());
         Ok(PairedDifference {
-            difference: total(system) - total(baseline),
+            difference: corpus_wer(system) - corpus_wer(baseline),
             interval: self.interval(differences),
             worse_fraction: worse as f64 / self.config.resamples as f64,
         })
@@ -228,6 +226,14 @@ impl Bootstrap {
             })
         }
     }
+}
+
+/// The WER of `utterances` as scored: total errors over total reference words, in percent.
+pub fn corpus_wer(utterances: &[UtteranceErrors]) -> f64 {
+    wer_percent(
+        utterances.iter().map(|u| u.errors).sum(),
+        utterances.iter().map(|u| u.words).sum(),
+    )
 }
 
 /// Errors over words in percent; with no reference words, 0 % without errors and 100 % with

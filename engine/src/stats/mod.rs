@@ -5,6 +5,6 @@ mod bootstrap;
 mod spread;
 
 pub use bootstrap::{
-    Bootstrap, BootstrapConfig, BootstrapError, Interval, PairedDifference, UtteranceErrors, WerEstimate,
+    Bootstrap, BootstrapConfig, BootstrapError, Interval, PairedDifference, UtteranceErrors, WerEstimate, corpus_wer,
 };
 pub use spread::{MeanSd, mean_sd, percentile};

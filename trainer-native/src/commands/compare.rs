@@ -10,7 +10,7 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, param_count};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::stats::UtteranceErrors;
+use prunelab_engine::stats::{UtteranceErrors, corpus_wer};
 use prunelab_engine::train::evaluate;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use crate::models::timing::DevTimer;
 use crate::options::bootstrap::BootstrapArgs;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::reports::comparison::{Comparison, RunFacts, RunScores, reference_for};
+use crate::reports::comparison::{Comparison, RunFacts, RunScores, reference_index};
 use crate::reports::plots::{MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, svg_and_png};
 use crate::reports::run_history::{RunHistory, read_history};
 use crate::run::atomic::write_atomically;
@@ -106,7 +106,7 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     }
     measure_speedups(&mut runs, &data.dev, &args)?;
 
-    let scores: Vec<RunScores> = runs.iter().map(|r| r.scores.clone()).collect();
+    let scores: Vec<&RunScores> = runs.iter().map(|r| &r.scores).collect();
     let dev_draws = args.bootstrap.draw(data.dev.len())?;
     let test_draws = args.bootstrap.draw(data.test.len())?;
     let comparison = Comparison::build(&scores, &dev_draws, &test_draws)?;
@@ -114,11 +114,13 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
     let plots = write_plots(&args.out, &runs, &comparison)?;
     let words = |split: &[UtteranceErrors]| split.iter().map(|u| u.words).sum::<usize>();
+    let (dev_words, test_words) = (words(&scores[0].dev), words(&scores[0].test));
+    let timed_utterances = args.timing_utterances.min(data.dev.len());
     let report = json!({
         "corpus": corpus.describe(), "decoder": data.decoder.describe(), "device": device_label,
-        "dev": {"utterances": data.dev.len(), "words": words(&scores[0].dev)},
-        "test": {"utterances": data.test.len(), "words": words(&scores[0].test)},
-        "bootstrap": dev_draws.config(), "timing": {"repeats": args.repeats, "utterances": args.timing_utterances.min(data.dev.len())},
+        "dev": {"utterances": data.dev.len(), "words": dev_words},
+        "test": {"utterances": data.test.len(), "words": test_words},
+        "bootstrap": dev_draws.config(), "timing": {"repeats": args.repeats, "utterances": timed_utterances},
         "runs": comparison.runs, "methods": comparison.methods,
         "curves": runs.iter().map(|r| json!({"run": r.scores.run.name, "points": r.curve})).collect::<Vec<_>>(),
         "plots": plots,
@@ -131,15 +133,15 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
          resamples in which the run's WER is above its dense reference's. Speed-ups: median of {} paired timed \
          passes over {} dev utterances on {device_label}.\n\n",
         data.dev.len(),
-        words(&scores[0].dev),
+        dev_words,
         data.test.len(),
-        words(&scores[0].test),
+        test_words,
         corpus.describe(),
         data.decoder.describe(),
         dev_draws.config().resamples,
         dev_draws.config().seed,
         args.repeats,
-        args.timing_utterances.min(data.dev.len()),
+        timed_utterances,
     );
     let images: String = plots
         .iter()
@@ -210,7 +212,7 @@ fn score_run(
         for at in spread(&source.sweep_values(), curve_points) {
             let cut = source.cut_at(at).map_err(|e| format!("{name}: {e}"))?;
             let errors = score(&cut.model, &data.dev)?;
-            curve.push((cut.params.total() as f64, wer_of(&errors)));
+            curve.push((cut.params.total() as f64, corpus_wer(&errors)));
         }
     }
     let run = RunFacts {
@@ -232,8 +234,8 @@ fn score_run(
         run.steps,
         run.cut,
         run.params,
-        wer_of(&dev),
-        wer_of(&test)
+        corpus_wer(&dev),
+        corpus_wer(&test)
     );
     let scores = RunScores { run, dev, test };
     Ok(ScoredRun {
@@ -289,29 +291,23 @@ fn spread(values: &[f64], count: usize) -> Vec<f64> {
     }
 }
 
-fn wer_of(errors: &[UtteranceErrors]) -> f64 {
-    let (e, w) = errors.iter().fold((0, 0), |(e, w), u| (e + u.errors, w + u.words));
-    100.0 * e as f64 / w.max(1) as f64
-}
-
 /// Times every run against its dense reference, in back-to-back pairs.
 fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArgs) -> Result<(), String> {
     let timed = &dev[..args.timing_utterances.min(dev.len())];
-    let scores: Vec<RunScores> = runs.iter().map(|r| r.scores.clone()).collect();
-    for i in 0..runs.len() {
-        let Some(reference) = reference_for(&scores[i].run, &scores) else {
+    let references: Vec<Option<usize>> = {
+        let facts: Vec<&RunFacts> = runs.iter().map(|r| &r.scores.run).collect();
+        (0..runs.len()).map(|i| reference_index(&facts, i)).collect()
+    };
+    for (i, reference) in references.into_iter().enumerate() {
+        let Some(r) = reference.filter(|&r| r != i) else {
             continue;
         };
-        let r = scores.iter().position(|s| std::ptr::eq(s, reference)).unwrap_or(i);
-        if r == i {
-            continue;
-        }
         let config = &runs[i].prunable.state.config;
         let timer = DevTimer::new(timed, &runs[i].prunable.state.stats, config.max_batch_frames);
         let (_, speedup) = timer.paired(&runs[r].model, &runs[i].model, args.repeats)?;
         eprintln!(
             "{}: {speedup:.2}× the speed of {}",
-            scores[i].run.name, scores[r].run.name
+            runs[i].scores.run.name, runs[r].scores.run.name
         );
         runs[i].scores.run.speedup = speedup;
     }

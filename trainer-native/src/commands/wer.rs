@@ -63,15 +63,12 @@ pub fn run(args: WerArgs) -> Result<(), String> {
         .draw(report.utterances.len())
         .map_err(|e| format!("{}: {e}", args.reference.display()))?;
     let errors = |r: &EvalReport| -> Vec<UtteranceErrors> { r.utterances.iter().map(|u| (&u.words).into()).collect() };
-    let estimate = bootstrap.estimate(&errors(&report)).map_err(|e| e.to_string())?;
-    let (baseline_estimate, difference) = match &baseline {
-        Some(b) => (
-            Some(bootstrap.estimate(&errors(b)).map_err(|e| e.to_string())?),
-            Some(
-                bootstrap
-                    .paired_difference(&errors(b), &errors(&report))
-                    .map_err(|e| e.to_string())?,
-            ),
+    let system = errors(&report);
+    let estimate = bootstrap.estimate(&system).map_err(|e| e.to_string())?;
+    let (baseline_estimate, difference) = match baseline.as_ref().map(errors) {
+        Some(base) => (
+            Some(bootstrap.estimate(&base).map_err(|e| e.to_string())?),
+            Some(bootstrap.paired_difference(&base, &system).map_err(|e| e.to_string())?),
         ),
         None => (None, None),
     };

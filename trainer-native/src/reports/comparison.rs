@@ -22,7 +22,7 @@ pub struct RunFacts {
 }
 
 /// What was measured for one run before any statistics.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunScores {
     pub run: RunFacts,
     /// Per utterance, in the same order for every run.
@@ -67,21 +67,25 @@ pub struct Comparison {
     pub methods: Vec<MethodSummary>,
 }
 
-/// The dense run that `run` is compared with: the dense run of the same seed, else the first.
-pub fn reference_for<'a>(run: &RunFacts, runs: &'a [RunScores]) -> Option<&'a RunScores> {
-    let dense = || runs.iter().filter(|r| r.run.method == "none");
-    dense().find(|r| r.run.seed == run.seed).or_else(|| dense().next())
+/// The index of the dense run that `runs[i]` is compared with: the dense run of the same seed,
+/// else the first dense run.
+pub fn reference_index(runs: &[&RunFacts], i: usize) -> Option<usize> {
+    let dense = || (0..runs.len()).filter(|&j| runs[j].method == "none");
+    dense()
+        .find(|&j| runs[j].seed == runs[i].seed)
+        .or_else(|| dense().next())
 }
 
 impl Comparison {
     /// `dev` and `test` are the bootstrap draws over the dev and test utterances.
-    pub fn build(runs: &[RunScores], dev: &Bootstrap, test: &Bootstrap) -> Result<Self, String> {
+    pub fn build(runs: &[&RunScores], dev: &Bootstrap, test: &Bootstrap) -> Result<Self, String> {
+        let facts: Vec<&RunFacts> = runs.iter().map(|s| &s.run).collect();
         let mut rows = Vec::new();
-        for scores in runs {
+        for (i, scores) in runs.iter().enumerate() {
             let run = &scores.run;
-            let reference = reference_for(run, runs)
+            let r = reference_index(&facts, i)
                 .ok_or("compare needs a dense run (trained with --method none) to measure differences against")?;
-            let is_reference = std::ptr::eq(reference, scores);
+            let (reference, is_reference) = (runs[r], r == i);
             let named = |e: prunelab_engine::stats::BootstrapError| format!("{}: {e}", run.name);
             let difference = |b: &Bootstrap, base: &[UtteranceErrors], sys: &[UtteranceErrors]| {
                 (!is_reference).then(|| b.paired_difference(base, sys)).transpose()
@@ -269,7 +273,7 @@ mod tests {
             ..BootstrapConfig::default()
         };
         let (dev, test) = (Bootstrap::new(config, 30).unwrap(), Bootstrap::new(config, 20).unwrap());
-        let c = Comparison::build(&runs, &dev, &test).unwrap();
+        let c = Comparison::build(&runs.iter().collect::<Vec<_>>(), &dev, &test).unwrap();
         let refs: Vec<&str> = c.runs.iter().map(|r| r.reference.as_str()).collect();
         // Seed 2 has no dense run of its own: the first dense run stands in.
         assert_eq!(refs, ["dense-0", "dense-1", "dense-0", "dense-1", "dense-0"]);
@@ -300,7 +304,7 @@ mod tests {
             ..BootstrapConfig::default()
         };
         let (dev, test) = (Bootstrap::new(config, 30).unwrap(), Bootstrap::new(config, 20).unwrap());
-        let err = Comparison::build(&[run("l0", "l0", 0, 1)], &dev, &test).unwrap_err();
+        let err = Comparison::build(&[&run("l0", "l0", 0, 1)], &dev, &test).unwrap_err();
         assert!(err.contains("needs a dense run"), "{err}");
     }
 }
