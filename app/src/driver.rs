@@ -10,16 +10,20 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::prune::{CutSource, kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
-use prunelab_engine::train::{RunEvent, TrainEvent, evaluate};
+use prunelab_engine::train::{RunEvent, TrainEvent, TrainerState, evaluate};
 
 use crate::corpus::LabCorpus;
 use crate::lab::{Command, Lab, TraceView};
-use crate::session::{LabSession, PrunePoint};
+use crate::session::{LabData, LabSession, PrunePoint};
 use crate::timing::{now_ms, sleep, yield_to_browser};
 
 /// Runs until the page closes.
-pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
-    let mut session = match start(&lab, &device, &corpus, lab.settings.get_untracked()).await {
+pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
+    let assets = Assets {
+        corpus: &corpus,
+        trained: trained.as_deref(),
+    };
+    let mut session = match start(&lab, &device, assets, lab.settings.get_untracked()).await {
         Ok(session) => session,
         Err(e) => {
             lab.notify(format!("cannot start training: {e}"));
@@ -31,7 +35,7 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
         match lab.next_command() {
             Some(Command::Reset(settings)) => {
                 lab.playing.set(false);
-                match start(&lab, &device, &corpus, settings).await {
+                match start(&lab, &device, assets, settings).await {
                     Ok(fresh) => session = fresh,
                     Err(e) => lab.notify(format!("cannot reset: {e}")),
                 }
@@ -70,16 +74,31 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>) {
     }
 }
 
-/// A fresh session: clears the views, takes the first snapshot and scores the untrained model.
+/// What sessions are made from.
+#[derive(Clone, Copy)]
+struct Assets<'a> {
+    corpus: &'a LabCorpus,
+    /// The trained start, if it loaded.
+    trained: Option<&'a TrainerState>,
+}
+
+/// A fresh session: clears the views, takes the first snapshot and scores the model it starts
+/// from (trained, or random weights).
 async fn start(
     lab: &Lab,
     device: &Device,
-    corpus: &LabCorpus,
+    assets: Assets<'_>,
     settings: crate::settings::LabSettings,
 ) -> Result<LabSession, String> {
     lab.busy.set(Some("building the model…".into()));
     yield_to_browser().await;
-    let mut session = LabSession::new(&settings, &corpus.train, &corpus.dev, device)?;
+    let data = LabData {
+        train: &assets.corpus.train,
+        dev: &assets.corpus.dev,
+        trained: assets.trained,
+    };
+    let decoder = Some(assets.corpus.lexicon.clone());
+    let mut session = LabSession::new(&settings, data, decoder, device).inspect_err(|_| lab.busy.set(None))?;
     lab.settings.set(settings.clone());
     lab.step.set(0);
     lab.steps_per_second.set(0.0);
@@ -92,7 +111,8 @@ async fn start(
     let first = session.begin().await;
     lab.busy.set(None);
     show_events(lab, &session, first?);
-    // Score the untrained model too, so the plot and Listen have something from the start.
+    // Score the starting model too, so the plot and Listen have something from the start (and
+    // the page can say what the trained model scores before any training).
     prune(lab, &session, settings.threshold).await;
     Ok(session)
 }
@@ -174,6 +194,9 @@ async fn refresh_uncut(lab: &Lab, session: &LabSession, source: &CutSource) {
     }
     if let Some(uncut) = evaluate_cut(lab, session, source, 0.0, "scoring the uncut model…").await {
         lab.trade_off.update(|t| {
+            if uncut.step == 0 {
+                t.start = Some(uncut.clone());
+            }
             t.dense = Some(uncut);
             t.sweep.clear();
         });
@@ -205,15 +228,22 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
     let result = match load_export(manifest, weights, device, name) {
         Ok((manifest, model)) => {
             let frames = manifest.config.max_batch_frames;
-            evaluate(&model, &[], &corpus.dev, &manifest.stats, frames, &[&Decoder::Greedy])
-                .await
-                .map(|mut reports| (manifest, reports.remove(0)))
-                .map_err(|e| e.to_string())
+            evaluate(
+                &model,
+                &[],
+                &corpus.dev,
+                &manifest.stats,
+                frames,
+                &[&Decoder::Greedy, &corpus.lexicon],
+            )
+            .await
+            .map(|mut reports| (manifest, reports.remove(0), reports.remove(0)))
+            .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };
     lab.busy.set(None);
-    let (manifest, report) = match result {
+    let (manifest, greedy, report) = match result {
         Ok(done) => done,
         Err(e) => return lab.notify(e),
     };
@@ -239,6 +269,8 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
             params: manifest.params.total(),
             flops_per_second: manifest.flops_per_second,
             wer: report.wer(),
+            greedy_wer: greedy.wer(),
+            words: report.words.reference_len,
             kept: kept_per_site(&model, &manifest.keep),
             kept_map: opened_map,
             transcripts: Vec::new(),

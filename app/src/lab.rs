@@ -115,6 +115,8 @@ pub struct TradeOff {
     pub sweep: Vec<PrunePoint>,
     /// A pruned model opened from an export.
     pub opened: Option<PrunePoint>,
+    /// The model the run started from, scored before any training (slider at 0).
+    pub start: Option<PrunePoint>,
 }
 
 /// Where the backend came from, for the badge.

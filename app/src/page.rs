@@ -6,10 +6,10 @@ use std::rc::Rc;
 use leptos::prelude::*;
 
 use crate::backend::init_backend;
-use crate::corpus::load_corpus;
+use crate::corpus::{load_corpus, load_trained_start};
 use crate::driver::drive;
 use crate::lab::{BackendInfo, Lab, Phase};
-use crate::settings::LabSettings;
+use crate::settings::{LabSettings, TRAINED_START};
 use crate::views::{Controls, CorpusStore, Curves, Heatmaps, Listen, OpenRun, Status, TradeOffPanel, open_first};
 
 fn location_hash() -> String {
@@ -56,8 +56,22 @@ pub fn Page() -> impl IntoView {
                 web_sys::console::info_1(&format!("corpus loaded from the {origin}").into());
                 lab.corpus_origin.set(Some(origin));
                 corpus.set_value(Some(loaded.clone()));
+                let trained = load_trained_start(TRAINED_START, move |fraction, message| {
+                    lab.phase.set(Phase::Loading {
+                        fraction: 0.95 + 0.05 * fraction,
+                        message,
+                    })
+                })
+                .await
+                .map_err(|e| {
+                    lab.notify(format!(
+                        "cannot load the trained model ({e}); Start from: scratch still works"
+                    ))
+                })
+                .ok()
+                .map(Rc::new);
                 lab.phase.set(Phase::Ready);
-                drive(lab, backend.device, loaded).await;
+                drive(lab, backend.device, loaded, trained).await;
             }
             Err(e) => lab.phase.set(Phase::Failed(format!("cannot load the corpus: {e}"))),
         }

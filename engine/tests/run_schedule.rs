@@ -66,6 +66,7 @@ fn run_to_end(config: TrainConfig, teacher: Option<&TrainerState>) -> (Run, Vec<
     let options = RunOptions {
         dev: miniature::utterances(5, 3, 120, 20),
         checkpoint_every: Some(12),
+        decoder: None,
     };
     let mut run = Run::new(trainer, options);
     let mut events = block_on(run.begin()).unwrap();

@@ -373,3 +373,74 @@ fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
     );
     assert_eq!(std::fs::read(&checkpoint).unwrap(), before);
 }
+
+#[test]
+fn a_run_can_start_from_a_trained_models_weights_and_a_bad_start_destroys_nothing() {
+    let corpus = corpus_with_bad_files("warm");
+    let corpus_arg = corpus.to_str().unwrap();
+    let weights = corpus.join("models").join("dense.plc");
+    let dense = corpus.join("dense");
+    let common = ["--corpus", corpus_arg, "--device", "cpu", "--eval-every", "0"];
+    let mut args = vec!["train", "--steps", "2", "--out", dense.to_str().unwrap()];
+    args.extend(["--weights-out", weights.to_str().unwrap()]);
+    args.extend(common);
+    let run = prunelab(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&weights) * 2 < size(&dense.join("checkpoint.plc")),
+        "the weights alone ({} bytes) should be about a third of the checkpoint ({} bytes)",
+        size(&weights),
+        size(&dense.join("checkpoint.plc"))
+    );
+
+    // L0 from the trained weights, distilling from them.
+    let student = corpus.join("student");
+    let w = weights.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--steps",
+        "1",
+        "--method",
+        "l0",
+        "--out",
+        student.to_str().unwrap(),
+    ];
+    args.extend(["--init-from", w, "--teacher", w]);
+    args.extend(common);
+    let run = prunelab(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    // A start that does not fit is refused by name, before the earlier run in --out is touched.
+    let checkpoints = || std::fs::read_dir(student.join("checkpoints")).unwrap().count();
+    let before = checkpoints();
+    assert!(before > 0);
+    let bad = corpus.join("garbage.plc");
+    std::fs::write(&bad, b"not a checkpoint").unwrap();
+    for (start, preset, message) in [
+        (bad.to_str().unwrap(), "tiny", "garbage.plc"),
+        (
+            w,
+            "small",
+            "cannot start from this model: it is a tiny model and this run is a small",
+        ),
+    ] {
+        let mut args = vec![
+            "train",
+            "--steps",
+            "1",
+            "--preset",
+            preset,
+            "--out",
+            student.to_str().unwrap(),
+        ];
+        args.extend(["--init-from", start]);
+        args.extend(common);
+        assert_fails_with(&prunelab(&args), message);
+        assert_eq!(
+            checkpoints(),
+            before,
+            "a refused start deleted the earlier run's checkpoints"
+        );
+    }
+}

@@ -6,6 +6,7 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::model::Preset;
 
 use crate::lab::{Command, Lab, use_lab};
+use crate::settings::Start;
 
 /// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
 fn change(lab: Lab, key: &'static str, value: String) {
@@ -36,6 +37,13 @@ pub fn Controls() -> impl IntoView {
                 <button id="reset" on:click=move |_| lab.send(Command::Reset(settings.get_untracked()))>"Reset"</button>
             </div>
             <label>
+                "Start from "
+                <select id="start" prop:value=move || settings.with(|s| s.start.name()) on:change=move |ev| change(lab, "start", event_target_value(&ev))>
+                    <option value="trained">"trained model"</option>
+                    <option value="scratch">"scratch"</option>
+                </select>
+            </label>
+            <label>
                 "Model "
                 <select id="preset" prop:value=move || settings.with(|s| s.preset.name()) on:change=move |ev| change(lab, "preset", event_target_value(&ev))>
                     {Preset::ALL.into_iter().map(|p| view! { <option value=p.name()>{p.name()}</option> }).collect_view()}
@@ -52,7 +60,8 @@ pub fn Controls() -> impl IntoView {
                 <NumberField id="strength" label="Regulariser strength α" step="0.0001" key="strength" value=Signal::derive(move || settings.with(|s| s.strength)) />
                 <NumberField id="temperature" label="Temperature τ" step="0.05" key="temperature" value=Signal::derive(move || settings.with(|s| s.temperature)) />
             </Show>
-            <Show when=is(Method::L0)>
+            // Magnitude from the trained start cuts to the same share at once.
+            <Show when=move || settings.with(|s| s.method == Method::L0 || (s.method == Method::Magnitude && s.start == Start::Trained))>
                 <NumberField id="target" label="Target sparsity" step="0.05" key="target" value=Signal::derive(move || settings.with(|s| s.target_sparsity)) />
             </Show>
             <NumberField id="steps" label="Steps" step="50" key="steps" value=Signal::derive(move || settings.with(|s| s.steps as f64)) />

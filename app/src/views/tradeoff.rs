@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use crate::charts::{Axes, Mark, Series, draw_chart};
 use crate::lab::{Command, use_lab};
 use crate::session::PrunePoint;
+use crate::settings::Start;
 
 fn to_xy(p: &PrunePoint) -> (f64, f64) {
     (p.params as f64, p.wer)
@@ -68,12 +69,32 @@ pub fn TradeOffPanel() -> impl IntoView {
                 )
             });
             Some(format!(
-                "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (slider at 0: {})",
+                "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (greedy {:.1}%; slider at 0: {})",
                 current.params,
                 current.flops_per_second / 1e9,
                 current.wer,
+                current.greedy_wer,
                 dense.map_or("–".to_string(), |d| format!("{:.1}%", d.wer)),
             ))
+        })
+    };
+    // What the run started from, before any training: the trained model hears, random
+    // weights do not. WER of the lexicon search (the CLI's default decoder).
+    let start_score = move || {
+        let from = lab.settings.with(|s| match s.start {
+            Start::Trained => "the trained model",
+            Start::Scratch => "random weights",
+        });
+        lab.trade_off.with(|t| {
+            t.start.as_ref().map(|p| {
+                format!(
+                    "Before training, {from} scores dev WER {:.1}% (lexicon search; greedy {:.1}%) on {} dev utterances, {} words",
+                    p.wer,
+                    p.greedy_wer,
+                    p.transcripts.len(),
+                    p.words
+                )
+            })
         })
     };
     let kept = move || {
@@ -108,6 +129,7 @@ pub fn TradeOffPanel() -> impl IntoView {
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep"</button>
             <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
+            <p id="start-score" class="numbers">{start_score}</p>
             <p id="opened-export" class="numbers">
                 {move || lab.trade_off.with(|t| t.opened.as_ref().map(|p| format!(
                     "opened export: {} parameters · {:.2} GFLOPs/s · dev WER {:.1}%", p.params, p.flops_per_second / 1e9, p.wer

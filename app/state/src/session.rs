@@ -7,12 +7,13 @@
 use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
+use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::SiteKind;
 use prunelab_engine::prune::{CutSource, UnitScores};
 use prunelab_engine::store::Trace;
-use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer};
+use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState};
 
-use crate::settings::LabSettings;
+use crate::settings::{LabSettings, Start};
 
 /// One evaluated cut: the model cut at `knob` and scored on the dev subset.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,33 +24,50 @@ pub struct PrunePoint {
     pub params: usize,
     /// Multiply-adds ×2 per second of audio.
     pub flops_per_second: f64,
+    /// WER of the best decoder the run scores with (the lexicon search in the page).
     pub wer: f64,
+    /// WER of greedy decoding, beside it.
+    pub greedy_wer: f64,
+    /// Words the WER rests on.
+    pub words: usize,
     /// `(site, kept, total)` units per site kind.
     pub kept: Vec<(SiteKind, usize, usize)>,
     /// Per unit of the dense model: its scale if kept, 0 if removed (what the heatmaps dim).
     pub kept_map: UnitScores,
-    /// Per dev utterance: id, reference, hypothesis.
+    /// Per dev utterance: id, reference, hypothesis (of the best decoder).
     pub transcripts: Vec<(String, String, String)>,
 }
 
 impl From<CutEval> for PrunePoint {
     fn from(eval: CutEval) -> Self {
+        let greedy_wer = eval.report.wer();
+        let best = eval.decoded.unwrap_or(eval.report);
         Self {
             step: eval.step,
             knob: eval.knob,
             params: eval.params,
             flops_per_second: eval.flops_per_second,
-            wer: eval.report.wer(),
+            wer: best.wer(),
+            greedy_wer,
+            words: best.words.reference_len,
             kept: eval.kept,
             kept_map: eval.kept_map,
-            transcripts: eval
-                .report
+            transcripts: best
                 .utterances
                 .into_iter()
                 .map(|u| (u.id, u.reference, u.hypothesis))
                 .collect(),
         }
     }
+}
+
+/// What a session trains and scores on.
+#[derive(Clone, Copy)]
+pub struct LabData<'a> {
+    pub train: &'a [Utterance],
+    pub dev: &'a [Utterance],
+    /// The trained start, when loaded.
+    pub trained: Option<&'a TrainerState>,
 }
 
 /// The training run behind the page.
@@ -61,30 +79,53 @@ pub struct LabSession {
 }
 
 impl LabSession {
-    /// A fresh run of `settings` on `train` (feature statistics come from it), evaluated on `dev`.
+    /// A fresh run of `settings` on `train`, evaluated on `dev` with greedy decoding and
+    /// `decoder` (the CLI's default lexicon search). From scratch, feature statistics come from
+    /// `train`; from the trained start, `trained` is that model (and L0's teacher), with its own.
     pub fn new(
         settings: &LabSettings,
-        train: &[Utterance],
-        dev: &[Utterance],
+        data: LabData<'_>,
+        decoder: Option<Decoder>,
         device: &Device,
     ) -> Result<Self, String> {
+        let LabData { train, dev, trained } = data;
         if train.is_empty() {
             return Err("the corpus has no training utterances".into());
         }
         let config: TrainConfig = settings.train_config()?;
-        let stats = FeatureStats::from_features(train.iter().map(|u| u.feats.as_slice()), config.fbank.num_bins);
         let description = format!(
-            "{} · {} · seed {} · in the browser",
+            "{} · {} · seed {} · from {} · in the browser",
             config.prune.method.name(),
             config.preset.name(),
-            config.seed
+            config.seed,
+            match settings.start {
+                Start::Trained => "the trained model",
+                Start::Scratch => "scratch",
+            }
         );
-        let trainer = Trainer::new(config, stats, device);
+        let trainer = match (settings.start, trained) {
+            (Start::Scratch, _) => {
+                let stats =
+                    FeatureStats::from_features(train.iter().map(|u| u.feats.as_slice()), config.fbank.num_bins);
+                Trainer::new(config, stats, device)
+            }
+            (Start::Trained, None) => return Err("the trained model is not loaded".into()),
+            (Start::Trained, Some(trained)) => {
+                let distils = config.distill.is_some();
+                let mut trainer = Trainer::warm_start(config, trained, device)
+                    .map_err(|e| format!("{e}; choose Start from: scratch for this preset"))?;
+                if distils {
+                    trainer.attach_teacher(trained).map_err(|e| e.to_string())?;
+                }
+                trainer
+            }
+        };
         let mut run = Run::new(
             trainer,
             RunOptions {
                 dev: dev.to_vec(),
                 checkpoint_every: None,
+                decoder,
             },
         );
         run.set_knob(settings.threshold);
@@ -171,6 +212,79 @@ mod tests {
             .collect()
     }
 
+    /// A tiny model's state as the trained start (untrained weights serve: what matters is
+    /// that the session starts from them).
+    fn trained_start() -> TrainerState {
+        let dense = LabSettings {
+            method: Method::None,
+            ..LabSettings::default()
+        };
+        let config = dense.train_config().unwrap();
+        let stats = FeatureStats::identity(config.fbank.num_bins);
+        Trainer::new(config, stats, &Device::flex())
+            .state()
+            .unwrap()
+            .weights_only()
+    }
+
+    #[test]
+    fn from_the_trained_start_every_method_begins_with_its_weights_and_magnitude_cuts_at_once() {
+        use prunelab_engine::burn::module::Module;
+        use prunelab_engine::model::weights_fingerprint;
+        let trained = trained_start();
+        let start_model = Trainer::restore(trained.clone(), &Device::flex())
+            .unwrap()
+            .inference_model();
+        let (start_weights, start_params) = (weights_fingerprint(&start_model).unwrap(), start_model.num_params());
+        let (train, dev) = (utterances(6, 1), utterances(2, 2));
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: Some(&trained),
+        };
+        for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
+            let settings = LabSettings {
+                method,
+                steps: 4,
+                batch_seconds: 3.0,
+                ..LabSettings::default()
+            };
+            assert_eq!(settings.start, Start::Trained, "the lab starts trained by default");
+            let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
+            let weights = weights_fingerprint(&session.run.trainer().inference_model()).unwrap();
+            assert_eq!(weights, start_weights, "{method:?}");
+            assert_eq!(session.run.trainer().config.distill.is_some(), method == Method::L0);
+            block_on(session.begin()).unwrap();
+            let first = block_on(session.train_step(&train)).unwrap();
+            let cut = first.iter().any(|e| matches!(e, RunEvent::Cut { step: 1, .. }));
+            assert_eq!(cut, method == Method::Magnitude, "{method:?}: {first:?}");
+            let source = block_on(session.scores()).unwrap();
+            let uncut = block_on(session.score(&source, 0.0)).unwrap();
+            let further = block_on(session.score(&source, 0.6));
+            if method == Method::Magnitude {
+                // Its cut is the run's: the slider shows it, and refuses to cut further rather
+                // than pretend (plans index the dense layout; recutting is not supported yet).
+                assert!(
+                    uncut.params < start_params * 6 / 10,
+                    "{} of {start_params}",
+                    uncut.params
+                );
+                assert!(further.unwrap_err().contains("already cut"));
+            } else if method == Method::L0 {
+                assert!(further.unwrap().params < uncut.params, "0.6 of the parameters removed");
+            } else {
+                // Fresh adaptive-dropout gates keep every unit (retention ≈ 0.95 > 0.6).
+                assert_eq!(further.unwrap().params, uncut.params);
+            }
+        }
+        let mismatched = LabSettings {
+            preset: prunelab_engine::model::Preset::Small,
+            ..LabSettings::default()
+        };
+        let refused = LabSession::new(&mismatched, data, None, &Device::flex()).err().unwrap();
+        assert!(refused.contains("scratch"), "{refused}");
+    }
+
     #[test]
     fn an_l0_session_cuts_where_the_slider_says_and_its_sweep_spans_model_sizes() {
         let settings = LabSettings {
@@ -180,7 +294,16 @@ mod tests {
             ..LabSettings::default()
         };
         let (train, dev) = (utterances(8, 1), utterances(3, 2));
-        let mut session = LabSession::new(&settings, &train, &dev, &Device::flex()).unwrap();
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: None,
+        };
+        let settings = LabSettings {
+            start: Start::Scratch,
+            ..settings
+        };
+        let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
         let first = block_on(session.begin()).unwrap();
         assert!(matches!(first[..], [RunEvent::Snapshot { step: 0, .. }]), "{first:?}");
         let stepped = block_on(session.train_step(&train)).unwrap();

@@ -7,16 +7,44 @@ use prunelab_engine::limits::Limit;
 use prunelab_engine::model::Preset;
 use prunelab_engine::prune::{Knob, KnobMeaning};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{self, OptimConfig, TrainConfig};
+use prunelab_engine::train::{self, DistillConfig, OptimConfig, TrainConfig};
 
+/// The trained start's file, served from `static/`.
+pub const TRAINED_START: &str = "trained-tiny.plc";
 /// Record the heatmaps every this many steps (a browser run is a few hundred steps).
 const SNAPSHOT_EVERY: usize = 5;
 /// Score the slider's cut on dev every this many steps while training.
 const EVAL_EVERY: usize = 100;
 
+/// Where a run's weights begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The trained dense `tiny` model the lab ships (`static/trained-tiny.plc`): adaptive
+    /// dropout continues training it with gates that keep nearly everything, L0 also distils
+    /// from it as its teacher, magnitude cuts it after the first step and fine-tunes.
+    Trained,
+    /// Random weights: the model hears nothing for the first few thousand steps.
+    Scratch,
+}
+
+impl Start {
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Trained => "trained",
+            Start::Scratch => "scratch",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Start::Trained, Start::Scratch].into_iter().find(|s| s.name() == text)
+    }
+}
+
 /// Everything a person can set in the lab.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabSettings {
+    /// The trained model, or random weights.
+    pub start: Start,
     pub preset: Preset,
     pub method: Method,
     /// Peak learning rate of the model's AdamW.
@@ -43,6 +71,7 @@ impl Default for LabSettings {
     fn default() -> Self {
         let gates = GateConfig::default();
         Self {
+            start: Start::Trained,
             preset: Preset::Tiny,
             method: Method::AdaptiveDropout,
             lr: OptimConfig::default().peak_lr,
@@ -82,6 +111,7 @@ impl LabSettings {
         };
         let whole = || -> Result<usize, String> { value.parse().map_err(|_| "not a whole number".to_string()) };
         match key {
+            "start" => self.start = Start::parse(value).ok_or("unknown start (trained or scratch)")?,
             "preset" => self.preset = Preset::parse(value).ok_or("unknown preset")?,
             "method" => self.method = Method::parse(value).ok_or("unknown method")?,
             "lr" => self.lr = number(train::limit::PEAK_LR)?,
@@ -108,7 +138,8 @@ impl LabSettings {
     /// The URL hash (without `#`) that [`LabSettings::from_hash`] reads back to `self`.
     pub fn to_hash(&self) -> String {
         let mut hash = format!(
-            "preset={}&method={}&lr={}&strength={}&temperature={}&target={}&seed={}&steps={}&batch={}&threshold={}",
+            "start={}&preset={}&method={}&lr={}&strength={}&temperature={}&target={}&seed={}&steps={}&batch={}&threshold={}",
+            self.start.name(),
             self.preset.name(),
             self.method.name(),
             self.lr,
@@ -150,6 +181,18 @@ impl LabSettings {
         config.prune.adaptive_dropout.temperature = self.temperature;
         config.prune.l0.target_sparsity = self.target_sparsity;
         config.prune.threshold = self.threshold;
+        if self.start == Start::Trained {
+            // Magnitude prunes the trained model at once (after the first step) to the same
+            // share L0 targets, and fine-tunes the rest of the run.
+            config.prune.magnitude_budget = Some(1.0 - self.target_sparsity);
+            config.prune.magnitude_prune_at = 0.0;
+            if self.method == Method::L0 {
+                config.distill = Some(DistillConfig {
+                    teacher: TRAINED_START.into(),
+                    ..DistillConfig::default()
+                });
+            }
+        }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -172,6 +215,7 @@ mod tests {
     #[test]
     fn hash_round_trips_every_field() {
         let settings = LabSettings {
+            start: Start::Scratch,
             preset: Preset::Small,
             method: Method::L0,
             lr: 0.001,
@@ -191,11 +235,14 @@ mod tests {
 
     #[test]
     fn bad_values_keep_defaults_and_are_reported() {
-        let (settings, problems) = LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01");
+        let (settings, problems) =
+            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained");
         assert_eq!(settings.threshold, LabSettings::default().threshold);
         assert_eq!(settings.method, LabSettings::default().method);
         assert_eq!(settings.lr, 0.01);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(settings.start, Start::Trained);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[3].contains("start=pretrained"), "{problems:?}");
         assert!(problems[0].contains("threshold=1.7"), "{problems:?}");
     }
 
@@ -230,6 +277,29 @@ mod tests {
         let defaults = LabSettings::default();
         assert_eq!(defaults.lr, OptimConfig::default().peak_lr);
         assert_eq!(defaults.threshold, GateConfig::default().threshold);
+    }
+
+    #[test]
+    fn from_the_trained_start_l0_distils_from_it_and_magnitude_cuts_at_once_to_the_target() {
+        let config = |start, method| {
+            LabSettings {
+                start,
+                method,
+                target_sparsity: 0.4,
+                ..LabSettings::default()
+            }
+            .train_config()
+            .unwrap()
+        };
+        let l0 = config(Start::Trained, Method::L0);
+        assert_eq!(l0.distill.map(|d| d.teacher), Some(TRAINED_START.to_string()));
+        let magnitude = config(Start::Trained, Method::Magnitude);
+        assert_eq!(magnitude.prune.magnitude_cut(magnitude.steps), Some((1, 0.6)));
+        assert!(config(Start::Trained, Method::AdaptiveDropout).distill.is_none());
+        // From scratch there is nothing to distil from, and magnitude only scores by weight norms.
+        assert!(config(Start::Scratch, Method::L0).distill.is_none());
+        let scratch = config(Start::Scratch, Method::Magnitude);
+        assert_eq!(scratch.prune.magnitude_cut(scratch.steps), None);
     }
 
     #[test]

@@ -69,6 +69,14 @@ impl<'a> CorpusPack<'a> {
     pub fn split(&self, split: &str) -> impl Iterator<Item = &PackEntry> {
         self.header.entries.iter().filter(move |e| e.split == split)
     }
+
+    /// The normalised transcripts of one split, in pack order: what a lexicon and its language
+    /// model are built from (the train split's; never dev or test).
+    pub fn transcripts(&self, split: &str) -> Vec<String> {
+        self.split(split)
+            .map(|e| crate::text::normalize_transcript(&e.text))
+            .collect()
+    }
 }
 
 /// Builds a pack from `(split, id, text, flac_bytes)` items.

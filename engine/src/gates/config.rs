@@ -117,10 +117,12 @@ impl GateConfig {
 
     /// The magnitude method's cut during training: `(step, budget)` with the budget as given
     /// (a fraction of the dense model kept when below 1, else a parameter count). `None` for
-    /// every other method, or without a budget.
+    /// every other method, or without a budget. The cut comes after a step, so a share that
+    /// rounds to step 0 (a trained start cut at once) cuts after the first step, not never.
     pub fn magnitude_cut(&self, steps: usize) -> Option<(usize, f64)> {
         let budget = self.magnitude_budget.filter(|_| self.method == Method::Magnitude)?;
-        Some(((self.magnitude_prune_at * steps as f64).round() as usize, budget))
+        let step = (self.magnitude_prune_at * steps as f64).round() as usize;
+        Some((step.max(1), budget))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -148,5 +150,29 @@ impl GateConfig {
             !self.method.is_gated() || !self.sites.is_empty(),
             "a gated method needs at least one site".to_string(),
         )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_magnitude_cut_comes_after_a_step_even_at_the_runs_start() {
+        let config = |prune_at| GateConfig {
+            method: Method::Magnitude,
+            magnitude_budget: Some(0.5),
+            magnitude_prune_at: prune_at,
+            ..GateConfig::default()
+        };
+        assert_eq!(config(0.75).magnitude_cut(600), Some((450, 0.5)));
+        // Step 0 has no step before it to cut after: the run would never cut.
+        assert_eq!(config(0.0).magnitude_cut(600), Some((1, 0.5)));
+        assert_eq!(config(0.0001).magnitude_cut(600), Some((1, 0.5)));
+        let not_magnitude = GateConfig {
+            method: Method::L0,
+            ..config(0.5)
+        };
+        assert_eq!(not_magnitude.magnitude_cut(600), None);
     }
 }

@@ -22,6 +22,18 @@ pub struct DistillConfig {
     pub layer_weight: f64,
 }
 
+impl Default for DistillConfig {
+    /// Both terms at weight 1, beside the CTC loss (as the CLI's --kl-weight and
+    /// --layer-weight default); the teacher is for the caller to name.
+    fn default() -> Self {
+        Self {
+            teacher: String::new(),
+            kl_weight: 1.0,
+            layer_weight: 1.0,
+        }
+    }
+}
+
 /// The learned maps `W_i`, one per block.
 #[derive(Module, Debug)]
 pub struct LayerMaps {

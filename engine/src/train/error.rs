@@ -18,6 +18,9 @@ pub enum TrainError {
     MissingGates,
     #[error("the teacher must be a dense model with the student's width, depth and vocabulary")]
     TeacherMismatch,
+    /// A warm start from a model that this run's model cannot take the weights of.
+    #[error("cannot start from this model: {0}")]
+    StartMismatch(String),
     #[error("training needs at least one utterance")]
     NoTrainingData,
     /// The magnitude method could not cut the model to its budget.

@@ -20,6 +20,10 @@ pub struct RunOptions {
     pub dev: Vec<Utterance>,
     /// A checkpoint is due every this many steps and at the end (`None`: never).
     pub checkpoint_every: Option<usize>,
+    /// A decoder to score each evaluation with beside greedy (the lab: the CLI's default
+    /// lexicon search, so the page's WER is the one `prunelab eval` reports). Greedy alone
+    /// when `None`: the CLI's periodic evaluations are progress signals and stay cheap.
+    pub decoder: Option<Decoder>,
 }
 
 /// Something that happened in a run, in the order it happened.
@@ -60,6 +64,8 @@ pub struct CutEval {
     pub kept_map: UnitScores,
     /// Greedy decoding of the dev utterances.
     pub report: EvalReport,
+    /// The same logits decoded by [`RunOptions::decoder`], when the run has one.
+    pub decoded: Option<EvalReport>,
 }
 
 impl CutEval {
@@ -72,6 +78,11 @@ impl CutEval {
             cer: self.report.cer(),
             utterances: self.report.utterances.len(),
         }
+    }
+
+    /// The report of the run's best decoder: [`CutEval::decoded`] when there is one, else greedy.
+    pub fn best_report(&self) -> &EvalReport {
+        self.decoded.as_ref().unwrap_or(&self.report)
     }
 
     /// Units kept and in total, over every site.
@@ -193,15 +204,19 @@ impl Run {
             source: e,
         })?;
         let config = &self.trainer.config;
+        let mut decoders = vec![&Decoder::Greedy];
+        decoders.extend(&self.options.decoder);
+        // One forward pass per batch; every decoder reads the same logits.
         let mut reports = evaluate(
             &pruned.model,
             &[],
             &self.options.dev,
             &self.trainer.stats,
             config.max_batch_frames,
-            &[&Decoder::Greedy],
+            &decoders,
         )
         .await?;
+        let decoded = (reports.len() > 1).then(|| reports.remove(1));
         Ok(CutEval {
             step: self.steps_done(),
             knob: value,
@@ -212,6 +227,7 @@ impl Run {
             kept: kept_per_site(&config.model, &pruned.keep),
             kept_map: kept_map(&config.model, &pruned.keep),
             report: reports.remove(0),
+            decoded,
         })
     }
 

@@ -18,10 +18,27 @@ use super::{LayerMaps, TrainConfig, TrainError, TrainEvent, learning_rate};
 use crate::audio::FeatureStats;
 use crate::data::{BatchPlan, Utterance, make_batches};
 use crate::gates::Gates;
-use crate::model::{BlockMasks, Conformer};
+use crate::model::{BlockMasks, Conformer, ConformerConfig};
 use crate::prune::CutSource;
 use crate::readback::{ReadBackError, read_floats};
 use crate::rng::SplitMix64;
+
+impl TrainerState {
+    /// The model alone (config, feature statistics, weights; no optimiser, gates or
+    /// distillation state): what a warm start or a teacher needs, at a third of a checkpoint's
+    /// size. It still loads as a checkpoint, but continuing it as a run starts every optimiser
+    /// moment afresh.
+    pub fn weights_only(&self) -> Self {
+        Self {
+            optimizer: Vec::new(),
+            gates: Vec::new(),
+            gate_optimizer: Vec::new(),
+            distill_maps: Vec::new(),
+            distill_optimizer: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
 
 /// A whole-batch step between its forward pass and its update.
 struct Pending {
@@ -129,6 +146,36 @@ impl Trainer {
             device,
             epoch: None,
         }
+    }
+
+    /// A fresh run that starts from a trained model's weights instead of random ones (the
+    /// lab's trained start, `prunelab train --init-from`): step 0, a fresh optimiser, fresh
+    /// gates (their initial logits keep nearly every unit), and the trained model's feature
+    /// statistics, since its weights expect features normalised by them. `start` is a
+    /// checkpoint's state (or its weights-only copy) of a dense model with `config`'s
+    /// architecture and filterbank.
+    pub fn warm_start(config: TrainConfig, start: &TrainerState, device: &Device) -> Result<Self, TrainError> {
+        let (mine, theirs) = (&config.model, &start.config.model);
+        let same_architecture = ConformerConfig {
+            dropout: mine.dropout,
+            ..theirs.clone()
+        } == *mine;
+        if !same_architecture || theirs.block_shapes.is_some() {
+            return Err(TrainError::StartMismatch(format!(
+                "it is a {} model{} and this run is a {}",
+                start.config.preset.name(),
+                if theirs.block_shapes.is_some() { " (pruned)" } else { "" },
+                config.preset.name()
+            )));
+        }
+        if config.fbank != start.config.fbank {
+            return Err(TrainError::StartMismatch(
+                "its filterbank settings differ from this run's".into(),
+            ));
+        }
+        let mut trainer = Self::new(config, start.stats.clone(), device);
+        trainer.model = load_model(trainer.model, start.model.clone())?;
+        Ok(trainer)
     }
 
     /// Continues a run from its saved state.

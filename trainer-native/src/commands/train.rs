@@ -51,6 +51,15 @@ pub struct TrainArgs {
     shards: Option<u64>,
     #[command(flatten)]
     corpus: CorpusChoice,
+    /// Start from this trained dense model instead of random weights: a checkpoint of the same
+    /// preset, or its weights alone (--weights-out). The run begins at step 0 with a fresh
+    /// optimiser and fresh gates, and uses the model's feature statistics.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Also write the final model alone (config, feature statistics and weights; a third of a
+    /// checkpoint's size) to this file, e.g. the lab's trained start or a teacher.
+    #[arg(long)]
+    weights_out: Option<PathBuf>,
     /// Continue the run in this directory from its newest checkpoint, with the options it was
     /// started with (saved in DIR/run.json); takes no other options.
     #[arg(long)]
@@ -68,6 +77,9 @@ pub struct TrainArgs {
     /// Peak learning rate.
     #[arg(long, default_value_t = OptimConfig::default().peak_lr)]
     lr: f64,
+    /// Steps of linear learning-rate warm-up (default: the preset's).
+    #[arg(long)]
+    warmup_steps: Option<usize>,
     /// Evaluate on dev every this many steps (0: only at the end).
     #[arg(long)]
     eval_every: Option<usize>,
@@ -168,10 +180,10 @@ struct PruneArgs {
     #[arg(long)]
     teacher: Option<PathBuf>,
     /// Weight of the KL term (with --teacher).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DistillConfig::default().kl_weight)]
     kl_weight: f64,
     /// Weight of the layer-wise MSE term (with --teacher).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DistillConfig::default().layer_weight)]
     layer_weight: f64,
     /// Magnitude: prune to this many parameters (or this fraction of the model, e.g. 0.5)
     /// once `--prune-at` of the run is done, then fine-tune the smaller model for the rest.
@@ -259,6 +271,7 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
     config.shards = args.shards.map_or(if on_cpu { 2 } else { 1 }, |n| n as usize);
     config.steps = args.steps.unwrap_or(config.steps);
     config.optim.peak_lr = args.lr;
+    config.optim.warmup_steps = args.warmup_steps.unwrap_or(config.optim.warmup_steps);
     config.eval_every = args.eval_every.unwrap_or(config.eval_every);
     config.max_batch_frames = match (args.max_batch_frames, args.max_batch_seconds) {
         (Some(frames), _) => frames,
@@ -285,14 +298,53 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
     Ok(config)
 }
 
+/// The model alone, for `--weights-out`.
+fn write_weights(path: &Path, state: &TrainerState) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+    }
+    write_atomically(path, &encode_checkpoint(&state.weights_only()))?;
+    eprintln!("weights written to {}", path.display());
+    Ok(())
+}
+
 /// The teacher checkpoint named in the config (distillation runs only).
 fn read_teacher(config: &TrainConfig) -> Result<Option<TrainerState>, String> {
     let Some(distill) = &config.distill else {
         return Ok(None);
     };
-    let name = &distill.teacher;
-    let bytes = std::fs::read(name).map_err(|e| format!("{name}: cannot read teacher: {e}"))?;
-    decode_checkpoint(&bytes, name).map(Some).map_err(|e| e.to_string())
+    read_state(Path::new(&distill.teacher), "teacher").map(Some)
+}
+
+/// A checkpoint (full or weights only) read for `role` ("teacher", "start").
+fn read_state(path: &Path, role: &str) -> Result<TrainerState, String> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read the {role}: {e}"))?;
+    decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())
+}
+
+/// A new run's trainer: from random weights, or from the trained model of `--init-from`.
+fn fresh_trainer(
+    args: &TrainArgs,
+    config: TrainConfig,
+    data: &TrainData,
+    teacher: Option<&TrainerState>,
+    device: &Device,
+) -> Result<Trainer, String> {
+    let trainer = match &args.init_from {
+        Some(path) => {
+            let start = read_state(path, "start")?;
+            Trainer::warm_start(config, &start, device).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => {
+            let stats = data.feature_stats(&config, args.stats_utterances)?;
+            Trainer::new(config, stats, device)
+        }
+    };
+    if teacher.is_some_and(|t| t.stats != trainer.stats) {
+        return Err("the teacher was trained with other feature statistics (another corpus?)".into());
+    }
+    Ok(trainer)
 }
 
 fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(), String> {
@@ -326,10 +378,8 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let mut trainer = match restored {
         Some(state) => Trainer::restore(state, &device).map_err(|e| e.to_string())?,
         None => {
-            let stats = data.feature_stats(&config, args.stats_utterances)?;
-            if teacher.as_ref().is_some_and(|t| t.stats != stats) {
-                return Err("the teacher was trained with other feature statistics (another corpus?)".into());
-            }
+            // Everything is checked before the earlier run's checkpoints are deleted.
+            let trainer = fresh_trainer(&args, config, &data, teacher.as_ref(), &device)?;
             let replaced = run.clear_checkpoints()?;
             if replaced > 0 {
                 eprintln!(
@@ -338,7 +388,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
                 );
             }
             run.save_invocation(&invocation)?;
-            Trainer::new(config, stats, &device)
+            trainer
         }
     };
     if let Some(teacher) = &teacher {
@@ -379,6 +429,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let options = RunOptions {
         dev,
         checkpoint_every: Some(args.checkpoint_every as usize),
+        decoder: None,
     };
     let mut scheduled = Run::new(trainer, options);
     let started = Instant::now();
@@ -398,6 +449,9 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let seconds = started.elapsed().as_secs_f64();
     let state = trainer.state().map_err(|e| e.to_string())?;
     write_atomically(&run.path("checkpoint.plc"), &encode_checkpoint(&state))?;
+    if let Some(path) = &args.weights_out {
+        write_weights(path, &state)?;
+    }
     let finals = FinalScores::compute(&trainer, &corpus, &decoder, args.strict, workers)?;
     finals.write_hypotheses(&run)?;
     let fingerprint = weights_fingerprint(&trainer.inference_model()).map_err(|e| e.to_string())?;

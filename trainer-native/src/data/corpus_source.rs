@@ -250,7 +250,7 @@ impl CorpusSource {
         let texts: Vec<String> = match self {
             Self::Pack { path, bytes } => {
                 let pack = CorpusPack::parse(bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
-                pack.split(split).map(|e| normalize_transcript(&e.text)).collect()
+                pack.transcripts(split)
             }
             Self::Layout { root } | Self::LibriSpeech { root, .. } => {
                 let mut texts = Vec::new();
