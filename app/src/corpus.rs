@@ -17,9 +17,6 @@ use crate::timing::yield_to_browser;
 pub const CORPUS_URL: &str = "corpus.plc";
 /// Cache API bucket; bump the suffix when an asset's format changes.
 const CACHE_NAME: &str = "prunelab-assets-v2";
-/// Dev utterances the lab scores a cut on: the built-in corpus's whole dev split, 48
-/// utterances and 377 words, so one word is 0.27 points of WER.
-pub const DEV_SUBSET: usize = 48;
 
 /// The corpus, ready for training and listening.
 pub struct LabCorpus {
@@ -61,8 +58,7 @@ pub async fn load_corpus(progress: impl Fn(f64, String)) -> Result<LabCorpus, St
     let train = load_pack_split(&pack, "train", &options).map_err(|e| e.to_string())?;
     progress(0.9, "computing filterbank features (dev)…".into());
     yield_to_browser().await;
-    let mut dev = load_pack_split(&pack, "dev", &options).map_err(|e| e.to_string())?;
-    dev.utterances.truncate(DEV_SUBSET);
+    let dev = load_pack_split(&pack, "dev", &options).map_err(|e| e.to_string())?;
     let dev_audio = dev
         .utterances
         .iter()

@@ -15,7 +15,7 @@ use prunelab_engine::train::{RunEvent, TrainEvent, TrainerState, evaluate};
 use crate::corpus::LabCorpus;
 use crate::lab::{Command, Lab, TraceView};
 use crate::session::{LabData, LabSession, PrunePoint};
-use crate::timing::{now_ms, sleep, yield_to_browser};
+use crate::timing::{BrowserClock, now_ms, sleep, yield_to_browser};
 
 /// Runs until the page closes.
 pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
@@ -94,7 +94,7 @@ async fn start(
     yield_to_browser().await;
     let data = LabData {
         train: &assets.corpus.train,
-        dev: &assets.corpus.dev,
+        dev: &assets.corpus.dev[..settings.dev_utterances.min(assets.corpus.dev.len())],
         trained: assets.trained,
     };
     let decoder = Some(assets.corpus.lexicon.clone());
@@ -177,9 +177,28 @@ async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
     };
     refresh_uncut(lab, session, &source).await;
     let message = format!("pruning at {knob:.2} and scoring it…");
-    if let Some(point) = evaluate_cut(lab, session, &source, knob, &message).await {
+    if let Some(mut point) = evaluate_cut(lab, session, &source, knob, &message).await {
         lab.live.update(|v| v.wers.push((point.step, point.wer)));
-        lab.trade_off.update(|t| t.current = Some(point));
+        lab.trade_off.update(|t| t.current = Some(point.clone()));
+        // Then how fast it runs beside the dense model, so "smaller" is seen to mean "faster".
+        lab.busy.set(Some("timing the dense and the cut model…".into()));
+        yield_to_browser().await;
+        let timed = session.time_cut(&source, knob, &BrowserClock).await;
+        lab.busy.set(None);
+        match timed {
+            Ok(timing) => {
+                point.timing = timing;
+                lab.trade_off.update(|t| {
+                    if t.current
+                        .as_ref()
+                        .is_some_and(|c| c.step == point.step && c.knob == point.knob)
+                    {
+                        t.current = Some(point);
+                    }
+                });
+            }
+            Err(e) => lab.notify(e),
+        }
     }
 }
 
@@ -270,6 +289,7 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
             flops_per_second: manifest.flops_per_second,
             wer: report.wer(),
             greedy_wer: greedy.wer(),
+            timing: None,
             words: report.words.reference_len,
             kept: kept_per_site(&model, &manifest.keep),
             kept_map: opened_map,

@@ -11,6 +11,15 @@ pub fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
+/// The engine's clock for timing inference (`performance.now()`, in seconds).
+pub struct BrowserClock;
+
+impl prunelab_engine::train::Clock for BrowserClock {
+    fn seconds(&self) -> f64 {
+        now_ms() / 1000.0
+    }
+}
+
 /// Resolves after `ms` milliseconds (a `setTimeout` promise).
 pub async fn sleep(ms: i32) {
     let promise = Promise::new(&mut |resolve: Function, _reject: Function| {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::charts::{Axes, Mark, Series, draw_chart};
 use crate::lab::{Command, use_lab};
-use crate::session::PrunePoint;
+use crate::session::{PrunePoint, TIMED_PAIRS, TIMED_UTTERANCES};
 use crate::settings::Start;
 
 fn to_xy(p: &PrunePoint) -> (f64, f64) {
@@ -97,6 +97,20 @@ pub fn TradeOffPanel() -> impl IntoView {
             })
         })
     };
+    let latency = move || {
+        lab.trade_off.with(|t| {
+            let timing = t.current.as_ref()?.timing?;
+            Some(format!(
+                "Inference on {} dev utterances ({:.1} s of audio), median of {} pairs: dense {:.0} ms, this cut {:.0} ms ({:.2}× the speed)",
+                TIMED_UTTERANCES,
+                timing.audio_seconds,
+                TIMED_PAIRS,
+                1000.0 * timing.dense_seconds,
+                1000.0 * timing.pruned_seconds,
+                timing.speedup
+            ))
+        })
+    };
     let kept = move || {
         lab.trade_off.with(|t| {
             t.current.as_ref().map(|p| {
@@ -129,6 +143,11 @@ pub fn TradeOffPanel() -> impl IntoView {
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep"</button>
             <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
+            <p id="latency" class="numbers"
+                data-dense-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.dense_seconds)))
+                data-pruned-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.pruned_seconds)))>
+                {latency}
+            </p>
             <p id="start-score" class="numbers">{start_score}</p>
             <p id="opened-export" class="numbers">
                 {move || lab.trade_off.with(|t| t.opened.as_ref().map(|p| format!(

@@ -11,7 +11,9 @@ use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::SiteKind;
 use prunelab_engine::prune::{CutSource, UnitScores};
 use prunelab_engine::store::Trace;
-use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState};
+use prunelab_engine::train::{
+    Clock, CutEval, DevTimer, PairedTiming, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState,
+};
 
 use crate::settings::{LabSettings, Start};
 
@@ -34,6 +36,8 @@ pub struct PrunePoint {
     pub kept: Vec<(SiteKind, usize, usize)>,
     /// Per unit of the dense model: its scale if kept, 0 if removed (what the heatmaps dim).
     pub kept_map: UnitScores,
+    /// Measured inference time of the dense and this cut model, when timed.
+    pub timing: Option<PairedTiming>,
     /// Per dev utterance: id, reference, hypothesis (of the best decoder).
     pub transcripts: Vec<(String, String, String)>,
 }
@@ -52,6 +56,7 @@ impl From<CutEval> for PrunePoint {
             words: best.words.reference_len,
             kept: eval.kept,
             kept_map: eval.kept_map,
+            timing: None,
             transcripts: best
                 .utterances
                 .into_iter()
@@ -60,6 +65,12 @@ impl From<CutEval> for PrunePoint {
         }
     }
 }
+
+/// Dev utterances each timing pass runs over (from the first): a few seconds of audio, so
+/// timing a cut takes seconds on a CPU.
+pub const TIMED_UTTERANCES: usize = 8;
+/// Alternating dense/pruned pairs timed per cut (the median is reported).
+pub const TIMED_PAIRS: usize = 3;
 
 /// What a session trains and scores on.
 #[derive(Clone, Copy)]
@@ -186,6 +197,33 @@ impl LabSession {
             .map_err(|e| format!("cannot read the model's scores: {e}"))
     }
 
+    /// Inference time of the dense model (the run's own architecture, gates off) against
+    /// `source` cut at `knob`: passes over the first [`TIMED_UTTERANCES`] dev utterances in
+    /// [`TIMED_PAIRS`] alternating pairs after a warm-up pass of each (medians; see
+    /// [`DevTimer::paired`]). `None` for a model the magnitude method already cut: its dense
+    /// self is gone.
+    pub async fn time_cut(
+        &self,
+        source: &CutSource,
+        knob: f64,
+        clock: &dyn Clock,
+    ) -> Result<Option<PairedTiming>, String> {
+        if source.already_cut() {
+            return Ok(None);
+        }
+        let pruned = source
+            .cut_at(knob)
+            .map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
+        let trainer = self.run.trainer();
+        let dev = &self.run.dev()[..TIMED_UTTERANCES.min(self.run.dev().len())];
+        let timer = DevTimer::new(dev, &trainer.stats, trainer.config.max_batch_frames);
+        timer
+            .paired(&source.model, &pruned.model, TIMED_PAIRS, clock)
+            .await
+            .map(Some)
+            .map_err(|e| format!("cannot time the cut: {e}"))
+    }
+
     /// `source` cut at slider value `knob`, scored on the dev subset.
     pub async fn score(&self, source: &CutSource, knob: f64) -> Result<PrunePoint, String> {
         let eval = self
@@ -210,6 +248,14 @@ mod tests {
         (0..count)
             .map(|i| Utterance::random(format!("u{i}"), 150, 8, &mut rng))
             .collect()
+    }
+
+    struct TestClock(std::time::Instant);
+
+    impl Clock for TestClock {
+        fn seconds(&self) -> f64 {
+            self.0.elapsed().as_secs_f64()
+        }
     }
 
     /// A tiny model's state as the trained start (untrained weights serve: what matters is
@@ -270,8 +316,19 @@ mod tests {
                     uncut.params
                 );
                 assert!(further.unwrap_err().contains("already cut"));
+                let clock = TestClock(std::time::Instant::now());
+                assert_eq!(
+                    block_on(session.time_cut(&source, 0.0, &clock)),
+                    Ok(None),
+                    "no dense self to time against"
+                );
             } else if method == Method::L0 {
                 assert!(further.unwrap().params < uncut.params, "0.6 of the parameters removed");
+                let timing = block_on(session.time_cut(&source, 0.6, &TestClock(std::time::Instant::now())));
+                let timing = timing
+                    .unwrap()
+                    .expect("a gated run's cut is timed against its dense self");
+                assert!(timing.dense_seconds > 0.0 && timing.pruned_seconds > 0.0 && timing.speedup > 0.0);
             } else {
                 // Fresh adaptive-dropout gates keep every unit (retention ≈ 0.95 > 0.6).
                 assert_eq!(further.unwrap().params, uncut.params);

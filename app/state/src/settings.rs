@@ -11,6 +11,8 @@ use prunelab_engine::train::{self, DistillConfig, OptimConfig, TrainConfig};
 
 /// The trained start's file, served from `static/`.
 pub const TRAINED_START: &str = "trained-tiny.plc";
+/// Dev utterances a cut may be scored on: from one to the built-in dev split's 48 (the default).
+pub const DEV_UTTERANCES: (usize, usize) = (1, 48);
 /// Record the heatmaps every this many steps (a browser run is a few hundred steps).
 const SNAPSHOT_EVERY: usize = 5;
 /// Score the slider's cut on dev every this many steps while training.
@@ -63,6 +65,9 @@ pub struct LabSettings {
     /// Where the slider cuts: a retention threshold or a share of parameters removed,
     /// as the method's [`Knob`] says.
     pub threshold: f64,
+    /// Dev utterances a cut is scored on, from the first (at most the split's 48; the whole
+    /// split has 377 words, so one word is 0.27 points of WER). Fewer score faster, coarser.
+    pub dev_utterances: usize,
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
 }
@@ -83,6 +88,7 @@ impl Default for LabSettings {
             steps: 600,
             batch_seconds: 16.0,
             threshold: gates.threshold,
+            dev_utterances: DEV_UTTERANCES.1,
             embed: false,
         }
     }
@@ -129,6 +135,12 @@ impl LabSettings {
                 self.batch_seconds = seconds;
             }
             "threshold" => self.threshold = number(gates::limit::THRESHOLD)?,
+            "dev" => {
+                let (low, high) = DEV_UTTERANCES;
+                self.dev_utterances = Some(whole()?)
+                    .filter(|n| (low..=high).contains(n))
+                    .ok_or(format!("dev utterances must be from {low} to {high}"))?;
+            }
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             _ => {}
         }
@@ -151,6 +163,9 @@ impl LabSettings {
             self.batch_seconds,
             self.threshold
         );
+        if self.dev_utterances != DEV_UTTERANCES.1 {
+            hash.push_str(&format!("&dev={}", self.dev_utterances));
+        }
         if self.embed {
             hash.push_str("&embed=1");
         }
@@ -226,6 +241,7 @@ mod tests {
             steps: 900,
             batch_seconds: 8.0,
             threshold: 0.25,
+            dev_utterances: 12,
             embed: true,
         };
         let (back, problems) = LabSettings::from_hash(&format!("#{}", settings.to_hash()));
@@ -236,13 +252,18 @@ mod tests {
     #[test]
     fn bad_values_keep_defaults_and_are_reported() {
         let (settings, problems) =
-            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained");
+            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49");
         assert_eq!(settings.threshold, LabSettings::default().threshold);
         assert_eq!(settings.method, LabSettings::default().method);
         assert_eq!(settings.lr, 0.01);
         assert_eq!(settings.start, Start::Trained);
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(settings.dev_utterances, 48);
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems[3].contains("start=pretrained"), "{problems:?}");
+        assert!(
+            problems[4].contains("dev=49: dev utterances must be from 1 to 48"),
+            "{problems:?}"
+        );
         assert!(problems[0].contains("threshold=1.7"), "{problems:?}");
     }
 

@@ -7,4 +7,4 @@ mod spread;
 pub use bootstrap::{
     Bootstrap, BootstrapConfig, BootstrapError, Interval, PairedDifference, UtteranceErrors, WerEstimate, corpus_wer,
 };
-pub use spread::{MeanSd, mean_sd, percentile};
+pub use spread::{MeanSd, mean_sd, median, percentile};

@@ -15,6 +15,14 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[below] + weight * (sorted[above] - sorted[below]))
 }
 
+/// The median of `values` in any order (the mean of the middle two of an even count); `None`
+/// when there are none.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 0.5)
+}
+
 /// Mean and sample standard deviation (divisor `n − 1`; 0 for a single value).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanSd {
@@ -42,6 +50,13 @@ pub fn mean_sd(values: &[f64]) -> Option<MeanSd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
 
     #[test]
     fn percentile_interpolates_between_ranks_like_numpy() {

@@ -15,6 +15,7 @@ mod readout;
 mod run;
 mod schedule;
 mod shards;
+mod timing;
 mod trainer;
 
 pub use batch::{Prepared, StepBatch, prepare_batch};
@@ -27,4 +28,5 @@ pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use schedule::learning_rate;
+pub use timing::{Clock, DevTimer, PairedTiming};
 pub use trainer::{Trainer, TrainerState, load_model};

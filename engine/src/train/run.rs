@@ -133,6 +133,11 @@ impl Run {
         self.trainer
     }
 
+    /// The utterances evaluations score.
+    pub fn dev(&self) -> &[Utterance] {
+        &self.options.dev
+    }
+
     /// Optimiser steps taken.
     pub fn steps_done(&self) -> usize {
         self.trainer.step()

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::commands::bench_pipeline::PipelineBench;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::parse_preset;
-use crate::reports::statistics::median;
+use prunelab_engine::stats::median;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -166,7 +166,7 @@ fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
             start.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    median(times)
+    median(&times).unwrap_or(f64::NAN)
 }
 
 fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBench {

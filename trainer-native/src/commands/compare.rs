@@ -16,7 +16,9 @@ use serde_json::json;
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable};
-use crate::models::timing::DevTimer;
+use prunelab_engine::train::DevTimer;
+
+use crate::models::timing::paired;
 use crate::options::bootstrap::BootstrapArgs;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
@@ -304,7 +306,7 @@ fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArg
         };
         let config = &runs[i].prunable.state.config;
         let timer = DevTimer::new(timed, &runs[i].prunable.state.stats, config.max_batch_frames);
-        let (_, speedup) = timer.paired(&runs[r].model, &runs[i].model, args.repeats)?;
+        let speedup = paired(&timer, &runs[r].model, &runs[i].model, args.repeats)?.speedup;
         eprintln!(
             "{}: {speedup:.2}× the speed of {}",
             runs[i].scores.run.name, runs[r].scores.run.name

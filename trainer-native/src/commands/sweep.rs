@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable, parse_budget};
-use crate::models::timing::DevTimer;
+use prunelab_engine::train::DevTimer;
+
+use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::run::atomic::write_atomically;
@@ -73,7 +75,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
 
     let timer = DevTimer::new(&dev, &opened.state.stats, opened.state.config.max_batch_frames);
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
-    let dense_rtf = timer.real_time_factor(&source.model, args.repeats)?;
+    let dense_rtf = real_time_factor(&timer, &source.model, args.repeats)?;
     let mut points = Vec::new();
     // The uncut reference row: a gated run with its retention folded in and nothing cut
     // (threshold 0), or the dense model itself. A method whose own rule always removes units
@@ -89,7 +91,8 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     }
     for selection in selections {
         let pruned = opened.cut(selection)?;
-        let (rtf, speedup) = timer.paired(&source.model, &pruned.model, args.repeats)?;
+        let timing = paired(&timer, &source.model, &pruned.model, args.repeats)?;
+        let (rtf, speedup) = (timing.pruned_real_time_factor(), timing.speedup);
         let mut point = measure(
             &opened,
             &pruned.model,

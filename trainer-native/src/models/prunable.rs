@@ -8,7 +8,7 @@ use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
 
-use crate::reports::statistics::median;
+use prunelab_engine::stats::median;
 
 /// A checkpoint opened for pruning: its saved state, and its model with the scores that
 /// decide what to cut (the engine's one pruning entry point).
@@ -72,7 +72,7 @@ impl RetentionSpread {
             .filter(|&&scale| scale != 0.0)
             .map(|&scale| f64::from(scale))
             .collect();
-        let kept_median = if kept.is_empty() { f64::NAN } else { median(kept) };
+        let kept_median = median(&kept).unwrap_or(f64::NAN);
         let undecided = all.iter().filter(|&&p| p > 0.1 && p < 0.9).count() as f64 / all.len() as f64;
         Some(Self { kept_median, undecided })
     }

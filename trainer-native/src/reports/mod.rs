@@ -1,9 +1,8 @@
-//! What the CLI prints and writes about results: final scores, WER tables, statistics, arrays.
+//! What the CLI prints and writes about results: final scores, WER tables, arrays.
 
 pub mod comparison;
 pub mod npy;
 pub mod plots;
 pub mod run_history;
-pub mod statistics;
 pub mod train_report;
 pub mod wer_table;
