@@ -8,13 +8,13 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::prune::{CutSource, kept_map, kept_per_site};
+use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
 use prunelab_engine::train::{RunEvent, TrainEvent, TrainerState, evaluate};
 
 use crate::corpus::LabCorpus;
 use crate::lab::{Command, Lab, TraceView};
-use crate::session::{LabData, LabSession, PrunePoint};
+use crate::session::{Cut, LabData, LabSession, PrunePoint};
 use crate::timing::{BrowserClock, now_ms, sleep, yield_to_browser};
 
 /// Runs until the page closes.
@@ -50,6 +50,7 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
                 prune(&lab, &session, knob).await;
             }
             Some(Command::Sweep) => sweep(&lab, &session).await,
+            Some(Command::Target(target)) => cut_to_target(&lab, &session, target).await,
             Some(Command::OpenExport {
                 name,
                 manifest,
@@ -177,28 +178,49 @@ async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
     };
     refresh_uncut(lab, session, &source).await;
     let message = format!("pruning at {knob:.2} and scoring it…");
-    if let Some(mut point) = evaluate_cut(lab, session, &source, knob, &message).await {
+    if let Some(point) = evaluate_cut(lab, session, &source, knob, &message).await {
         lab.live.update(|v| v.wers.push((point.step, point.wer)));
-        lab.trade_off.update(|t| t.current = Some(point.clone()));
-        // Then how fast it runs beside the dense model, so "smaller" is seen to mean "faster".
-        lab.busy.set(Some("timing the dense and the cut model…".into()));
-        yield_to_browser().await;
-        let timed = session.time_cut(&source, knob, &BrowserClock).await;
-        lab.busy.set(None);
-        match timed {
-            Ok(timing) => {
-                point.timing = timing;
-                lab.trade_off.update(|t| {
-                    if t.current
-                        .as_ref()
-                        .is_some_and(|c| c.step == point.step && c.knob == point.knob)
-                    {
-                        t.current = Some(point);
-                    }
-                });
-            }
-            Err(e) => lab.notify(e),
+        show_and_time(lab, session, &source, Cut::Knob(knob), point).await;
+    }
+}
+
+/// The cut that meets a typed target, scored, timed and shown as the current cut.
+async fn cut_to_target(lab: &Lab, session: &LabSession, target: CutTarget) {
+    let Some(source) = read_scores(lab, session).await else {
+        return;
+    };
+    refresh_uncut(lab, session, &source).await;
+    lab.busy.set(Some(format!("cutting to {target} and scoring it…")));
+    yield_to_browser().await;
+    let scored = session.score_target(&source, target).await;
+    lab.busy.set(None);
+    match scored {
+        Ok(point) => show_and_time(lab, session, &source, Cut::Target(target), point).await,
+        Err(e) => lab.notify(e),
+    }
+}
+
+/// Shows `point` as the current cut, then times it beside the dense model (so "smaller" is
+/// seen to mean "faster") and adds the timing, unless another cut replaced it meanwhile.
+async fn show_and_time(lab: &Lab, session: &LabSession, source: &CutSource, cut: Cut, mut point: PrunePoint) {
+    lab.trade_off.update(|t| t.current = Some(point.clone()));
+    lab.busy.set(Some("timing the dense and the cut model…".into()));
+    yield_to_browser().await;
+    let timed = session.time_cut(source, cut, &BrowserClock).await;
+    lab.busy.set(None);
+    match timed {
+        Ok(timing) => {
+            // The same cut: a target's knob is NaN, which equals nothing, so compare its bits.
+            let key = (point.step, point.params, point.knob.to_bits());
+            let same = move |c: &PrunePoint| (c.step, c.params, c.knob.to_bits()) == key;
+            point.timing = timing;
+            lab.trade_off.update(|t| {
+                if t.current.as_ref().is_some_and(same) {
+                    t.current = Some(point);
+                }
+            });
         }
+        Err(e) => lab.notify(e),
     }
 }
 
@@ -286,6 +308,7 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
             step: 0,
             knob: f64::NAN,
             params: manifest.params.total(),
+            dense_params: manifest.dense_params.total(),
             flops_per_second: manifest.flops_per_second,
             wer: report.wer(),
             greedy_wer: greedy.wer(),

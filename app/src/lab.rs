@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use prunelab_engine::gates::SiteKind;
+use prunelab_engine::prune::CutTarget;
 use prunelab_engine::store::{Trace, TraceSite};
 use prunelab_engine::train::TrainEvent;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Step,
     /// Cut the model at this slider value (the method's knob) and score it.
     Prune(f64),
+    /// Cut to a typed target (parameters, a share kept, a speed-up) and score it.
+    Target(CutTarget),
     /// Score a sweep of slider values for the trade-off curve.
     Sweep,
     /// Load a pruned model exported by `prunelab prune` and score it.

@@ -250,6 +250,24 @@ test('in an L0 run the slider and the sweep change the model, and the heatmaps d
   await page.waitForFunction(() => Number(document.querySelector('#sweep-points')?.dataset.points) > 0, null, { timeout: 600_000 });
   const distinct = Number(await page.getAttribute('#sweep-points', 'data-distinct'));
   assert.ok(distinct >= 5, `the sweep drew ${distinct} distinct model sizes`);
+
+  // A typed budget of half the parameters gives a cut within 2 % of it, and the cut is timed
+  // beside the dense model: at half the parameters it runs faster.
+  const beforeTarget = await paramsText(page);
+  await page.fill('#cut-target', '50%');
+  await page.dispatchEvent('#cut-target', 'change');
+  await page.waitForFunction((old) => document.querySelector('#params')?.textContent !== old, beforeTarget, { timeout: 300_000 });
+  await page.waitForFunction(() => document.querySelector('#latency')?.dataset.prunedMs && !document.querySelector('#busy')?.textContent, null, { timeout: 300_000 });
+  const params = Number(await page.getAttribute('#params', 'data-params'));
+  const dense = Number(await page.getAttribute('#params', 'data-dense-params'));
+  assert.ok(Math.abs(params - dense / 2) <= 0.02 * dense / 2, `a budget of half of ${dense} parameters cut to ${params}`);
+  const denseMs = Number(await page.getAttribute('#latency', 'data-dense-ms'));
+  const prunedMs = Number(await page.getAttribute('#latency', 'data-pruned-ms'));
+  figures.l0_half_cut = { params, dense, dense_ms: denseMs, pruned_ms: prunedMs, latency: await page.textContent('#latency') };
+  assert.ok(prunedMs < denseMs, `at ${params} of ${dense} parameters the cut takes ${prunedMs} ms, the dense model ${denseMs} ms`);
+  await page.fill('#cut-target', 'half');
+  await page.dispatchEvent('#cut-target', 'change');
+  await page.waitForFunction(() => document.querySelector('#notices')?.textContent.includes('"half" is not a target'), null, { timeout: 30_000 });
   await context.close();
 });
 

@@ -3,6 +3,7 @@
 
 use leptos::html::Canvas;
 use leptos::prelude::*;
+use prunelab_engine::prune::CutTarget;
 
 use crate::charts::{Axes, Mark, Series, draw_chart};
 use crate::lab::{Command, use_lab};
@@ -141,7 +142,17 @@ pub fn TradeOffPanel() -> impl IntoView {
                 <output id="threshold-value">{move || format!("{:.2}", threshold())}</output>
             </label>
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep"</button>
-            <p id="params" class="numbers">{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
+            <label class="target" title="The largest cut within a parameter count (686000), a share of the model kept (50%) or a speed-up in FLOPs (2x)">
+                "Cut to "
+                <input id="cut-target" type="text" size="8" placeholder="50%, 686000, 2x"
+                    on:change=move |ev| match CutTarget::parse(&event_target_value(&ev)) {
+                        Ok(target) => lab.send(Command::Target(target)),
+                        Err(problem) => lab.notify(problem),
+                    } />
+            </label>
+            <p id="params" class="numbers"
+                data-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.params.to_string()))
+                data-dense-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.dense_params.to_string()))>{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
             <p id="latency" class="numbers"
                 data-dense-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.dense_seconds)))

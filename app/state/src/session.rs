@@ -9,7 +9,7 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::SiteKind;
-use prunelab_engine::prune::{CutSource, UnitScores};
+use prunelab_engine::prune::{CutSource, CutTarget, UnitScores};
 use prunelab_engine::store::Trace;
 use prunelab_engine::train::{
     Clock, CutEval, DevTimer, PairedTiming, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState,
@@ -24,6 +24,8 @@ pub struct PrunePoint {
     /// The slider value it was cut at (NaN for an opened export).
     pub knob: f64,
     pub params: usize,
+    /// Parameters of the model before any cut (a share of the model is a share of these).
+    pub dense_params: usize,
     /// Multiply-adds ×2 per second of audio.
     pub flops_per_second: f64,
     /// WER of the best decoder the run scores with (the lexicon search in the page).
@@ -50,6 +52,7 @@ impl From<CutEval> for PrunePoint {
             step: eval.step,
             knob: eval.knob,
             params: eval.params,
+            dense_params: eval.dense_params,
             flops_per_second: eval.flops_per_second,
             wer: best.wer(),
             greedy_wer,
@@ -64,6 +67,13 @@ impl From<CutEval> for PrunePoint {
                 .collect(),
         }
     }
+}
+
+/// How a cut was asked for: the slider, or a typed target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cut {
+    Knob(f64),
+    Target(CutTarget),
 }
 
 /// Dev utterances each timing pass runs over (from the first): a few seconds of audio, so
@@ -197,7 +207,20 @@ impl LabSession {
             .map_err(|e| format!("cannot read the model's scores: {e}"))
     }
 
-    /// Inference time of the dense model (the run's own architecture, gates off) against
+    /// `source` cut to meet `target` (the largest model within it), scored on the dev subset.
+    pub async fn score_target(&self, source: &CutSource, target: CutTarget) -> Result<PrunePoint, String> {
+        let selection = source
+            .selection_for(target)
+            .map_err(|e| format!("cannot cut to {target}: {e}"))?;
+        let eval = self
+            .run
+            .score_selection(source, selection)
+            .await
+            .map_err(|e| format!("cannot cut to {target}: {e}"))?;
+        Ok(eval.into())
+    }
+
+    /// Inference time of the dense model    /// Inference time of the dense model (the run's own architecture, gates off) against
     /// `source` cut at `knob`: passes over the first [`TIMED_UTTERANCES`] dev utterances in
     /// [`TIMED_PAIRS`] alternating pairs after a warm-up pass of each (medians; see
     /// [`DevTimer::paired`]). `None` for a model the magnitude method already cut: its dense
@@ -205,15 +228,17 @@ impl LabSession {
     pub async fn time_cut(
         &self,
         source: &CutSource,
-        knob: f64,
+        cut: Cut,
         clock: &dyn Clock,
     ) -> Result<Option<PairedTiming>, String> {
         if source.already_cut() {
             return Ok(None);
         }
-        let pruned = source
-            .cut_at(knob)
-            .map_err(|e| format!("cannot prune at {knob:.2}: {e}"))?;
+        let pruned = match cut {
+            Cut::Knob(knob) => source.cut_at(knob),
+            Cut::Target(target) => source.selection_for(target).and_then(|s| source.cut(s)),
+        };
+        let pruned = pruned.map_err(|e| format!("cannot time the cut: {e}"))?;
         let trainer = self.run.trainer();
         let dev = &self.run.dev()[..TIMED_UTTERANCES.min(self.run.dev().len())];
         let timer = DevTimer::new(dev, &trainer.stats, trainer.config.max_batch_frames);
@@ -318,17 +343,24 @@ mod tests {
                 assert!(further.unwrap_err().contains("already cut"));
                 let clock = TestClock(std::time::Instant::now());
                 assert_eq!(
-                    block_on(session.time_cut(&source, 0.0, &clock)),
+                    block_on(session.time_cut(&source, Cut::Knob(0.0), &clock)),
                     Ok(None),
                     "no dense self to time against"
                 );
             } else if method == Method::L0 {
                 assert!(further.unwrap().params < uncut.params, "0.6 of the parameters removed");
-                let timing = block_on(session.time_cut(&source, 0.6, &TestClock(std::time::Instant::now())));
+                let timing = block_on(session.time_cut(&source, Cut::Knob(0.6), &TestClock(std::time::Instant::now())));
                 let timing = timing
                     .unwrap()
                     .expect("a gated run's cut is timed against its dense self");
                 assert!(timing.dense_seconds > 0.0 && timing.pruned_seconds > 0.0 && timing.speedup > 0.0);
+                let half = block_on(session.score_target(&source, CutTarget::Share(0.5))).unwrap();
+                let dense = source.dense_params() as f64;
+                assert!(
+                    (half.params as f64 - dense / 2.0).abs() < 0.02 * dense / 2.0,
+                    "{} of {dense}",
+                    half.params
+                );
             } else {
                 // Fresh adaptive-dropout gates keep every unit (retention ≈ 0.95 > 0.6).
                 assert_eq!(further.unwrap().params, uncut.params);

@@ -9,7 +9,7 @@ use super::{
     param_count, plan,
 };
 use crate::gates::{GateConfig, Gates, Method};
-use crate::model::{Conformer, ConformerConfig};
+use crate::model::{BlockKeep, Conformer, ConformerConfig};
 use crate::readback::ReadBackError;
 
 /// A model ready to be cut: its scores read back once, so every cut after that is host work
@@ -124,8 +124,14 @@ impl CutSource {
                 _ => Err(PlanError::AlreadyCut),
             };
         }
+        Ok(cut_to(&self.model, &self.config, self.plan(selection)?))
+    }
+
+    /// The keep-plan of [`CutSource::cut`] without the surgery (host work only). The model
+    /// must not be already cut.
+    pub(super) fn plan(&self, selection: Selection) -> Result<Vec<BlockKeep>, PlanError> {
         let plan_for = |s: Selection| plan(&self.config, &self.scores, &self.rank, &self.modules, self.kind, s);
-        let keep = match selection {
+        Ok(match selection {
             Selection::Threshold(t) => plan_for(Selection::Threshold(t.max(self.keep_floor)))?,
             Selection::Budget(budget) if self.keep_floor > 0.0 => {
                 let own = plan_for(Selection::Threshold(self.keep_floor))?;
@@ -136,8 +142,7 @@ impl CutSource {
                 }
             }
             Selection::Budget(budget) => plan_for(Selection::Budget(budget))?,
-        };
-        Ok(cut_to(&self.model, &self.config, keep))
+        })
     }
 
     /// An already cut model as a `Pruned` with no plan (its units index its own shapes).

@@ -8,6 +8,7 @@ mod cut;
 mod knob;
 mod magnitude;
 mod plan;
+mod target;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
 pub use cut::CutSource;
@@ -17,6 +18,7 @@ pub use plan::{
     PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, prunable_sparsity,
     removed_params_per_site,
 };
+pub use target::CutTarget;
 
 use serde::{Deserialize, Serialize};
 

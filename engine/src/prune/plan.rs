@@ -31,6 +31,8 @@ pub enum PlanError {
     WrongBlocks { found: usize, expected: usize },
     #[error("the model was already cut (by the magnitude method during training) and is not cut again")]
     AlreadyCut,
+    #[error("no cut reaches {target}, even with every gated unit removed")]
+    TargetUnreachable { target: String },
 }
 
 /// Keeps every unit whose score is at least `threshold`.

@@ -23,8 +23,8 @@ pub enum TrainError {
     StartMismatch(String),
     #[error("training needs at least one utterance")]
     NoTrainingData,
-    /// The magnitude method could not cut the model to its budget.
-    #[error("magnitude pruning at step {step}: {source}")]
+    /// A cut of the model failed: the magnitude method's during training, or an evaluation's.
+    #[error("cutting the model at step {step}: {source}")]
     Cut { step: usize, source: PlanError },
 }
 

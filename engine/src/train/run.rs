@@ -203,8 +203,26 @@ impl Run {
     /// `source` (see [`Run::cut_source`]) cut at knob `value` and scored on the dev utterances.
     /// One read of the scores serves any number of cuts (a sweep, the uncut reference).
     pub async fn score_cut(&self, source: &CutSource, value: f64) -> Result<CutEval, TrainError> {
-        let selection = source.selection_at(value);
-        let pruned = source.cut_at(value).map_err(|e| TrainError::Cut {
+        let pruned = source.cut_at(value);
+        self.score_pruned(source, value, source.selection_at(value), pruned)
+            .await
+    }
+
+    /// `source` cut by `selection` (a target's budget, see [`crate::prune::CutTarget`]) and
+    /// scored on the dev utterances; `knob` is NaN, as no knob value stands for it.
+    pub async fn score_selection(&self, source: &CutSource, selection: Selection) -> Result<CutEval, TrainError> {
+        self.score_pruned(source, f64::NAN, selection, source.cut(selection))
+            .await
+    }
+
+    async fn score_pruned(
+        &self,
+        source: &CutSource,
+        value: f64,
+        selection: Selection,
+        pruned: Result<crate::prune::Pruned, crate::prune::PlanError>,
+    ) -> Result<CutEval, TrainError> {
+        let pruned = pruned.map_err(|e| TrainError::Cut {
             step: self.steps_done(),
             source: e,
         })?;
