@@ -10,7 +10,9 @@ use crate::corpus::{load_corpus, load_trained_start};
 use crate::driver::drive;
 use crate::lab::{BackendInfo, Lab, Phase};
 use crate::settings::{LabSettings, TRAINED_START};
-use crate::views::{Controls, CorpusStore, Curves, Heatmaps, Listen, OpenRun, Status, TradeOffPanel, open_first};
+use crate::views::{
+    Controls, CorpusStore, Curves, EmbedPlay, Heatmaps, Listen, OpenRun, Status, TradeOffPanel, open_first,
+};
 
 fn location_hash() -> String {
     web_sys::window()
@@ -92,6 +94,9 @@ pub fn Page() -> impl IntoView {
                     </aside>
                 </Show>
                 <div class="views">
+                    <Show when=embed>
+                        <EmbedPlay />
+                    </Show>
                     <TradeOffPanel />
                     <Curves />
                     <Heatmaps />

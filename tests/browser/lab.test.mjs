@@ -176,6 +176,15 @@ test('a copied link restores the same settings', { timeout: 600_000 }, async () 
   assert.equal(await again.inputValue('#method'), 'l0');
   assert.equal(await again.inputValue('#seed'), '7');
   assert.equal(await again.inputValue('#target'), '0.5');
+  await again.close();
+
+  // An embed link shows no controls, only Play, and plays the run the link describes.
+  const { page: embedded } = await openLab(context, '#embed=1&method=l0&steps=40');
+  assert.equal(await embedded.$('#method'), null, 'an embedded page shows no controls');
+  assert.match(await embedded.textContent('.embed-play'), /l0 from the trained model, 40 steps/);
+  await embedded.click('#play');
+  await waitForStep(embedded, 2, 300_000);
+  await embedded.click('#play');
   await context.close();
 });
 

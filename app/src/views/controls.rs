@@ -72,6 +72,31 @@ pub fn Controls() -> impl IntoView {
     }
 }
 
+/// The embed page's one control: play or pause the run the link describes (from the trained
+/// start by default), so a teaching page can show pruning happen without any other knobs.
+#[component]
+pub fn EmbedPlay() -> impl IntoView {
+    let lab = use_lab();
+    let settings = lab.settings;
+    let describe = move || {
+        settings.with(|s| {
+            let from = match s.start {
+                Start::Trained => "the trained model",
+                Start::Scratch => "scratch",
+            };
+            format!("{} from {from}, {} steps", s.method.name(), s.steps)
+        })
+    };
+    view! {
+        <section class="transport embed-play" aria-label="play the run">
+            <button id="play" on:click=move |_| lab.playing.update(|p| *p = !*p)>
+                {move || if lab.playing.get() { "⏸ Pause" } else { "▶ Play" }}
+            </button>
+            <span class="hint">{describe}</span>
+        </section>
+    }
+}
+
 /// A numeric input bound to one settings key; committing a value restarts the run.
 #[component]
 fn NumberField(

@@ -8,7 +8,7 @@ mod open_run;
 mod status;
 mod tradeoff;
 
-pub use controls::Controls;
+pub use controls::{Controls, EmbedPlay};
 pub use curves::Curves;
 pub use heatmaps::Heatmaps;
 pub use listen::{CorpusStore, Listen};

@@ -136,7 +136,17 @@ impl LabSettings {
                 self.start = start;
             }
             "preset" => self.preset = Preset::parse(value).ok_or("unknown preset")?,
-            "method" => self.method = Method::parse(value).ok_or("unknown method")?,
+            "method" => {
+                let method = Method::parse(value).ok_or("unknown method")?;
+                // A slider left where the old method's knob rests moves to where the new one's
+                // does: a share removed of 0.5 from a retention threshold of 0.5 would halve an
+                // L0 model before it has learned anything.
+                let run_threshold = GateConfig::default().threshold;
+                if self.threshold == Knob::of(self.method).default_value(run_threshold) {
+                    self.threshold = Knob::of(method).default_value(run_threshold);
+                }
+                self.method = method;
+            }
             "lr" => self.lr = number(train::limit::PEAK_LR)?,
             "strength" => self.strength = number(gates::limit::STRENGTH)?,
             "temperature" => self.temperature = number(gates::limit::TEMPERATURE)?,
@@ -338,6 +348,18 @@ mod tests {
         assert!(config(Start::Scratch, Method::L0).distill.is_none());
         let scratch = config(Start::Scratch, Method::Magnitude);
         assert_eq!(scratch.prune.magnitude_cut(scratch.steps), None);
+    }
+
+    #[test]
+    fn a_resting_slider_follows_the_method_and_a_moved_one_stays() {
+        let (l0, _) = LabSettings::from_hash("method=l0");
+        assert_eq!(l0.threshold, 0.0, "L0's knob rests at its own cut");
+        let (moved, _) = LabSettings::from_hash("threshold=0.3&method=l0");
+        assert_eq!(moved.threshold, 0.3);
+        let mut back = l0.clone();
+        back.set("method", "adaptive-dropout").unwrap();
+        assert_eq!(back.threshold, GateConfig::default().threshold);
+        assert_eq!(LabSettings::from_hash(&l0.to_hash()).0, l0);
     }
 
     #[test]

@@ -47,6 +47,17 @@ impl Knob {
     }
 }
 
+impl Knob {
+    /// Where the knob sits unless someone moves it: a run's retention threshold, or no share
+    /// removed beyond the method's own rule.
+    pub fn default_value(&self, run_threshold: f64) -> f64 {
+        match self.meaning {
+            KnobMeaning::RetentionThreshold => run_threshold,
+            KnobMeaning::RemovedFraction => 0.0,
+        }
+    }
+}
+
 /// A parameter budget as given on the command line (`--budget`) or in a run's config
 /// (`magnitude_budget`): below 1 it is the share of `dense` **kept**, otherwise a count.
 pub fn kept_budget(value: f64, dense: usize) -> usize {

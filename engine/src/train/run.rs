@@ -10,7 +10,7 @@ use super::{EvalReport, StepBatch, TrainError, TrainEvent, Trainer, evaluate};
 use crate::data::Utterance;
 use crate::decode::Decoder;
 use crate::gates::SiteKind;
-use crate::prune::{CutSource, KnobMeaning, Selection, UnitScores, kept_budget, kept_map, kept_per_site};
+use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_budget, kept_map, kept_per_site};
 use crate::readback::ReadBackError;
 
 /// What a run needs besides its trainer.
@@ -108,10 +108,7 @@ impl Run {
     /// at the method's own default: its run threshold for learned retention, nothing beyond
     /// the method's own rule for a share removed.
     pub fn new(trainer: Trainer, options: RunOptions) -> Self {
-        let knob = match crate::prune::Knob::of(trainer.config.prune.method).meaning {
-            KnobMeaning::RetentionThreshold => trainer.config.prune.threshold,
-            KnobMeaning::RemovedFraction => 0.0,
-        };
+        let knob = Knob::of(trainer.config.prune.method).default_value(trainer.config.prune.threshold);
         Self {
             trainer,
             options,
