@@ -69,3 +69,25 @@ fn a_speedup_is_the_largest_model_with_that_many_times_fewer_flops() {
         Err(PlanError::TargetUnreachable { .. })
     ));
 }
+
+#[test]
+fn a_budget_counts_the_modules_l0_removes_so_the_cut_fills_it() {
+    let mut source = source(Method::L0);
+    // The last block's second feed-forward module closed by its gate: its units hold no
+    // parameters, so the budget must go to units elsewhere rather than be undershot by the
+    // module's size. (Fresh gates tie, and ties go in block and site order, so without the
+    // closed module these units would be the last to go.)
+    let last = source.modules.len() - 1;
+    source.modules[last][3] = 0.0;
+    let dense = source.model.num_params();
+    let params = source
+        .cut(source.selection_for(CutTarget::Share(0.5)).unwrap())
+        .unwrap()
+        .params
+        .total();
+    let off = (params as f64 - dense as f64 / 2.0).abs() / (dense as f64 / 2.0);
+    assert!(
+        params <= dense / 2 + 1 && off < 0.02,
+        "{params} of {dense} ({off:.3} off)"
+    );
+}

@@ -3,21 +3,14 @@
 
 use leptos::prelude::*;
 use prunelab_engine::store::decode_trace;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::js_sys::Uint8Array;
 
-use crate::corpus::js_message;
 use crate::lab::{Command, Lab, TraceView, use_lab};
 
 /// Reads `file` and shows it if it is a valid trace; otherwise a notice names the file and why.
 pub async fn open_file(lab: Lab, file: web_sys::File) {
     let name = file.name();
-    let bytes = match JsFuture::from(file.array_buffer()).await {
-        Ok(buffer) => Uint8Array::new(&buffer).to_vec(),
-        Err(e) => {
-            lab.notify(format!("{name}: cannot read: {}", js_message(&e)));
-            return;
-        }
+    let Some(bytes) = read_bytes(lab, &file).await else {
+        return;
     };
     match decode_trace(&bytes, &name) {
         Ok(trace) => {
@@ -30,10 +23,11 @@ pub async fn open_file(lab: Lab, file: web_sys::File) {
 
 /// Reads a whole file's bytes; a notice names the file when it cannot.
 async fn read_bytes(lab: Lab, file: &web_sys::File) -> Option<Vec<u8>> {
-    match JsFuture::from(file.array_buffer()).await {
-        Ok(buffer) => Some(Uint8Array::new(&buffer).to_vec()),
+    let blob = gloo_file::Blob::from(file.clone());
+    match gloo_file::futures::read_as_bytes(&blob).await {
+        Ok(bytes) => Some(bytes),
         Err(e) => {
-            lab.notify(format!("{}: cannot read: {}", file.name(), js_message(&e)));
+            lab.notify(format!("{}: cannot read: {e}", file.name()));
             None
         }
     }

@@ -54,16 +54,20 @@ fn plan(
     kind: ScoreKind,
     selection: Selection,
 ) -> Result<Vec<BlockKeep>, PlanError> {
-    let mut keep = match selection {
-        Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
-        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| {
-            planned_params(config, plan).total()
-        })?,
+    let with_modules = |mut keep: Vec<BlockKeep>| {
+        for (block, gates) in keep.iter_mut().zip(module_gates) {
+            block.modules = *gates;
+        }
+        keep
     };
-    for (block, gates) in keep.iter_mut().zip(module_gates) {
-        block.modules = *gates;
-    }
-    Ok(keep)
+    Ok(with_modules(match selection {
+        Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
+        // Counted as the model will be: a module its gate removes holds no parameters, so the
+        // budget goes to units that remain (counting them filled budgets far below the target).
+        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| {
+            planned_params(config, &with_modules(plan.to_vec())).total()
+        })?,
+    }))
 }
 
 /// Cuts `model` (of `config`) down to `keep`, and accounts for the result.

@@ -107,8 +107,9 @@ mod tests {
             [Some(vec![1.0; 4]), Some(vec![0.99, 0.7]), None, None, None],
         ];
         let spread = RetentionSpread::of(&scores, &kept).unwrap();
-        // Kept: 0.6, 0.7, 0.95, 0.99 → upper median 0.95. Undecided: 0.6, 0.3, 0.7 of 6.
-        assert!((spread.kept_median - 0.95).abs() < 1e-6);
+        // Kept: 0.6, 0.7, 0.95, 0.99 → median 0.825 (the mean of the middle two). Undecided:
+        // 0.6, 0.3, 0.7 of 6.
+        assert!((spread.kept_median - 0.825).abs() < 1e-6);
         assert!((spread.undecided - 0.5).abs() < 1e-12);
         let nothing: UnitScores = vec![
             [Some(vec![0.0; 4]), None, None, None, None],
