@@ -78,15 +78,8 @@ pub fn Controls() -> impl IntoView {
 pub fn EmbedPlay() -> impl IntoView {
     let lab = use_lab();
     let settings = lab.settings;
-    let describe = move || {
-        settings.with(|s| {
-            let from = match s.start {
-                Start::Trained => "the trained model",
-                Start::Scratch => "scratch",
-            };
-            format!("{} from {from}, {} steps", s.method.name(), s.steps)
-        })
-    };
+    let describe =
+        move || settings.with(|s| format!("{} from {}, {} steps", s.method.name(), s.start.describe(), s.steps));
     view! {
         <section class="transport embed-play" aria-label="play the run">
             <button id="play" on:click=move |_| lab.playing.update(|p| *p = !*p)>

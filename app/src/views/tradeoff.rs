@@ -7,7 +7,7 @@ use prunelab_engine::prune::CutTarget;
 
 use crate::charts::{Axes, Mark, Series, draw_chart};
 use crate::lab::{Command, use_lab};
-use crate::session::{PrunePoint, TIMED_PAIRS, TIMED_UTTERANCES};
+use crate::session::{PrunePoint, TIMED_PAIRS};
 use crate::settings::Start;
 
 fn to_xy(p: &PrunePoint) -> (f64, f64) {
@@ -101,11 +101,9 @@ pub fn TradeOffPanel() -> impl IntoView {
     let latency = move || {
         lab.trade_off.with(|t| {
             let timing = t.current.as_ref()?.timing?;
-            // Timing runs over the first utterances of the scored dev subset.
-            let utterances = TIMED_UTTERANCES.min(lab.settings.with(|s| s.dev_utterances));
             Some(format!(
                 "Inference on {} dev utterances ({:.1} s of audio), median of {} pairs: dense {:.0} ms, this cut {:.0} ms ({:.2}× the speed)",
-                utterances,
+                timing.utterances,
                 timing.audio_seconds,
                 TIMED_PAIRS,
                 1000.0 * timing.dense_seconds,

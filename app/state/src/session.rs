@@ -119,10 +119,7 @@ impl LabSession {
             config.prune.method.name(),
             config.preset.name(),
             config.seed,
-            match settings.start {
-                Start::Trained => "the trained model",
-                Start::Scratch => "scratch",
-            }
+            settings.start.describe()
         );
         let trainer = match (settings.start, trained) {
             (Start::Scratch, _) => {
@@ -220,8 +217,8 @@ impl LabSession {
         Ok(eval.into())
     }
 
-    /// Inference time of the dense model    /// Inference time of the dense model (the run's own architecture, gates off) against
-    /// `source` cut at `knob`: passes over the first [`TIMED_UTTERANCES`] dev utterances in
+    /// Inference time of the dense model (the run's own architecture, gates off) against
+    /// `source` cut as `cut` asks: passes over the first [`TIMED_UTTERANCES`] dev utterances in
     /// [`TIMED_PAIRS`] alternating pairs after a warm-up pass of each (medians; see
     /// [`DevTimer::paired`]). `None` for a model the magnitude method already cut: its dense
     /// self is gone.
@@ -354,6 +351,11 @@ mod tests {
                     .unwrap()
                     .expect("a gated run's cut is timed against its dense self");
                 assert!(timing.dense_seconds > 0.0 && timing.pruned_seconds > 0.0 && timing.speedup > 0.0);
+                assert_eq!(
+                    timing.utterances,
+                    dev.len().min(TIMED_UTTERANCES),
+                    "the first dev utterances"
+                );
                 let half = block_on(session.score_target(&source, CutTarget::Share(0.5))).unwrap();
                 let dense = source.dense_params() as f64;
                 assert!(

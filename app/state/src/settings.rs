@@ -41,6 +41,14 @@ impl Start {
         [Start::Trained, Start::Scratch].into_iter().find(|s| s.name() == text)
     }
 
+    /// Where a run starts from, in words ("… from the trained model").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Start::Trained => "the trained model",
+            Start::Scratch => "scratch",
+        }
+    }
+
     /// Adaptive dropout's strength α for a browser run of 600 steps. From scratch, strong
     /// enough to prune within the run (the native default is 5e-6 over 4,000 steps); from the
     /// trained start ten times weaker: 2e-4 collapsed it (540 of 6,336 units, greedy dev WER

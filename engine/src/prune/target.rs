@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{CutSource, PlanError, Selection, flops_per_second, planned_params, planned_shapes};
+use super::{CutSource, PlanError, Selection, flops_per_second, kept_budget, planned_params, planned_shapes};
 
 /// What a cut must fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,7 +80,7 @@ impl CutSource {
         let dense = self.dense_params();
         let budget = match target {
             CutTarget::Parameters(n) => n,
-            CutTarget::Share(share) => (dense as f64 * share).round() as usize,
+            CutTarget::Share(share) => kept_budget(share, dense),
             CutTarget::Speedup(times) => {
                 let flops_of = |budget: usize| -> Result<f64, PlanError> {
                     let keep = self.plan(Selection::Budget(budget))?;

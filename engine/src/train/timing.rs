@@ -26,7 +26,8 @@ pub struct PairedTiming {
     pub pruned_seconds: f64,
     /// Median of the per-pair ratios dense / pruned.
     pub speedup: f64,
-    /// Seconds of audio in one pass.
+    /// Utterances in one pass, and their seconds of audio.
+    pub utterances: usize,
     pub audio_seconds: f64,
 }
 
@@ -128,6 +129,7 @@ impl<'a> DevTimer<'a> {
             dense_seconds: middle(&dense_times),
             pruned_seconds: middle(&pruned_times),
             speedup: middle(&ratios),
+            utterances: self.utterances.len(),
             audio_seconds: self.audio_seconds,
         })
     }
