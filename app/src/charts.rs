@@ -1,6 +1,10 @@
 //! Drawing on canvases: heatmaps filled per pixel and scaled by CSS (cheap at any size), and
-//! small line/scatter charts with axes. Widgets call these; nothing here knows about training.
+//! line/scatter charts drawn with plotters on the canvas. Widgets call these; nothing here knows
+//! about training.
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -64,20 +68,43 @@ pub fn draw_heatmap(
     }
 }
 
+/// A canvas holding one short line of grey text instead of a picture.
+pub fn draw_note(canvas: &HtmlCanvasElement, text: &str) {
+    canvas.set_width(240);
+    canvas.set_height(24);
+    let Some(ctx) = context(canvas) else { return };
+    ctx.set_fill_style_str("#f3f5f7");
+    ctx.fill_rect(0.0, 0.0, 240.0, 24.0);
+    ctx.set_fill_style_str("#52606d");
+    ctx.set_font("12px system-ui, sans-serif");
+    let _ = ctx.fill_text(text, 8.0, 16.0);
+}
+
+/// The charts' colours.
+pub mod palette {
+    use plotters::style::RGBColor;
+    pub const BLUE: RGBColor = RGBColor(0x1f, 0x6f, 0xeb);
+    pub const RED: RGBColor = RGBColor(0xd1, 0x24, 0x2f);
+    pub const GREEN: RGBColor = RGBColor(0x1a, 0x7f, 0x37);
+    pub const ORANGE: RGBColor = RGBColor(0xbc, 0x4c, 0x00);
+    pub const GREY: RGBColor = RGBColor(0x57, 0x60, 0x6a);
+    pub const PALE: RGBColor = RGBColor(0xc3, 0xcc, 0xd6);
+}
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mark {
     Line,
-    /// Dots of this radius in CSS pixels.
-    Dots(f64),
-    LineAndDots(f64),
+    /// Dots of this radius in canvas pixels.
+    Dots(u32),
+    LineAndDots(u32),
 }
 
 /// One data series of a chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub label: String,
-    pub colour: &'static str,
+    pub colour: RGBColor,
     pub mark: Mark,
     pub points: Vec<(f64, f64)>,
 }
@@ -91,84 +118,101 @@ pub struct Axes {
     pub y_range: Option<(f64, f64)>,
 }
 
-/// Plot area margins in canvas pixels: left, right, top, bottom.
-const MARGIN: (f64, f64, f64, f64) = (52.0, 12.0, 22.0, 36.0);
-
-/// Draws `series` on `canvas` (its width/height attributes set the resolution) with axes,
-/// five ticks per axis and a legend.
+/// Draws `series` on `canvas` (its width/height attributes set the resolution) with axes, five
+/// labelled ticks per axis and a legend of the labelled series that have points. A failure to draw is
+/// logged, not shown: the numbers beside every chart say the same.
 pub fn draw_chart(canvas: &HtmlCanvasElement, axes: &Axes, series: &[Series]) {
-    let Some(ctx) = context(canvas) else { return };
-    let (w, h) = (f64::from(canvas.width()), f64::from(canvas.height()));
-    ctx.set_fill_style_str("#ffffff");
-    ctx.fill_rect(0.0, 0.0, w, h);
-    let all = || series.iter().flat_map(|s| s.points.iter().copied());
-    let fit = |pick: fn((f64, f64)) -> f64| -> (f64, f64) {
-        let (lo, hi) = all()
-            .map(pick)
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        if !lo.is_finite() {
-            (0.0, 1.0)
-        } else if hi - lo < 1e-9 {
-            (lo - 0.5, hi + 0.5)
-        } else {
-            let pad = 0.05 * (hi - lo);
-            (lo - pad, hi + pad)
-        }
+    let Some(backend) = CanvasBackend::with_canvas_object(canvas.clone()) else {
+        return;
     };
-    let (x0, x1) = axes.x_range.unwrap_or_else(|| fit(|p| p.0));
-    let (y0, y1) = axes.y_range.unwrap_or_else(|| fit(|p| p.1));
-    let (left, right, top, bottom) = MARGIN;
-    let px = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
-    let py = |y: f64| h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom);
-
-    ctx.set_stroke_style_str("#9aa5b1");
-    ctx.set_fill_style_str("#52606d");
-    ctx.set_line_width(1.0);
-    ctx.set_font("11px system-ui, sans-serif");
-    ctx.stroke_rect(left, top, w - left - right, h - top - bottom);
-    for i in 0..=4 {
-        let f = f64::from(i) / 4.0;
-        let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
-        let _ = ctx.fill_text(&tick(x), px(x) - 12.0, h - bottom + 14.0);
-        let _ = ctx.fill_text(&tick(y), 4.0, py(y) + 4.0);
+    let area = backend.into_drawing_area();
+    if let Err(e) = draw_on(&area, axes, series) {
+        web_sys::console::warn_1(&format!("cannot draw the chart: {e}").into());
     }
-    let _ = ctx.fill_text(&axes.x_label, left + (w - left - right) / 2.0 - 30.0, h - 6.0);
-    let _ = ctx.fill_text(&axes.y_label, left, top - 8.0);
+}
 
-    for (i, s) in series.iter().enumerate() {
-        ctx.set_stroke_style_str(s.colour);
-        ctx.set_fill_style_str(s.colour);
-        ctx.set_line_width(1.6);
-        let visible: Vec<(f64, f64)> = s
-            .points
+type DrawResult = Result<(), DrawingAreaErrorKind<<CanvasBackend as DrawingBackend>::ErrorType>>;
+
+fn draw_on(area: &DrawingArea<CanvasBackend, Shift>, axes: &Axes, series: &[Series]) -> DrawResult {
+    area.fill(&WHITE)?;
+    let finite = |s: &Series| -> Vec<(f64, f64)> {
+        s.points
             .iter()
             .copied()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
-        if matches!(s.mark, Mark::Line | Mark::LineAndDots(_)) && visible.len() > 1 {
-            ctx.begin_path();
-            for (j, &(x, y)) in visible.iter().enumerate() {
-                if j == 0 {
-                    ctx.move_to(px(x), py(y));
-                } else {
-                    ctx.line_to(px(x), py(y));
-                }
+            .collect()
+    };
+    let visible: Vec<Vec<(f64, f64)>> = series.iter().map(finite).collect();
+    let all = || visible.iter().flatten().copied();
+    let x_range = axes.x_range.unwrap_or_else(|| fitted(all().map(|p| p.0)));
+    let y_range = axes.y_range.unwrap_or_else(|| fitted(all().map(|p| p.1)));
+    let text = ("system-ui, sans-serif", 11)
+        .into_font()
+        .color(&RGBColor(0x52, 0x60, 0x6d));
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(46)
+        .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .y_labels(5)
+        .light_line_style(RGBColor(0xee, 0xf1, 0xf4))
+        .bold_line_style(RGBColor(0xd8, 0xde, 0xe4))
+        .axis_style(RGBColor(0x9a, 0xa5, 0xb1))
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .x_desc(axes.x_label.as_str())
+        .y_desc(axes.y_label.as_str())
+        .label_style(text.clone())
+        .axis_desc_style(text.clone())
+        .draw()?;
+    for (s, points) in series.iter().zip(&visible) {
+        let colour = s.colour;
+        let legend = move |(x, y): (i32, i32)| Rectangle::new([(x, y - 4), (x + 10, y + 4)], colour.filled());
+        // One legend entry per labelled series (an unlabelled one is explained by its caption).
+        let mut labelled = s.label.is_empty();
+        if let Mark::Line | Mark::LineAndDots(_) = s.mark {
+            let line = chart.draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))?;
+            if !labelled {
+                line.label(s.label.as_str()).legend(legend);
+                labelled = true;
             }
-            ctx.stroke();
         }
-        if let Mark::Dots(r) | Mark::LineAndDots(r) = s.mark {
-            for &(x, y) in &visible {
-                ctx.begin_path();
-                let _ = ctx.arc(px(x), py(y), r, 0.0, std::f64::consts::TAU);
-                ctx.fill();
+        if let Mark::Dots(radius) | Mark::LineAndDots(radius) = s.mark {
+            let dots = chart.draw_series(points.iter().map(|&p| Circle::new(p, radius, colour.filled())))?;
+            if !labelled {
+                dots.label(s.label.as_str()).legend(legend);
             }
         }
-        // Legend, top right, one line per series.
-        let ly = top + 14.0 + 14.0 * i as f64;
-        ctx.fill_rect(w - right - 120.0, ly - 8.0, 10.0, 10.0);
-        ctx.set_fill_style_str("#1d2733");
-        let _ = ctx.fill_text(&s.label, w - right - 106.0, ly + 1.0);
+    }
+    let legend_has_entries = series
+        .iter()
+        .zip(&visible)
+        .any(|(s, points)| !s.label.is_empty() && !points.is_empty());
+    if legend_has_entries {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(text.color(&RGBColor(0x1d, 0x27, 0x33)))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0xd8, 0xde, 0xe4))
+            .draw()?;
+    }
+    area.present()
+}
+
+/// A range around `values` with 5 % padding; (0, 1) for no values, ±0.5 around a single one.
+fn fitted(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-9 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
     }
 }
 

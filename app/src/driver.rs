@@ -3,7 +3,6 @@
 //! two tasks at once; it yields to the browser after every piece of work.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
@@ -12,8 +11,9 @@ use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, load_export};
 use prunelab_engine::train::{RunEvent, TrainEvent, TrainerState, evaluate};
 
+use crate::compare::Comparison;
 use crate::corpus::LabCorpus;
-use crate::lab::{Command, Lab, TraceView};
+use crate::lab::{Command, CompareView, Lab, MethodView, TraceView};
 use crate::session::{Cut, LabData, LabSession, PrunePoint};
 use crate::timing::{BrowserClock, now_ms, sleep, yield_to_browser};
 
@@ -23,8 +23,8 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
         corpus: &corpus,
         trained: trained.as_deref(),
     };
-    let mut session = match start(&lab, &device, assets, lab.settings.get_untracked()).await {
-        Ok(session) => session,
+    let mut experiment = match start(&lab, &device, assets, lab.settings.get_untracked()).await {
+        Ok(experiment) => experiment,
         Err(e) => {
             lab.notify(format!("cannot start training: {e}"));
             return;
@@ -36,21 +36,35 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
             Some(Command::Reset(settings)) => {
                 lab.playing.set(false);
                 match start(&lab, &device, assets, settings).await {
-                    Ok(fresh) => session = fresh,
+                    Ok(fresh) => experiment = fresh,
                     Err(e) => lab.notify(format!("cannot reset: {e}")),
                 }
                 rate = StepRate::default();
             }
             Some(Command::Step) => {
                 lab.playing.set(false);
-                step(&lab, &mut session, &mut rate, &corpus).await;
+                advance(&lab, &mut experiment, &mut rate, &corpus).await;
             }
             Some(Command::Prune(knob)) => {
-                session.set_knob(knob);
-                prune(&lab, &session, knob).await;
+                if let Experiment::Single(session) = &mut experiment {
+                    session.set_knob(knob);
+                    prune(&lab, session, knob).await;
+                }
             }
-            Some(Command::Sweep) => sweep(&lab, &session).await,
-            Some(Command::Target(target)) => cut_to_target(&lab, &session, target).await,
+            Some(Command::Sweep) => {
+                if let Experiment::Single(session) = &experiment {
+                    sweep(&lab, session).await;
+                }
+            }
+            Some(Command::Target(target)) => {
+                if let Experiment::Single(session) = &experiment {
+                    cut_to_target(&lab, session, target).await;
+                }
+            }
+            Some(Command::Hear { samples, sample_rate }) => match &experiment {
+                Experiment::Single(session) => hear(&lab, session, &samples, sample_rate).await,
+                Experiment::Compare(_) => lab.notify("return to one run to speak to the model".into()),
+            },
             Some(Command::OpenExport {
                 name,
                 manifest,
@@ -58,12 +72,8 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
             }) => {
                 open_export(&lab, &device, &corpus, &name, &manifest, &weights).await;
             }
-            None if lab.playing.get_untracked() && !session.is_finished() => {
-                step(&lab, &mut session, &mut rate, &corpus).await;
-                if session.is_finished() {
-                    lab.playing.set(false);
-                    prune(&lab, &session, lab.settings.get_untracked().threshold).await;
-                }
+            None if lab.playing.get_untracked() && !experiment.is_finished() => {
+                advance(&lab, &mut experiment, &mut rate, &corpus).await;
             }
             None => {
                 rate.pause();
@@ -75,6 +85,40 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
     }
 }
 
+/// What the page runs: one run, or methods side by side.
+enum Experiment {
+    Single(LabSession),
+    Compare(Comparison),
+}
+
+impl Experiment {
+    fn is_finished(&self) -> bool {
+        match self {
+            Experiment::Single(session) => session.is_finished(),
+            Experiment::Compare(comparison) => comparison.is_finished(),
+        }
+    }
+}
+
+/// One training step (of the method furthest behind, in a comparison); when that was the
+/// last, stops playing and scores the result.
+async fn advance(lab: &Lab, experiment: &mut Experiment, rate: &mut StepRate, corpus: &LabCorpus) {
+    if experiment.is_finished() {
+        return;
+    }
+    match experiment {
+        Experiment::Single(session) => step(lab, session, rate, corpus).await,
+        Experiment::Compare(comparison) => compare_step(lab, comparison, rate, corpus).await,
+    }
+    if experiment.is_finished() {
+        lab.playing.set(false);
+        match experiment {
+            Experiment::Single(session) => prune(lab, session, lab.settings.get_untracked().threshold).await,
+            Experiment::Compare(comparison) => finish_comparison(lab, comparison).await,
+        }
+    }
+}
+
 /// What sessions are made from.
 #[derive(Clone, Copy)]
 struct Assets<'a> {
@@ -83,14 +127,13 @@ struct Assets<'a> {
     trained: Option<&'a TrainerState>,
 }
 
-/// A fresh session: clears the views, takes the first snapshot and scores the model it starts
-/// from (trained, or random weights).
+/// A fresh experiment: clears the views, then starts one run or a comparison as `settings` say.
 async fn start(
     lab: &Lab,
     device: &Device,
     assets: Assets<'_>,
     settings: crate::settings::LabSettings,
-) -> Result<LabSession, String> {
+) -> Result<Experiment, String> {
     lab.busy.set(Some("building the model…".into()));
     yield_to_browser().await;
     let data = LabData {
@@ -99,23 +142,61 @@ async fn start(
         trained: assets.trained,
     };
     let decoder = Some(assets.corpus.lexicon.clone());
-    let mut session = LabSession::new(&settings, data, decoder, device).inspect_err(|_| lab.busy.set(None))?;
+    let started = if settings.compare.is_empty() {
+        LabSession::new(&settings, data, decoder, device).map(Experiment::Single)
+    } else {
+        Comparison::new(&settings, data, decoder, device).map(Experiment::Compare)
+    };
+    let mut experiment = started.inspect_err(|_| lab.busy.set(None))?;
     lab.settings.set(settings.clone());
     lab.step.set(0);
     lab.steps_per_second.set(0.0);
     lab.frame.set(None);
     lab.trade_off.set(Default::default());
+    lab.compare.set(None);
     lab.live.set(TraceView {
         source: "live".into(),
         ..TraceView::default()
     });
-    let first = session.begin().await;
-    lab.busy.set(None);
-    show_events(lab, &session, first?);
-    // Score the starting model too, so the plot and Listen have something from the start (and
-    // the page can say what the trained model scores before any training).
-    prune(lab, &session, settings.threshold).await;
-    Ok(session)
+    match &mut experiment {
+        Experiment::Single(session) => {
+            let first = session.begin().await;
+            lab.busy.set(None);
+            show_events(lab, session, first?);
+            // Score the starting model too, so the plot and Listen have something from the start
+            // (and the page can say what the trained model scores before any training).
+            prune(lab, session, settings.threshold).await;
+        }
+        Experiment::Compare(comparison) => {
+            lab.busy.set(Some("scoring the start…".into()));
+            yield_to_browser().await;
+            let begun = comparison.begin().await;
+            lab.busy.set(None);
+            let (first, start) = begun?;
+            lab.compare.set(Some(CompareView {
+                methods: comparison
+                    .sessions()
+                    .iter()
+                    .map(|session| MethodView {
+                        method: session.method(),
+                        step: 0,
+                        trace: TraceView::default(),
+                        result: None,
+                    })
+                    .collect(),
+                steps: settings.steps,
+                budget: comparison.budget(),
+                start: Some(start),
+            }));
+            for (index, events) in first {
+                show_method_events(lab, comparison, index, events);
+            }
+            // A comparison link plays at once: it is a demonstration to watch. Embedded, it
+            // waits for its Play button like any embedded run.
+            lab.playing.set(!settings.embed);
+        }
+    }
+    Ok(experiment)
 }
 
 /// One training step and what the run's schedule made due after it (snapshot, evaluation).
@@ -150,16 +231,7 @@ fn show_events(lab: &Lab, session: &LabSession, events: Vec<RunEvent>) {
                 }
                 lab.live.update(|v| v.add_event(&trained));
             }
-            RunEvent::Snapshot { .. } => {
-                let trace = &session.trace;
-                let Some(latest) = trace.snapshots.last() else { continue };
-                lab.live.update(|v| {
-                    v.description = trace.description.clone();
-                    v.sites = trace.sites.clone();
-                    v.steps = trace.steps.clone();
-                    v.snapshots.push(Arc::new(latest.clone()));
-                });
-            }
+            RunEvent::Snapshot { .. } => lab.live.update(|v| v.add_latest_snapshot(&session.trace)),
             RunEvent::Eval(eval) => {
                 let point = PrunePoint::from(*eval);
                 lab.live.update(|v| v.wers.push((point.step, point.wer)));
@@ -168,6 +240,73 @@ fn show_events(lab: &Lab, session: &LabSession, events: Vec<RunEvent>) {
             RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
         }
     }
+}
+
+/// Copies the events of a comparison's session `index` into its view.
+fn show_method_events(lab: &Lab, comparison: &Comparison, index: usize, events: Vec<RunEvent>) {
+    let session = &comparison.sessions()[index];
+    let name = session.method().name();
+    for event in events {
+        if let RunEvent::Trained(TrainEvent::SkippedStep { step }) = event {
+            lab.notify(format!(
+                "{name}, step {step}: the loss was not finite; the step was skipped"
+            ));
+        }
+        lab.compare.update(|c| {
+            let Some(view) = c.as_mut().and_then(|c| c.methods.get_mut(index)) else {
+                return;
+            };
+            view.step = session.step();
+            match &event {
+                RunEvent::Trained(trained) => view.trace.add_event(trained),
+                RunEvent::Snapshot { .. } => view.trace.add_latest_snapshot(&session.trace),
+                RunEvent::Eval(eval) => view.trace.wers.push((eval.step, eval.best_report().wer())),
+                RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
+            }
+        });
+    }
+}
+
+/// One step of the comparison's method furthest behind.
+async fn compare_step(lab: &Lab, comparison: &mut Comparison, rate: &mut StepRate, corpus: &LabCorpus) {
+    lab.stepping.set(true);
+    let result = comparison.step(&corpus.train).await;
+    lab.stepping.set(false);
+    match result {
+        Ok(Some((index, events))) => {
+            show_method_events(lab, comparison, index, events);
+            // Every method has trained at least this many steps.
+            let done = comparison.sessions().iter().map(LabSession::step).min().unwrap_or(0);
+            lab.step.set(done);
+            lab.steps_per_second.set(rate.tick());
+        }
+        Ok(None) => {}
+        Err(e) => {
+            lab.playing.set(false);
+            lab.notify(format!("training step failed: {e}"));
+        }
+    }
+}
+
+/// Each method cut to the budget, scored, timed and swept, shown as each finishes.
+async fn finish_comparison(lab: &Lab, comparison: &Comparison) {
+    for (index, session) in comparison.sessions().iter().enumerate() {
+        lab.busy.set(Some(format!(
+            "{}: cutting to {}, scoring, timing and sweeping…",
+            session.method().name(),
+            comparison.budget()
+        )));
+        yield_to_browser().await;
+        match comparison.result(index, &BrowserClock).await {
+            Ok(result) => lab.compare.update(|c| {
+                if let Some(view) = c.as_mut().and_then(|c| c.methods.get_mut(index)) {
+                    view.result = Some(result);
+                }
+            }),
+            Err(e) => lab.notify(e),
+        }
+    }
+    lab.busy.set(None);
 }
 
 /// Scores the model cut at slider value `knob` (and the uncut reference when not yet known at
@@ -180,7 +319,7 @@ async fn prune(lab: &Lab, session: &LabSession, knob: f64) {
     let message = format!("pruning at {knob:.2} and scoring it…");
     if let Some(point) = evaluate_cut(lab, session, &source, knob, &message).await {
         lab.live.update(|v| v.wers.push((point.step, point.wer)));
-        show_and_time(lab, session, &source, Cut::Knob(knob), point).await;
+        show_and_time(lab, session, &source, point).await;
     }
 }
 
@@ -195,15 +334,16 @@ async fn cut_to_target(lab: &Lab, session: &LabSession, target: CutTarget) {
     let scored = session.score_target(&source, target).await;
     lab.busy.set(None);
     match scored {
-        Ok(point) => show_and_time(lab, session, &source, Cut::Target(target), point).await,
+        Ok(point) => show_and_time(lab, session, &source, point).await,
         Err(e) => lab.notify(e),
     }
 }
 
 /// Shows `point` as the current cut, then times it beside the dense model (so "smaller" is
 /// seen to mean "faster") and adds the timing, unless another cut replaced it meanwhile.
-async fn show_and_time(lab: &Lab, session: &LabSession, source: &CutSource, cut: Cut, mut point: PrunePoint) {
+async fn show_and_time(lab: &Lab, session: &LabSession, source: &CutSource, mut point: PrunePoint) {
     lab.trade_off.update(|t| t.current = Some(point.clone()));
+    let Some(cut) = point.cut else { return };
     lab.busy.set(Some("timing the dense and the cut model…".into()));
     yield_to_browser().await;
     let timed = session.time_cut(source, cut, &BrowserClock).await;
@@ -259,6 +399,27 @@ async fn sweep(lab: &Lab, session: &LabSession) {
         yield_to_browser().await;
     }
     lab.trade_off.update(|t| t.sweep = points);
+}
+
+/// What the dense and the current cut model hear in a recording (the slider's cut when
+/// nothing has been cut yet).
+async fn hear(lab: &Lab, session: &LabSession, samples: &[f32], sample_rate: u32) {
+    let Some(source) = read_scores(lab, session).await else {
+        return;
+    };
+    let threshold = lab.settings.with_untracked(|s| s.threshold);
+    let cut = lab
+        .trade_off
+        .with_untracked(|t| t.current.as_ref().and_then(|p| p.cut))
+        .unwrap_or(Cut::Knob(threshold));
+    lab.busy.set(Some("listening to the recording…".into()));
+    yield_to_browser().await;
+    let heard = session.hear(&source, cut, samples, sample_rate).await;
+    lab.busy.set(None);
+    match heard {
+        Ok(heard) => lab.heard.set(Some(heard)),
+        Err(e) => lab.notify(format!("cannot transcribe the recording: {e}")),
+    }
 }
 
 /// Loads an export, scores it on the dev subset with its own feature statistics, and shows it:
@@ -317,6 +478,7 @@ async fn open_export(lab: &Lab, device: &Device, corpus: &LabCorpus, name: &str,
             kept: kept_per_site(&model, &manifest.keep),
             kept_map: opened_map,
             transcripts: Vec::new(),
+            cut: None,
         })
     });
 }

@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use prunelab_engine::gates::SiteKind;
+use prunelab_engine::gates::{Method, SiteKind};
 use prunelab_engine::prune::CutTarget;
 use prunelab_engine::store::{Trace, TraceSite};
 use prunelab_engine::train::TrainEvent;
 
-use crate::session::PrunePoint;
+use crate::compare::MethodResult;
+use crate::session::{Heard, PrunePoint};
 use crate::settings::LabSettings;
 
 /// What the page is doing before it can train.
@@ -24,7 +25,8 @@ pub enum Phase {
 /// A request from a widget to the driver, handled in order between training steps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Start a fresh run with these settings.
+    /// Start afresh with these settings: one run, or a comparison when they name methods to
+    /// compare.
     Reset(LabSettings),
     /// One step, also while paused.
     Step,
@@ -34,6 +36,8 @@ pub enum Command {
     Target(CutTarget),
     /// Score a sweep of slider values for the trade-off curve.
     Sweep,
+    /// Transcribe a recording with the dense and the current cut model.
+    Hear { samples: Vec<f32>, sample_rate: u32 },
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {
         name: String,
@@ -73,6 +77,16 @@ impl TraceView {
             view.add_event(event);
         }
         view
+    }
+
+    /// Appends `trace`'s latest snapshot (the run has just recorded it), taking the trace's
+    /// layout and description with it.
+    pub fn add_latest_snapshot(&mut self, trace: &Trace) {
+        let Some(latest) = trace.snapshots.last() else { return };
+        self.description = trace.description.clone();
+        self.sites = trace.sites.clone();
+        self.steps = trace.steps.clone();
+        self.snapshots.push(Arc::new(latest.clone()));
     }
 
     pub fn add_event(&mut self, event: &TrainEvent) {
@@ -122,6 +136,36 @@ pub struct TradeOff {
     pub start: Option<PrunePoint>,
 }
 
+/// One method of a comparison as the page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodView {
+    pub method: Method,
+    pub step: usize,
+    /// Its retention history (the heatmaps) and losses.
+    pub trace: TraceView,
+    /// Its budget cut and sweep, once the comparison has finished training.
+    pub result: Option<MethodResult>,
+}
+
+/// A comparison of methods as the page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareView {
+    pub methods: Vec<MethodView>,
+    /// Steps each method trains.
+    pub steps: usize,
+    /// Every method is cut to this at the end.
+    pub budget: CutTarget,
+    /// The model they all start from, scored before training.
+    pub start: Option<PrunePoint>,
+}
+
+impl CompareView {
+    /// Every method trained and its results in.
+    pub fn is_complete(&self) -> bool {
+        self.methods.iter().all(|m| m.result.is_some())
+    }
+}
+
 /// Where the backend came from, for the badge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendInfo {
@@ -151,6 +195,10 @@ pub struct Lab {
     /// Scrubber position: a snapshot index, or `None` for the latest.
     pub frame: RwSignal<Option<usize>>,
     pub trade_off: RwSignal<TradeOff>,
+    /// What the models heard in the last recording.
+    pub heard: RwSignal<Option<Heard>>,
+    /// The comparison, while the page compares methods.
+    pub compare: RwSignal<Option<CompareView>>,
     /// Problems to show (a bad file, a failed step), newest last.
     pub notices: RwSignal<Vec<String>>,
     /// The dev utterance the Listen panel shows.
@@ -177,6 +225,8 @@ impl Lab {
             opened: RwSignal::new(None),
             frame: RwSignal::new(None),
             trade_off: RwSignal::new(TradeOff::default()),
+            heard: RwSignal::new(None),
+            compare: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
             utterance: RwSignal::new(0),
             commands: StoredValue::new(VecDeque::new()),

@@ -6,13 +6,14 @@ mod charts;
 mod corpus;
 mod driver;
 mod lab;
+mod microphone;
 mod page;
 mod timing;
 mod views;
 
 // The lab's state lives in its own crate (its tests run natively); named here so the page's
-// modules reach it as `crate::settings` and `crate::session`.
-use prunelab_lab_state::{session, settings};
+// modules reach it as `crate::settings`, `crate::session` and `crate::compare`.
+use prunelab_lab_state::{compare, session, settings};
 
 // Static constructors of the wasm module: `inventory`, used by cubecl's IR, registers items this
 // way. A bin crate is linked by wasm-ld as a "command", and wasm-ld wraps every export in a call

@@ -11,7 +11,8 @@ use crate::driver::drive;
 use crate::lab::{BackendInfo, Lab, Phase};
 use crate::settings::{LabSettings, TRAINED_START};
 use crate::views::{
-    Controls, CorpusStore, Curves, EmbedPlay, Heatmaps, Listen, OpenRun, Status, TradeOffPanel, open_first,
+    ComparePanel, Controls, CorpusStore, Curves, EmbedPlay, Heatmaps, Listen, OpenRun, Status, TradeOffPanel,
+    open_first,
 };
 
 fn location_hash() -> String {
@@ -79,6 +80,7 @@ pub fn Page() -> impl IntoView {
         }
     });
     let embed = move || lab.settings.with(|s| s.embed);
+    let comparing = move || lab.settings.with(|s| !s.compare.is_empty());
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
         open_first(lab, ev.data_transfer().and_then(|d| d.files()));
@@ -97,10 +99,14 @@ pub fn Page() -> impl IntoView {
                     <Show when=embed>
                         <EmbedPlay />
                     </Show>
-                    <TradeOffPanel />
-                    <Curves />
-                    <Heatmaps />
-                    <Listen corpus=corpus />
+                    <Show when=comparing fallback=move || view! {
+                        <TradeOffPanel />
+                        <Curves />
+                        <Heatmaps />
+                        <Listen corpus=corpus />
+                    }>
+                        <ComparePanel />
+                    </Show>
                 </div>
             </div>
         </main>

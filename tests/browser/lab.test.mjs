@@ -26,6 +26,8 @@ let server;
 let origin;
 let browser;
 let cpuBrowser;
+// What the CPU browser's fake microphone says (espeak-ng, words of the built-in grammar).
+const spoken = 'THE OLD FARMER CARRIED A RED BASKET ACROSS THE BRIDGE';
 
 before(async () => {
   await mkdir(artefacts, { recursive: true });
@@ -46,7 +48,12 @@ before(async () => {
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--enable-unsafe-webgpu'] });
   // Tests that are about the page rather than the GPU run on the CPU backend: SwiftShader's
   // WebGPU takes tens of seconds per training step on two cores.
-  cpuBrowser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--disable-webgpu'] });
+  // Its microphone plays a synthesised sentence (48 kHz, padded so the 4 s recording holds it once).
+  const audio = await mkdtemp(join(tmpdir(), 'prunelab-mic-'));
+  execFileSync('espeak-ng', ['-w', join(audio, 'raw.wav'), spoken.toLowerCase()]);
+  execFileSync('sox', [join(audio, 'raw.wav'), '-r', '48000', join(audio, 'spoken.wav'), 'pad', '0.3', '2']);
+  const microphone = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${join(audio, 'spoken.wav')}`];
+  cpuBrowser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--disable-webgpu', ...microphone] });
 });
 
 after(async () => {
@@ -113,6 +120,10 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
 
   // The unpruned model is scored at step 0; wait for it so the plot has its first points.
   await page.waitForFunction(() => !document.querySelector('#params')?.textContent.startsWith('not scored'), null, { timeout: 300_000 });
+  // This browser has no microphone: speaking says so, and nothing else changes.
+  await page.click('#record');
+  await page.waitForFunction(() => /cannot record: (no microphone was found|the microphone was not allowed)/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.equal(await page.$('#heard'), null);
   const lossBefore = await shot(page, '#loss-curve');
   const heatBefore = await shot(page, '#heatmap-ffn1-hidden');
 
@@ -299,6 +310,19 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   figures.trained_start_dev_wer = Number(start[1]);
   figures.trained_start_dev_wer_greedy = Number(start[2]);
   assert.ok(figures.trained_start_dev_wer <= 15, `the trained start scores ${start[1]}% before training`);
+
+  // Speak to it: the fake microphone's sentence is recorded, played back, and heard by the
+  // dense and the cut model (words where the cut model differs marked).
+  await page.click('#record');
+  await page.waitForSelector('#heard-dense', { timeout: 300_000 });
+  const heard = (await page.textContent('#heard-dense')).trim();
+  figures.microphone_dense_heard = heard;
+  figures.microphone_pruned_heard = (await page.textContent('#heard-pruned')).trim().replace(/\s+/g, ' ');
+  const words = spoken.split(' ');
+  const found = words.filter((w) => heard.split(/\s+/).includes(w)).length;
+  assert.ok(found >= words.length / 2, `the dense model heard "${heard}" for "${spoken}"`);
+  assert.equal(await page.isEnabled('#play-recording'), true);
+  await page.click('#play-recording');
   const lossBefore = await shot(page, '#loss-curve');
   const t0 = Date.now();
   await page.click('#play');
@@ -332,5 +356,45 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
     await page.waitForTimeout(1000);
   }
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
+  await context.close();
+});
+
+test('compare trains three methods on the same batches and shows them side by side', { timeout: 900_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const started = Date.now();
+  // A comparison link starts at once: four steps of each method, scored on four dev utterances.
+  await page.goto(origin + '#compare=adaptive-dropout,l0,magnitude&steps=4&dev=4&batch=4');
+  await page.waitForFunction(() => document.querySelector('#compare-progress')?.dataset.complete === 'true', null, { timeout: 800_000 });
+  figures.compare_seconds = (Date.now() - started) / 1000;
+  assert.match(await page.textContent('#compare-progress'), /^adaptive-dropout step 4\/4, loss [\d.]+ · l0 step 4\/4, loss [\d.]+ · magnitude step 4\/4, loss [\d.]+$/);
+  const rows = await page.$$eval('#compare-table tr[data-method]', (trs) =>
+    trs.map((r) => ({ method: r.dataset.method, params: Number(r.dataset.params), wer: Number(r.dataset.wer), speedup: Number(r.dataset.speedup) })));
+  figures.compare_rows = rows;
+  assert.deepEqual(rows.map((r) => r.method), ['start', 'adaptive-dropout', 'l0', 'magnitude']);
+  const dense = rows[0].params;
+  for (const r of rows.slice(1)) {
+    // Every method cut to the same budget, half of the parameters: at most half, within 2 %.
+    assert.ok(r.params <= dense / 2 && r.params >= 0.98 * dense / 2, `${r.method}: ${r.params} of ${dense}`);
+    assert.ok(r.speedup > 0 && Number.isFinite(r.wer), JSON.stringify(r));
+  }
+  // All curves on one plot, drawn by plotters in each method's colour (blue, orange, green).
+  const colours = await page.$eval('#compare-plot', (canvas) => {
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    const count = (r, g, b) => { let n = 0; for (let i = 0; i < data.length; i += 4) if (data[i] === r && data[i + 1] === g && data[i + 2] === b) n++; return n; };
+    return [count(0x1f, 0x6f, 0xeb), count(0xbc, 0x4c, 0x00), count(0x1a, 0x7f, 0x37)];
+  });
+  assert.ok(colours.every((n) => n > 20), `pixels per method colour: ${colours}`);
+  // Heatmaps side by side, one set per method.
+  assert.deepEqual(await page.$$eval('.method-heatmaps', (fs) => fs.map((f) => f.dataset.method)), ['adaptive-dropout', 'l0', 'magnitude']);
+  assert.match(await page.evaluate(() => location.hash), /compare=adaptive-dropout,l0,magnitude/);
+  await page.screenshot({ path: join(artefacts, 'lab-compare.png'), fullPage: true });
+  // Back to one run: the single-run views return and the link no longer compares.
+  await page.click('#end-compare');
+  await page.waitForSelector('#tradeoff-plot', { timeout: 120_000 });
+  assert.doesNotMatch(await page.evaluate(() => location.hash), /compare=/);
+  assert.deepEqual(errors, []);
   await context.close();
 });

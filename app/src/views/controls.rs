@@ -7,6 +7,7 @@ use prunelab_engine::model::Preset;
 
 use crate::lab::{Command, Lab, use_lab};
 use crate::settings::Start;
+use crate::views::CompareButton;
 
 /// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
 fn change(lab: Lab, key: &'static str, value: String) {
@@ -35,6 +36,7 @@ pub fn Controls() -> impl IntoView {
                 </button>
                 <button id="step" on:click=move |_| lab.send(Command::Step)>"Step"</button>
                 <button id="reset" on:click=move |_| lab.send(Command::Reset(settings.get_untracked()))>"Reset"</button>
+                <CompareButton />
             </div>
             <label>
                 "Start from "
@@ -78,8 +80,17 @@ pub fn Controls() -> impl IntoView {
 pub fn EmbedPlay() -> impl IntoView {
     let lab = use_lab();
     let settings = lab.settings;
-    let describe =
-        move || settings.with(|s| format!("{} from {}, {} steps", s.method.name(), s.start.describe(), s.steps));
+    let describe = move || {
+        settings.with(|s| {
+            let methods = if s.compare.is_empty() {
+                s.method.name().to_string()
+            } else {
+                let names: Vec<&str> = s.compare.iter().map(|m| m.name()).collect();
+                format!("{} side by side", names.join(", "))
+            };
+            format!("{methods} from {}, {} steps", s.start.describe(), s.steps)
+        })
+    };
     view! {
         <section class="transport embed-play" aria-label="play the run">
             <button id="play" on:click=move |_| lab.playing.update(|p| *p = !*p)>

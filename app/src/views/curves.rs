@@ -3,11 +3,11 @@
 use leptos::html::Canvas;
 use leptos::prelude::*;
 
-use crate::charts::{Axes, Mark, Series, draw_chart};
+use crate::charts::{Axes, Mark, Series, draw_chart, palette};
 use crate::lab::use_lab;
 
 /// Exponential moving average, so a noisy per-batch loss still shows its trend.
-fn smoothed(points: &[(usize, f32)], keep: f64) -> Vec<(f64, f64)> {
+pub(crate) fn smoothed(points: &[(usize, f32)], keep: f64) -> Vec<(f64, f64)> {
     let mut average: Option<f64> = None;
     points
         .iter()
@@ -37,13 +37,13 @@ pub fn Curves() -> impl IntoView {
                 let series = [
                     Series {
                         label: "per batch".into(),
-                        colour: "#c3ccd6",
+                        colour: palette::PALE,
                         mark: Mark::Line,
                         points: raw,
                     },
                     Series {
                         label: "smoothed".into(),
-                        colour: "#1f6feb",
+                        colour: palette::BLUE,
                         mark: Mark::Line,
                         points: smoothed(&view.losses, 0.9),
                     },
@@ -63,8 +63,8 @@ pub fn Curves() -> impl IntoView {
                     &axes,
                     &[Series {
                         label: "dev WER".into(),
-                        colour: "#d1242f",
-                        mark: Mark::LineAndDots(3.0),
+                        colour: palette::RED,
+                        mark: Mark::LineAndDots(3),
                         points,
                     }],
                 );

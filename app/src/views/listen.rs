@@ -1,5 +1,5 @@
 //! Listen: play a dev utterance and read what the unpruned and the pruned model heard, with
-//! word errors marked against the reference.
+//! word errors marked against the reference; or speak to both through the microphone.
 
 use std::rc::Rc;
 
@@ -7,11 +7,15 @@ use leptos::prelude::*;
 use prunelab_engine::text::{ErrorKind, align_words};
 
 use crate::corpus::{LabCorpus, js_message};
-use crate::lab::{TradeOff, use_lab};
+use crate::lab::{Command, TradeOff, use_lab};
+use crate::microphone::{Recording, record};
 use crate::session::PrunePoint;
 
 /// The corpus, for playback (set once it has loaded).
 pub type CorpusStore = StoredValue<Option<Rc<LabCorpus>>, LocalStorage>;
+
+/// Seconds the microphone records.
+const RECORD_SECONDS: u32 = 4;
 
 /// Plays mono `samples` at `rate` through Web Audio.
 fn play(samples: &[f32], rate: u32) -> Result<(), String> {
@@ -109,6 +113,70 @@ pub fn Listen(corpus: CorpusStore) -> impl IntoView {
             </select>
             <button id="play-audio" on:click=on_play>"▶ Play audio"</button>
             {move || rows().unwrap_or_else(|| view! { <p class="hint">"Transcripts appear once the model has been scored (move the slider)."</p> }.into_any())}
+            <Speak />
         </section>
+    }
+}
+
+/// Speak to the models: record a few seconds, hear the recording back, and read what the dense
+/// and the current pruned model made of it, words where they differ marked.
+#[component]
+fn Speak() -> impl IntoView {
+    let lab = use_lab();
+    let recording = RwSignal::new(None::<Recording>);
+    let listening = RwSignal::new(false);
+    let on_record = move |_| {
+        if listening.get_untracked() {
+            return;
+        }
+        listening.set(true);
+        lab.heard.set(None);
+        leptos::task::spawn_local(async move {
+            let recorded = record(RECORD_SECONDS).await;
+            listening.set(false);
+            match recorded {
+                Ok(r) => {
+                    lab.send(Command::Hear {
+                        samples: r.samples.clone(),
+                        sample_rate: r.sample_rate,
+                    });
+                    recording.set(Some(r));
+                }
+                Err(e) => lab.notify(format!("cannot record: {e}")),
+            }
+        });
+    };
+    let on_play = move |_| {
+        recording.with_untracked(|r| {
+            if let Some(r) = r
+                && let Err(e) = play(&r.samples, r.sample_rate)
+            {
+                lab.notify(format!("cannot play the recording: {e}"));
+            }
+        })
+    };
+    let heard = move || {
+        lab.heard.get().map(|h| {
+            let dense = h.dense.clone();
+            view! {
+                <table class="transcripts" id="heard" data-seconds=format!("{:.2}", h.seconds)>
+                    <tr><th>"dense model"</th><td id="heard-dense">{dense.clone().unwrap_or_else(|| "– (this method cut the model itself; its dense self is gone)".into())}</td></tr>
+                    <tr><th>"pruned model"</th><td id="heard-pruned">{match dense {
+                        // Marked against the dense model: what pruning changed.
+                        Some(dense) => view! { <Marked reference=dense hypothesis=h.pruned.clone() /> }.into_any(),
+                        None => h.pruned.clone().into_any(),
+                    }}</td></tr>
+                </table>
+            }
+        })
+    };
+    view! {
+        <div class="speak">
+            <button id="record" on:click=on_record prop:disabled=move || listening.get()>
+                {move || if listening.get() { format!("recording {RECORD_SECONDS} s…") } else { format!("🎤 Speak ({RECORD_SECONDS} s)") }}
+            </button>
+            <button id="play-recording" on:click=on_play prop:disabled=move || recording.with(Option::is_none)>"▶ Play recording"</button>
+            {heard}
+        </div>
     }
 }

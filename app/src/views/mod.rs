@@ -1,5 +1,6 @@
 //! The page's widgets; each draws one part of the `Lab` state and sends commands.
 
+mod compare;
 mod controls;
 mod curves;
 mod heatmaps;
@@ -8,6 +9,7 @@ mod open_run;
 mod status;
 mod tradeoff;
 
+pub use compare::{CompareButton, ComparePanel};
 pub use controls::{Controls, EmbedPlay};
 pub use curves::Curves;
 pub use heatmaps::Heatmaps;

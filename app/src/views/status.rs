@@ -33,7 +33,10 @@ pub fn Status() -> impl IntoView {
                 <span id="rate">{move || format!("{:.2} steps/s", lab.steps_per_second.get())}</span>
                 " · "
                 <span id="last-loss">
-                    {move || lab.live.with(|v| v.losses.last().map_or("no loss yet".into(), |(_, l)| format!("loss {l:.3}")))}
+                    // A comparison shows each method's loss in its own panel.
+                    {move || lab.compare.with(Option::is_none).then(|| {
+                        lab.live.with(|v| v.losses.last().map_or("no loss yet".into(), |(_, l)| format!("loss {l:.3}")))
+                    })}
                 </span>
                 <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>
                 <span id="busy">{move || lab.busy.get().map(|b| format!(" · {b}"))}</span>

@@ -5,7 +5,7 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use prunelab_engine::prune::CutTarget;
 
-use crate::charts::{Axes, Mark, Series, draw_chart};
+use crate::charts::{Axes, Mark, Series, draw_chart, palette};
 use crate::lab::{Command, use_lab};
 use crate::session::{PrunePoint, TIMED_PAIRS};
 use crate::settings::Start;
@@ -25,26 +25,26 @@ pub fn TradeOffPanel() -> impl IntoView {
             let series = [
                 Series {
                     label: "sweep".into(),
-                    colour: "#1f6feb",
-                    mark: Mark::LineAndDots(3.0),
+                    colour: palette::BLUE,
+                    mark: Mark::LineAndDots(3),
                     points: t.sweep.iter().map(to_xy).collect(),
                 },
                 Series {
                     label: "slider at 0".into(),
-                    colour: "#57606a",
-                    mark: Mark::Dots(5.0),
+                    colour: palette::GREY,
+                    mark: Mark::Dots(5),
                     points: t.dense.iter().map(to_xy).collect(),
                 },
                 Series {
                     label: "opened export".into(),
-                    colour: "#1a7f37",
-                    mark: Mark::Dots(6.0),
+                    colour: palette::GREEN,
+                    mark: Mark::Dots(6),
                     points: t.opened.iter().map(to_xy).collect(),
                 },
                 Series {
                     label: "current cut".into(),
-                    colour: "#d1242f",
-                    mark: Mark::Dots(6.0),
+                    colour: palette::RED,
+                    mark: Mark::Dots(6),
                     points: t.current.iter().map(to_xy).collect(),
                 },
             ];

@@ -8,11 +8,13 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::gates::SiteKind;
-use prunelab_engine::prune::{CutSource, CutTarget, UnitScores};
+use prunelab_engine::gates::{Method, SiteKind};
+use prunelab_engine::model::Conformer;
+use prunelab_engine::prune::{CutSource, CutTarget, PlanError, Pruned, UnitScores};
 use prunelab_engine::store::Trace;
 use prunelab_engine::train::{
-    Clock, CutEval, DevTimer, PairedTiming, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState,
+    self, Clock, CutEval, DevTimer, PairedTiming, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer,
+    TrainerState,
 };
 
 use crate::settings::{LabSettings, Start};
@@ -42,6 +44,20 @@ pub struct PrunePoint {
     pub timing: Option<PairedTiming>,
     /// Per dev utterance: id, reference, hypothesis (of the best decoder).
     pub transcripts: Vec<(String, String, String)>,
+    /// How the cut was asked for, so it can be made again (to time it, or to hear a recording
+    /// through it); `None` for a model opened from an export.
+    pub cut: Option<Cut>,
+}
+
+/// What the dense and the cut model hear in a recording (decoded as cuts are scored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heard {
+    /// The dense model's words; `None` when the method already cut the model (its dense self
+    /// is gone).
+    pub dense: Option<String>,
+    pub pruned: String,
+    /// Length of the recording.
+    pub seconds: f64,
 }
 
 impl From<CutEval> for PrunePoint {
@@ -65,6 +81,7 @@ impl From<CutEval> for PrunePoint {
                 .into_iter()
                 .map(|u| (u.id, u.reference, u.hypothesis))
                 .collect(),
+            cut: eval.knob.is_finite().then_some(Cut::Knob(eval.knob)),
         }
     }
 }
@@ -94,6 +111,9 @@ pub struct LabData<'a> {
 /// The training run behind the page.
 pub struct LabSession {
     run: Run,
+    /// The decoder cuts are scored with beside greedy (greedy when there is none): recordings
+    /// are decoded with it too.
+    decoder: Decoder,
     /// Every unit's score over training (retention, or relative weight norm for ungated runs),
     /// and the run's events.
     pub trace: Trace,
@@ -138,6 +158,7 @@ impl LabSession {
                 trainer
             }
         };
+        let hearing = decoder.clone().unwrap_or(Decoder::Greedy);
         let mut run = Run::new(
             trainer,
             RunOptions {
@@ -149,7 +170,11 @@ impl LabSession {
         run.set_knob(settings.threshold);
         // Sites are laid out by the first snapshot, which knows what the method scores.
         let trace = Trace::new(description, &[]);
-        Ok(Self { run, trace })
+        Ok(Self {
+            run,
+            decoder: hearing,
+            trace,
+        })
     }
 
     pub fn step(&self) -> usize {
@@ -214,7 +239,10 @@ impl LabSession {
             .score_selection(source, selection)
             .await
             .map_err(|e| format!("cannot cut to {target}: {e}"))?;
-        Ok(eval.into())
+        Ok(PrunePoint {
+            cut: Some(Cut::Target(target)),
+            ..eval.into()
+        })
     }
 
     /// Inference time of the dense model (the run's own architecture, gates off) against
@@ -231,19 +259,57 @@ impl LabSession {
         if source.already_cut() {
             return Ok(None);
         }
-        let pruned = match cut {
-            Cut::Knob(knob) => source.cut_at(knob),
-            Cut::Target(target) => source.selection_for(target).and_then(|s| source.cut(s)),
+        let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot time the cut: {e}"))?;
+        self.time_models(&source.model, &pruned.model, clock).await.map(Some)
+    }
+
+    /// What the dense model and `source` cut as `cut` asks hear in `samples` (mono, at
+    /// `sample_rate`), through the run's front end and decoder.
+    pub async fn hear(&self, source: &CutSource, cut: Cut, samples: &[f32], sample_rate: u32) -> Result<Heard, String> {
+        let trainer = self.run.trainer();
+        let recording = train::recording(samples, sample_rate, &trainer.config.fbank).map_err(|e| e.to_string())?;
+        let heard = if source.already_cut() {
+            let pruned = train::transcribe(&[&source.model], &recording, &trainer.stats, &self.decoder).await;
+            pruned.map(|mut words| (None, words.remove(0)))
+        } else {
+            let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
+            let both = train::transcribe(
+                &[&source.model, &pruned.model],
+                &recording,
+                &trainer.stats,
+                &self.decoder,
+            )
+            .await;
+            both.map(|mut words| (Some(words.remove(0)), words.remove(0)))
         };
-        let pruned = pruned.map_err(|e| format!("cannot time the cut: {e}"))?;
+        let (dense, pruned) = heard.map_err(|e| e.to_string())?;
+        Ok(Heard {
+            dense,
+            pruned,
+            seconds: recording.duration_seconds,
+        })
+    }
+
+    /// Inference time of `dense` against `pruned` on this session's timed dev utterances,
+    /// with its feature statistics (see [`LabSession::time_cut`]).
+    pub async fn time_models(
+        &self,
+        dense: &Conformer,
+        pruned: &Conformer,
+        clock: &dyn Clock,
+    ) -> Result<PairedTiming, String> {
         let trainer = self.run.trainer();
         let dev = &self.run.dev()[..TIMED_UTTERANCES.min(self.run.dev().len())];
         let timer = DevTimer::new(dev, &trainer.stats, trainer.config.max_batch_frames);
         timer
-            .paired(&source.model, &pruned.model, TIMED_PAIRS, clock)
+            .paired(dense, pruned, TIMED_PAIRS, clock)
             .await
-            .map(Some)
             .map_err(|e| format!("cannot time the cut: {e}"))
+    }
+
+    /// The method this session trains.
+    pub fn method(&self) -> Method {
+        self.run.trainer().config.prune.method
     }
 
     /// `source` cut at slider value `knob`, scored on the dev subset.
@@ -257,9 +323,16 @@ impl LabSession {
     }
 }
 
+/// `source` cut as `cut` asks: at a slider value, or to a target.
+fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<Pruned, PlanError> {
+    match cut {
+        Cut::Knob(knob) => source.cut_at(knob),
+        Cut::Target(target) => source.selection_for(target).and_then(|s| source.cut(s)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use prunelab_engine::gates::Method;
     use prunelab_engine::readback::block_on;
     use prunelab_engine::rng::SplitMix64;
 
@@ -338,6 +411,9 @@ mod tests {
                     uncut.params
                 );
                 assert!(further.unwrap_err().contains("already cut"));
+                let tone = vec![0.1_f32; 16_000];
+                let heard = block_on(session.hear(&source, Cut::Knob(0.0), &tone, 16_000)).unwrap();
+                assert_eq!(heard.dense, None, "the dense model is gone");
                 let clock = TestClock(std::time::Instant::now());
                 assert_eq!(
                     block_on(session.time_cut(&source, Cut::Knob(0.0), &clock)),
@@ -405,6 +481,14 @@ mod tests {
         assert_eq!((session.step(), session.trace.steps.clone()), (1, vec![0]));
 
         let source = block_on(session.scores()).unwrap();
+        // A recording at 48 kHz is heard by the dense and the cut model; a bad one is named.
+        let tone: Vec<f32> = (0..48_000)
+            .map(|i| 0.3 * (std::f32::consts::TAU * 300.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        let heard = block_on(session.hear(&source, Cut::Knob(0.6), &tone, 48_000)).unwrap();
+        assert!(heard.dense.is_some() && (heard.seconds - 1.0).abs() < 1e-9, "{heard:?}");
+        let short = block_on(session.hear(&source, Cut::Knob(0.6), &tone[..2_000], 48_000)).unwrap_err();
+        assert!(short.contains("at least 0.25 s"), "{short}");
         let params = |knob: f64| block_on(session.score(&source, knob)).unwrap().params;
         let sizes = [params(0.0), params(0.3), params(0.6)];
         assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");

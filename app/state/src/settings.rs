@@ -89,6 +89,9 @@ pub struct LabSettings {
     pub dev_utterances: usize,
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
+    /// Methods trained side by side from the same start on the same batches (empty: one run,
+    /// the usual page). Each runs with these settings and its own method.
+    pub compare: Vec<Method>,
 }
 
 impl Default for LabSettings {
@@ -108,9 +111,13 @@ impl Default for LabSettings {
             threshold: gates.threshold,
             dev_utterances: DEV_UTTERANCES.1,
             embed: false,
+            compare: Vec::new(),
         }
     }
 }
+
+/// The methods a comparison trains when none are named: the three pruning methods.
+pub const COMPARED_METHODS: [Method; 3] = [Method::AdaptiveDropout, Method::L0, Method::Magnitude];
 
 impl LabSettings {
     /// Reads a URL hash (with or without the leading `#`). Unknown keys are ignored; a bad
@@ -177,6 +184,7 @@ impl LabSettings {
                     .ok_or(format!("dev utterances must be from {low} to {high}"))?;
             }
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
+            "compare" => self.compare = parse_methods(value)?,
             _ => {}
         }
         Ok(())
@@ -203,6 +211,10 @@ impl LabSettings {
         }
         if self.embed {
             hash.push_str("&embed=1");
+        }
+        if !self.compare.is_empty() {
+            let names: Vec<&str> = self.compare.iter().map(|m| m.name()).collect();
+            hash.push_str(&format!("&compare={}", names.join(",")));
         }
         hash
     }
@@ -247,6 +259,18 @@ impl LabSettings {
         Ok(config)
     }
 
+    /// These settings for one method of a comparison: its own method, the slider where that
+    /// method's knob rests, no comparison of its own.
+    pub fn for_method(&self, method: Method) -> Self {
+        let run_threshold = GateConfig::default().threshold;
+        Self {
+            method,
+            threshold: Knob::of(method).default_value(run_threshold),
+            compare: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// What the slider means for the chosen method.
     pub fn knob(&self) -> Knob {
         Knob::of(self.method)
@@ -256,6 +280,23 @@ impl LabSettings {
     pub fn knob_is_threshold(&self) -> bool {
         self.knob().meaning == KnobMeaning::RetentionThreshold
     }
+}
+
+/// A comparison's methods from their URL form, `adaptive-dropout,l0,magnitude`: at least two,
+/// each once.
+fn parse_methods(value: &str) -> Result<Vec<Method>, String> {
+    let mut methods = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        let method = Method::parse(name).ok_or(format!("unknown method {name:?}"))?;
+        if methods.contains(&method) {
+            return Err(format!("{name} is named twice"));
+        }
+        methods.push(method);
+    }
+    if methods.len() < 2 {
+        return Err("a comparison needs at least two methods".into());
+    }
+    Ok(methods)
 }
 
 #[cfg(test)]
@@ -278,6 +319,7 @@ mod tests {
             threshold: 0.25,
             dev_utterances: 12,
             embed: true,
+            compare: vec![Method::Magnitude, Method::None],
         };
         let (back, problems) = LabSettings::from_hash(&format!("#{}", settings.to_hash()));
         assert!(problems.is_empty(), "{problems:?}");
@@ -356,6 +398,26 @@ mod tests {
         assert!(config(Start::Scratch, Method::L0).distill.is_none());
         let scratch = config(Start::Scratch, Method::Magnitude);
         assert_eq!(scratch.prune.magnitude_cut(scratch.steps), None);
+    }
+
+    #[test]
+    fn a_comparison_names_two_or_more_methods_once_each_and_each_gets_its_own_knob() {
+        let (settings, problems) = LabSettings::from_hash("compare=adaptive-dropout,l0,magnitude&threshold=0.7");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings.compare, COMPARED_METHODS);
+        for bad in ["l0", "l0,l0", "l0,dropout", ""] {
+            let (refused, problems) = LabSettings::from_hash(&format!("compare={bad}"));
+            assert!(refused.compare.is_empty() && problems.len() == 1, "{bad}: {problems:?}");
+        }
+        let l0 = settings.for_method(Method::L0);
+        assert_eq!((l0.method, l0.threshold, l0.compare.len()), (Method::L0, 0.0, 0));
+        let dropout = settings.for_method(Method::AdaptiveDropout);
+        assert_eq!(
+            dropout.threshold,
+            GateConfig::default().threshold,
+            "not the moved slider"
+        );
+        assert_eq!((dropout.seed, dropout.steps), (settings.seed, settings.steps));
     }
 
     #[test]

@@ -63,7 +63,12 @@ impl fmt::Display for CutTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Parameters(n) => write!(f, "{n} parameters"),
-            Self::Share(share) => write!(f, "{:.4}% of the parameters", 100.0 * share),
+            Self::Share(share) => {
+                // Up to four decimals, without trailing zeros: "50%", "33.3333%".
+                let percent = format!("{:.4}", 100.0 * share);
+                let percent = percent.trim_end_matches('0').trim_end_matches('.');
+                write!(f, "{percent}% of the parameters")
+            }
             Self::Speedup(x) => write!(f, "{x}× fewer FLOPs"),
         }
     }
@@ -129,5 +134,12 @@ mod tests {
         ] {
             assert!(CutTarget::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_share_is_written_without_trailing_zeros() {
+        assert_eq!(CutTarget::Share(0.5).to_string(), "50% of the parameters");
+        assert_eq!(CutTarget::Share(1.0 / 3.0).to_string(), "33.3333% of the parameters");
+        assert_eq!(CutTarget::Share(0.125).to_string(), "12.5% of the parameters");
     }
 }

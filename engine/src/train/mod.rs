@@ -1,6 +1,7 @@
 //! Training: configuration, the learning-rate schedule, the CTC objective, one optimiser step
 //! (`forward` → `readout` → `trainer`, or split over threads by `shards`), evaluation with any
-//! decoder, and [`Run`]: a whole run's schedule as events, which front doors drive.
+//! decoder, what models hear in a recording, and [`Run`]: a whole run's schedule as events,
+//! which front doors drive.
 
 mod batch;
 mod config;
@@ -10,6 +11,7 @@ mod evaluate;
 mod events;
 mod forward;
 mod gating;
+mod hear;
 mod objective;
 mod readout;
 mod run;
@@ -25,6 +27,7 @@ pub use error::TrainError;
 pub use evaluate::{EvalReport, UtteranceResult, evaluate, summarise};
 pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
+pub use hear::{HearError, MAX_RECORDING_SECONDS, MIN_RECORDING_SECONDS, recording, transcribe};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use schedule::learning_rate;

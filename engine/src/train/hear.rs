@@ -1,0 +1,122 @@
+//! What models hear in a recording: audio at any sample rate in, words out, through the same
+//! front end (resampling, filterbank, the run's feature statistics) and decoder as evaluation.
+
+use crate::audio::{FbankConfig, FeatureStats, fbank, resample};
+use crate::data::Utterance;
+use crate::decode::Decoder;
+use crate::model::Conformer;
+use crate::readback::ReadBackError;
+
+use super::evaluate::evaluate;
+
+/// Longest recording transcribed, in seconds: enough to speak a few sentences, short enough
+/// that one forward pass stays small on any backend.
+pub const MAX_RECORDING_SECONDS: f64 = 30.0;
+/// Shortest recording transcribed, in seconds (the model subsamples frames by four).
+pub const MIN_RECORDING_SECONDS: f64 = 0.25;
+
+/// Why a recording cannot be transcribed.
+#[derive(Debug, thiserror::Error)]
+pub enum HearError {
+    #[error("the recording's sample rate of {0} Hz is not one audio comes at (8,000 to 192,000 Hz)")]
+    SampleRate(u32),
+    #[error("the recording holds samples that are not numbers")]
+    NotFinite,
+    #[error("the recording is {seconds:.2} s long; it takes at least {MIN_RECORDING_SECONDS} s")]
+    TooShort { seconds: f64 },
+    #[error("the recording is {seconds:.1} s long; at most {MAX_RECORDING_SECONDS} s is transcribed")]
+    TooLong { seconds: f64 },
+    #[error(transparent)]
+    ReadBack(#[from] ReadBackError),
+}
+
+/// `samples` (mono, in [-1, 1], at `sample_rate`) as a model input: resampled to the front
+/// end's rate and turned into filterbank features. Its transcript is empty.
+pub fn recording(samples: &[f32], sample_rate: u32, config: &FbankConfig) -> Result<Utterance, HearError> {
+    if !(8_000..=192_000).contains(&sample_rate) {
+        return Err(HearError::SampleRate(sample_rate));
+    }
+    if samples.iter().any(|s| !s.is_finite()) {
+        return Err(HearError::NotFinite);
+    }
+    let seconds = samples.len() as f64 / f64::from(sample_rate);
+    if seconds < MIN_RECORDING_SECONDS {
+        return Err(HearError::TooShort { seconds });
+    }
+    if seconds > MAX_RECORDING_SECONDS {
+        return Err(HearError::TooLong { seconds });
+    }
+    let audio = resample(samples, sample_rate, config.sample_rate);
+    let feats = fbank(&audio, config);
+    Ok(Utterance {
+        id: "recording".into(),
+        text: String::new(),
+        tokens: Vec::new(),
+        frames: feats.len() / config.num_bins,
+        feats,
+        duration_seconds: seconds,
+    })
+}
+
+/// What each of `models` (inference copies, ungated) hears in `recording`, decoded with
+/// `decoder`, in the order given.
+pub async fn transcribe(
+    models: &[&Conformer],
+    recording: &Utterance,
+    stats: &FeatureStats,
+    decoder: &Decoder,
+) -> Result<Vec<String>, HearError> {
+    let mut heard = Vec::with_capacity(models.len());
+    for model in models {
+        let utterances = std::slice::from_ref(recording);
+        let mut reports = evaluate(model, &[], utterances, stats, recording.frames.max(1), &[decoder]).await?;
+        let report = reports.remove(0);
+        heard.push(
+            report
+                .utterances
+                .into_iter()
+                .next()
+                .map(|u| u.hypothesis)
+                .unwrap_or_default(),
+        );
+    }
+    Ok(heard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_at_another_rate_becomes_the_front_ends_frames_and_bad_ones_are_named() {
+        let config = FbankConfig::default();
+        // One second of a 440 Hz tone at 48 kHz: 16,000 samples after resampling, 98 frames.
+        let tone: Vec<f32> = (0..48_000)
+            .map(|i| 0.3 * (std::f32::consts::TAU * 440.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        let utterance = recording(&tone, 48_000, &config).unwrap();
+        assert_eq!(utterance.frames, config.num_frames(16_000));
+        assert_eq!(utterance.feats.len(), utterance.frames * config.num_bins);
+        assert!(matches!(
+            recording(&tone, 4_000, &config),
+            Err(HearError::SampleRate(4_000))
+        ));
+        assert!(matches!(
+            recording(&tone[..4_000], 48_000, &config),
+            Err(HearError::TooShort { .. })
+        ));
+        let long = vec![0.0; 31 * 16_000];
+        assert!(matches!(
+            recording(&long, 16_000, &config),
+            Err(HearError::TooLong { .. })
+        ));
+        let mut broken = tone.clone();
+        broken[7] = f32::NAN;
+        assert!(
+            recording(&broken, 48_000, &config)
+                .unwrap_err()
+                .to_string()
+                .contains("not numbers")
+        );
+    }
+}
