@@ -68,16 +68,18 @@ pub fn draw_heatmap(
     }
 }
 
-/// A canvas holding one short line of grey text instead of a picture.
+/// A canvas holding one short line of grey text instead of a picture, at the canvas's size on
+/// the page (so CSS does not stretch the text).
 pub fn draw_note(canvas: &HtmlCanvasElement, text: &str) {
-    canvas.set_width(240);
-    canvas.set_height(24);
+    let (width, height) = (canvas.client_width().max(1), canvas.client_height().max(1));
+    canvas.set_width(width as u32);
+    canvas.set_height(height as u32);
     let Some(ctx) = context(canvas) else { return };
     ctx.set_fill_style_str("#f3f5f7");
-    ctx.fill_rect(0.0, 0.0, 240.0, 24.0);
+    ctx.fill_rect(0.0, 0.0, f64::from(width), f64::from(height));
     ctx.set_fill_style_str("#52606d");
     ctx.set_font("12px system-ui, sans-serif");
-    let _ = ctx.fill_text(text, 8.0, 16.0);
+    let _ = ctx.fill_text(text, 8.0, f64::from(height) / 2.0 + 4.0);
 }
 
 /// The charts' colours.
@@ -88,6 +90,7 @@ pub mod palette {
     pub const GREEN: RGBColor = RGBColor(0x1a, 0x7f, 0x37);
     pub const ORANGE: RGBColor = RGBColor(0xbc, 0x4c, 0x00);
     pub const GREY: RGBColor = RGBColor(0x57, 0x60, 0x6a);
+    pub const PURPLE: RGBColor = RGBColor(0x82, 0x50, 0xdf);
     pub const PALE: RGBColor = RGBColor(0xc3, 0xcc, 0xd6);
 }
 

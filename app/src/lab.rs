@@ -143,8 +143,8 @@ pub struct MethodView {
     pub step: usize,
     /// Its retention history (the heatmaps) and losses.
     pub trace: TraceView,
-    /// Its budget cut and sweep, once the comparison has finished training.
-    pub result: Option<MethodResult>,
+    /// Its budget cut and sweep (or why they failed), once the comparison has finished training.
+    pub result: Option<Result<MethodResult, String>>,
 }
 
 /// A comparison of methods as the page shows it.
@@ -160,7 +160,7 @@ pub struct CompareView {
 }
 
 impl CompareView {
-    /// Every method trained and its results in.
+    /// Every method trained and its results in (or failed).
     pub fn is_complete(&self) -> bool {
         self.methods.iter().all(|m| m.result.is_some())
     }
@@ -241,6 +241,12 @@ impl Lab {
             }
             q.push_back(command);
         });
+    }
+
+    /// Whether a reset waits in the queue (long work stops early for it).
+    pub fn reset_pending(&self) -> bool {
+        self.commands
+            .with_value(|q| q.iter().any(|c| matches!(c, Command::Reset(_))))
     }
 
     pub fn next_command(&self) -> Option<Command> {

@@ -20,10 +20,13 @@ pub struct Recording {
 /// them (no microphone, permission refused).
 pub async fn record(seconds: u32) -> Result<Recording, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let devices = window
-        .navigator()
-        .media_devices()
-        .map_err(|_| "this page cannot use a microphone here (the browser offers none; pages served over plain http from another machine are refused one)")?;
+    // Outside a secure context (plain http from another machine) there is no
+    // `navigator.mediaDevices` at all.
+    const NO_DEVICES: &str = "this page cannot use a microphone here (the browser offers none; pages served over plain http from another machine are refused one)";
+    let devices = window.navigator().media_devices().map_err(|_| NO_DEVICES)?;
+    if JsValue::from(devices.clone()).is_undefined() {
+        return Err(NO_DEVICES.into());
+    }
     let constraints = MediaStreamConstraints::new();
     constraints.set_audio(&JsValue::TRUE);
     let asked = devices
@@ -48,17 +51,33 @@ pub async fn record(seconds: u32) -> Result<Recording, String> {
 async fn record_stream(stream: &MediaStream, seconds: u32) -> Result<Blob, String> {
     let recorder = MediaRecorder::new_with_media_stream(stream).map_err(|e| js_message(&e))?;
     // Without a time slice the recorder hands over everything in one `dataavailable` event
-    // when it stops.
-    let data = promise_of(|resolve| recorder.set_ondataavailable(Some(resolve)));
+    // when it stops; a recorder error rejects instead.
+    let data = promise_from(|resolve, reject| {
+        recorder.set_ondataavailable(Some(resolve));
+        recorder.set_onerror(Some(reject));
+    });
     recorder.start().map_err(|e| js_message(&e))?;
     sleep(seconds * 1000).await;
     recorder.stop().map_err(|e| js_message(&e))?;
-    let event: BlobEvent = JsFuture::from(data)
-        .await
-        .map_err(|e| js_message(&e))?
+    // A recorder that never hands over its data must not hold the microphone for ever.
+    let deadline = promise_from(|_, reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(reject, 10_000);
+        }
+    });
+    let handed = JsFuture::from(Promise::race(&js_sys::Array::of2(&data, &deadline))).await;
+    recorder.set_ondataavailable(None);
+    recorder.set_onerror(None);
+    let event: BlobEvent = handed
+        .map_err(|e| {
+            if e.is_undefined() {
+                "the recorder handed over nothing within 10 s".to_string()
+            } else {
+                format!("the recorder failed: {}", js_message(&e))
+            }
+        })?
         .dyn_into()
         .map_err(|_| "the recorder handed over no data")?;
-    recorder.set_ondataavailable(None);
     event.data().ok_or_else(|| "the recording is empty".to_string())
 }
 
@@ -66,15 +85,16 @@ async fn record_stream(stream: &MediaStream, seconds: u32) -> Result<Blob, Strin
 async fn decode(blob: &Blob) -> Result<Recording, String> {
     let bytes = JsFuture::from(blob.array_buffer()).await.map_err(|e| js_message(&e))?;
     let context = AudioContext::new().map_err(|e| js_message(&e))?;
-    let decoding = context
-        .decode_audio_data(&bytes.unchecked_into())
-        .map_err(|e| js_message(&e))?;
-    let buffer: AudioBuffer = JsFuture::from(decoding)
-        .await
+    let decoded = match context.decode_audio_data(&bytes.unchecked_into()) {
+        Ok(decoding) => JsFuture::from(decoding).await,
+        Err(e) => Err(e),
+    };
+    // Closed on every path: a page holds only a few audio contexts.
+    let _ = context.close();
+    let buffer: AudioBuffer = decoded
         .map_err(|e| format!("cannot decode the recording: {}", js_message(&e)))?
         .dyn_into()
         .map_err(|_| "the recording decoded to no audio")?;
-    let _ = context.close();
     let samples = buffer.get_channel_data(0).map_err(|e| js_message(&e))?;
     Ok(Recording {
         samples,
@@ -82,12 +102,13 @@ async fn decode(blob: &Blob) -> Result<Recording, String> {
     })
 }
 
-/// A promise that `hand_over` resolves by installing the resolve function as a callback.
-fn promise_of(hand_over: impl FnOnce(&Function)) -> Promise {
+/// A promise that `hand_over` settles by installing its resolve and reject functions as
+/// callbacks.
+fn promise_from(hand_over: impl FnOnce(&Function, &Function)) -> Promise {
     let mut hand_over = Some(hand_over);
-    Promise::new(&mut |resolve, _reject| {
+    Promise::new(&mut |resolve, reject| {
         if let Some(hand_over) = hand_over.take() {
-            hand_over(&resolve);
+            hand_over(&resolve, &reject);
         }
     })
 }

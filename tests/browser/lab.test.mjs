@@ -364,11 +364,26 @@ test('compare trains three methods on the same batches and shows them side by si
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // Chart failures are logged as warnings: a comparison that cannot draw fails here.
+  page.on('console', (m) => { if (m.type() === 'error' || /cannot draw/.test(m.text())) errors.push(m.text()); });
   const started = Date.now();
-  // A comparison link starts at once: four steps of each method, scored on four dev utterances.
-  await page.goto(origin + '#compare=adaptive-dropout,l0,magnitude&steps=4&dev=4&batch=4');
+  // Four steps of each method, scored on four dev utterances. Embedded, the comparison waits
+  // for Play (opened plainly, a comparison link starts at once), so the plot is seen before.
+  await page.goto(origin + '#compare=adaptive-dropout,l0,magnitude&steps=4&dev=4&batch=4&embed=1');
+  // The start is scored (the plot's first point) and magnitude's one-shot curve swept.
+  await page.waitForSelector('#compare-table tr[data-method="start"]', { timeout: 300_000 });
+  await waitForIdle(page);
+  assert.match(await page.textContent('.embed-play'), /adaptive-dropout, l0, magnitude side by side from the trained model, 4 steps/);
+  const plotBefore = await shot(page, '#compare-plot');
+  await page.click('#play');
   await page.waitForFunction(() => document.querySelector('#compare-progress')?.dataset.complete === 'true', null, { timeout: 800_000 });
   figures.compare_seconds = (Date.now() - started) / 1000;
+  assert.ok(!(await shot(page, '#compare-plot')).equals(plotBefore), 'the compare plot did not change');
+  // Three curves of at least five model sizes each (magnitude's: the start cut one-shot).
+  const curves = Object.fromEntries((await page.getAttribute('#compare-plot', 'data-curves')).split(' ').map((c) => c.split('=')));
+  figures.compare_curve_sizes = curves;
+  assert.deepEqual(Object.keys(curves), ['adaptive-dropout', 'l0', 'magnitude']);
+  assert.ok(Object.values(curves).every((n) => Number(n) >= 5), JSON.stringify(curves));
   assert.match(await page.textContent('#compare-progress'), /^adaptive-dropout step 4\/4, loss [\d.]+ · l0 step 4\/4, loss [\d.]+ · magnitude step 4\/4, loss [\d.]+$/);
   const rows = await page.$$eval('#compare-table tr[data-method]', (trs) =>
     trs.map((r) => ({ method: r.dataset.method, params: Number(r.dataset.params), wer: Number(r.dataset.wer), speedup: Number(r.dataset.speedup) })));
@@ -386,7 +401,9 @@ test('compare trains three methods on the same batches and shows them side by si
     const count = (r, g, b) => { let n = 0; for (let i = 0; i < data.length; i += 4) if (data[i] === r && data[i + 1] === g && data[i + 2] === b) n++; return n; };
     return [count(0x1f, 0x6f, 0xeb), count(0xbc, 0x4c, 0x00), count(0x1a, 0x7f, 0x37)];
   });
-  assert.ok(colours.every((n) => n > 20), `pixels per method colour: ${colours}`);
+  // A legend swatch is 80 pixels; a curve of nine points and its large dot are a few hundred
+  // (fewer where curves overlap: 276 for L0 under adaptive dropout's in one run).
+  assert.ok(colours.every((n) => n > 160), `pixels per method colour: ${colours}`);
   // Heatmaps side by side, one set per method.
   assert.deepEqual(await page.$$eval('.method-heatmaps', (fs) => fs.map((f) => f.dataset.method)), ['adaptive-dropout', 'l0', 'magnitude']);
   assert.match(await page.evaluate(() => location.hash), /compare=adaptive-dropout,l0,magnitude/);

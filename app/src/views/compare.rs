@@ -19,7 +19,7 @@ fn colour(method: Method) -> RGBColor {
         Method::AdaptiveDropout => palette::BLUE,
         Method::L0 => palette::ORANGE,
         Method::Magnitude => palette::GREEN,
-        Method::None => palette::GREY,
+        Method::None => palette::PURPLE,
     }
 }
 
@@ -84,7 +84,7 @@ pub fn ComparePanel() -> impl IntoView {
             c.as_ref().map(|c| {
                 let names: Vec<&str> = c.methods.iter().map(|m| m.method.name()).collect();
                 format!(
-                    "{} from {}, seed {}: the same batches in the same order, {} steps each, one step of each in turn; at the end each is cut to {} of its parameters.",
+                    "{} from {}, seed {}: the same batches in the same order, {} steps each, one step of each in turn; at the end each is cut to {}.",
                     names.join(", "),
                     settings.start.describe(),
                     settings.seed,
@@ -113,7 +113,32 @@ pub fn ComparePanel() -> impl IntoView {
         })
     };
     let complete = move || compare.with(|c| c.as_ref().is_some_and(CompareView::is_complete));
-    let methods = move || compare.with(|c| c.as_ref().map_or(0, |c| c.methods.len()));
+    // Distinct model sizes on each method's curve, for the tests: "adaptive-dropout=9 l0=8 …".
+    let curves = move || {
+        compare.with(|c| {
+            c.as_ref().map(|c| {
+                c.methods
+                    .iter()
+                    .filter_map(|m| {
+                        let result = m.result.as_ref()?.as_ref().ok()?;
+                        let mut sizes: Vec<usize> = result.sweep.iter().map(|p| p.params).collect();
+                        sizes.sort_unstable();
+                        sizes.dedup();
+                        Some(format!("{}={}", m.method.name(), sizes.len()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        })
+    };
+    // A memo, so the per-method heatmaps are built once per comparison, not on every step.
+    let methods = Memo::new(move |_| compare.with(|c| c.as_ref().map_or(0, |c| c.methods.len())));
+    let any_one_shot = move || {
+        compare.with(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.methods.iter().any(|m| matches!(&m.result, Some(Ok(r)) if r.one_shot)))
+        })
+    };
     view! {
         <section class="compare" aria-label="methods side by side">
             <h2>"Methods side by side"</h2>
@@ -121,13 +146,18 @@ pub fn ComparePanel() -> impl IntoView {
             <p class="hint" id="compare-description">{describe}</p>
             <p class="numbers" id="compare-progress" data-complete=move || complete().to_string()>{progress}</p>
             <CompareTable />
-            <p class="legend">"Left: dev WER against parameters, each method's knob swept (a large dot: its cut to the budget; grey: the start). Right: training loss. Below: each method's retention heatmaps, rows top to bottom FFN 1, query, value, conv input, FFN 2; dimmed: removed by its budget cut."</p>
+            <p class="legend">
+                "Left: dev WER against parameters, each method's knob swept (a large dot: its cut to the budget; grey: the start). Right: training loss. Below: each method's units, rows top to bottom FFN 1, query, value, conv input, FFN 2, coloured by learned retention (ungated methods: weight norm); dimmed: removed by its budget cut."
+                <Show when=any_one_shot>
+                    " Magnitude cut its own model while training, so its curve is the start cut by weight norms with no training (one-shot), and the large dot is what fine-tuning made of its cut; its heatmaps show the weight norms it cut by."
+                </Show>
+            </p>
             <div class="pair">
-                <canvas id="compare-plot" node_ref=plot width="460" height="280"></canvas>
+                <canvas id="compare-plot" node_ref=plot width="460" height="280" data-curves=curves></canvas>
                 <canvas id="compare-loss" node_ref=losses width="460" height="280"></canvas>
             </div>
             <div class="side-by-side">
-                {move || (0..methods()).map(|index| view! { <MethodHeatmaps index=index /> }).collect_view()}
+                {move || (0..methods.get()).map(|index| view! { <MethodHeatmaps index=index /> }).collect_view()}
             </div>
         </section>
     }
@@ -137,11 +167,16 @@ pub fn ComparePanel() -> impl IntoView {
 fn draw_trade_offs(canvas: &web_sys::HtmlCanvasElement, c: &CompareView) {
     let mut series = Vec::new();
     for m in &c.methods {
-        let Some(result) = &m.result else { continue };
+        let Some(Ok(result)) = &m.result else { continue };
         let swept = !result.sweep.is_empty();
         if swept {
+            let label = if result.one_shot {
+                format!("{}, one-shot from the start", m.method.name())
+            } else {
+                m.method.name().into()
+            };
             series.push(Series {
-                label: m.method.name().into(),
+                label,
                 colour: colour(m.method),
                 mark: Mark::LineAndDots(3),
                 points: result.sweep.iter().map(to_xy).collect(),
@@ -206,9 +241,17 @@ fn CompareTable() -> impl IntoView {
             let methods = c
                 .methods
                 .iter()
-                .filter_map(|m| {
-                    let r = m.result.as_ref()?;
-                    Some(row(m.method.name().into(), m.method.name(), &r.budget))
+                .filter_map(|m| match m.result.as_ref()? {
+                    Ok(r) => Some(row(m.method.name().into(), m.method.name(), &r.budget).into_any()),
+                    Err(problem) => Some(
+                        view! {
+                            <tr data-method=m.method.name() data-failed="true">
+                                <th>{m.method.name()}</th>
+                                <td colspan="5" class="error">{problem.clone()}</td>
+                            </tr>
+                        }
+                        .into_any(),
+                    ),
                 })
                 .collect_view();
             let words = c.start.as_ref().map_or(0, |p| p.words);
@@ -239,7 +282,10 @@ fn MethodHeatmaps(index: usize) -> impl IntoView {
             let Some(frame) = m.trace.snapshots.len().checked_sub(1) else {
                 return;
             };
-            let kept = m.result.as_ref().map(|r| &r.budget.kept_map);
+            let kept = match &m.result {
+                Some(Ok(r)) => Some(&r.budget.kept_map),
+                _ => None,
+            };
             for (kind, canvas) in &drawn {
                 let Some(el) = canvas.get() else { continue };
                 if m.trace.units(*kind) == 0 {
@@ -259,20 +305,30 @@ fn MethodHeatmaps(index: usize) -> impl IntoView {
     let title = move || {
         lab.compare.with(|c| {
             c.as_ref().and_then(|c| c.methods.get(index)).map(|m| {
-                let kept = m.result.as_ref().map_or(String::new(), |r| {
-                    let (kept, total) = r
-                        .budget
-                        .kept
-                        .iter()
-                        .fold((0, 0), |(k, t), (_, kept, total)| (k + kept, t + total));
-                    // A model its method already cut counts no units against a dense layout.
-                    if total == 0 {
-                        String::new()
-                    } else {
-                        format!(" · {kept}/{total} units kept")
+                let kept = match &m.result {
+                    Some(Ok(r)) => {
+                        let (kept, total) = r
+                            .budget
+                            .kept
+                            .iter()
+                            .fold((0, 0), |(k, t), (_, kept, total)| (k + kept, t + total));
+                        // A model its method already cut counts no units against a dense layout.
+                        if total == 0 {
+                            String::new()
+                        } else {
+                            format!(" · {kept}/{total} units kept")
+                        }
                     }
-                });
-                format!("{} · step {}{kept}", m.method.name(), m.step)
+                    _ => String::new(),
+                };
+                // The heatmaps show the latest snapshot, which for a method that cut its own
+                // model is the last one before the cut.
+                let snapshot = m
+                    .trace
+                    .steps
+                    .last()
+                    .map_or(String::new(), |s| format!(" · units at step {s}"));
+                format!("{} · step {}{snapshot}{kept}", m.method.name(), m.step)
             })
         })
     };

@@ -27,7 +27,10 @@ pub fn Controls() -> impl IntoView {
     let lab = use_lab();
     let settings = lab.settings;
     let help = move || settings.with(|s| s.knob().help);
-    let is = move |m: Method| move || settings.with(|s| s.method == m);
+    let comparing = move || settings.with(|s| !s.compare.is_empty());
+    // A method's own fields show when it runs: alone, or as one of the compared methods.
+    let is =
+        move |m: Method| move || settings.with(|s| (s.method == m && s.compare.is_empty()) || s.compare.contains(&m));
     view! {
         <section class="controls" aria-label="experiment controls">
             <div class="transport">
@@ -51,7 +54,7 @@ pub fn Controls() -> impl IntoView {
                     {Preset::ALL.into_iter().map(|p| view! { <option value=p.name()>{p.name()}</option> }).collect_view()}
                 </select>
             </label>
-            <label>
+            <label class:hidden=comparing>
                 "Method "
                 <select id="method" prop:value=move || settings.with(|s| s.method.name()) on:change=move |ev| change(lab, "method", event_target_value(&ev))>
                     {Method::ALL.into_iter().map(|m| view! { <option value=m.name()>{m.name()}</option> }).collect_view()}
@@ -63,7 +66,8 @@ pub fn Controls() -> impl IntoView {
                 <NumberField id="temperature" label="Temperature τ" step="0.05" key="temperature" value=Signal::derive(move || settings.with(|s| s.temperature)) />
             </Show>
             // Magnitude from the trained start cuts to the same share at once.
-            <Show when=move || settings.with(|s| s.method == Method::L0 || (s.method == Method::Magnitude && s.start == Start::Trained))>
+            // In a comparison the target is every method's budget.
+            <Show when=move || settings.with(|s| !s.compare.is_empty() || s.method == Method::L0 || (s.method == Method::Magnitude && s.start == Start::Trained))>
                 <NumberField id="target" label="Target sparsity" step="0.05" key="target" value=Signal::derive(move || settings.with(|s| s.target_sparsity)) />
             </Show>
             <NumberField id="steps" label="Steps" step="50" key="steps" value=Signal::derive(move || settings.with(|s| s.steps as f64)) />

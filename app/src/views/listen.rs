@@ -17,10 +17,28 @@ pub type CorpusStore = StoredValue<Option<Rc<LabCorpus>>, LocalStorage>;
 /// Seconds the microphone records.
 const RECORD_SECONDS: u32 = 4;
 
+thread_local! {
+    /// One audio context for all playback: a page may hold only a few.
+    static PLAYBACK: std::cell::RefCell<Option<web_sys::AudioContext>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The page's playback context, made on first use.
+fn playback_context() -> Result<web_sys::AudioContext, wasm_bindgen::JsValue> {
+    PLAYBACK.with(|cell| {
+        let mut held = cell.borrow_mut();
+        if let Some(context) = held.as_ref() {
+            return Ok(context.clone());
+        }
+        let context = web_sys::AudioContext::new()?;
+        *held = Some(context.clone());
+        Ok(context)
+    })
+}
+
 /// Plays mono `samples` at `rate` through Web Audio.
 fn play(samples: &[f32], rate: u32) -> Result<(), String> {
     let js = |e: wasm_bindgen::JsValue| js_message(&e);
-    let context = web_sys::AudioContext::new().map_err(js)?;
+    let context = playback_context().map_err(js)?;
     let buffer = context
         .create_buffer(1, samples.len().max(1) as u32, rate as f32)
         .map_err(js)?;

@@ -31,11 +31,10 @@ pub fn Status() -> impl IntoView {
                 </span>
                 " · "
                 <span id="rate">{move || format!("{:.2} steps/s", lab.steps_per_second.get())}</span>
-                " · "
                 <span id="last-loss">
                     // A comparison shows each method's loss in its own panel.
                     {move || lab.compare.with(Option::is_none).then(|| {
-                        lab.live.with(|v| v.losses.last().map_or("no loss yet".into(), |(_, l)| format!("loss {l:.3}")))
+                        lab.live.with(|v| v.losses.last().map_or(" · no loss yet".into(), |(_, l)| format!(" · loss {l:.3}")))
                     })}
                 </span>
                 <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>

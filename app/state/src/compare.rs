@@ -2,7 +2,10 @@
 //! seed, so each trains on the same batches in the same order (the batch plan depends on the
 //! seed and the training split only). They train interleaved, one step each in turn, so the page
 //! shows them progress together; at the end each is cut to the same share of parameters, scored
-//! and timed against the same dense model, and swept for its own trade-off curve.
+//! and timed against the same dense model, and swept for its own trade-off curve. A method that
+//! cuts its own model while training (magnitude, from the trained start) has no curve after
+//! that cut; its curve is the start cut by weight norms before any training (one-shot pruning,
+//! no fine-tuning), swept at the beginning.
 
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
@@ -23,6 +26,9 @@ pub struct Comparison {
     /// The start's dense model, each method's cut is timed against (read at the start, before
     /// magnitude cuts its own copy).
     reference: Option<Conformer>,
+    /// Per session: the start swept before training, for a method that will cut its own model
+    /// (its one-shot curve; empty for the others).
+    one_shot: Vec<Vec<PrunePoint>>,
 }
 
 /// What one method of a finished comparison came to.
@@ -31,9 +37,11 @@ pub struct MethodResult {
     pub method: Method,
     /// Cut to the comparison's budget (or as the method already cut itself), scored and timed.
     pub budget: PrunePoint,
-    /// The method's trade-off curve: its knob swept over model sizes. A model the method
-    /// already cut (magnitude) has only its own point.
+    /// The method's trade-off curve: its knob swept over model sizes.
     pub sweep: Vec<PrunePoint>,
+    /// The curve is the start's, swept before training: the method cut its own model while
+    /// training, so the trained model has no curve of its own.
+    pub one_shot: bool,
 }
 
 impl Comparison {
@@ -59,6 +67,7 @@ impl Comparison {
             sessions,
             budget: CutTarget::Share(1.0 - settings.target_sparsity),
             reference: None,
+            one_shot: Vec::new(),
         })
     }
 
@@ -73,11 +82,15 @@ impl Comparison {
 
     /// Every session's first events (its snapshot at step 0), by session index, and the start
     /// scored once: by an ungated session when there is one (its weights are the start's
-    /// exactly; a gated one folds its initial retention in).
-    pub async fn begin(&mut self) -> Result<(Vec<(usize, Vec<RunEvent>)>, PrunePoint), String> {
+    /// exactly; a gated one folds its initial retention in). The one-shot curve of a method
+    /// that will cut its own model is swept here, before its first step; if that fails, the
+    /// method has no curve and the failure is the third value.
+    pub async fn begin(&mut self) -> Result<(Vec<(usize, Vec<RunEvent>)>, PrunePoint, Option<String>), String> {
         let mut first = Vec::with_capacity(self.sessions.len());
         for (i, session) in self.sessions.iter_mut().enumerate() {
-            first.push((i, session.begin().await?));
+            let name = session.method().name();
+            let events = session.begin().await.map_err(|e| format!("{name}: {e}"))?;
+            first.push((i, events));
         }
         let plain = self
             .sessions
@@ -87,7 +100,22 @@ impl Comparison {
         let source = self.sessions[plain].scores().await?;
         let start = self.sessions[plain].score(&source, 0.0).await?;
         self.reference = Some(source.model);
-        Ok((first, start))
+        let mut one_shot = Vec::with_capacity(self.sessions.len());
+        let mut problem = None;
+        for (i, session) in self.sessions.iter().enumerate() {
+            let curve = if session.cuts_itself() {
+                let source = session.scores().await?;
+                self.sweep_of(i, &source).await.unwrap_or_else(|e| {
+                    problem = Some(format!("no one-shot curve: {e}"));
+                    Vec::new()
+                })
+            } else {
+                Vec::new()
+            };
+            one_shot.push(curve);
+        }
+        self.one_shot = one_shot;
+        Ok((first, start, problem))
     }
 
     /// The session to train next: the one furthest behind (the first of equals), so the
@@ -116,21 +144,18 @@ impl Comparison {
         Ok(Some((i, events)))
     }
 
-    /// Session `index` cut to the budget, scored and timed against the start (a model its
-    /// method already cut is taken as it is).
-    pub async fn cut_to_budget(&self, index: usize, clock: &dyn Clock) -> Result<PrunePoint, String> {
+    /// Session `index` cut to the budget from `source` (its scores, read once), scored and
+    /// timed against the start; a model its method already cut is taken as it is.
+    async fn cut_to_budget(&self, index: usize, source: &CutSource, clock: &dyn Clock) -> Result<PrunePoint, String> {
         let session = &self.sessions[index];
-        let name = session.method().name();
-        let source = session.scores().await?;
         let (mut point, pruned) = if source.already_cut() {
-            let point = session.score(&source, 0.0).await?;
-            (point, source.model.clone())
+            (session.score(source, 0.0).await?, source.model.clone())
         } else {
-            let point = session.score_target(&source, self.budget).await?;
+            let point = session.score_target(source, self.budget).await?;
             let pruned = source
                 .selection_for(self.budget)
                 .and_then(|s| source.cut(s))
-                .map_err(|e| format!("{name}: cannot cut to {}: {e}", self.budget))?;
+                .map_err(|e| format!("cannot cut to {}: {e}", self.budget))?;
             (point, pruned.model)
         };
         if let Some(reference) = &self.reference {
@@ -139,28 +164,41 @@ impl Comparison {
         Ok(point)
     }
 
-    /// Session `index`'s trade-off curve: its knob swept over model sizes
-    /// ([`CutSource::sweep_values`]); empty for a model its method already cut.
-    pub async fn sweep(&self, index: usize) -> Result<Vec<PrunePoint>, String> {
-        let session = &self.sessions[index];
-        let source: CutSource = session.scores().await?;
+    /// Session `index`'s knob swept over model sizes ([`CutSource::sweep_values`]) from
+    /// `source`; empty for a model its method already cut.
+    async fn sweep_of(&self, index: usize, source: &CutSource) -> Result<Vec<PrunePoint>, String> {
         if source.already_cut() {
             return Ok(Vec::new());
         }
         let mut points = Vec::new();
         for knob in source.sweep_values() {
-            points.push(session.score(&source, knob).await?);
+            points.push(self.sessions[index].score(source, knob).await?);
         }
         Ok(points)
     }
 
-    /// Session `index`'s budget cut and sweep.
+    /// Session `index`'s budget cut and trade-off curve (for a model its method already cut,
+    /// the one-shot curve of the start), from one read of its scores. Errors name the method.
     pub async fn result(&self, index: usize, clock: &dyn Clock) -> Result<MethodResult, String> {
-        Ok(MethodResult {
-            method: self.sessions[index].method(),
-            budget: self.cut_to_budget(index, clock).await?,
-            sweep: self.sweep(index).await?,
-        })
+        let session = &self.sessions[index];
+        let method = session.method();
+        let outcome = async {
+            let source = session.scores().await?;
+            let budget = self.cut_to_budget(index, &source, clock).await?;
+            let one_shot = source.already_cut();
+            let sweep = if one_shot {
+                self.one_shot.get(index).cloned().unwrap_or_default()
+            } else {
+                self.sweep_of(index, &source).await?
+            };
+            Ok(MethodResult {
+                method,
+                budget,
+                sweep,
+                one_shot,
+            })
+        };
+        outcome.await.map_err(|e: String| format!("{}: {e}", method.name()))
     }
 }
 
@@ -168,26 +206,11 @@ impl Comparison {
 mod tests {
     use prunelab_engine::audio::FeatureStats;
     use prunelab_engine::readback::block_on;
-    use prunelab_engine::rng::SplitMix64;
     use prunelab_engine::train::{TrainEvent, Trainer};
 
     use super::*;
     use crate::settings::{COMPARED_METHODS, Start};
-
-    fn utterances(count: usize, seed: u64) -> Vec<Utterance> {
-        let mut rng = SplitMix64::new(seed);
-        (0..count)
-            .map(|i| Utterance::random(format!("u{i}"), 120, 8, &mut rng))
-            .collect()
-    }
-
-    struct TestClock(std::time::Instant);
-
-    impl Clock for TestClock {
-        fn seconds(&self) -> f64 {
-            self.0.elapsed().as_secs_f64()
-        }
-    }
+    use crate::test_support::{TestClock, utterances};
 
     #[test]
     fn three_methods_train_in_turn_on_the_same_batches_and_end_cut_to_one_budget() {
@@ -215,7 +238,8 @@ mod tests {
             ..LabSettings::default()
         };
         let mut comparison = Comparison::new(&settings, data, None, &Device::flex()).unwrap();
-        let (first, start) = block_on(comparison.begin()).unwrap();
+        let (first, start, problem) = block_on(comparison.begin()).unwrap();
+        assert_eq!(problem, None);
         assert_eq!(first.len(), 3);
         assert_eq!(start.params, start.dense_params, "the start is scored uncut");
 
@@ -241,7 +265,7 @@ mod tests {
             "the same batches: {batches:?}"
         );
 
-        let clock = TestClock(std::time::Instant::now());
+        let clock = TestClock::start();
         let results: Vec<MethodResult> = (0..3)
             .map(|i| block_on(comparison.result(i, &clock)).unwrap())
             .collect();
@@ -258,11 +282,21 @@ mod tests {
             assert!(timing.dense_seconds > 0.0 && timing.pruned_seconds > 0.0);
         }
         assert_eq!(results[2].method, Method::Magnitude);
-        assert!(results[2].sweep.is_empty(), "magnitude already cut itself");
-        for result in &results[..2] {
+        assert_eq!(
+            results.iter().map(|r| r.one_shot).collect::<Vec<_>>(),
+            [false, false, true],
+            "magnitude cut itself: its curve is the start's, swept before training"
+        );
+        for result in &results {
             let mut sizes: Vec<usize> = result.sweep.iter().map(|p| p.params).collect();
+            sizes.sort_unstable();
             sizes.dedup();
-            assert!(sizes.len() >= 3, "{:?} sweep sizes {sizes:?}", result.method);
+            assert!(sizes.len() >= 5, "{:?} sweep sizes {sizes:?}", result.method);
         }
+        let one_shot_sizes: Vec<usize> = results[2].sweep.iter().map(|p| p.params).collect();
+        assert!(
+            one_shot_sizes.iter().all(|&p| p < start.dense_params) && one_shot_sizes[0] > results[2].budget.params,
+            "from the dense start down, past the trained cut: {one_shot_sizes:?}"
+        );
     }
 }

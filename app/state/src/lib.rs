@@ -6,3 +6,5 @@
 pub mod compare;
 pub mod session;
 pub mod settings;
+#[cfg(test)]
+mod test_support;

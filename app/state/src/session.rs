@@ -264,23 +264,19 @@ impl LabSession {
     }
 
     /// What the dense model and `source` cut as `cut` asks hear in `samples` (mono, at
-    /// `sample_rate`), through the run's front end and decoder.
+    /// `sample_rate`), through the run's front end and decoder. For a model its method already
+    /// cut there is no dense model: `Heard::dense` is `None`.
     pub async fn hear(&self, source: &CutSource, cut: Cut, samples: &[f32], sample_rate: u32) -> Result<Heard, String> {
         let trainer = self.run.trainer();
         let recording = train::recording(samples, sample_rate, &trainer.config.fbank).map_err(|e| e.to_string())?;
+        let (stats, decoder) = (&trainer.stats, &self.decoder);
         let heard = if source.already_cut() {
-            let pruned = train::transcribe(&[&source.model], &recording, &trainer.stats, &self.decoder).await;
-            pruned.map(|mut words| (None, words.remove(0)))
+            let heard = train::transcribe([&source.model], &recording, stats, decoder).await;
+            heard.map(|[pruned]| (None, pruned))
         } else {
             let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
-            let both = train::transcribe(
-                &[&source.model, &pruned.model],
-                &recording,
-                &trainer.stats,
-                &self.decoder,
-            )
-            .await;
-            both.map(|mut words| (Some(words.remove(0)), words.remove(0)))
+            let heard = train::transcribe([&source.model, &pruned.model], &recording, stats, decoder).await;
+            heard.map(|[dense, pruned]| (Some(dense), pruned))
         };
         let (dense, pruned) = heard.map_err(|e| e.to_string())?;
         Ok(Heard {
@@ -312,6 +308,12 @@ impl LabSession {
         self.run.trainer().config.prune.method
     }
 
+    /// Whether the method cuts the model itself during the run (magnitude with a budget).
+    pub fn cuts_itself(&self) -> bool {
+        let config = &self.run.trainer().config;
+        config.prune.magnitude_cut(config.steps).is_some()
+    }
+
     /// `source` cut at slider value `knob`, scored on the dev subset.
     pub async fn score(&self, source: &CutSource, knob: f64) -> Result<PrunePoint, String> {
         let eval = self
@@ -334,24 +336,9 @@ fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<Pruned, PlanError> {
 #[cfg(test)]
 mod tests {
     use prunelab_engine::readback::block_on;
-    use prunelab_engine::rng::SplitMix64;
 
     use super::*;
-
-    fn utterances(count: usize, seed: u64) -> Vec<Utterance> {
-        let mut rng = SplitMix64::new(seed);
-        (0..count)
-            .map(|i| Utterance::random(format!("u{i}"), 150, 8, &mut rng))
-            .collect()
-    }
-
-    struct TestClock(std::time::Instant);
-
-    impl Clock for TestClock {
-        fn seconds(&self) -> f64 {
-            self.0.elapsed().as_secs_f64()
-        }
-    }
+    use crate::test_support::{TestClock, utterances};
 
     /// A tiny model's state as the trained start (untrained weights serve: what matters is
     /// that the session starts from them).
@@ -414,7 +401,7 @@ mod tests {
                 let tone = vec![0.1_f32; 16_000];
                 let heard = block_on(session.hear(&source, Cut::Knob(0.0), &tone, 16_000)).unwrap();
                 assert_eq!(heard.dense, None, "the dense model is gone");
-                let clock = TestClock(std::time::Instant::now());
+                let clock = TestClock::start();
                 assert_eq!(
                     block_on(session.time_cut(&source, Cut::Knob(0.0), &clock)),
                     Ok(None),
@@ -422,7 +409,7 @@ mod tests {
                 );
             } else if method == Method::L0 {
                 assert!(further.unwrap().params < uncut.params, "0.6 of the parameters removed");
-                let timing = block_on(session.time_cut(&source, Cut::Knob(0.6), &TestClock(std::time::Instant::now())));
+                let timing = block_on(session.time_cut(&source, Cut::Knob(0.6), &TestClock::start()));
                 let timing = timing
                     .unwrap()
                     .expect("a gated run's cut is timed against its dense self");

@@ -90,7 +90,8 @@ pub struct LabSettings {
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
     /// Methods trained side by side from the same start on the same batches (empty: one run,
-    /// the usual page). Each runs with these settings and its own method.
+    /// the usual page). Each runs with these settings, its own method and the slider where
+    /// that method's knob rests ([`LabSettings::for_method`]).
     pub compare: Vec<Method>,
 }
 
@@ -116,7 +117,7 @@ impl Default for LabSettings {
     }
 }
 
-/// The methods a comparison trains when none are named: the three pruning methods.
+/// The methods the lab's Compare button trains: the three pruning methods.
 pub const COMPARED_METHODS: [Method; 3] = [Method::AdaptiveDropout, Method::L0, Method::Magnitude];
 
 impl LabSettings {

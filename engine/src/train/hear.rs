@@ -60,25 +60,20 @@ pub fn recording(samples: &[f32], sample_rate: u32, config: &FbankConfig) -> Res
 
 /// What each of `models` (inference copies, ungated) hears in `recording`, decoded with
 /// `decoder`, in the order given.
-pub async fn transcribe(
-    models: &[&Conformer],
+pub async fn transcribe<const N: usize>(
+    models: [&Conformer; N],
     recording: &Utterance,
     stats: &FeatureStats,
     decoder: &Decoder,
-) -> Result<Vec<String>, HearError> {
-    let mut heard = Vec::with_capacity(models.len());
-    for model in models {
-        let utterances = std::slice::from_ref(recording);
-        let mut reports = evaluate(model, &[], utterances, stats, recording.frames.max(1), &[decoder]).await?;
-        let report = reports.remove(0);
-        heard.push(
-            report
-                .utterances
-                .into_iter()
-                .next()
-                .map(|u| u.hypothesis)
-                .unwrap_or_default(),
-        );
+) -> Result<[String; N], HearError> {
+    let mut heard: [String; N] = std::array::from_fn(|_| String::new());
+    let utterances = std::slice::from_ref(recording);
+    for (words, model) in heard.iter_mut().zip(models) {
+        // One decoder, one report; one utterance in it.
+        let reports = evaluate(model, &[], utterances, stats, recording.frames.max(1), &[decoder]).await?;
+        if let Some(utterance) = reports.into_iter().next().and_then(|r| r.utterances.into_iter().next()) {
+            *words = utterance.hypothesis;
+        }
     }
     Ok(heard)
 }

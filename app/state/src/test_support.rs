@@ -1,0 +1,28 @@
+//! What the session and comparison tests share: stand-in utterances and a wall clock.
+
+use prunelab_engine::data::Utterance;
+use prunelab_engine::rng::SplitMix64;
+use prunelab_engine::train::Clock;
+
+/// `count` random utterances of 150 frames and 8 letters, drawn from `seed`.
+pub fn utterances(count: usize, seed: u64) -> Vec<Utterance> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count)
+        .map(|i| Utterance::random(format!("u{i}"), 150, 8, &mut rng))
+        .collect()
+}
+
+/// Seconds since the clock was started.
+pub struct TestClock(std::time::Instant);
+
+impl TestClock {
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Clock for TestClock {
+    fn seconds(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
