@@ -132,7 +132,7 @@ pub struct TradeOff {
     pub sweep: Vec<PrunePoint>,
     /// A pruned model opened from an export.
     pub opened: Option<PrunePoint>,
-    /// The model the run started from, scored before any training (slider at 0).
+    /// The model the run started from, scored before any training by its weights alone.
     pub start: Option<PrunePoint>,
 }
 

@@ -15,13 +15,20 @@ use crate::session::{Cut, LabSession, PrunePoint};
 use crate::settings::LabSettings;
 use crate::timing::{BrowserClock, yield_to_browser};
 
-/// Takes the first snapshot and scores the model the run starts from (so the plot and Listen
-/// have something from the start, and the page can say what the trained model scores before
-/// any training).
+/// Takes the first snapshot, scores the model the run starts from by its weights alone (so the
+/// page can say what the trained model scores before any training), and the slider's cut (so
+/// the plot and Listen have something from the start).
 pub(super) async fn begin(lab: &Lab, session: &mut LabSession, settings: &LabSettings) -> Result<(), String> {
     let first = session.begin().await;
-    lab.busy.set(None);
     show_events(lab, session, first?);
+    lab.busy.set(Some("scoring the start…".into()));
+    yield_to_browser().await;
+    let start = session.score_unscaled().await;
+    lab.busy.set(None);
+    match start {
+        Ok(start) => lab.trade_off.update(|t| t.start = Some(start)),
+        Err(e) => lab.notify(e),
+    }
     prune(lab, session, settings.threshold).await;
     Ok(())
 }
@@ -135,9 +142,6 @@ async fn refresh_uncut(lab: &Lab, session: &LabSession, source: &CutSource) {
     }
     if let Some(uncut) = evaluate_cut(lab, session, source, 0.0, "scoring the uncut model…").await {
         lab.trade_off.update(|t| {
-            if uncut.step == 0 {
-                t.start = Some(uncut.clone());
-            }
             t.dense = Some(uncut);
             t.sweep.clear();
         });

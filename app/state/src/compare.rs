@@ -81,8 +81,7 @@ impl Comparison {
     }
 
     /// Every session's first events (its snapshot at step 0), by session index, and the start
-    /// scored once: by an ungated session when there is one (its weights are the start's
-    /// exactly; a gated one folds its initial retention in). The one-shot curve of a method
+    /// scored once, by its weights alone (see [`LabSession::score_unscaled`]). The one-shot curve of a method
     /// that will cut its own model is swept here, before its first step; if that fails, the
     /// method has no curve and the failure is the third value.
     pub async fn begin(&mut self) -> Result<(Vec<(usize, Vec<RunEvent>)>, PrunePoint, Option<String>), String> {
@@ -92,14 +91,9 @@ impl Comparison {
             let events = session.begin().await.map_err(|e| format!("{name}: {e}"))?;
             first.push((i, events));
         }
-        let plain = self
-            .sessions
-            .iter()
-            .position(|s| matches!(s.method(), Method::None | Method::Magnitude))
-            .unwrap_or(0);
-        let source = self.sessions[plain].scores().await?;
-        let start = self.sessions[plain].score(&source, 0.0).await?;
-        self.reference = Some(source.model);
+        // Every session starts from the same weights; the first's, unscaled, are the start.
+        let start = self.sessions[0].score_unscaled().await?;
+        self.reference = Some(self.sessions[0].inference_model());
         let mut one_shot = Vec::with_capacity(self.sessions.len());
         let mut problem = None;
         for (i, session) in self.sessions.iter().enumerate() {
@@ -210,10 +204,11 @@ mod tests {
 
     use super::*;
     use crate::settings::{COMPARED_METHODS, Start};
-    use crate::test_support::{TestClock, utterances};
+    use crate::test_support::{TestClock, device_rng_turn, utterances};
 
     #[test]
     fn three_methods_train_in_turn_on_the_same_batches_and_end_cut_to_one_budget() {
+        let _turn = device_rng_turn();
         let base = LabSettings {
             method: Method::None,
             ..LabSettings::default()
@@ -298,5 +293,49 @@ mod tests {
             one_shot_sizes.iter().all(|&p| p < start.dense_params) && one_shot_sizes[0] > results[2].budget.params,
             "from the dense start down, past the trained cut: {one_shot_sizes:?}"
         );
+    }
+
+    #[test]
+    fn a_method_in_a_comparison_trains_exactly_as_it_would_alone() {
+        let _turn = device_rng_turn();
+        use prunelab_engine::model::weights_fingerprint;
+        let base = LabSettings {
+            method: Method::None,
+            ..LabSettings::default()
+        };
+        let config = base.train_config().unwrap();
+        let stats = FeatureStats::identity(config.fbank.num_bins);
+        let trained = Trainer::new(config, stats, &Device::flex())
+            .state()
+            .unwrap()
+            .weights_only();
+        let (train, dev) = (utterances(8, 1), utterances(2, 2));
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: Some(&trained),
+        };
+        let settings = LabSettings {
+            compare: COMPARED_METHODS.to_vec(),
+            steps: 4,
+            batch_seconds: 3.0,
+            ..LabSettings::default()
+        };
+        let mut comparison = Comparison::new(&settings, data, None, &Device::flex()).unwrap();
+        block_on(comparison.begin()).unwrap();
+        while block_on(comparison.step(&train)).unwrap().is_some() {}
+        for (i, &method) in COMPARED_METHODS.iter().enumerate() {
+            let mut alone = LabSession::new(&settings.for_method(method), data, None, &Device::flex()).unwrap();
+            block_on(alone.begin()).unwrap();
+            while !alone.is_finished() {
+                block_on(alone.train_step(&train)).unwrap();
+            }
+            let weights = |session: &LabSession| weights_fingerprint(&session.inference_model()).unwrap();
+            assert_eq!(
+                weights(&comparison.sessions()[i]),
+                weights(&alone),
+                "{method:?}: no randomness is shared between the compared runs"
+            );
+        }
     }
 }

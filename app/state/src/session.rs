@@ -229,6 +229,18 @@ impl LabSession {
             .map_err(|e| format!("cannot read the model's scores: {e}"))
     }
 
+    /// The model's weights alone (no gate's retention folded in, nothing cut), scored on the
+    /// dev subset: before training, what the start itself scores.
+    pub async fn score_unscaled(&self) -> Result<PrunePoint, String> {
+        let source = self
+            .run
+            .trainer()
+            .cut_source(true)
+            .await
+            .map_err(|e| format!("cannot read the model's weights: {e}"))?;
+        self.score(&source, 0.0).await
+    }
+
     /// `source` cut to meet `target` (the largest model within it), scored on the dev subset.
     pub async fn score_target(&self, source: &CutSource, target: CutTarget) -> Result<PrunePoint, String> {
         let selection = source
@@ -303,6 +315,11 @@ impl LabSession {
             .map_err(|e| format!("cannot time the cut: {e}"))
     }
 
+    /// An inference copy of the model as it is now.
+    pub fn inference_model(&self) -> Conformer {
+        self.run.trainer().inference_model()
+    }
+
     /// The method this session trains.
     pub fn method(&self) -> Method {
         self.run.trainer().config.prune.method
@@ -338,7 +355,7 @@ mod tests {
     use prunelab_engine::readback::block_on;
 
     use super::*;
-    use crate::test_support::{TestClock, utterances};
+    use crate::test_support::{TestClock, device_rng_turn, utterances};
 
     /// A tiny model's state as the trained start (untrained weights serve: what matters is
     /// that the session starts from them).
@@ -357,6 +374,7 @@ mod tests {
 
     #[test]
     fn from_the_trained_start_every_method_begins_with_its_weights_and_magnitude_cuts_at_once() {
+        let _turn = device_rng_turn();
         use prunelab_engine::burn::module::Module;
         use prunelab_engine::model::weights_fingerprint;
         let trained = trained_start();
@@ -441,6 +459,7 @@ mod tests {
 
     #[test]
     fn an_l0_session_cuts_where_the_slider_says_and_its_sweep_spans_model_sizes() {
+        let _turn = device_rng_turn();
         let settings = LabSettings {
             method: Method::L0,
             steps: 20,

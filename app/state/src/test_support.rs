@@ -26,3 +26,10 @@ impl Clock for TestClock {
         self.0.elapsed().as_secs_f64()
     }
 }
+
+/// The CPU device's random generator (weights, dropout) is one per process: tests that train
+/// take turns with it, or parallel tests would draw from each other's sequences.
+pub fn device_rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
