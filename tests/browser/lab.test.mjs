@@ -26,8 +26,23 @@ let server;
 let origin;
 let browser;
 let cpuBrowser;
-// What the CPU browser's fake microphone says (espeak-ng, words of the built-in grammar).
+// What the CPU browser's fake microphone says: words of the built-in grammar in a sentence the
+// corpus does not hold, spoken by one of its held-out test voices (`HELD_OUT_VOICES` in
+// trainer-native/src/data/synth.rs: en-us, variant f1, 175 words a minute, pitch 62).
 const spoken = 'THE OLD FARMER CARRIED A RED BASKET ACROSS THE BRIDGE';
+
+/** Word error rate of `hypothesis` against `reference`, in percent (Levenshtein over words). */
+function wer(reference, hypothesis) {
+  const r = reference.split(/\s+/).filter(Boolean);
+  const h = hypothesis.split(/\s+/).filter(Boolean);
+  let row = Array.from({ length: h.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= r.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= h.length; j++) next.push(Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return (100 * row[h.length]) / r.length;
+}
 
 before(async () => {
   await mkdir(artefacts, { recursive: true });
@@ -50,7 +65,7 @@ before(async () => {
   // WebGPU takes tens of seconds per training step on two cores.
   // Its microphone plays a synthesised sentence (48 kHz, padded so the 4 s recording holds it once).
   const audio = await mkdtemp(join(tmpdir(), 'prunelab-mic-'));
-  execFileSync('espeak-ng', ['-w', join(audio, 'raw.wav'), spoken.toLowerCase()]);
+  execFileSync('espeak-ng', ['-v', 'en-us+f1', '-s', '175', '-p', '62', '-w', join(audio, 'raw.wav'), spoken.toLowerCase()]);
   execFileSync('sox', [join(audio, 'raw.wav'), '-r', '48000', join(audio, 'spoken.wav'), 'pad', '0.3', '2']);
   const microphone = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${join(audio, 'spoken.wav')}`];
   cpuBrowser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--disable-webgpu', ...microphone] });
@@ -318,9 +333,8 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   const heard = (await page.textContent('#heard-dense')).trim();
   figures.microphone_dense_heard = heard;
   figures.microphone_pruned_heard = (await page.textContent('#heard-pruned')).trim().replace(/\s+/g, ' ');
-  const words = spoken.split(' ');
-  const found = words.filter((w) => heard.split(/\s+/).includes(w)).length;
-  assert.ok(found >= words.length / 2, `the dense model heard "${heard}" for "${spoken}"`);
+  figures.microphone_dense_wer = wer(spoken, heard);
+  assert.ok(figures.microphone_dense_wer <= 50, `the dense model heard "${heard}" for "${spoken}"`);
   assert.equal(await page.isEnabled('#play-recording'), true);
   await page.click('#play-recording');
   const lossBefore = await shot(page, '#loss-curve');
@@ -348,13 +362,13 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
 
   // A sweep draws the trade-off curve (its thresholds are deciles of the retention scores, so
   // even early in training its points span model sizes).
+  // Screenshots wait for a quiet page: taken while a scoring holds the page's thread they time
+  // out on a loaded machine, so the sweep's end is awaited first.
   const plot = await shot(page, '#tradeoff-plot');
   await page.click('#sweep');
-  const deadline = Date.now() + 300_000;
-  while ((await shot(page, '#tradeoff-plot')).equals(plot)) {
-    assert.ok(Date.now() < deadline, 'the sweep curve was not drawn');
-    await page.waitForTimeout(1000);
-  }
+  await page.waitForFunction(() => Number(document.querySelector('#sweep-points')?.dataset.points) > 0, null, { timeout: 600_000 });
+  await waitForIdle(page);
+  assert.ok(!(await shot(page, '#tradeoff-plot')).equals(plot), 'the sweep curve was not drawn');
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
   await context.close();
 });

@@ -7,11 +7,12 @@ use leptos::prelude::*;
 use plotters::style::RGBColor;
 use prunelab_engine::gates::{Method, SiteKind};
 
-use crate::charts::{Axes, Mark, Series, draw_chart, draw_heatmap, draw_note, palette};
+use crate::charts::{Axes, Mark, Series, draw_chart, draw_note, palette};
 use crate::lab::{Command, CompareView, Lab, use_lab};
 use crate::session::PrunePoint;
 use crate::settings::COMPARED_METHODS;
 use crate::views::curves::smoothed;
+use crate::views::heatmaps::draw_units;
 
 /// Each method's colour, the same in every chart of the comparison.
 fn colour(method: Method) -> RGBColor {
@@ -292,13 +293,7 @@ fn MethodHeatmaps(index: usize) -> impl IntoView {
                     draw_note(&el, "not gated by this method");
                     continue;
                 }
-                let removed = |b: usize, u: usize| {
-                    kept.and_then(|k| k.get(b)?[kind.index()].as_ref()?.get(u).copied())
-                        .is_some_and(|scale| scale == 0.0)
-                };
-                draw_heatmap(&el, m.trace.blocks(), m.trace.units(*kind), removed, |b, u| {
-                    m.trace.scores(frame, b, *kind).and_then(|s| s.get(u).copied())
-                });
+                draw_units(&el, &m.trace, frame, *kind, kept);
             }
         })
     });

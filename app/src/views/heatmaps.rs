@@ -5,6 +5,9 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use prunelab_engine::gates::SiteKind;
 
+use prunelab_engine::prune::UnitScores;
+use web_sys::HtmlCanvasElement;
+
 use crate::charts::{draw_heatmap, ramp};
 use crate::lab::{TraceView, use_lab};
 
@@ -16,6 +19,24 @@ const PANELS: [(SiteKind, &str); 5] = [
     (SiteKind::ConvInput, "Convolution input channels"),
     (SiteKind::Ffn2Hidden, "FFN 2 hidden units"),
 ];
+
+/// Draws `kind`'s units of `view` at snapshot `frame` on `canvas`, dimming the units whose
+/// scale in `kept` (per unit of the dense model, see [`UnitScores`]) is 0: those a cut removes.
+pub(super) fn draw_units(
+    canvas: &HtmlCanvasElement,
+    view: &TraceView,
+    frame: usize,
+    kind: SiteKind,
+    kept: Option<&UnitScores>,
+) {
+    let removed = |b: usize, u: usize| -> bool {
+        kept.and_then(|k| k.get(b)?[kind.index()].as_ref()?.get(u).copied())
+            .is_some_and(|scale| scale == 0.0)
+    };
+    draw_heatmap(canvas, view.blocks(), view.units(kind), removed, |b, u| {
+        view.scores(frame, b, kind).and_then(|s| s.get(u).copied())
+    });
+}
 
 /// The snapshot index a view shows: the scrubber's, or the latest.
 fn frame_of(view: &TraceView, scrubbed: Option<usize>) -> Option<usize> {
@@ -82,17 +103,12 @@ fn Panel(kind: SiteKind, title: &'static str, frame: Signal<Option<usize>>) -> i
     });
     Effect::new(move |_| {
         let f = frame.get();
-        kept_map.with(|kept| {
+        let live = lab.opened.with(Option::is_none);
+        lab.trade_off.with(|t| {
+            let kept = t.current.as_ref().filter(|_| live).map(|p| &p.kept_map);
             shown.with(|view| {
                 let (Some(el), Some(f)) = (canvas.get(), f) else { return };
-                let removed = |b: usize, u: usize| -> bool {
-                    kept.as_ref()
-                        .and_then(|k| k.get(b)?.as_ref()?.get(u).copied())
-                        .is_some_and(|scale| scale == 0.0)
-                };
-                draw_heatmap(&el, view.blocks(), view.units(kind), removed, |b, u| {
-                    view.scores(f, b, kind).and_then(|s| s.get(u).copied())
-                });
+                draw_units(&el, view, f, kind, kept);
             });
         });
     });
