@@ -62,13 +62,12 @@ pub fn TradeOffPanel() -> impl IntoView {
         lab.trade_off.with(|t| {
             let current = t.current.as_ref()?;
             let dense = t.dense.as_ref();
-            let share = dense.map_or(String::new(), |d| {
-                format!(
-                    " ({:.0}% of {})",
-                    100.0 * current.params as f64 / d.params as f64,
-                    d.params
-                )
-            });
+            // A share of the model before any cut (for L0 the slider at 0 is already its own cut).
+            let share = format!(
+                " ({:.1}% of {})",
+                100.0 * current.params as f64 / current.dense_params as f64,
+                current.dense_params
+            );
             Some(format!(
                 "{} parameters{share} · {:.2} GFLOPs per second of audio · dev WER {:.1}% (greedy {:.1}%; slider at 0: {})",
                 current.params,
