@@ -135,9 +135,11 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
 
   // The unpruned model is scored at step 0; wait for it so the plot has its first points.
   await page.waitForFunction(() => !document.querySelector('#params')?.textContent.startsWith('not scored'), null, { timeout: 300_000 });
-  // This browser has no microphone: speaking says so, and nothing else changes.
+  // This browser has no microphone: speaking says so, and nothing else changes. (Clicked once
+  // the page is idle: timing a cut on SwiftShader holds its thread for a while.)
+  await waitForIdle(page);
   await page.click('#record');
-  await page.waitForFunction(() => /cannot record: (no microphone was found|the microphone was not allowed)/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 60_000 });
+  await page.waitForFunction(() => /cannot record: (no microphone was found|the microphone was not allowed)/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 300_000 });
   assert.equal(await page.$('#heard'), null);
   const lossBefore = await shot(page, '#loss-curve');
   const heatBefore = await shot(page, '#heatmap-ffn1-hidden');

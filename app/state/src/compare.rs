@@ -15,7 +15,7 @@ use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{CutSource, CutTarget};
 use prunelab_engine::train::{Clock, RunEvent};
 
-use crate::session::{LabData, LabSession, PrunePoint};
+use crate::session::{LabData, LabSession, PrunePoint, cut_as_asked};
 use crate::settings::LabSettings;
 
 /// A comparison in progress.
@@ -142,18 +142,14 @@ impl Comparison {
     /// timed against the start; a model its method already cut is taken as it is.
     async fn cut_to_budget(&self, index: usize, source: &CutSource, clock: &dyn Clock) -> Result<PrunePoint, String> {
         let session = &self.sessions[index];
-        let (mut point, pruned) = if source.already_cut() {
-            (session.score(source, 0.0).await?, source.model.clone())
+        let mut point = if source.already_cut() {
+            session.score(source, 0.0).await?
         } else {
-            let point = session.score_target(source, self.budget).await?;
-            let pruned = source
-                .selection_for(self.budget)
-                .and_then(|s| source.cut(s))
-                .map_err(|e| format!("cannot cut to {}: {e}", self.budget))?;
-            (point, pruned.model)
+            session.score_target(source, self.budget).await?
         };
-        if let Some(reference) = &self.reference {
-            point.timing = Some(session.time_models(reference, &pruned, clock).await?);
+        if let (Some(reference), Some(cut)) = (&self.reference, point.cut) {
+            let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut to {}: {e}", self.budget))?;
+            point.timing = Some(session.time_models(reference, &pruned.model, clock).await?);
         }
         Ok(point)
     }
@@ -198,27 +194,17 @@ impl Comparison {
 
 #[cfg(test)]
 mod tests {
-    use prunelab_engine::audio::FeatureStats;
     use prunelab_engine::readback::block_on;
-    use prunelab_engine::train::{TrainEvent, Trainer};
+    use prunelab_engine::train::TrainEvent;
 
     use super::*;
     use crate::settings::{COMPARED_METHODS, Start};
-    use crate::test_support::{TestClock, device_rng_turn, utterances};
+    use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
 
     #[test]
     fn three_methods_train_in_turn_on_the_same_batches_and_end_cut_to_one_budget() {
         let _turn = device_rng_turn();
-        let base = LabSettings {
-            method: Method::None,
-            ..LabSettings::default()
-        };
-        let config = base.train_config().unwrap();
-        let stats = FeatureStats::identity(config.fbank.num_bins);
-        let trained = Trainer::new(config, stats, &Device::flex())
-            .state()
-            .unwrap()
-            .weights_only();
+        let trained = trained_start();
         let (train, dev) = (utterances(8, 1), utterances(2, 2));
         let data = LabData {
             train: &train,
@@ -299,16 +285,7 @@ mod tests {
     fn a_method_in_a_comparison_trains_exactly_as_it_would_alone() {
         let _turn = device_rng_turn();
         use prunelab_engine::model::weights_fingerprint;
-        let base = LabSettings {
-            method: Method::None,
-            ..LabSettings::default()
-        };
-        let config = base.train_config().unwrap();
-        let stats = FeatureStats::identity(config.fbank.num_bins);
-        let trained = Trainer::new(config, stats, &Device::flex())
-            .state()
-            .unwrap()
-            .weights_only();
+        let trained = trained_start();
         let (train, dev) = (utterances(8, 1), utterances(2, 2));
         let data = LabData {
             train: &train,

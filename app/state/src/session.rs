@@ -343,7 +343,7 @@ impl LabSession {
 }
 
 /// `source` cut as `cut` asks: at a slider value, or to a target.
-fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<Pruned, PlanError> {
+pub(crate) fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<Pruned, PlanError> {
     match cut {
         Cut::Knob(knob) => source.cut_at(knob),
         Cut::Target(target) => source.selection_for(target).and_then(|s| source.cut(s)),
@@ -355,22 +355,7 @@ mod tests {
     use prunelab_engine::readback::block_on;
 
     use super::*;
-    use crate::test_support::{TestClock, device_rng_turn, utterances};
-
-    /// A tiny model's state as the trained start (untrained weights serve: what matters is
-    /// that the session starts from them).
-    fn trained_start() -> TrainerState {
-        let dense = LabSettings {
-            method: Method::None,
-            ..LabSettings::default()
-        };
-        let config = dense.train_config().unwrap();
-        let stats = FeatureStats::identity(config.fbank.num_bins);
-        Trainer::new(config, stats, &Device::flex())
-            .state()
-            .unwrap()
-            .weights_only()
-    }
+    use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
 
     #[test]
     fn from_the_trained_start_every_method_begins_with_its_weights_and_magnitude_cuts_at_once() {

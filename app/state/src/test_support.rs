@@ -1,8 +1,29 @@
-//! What the session and comparison tests share: stand-in utterances and a wall clock.
+//! What the session and comparison tests share: a stand-in trained start, stand-in utterances,
+//! a wall clock and turns on the device's generator.
 
+use prunelab_engine::audio::FeatureStats;
+use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
+use prunelab_engine::gates::Method;
 use prunelab_engine::rng::SplitMix64;
-use prunelab_engine::train::Clock;
+use prunelab_engine::train::{Clock, Trainer, TrainerState};
+
+use crate::settings::LabSettings;
+
+/// A dense `tiny` model's state as the trained start (untrained weights serve: what matters is
+/// that sessions start from them).
+pub fn trained_start() -> TrainerState {
+    let dense = LabSettings {
+        method: Method::None,
+        ..LabSettings::default()
+    };
+    let config = dense.train_config().unwrap();
+    let stats = FeatureStats::identity(config.fbank.num_bins);
+    Trainer::new(config, stats, &Device::flex())
+        .state()
+        .unwrap()
+        .weights_only()
+}
 
 /// `count` random utterances of 150 frames and 8 letters, drawn from `seed`.
 pub fn utterances(count: usize, seed: u64) -> Vec<Utterance> {
