@@ -11,6 +11,9 @@ with the first one whose page reports a WebGPU backend on a hardware adapter (or
 `--accept-software`, on any adapter); `--cpu` hides WebGPU from the page to time the CPU backend.
 Figures go to stdout and to OUT/figures.json, a screenshot of the page after training to
 OUT/lab-trained.png; `--profile` adds where the page's thread spent its time while training.
+Every run also counts what each training step asks of WebGPU (`webgpu_counter.js`: dispatches,
+submissions, bind groups, pipelines, read-back bytes); `--attribute` sorts the dispatches into
+the model's parts.
 
     python3 tests/browser/measure_rate.py --chrome /usr/bin/chromium --dist dist --out /tmp/rate
 """
@@ -53,6 +56,9 @@ COMMON_FLAGS = [
     "--ignore-gpu-blocklist",
 ]
 SOFTWARE_ADAPTERS = ("swiftshader", "llvmpipe", "lavapipe")
+# Wraps the WebGPU API to count dispatches, submissions, bind groups, pipelines and read-backs
+# per training step (shared with the browser tests).
+COUNTER_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webgpu_counter.js")
 
 
 class Timeout(Exception):
@@ -263,7 +269,7 @@ def is_hardware(adapter):
 PROFILED_FRAMES = {
     "training step": "driver::step",
     "backward pass": "AutodiffTensor<B>::backward",
-    "optimiser update": "ModuleOptimizer::step",
+    "optimiser update": "apply_update",
     "kernel launches (cubecl)": "Client::launch",
     "bind groups (wgpu → WebGPU)": "create_bind_group",
 }
@@ -298,7 +304,7 @@ def summarise_profile(profile):
     }
 
 
-def measure_training(browser, seconds, max_steps, load_timeout, profile_to=None):
+def measure_training(browser, seconds, max_steps, load_timeout, profile_to=None, attribute=False):
     step = "Number(document.querySelector('#step-count')?.dataset.step ?? -1)"
     browser.wait_for(f"{step} >= 0", load_timeout, "the step counter")
     browser.wait_for(
@@ -311,6 +317,7 @@ def measure_training(browser, seconds, max_steps, load_timeout, profile_to=None)
         load_timeout,
         "the dense model's first score",
     )
+    browser.evaluate(f"window.__webgpuCounter?.watchSteps({'true' if attribute else 'false'})")
     browser.evaluate("document.querySelector('#play').click()")
     clicked = time.monotonic()
     samples = []
@@ -336,6 +343,9 @@ def measure_training(browser, seconds, max_steps, load_timeout, profile_to=None)
     rate_label = browser.evaluate(text_of("#rate"))
     browser.evaluate("document.querySelector('#play').click()")
     figures = summarise(samples, rate_label)
+    # Compute dispatches, submissions, bind groups, pipelines and read-back bytes per step.
+    figures["webgpu_per_step"] = browser.evaluate("JSON.stringify(window.__webgpuCounter?.perStep() ?? null)")
+    figures["webgpu_per_step"] = json.loads(figures["webgpu_per_step"])
     if profiling:
         profile = browser.call("Profiler.stop", session=True, timeout=180)["profile"]
         with gzip.open(profile_to, "wt") as file:
@@ -375,7 +385,13 @@ def main():
     parser.add_argument("--max-steps", type=int, default=500, help="stop early after this many steps")
     parser.add_argument("--load-timeout", type=float, default=180, help="seconds allowed for each loading stage")
     parser.add_argument("--profile", action="store_true", help="sample the page's main thread while it trains")
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="sort each step's dispatches into the model's parts by call stack (slows steps a little)",
+    )
     parser.add_argument("--cpu", action="store_true", help="disable WebGPU: measure the CPU backend in wasm")
+    parser.add_argument("--hash", default="", help="the lab's settings, e.g. '#dev=4' (scores on 4 dev utterances)")
     parser.add_argument("--flag-set", type=int, choices=range(len(FLAG_SETS)), help="try only this flag set")
     parser.add_argument("--accept-software", action="store_true", help="measure on a software adapter too")
     args = parser.parse_args()
@@ -396,18 +412,20 @@ def main():
             browser = None
             try:
                 browser = Browser(args.chrome, flags, os.path.join(args.out, f"chrome-{index}.log"))
+                with open(COUNTER_JS) as counter:
+                    browser.call("Page.addScriptToEvaluateOnNewDocument", {"source": counter.read()}, session=True)
                 if args.cpu:
                     # chrome-headless-shell ignores --disable-webgpu; hiding the API works in any build.
                     hide = "Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined});"
                     browser.call("Page.addScriptToEvaluateOnNewDocument", {"source": hide}, session=True)
-                attempt.update(open_lab(browser, origin, args.load_timeout))
+                attempt.update(open_lab(browser, origin + args.hash, args.load_timeout))
                 print(json.dumps(attempt), flush=True)
                 wanted = not attempt["webgpu"] if args.cpu else attempt["webgpu"]
                 if not wanted or not (args.cpu or args.accept_software or is_hardware(attempt["adapter"])):
                     continue
                 profile_to = os.path.join(args.out, "cpu-profile.json.gz") if args.profile else None
                 attempt["training"] = measure_training(
-                    browser, args.seconds, args.max_steps, args.load_timeout, profile_to
+                    browser, args.seconds, args.max_steps, args.load_timeout, profile_to, args.attribute
                 )
                 if attempt["training"]["steps"] == 0:
                     raise Timeout(f"no training step finished in {args.seconds} s")

@@ -44,7 +44,7 @@ def test_profile_shares_count_each_sample_once_per_label():
             node(4, "burn_autodiff::tensor::AutodiffTensor<B>::backward::h1", children=[5]),
             # Recursion: the label's frame twice on one stack still counts the sample once.
             node(5, "cubecl_runtime::client::Client::launch::h2", hits=3, children=[7]),
-            node(6, "burn_optim::ModuleOptimizer::step_common::h3", hits=1),
+            node(6, "prunelab_engine::train::trainer::Trainer::apply_update::h3", hits=1),
             node(7, "cubecl_runtime::client::Client::launch::h2", hits=2),
             node(9, "leptos::render", hits=2),
         ]

@@ -3,15 +3,16 @@
 //! Data order and augmentation are pure functions of (seed, epoch, step), so a run restored
 //! from a checkpoint continues with exactly the batches it would have seen.
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleVisitor, Param};
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 
 use super::batch::StepBatch;
+use super::flat_adam::FlatAdamConfig;
 use super::forward::{PendingStep, StepModules, StepPosition, forward_pass};
 use super::gating::{block_masks, gate_layout};
+use super::optimiser::Optimiser;
 use super::readout::{Readout, StepGradients};
 use super::shards::{ShardedStep, sharded_step};
 use super::{LayerMaps, TrainConfig, TrainError, TrainEvent, learning_rate};
@@ -58,11 +59,12 @@ pub struct TrainerState {
     pub skipped_steps: usize,
     /// Burnpack bytes of the model.
     pub model: Vec<u8>,
-    /// Burnpack bytes of the optimiser state (empty for a weights-only export).
+    /// The optimiser's state (`FlatAdam::to_bytes`; burnpack from runs written before it; empty
+    /// for a weights-only export).
     pub optimizer: Vec<u8>,
     /// Burnpack bytes of the gate parameters (empty for an ungated run).
     pub gates: Vec<u8>,
-    /// Burnpack bytes of the gates' own optimiser (empty for an ungated run).
+    /// The gates' own optimiser's state, in the same format (empty for an ungated run).
     pub gate_optimizer: Vec<u8>,
     /// Burnpack bytes of the distillation maps and their optimiser (empty without distillation).
     pub distill_maps: Vec<u8>,
@@ -74,7 +76,7 @@ pub struct TrainerState {
 struct Distillation {
     teacher: Conformer,
     maps: LayerMaps,
-    optim: ModuleOptimizer,
+    optim: Optimiser,
 }
 
 /// The batch plan of the epoch the run is in, and the step at which that epoch began.
@@ -90,9 +92,9 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub stats: FeatureStats,
     model: Conformer,
-    optim: ModuleOptimizer,
+    optim: Optimiser,
     /// Learned gates and their optimiser (gated methods only).
-    gates: Option<(Gates, ModuleOptimizer)>,
+    gates: Option<(Gates, Optimiser)>,
     distillation: Option<Distillation>,
     /// Saved distillation maps and optimiser bytes from a restore, used by `attach_teacher`.
     pending_maps: Option<(Vec<u8>, Vec<u8>)>,
@@ -102,22 +104,31 @@ pub struct Trainer {
     epoch: Option<EpochPlan>,
 }
 
-fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_weight_decay(config.optim.weight_decay)
-        .with_epsilon(1e-8)
-        .with_beta_2(0.98)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.optim.grad_clip_norm)))
-        .init()
+/// AdamW for the model and the distillation maps.
+fn model_optim_config(config: &TrainConfig) -> FlatAdamConfig {
+    FlatAdamConfig {
+        epsilon: 1e-8,
+        beta_2: 0.98,
+        ..FlatAdamConfig::adamw(config.optim.weight_decay, Some(config.optim.grad_clip_norm))
+    }
+}
+
+fn optimizer(config: &TrainConfig) -> Optimiser {
+    Optimiser::new(model_optim_config(config))
+}
+
+/// Plain Adam for the gates: weight decay would pull logits to 0 (retention ½) instead of the
+/// schedule's target.
+fn gate_optim_config() -> FlatAdamConfig {
+    FlatAdamConfig::adam()
 }
 
 /// Fresh gates for `config`'s model, if its method learns any.
-fn new_gates(config: &TrainConfig, device: &Device) -> Option<(Gates, ModuleOptimizer)> {
+fn new_gates(config: &TrainConfig, device: &Device) -> Option<(Gates, Optimiser)> {
     let m = &config.model;
     config.prune.gate_kind().is_some().then(|| {
         let gates = Gates::new(&config.prune, gate_layout(m), device);
-        // Plain Adam: weight decay would pull logits to 0 (retention ½) instead of the schedule's target.
-        (gates, AdamConfig::new().init())
+        (gates, Optimiser::new(gate_optim_config()))
     })
 }
 
@@ -184,10 +195,13 @@ impl Trainer {
         // Model first: the optimiser state is keyed by the parameter ids the model record restores.
         trainer.model = load_model(trainer.model, state.model)?;
         if !state.optimizer.is_empty() {
-            trainer.optim = trainer
-                .optim
-                .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.optimizer))
-                .map_err(|e| TrainError::state("optimiser state does not load", e))?;
+            trainer.optim = Optimiser::restore(
+                model_optim_config(&trainer.config),
+                &state.optimizer,
+                &trainer.model,
+                device,
+                "optimiser state does not load",
+            )?;
         }
         if let Some((gates, gate_optim)) = trainer.gates.take() {
             if state.gates.is_empty() {
@@ -201,9 +215,13 @@ impl Trainer {
             let gate_optim = if state.gate_optimizer.is_empty() {
                 gate_optim
             } else {
-                gate_optim
-                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gate_optimizer))
-                    .map_err(|e| TrainError::state("gate optimiser state does not load", e))?
+                Optimiser::restore(
+                    gate_optim_config(),
+                    &state.gate_optimizer,
+                    &gates,
+                    device,
+                    "gate optimiser state does not load",
+                )?
             };
             trainer.gates = Some((gates, gate_optim));
         }
@@ -268,9 +286,13 @@ impl Trainer {
                 .try_load_record(record)
                 .map_err(|e| TrainError::state("distillation maps do not fit", e))?;
             if !optim_bytes.is_empty() {
-                optim = optim
-                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-                    .map_err(|e| TrainError::state("distillation optimiser state does not load", e))?;
+                optim = Optimiser::restore(
+                    model_optim_config(&self.config),
+                    &optim_bytes,
+                    &maps,
+                    &self.device,
+                    "distillation optimiser state does not load",
+                )?;
             }
         }
         self.distillation = Some(Distillation {
@@ -526,10 +548,7 @@ impl Trainer {
             .into_record()
             .into_bytes()
             .map_err(|e| TrainError::state("cannot serialise model", e))?;
-        let optimizer = self
-            .optim
-            .into_bytes()
-            .map_err(|e| TrainError::state("cannot serialise optimiser", e))?;
+        let optimizer = self.optim.to_bytes("cannot serialise optimiser")?;
         let (gates, gate_optimizer) = match &self.gates {
             Some((gates, optim)) => (
                 gates
@@ -538,10 +557,7 @@ impl Trainer {
                     .into_bytes()
                     .map_err(|e| TrainError::state("cannot serialise gates", e))?
                     .to_vec(),
-                optim
-                    .into_bytes()
-                    .map_err(|e| TrainError::state("cannot serialise gate optimiser", e))?
-                    .to_vec(),
+                optim.to_bytes("cannot serialise gate optimiser")?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -553,10 +569,7 @@ impl Trainer {
                     .into_bytes()
                     .map_err(|e| TrainError::state("cannot serialise distillation maps", e))?
                     .to_vec(),
-                d.optim
-                    .into_bytes()
-                    .map_err(|e| TrainError::state("cannot serialise distillation optimiser", e))?
-                    .to_vec(),
+                d.optim.to_bytes("cannot serialise distillation optimiser")?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -566,7 +579,7 @@ impl Trainer {
             step: self.step,
             skipped_steps: self.skipped_steps,
             model: model.to_vec(),
-            optimizer: optimizer.to_vec(),
+            optimizer,
             gates,
             gate_optimizer,
             distill_maps,
@@ -575,12 +588,7 @@ impl Trainer {
     }
 }
 
-fn gate_optim_step(
-    mut optim: ModuleOptimizer,
-    gates: Gates,
-    grads: GradientsParams,
-    lr: f64,
-) -> (Gates, ModuleOptimizer) {
+fn gate_optim_step(mut optim: Optimiser, gates: Gates, grads: GradientsParams, lr: f64) -> (Gates, Optimiser) {
     let gates = optim.step(lr, gates, grads);
     (gates, optim)
 }

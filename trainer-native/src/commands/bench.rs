@@ -18,6 +18,7 @@ use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::text::CharTokenizer;
+use prunelab_engine::train::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::train::{StepBatch, TrainConfig, Trainer, ctc_loss};
 use serde::Serialize;
 
@@ -80,7 +81,10 @@ struct PresetBench {
     parameters: usize,
     batch: usize,
     seconds_per_utterance: f64,
+    /// One step with flat AdamW (`FlatAdam`, as the trainer steps).
     train_step_ms: f64,
+    /// The same step with burn's per-tensor AdamW.
+    train_step_per_tensor_ms: f64,
     /// Compute seconds per second of audio, single 10 s utterance, inference.
     inference_rtf: f64,
     /// Milliseconds per part of a training step (forward + backward), all blocks together.
@@ -140,9 +144,18 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             "\n{:<7} {:>10} params   train step {:>9.1} ms   inference RTF {:.4}",
             r.preset, r.parameters, r.train_step_ms, r.inference_rtf
         );
-        let total: f64 = r.parts_ms.iter().map(|(_, ms)| ms).sum();
-        for (part, ms) in &r.parts_ms {
+        println!(
+            "    the same step with burn's per-tensor AdamW: {:>9.1} ms ({:.2}× the flat step's time)",
+            r.train_step_per_tensor_ms,
+            r.train_step_per_tensor_ms / r.train_step_ms
+        );
+        let (step_parts, other) = r.parts_ms.split_at(r.parts_ms.len() - 1);
+        let total: f64 = step_parts.iter().map(|(_, ms)| ms).sum();
+        for (part, ms) in step_parts {
             println!("    {part:<12} {ms:>9.1} ms  {:>5.1}%", 100.0 * ms / total);
+        }
+        for (part, ms) in other {
+            println!("    {part}: {ms:.1} ms");
         }
         let single = r.trainer_step_ms.iter().find(|(n, _)| *n == 1).map(|(_, ms)| *ms);
         for (shards, ms) in &r.trainer_step_ms {
@@ -184,11 +197,23 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
 
     let mut model: Conformer = config.init(&ad);
     let parameters = model.num_params();
-    let mut optim = AdamWConfig::new().init();
-    let train_step_ms = median_ms(r, device, || {
+    let gradients = |model: &Conformer| {
         let out = model.forward(feats(), &lengths);
         let loss = ctc_loss(out.logits, targets.clone(), &out.lengths, &target_lengths);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        GradientsParams::from_grads(loss.backward(), model)
+    };
+    // The same step with burn's per-tensor AdamW, the trainer's optimiser before `FlatAdam`
+    // (same settings: burn's AdamW defaults), timed first so that both see the same machine.
+    let mut per_tensor = AdamWConfig::new().init();
+    let mut reference = model.clone();
+    let train_step_per_tensor_ms = median_ms(r, device, || {
+        let grads = gradients(&reference);
+        reference = per_tensor.step(1e-4, reference.clone(), grads);
+    });
+    drop(reference);
+    let mut optim = FlatAdam::new(FlatAdamConfig::adamw(1e-4, None));
+    let train_step_ms = median_ms(r, device, || {
+        let grads = gradients(&model);
         model = optim.step(1e-4, model.clone(), grads);
     });
 
@@ -243,6 +268,10 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
         ),
         // The optimiser's share: a full step minus the same step without the update.
         ("optimiser", (train_step_ms - forward_backward_ms).max(0.0)),
+        (
+            "optimiser, per tensor (burn's AdamW; not in the step)",
+            (train_step_per_tensor_ms - forward_backward_ms).max(0.0),
+        ),
     ];
     PresetBench {
         preset: preset.name(),
@@ -250,6 +279,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
         batch: b,
         seconds_per_utterance: args.seconds,
         train_step_ms,
+        train_step_per_tensor_ms,
         inference_rtf: inference_ms / 1000.0 / 10.0,
         parts_ms,
         trainer_step_ms: trainer_steps(preset, args, device),
