@@ -1,13 +1,14 @@
 //! `train::Run`: the whole schedule of a run as events, and training through it unchanged.
 //!
-//! The fingerprints below were recorded from the code before `Run` existed (commit 075edf0,
-//! where each front door scheduled its own run and the CLI made the magnitude cut): the same
-//! 30 steps of each method, trained with `Trainer::train_step` and the CLI's `magnitude_cut`, by
-//! `recorded/fingerprints_before_run.rs` (its header says how to run it; CPU backend, 2 cores,
-//! the same figures on two runs).
-//! Training through `Run`, with snapshots and evaluations in between, must give the same
-//! weights bit for bit. (The figures were re-recorded once since, for a change of optimiser:
-//! see `RECORDED`.)
+//! The fingerprints below were first recorded from the code before `Run` existed (commit
+//! 075edf0, where each front door scheduled its own run and the CLI made the magnitude cut):
+//! the same 30 steps of each method, trained with `Trainer::train_step` and the CLI's
+//! `magnitude_cut`, by `recorded/fingerprints_before_run.rs` (its header says how to run it; CPU
+//! backend, 2 cores, the same figures on two runs). Training through `Run`, with snapshots and
+//! evaluations in between, gave the same weights bit for bit. The optimiser has changed since
+//! (flat AdamW, equal to the old one only within rounding), so the figures are now those of the
+//! same cases with it: see `RECORDED`. They still pin that nothing `Run` does between steps
+//! touches the weights.
 
 mod miniature;
 

@@ -70,8 +70,11 @@ struct Layout {
 
 impl Layout {
     fn new(ids: Vec<ParamId>, numels: Vec<usize>) -> Self {
+        // Once a chunk holds the largest tensor, every tensor is one chunk: the loop ends even
+        // for a module with more tensors than MAX_CHUNKS.
+        let limit = MAX_CHUNKS.max(numels.len());
         let mut chunk = ALIGN;
-        while numels.iter().map(|n| n.div_ceil(chunk)).sum::<usize>() > MAX_CHUNKS {
+        while numels.iter().map(|n| n.div_ceil(chunk)).sum::<usize>() > limit {
             chunk *= 2;
         }
         let mut offsets = Vec::with_capacity(numels.len());
@@ -302,7 +305,7 @@ impl FlatAdam {
                 "flat Adam state version {version} is not {VERSION}"
             )));
         }
-        let count = reader.u64()? as usize;
+        let count = reader.size()?;
         if count == 0 {
             return reader.finish().map(|()| Self::new(config));
         }
@@ -315,7 +318,7 @@ impl FlatAdam {
         }
         let mut saved = Vec::with_capacity(count);
         for _ in 0..count {
-            saved.push((reader.u64()?, reader.u64()? as usize, reader.u64()?));
+            saved.push((reader.u64()?, reader.size()?, reader.u64()?));
         }
         let mut found = Gathered::default();
         module.visit(&mut found);
@@ -361,8 +364,12 @@ impl FlatAdam {
         let (moment_1, moment_2) = (moment()?, moment()?);
         let steps = saved
             .iter()
+            // Adam's bias correction takes the count as an i32 power.
             .map(|&(_, _, s)| {
-                u32::try_from(s).map_err(|_| FlatStateError::Invalid(format!("{s} updates is not a count")))
+                u32::try_from(s)
+                    .ok()
+                    .filter(|&s| s <= i32::MAX as u32)
+                    .ok_or_else(|| FlatStateError::Invalid(format!("{s} updates is not a count")))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -526,9 +533,13 @@ impl ModuleMapper for Split<'_> {
             "the module changed between gathering and splitting"
         );
         let value = self.flat.clone().slice([self.layout.range(i)]).reshape(tensor.shape());
-        let mut updated = Tensor::from_inner(value);
-        if tensor.is_require_grad() {
-            updated = updated.require_grad();
+        // What else the parameter was marked with carries over, as burn's optimisers keep it.
+        let mut updated = Tensor::from_inner(value).require_grad();
+        if let Some(strategy) = tensor.gradient_checkpointing_strategy() {
+            updated = updated.with_gradient_checkpointing_strategy(strategy);
+        }
+        if tensor.is_distributed() {
+            updated = updated.set_distributed(id.into());
         }
         Param::from_mapped_value(id, updated, mapper)
     }
@@ -555,6 +566,12 @@ impl Reader<'_> {
 
     fn u64(&mut self) -> Result<u64, FlatStateError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    /// A u64 that must fit this platform's `usize` (wasm32's is 32 bits).
+    fn size(&mut self) -> Result<usize, FlatStateError> {
+        let value = self.u64()?;
+        usize::try_from(value).map_err(|_| FlatStateError::Invalid(format!("{value} is too large a size")))
     }
 
     fn f32(&mut self) -> Result<f32, FlatStateError> {

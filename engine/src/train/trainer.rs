@@ -290,7 +290,7 @@ impl Trainer {
                     model_optim_config(&self.config),
                     &optim_bytes,
                     &maps,
-                    &self.device,
+                    &plain,
                     "distillation optimiser state does not load",
                 )?;
             }

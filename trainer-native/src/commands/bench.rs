@@ -81,7 +81,7 @@ struct PresetBench {
     parameters: usize,
     batch: usize,
     seconds_per_utterance: f64,
-    /// One step with flat AdamW (`FlatAdam`, as the trainer steps).
+    /// One step with flat AdamW (`FlatAdam`, the trainer's optimiser; here without clipping).
     train_step_ms: f64,
     /// The same step with burn's per-tensor AdamW.
     train_step_per_tensor_ms: f64,
