@@ -168,11 +168,19 @@ impl FlatAdam {
         }
         let layout = Layout::new(found.ids.clone(), found.numels.clone());
         let device = found.device.clone().expect("a module with parameters has a device");
-        let state = match self.state.take() {
+        let mut state = match self.state.take() {
             Some(state) if state.layout == layout => state,
             _ => State::fresh(layout, &device),
         };
-        let (state, flat) = self.update(lr, state, found, &device);
+        // The parameters are gathered from the module only when the state does not already
+        // hold them (the first step, or after a restore): every other step's module is made of
+        // views of `state.params`.
+        let params = state.params.take().unwrap_or_else(|| {
+            let mut values = ParamValues::default();
+            module.visit(&mut values);
+            flatten(&state.layout, values.0, &device)
+        });
+        let (state, flat) = self.update(lr, state, params, found, &device);
         let mut split = Split {
             flat: &flat,
             layout: &state.layout,
@@ -186,15 +194,18 @@ impl FlatAdam {
         module
     }
 
-    fn update(&self, lr: f64, mut state: State, found: Gathered, device: &Device) -> (State, Tensor<1>) {
+    fn update(
+        &self,
+        lr: f64,
+        mut state: State,
+        params: Tensor<1>,
+        found: Gathered,
+        device: &Device,
+    ) -> (State, Tensor<1>) {
         let c = &self.config;
         let layout = &state.layout;
         let (chunks, chunk) = (layout.chunks(), layout.chunk);
         let tensors = state.tensors.get_or_insert_with(|| LayoutTensors::new(layout, device));
-        let params = state
-            .params
-            .take()
-            .unwrap_or_else(|| flatten(layout, found.params.expect("gathered without flat parameters"), device));
         let present: Vec<bool> = found.grads.iter().map(Option::is_some).collect();
         let grads = flatten(layout, found.grads, device);
         let grads = match c.clip_norm {
@@ -453,13 +464,12 @@ fn flatten(layout: &Layout, parts: Vec<Option<Tensor<1>>>, device: &Device) -> T
 }
 
 /// The module's trained parameters (those that require a gradient) in visit order: ids,
-/// sizes, gradients and (flattened) values.
+/// sizes and (flattened) gradients.
 #[derive(Default)]
 struct Gathered {
     ids: Vec<ParamId>,
     numels: Vec<usize>,
     grads: Vec<Option<Tensor<1>>>,
-    params: Option<Vec<Option<Tensor<1>>>>,
     device: Option<Device>,
 }
 
@@ -467,13 +477,24 @@ impl Gathered {
     fn collect<M: Module>(module: &M, grads: &mut GradientsParams) -> Self {
         let mut visitor = GradVisitor {
             grads,
-            found: Gathered {
-                params: Some(Vec::new()),
-                ..Gathered::default()
-            },
+            found: Gathered::default(),
         };
         module.visit(&mut visitor);
         visitor.found
+    }
+}
+
+/// The trained parameters' values, flattened, in visit order.
+#[derive(Default)]
+struct ParamValues(Vec<Option<Tensor<1>>>);
+
+impl ModuleVisitor for ParamValues {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        if value.is_require_grad() {
+            let numel = value.shape().num_elements();
+            self.0.push(Some(value.inner().reshape([numel])));
+        }
     }
 }
 
@@ -506,9 +527,6 @@ impl ModuleVisitor for GradVisitor<'_> {
         self.found.device.get_or_insert_with(|| value.device());
         let grad = self.grads.remove::<D>(param.id).map(|g| g.reshape([numel]));
         self.found.grads.push(grad);
-        if let Some(params) = &mut self.found.params {
-            params.push(Some(value.reshape([numel])));
-        }
     }
 }
 
