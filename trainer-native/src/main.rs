@@ -1,5 +1,8 @@
 //! `prunelab`: train, evaluate, score and inspect Conformer-CTC models from the command line.
 
+#[macro_use]
+mod output;
+
 mod commands;
 mod data;
 mod models;
@@ -62,7 +65,7 @@ fn main() {
         Command::Bench(args) => bench::run(args),
     };
     if let Err(message) = result {
-        eprintln!("error: {message}");
+        tell!("error: {message}");
         std::process::exit(1);
     }
 }

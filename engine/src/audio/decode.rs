@@ -36,6 +36,24 @@ pub enum AudioProblem {
     UnsupportedFormat(String),
     #[error("no samples")]
     Empty,
+    #[error("decodes to more than the {MAX_AUDIO_SAMPLES} samples one file may hold")]
+    TooLong,
+}
+
+/// The most samples one file may decode to: 2^27, 2 h 20 min at 16 kHz, 512 MiB as f32.
+/// Compressed formats can promise (or, with constant FLAC frames, really hold) far more audio
+/// than their size suggests, so decoding stops here instead of exhausting memory.
+pub const MAX_AUDIO_SAMPLES: usize = 1 << 27;
+
+/// Room reserved up front for the samples a header promises: never more than the file could
+/// plausibly hold (FLAC rarely beats 8 samples a byte on speech; WAV is exact), so a header
+/// that lies costs nothing before the data disproves it.
+fn reserve_for(promised: u64, file_bytes: usize, max_samples: usize) -> usize {
+    let plausible = file_bytes.saturating_mul(8);
+    usize::try_from(promised)
+        .unwrap_or(usize::MAX)
+        .min(plausible)
+        .min(max_samples)
 }
 
 /// An audio problem together with the file (or name) it came from.
@@ -58,10 +76,15 @@ pub fn read_audio_file(path: &Path) -> Result<Audio, AudioError> {
 
 /// Decodes WAV or FLAC bytes (sniffed from the header). `source_name` appears in errors.
 pub fn decode_audio(bytes: &[u8], source_name: &str) -> Result<Audio, AudioError> {
+    decode_audio_at_most(bytes, source_name, MAX_AUDIO_SAMPLES)
+}
+
+/// [`decode_audio`] with another bound on the number of samples (tests use small ones).
+fn decode_audio_at_most(bytes: &[u8], source_name: &str, max_samples: usize) -> Result<Audio, AudioError> {
     let result = if bytes.starts_with(b"fLaC") {
-        decode_flac(bytes)
+        decode_flac(bytes, max_samples)
     } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WAVE") {
-        decode_wav(bytes)
+        decode_wav(bytes, max_samples)
     } else {
         Err(AudioProblem::UnknownFormat)
     };
@@ -78,7 +101,7 @@ pub fn decode_audio(bytes: &[u8], source_name: &str) -> Result<Audio, AudioError
     Ok(audio)
 }
 
-fn decode_flac(bytes: &[u8]) -> Result<Audio, AudioProblem> {
+fn decode_flac(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> {
     let corrupt = |e: claxon::Error| AudioProblem::Corrupt {
         format: "FLAC",
         detail: e.to_string(),
@@ -97,8 +120,11 @@ fn decode_flac(bytes: &[u8]) -> Result<Audio, AudioProblem> {
         });
     }
     let scale = 1.0 / (1u64 << (info.bits_per_sample - 1)) as f32;
-    let mut samples = Vec::with_capacity(info.samples.unwrap_or(0) as usize);
+    let mut samples = Vec::with_capacity(reserve_for(info.samples.unwrap_or(0), bytes.len(), max_samples));
     for sample in reader.samples() {
+        if samples.len() == max_samples {
+            return Err(AudioProblem::TooLong);
+        }
         match sample {
             Ok(s) => samples.push(s as f32 * scale),
             // claxon reports a stream cut short as an unexpected end of file.
@@ -130,7 +156,7 @@ fn is_end_of_data(error: &claxon::Error) -> bool {
     }
 }
 
-fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioProblem> {
+fn decode_wav(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> {
     let corrupt = |e: hound::Error| AudioProblem::Corrupt {
         format: "WAV",
         detail: e.to_string(),
@@ -142,19 +168,21 @@ fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioProblem> {
             channels: spec.channels,
         });
     }
+    // hound takes the sample count from the data chunk's header; collecting its iterator would
+    // reserve that much memory before reading a sample, so the room is bounded by the file.
+    let capacity = reserve_for(u64::from(reader.len()), bytes.len(), max_samples);
     let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Int if spec.bits_per_sample <= 32 => {
+        hound::SampleFormat::Int if (1..=32).contains(&spec.bits_per_sample) => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(corrupt)?
+            collect_bounded(
+                reader.into_samples::<i32>().map(|s| s.map(|v| v as f32 * scale)),
+                capacity,
+                max_samples,
+            )
+            .map_err(|e| e.map_or(AudioProblem::TooLong, corrupt))?
         }
-        hound::SampleFormat::Float => reader
-            .into_samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(corrupt)?,
+        hound::SampleFormat::Float => collect_bounded(reader.into_samples::<f32>(), capacity, max_samples)
+            .map_err(|e| e.map_or(AudioProblem::TooLong, corrupt))?,
         _ => {
             return Err(AudioProblem::UnsupportedFormat(format!(
                 "{}-bit {:?}",
@@ -166,6 +194,23 @@ fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioProblem> {
         samples,
         sample_rate: spec.sample_rate,
     })
+}
+
+/// Collects decoded samples into room for `capacity`, stopping beyond `max_samples`
+/// (`Err(None)`) or at the first decoding error (`Err(Some(e))`).
+fn collect_bounded(
+    samples: impl Iterator<Item = Result<f32, hound::Error>>,
+    capacity: usize,
+    max_samples: usize,
+) -> Result<Vec<f32>, Option<hound::Error>> {
+    let mut out = Vec::with_capacity(capacity);
+    for sample in samples {
+        if out.len() == max_samples {
+            return Err(None);
+        }
+        out.push(sample.map_err(Some)?);
+    }
+    Ok(out)
 }
 
 /// Checks that audio is at the rate the models expect; corpora must not be resampled silently.
@@ -242,5 +287,42 @@ mod tests {
             decode_audio(&wav_bytes(16_000, 1, 0), "e.wav").unwrap_err().problem,
             AudioProblem::Empty
         ));
+    }
+
+    /// A FLAC header promising 2^36 - 1 samples (its 36-bit field's largest value): decoding
+    /// used to reserve room for them all (256 GiB) and abort the process.
+    #[test]
+    fn a_header_promising_more_samples_than_the_file_holds_allocates_nothing_for_them() {
+        let mut flac = include_bytes!("../../../tests/data/tone.flac").to_vec();
+        // STREAMINFO's total-sample count is the low 36 bits of the big-endian u64 at byte 18.
+        flac[21] |= 0x0F;
+        flac[22..26].fill(0xFF);
+        let err = decode_audio(&flac, "liar.flac").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "liar.flac: truncated FLAC: header promises 68719476735 samples, stream ends after 16000"
+        );
+        // WAV's data chunk claiming 4 GiB of a file of 3 KB.
+        let mut wav = wav_bytes(16_000, 1, 1600);
+        assert_eq!(&wav[36..40], b"data");
+        wav[40..44].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        let err = decode_audio(&wav, "liar.wav").unwrap_err();
+        assert!(
+            matches!(err.problem, AudioProblem::Corrupt { format: "WAV", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decoding_stops_at_the_sample_bound_instead_of_exhausting_memory() {
+        let flac = include_bytes!("../../../tests/data/tone.flac");
+        let err = decode_audio_at_most(flac, "bomb.flac", 1000).unwrap_err();
+        assert!(matches!(err.problem, AudioProblem::TooLong), "{err}");
+        let err = decode_audio_at_most(&wav_bytes(16_000, 1, 1600), "long.wav", 1000).unwrap_err();
+        assert!(matches!(err.problem, AudioProblem::TooLong), "{err}");
+        assert_eq!(
+            decode_audio_at_most(flac, "tone.flac", 16_000).unwrap().samples.len(),
+            16_000
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::io::BufReader;
 use std::path::Path;
 
-use super::{AudioError, AudioProblem};
+use super::{AudioError, AudioProblem, MAX_AUDIO_SAMPLES};
 
 /// What a file's header promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +40,15 @@ pub fn probe_audio_file(path: &Path, sample_rate: u32) -> Result<AudioHeader, Au
     if header.samples == 0 {
         return Err(fail(AudioProblem::Empty));
     }
+    if header.samples > MAX_AUDIO_SAMPLES as u64 {
+        return Err(fail(AudioProblem::TooLong));
+    }
     Ok(header)
 }
 
 fn read_header(path: &Path) -> Result<AudioHeader, AudioProblem> {
     let mut file = std::fs::File::open(path)?;
+    let file_len = file.metadata()?.len();
     let mut magic = [0u8; 12];
     let got = std::io::Read::read(&mut file, &mut magic)?;
     std::io::Seek::rewind(&mut file)?;
@@ -70,6 +74,14 @@ fn read_header(path: &Path) -> Result<AudioHeader, AudioProblem> {
             detail: e.to_string(),
         })?;
         let spec = wav.spec();
+        // WAV is uncompressed: a data chunk that claims more than the file holds is cut short.
+        let claimed_bytes = u64::from(wav.len()) * u64::from(spec.bits_per_sample.div_ceil(8));
+        if claimed_bytes > file_len {
+            return Err(AudioProblem::Corrupt {
+                format: "WAV",
+                detail: format!("the data chunk claims {claimed_bytes} bytes, the file has {file_len}"),
+            });
+        }
         return Ok(AudioHeader {
             sample_rate: spec.sample_rate,
             channels: spec.channels,
@@ -114,6 +126,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("absent.flac") && err.contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Lengths the index would trust for batching: a FLAC header's 36-bit count at its largest,
+    /// and a WAV data chunk claiming 4 GiB in a file of a few KB.
+    #[test]
+    fn headers_promising_impossible_lengths_are_refused() {
+        let dir = std::env::temp_dir().join(format!("prunelab-probe-liars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut flac = include_bytes!("../../../tests/data/tone.flac").to_vec();
+        flac[21] |= 0x0F;
+        flac[22..26].fill(0xFF);
+        std::fs::write(dir.join("liar.flac"), flac).unwrap();
+        let err = probe_audio_file(&dir.join("liar.flac"), 16_000)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("liar.flac") && err.contains("more than the"), "{err}");
+        let mut wav = crate::audio::test_wav::wav_bytes(16_000, 1, 1600);
+        wav[40..44].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        std::fs::write(dir.join("liar.wav"), wav).unwrap();
+        let err = probe_audio_file(&dir.join("liar.wav"), 16_000).unwrap_err().to_string();
+        assert!(
+            err.contains("liar.wav") && err.contains("claims 4294967280 bytes"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,6 +9,7 @@
 
 mod attention;
 mod block;
+mod config_check;
 mod conformer;
 mod convolution;
 mod dropout;

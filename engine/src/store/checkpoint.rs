@@ -3,8 +3,10 @@
 //! model's burnpack bytes, the optimiser's (possibly empty), then the gates' and the gate
 //! optimiser's (empty for an ungated run), then the distillation maps' and their optimiser's
 //! (empty without distillation). Headers written before a section existed omit its length,
-//! which then reads as 0. Everything is validated on load; any mismatch is an error
-//! naming the file.
+//! which then reads as 0. The header also holds the body's CRC-32 (absent in checkpoints
+//! written before it was added, which load unchecked). Everything is validated on load,
+//! the config like command-line arguments and the model it describes against the size of
+//! its weights; any mismatch is an error naming the file.
 
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -13,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
 use crate::gates::Gates;
-use crate::model::{Conformer, Preset};
+use crate::model::{BlockShape, Conformer, ConformerConfig, Preset};
+use crate::prune::param_count;
 use crate::train::{TrainConfig, TrainerState, gate_layout};
 
 const FORMAT: Format = Format {
@@ -38,6 +41,9 @@ struct Header {
     distill_maps_len: u64,
     #[serde(default)]
     distill_optimizer_len: u64,
+    /// CRC-32 of the whole body.
+    #[serde(default)]
+    body_crc32: Option<u32>,
 }
 
 /// Why a checkpoint could not be used. Every variant names the file.
@@ -49,6 +55,8 @@ pub enum StoreError {
     BadWeights { name: String, detail: String },
     #[error("{0}")]
     Unserialisable(String),
+    #[error("{name}: checkpoint is damaged: its contents do not match the checksum in its header")]
+    Damaged { name: String },
     #[error("{name}: checkpoint holds a `{found}` model, but a `{expected}` model was asked for")]
     WrongPreset {
         name: String,
@@ -59,6 +67,16 @@ pub enum StoreError {
 
 /// Serialises a trainer state.
 pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
+    let sections = [
+        &state.model,
+        &state.optimizer,
+        &state.gates,
+        &state.gate_optimizer,
+        &state.distill_maps,
+        &state.distill_optimizer,
+    ];
+    let mut crc = crc32fast::Hasher::new();
+    sections.iter().for_each(|section| crc.update(section));
     let header = Header {
         config: state.config.clone(),
         stats: state.stats.clone(),
@@ -70,18 +88,9 @@ pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
         gate_optimizer_len: state.gate_optimizer.len() as u64,
         distill_maps_len: state.distill_maps.len() as u64,
         distill_optimizer_len: state.distill_optimizer.len() as u64,
+        body_crc32: Some(crc.finalize()),
     };
-    FORMAT.encode(
-        &header,
-        &[
-            &state.model,
-            &state.optimizer,
-            &state.gates,
-            &state.gate_optimizer,
-            &state.distill_maps,
-            &state.distill_optimizer,
-        ],
-    )
+    FORMAT.encode(&header, &sections.map(Vec::as_slice))
 }
 
 /// Parses a checkpoint; `name` (a path, usually) appears in every error.
@@ -104,10 +113,15 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         );
         return Err(FORMAT.truncated(name, &detail).into());
     }
+    if header.body_crc32.is_some_and(|crc| crc != crc32fast::hash(body)) {
+        return Err(StoreError::Damaged { name: name.to_string() });
+    }
     header
         .config
         .validate()
         .map_err(|detail| FORMAT.bad_header(name, detail.to_string()))?;
+    check_model_fits_its_weights(&header.config.model, header.model_len)
+        .map_err(|detail| FORMAT.bad_header(name, detail))?;
     let (model, rest) = body.split_at(sections[0] as usize);
     let (optimizer, rest) = rest.split_at(sections[1] as usize);
     let (gates, rest) = rest.split_at(sections[2] as usize);
@@ -130,6 +144,23 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         distill_maps: distill_maps.to_vec(),
         distill_optimizer: distill_optimizer.to_vec(),
     })
+}
+
+/// A model's weights take at least two bytes a parameter (f16; Prunelab writes f32), so a
+/// config describing more parameters than its weights section could hold is refused before
+/// the model is built: building it would allocate what the config claims.
+pub(crate) fn check_model_fits_its_weights(model: &ConformerConfig, weight_bytes: u64) -> Result<(), String> {
+    let shapes = model
+        .block_shapes
+        .clone()
+        .unwrap_or_else(|| vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks]);
+    let params = param_count(model, &shapes).total() as u64;
+    if params.saturating_mul(2) > weight_bytes {
+        return Err(format!(
+            "its config describes a model of {params} parameters, but its weights are only {weight_bytes} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the inference model a checkpoint describes, optionally insisting on a preset.
@@ -177,7 +208,6 @@ pub fn load_gates(state: &TrainerState, device: &Device, name: &str) -> Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ConformerConfig;
     use crate::train::Trainer;
 
     fn small_state() -> TrainerState {
@@ -235,6 +265,63 @@ mod tests {
         assert_eq!(
             wrong.to_string(),
             "tiny.plc: checkpoint holds a `tiny` model, but a `small` model was asked for"
+        );
+    }
+
+    /// Rewrites a checkpoint's JSON header (the prefix is magic, version and header length).
+    fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let header_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + header_len]).unwrap();
+        edit(&mut header);
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut out = bytes[..12].to_vec();
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&bytes[20 + header_len..]);
+        out
+    }
+
+    #[test]
+    fn a_flipped_byte_is_reported_and_a_checkpoint_from_before_checksums_still_loads() {
+        let state = small_state();
+        let bytes = encode_checkpoint(&state);
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last - 4000] ^= 0x10;
+        let err = decode_checkpoint(&flipped, "flipped.plc").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "flipped.plc: checkpoint is damaged: its contents do not match the checksum in its header"
+        );
+        let legacy = with_header(&bytes, |h| {
+            h.as_object_mut().unwrap().remove("body_crc32").unwrap();
+        });
+        let decoded = decode_checkpoint(&legacy, "legacy.plc").unwrap();
+        assert!(decoded.model == state.model, "the legacy checkpoint's weights differ");
+    }
+
+    /// A stored config is checked like command-line arguments before anything is built from
+    /// it: zero heads used to divide by zero in the attention's constructor, and a config
+    /// claiming a huge model would have allocated it.
+    #[test]
+    fn an_impossible_or_oversized_stored_config_is_refused_before_building_the_model() {
+        let bytes = encode_checkpoint(&small_state());
+        let zero_heads = with_header(&bytes, |h| h["config"]["model"]["num_heads"] = 0.into());
+        let err = decode_checkpoint(&zero_heads, "zero.plc").unwrap_err().to_string();
+        assert!(
+            err.starts_with("zero.plc: checkpoint header is malformed: model num_heads 0 must be in [1, 64]"),
+            "{err}"
+        );
+        let huge = with_header(&bytes, |h| {
+            let model = &mut h["config"]["model"];
+            model["d_model"] = 4096.into();
+            model["d_ff"] = 65_536.into();
+            model["num_blocks"] = 128.into();
+        });
+        let err = decode_checkpoint(&huge, "huge.plc").unwrap_err().to_string();
+        assert!(
+            err.contains("huge.plc") && err.contains("but its weights are only"),
+            "{err}"
         );
     }
 

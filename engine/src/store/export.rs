@@ -92,6 +92,8 @@ pub fn load_export(
             expected.total()
         )));
     }
+    super::checkpoint::check_model_fits_its_weights(model_config, weights.len() as u64)
+        .map_err(|detail| bad(format!("weights do not fit the manifest: {detail}")))?;
     let mut model = model_config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec())).validate(true);
     let applied = model
@@ -202,6 +204,10 @@ mod tests {
         assert!(err.starts_with("edited.json: weights do not"), "{err}");
 
         let err = load_export(&manifest, b"not safetensors", &device, "m.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("m.json: weights do not fit the manifest"), "{err}");
+        let err = load_export(&manifest, &vec![7u8; weights.len()], &device, "m.json")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("m.json: weights do not fit the manifest"), "{err}");

@@ -70,8 +70,11 @@ impl Trace {
         }
     }
 
-    fn units_per_snapshot(&self) -> usize {
-        self.sites.iter().map(|s| s.units).sum()
+    /// Scores in one snapshot (`None` when a damaged header's site sizes overflow).
+    fn units_per_snapshot(&self) -> Option<usize> {
+        self.sites
+            .iter()
+            .try_fold(0usize, |sum, site| sum.checked_add(site.units))
     }
 
     /// Appends one snapshot of per-block, per-site scores (ungated sites are `None`). The first
@@ -90,7 +93,7 @@ impl Trace {
             .flat_map(|sites| sites.iter().flatten().flatten().copied())
             .collect();
         assert_eq!(
-            flat.len(),
+            Some(flat.len()),
             self.units_per_snapshot(),
             "scores do not match the trace's sites"
         );
@@ -123,11 +126,21 @@ pub fn encode_trace(trace: &Trace) -> Vec<u8> {
 /// Parses a trace; `name` appears in every error.
 pub fn decode_trace(bytes: &[u8], name: &str) -> Result<Trace, ContainerError> {
     let (mut trace, body): (Trace, &[u8]) = FORMAT.decode(bytes, name)?;
+    // Checked: a damaged header may claim sites and snapshots whose sizes overflow.
     let per_snapshot = trace.units_per_snapshot();
-    let expected = per_snapshot * trace.steps.len() * 4;
-    if body.len() != expected {
+    let needed = per_snapshot
+        .and_then(|n| n.checked_mul(trace.steps.len()))
+        .and_then(|n| n.checked_mul(4));
+    let (Some(per_snapshot), Some(needed)) = (per_snapshot, needed) else {
         let detail = format!(
-            "{} snapshots of {per_snapshot} scores need {expected} bytes, file has {}",
+            "{} snapshots of its sites would need more bytes than memory holds",
+            trace.steps.len()
+        );
+        return Err(FORMAT.truncated(name, &detail));
+    };
+    if body.len() != needed {
+        let detail = format!(
+            "{} snapshots of {per_snapshot} scores need {needed} bytes, file has {}",
             trace.steps.len(),
             body.len()
         );
@@ -191,6 +204,13 @@ mod tests {
         let bytes = encode_trace(&sample());
         let cut = decode_trace(&bytes[..bytes.len() - 4], "cut.pltrace").unwrap_err();
         assert!(cut.to_string().starts_with("cut.pltrace: trace is truncated"), "{cut}");
+        let mut overflowing = sample();
+        overflowing.sites[0].units = usize::MAX;
+        let err = decode_trace(&encode_trace(&overflowing), "huge.pltrace").unwrap_err();
+        assert!(
+            err.to_string().contains("would need more bytes than memory holds"),
+            "{err}"
+        );
         let other = decode_trace(b"PLCKPT01 and then some", "ckpt.plc").unwrap_err();
         assert_eq!(other.to_string(), "ckpt.plc: not a Prunelab trace (bad magic bytes)");
     }

@@ -6,6 +6,6 @@ mod normalize;
 mod tokenizer;
 mod wer;
 
-pub use normalize::normalize_transcript;
+pub use normalize::{normalize_transcript, tokens_lost_in_normalisation};
 pub use tokenizer::{BLANK, CharTokenizer, SPACE};
 pub use wer::{Alignment, EditCounts, ErrorKind, align_words, score_chars, score_words};

@@ -66,27 +66,150 @@ pub struct Alignment {
 
 /// Word-level score of a hypothesis against a reference (both split on whitespace).
 pub fn score_words(reference: &str, hypothesis: &str) -> EditCounts {
-    align_words(reference, hypothesis).counts
+    let (r, h) = word_ids(reference, hypothesis);
+    count(&edit_path(&r, &h), r.len())
 }
 
 /// Character-level score; spaces between words count as characters, as in the usual CER.
 pub fn score_chars(reference: &str, hypothesis: &str) -> EditCounts {
-    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let r: Vec<String> = squash(reference).chars().map(String::from).collect();
-    let h: Vec<String> = squash(hypothesis).chars().map(String::from).collect();
-    align(&r, &h).counts
+    let squash = |s: &str| -> Vec<u32> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        words.join(" ").chars().map(u32::from).collect()
+    };
+    let (r, h) = (squash(reference), squash(hypothesis));
+    count(&edit_path(&r, &h), r.len())
 }
 
 /// Word alignment, for highlighting errors in a transcript.
 pub fn align_words(reference: &str, hypothesis: &str) -> Alignment {
-    let r: Vec<String> = reference.split_whitespace().map(String::from).collect();
-    let h: Vec<String> = hypothesis.split_whitespace().map(String::from).collect();
-    align(&r, &h)
+    let (r_words, h_words): (Vec<&str>, Vec<&str>) = (
+        reference.split_whitespace().collect(),
+        hypothesis.split_whitespace().collect(),
+    );
+    let (r, h) = word_ids(reference, hypothesis);
+    let path = edit_path(&r, &h);
+    let (mut i, mut j) = (0, 0);
+    let tokens = path
+        .iter()
+        .map(|&kind| {
+            let reference = (kind != ErrorKind::Insertion).then(|| r_words[i].to_string());
+            let hypothesis = (kind != ErrorKind::Deletion).then(|| h_words[j].to_string());
+            i += usize::from(reference.is_some());
+            j += usize::from(hypothesis.is_some());
+            AlignedToken {
+                kind,
+                reference,
+                hypothesis,
+            }
+        })
+        .collect();
+    Alignment {
+        tokens,
+        counts: count(&path, r.len()),
+    }
 }
 
-/// Minimum-edit alignment with unit costs. Ties on the way back prefer a match or
+/// Both transcripts' words as ids (equal words, equal ids): the alignment compares integers
+/// and holds no string per token.
+fn word_ids(reference: &str, hypothesis: &str) -> (Vec<u32>, Vec<u32>) {
+    let mut ids = std::collections::HashMap::new();
+    let mut id_of = |word: &str| -> u32 {
+        let next = ids.len() as u32;
+        *ids.entry(word.to_string()).or_insert(next)
+    };
+    let r = reference.split_whitespace().map(&mut id_of).collect();
+    let h = hypothesis.split_whitespace().map(&mut id_of).collect();
+    (r, h)
+}
+
+fn count(path: &[ErrorKind], reference_len: usize) -> EditCounts {
+    let mut counts = EditCounts {
+        reference_len,
+        ..EditCounts::default()
+    };
+    for kind in path {
+        match kind {
+            ErrorKind::Correct => counts.hits += 1,
+            ErrorKind::Substitution => counts.substitutions += 1,
+            ErrorKind::Deletion => counts.deletions += 1,
+            ErrorKind::Insertion => counts.insertions += 1,
+        }
+    }
+    counts
+}
+
+/// Alignments up to this many table cells (64 MiB of costs) keep the whole table and take
+/// the traceback's tie-breaking; longer ones use Hirschberg's divide and conquer, which
+/// needs memory linear in the line length (a 50,000-word line would need a table of 10 GB).
+const FULL_TABLE_CELLS: usize = 1 << 24;
+
+/// A minimum-edit alignment with unit costs, as the kinds of its steps in order.
+fn edit_path(reference: &[u32], hypothesis: &[u32]) -> Vec<ErrorKind> {
+    let mut path = Vec::with_capacity(reference.len().max(hypothesis.len()));
+    if (reference.len() + 1).saturating_mul(hypothesis.len() + 1) <= FULL_TABLE_CELLS {
+        full_table_path(reference, hypothesis, &mut path);
+        return path;
+    }
+    // Equal ends always align as matches in some optimal alignment; taking them off first
+    // makes long, mostly right transcripts cheap.
+    let prefix = reference.iter().zip(hypothesis).take_while(|(r, h)| r == h).count();
+    let (reference, hypothesis) = (&reference[prefix..], &hypothesis[prefix..]);
+    let suffix = reference
+        .iter()
+        .rev()
+        .zip(hypothesis.iter().rev())
+        .take_while(|(r, h)| r == h)
+        .count();
+    path.resize(prefix, ErrorKind::Correct);
+    hirschberg_path(
+        &reference[..reference.len() - suffix],
+        &hypothesis[..hypothesis.len() - suffix],
+        &mut path,
+    );
+    path.resize(path.len() + suffix, ErrorKind::Correct);
+    path
+}
+
+/// Appends an optimal alignment of `reference` and `hypothesis`, splitting the reference in
+/// half and the hypothesis where an optimal path crosses the middle row, found from one
+/// forward and one backward row of costs. Time is twice the full table's; memory is linear.
+fn hirschberg_path(reference: &[u32], hypothesis: &[u32], path: &mut Vec<ErrorKind>) {
+    if (reference.len() + 1).saturating_mul(hypothesis.len() + 1) <= FULL_TABLE_CELLS / 16 || reference.len() < 2 {
+        full_table_path(reference, hypothesis, path);
+        return;
+    }
+    let middle = reference.len() / 2;
+    let forward = last_cost_row(reference[..middle].iter(), hypothesis.iter());
+    let mut backward = last_cost_row(reference[middle..].iter().rev(), hypothesis.iter().rev());
+    backward.reverse();
+    let split = (0..=hypothesis.len())
+        .min_by_key(|&j| forward[j] + backward[j])
+        .expect("a row has at least one cell");
+    hirschberg_path(&reference[..middle], &hypothesis[..split], path);
+    hirschberg_path(&reference[middle..], &hypothesis[split..], path);
+}
+
+/// The edit costs of the whole `reference` against every prefix of `hypothesis`.
+fn last_cost_row<'a>(
+    reference: impl Iterator<Item = &'a u32>,
+    hypothesis: impl Iterator<Item = &'a u32> + Clone,
+) -> Vec<u32> {
+    let mut row: Vec<u32> = (0..).take(hypothesis.clone().count() + 1).collect();
+    for (i, r) in reference.enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i as u32 + 1;
+        for (j, h) in hypothesis.clone().enumerate() {
+            let substitution = diagonal + u32::from(r != h);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j + 1] + 1).min(row[j] + 1);
+        }
+    }
+    row
+}
+
+/// Minimum-edit alignment from the whole cost table. Ties on the way back prefer a match or
 /// substitution, then a deletion, then an insertion, which keeps alignments stable.
-fn align(reference: &[String], hypothesis: &[String]) -> Alignment {
+fn full_table_path(reference: &[u32], hypothesis: &[u32], path: &mut Vec<ErrorKind>) {
     let (n, m) = (reference.len(), hypothesis.len());
     // cost[i][j]: edits to turn reference[..i] into hypothesis[..j]; (n+1)(m+1) cells.
     let width = m + 1;
@@ -105,32 +228,17 @@ fn align(reference: &[String], hypothesis: &[String]) -> Alignment {
             cost[i * width + j] = diagonal.min(deletion).min(insertion);
         }
     }
-
-    let mut tokens = Vec::with_capacity(n.max(m));
-    let mut counts = EditCounts {
-        reference_len: n,
-        ..EditCounts::default()
-    };
+    let start = path.len();
     let (mut i, mut j) = (n, m);
     while i > 0 || j > 0 {
         let here = cost[i * width + j];
         if i > 0 && j > 0 {
             let same = reference[i - 1] == hypothesis[j - 1];
             if here == cost[(i - 1) * width + j - 1] + u32::from(!same) {
-                let kind = if same {
+                path.push(if same {
                     ErrorKind::Correct
                 } else {
                     ErrorKind::Substitution
-                };
-                if same {
-                    counts.hits += 1;
-                } else {
-                    counts.substitutions += 1;
-                }
-                tokens.push(AlignedToken {
-                    kind,
-                    reference: Some(reference[i - 1].clone()),
-                    hypothesis: Some(hypothesis[j - 1].clone()),
                 });
                 i -= 1;
                 j -= 1;
@@ -138,25 +246,14 @@ fn align(reference: &[String], hypothesis: &[String]) -> Alignment {
             }
         }
         if i > 0 && here == cost[(i - 1) * width + j] + 1 {
-            counts.deletions += 1;
-            tokens.push(AlignedToken {
-                kind: ErrorKind::Deletion,
-                reference: Some(reference[i - 1].clone()),
-                hypothesis: None,
-            });
+            path.push(ErrorKind::Deletion);
             i -= 1;
         } else {
-            counts.insertions += 1;
-            tokens.push(AlignedToken {
-                kind: ErrorKind::Insertion,
-                reference: None,
-                hypothesis: Some(hypothesis[j - 1].clone()),
-            });
+            path.push(ErrorKind::Insertion);
             j -= 1;
         }
     }
-    tokens.reverse();
-    Alignment { tokens, counts }
+    path[start..].reverse();
 }
 
 #[cfg(test)]
@@ -216,6 +313,53 @@ mod tests {
     fn character_error_rate_counts_spaces() {
         let c = score_chars("AB CD", "ABCD");
         assert_eq!((c.deletions, c.reference_len), (1, 5));
+    }
+
+    /// Replays a path over the two sequences: it must consume both exactly, and call a pair
+    /// correct exactly when the tokens are equal. Returns its number of errors.
+    fn errors_of_valid_path(path: &[ErrorKind], r: &[u32], h: &[u32]) -> usize {
+        let (mut i, mut j, mut errors) = (0, 0, 0);
+        for kind in path {
+            match kind {
+                ErrorKind::Correct | ErrorKind::Substitution => {
+                    assert_eq!(r[i] == h[j], *kind == ErrorKind::Correct, "at {i}, {j}");
+                    (i, j) = (i + 1, j + 1);
+                }
+                ErrorKind::Deletion => i += 1,
+                ErrorKind::Insertion => j += 1,
+            }
+            errors += usize::from(*kind != ErrorKind::Correct);
+        }
+        assert_eq!((i, j), (r.len(), h.len()));
+        errors
+    }
+
+    /// Hirschberg's split must find an alignment as good as the full table's. Sequences of
+    /// 1,500 and 1,400 tokens (2.1 M cells) are split twice before the table takes over.
+    #[test]
+    fn the_linear_memory_alignment_is_as_short_as_the_full_tables() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut tokens = |n: usize, alphabet: u64| -> Vec<u32> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 33) % alphabet) as u32
+                })
+                .collect()
+        };
+        for alphabet in [2, 5, 40] {
+            let (r, h) = (tokens(1500, alphabet), tokens(1400, alphabet));
+            let (mut split, mut table) = (Vec::new(), Vec::new());
+            hirschberg_path(&r, &h, &mut split);
+            full_table_path(&r, &h, &mut table);
+            assert_eq!(
+                errors_of_valid_path(&split, &r, &h),
+                errors_of_valid_path(&table, &r, &h),
+                "alphabet of {alphabet}"
+            );
+        }
     }
 
     #[test]

@@ -123,7 +123,71 @@ impl TrainConfig {
                 ),
             )])?;
         }
+        self.model.validate()?;
+        self.check_features_and_batching()?;
         self.prune.validate()
+    }
+}
+
+impl TrainConfig {
+    /// The parts a person never sets but a file can carry: feature extraction, augmentation,
+    /// speed perturbation and batch shape rounding. Each would divide by zero, index past a
+    /// feature, or resample to nothing if it were out of range.
+    fn check_features_and_batching(&self) -> Result<(), ConfigError> {
+        let (f, s, b) = (&self.fbank, &self.spec_augment, &self.shape_buckets);
+        let ms = |v: f64| v > 0.0 && v <= 1000.0;
+        first_failure([
+            (
+                f.sample_rate == crate::audio::SAMPLE_RATE,
+                format!(
+                    "fbank sample_rate {} must be {}",
+                    f.sample_rate,
+                    crate::audio::SAMPLE_RATE
+                ),
+            ),
+            (
+                self.model.num_bins == f.num_bins,
+                format!(
+                    "the model reads {} mel bins, the features have {}",
+                    self.model.num_bins, f.num_bins
+                ),
+            ),
+            (
+                ms(f.frame_length_ms) && ms(f.frame_shift_ms) && f.frame_shift_ms <= f.frame_length_ms,
+                format!(
+                    "fbank frames of {} ms every {} ms must be in (0, 1000] ms, the shift no longer than the frame",
+                    f.frame_length_ms, f.frame_shift_ms
+                ),
+            ),
+            (
+                (0.0..=1.0).contains(&f.preemphasis)
+                    && f.low_freq >= 0.0
+                    && f.low_freq < f64::from(f.sample_rate) / 2.0
+                    && f.high_freq.is_finite(),
+                "fbank preemphasis or frequency range is out of range".to_string(),
+            ),
+            (
+                s.freq_masks <= 64
+                    && s.time_masks <= 64
+                    && s.max_freq_width <= f.num_bins
+                    && (0.0..=1.0).contains(&s.max_time_fraction),
+                "spec_augment asks for more masking than the features have".to_string(),
+            ),
+            (
+                !self.speed_perturbation.is_empty() && self.speed_perturbation.iter().all(|v| (0.5..=2.0).contains(v)),
+                format!(
+                    "speed_perturbation {:?} must be factors in [0.5, 2]",
+                    self.speed_perturbation
+                ),
+            ),
+            (
+                (1..=100_000).contains(&b.frames) && (1..=100_000).contains(&b.tokens),
+                format!(
+                    "shape_buckets {} frames, {} tokens must be in [1, 100000]",
+                    b.frames, b.tokens
+                ),
+            ),
+        ])
     }
 }
 

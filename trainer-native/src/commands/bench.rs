@@ -111,10 +111,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         let mut report = crate::commands::bench_pipeline::run(&corpus, &bench, &device)?;
         report["device"] = label.clone().into();
         if args.json {
-            println!("{report}");
+            say!("{report}");
         } else {
-            println!("device: {label}");
-            crate::commands::bench_pipeline::print(&report);
+            say!("device: {label}");
+            crate::commands::bench_pipeline::print(&report)?;
         }
         return Ok(());
     }
@@ -125,26 +125,31 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let mut results = Vec::new();
     for preset in presets {
-        eprintln!("benchmarking {} on {label} …", preset.name());
+        tell!("benchmarking {} on {label} …", preset.name());
         results.push(bench_preset(preset, &args, &device));
     }
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({ "device": label, "repeats": args.repeats, "presets": results })
         );
         return Ok(());
     }
-    println!(
+    say!(
         "device: {label}; medians of {} runs; batch {} × {:.1} s",
-        args.repeats, args.batch, args.seconds
+        args.repeats,
+        args.batch,
+        args.seconds
     );
     for r in &results {
-        println!(
+        say!(
             "\n{:<7} {:>10} params   train step {:>9.1} ms   inference RTF {:.4}",
-            r.preset, r.parameters, r.train_step_ms, r.inference_rtf
+            r.preset,
+            r.parameters,
+            r.train_step_ms,
+            r.inference_rtf
         );
-        println!(
+        say!(
             "    the same step with burn's per-tensor AdamW: {:>9.1} ms ({:.2}× the flat step's time)",
             r.train_step_per_tensor_ms,
             r.train_step_per_tensor_ms / r.train_step_ms
@@ -152,17 +157,17 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         let (step_parts, other) = r.parts_ms.split_at(r.parts_ms.len() - 1);
         let total: f64 = step_parts.iter().map(|(_, ms)| ms).sum();
         for (part, ms) in step_parts {
-            println!("    {part:<12} {ms:>9.1} ms  {:>5.1}%", 100.0 * ms / total);
+            say!("    {part:<12} {ms:>9.1} ms  {:>5.1}%", 100.0 * ms / total);
         }
         for (part, ms) in other {
-            println!("    {part}: {ms:.1} ms");
+            say!("    {part}: {ms:.1} ms");
         }
         let single = r.trainer_step_ms.iter().find(|(n, _)| *n == 1).map(|(_, ms)| *ms);
         for (shards, ms) in &r.trainer_step_ms {
             let ratio = single.map_or(String::new(), |one| {
                 format!("  {:.2}× the 1-thread step's speed", one / ms)
             });
-            println!("    trainer step, batch split over {shards} thread(s): {ms:>9.1} ms{ratio}");
+            say!("    trainer step, batch split over {shards} thread(s): {ms:>9.1} ms{ratio}");
         }
     }
     Ok(())
@@ -312,7 +317,7 @@ fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usiz
             // A step that failed has no time worth reporting.
             match failed {
                 Some(e) => {
-                    eprintln!("{} with {shards} shard(s): a training step failed: {e}", preset.name());
+                    tell!("{} with {shards} shard(s): a training step failed: {e}", preset.name());
                     (shards, f64::NAN)
                 }
                 None => (shards, ms),

@@ -42,7 +42,7 @@ pub fn run(corpus: &CorpusSource, bench: &PipelineBench, device: &Device) -> Res
     let fbank = FbankConfig::default();
     let rss_start = memory("VmRSS");
 
-    eprintln!("indexing {} …", bench.subsets.join(","));
+    tell!("indexing {} …", bench.subsets.join(","));
     let started = Instant::now();
     let index = corpus.index(&bench.subsets, false)?;
     let index_seconds = started.elapsed().as_secs_f64();
@@ -50,18 +50,18 @@ pub fn run(corpus: &CorpusSource, bench: &PipelineBench, device: &Device) -> Res
     let audio_hours = entries.iter().map(|e| e.samples as f64).sum::<f64>() / 16_000.0 / 3600.0;
     let rss_indexed = memory("VmRSS");
 
-    eprintln!("feature extraction …");
+    tell!("feature extraction …");
     let sample: Vec<IndexEntry> = entries.iter().take(bench.featurise_utterances).cloned().collect();
     let one = featurise_rate(&sample, &fbank, 1);
     let all = featurise_rate(&sample, &fbank, workers);
 
-    eprintln!("streaming {} steps …", bench.stream_steps);
+    tell!("streaming {} steps …", bench.stream_steps);
     let stream = stream_memory(&entries, &fbank, bench, workers);
 
-    eprintln!("training {} on streamed batches …", bench.train_preset.name());
+    tell!("training {} on streamed batches …", bench.train_preset.name());
     let train = train_rate(&entries, bench, device, workers)?;
 
-    eprintln!("peak memory of a {:.0} s batch …", bench.peak_batch_seconds);
+    tell!("peak memory of a {:.0} s batch …", bench.peak_batch_seconds);
     let peak = peak_step_memory(&entries, bench, device)?;
 
     Ok(json!({
@@ -235,9 +235,9 @@ fn mib(bytes: u64) -> f64 {
 }
 
 /// The figures as a few lines of text.
-pub fn print(report: &Value) {
+pub fn print(report: &Value) -> Result<(), String> {
     let i = &report["index"];
-    println!(
+    say!(
         "index     {} entries ({:.1} h) in {:.1} s = {:.0} entries/s; RSS {:.0} → {:.0} MiB",
         i["entries"],
         i["audio_hours"].as_f64().unwrap_or(0.0),
@@ -248,7 +248,7 @@ pub fn print(report: &Value) {
     );
     let f = &report["features"];
     for key in ["one_thread", "all_threads"] {
-        println!(
+        say!(
             "features  {} thread(s): {:.1} utt/s, {:.1} s of audio per s",
             f[key]["threads"],
             f[key]["utterances_per_second"].as_f64().unwrap_or(0.0),
@@ -256,7 +256,7 @@ pub fn print(report: &Value) {
         );
     }
     let s = &report["stream"];
-    println!(
+    say!(
         "stream    {} steps, {} utts: {:.1} utt/s; RSS {:.0} MiB before, {:.0} MiB max",
         s["steps"],
         s["utterances"],
@@ -265,7 +265,7 @@ pub fn print(report: &Value) {
         s["rss_mib_max"].as_f64().unwrap_or(0.0)
     );
     let t = &report["train"];
-    println!(
+    say!(
         "train     {} ({} params), {:.0} s batches: {:.2} s/step, {:.2} utt/s, {:.2} s of audio per s",
         t["preset"].as_str().unwrap_or(""),
         t["parameters"],
@@ -275,7 +275,7 @@ pub fn print(report: &Value) {
         t["audio_seconds_per_second"].as_f64().unwrap_or(0.0)
     );
     let p = &report["peak_step"];
-    println!(
+    say!(
         "peak      one {} step on {:.0} s of padded audio ({} utts): peak RSS {:.0} MiB ({:.0} MiB over the {:.0} MiB before), {:.1} s",
         p["preset"].as_str().unwrap_or(""),
         p["padded_audio_seconds"].as_f64().unwrap_or(0.0),
@@ -285,4 +285,5 @@ pub fn print(report: &Value) {
         p["rss_mib_before"].as_f64().unwrap_or(0.0),
         p["step_seconds"].as_f64().unwrap_or(0.0)
     );
+    Ok(())
 }

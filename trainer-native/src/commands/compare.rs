@@ -154,10 +154,10 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     let markdown = format!("{context}{}\n{images}", comparison.markdown());
     write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
     if args.json {
-        println!("{report_json}");
+        say!("{report_json}");
     } else {
-        println!("{markdown}");
-        eprintln!("report and plots in {}", args.out.display());
+        say!("{markdown}");
+        tell!("report and plots in {}", args.out.display());
     }
     Ok(())
 }
@@ -228,7 +228,7 @@ fn score_run(
         gflops_per_second: flops_per_second(&config.model, &shapes) / 1e9,
         speedup: 1.0,
     };
-    eprintln!(
+    tell!(
         "{} ({}, seed {}, {} steps, {}): {} parameters, dev WER {:.2} %, test WER {:.2} %",
         run.name,
         run.method,
@@ -307,9 +307,10 @@ fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArg
         let config = &runs[i].prunable.state.config;
         let timer = DevTimer::new(timed, &runs[i].prunable.state.stats, config.max_batch_frames);
         let speedup = paired(&timer, &runs[r].model, &runs[i].model, args.repeats)?.speedup;
-        eprintln!(
+        tell!(
             "{}: {speedup:.2}× the speed of {}",
-            runs[i].scores.run.name, runs[r].scores.run.name
+            runs[i].scores.run.name,
+            runs[r].scores.run.name
         );
         runs[i].scores.run.speedup = speedup;
     }
@@ -319,7 +320,7 @@ fn measure_speedups(runs: &mut [ScoredRun], dev: &[Utterance], args: &CompareArg
 /// The three charts as SVG and PNG; without a font for their text, a warning and none.
 fn write_plots(dir: &Path, runs: &[ScoredRun], comparison: &Comparison) -> Result<Vec<PathBuf>, String> {
     if let Err(why) = crate::reports::plots::ensure_font() {
-        eprintln!("warning: no plots: {why}");
+        tell!("warning: no plots: {why}");
         return Ok(Vec::new());
     }
     let seed_index = |run: &ScoredRun| {

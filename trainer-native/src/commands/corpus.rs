@@ -99,9 +99,9 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 test_per_voice,
             };
             let voices = SEEN_VOICES.len() + HELD_OUT_VOICES.len();
-            eprintln!("synthesising into {} with {voices} voices (seed {seed})", out.display());
+            tell!("synthesising into {} with {voices} voices (seed {seed})", out.display());
             let written = synthesise(&out, &plan_jobs(&plan), report_progress)?;
-            println!("wrote {written} utterances to {}", out.display());
+            say!("wrote {written} utterances to {}", out.display());
             Ok(())
         }
         CorpusAction::EvalSet {
@@ -117,14 +117,14 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 dev_per_voice,
                 test_per_voice,
             };
-            eprintln!(
+            tell!(
                 "synthesising an evaluation set for the built-in corpus into {}: {} dev, {} test utterances",
                 out.display(),
                 dev_per_voice * SEEN_VOICES.len(),
                 test_per_voice * HELD_OUT_VOICES.len()
             );
             let written = synthesise(&out, &plan_eval_jobs(&plan), report_progress)?;
-            println!("wrote {written} utterances to {}", out.display());
+            say!("wrote {written} utterances to {}", out.display());
             Ok(())
         }
         CorpusAction::Fixture {
@@ -146,7 +146,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 copies,
             };
             let written = write_fixture(&pack, &out, &plan)?;
-            println!(
+            say!(
                 "wrote {written} utterances to {} ({})",
                 out.display(),
                 plan.subsets.join(", ")
@@ -179,7 +179,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                     .map(|(s, id, t, a)| (*s, id.as_str(), t.as_str(), a.as_slice())),
             );
             write_atomically(&out, &bytes)?;
-            println!(
+            say!(
                 "packed {} utterances into {} ({:.1} MiB)",
                 items.len(),
                 out.display(),
@@ -192,6 +192,6 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
 
 fn report_progress(done: usize, total: usize) {
     if done % 50 == 0 || done == total {
-        eprintln!("  {done}/{total} utterances");
+        tell!("  {done}/{total} utterances");
     }
 }

@@ -93,9 +93,9 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             "greedy": { "wer": greedy_report.wer(), "cer": greedy_report.cer(), "ser": greedy_report.ser() },
             "report": report,
         });
-        println!("{out}");
+        say!("{out}");
     } else {
-        println!(
+        say!(
             "{name}: {}, preset {}, {} parameters{} · {} · {device_label}",
             loaded.kind,
             loaded.config.preset.name(),
@@ -103,9 +103,9 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             loaded.step.map_or(String::new(), |s| format!(", step {s}")),
             args.split
         );
-        println!("decoder: {}", decoder.describe());
-        print_summary(&report);
-        println!(
+        say!("decoder: {}", decoder.describe());
+        print_summary(&report)?;
+        say!(
             "greedy decoding for comparison: WER {:.2}%  CER {:.2}%",
             greedy_report.wer(),
             greedy_report.cer()
@@ -147,10 +147,10 @@ fn score_subsets(
     let mut results = Vec::new();
     for subset in &subsets {
         let index = corpus.index(std::slice::from_ref(subset), args.strict)?;
-        eprintln!("scoring {subset}: {} utterances", index.entries.len());
+        tell!("scoring {subset}: {} utterances", index.entries.len());
         let (mut reports, skipped) = scorer.score(&index.entries, &[&decoder], args.strict, |done| {
             if done % 1024 == 0 {
-                eprintln!("  {done}/{}", index.entries.len());
+                tell!("  {done}/{}", index.entries.len());
             }
         })?;
         report_skipped(&skipped, subset);
@@ -169,7 +169,7 @@ fn score_subsets(
                 )
             })
             .collect();
-        println!(
+        say!(
             "{}",
             json!({
                 "checkpoint": loaded.name, "kind": loaded.kind, "device": device_label,
@@ -178,17 +178,17 @@ fn score_subsets(
             })
         );
     } else {
-        println!(
+        say!(
             "{}: {}, preset {}, {} parameters · {device_label}",
             loaded.name,
             loaded.kind,
             loaded.config.preset.name(),
             loaded.model.num_params()
         );
-        println!("decoder: {}", decoder.describe());
+        say!("decoder: {}", decoder.describe());
         let rows: Vec<(&str, &_)> = results.iter().map(|(n, r, _)| (n.as_str(), r)).collect();
-        print_subset_table(&rows);
-        println!("hypotheses: {}", hyp_dir.display());
+        print_subset_table(&rows)?;
+        say!("hypotheses: {}", hyp_dir.display());
     }
     Ok(())
 }

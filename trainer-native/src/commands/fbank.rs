@@ -22,7 +22,7 @@ pub fn run(args: FbankArgs) -> Result<(), String> {
     let samples = if audio.sample_rate == SAMPLE_RATE {
         audio.samples
     } else {
-        eprintln!(
+        tell!(
             "note: {} is at {} Hz; resampling to {SAMPLE_RATE} Hz",
             args.audio.display(),
             audio.sample_rate
@@ -36,7 +36,7 @@ pub fn run(args: FbankArgs) -> Result<(), String> {
         return Err(format!("{}: shorter than one 25 ms frame", args.audio.display()));
     }
     write_atomically(&args.out, &encode_f32_2d(&feats, frames, config.num_bins))?;
-    println!(
+    say!(
         "wrote {} ({frames} frames × {} bins)",
         args.out.display(),
         config.num_bins

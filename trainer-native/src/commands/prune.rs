@@ -88,7 +88,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             .iter()
             .map(|(k, kept, total)| json!({"site": k.name(), "kept": kept, "total": total}))
             .collect();
-        println!(
+        say!(
             "{}",
             json!({
                 "out": args.out.display().to_string(), "method": source.method.name(), "selection": selection,
@@ -100,13 +100,13 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             })
         );
     } else {
-        println!(
+        say!(
             "pruned {} ({}) → {}",
             opened.name,
             source.method.name(),
             args.out.display()
         );
-        println!(
+        say!(
             "parameters {} → {} ({:.1}% fewer; encoder {} → {}, {:.1}% fewer)",
             dense.total(),
             pruned.params.total(),
@@ -115,24 +115,24 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             pruned.params.encoder(),
             100.0 * (1.0 - pruned.params.encoder() as f64 / dense.encoder() as f64)
         );
-        println!(
+        say!(
             "prunable parameters (the sites' units) removed: {:.1}%",
             100.0 * sparsity
         );
-        println!(
+        say!(
             "GFLOPs per second of audio {:.3} → {:.3}",
             manifest.dense_flops_per_second / 1e9,
             pruned.flops_per_second / 1e9
         );
         if let Some(spread) = spread {
-            println!(
+            say!(
                 "retention of kept units: median {:.3}; units undecided (0.1 < p < 0.9): {:.1}%",
                 spread.kept_median,
                 100.0 * spread.undecided
             );
         }
         for (kind, kept, total) in sites {
-            println!("  {:<12} kept {kept:>5} / {total}", kind.name());
+            say!("  {:<12} kept {kept:>5} / {total}", kind.name());
         }
     }
     Ok(())

@@ -106,7 +106,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         point["selection"] = json!(selection);
         points.push(point);
         if !args.json {
-            eprintln!("{}", row(points.last().unwrap_or(&Value::Null)));
+            tell!("{}", row(points.last().unwrap_or(&Value::Null)));
         }
     }
     let summary = json!({
@@ -122,18 +122,18 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         )?;
     }
     if args.json {
-        println!("{summary}");
+        say!("{summary}");
     } else {
-        println!(
+        say!(
             "{} ({}) · {device_label} · {}",
             opened.name,
             source.method.name(),
             decoder.describe()
         );
-        println!("dense model: {dense} parameters, real-time factor {dense_rtf:.5} (the speed-ups' reference)");
-        println!("{}", header());
+        say!("dense model: {dense} parameters, real-time factor {dense_rtf:.5} (the speed-ups' reference)");
+        say!("{}", header());
         for point in &points {
-            println!("{}", row(point));
+            say!("{}", row(point));
         }
     }
     Ok(())

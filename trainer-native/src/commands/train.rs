@@ -304,7 +304,7 @@ fn write_weights(path: &Path, state: &TrainerState) -> Result<(), String> {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
     }
     write_atomically(path, &encode_checkpoint(&state.weights_only()))?;
-    eprintln!("weights written to {}", path.display());
+    tell!("weights written to {}", path.display());
     Ok(())
 }
 
@@ -353,12 +353,12 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let corpus = args.corpus.open()?;
     let decoder = args.decode.build(&corpus)?;
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
-    eprintln!("corpus {} · device {device_label}", corpus.describe());
+    tell!("corpus {} · device {device_label}", corpus.describe());
 
     let restored = if resuming {
         run.remove_temporaries();
         let (path, state) = run.latest_checkpoint()?;
-        eprintln!(
+        tell!(
             "resuming {} from {} (step {})",
             args.out.display(),
             path.display(),
@@ -382,7 +382,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
             let trainer = fresh_trainer(&args, config, &data, teacher.as_ref(), &device)?;
             let replaced = run.clear_checkpoints()?;
             if replaced > 0 {
-                eprintln!(
+                tell!(
                     "replacing the earlier run in {} ({replaced} checkpoint(s) deleted; --resume continues a run instead)",
                     args.out.display()
                 );
@@ -400,7 +400,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
             .to_string();
         trainer.attach_teacher(teacher).map_err(|e| format!("{name}: {e}"))?;
     }
-    eprintln!(
+    tell!(
         "train {} · dev probe {} utts · preset {} · {} parameters · {} steps · batches split over {} thread(s)",
         data.describe(),
         dev.len(),
@@ -443,7 +443,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let skipped_at_load = data.skipped_at_load();
     drop(data);
     if outcome.end == LoopEnd::Interrupted {
-        eprintln!("continue with: prunelab train --resume {}", args.out.display());
+        tell!("continue with: prunelab train --resume {}", args.out.display());
         std::process::exit(130);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -474,16 +474,16 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
     )?;
     if args.json {
-        println!("{summary}");
+        say!("{summary}");
     } else {
-        println!(
+        say!(
             "trained {} steps in {:.0} s on {device_label}",
             trainer.step() - first_step,
             seconds
         );
-        println!("decoder: {}", decoder.describe());
-        finals.print();
-        println!("checkpoint: {}", run.path("checkpoint.plc").display());
+        say!("decoder: {}", decoder.describe());
+        finals.print()?;
+        say!("checkpoint: {}", run.path("checkpoint.plc").display());
     }
     Ok(())
 }
@@ -496,7 +496,7 @@ fn rehearse_largest_batch(trainer: &mut Trainer, data: &TrainData) {
     let padded = refs.len() * refs.iter().map(|u| u.frames).max().unwrap_or(0);
     let started = Instant::now();
     trainer.rehearse(&refs);
-    eprintln!(
+    tell!(
         "rehearsed the largest batch ({} utts, {:.0} s padded) in {:.1} s",
         refs.len(),
         padded as f64 / 100.0,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
-use prunelab_engine::text::{normalize_transcript, score_chars, score_words};
+use prunelab_engine::text::{normalize_transcript, score_chars, score_words, tokens_lost_in_normalisation};
 use prunelab_engine::train::{EvalReport, UtteranceResult, summarise};
 use serde::Serialize;
 
@@ -95,11 +95,11 @@ pub fn run(args: WerArgs) -> Result<(), String> {
             missing_from_hypothesis: &missing_from_hypothesis,
             missing_from_reference: &missing_from_reference,
         };
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        say!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
     } else {
-        print_summary(&report);
+        print_summary(&report)?;
         let config = bootstrap.config();
-        println!(
+        say!(
             "{:.0} % interval: {} ({} resamples of {} utterances, seed {})",
             100.0 * config.confidence,
             format_interval(&estimate.interval),
@@ -108,7 +108,7 @@ pub fn run(args: WerArgs) -> Result<(), String> {
             config.seed
         );
         if let (Some(b), Some(d)) = (baseline_estimate, difference) {
-            println!(
+            say!(
                 "baseline: WER {:.2}% [{}]; difference {:+.2} points [{:+.2}, {:+.2}], worse in {:.1} % of resamples",
                 b.wer,
                 format_interval(&b.interval),
@@ -119,10 +119,10 @@ pub fn run(args: WerArgs) -> Result<(), String> {
             );
         }
         for id in &missing_from_hypothesis {
-            println!("missing from hypothesis (scored as all deletions): {id}");
+            say!("missing from hypothesis (scored as all deletions): {id}");
         }
         for id in &missing_from_reference {
-            println!("missing from reference (not scored): {id}");
+            say!("missing from reference (not scored): {id}");
         }
     }
     Ok(())
@@ -147,22 +147,42 @@ fn score(reference: &BTreeMap<String, String>, hypothesis: &BTreeMap<String, Str
     summarise(results)
 }
 
-/// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts.
+/// The longest transcript scored, in characters after normalisation. Alignment takes time
+/// quadratic in the length (linear memory); a line this long already costs seconds, and
+/// utterances are sentences, not documents.
+const MAX_TRANSCRIPT_CHARS: usize = 32_768;
+
+/// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts, and tokens
+/// that normalisation deletes (numbers, symbols, other scripts) are counted in a warning.
 fn read_transcripts(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let content = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut out = BTreeMap::new();
+    let mut lost: Vec<(String, String)> = Vec::new();
     for (number, line) in content.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
+        let at = || format!("{}:{}", path.display(), number + 1);
         let (id, text) = line.trim().split_once(char::is_whitespace).unwrap_or((line.trim(), ""));
-        if out.insert(id.to_string(), normalize_transcript(text)).is_some() {
+        let normalised = normalize_transcript(text);
+        let length = normalised.chars().count();
+        if length > MAX_TRANSCRIPT_CHARS {
             return Err(format!(
-                "{}:{}: utterance id {id} appears twice",
-                path.display(),
-                number + 1
+                "{}: utterance {id} is {length} characters long; transcripts over {MAX_TRANSCRIPT_CHARS} are refused (scoring aligns sentences, not documents)",
+                at()
             ));
         }
+        lost.extend(tokens_lost_in_normalisation(text).map(|token| (id.to_string(), token.to_string())));
+        if out.insert(id.to_string(), normalised).is_some() {
+            return Err(format!("{}: utterance id {id} appears twice", at()));
+        }
+    }
+    if let Some((id, token)) = lost.first() {
+        tell!(
+            "warning: {}: {} token(s) with no letter A–Z were removed by normalisation and are not scored (first: {token:?} in {id})",
+            path.display(),
+            lost.len()
+        );
     }
     Ok(out)
 }

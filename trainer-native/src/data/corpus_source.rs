@@ -193,7 +193,7 @@ impl CorpusSource {
             .ok_or_else(|| format!("{}: a packed corpus has no subsets to index", self.describe()))?;
         let index = index_subsets(root, subsets, strict, |n| {
             if n > 0 && n % 20_000 == 0 {
-                eprintln!("  indexed {n} utterances");
+                tell!("  indexed {n} utterances");
             }
         })
         .map_err(|issue| strict_error(&issue, strict))?;
@@ -277,9 +277,9 @@ pub fn report_skipped(skipped: &[prunelab_engine::data::CorpusIssue], what: &str
     if skipped.is_empty() {
         return;
     }
-    eprintln!("warning: skipped {} bad item(s) in {what}:", skipped.len());
+    tell!("warning: skipped {} bad item(s) in {what}:", skipped.len());
     for issue in skipped {
-        eprintln!("  {issue}");
+        tell!("  {issue}");
     }
 }
 

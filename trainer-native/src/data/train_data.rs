@@ -37,10 +37,10 @@ impl TrainData {
             if config.train_share < 1.0 {
                 return Err("--train-share applies to the built-in corpus and train/dev/test trees, not to a streamed LibriSpeech".into());
             }
-            eprintln!("indexing {}", corpus.subsets("train").join(","));
+            tell!("indexing {}", corpus.subsets("train").join(","));
             let index = corpus.index(&corpus.subsets("train"), strict)?;
             for (subset, count) in &index.per_subset {
-                eprintln!("  {subset}: {count} utterances");
+                tell!("  {subset}: {count} utterances");
             }
             return Ok(Self::Streamed(StreamedCorpus {
                 skipped: index.skipped.len(),
@@ -96,7 +96,7 @@ impl TrainData {
             }
             Self::Streamed(s) => {
                 let picked = evenly_spaced(&s.entries, sample.max(1));
-                eprintln!("feature statistics from {} training utterances", picked.len());
+                tell!("feature statistics from {} training utterances", picked.len());
                 let (utterances, _) = featurise_all(&picked, &config.fbank, s.workers);
                 if utterances.is_empty() {
                     return Err("no training utterance could be read for the feature statistics".into());
@@ -203,7 +203,7 @@ pub fn drop_infeasible(split: &mut LoadedSplit, strict: bool) -> Result<(), Stri
     split.utterances.retain(feasible);
     let dropped = before - split.utterances.len();
     if dropped > 0 {
-        eprintln!("warning: dropped {dropped} training utterance(s) too short for their transcripts");
+        tell!("warning: dropped {dropped} training utterance(s) too short for their transcripts");
     }
     Ok(())
 }

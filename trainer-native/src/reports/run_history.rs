@@ -42,7 +42,7 @@ fn read_events(path: &Path) -> Result<Vec<TrainEvent>, String> {
         match serde_json::from_str::<TrainEvent>(line) {
             Ok(event) => events.push(event),
             Err(_) if !complete && number + 1 == lines.len() => {
-                eprintln!(
+                tell!(
                     "warning: {}: last line is cut short (an interrupted write); left out",
                     path.display()
                 );

@@ -65,7 +65,7 @@ impl FinalScores {
             }
             for subset in corpus.subsets(split) {
                 let index = corpus.index(std::slice::from_ref(&subset), strict)?;
-                eprintln!("scoring {subset} ({} utterances)", index.entries.len());
+                tell!("scoring {subset} ({} utterances)", index.entries.len());
                 let scorer = Scorer {
                     model: &model,
                     masks: &masks,
@@ -131,15 +131,16 @@ impl FinalScores {
         base
     }
 
-    pub fn print(&self) {
+    pub fn print(&self) -> Result<(), String> {
         let rows: Vec<(&str, &EvalReport)> = self.subsets.iter().map(|s| (s.name.as_str(), &s.report)).collect();
-        print_subset_table(&rows);
+        print_subset_table(&rows)?;
         let greedy: Vec<String> = self
             .subsets
             .iter()
             .map(|s| format!("{} {:.2}%", s.name, s.greedy.wer()))
             .collect();
-        println!("greedy WER: {}", greedy.join(", "));
+        say!("greedy WER: {}", greedy.join(", "));
+        Ok(())
     }
 }
 

@@ -131,7 +131,7 @@ impl RunDir {
                 .and_then(|bytes| decode_checkpoint(&bytes, &name).map_err(|e| e.to_string()))
             {
                 Ok(state) => return Ok((path, state)),
-                Err(problem) => eprintln!("warning: passing over an unusable checkpoint: {problem}"),
+                Err(problem) => tell!("warning: passing over an unusable checkpoint: {problem}"),
             }
         }
         Err(format!(

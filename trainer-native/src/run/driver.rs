@@ -124,7 +124,7 @@ pub fn run_loop<W: Write>(
         if interrupt::requested() && !run.is_finished() {
             let saved = log.save(run.trainer(), settings)?;
             bar.finish_and_clear();
-            eprintln!("stopped at step {}; saved {}", run.steps_done(), saved.display());
+            tell!("stopped at step {}; saved {}", run.steps_done(), saved.display());
             outcome.end = LoopEnd::Interrupted;
             return Ok(outcome);
         }
@@ -292,7 +292,7 @@ fn save_checkpoint(trainer: &Trainer, settings: &LoopSettings<'_>) -> Result<std
 /// (indicatif then hides the bar and everything it would print).
 fn say(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
-        eprintln!("{line}");
+        tell!("{line}");
     } else {
         bar.println(line);
     }

@@ -1,0 +1,112 @@
+//! Input and surroundings a hostile user controls: output to a full disk or a closed pipe,
+//! transcripts long enough to exhaust memory. Each ends in a message and a non-zero status
+//! (or a correct result), never a panic or an abort.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn prunelab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prunelab"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prunelab-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Exit status 1 with `message` on stderr and no panic.
+fn assert_clean_failure(output: &Output, message: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(message) && !err.contains("panicked"), "{err}");
+}
+
+/// Two transcript files of one utterance each, `words` pseudo-random words long.
+fn long_transcripts(dir: &std::path::Path, words: usize) -> (PathBuf, PathBuf) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut word = || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let letters = 2 + (state >> 60) as usize % 7;
+        (0..letters)
+            .map(|k| char::from(b'A' + ((state >> (8 * k + 3)) % 26) as u8))
+            .collect::<String>()
+    };
+    let mut line = || (0..words).map(|_| word()).collect::<Vec<_>>().join(" ");
+    let (reference, hypothesis) = (dir.join("ref.txt"), dir.join("hyp.txt"));
+    std::fs::write(&reference, format!("utt-1 {}\n", line())).unwrap();
+    std::fs::write(&hypothesis, format!("utt-1 {}\n", line())).unwrap();
+    (reference, hypothesis)
+}
+
+#[test]
+fn output_to_a_full_disk_or_a_closed_pipe_ends_with_a_message() {
+    let dir = scratch("output");
+    let (reference, hypothesis) = long_transcripts(&dir, 3);
+    let full = prunelab()
+        .arg("wer")
+        .args([&reference, &hypothesis])
+        .arg("--json")
+        .arg("--resamples=10")
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_clean_failure(&full, "cannot write to standard output: No space left on device");
+
+    // The reader goes away before the command writes its report.
+    let mut child = prunelab()
+        .args(["wer".as_ref(), reference.as_os_str(), hypothesis.as_os_str()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    assert_clean_failure(&closed, "cannot write to standard output: Broken pipe");
+}
+
+/// 4,000 words a line is ~24,000 characters: the character alignment's full table was
+/// 2.3 GB. Under a 512 MiB address-space limit the command must still score it.
+#[test]
+fn long_lines_are_scored_in_memory_linear_in_their_length() {
+    let dir = scratch("long-lines");
+    let (reference, hypothesis) = long_transcripts(&dir, 4000);
+    let mut command = prunelab();
+    command.args(["wer".as_ref(), reference.as_os_str(), hypothesis.as_os_str()]);
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("words           4000"), "{report}");
+
+    let (reference, _) = long_transcripts(&dir, 6000);
+    let output = prunelab()
+        .args(["wer".as_ref(), reference.as_os_str(), reference.as_os_str()])
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "ref.txt:1: utterance utt-1 is ");
+    assert!(
+        stderr(&output).contains("transcripts over 32768 are refused"),
+        "{}",
+        stderr(&output)
+    );
+}
