@@ -103,7 +103,7 @@ fn long_lines_are_scored_in_memory_linear_in_their_length() {
         .args(["wer".as_ref(), reference.as_os_str(), reference.as_os_str()])
         .output()
         .unwrap();
-    assert_clean_failure(&output, "ref.txt:1: utterance utt-1 is ");
+    assert_clean_failure(&output, "ref.txt: line 1: utterance utt-1 is ");
     assert!(
         stderr(&output).contains("transcripts over 32768 are refused"),
         "{}",

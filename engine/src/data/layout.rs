@@ -99,12 +99,9 @@ fn read_transcript_file(path: &Path, out: &mut BTreeMap<String, (String, PathBuf
             return issues.push(CorpusIssue::new(path, format!("cannot read transcript: {e}")));
         }
     };
-    for line in content.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (id, text) = line.split_once(' ').unwrap_or((line, ""));
-        out.insert(id.to_string(), (text.trim().to_string(), path.to_path_buf()));
+    match crate::text::parse_transcript_lines(&content) {
+        Ok(lines) => out.extend(lines.into_iter().map(|line| (line.id, (line.text, path.to_path_buf())))),
+        Err(problem) => issues.push(CorpusIssue::new(path, problem.to_string())),
     }
 }
 

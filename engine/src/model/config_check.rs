@@ -5,7 +5,7 @@
 
 use crate::limits::{Bound, ConfigError, Limit, first_failure};
 
-use super::{BlockShape, ConformerConfig};
+use super::{BlockKeep, BlockShape, ConformerConfig, KeptUnits};
 
 /// Generous ranges: every preset sits far inside them; a value outside is a damaged or
 /// hostile file, not a model anyone trained.
@@ -102,6 +102,56 @@ impl ConformerConfig {
             ),
         ])
     }
+}
+
+/// Checks a pruning plan read from a file against the dense model it selects from: one plan
+/// per block, one entry per head, every kept index inside its layer, ascending, with a finite
+/// scale. Surgery indexes weights by these, so a bad plan must fail here, by name.
+pub fn check_keep_plan(config: &ConformerConfig, plan: &[BlockKeep]) -> Result<(), ConfigError> {
+    if plan.len() != config.num_blocks {
+        return Err(ConfigError(format!(
+            "the plan has {} blocks, the model {}",
+            plan.len(),
+            config.num_blocks
+        )));
+    }
+    let head_dim = config.d_model / config.num_heads;
+    for (block, keep) in plan.iter().enumerate() {
+        let units = |what: &str, kept: &KeptUnits, width: usize| -> Result<(), ConfigError> {
+            let ascending = kept.index.windows(2).all(|w| w[0] < w[1]);
+            let inside = kept.index.last().is_none_or(|&last| last < width);
+            let scaled = kept.scale.len() == kept.index.len() && kept.scale.iter().all(|s| s.is_finite());
+            first_failure([(
+                ascending && inside && scaled,
+                format!(
+                    "block {block}: kept {what} units must be ascending indices below {width}, each with a finite scale"
+                ),
+            )])
+        };
+        units("ffn1", &keep.ffn1, config.d_ff)?;
+        units("ffn2", &keep.ffn2, config.d_ff)?;
+        units("conv", &keep.conv, config.d_model)?;
+        first_failure([
+            (
+                keep.query.len() == config.num_heads && keep.value.len() == config.num_heads,
+                format!(
+                    "block {block}: {} query and {} value head entries for {} heads",
+                    keep.query.len(),
+                    keep.value.len(),
+                    config.num_heads
+                ),
+            ),
+            (
+                keep.modules.iter().all(|m| m.is_finite()),
+                format!("block {block}: a module gate is not a finite number"),
+            ),
+        ])?;
+        for (head, (query, value)) in keep.query.iter().zip(&keep.value).enumerate() {
+            units(&format!("head {head} query"), query, head_dim)?;
+            units(&format!("head {head} value"), value, head_dim)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

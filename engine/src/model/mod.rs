@@ -22,6 +22,7 @@ mod subsampling;
 
 pub use attention::{AttentionMasks, RelPosSelfAttention, RelPosSelfAttentionConfig};
 pub use block::{BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, MODULES};
+pub use config_check::check_keep_plan;
 pub use conformer::{Conformer, ConformerConfig, ConformerOutput, Preset, RunningStats};
 pub use convolution::{ConvModule, ConvModuleConfig};
 pub use dropout::with_dropout_stream;

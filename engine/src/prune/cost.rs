@@ -14,13 +14,15 @@ pub struct ParamCount {
 }
 
 impl ParamCount {
+    /// Saturating: counts read from a manifest may be anything, and a message quoting their
+    /// total must not overflow.
     pub fn total(&self) -> usize {
-        self.subsampling + self.blocks + self.head
+        self.subsampling.saturating_add(self.blocks).saturating_add(self.head)
     }
 
     /// The encoder: everything but the CTC head.
     pub fn encoder(&self) -> usize {
-        self.subsampling + self.blocks
+        self.subsampling.saturating_add(self.blocks)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::audio::FeatureStats;
 use crate::gates::Method;
-use crate::model::{BlockKeep, Conformer};
+use crate::model::{BlockKeep, Conformer, check_keep_plan};
 use crate::prune::{ParamCount, Selection, planned_params, planned_shapes};
 use crate::train::TrainConfig;
 
@@ -81,6 +81,8 @@ pub fn load_export(
     let Some(shapes) = &model_config.block_shapes else {
         return Err(bad("manifest config has no block shapes".into()));
     };
+    let dense_config = model_config.clone().with_block_shapes(None);
+    check_keep_plan(&dense_config, &manifest.keep).map_err(|e| bad(format!("manifest: {e}")))?;
     if manifest.keep.len() != model_config.num_blocks || planned_shapes(&manifest.keep) != *shapes {
         return Err(bad("kept units and block shapes in the manifest disagree".into()));
     }

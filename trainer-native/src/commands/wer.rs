@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
-use prunelab_engine::text::{normalize_transcript, score_chars, score_words, tokens_lost_in_normalisation};
+use prunelab_engine::text::{
+    normalize_transcript, parse_transcript_lines, score_chars, score_words, tokens_lost_in_normalisation,
+};
 use prunelab_engine::train::{EvalReport, UtteranceResult, summarise};
 use serde::Serialize;
 
@@ -147,35 +149,16 @@ fn score(reference: &BTreeMap<String, String>, hypothesis: &BTreeMap<String, Str
     summarise(results)
 }
 
-/// The longest transcript scored, in characters after normalisation. Alignment takes time
-/// quadratic in the length (linear memory); a line this long already costs seconds, and
-/// utterances are sentences, not documents.
-const MAX_TRANSCRIPT_CHARS: usize = 32_768;
-
 /// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts, and tokens
 /// that normalisation deletes (numbers, symbols, other scripts) are counted in a warning.
 fn read_transcripts(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let content = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let lines = parse_transcript_lines(&content).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = BTreeMap::new();
     let mut lost: Vec<(String, String)> = Vec::new();
-    for (number, line) in content.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), number + 1);
-        let (id, text) = line.trim().split_once(char::is_whitespace).unwrap_or((line.trim(), ""));
-        let normalised = normalize_transcript(text);
-        let length = normalised.chars().count();
-        if length > MAX_TRANSCRIPT_CHARS {
-            return Err(format!(
-                "{}: utterance {id} is {length} characters long; transcripts over {MAX_TRANSCRIPT_CHARS} are refused (scoring aligns sentences, not documents)",
-                at()
-            ));
-        }
-        lost.extend(tokens_lost_in_normalisation(text).map(|token| (id.to_string(), token.to_string())));
-        if out.insert(id.to_string(), normalised).is_some() {
-            return Err(format!("{}: utterance id {id} appears twice", at()));
-        }
+    for line in lines {
+        lost.extend(tokens_lost_in_normalisation(&line.text).map(|token| (line.id.clone(), token.to_string())));
+        out.insert(line.id, normalize_transcript(&line.text));
     }
     if let Some((id, token)) = lost.first() {
         tell!(

@@ -1,0 +1,212 @@
+//! What each target does with an input: the whole path a file takes from bytes to use, as
+//! far as it goes without training. `Ok` and `Err` are both fine outcomes; a panic, an abort
+//! or a hang is a bug.
+
+use prunelab_engine::audio::decode_audio;
+use prunelab_engine::burn::prelude::Device;
+use prunelab_engine::data::CorpusPack;
+use prunelab_engine::store::{decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model};
+use prunelab_engine::text::{
+    CharTokenizer, normalize_transcript, parse_transcript_lines, score_chars, score_words, tokens_lost_in_normalisation,
+};
+use prunelab_engine::train::Trainer;
+
+use crate::mutate::json_end;
+use crate::seeds;
+
+pub struct Target {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub seeds: fn() -> Vec<Vec<u8>>,
+    pub run: fn(&[u8]) -> Result<(), String>,
+    /// Makes a mutated input's framing consistent again (a length prefix that says where its
+    /// JSON ends), so mutations inside a header reach the code behind the header check.
+    pub repair: fn(&mut Vec<u8>),
+}
+
+pub const TARGETS: [Target; 8] = [
+    Target {
+        name: "checkpoint",
+        what: "training checkpoint: decode, load the inference model and gates, restore the trainer",
+        seeds: seeds::checkpoints,
+        run: checkpoint,
+        repair: repair_checkpoint,
+    },
+    Target {
+        name: "export",
+        what: "pruned export: manifest + safetensors, build and load the pruned model",
+        seeds: seeds::exports,
+        run: export,
+        repair: repair_export,
+    },
+    Target {
+        name: "trace",
+        what: "retention trace",
+        seeds: seeds::traces,
+        run: trace,
+        repair: repair_container,
+    },
+    Target {
+        name: "pack",
+        what: "corpus pack: parse, then decode and tokenise every entry",
+        seeds: seeds::packs,
+        run: pack,
+        repair: repair_container,
+    },
+    Target {
+        name: "flac",
+        what: "FLAC decoding",
+        seeds: seeds::flacs,
+        run: audio,
+        repair: leave,
+    },
+    Target {
+        name: "wav",
+        what: "WAV decoding",
+        seeds: seeds::wavs,
+        run: audio,
+        repair: leave,
+    },
+    Target {
+        name: "librispeech",
+        what: "LibriSpeech .trans.txt: lines, normalisation, tokenisation",
+        seeds: seeds::librispeech_transcripts,
+        run: librispeech,
+        repair: leave,
+    },
+    Target {
+        name: "hypothesis",
+        what: "Kaldi-style hypothesis file: lines, normalisation, WER and CER alignment",
+        seeds: seeds::hypotheses,
+        run: hypothesis,
+        repair: leave,
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.name == name)
+}
+
+fn checkpoint(bytes: &[u8]) -> Result<(), String> {
+    let device = Device::flex();
+    let state = decode_checkpoint(bytes, "fuzz.plc").map_err(|e| e.to_string())?;
+    load_inference_model(&state, None, &device, "fuzz.plc").map_err(|e| e.to_string())?;
+    load_gates(&state, &device, "fuzz.plc").map_err(|e| e.to_string())?;
+    // What `train --resume` does: the optimiser states too.
+    Trainer::restore(state, &device).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn export(bytes: &[u8]) -> Result<(), String> {
+    let (manifest, weights) = split_export(bytes).ok_or("no manifest length prefix")?;
+    let manifest = std::str::from_utf8(manifest).map_err(|e| format!("manifest is not UTF-8: {e}"))?;
+    load_export(manifest, weights, &Device::flex(), "fuzz/manifest.json").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn split_export(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let rest = &bytes[4..];
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+fn trace(bytes: &[u8]) -> Result<(), String> {
+    let trace = decode_trace(bytes, "fuzz.pltrace").map_err(|e| e.to_string())?;
+    // What the lab does with a trace: read every site's scores of every snapshot.
+    for snapshot in 0..trace.steps.len() {
+        for site in 0..trace.sites.len() {
+            std::hint::black_box(trace.site_scores(snapshot, site));
+        }
+    }
+    Ok(())
+}
+
+fn pack(bytes: &[u8]) -> Result<(), String> {
+    let pack = CorpusPack::parse(bytes, "fuzz.plcorpus").map_err(|e| e.to_string())?;
+    for entry in &pack.header.entries {
+        decode_audio(pack.audio(entry), &entry.id).map_err(|e| e.to_string())?;
+        CharTokenizer
+            .encode(&normalize_transcript(&entry.text))
+            .map_err(|c| format!("untokenizable {c:?}"))?;
+    }
+    Ok(())
+}
+
+fn audio(bytes: &[u8]) -> Result<(), String> {
+    decode_audio(bytes, "fuzz.audio").map(drop).map_err(|e| e.to_string())
+}
+
+fn transcript_lines(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let lines = parse_transcript_lines(text).map_err(|e| e.to_string())?;
+    Ok(lines.into_iter().map(|l| (l.id, l.text)).collect())
+}
+
+fn librispeech(bytes: &[u8]) -> Result<(), String> {
+    for (_, text) in transcript_lines(bytes)? {
+        CharTokenizer
+            .encode(&normalize_transcript(&text))
+            .map_err(|c| format!("untokenizable {c:?}"))?;
+    }
+    Ok(())
+}
+
+/// Scores each line against the previous one, as `prunelab wer` scores hypothesis against
+/// reference.
+fn hypothesis(bytes: &[u8]) -> Result<(), String> {
+    let mut previous = String::new();
+    for (_, text) in transcript_lines(bytes)? {
+        std::hint::black_box(tokens_lost_in_normalisation(&text).count());
+        let text = normalize_transcript(&text);
+        std::hint::black_box((score_words(&previous, &text), score_chars(&previous, &text)));
+        previous = text;
+    }
+    Ok(())
+}
+
+/// Container files: magic (8), version (4), header length (8, LE), JSON header, body.
+fn repair_container(data: &mut Vec<u8>) {
+    if data.len() > 20
+        && let Some(end) = json_end(data, 20)
+    {
+        data[12..20].copy_from_slice(&((end - 20) as u64).to_le_bytes());
+    }
+}
+
+/// A checkpoint's header also holds its body's CRC-32; a hostile author computes it, so the
+/// repair does too, letting mutated weights reach the weight loaders.
+fn repair_checkpoint(data: &mut Vec<u8>) {
+    repair_container(data);
+    let Some(header_len) = data
+        .get(12..20)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+    else {
+        return;
+    };
+    let Some(header_end) = header_len.checked_add(20).filter(|&end| end <= data.len()) else {
+        return;
+    };
+    let Ok(mut header) = serde_json::from_slice::<serde_json::Value>(&data[20..header_end]) else {
+        return;
+    };
+    let Some(fields) = header.as_object_mut() else {
+        return;
+    };
+    fields.insert("body_crc32".into(), crc32fast::hash(&data[header_end..]).into());
+    let header = serde_json::to_vec(&header).expect("a JSON value serialises");
+    let mut repaired = data[..12].to_vec();
+    repaired.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    repaired.extend_from_slice(&header);
+    repaired.extend_from_slice(&data[header_end..]);
+    *data = repaired;
+}
+
+fn repair_export(data: &mut Vec<u8>) {
+    if data.len() > 4
+        && let Some(end) = json_end(data, 4)
+    {
+        data[..4].copy_from_slice(&((end - 4) as u32).to_le_bytes());
+    }
+}
+
+fn leave(_: &mut Vec<u8>) {}
