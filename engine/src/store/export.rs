@@ -194,8 +194,8 @@ mod tests {
         let (manifest, weights, _) = export();
         // Claim six FFN units where the weights hold four.
         let mut edited: ExportManifest = serde_json::from_str(&manifest).unwrap();
-        edited.keep[0].ffn1.index.extend([1, 3]);
-        edited.keep[0].ffn1.scale.extend([1.0, 1.0]);
+        edited.keep[0].ffn1.index = vec![0, 1, 2, 3, 4, 6];
+        edited.keep[0].ffn1.scale = vec![1.0; 6];
         let shapes = planned_shapes(&edited.keep);
         edited.config.model.block_shapes = Some(shapes);
         edited.params = planned_params(&edited.config.model.clone().with_block_shapes(None), &edited.keep);
@@ -204,6 +204,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("edited.json: weights do not"), "{err}");
+        let mut unordered = edited;
+        unordered.keep[0].ffn1.index = vec![0, 2, 4, 6, 1, 3];
+        let json = serde_json::to_string(&unordered).unwrap();
+        let err = load_export(&json, &weights, &device, "unordered.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kept ffn1 units must be ascending indices below 8"), "{err}");
 
         let err = load_export(&manifest, b"not safetensors", &device, "m.json")
             .unwrap_err()
