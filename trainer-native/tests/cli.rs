@@ -411,10 +411,14 @@ fn a_run_can_start_from_a_trained_models_weights_and_a_bad_start_destroys_nothin
     let run = prunelab(&args);
     assert!(run.status.success(), "{}", stderr(&run));
 
-    // A start that does not fit is refused by name, before the earlier run in --out is touched.
+    // A fresh run over it is refused unless asked to replace it, and even then a start that
+    // does not fit is refused by name before the earlier run in --out is touched.
     let checkpoints = || std::fs::read_dir(student.join("checkpoints")).unwrap().count();
     let before = checkpoints();
     assert!(before > 0);
+    let mut args = vec!["train", "--steps", "1", "--out", student.to_str().unwrap()];
+    args.extend(common);
+    assert_fails_with(&prunelab(&args), "holds an earlier run; continue it with --resume");
     let bad = corpus.join("garbage.plc");
     std::fs::write(&bad, b"not a checkpoint").unwrap();
     for (start, preset, message) in [
@@ -433,6 +437,7 @@ fn a_run_can_start_from_a_trained_models_weights_and_a_bad_start_destroys_nothin
             preset,
             "--out",
             student.to_str().unwrap(),
+            "--overwrite",
         ];
         args.extend(["--init-from", start]);
         args.extend(common);

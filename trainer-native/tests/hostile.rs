@@ -110,3 +110,39 @@ fn long_lines_are_scored_in_memory_linear_in_their_length() {
         stderr(&output)
     );
 }
+
+/// Commands aimed at existing data with input they cannot use leave that data as it was:
+/// an empty tree does not replace a corpus pack, and no command writes over its own input.
+#[test]
+fn a_refused_command_leaves_existing_data_untouched() {
+    let dir = scratch("existing");
+    let pack = dir.join("corpus.plcorpus");
+    std::fs::write(&pack, b"an earlier pack, precious").unwrap();
+    let empty_tree = dir.join("empty");
+    for split in ["train", "dev", "test"] {
+        std::fs::create_dir_all(empty_tree.join(split)).unwrap();
+    }
+    let output = prunelab()
+        .args(["corpus", "pack", "--dir"])
+        .arg(&empty_tree)
+        .arg("--out")
+        .arg(&pack)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "train/ holds no utterances");
+    assert_eq!(std::fs::read(&pack).unwrap(), b"an earlier pack, precious");
+
+    let audio = dir.join("tone.flac");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tone.flac"), &audio).unwrap();
+    let before = std::fs::read(&audio).unwrap();
+    let same_file_by_another_name = dir.join(".").join("tone.flac");
+    let output = prunelab()
+        .arg("fbank")
+        .arg(&audio)
+        .arg("--out")
+        .arg(&same_file_by_another_name)
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "is also this command's input");
+    assert_eq!(std::fs::read(&audio).unwrap(), before);
+}

@@ -210,7 +210,10 @@ mod tests {
         let err = load_export(&json, &weights, &device, "unordered.json")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("kept ffn1 units must be ascending indices below 8"), "{err}");
+        assert!(
+            err.contains("kept ffn1 units must be ascending indices below 8"),
+            "{err}"
+        );
 
         let err = load_export(&manifest, b"not safetensors", &device, "m.json")
             .unwrap_err()

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
 use prunelab_engine::data::{CorpusPack, SPLITS, scan_subset, write_pack};
+use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
@@ -161,9 +163,17 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 if let Some(issue) = scan.issues.first() {
                     return Err(format!("refusing to pack a corpus with problems: {issue}"));
                 }
+                if scan.entries.is_empty() {
+                    return Err(format!(
+                        "refusing to pack {}: {split}/ holds no utterances (the pack needs train, dev and test)",
+                        dir.display()
+                    ));
+                }
                 for entry in scan.entries {
                     let audio = std::fs::read(&entry.audio_path)
                         .map_err(|e| format!("{}: cannot read: {e}", entry.audio_path.display()))?;
+                    check_packable(&entry.audio_path, &audio, &entry.text)
+                        .map_err(|problem| format!("refusing to pack {}: {problem}", dir.display()))?;
                     items.push((split, entry.id, entry.text, audio));
                 }
             }
@@ -188,6 +198,23 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// What the lab will do with each utterance of the pack, done once here: the audio decodes
+/// at 16 kHz and the transcript leaves something to learn after normalisation.
+fn check_packable(path: &std::path::Path, audio: &[u8], text: &str) -> Result<(), String> {
+    let name = path.display().to_string();
+    decode_audio(audio, &name)
+        .and_then(|decoded| decoded.require_sample_rate(SAMPLE_RATE, &name))
+        .map_err(|e| e.to_string())?;
+    let normalised = normalize_transcript(text);
+    if normalised.is_empty() {
+        return Err(format!("{name}: its transcript is empty after normalisation"));
+    }
+    CharTokenizer
+        .encode(&normalised)
+        .map(drop)
+        .map_err(|c| format!("{name}: its transcript has the untokenizable character {c:?}"))
 }
 
 fn report_progress(done: usize, total: usize) {

@@ -6,7 +6,7 @@ use clap::Args;
 use prunelab_engine::audio::{FbankConfig, SAMPLE_RATE, fbank, read_audio_file, resample};
 
 use crate::reports::npy::encode_f32_2d;
-use crate::run::atomic::write_atomically;
+use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct FbankArgs {
@@ -18,6 +18,7 @@ pub struct FbankArgs {
 }
 
 pub fn run(args: FbankArgs) -> Result<(), String> {
+    refuse_overwriting_inputs("--out", &args.out, &[&args.audio])?;
     let audio = read_audio_file(&args.audio).map_err(|e| e.to_string())?;
     let samples = if audio.sample_rate == SAMPLE_RATE {
         audio.samples

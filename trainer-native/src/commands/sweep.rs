@@ -19,7 +19,7 @@ use prunelab_engine::train::DevTimer;
 use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::run::atomic::write_atomically;
+use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -54,13 +54,8 @@ pub struct SweepArgs {
 }
 
 pub fn run(args: SweepArgs) -> Result<(), String> {
-    if let Some(out) = &args.out
-        && same_file(out, &args.checkpoint)
-    {
-        return Err(format!(
-            "--out {} is the checkpoint being swept; choose another file",
-            out.display()
-        ));
+    if let Some(out) = &args.out {
+        refuse_overwriting_inputs("--out", out, &[&args.checkpoint])?;
     }
     let (device, device_label) = pick(args.device)?;
     let opened = open_prunable(&args.checkpoint, &device, args.magnitude)?;
@@ -239,12 +234,4 @@ fn row(point: &Value) -> String {
         point["test_wer_greedy"].as_f64().unwrap_or(f64::NAN),
         kept.join(" ")
     )
-}
-
-/// Whether two paths name the same file (the second must exist; the first may not yet).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }

@@ -21,7 +21,7 @@ use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{parse_method, parse_preset, parse_site};
 use crate::reports::train_report::FinalScores;
-use crate::run::atomic::write_atomically;
+use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::run::dir::RunDir;
 use crate::run::driver::{LoopEnd, LoopSettings, RunRecords, new_trace, run_loop};
 use crate::run::interrupt;
@@ -70,6 +70,11 @@ pub struct TrainArgs {
     /// Checkpoints kept in DIR/checkpoints (older ones are deleted).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     keep_checkpoints: u64,
+    /// Replace an earlier run in --out: its checkpoints and results are deleted once
+    /// everything this run needs has been checked. Without it, a directory holding a run is
+    /// refused (--resume continues one).
+    #[arg(long)]
+    overwrite: bool,
     /// Stop the run after this many steps in a row with a non-finite loss (each is skipped
     /// without touching the weights).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
@@ -348,6 +353,21 @@ fn fresh_trainer(
 }
 
 fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(), String> {
+    if let Some(weights_out) = &args.weights_out {
+        let inputs: Vec<&Path> = [&args.init_from, &args.prune.teacher]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect();
+        refuse_overwriting_inputs("--weights-out", weights_out, &inputs)?;
+    }
+    let replacing = !resuming && RunDir::holds_run(&args.out);
+    if replacing && !args.overwrite {
+        return Err(format!(
+            "{} holds an earlier run; continue it with --resume {0}, or pass --overwrite to replace it",
+            args.out.display()
+        ));
+    }
     let run = RunDir::create(&args.out)?;
     let (device, device_label) = pick(args.device)?;
     let corpus = args.corpus.open()?;
@@ -380,10 +400,10 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         None => {
             // Everything is checked before the earlier run's checkpoints are deleted.
             let trainer = fresh_trainer(&args, config, &data, teacher.as_ref(), &device)?;
-            let replaced = run.clear_checkpoints()?;
-            if replaced > 0 {
+            if replacing {
+                let replaced = run.clear_earlier_run()?;
                 tell!(
-                    "replacing the earlier run in {} ({replaced} checkpoint(s) deleted; --resume continues a run instead)",
+                    "replacing the earlier run in {} ({replaced} step checkpoint(s) deleted)",
                     args.out.display()
                 );
             }

@@ -15,6 +15,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e))
 }
 
+/// Refuses an output that is one of the command's own inputs (the same file under any name):
+/// writing it would destroy what the command reads, and with it the way to run it again.
+pub fn refuse_overwriting_inputs(flag: &str, output: &Path, inputs: &[&Path]) -> Result<(), String> {
+    let Ok(output_file) = std::fs::canonicalize(output) else {
+        return Ok(()); // not there yet: nothing to overwrite
+    };
+    match inputs
+        .iter()
+        .find(|input| std::fs::canonicalize(input).is_ok_and(|input| input == output_file))
+    {
+        Some(input) => Err(format!(
+            "{flag} {} is also this command's input {}; choose another file",
+            output.display(),
+            input.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Deletes the temporary files that writers killed before their rename left in `dir` (not in
 /// its subdirectories). Only for a directory no other process is writing to. Returns how many.
 pub fn remove_leftover_temporaries(dir: &Path) -> Result<usize, String> {

@@ -21,6 +21,7 @@ use crate::run::atomic::{remove_leftover_temporaries, write_atomically};
 
 const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
+const FINAL_CHECKPOINT: &str = "checkpoint.plc";
 
 /// What `run.json` records.
 #[derive(Serialize, Deserialize)]
@@ -91,12 +92,43 @@ impl RunDir {
         Ok(path)
     }
 
-    /// Deletes the step checkpoints of an earlier run in this directory (a fresh run replaces
-    /// it; `--resume` is how to continue one). Returns how many there were.
-    pub fn clear_checkpoints(&self) -> Result<usize, String> {
+    /// Whether `root` holds a run (started, finished or stopped): a fresh run there would
+    /// replace it, which takes `--overwrite`.
+    pub fn holds_run(root: &Path) -> bool {
+        let has_step_checkpoint = std::fs::read_dir(root.join(CHECKPOINTS))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("step-"));
+        root.join(INVOCATION).exists() || root.join(FINAL_CHECKPOINT).exists() || has_step_checkpoint
+    }
+
+    /// Deletes what an earlier run in this directory wrote (a fresh run with `--overwrite`
+    /// replaces it, once everything it needs has been checked), so no result of the old run
+    /// is left to be mistaken for the new one's. Returns how many step checkpoints there were.
+    pub fn clear_earlier_run(&self) -> Result<usize, String> {
         let old = self.checkpoints()?;
+        let delete = |path: &Path| match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: cannot delete: {e}", path.display()))
+            }
+            _ => Ok(()),
+        };
         for (_, path) in &old {
-            std::fs::remove_file(path).map_err(|e| format!("{}: cannot delete: {e}", path.display()))?;
+            delete(path)?;
+        }
+        for name in [FINAL_CHECKPOINT, "summary.json", "trace.pltrace", "metrics.jsonl"] {
+            delete(&self.path(name))?;
+        }
+        for entry in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("hyp-") && name.ends_with(".txt") {
+                delete(&entry.path())?;
+            }
+        }
+        let scalars = self.path("tensorboard");
+        if scalars.is_dir() {
+            std::fs::remove_dir_all(&scalars).map_err(|e| format!("{}: cannot delete: {e}", scalars.display()))?;
         }
         Ok(old.len())
     }
