@@ -146,3 +146,22 @@ fn a_refused_command_leaves_existing_data_untouched() {
     assert_clean_failure(&output, "is also this command's input");
     assert_eq!(std::fs::read(&audio).unwrap(), before);
 }
+
+/// Zero or non-finite sizes are refused by the flag's name before any work starts.
+#[test]
+fn zero_and_non_finite_sizes_are_refused_by_name() {
+    for (args, flag) in [
+        (&["bench", "--batch", "0"][..], "--batch"),
+        (&["bench", "--seconds", "NaN"], "--seconds"),
+        (&["bench", "--train-batch-seconds", "inf"], "--train-batch-seconds"),
+        (&["bench", "--shards", "1,0"], "--shards"),
+        (&["compare", "--repeats", "0", "x"], "--repeats"),
+        (&["sweep", "--checkpoint", "x.plc", "--thresholds", "0.2,nan"], "--thresholds"),
+        (&["corpus", "fixture", "--out", "x", "--copies", "0"], "--copies"),
+    ] {
+        let output = prunelab().args(args).output().unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("for '{flag} ")) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

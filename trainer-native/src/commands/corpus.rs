@@ -10,6 +10,7 @@ use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
 use crate::data::synth::{EvalSetPlan, HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, plan_eval_jobs, plan_jobs, synthesise};
+use crate::options::parse::at_least_one;
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -67,11 +68,11 @@ enum CorpusAction {
         #[arg(long, value_delimiter = ',', num_args = 3, default_values = ["train-clean-100", "dev-clean", "test-clean"])]
         subsets: Vec<String>,
         /// At most this many utterances per split (default: all).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         per_split: Option<usize>,
         /// Copies of each utterance under new chapter ids (hard-linked audio), e.g. 162 for a
         /// 100k-entry tree.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 1)]
         copies: usize,
     },
     /// Bundle a LibriSpeech-layout directory's train/dev/test into one asset.

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::models::prunable::{RetentionSpread, open_prunable, parse_budget};
 use crate::options::device::{DeviceChoice, pick};
+use crate::options::parse::finite;
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -19,7 +20,7 @@ pub struct PruneArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// Keep units whose retention is at least this (gated runs; default: the run's threshold).
-    #[arg(long, conflicts_with = "budget")]
+    #[arg(long, value_parser = finite, conflicts_with = "budget")]
     threshold: Option<f64>,
     /// Keep the best units that fit this many parameters (a count, or a fraction like 0.5).
     #[arg(long)]

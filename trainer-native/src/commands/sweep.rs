@@ -19,6 +19,7 @@ use prunelab_engine::train::DevTimer;
 use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
+use crate::options::parse::{at_least_one, finite};
 use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
@@ -27,7 +28,7 @@ pub struct SweepArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// Retention thresholds to try (gated runs).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
+    #[arg(long, value_parser = finite, value_delimiter = ',', default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
     thresholds: Vec<f64>,
     /// Parameter budgets to try instead (counts, or fractions of the dense model such as 0.5).
     #[arg(long, value_delimiter = ',')]
@@ -41,7 +42,7 @@ pub struct SweepArgs {
     device: DeviceChoice,
     /// Timed passes over the dev set per point: the real-time factor is their median, and the
     /// speed-up the median ratio of back-to-back dense/pruned pairs.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = at_least_one, default_value_t = 3)]
     repeats: usize,
     /// Also write the points as JSON to this file (never the checkpoint itself).
     #[arg(long)]

@@ -17,3 +17,47 @@ pub fn parse_site(name: &str) -> Result<SiteKind, String> {
 pub fn parse_preset(name: &str) -> Result<Preset, String> {
     Preset::parse(name).ok_or_else(|| format!("unknown preset {name:?}; choose tiny, small or medium"))
 }
+
+/// A count that must be at least 1 (batch sizes, repeats, steps, workers): zero would divide
+/// by zero or measure nothing.
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
+/// A duration or size in seconds: finite and above zero.
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a finite number of seconds above 0".into()),
+        Err(_) => Err("not a number".into()),
+    }
+}
+
+/// Any finite number (thresholds, which the plan then checks against the method's range).
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(_) => Err("not a number".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_and_non_finite_sizes_are_refused() {
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(at_least_one("0").is_err() && at_least_one("-1").is_err());
+        assert_eq!(positive_seconds("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "inf", "NaN", "x"] {
+            assert!(positive_seconds(bad).is_err(), "{bad}");
+        }
+        assert!(finite("nan").is_err() && finite("0.5").is_ok());
+    }
+}
