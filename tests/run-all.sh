@@ -19,7 +19,9 @@ cargo build --quiet
 step "cargo test (engine, CLI, the lab's state)"
 cargo test --quiet
 step "Python: fbank against kaldi-native-fbank, bootstrap against NumPy, TensorBoard scalars, the layering of the sources"
-PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" python3 -m pytest tests/python -q -rA -p no:cacheprovider
+python=python3
+if [ -x .venv/bin/python3 ]; then python=.venv/bin/python3; fi  # made by .ci/setup where pip needs one
+PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
 step "app builds for wasm32 (trunk)"
 trunk build --quiet
 ls -l dist/*.wasm
