@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
 # crate natively), the Python tests (the Kaldi fbank reference, the bootstrap against NumPy, the
-# TensorBoard scalars, the layering of the sources), the
+# TensorBoard scalars, the layering of the sources), 30 s of fuzzing per file loader, the
 # wasm build of the app, and the lab in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,8 @@ step "Python: fbank against kaldi-native-fbank, bootstrap against NumPy, TensorB
 python=python3
 if [ -x .venv/bin/python3 ]; then python=.venv/bin/python3; fi  # made by .ci/setup where pip needs one
 PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
+step "fuzz every file loader for 30 s (tests/fuzz/run.sh)"
+bash tests/fuzz/run.sh all 30
 step "app builds for wasm32 (trunk)"
 trunk build --quiet
 ls -l dist/*.wasm
