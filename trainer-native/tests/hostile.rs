@@ -156,12 +156,18 @@ fn zero_and_non_finite_sizes_are_refused_by_name() {
         (&["bench", "--train-batch-seconds", "inf"], "--train-batch-seconds"),
         (&["bench", "--shards", "1,0"], "--shards"),
         (&["compare", "--repeats", "0", "x"], "--repeats"),
-        (&["sweep", "--checkpoint", "x.plc", "--thresholds", "0.2,nan"], "--thresholds"),
+        (
+            &["sweep", "--checkpoint", "x.plc", "--thresholds", "0.2,nan"],
+            "--thresholds",
+        ),
         (&["corpus", "fixture", "--out", "x", "--copies", "0"], "--copies"),
     ] {
         let output = prunelab().args(args).output().unwrap();
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(&format!("for '{flag} ")) && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("for '{flag} ")) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -52,6 +52,22 @@ impl FeatureStats {
         self.mean.len()
     }
 
+    /// Statistics read from a file must fit the features (`num_bins` of each) and divide
+    /// safely: finite means, finite positive deviations.
+    pub fn check(&self, num_bins: usize) -> Result<(), String> {
+        if self.mean.len() != num_bins || self.std.len() != num_bins {
+            return Err(format!(
+                "feature statistics have {} means and {} deviations for {num_bins} mel bins",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if !self.mean.iter().all(|m| m.is_finite()) || !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err("feature statistics hold a non-finite mean or a deviation that is not above 0".into());
+        }
+        Ok(())
+    }
+
     /// Normalises row-major `[frames, num_bins]` features in place.
     pub fn apply(&self, feats: &mut [f32]) {
         for frame in feats.chunks_exact_mut(self.num_bins()) {

@@ -49,6 +49,23 @@ impl<'a> CorpusPack<'a> {
     pub fn parse(bytes: &'a [u8], name: &str) -> Result<Self, PackError> {
         let (header, blob): (PackHeader, &[u8]) = FORMAT.decode(bytes, name)?;
         for entry in &header.entries {
+            if !super::SPLITS.contains(&entry.split.as_str()) {
+                return Err(FORMAT.bad_header(
+                    name,
+                    format!("entry {:?} is in an unknown split {:?}", entry.id, entry.split),
+                ));
+            }
+            // Ids become file names (`corpus fixture`): only LibriSpeech's digits and dashes,
+            // never a path.
+            if !is_librispeech_id(&entry.id) {
+                return Err(FORMAT.bad_header(
+                    name,
+                    format!(
+                        "entry id {:?} is not <speaker>-<chapter>-<utterance> in digits",
+                        entry.id
+                    ),
+                ));
+            }
             if entry
                 .offset
                 .checked_add(entry.len)
@@ -77,6 +94,15 @@ impl<'a> CorpusPack<'a> {
             .map(|e| crate::text::normalize_transcript(&e.text))
             .collect()
     }
+}
+
+/// `<speaker>-<chapter>-<utterance>`, each a run of 1 to 12 ASCII digits.
+fn is_librispeech_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| (1..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Builds a pack from `(split, id, text, flac_bytes)` items.
@@ -143,5 +169,28 @@ mod tests {
             CorpusPack::parse(&other, "v").unwrap_err(),
             PackError::UnsupportedVersion { found: 9, .. }
         ));
+    }
+
+    /// `corpus fixture` makes file names of ids: a pack naming `../x` or `/abs/x` once wrote
+    /// outside the fixture's directory.
+    #[test]
+    fn ids_that_are_paths_and_unknown_splits_are_refused() {
+        for (split, id, message) in [
+            ("train", "..-..-x", "is not <speaker>-<chapter>-<utterance>"),
+            (
+                "train",
+                "/tmp/victim/precious-1-2",
+                "is not <speaker>-<chapter>-<utterance>",
+            ),
+            ("train", "1-2", "is not <speaker>-<chapter>-<utterance>"),
+            ("valid", "1-2-3", "unknown split"),
+        ] {
+            let bytes = write_pack("hostile", [(split, id, "HELLO", &b"fLaC"[..])]);
+            let err = CorpusPack::parse(&bytes, "evil.plc").unwrap_err().to_string();
+            assert!(
+                err.starts_with("evil.plc: corpus pack header is malformed") && err.contains(message),
+                "{err}"
+            );
+        }
     }
 }

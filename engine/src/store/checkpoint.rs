@@ -122,6 +122,10 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         .map_err(|detail| FORMAT.bad_header(name, detail.to_string()))?;
     check_model_fits_its_weights(&header.config.model, header.model_len)
         .map_err(|detail| FORMAT.bad_header(name, detail))?;
+    header
+        .stats
+        .check(header.config.fbank.num_bins)
+        .map_err(|detail| FORMAT.bad_header(name, detail))?;
     let (model, rest) = body.split_at(sections[0] as usize);
     let (optimizer, rest) = rest.split_at(sections[1] as usize);
     let (gates, rest) = rest.split_at(sections[2] as usize);
@@ -323,6 +327,23 @@ mod tests {
             err.contains("huge.plc") && err.contains("but its weights are only"),
             "{err}"
         );
+        for (edit, message) in [
+            (
+                serde_json::json!({"mean": [], "std": []}),
+                "feature statistics have 0 means and 0 deviations for 80 mel bins",
+            ),
+            (
+                serde_json::json!({"mean": vec![0.0; 80], "std": vec![0.0; 80]}),
+                "a deviation that is not above 0",
+            ),
+        ] {
+            let bad_stats = with_header(&bytes, |h| h["stats"] = edit);
+            let err = decode_checkpoint(&bad_stats, "stats.plc").unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+        let zero_shift = with_header(&bytes, |h| h["config"]["fbank"]["frame_shift_ms"] = 0.into());
+        let err = decode_checkpoint(&zero_shift, "shift.plc").unwrap_err().to_string();
+        assert!(err.contains("fbank frames of 25 ms every 0 ms"), "{err}");
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub fn load_export(
         .validate()
         .map_err(|e| bad(format!("manifest config: {e}")))?;
     let model_config = &manifest.config.model;
+    manifest
+        .stats
+        .check(manifest.config.fbank.num_bins)
+        .map_err(|e| bad(format!("manifest: {e}")))?;
     let Some(shapes) = &model_config.block_shapes else {
         return Err(bad("manifest config has no block shapes".into()));
     };

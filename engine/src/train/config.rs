@@ -196,8 +196,8 @@ pub mod limit {
     use crate::limits::{Bound, Limit};
 
     pub const STEPS: Limit = Limit::new("steps", Bound::Closed(1.0), Bound::None);
-    /// 100 frames are 1 s of audio.
-    pub const MAX_BATCH_FRAMES: Limit = Limit::new("max_batch_frames", Bound::Closed(100.0), Bound::None);
+    /// 100 frames are 1 s of audio; a batch of an hour would not fit any machine's memory.
+    pub const MAX_BATCH_FRAMES: Limit = Limit::new("max_batch_frames", Bound::Closed(100.0), Bound::Closed(360_000.0));
     pub const PEAK_LR: Limit = Limit::new("peak_lr", Bound::Open(0.0), Bound::Open(1.0));
     pub const FINAL_LR_FRACTION: Limit = Limit::new("final_lr_fraction", Bound::Closed(0.0), Bound::Closed(1.0));
     pub const GRAD_CLIP_NORM: Limit = Limit::new("grad_clip_norm", Bound::Open(0.0), Bound::None);

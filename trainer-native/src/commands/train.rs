@@ -8,7 +8,8 @@ use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::gates::{AdaptiveDropoutConfig, GateConfig, HardConcreteConfig, Method, SiteKind};
-use prunelab_engine::model::{Preset, weights_fingerprint};
+use prunelab_engine::model::{BlockShape, Preset, weights_fingerprint};
+use prunelab_engine::prune::{kept_budget, param_count};
 use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{DistillConfig, OptimConfig, Run, RunOptions, TrainConfig, Trainer, TrainerState};
@@ -267,6 +268,36 @@ pub fn run(args: TrainArgs, raw_args: Vec<String>) -> Result<(), String> {
     train(args, saved, true)
 }
 
+/// A fresh run may replace the one in --out only when asked to, and only if what it reads
+/// does not live in what it would delete.
+fn check_replaceable(args: &TrainArgs) -> Result<(), String> {
+    if !args.overwrite {
+        return Err(format!(
+            "{} holds an earlier run; continue it with --resume {0}, or pass --overwrite to replace it",
+            args.out.display()
+        ));
+    }
+    let out = std::fs::canonicalize(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    for (flag, path) in [("--init-from", &args.init_from), ("--teacher", &args.prune.teacher)] {
+        if let Some(path) = path
+            && std::fs::canonicalize(path).is_ok_and(|p| p.starts_with(&out))
+        {
+            return Err(format!(
+                "{flag} {} is inside the run --overwrite would delete; copy it elsewhere first",
+                path.display()
+            ));
+        }
+    }
+    let scalars = args.out.join("tensorboard");
+    if scalars.exists() && !scalars.is_dir() {
+        return Err(format!(
+            "{}: is not a directory; a run writes its scalars there",
+            scalars.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The run's configuration from its options.
 fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::for_preset(args.preset, CharTokenizer.vocab_size());
@@ -300,7 +331,31 @@ fn config_from(args: &TrainArgs, on_cpu: bool) -> Result<TrainConfig, String> {
         });
     }
     config.validate().map_err(|e| e.to_string())?;
+    check_magnitude_budget(&config)?;
+    if config.optim.warmup_steps > config.steps {
+        return Err(format!(
+            "--warmup-steps {} is longer than the run's {} steps",
+            config.optim.warmup_steps, config.steps
+        ));
+    }
     Ok(config)
+}
+
+/// A magnitude run cuts at `--prune-at` of the run; a budget that cannot be met must fail
+/// now, not hours in.
+fn check_magnitude_budget(config: &TrainConfig) -> Result<(), String> {
+    let Some((_, budget)) = config.prune.magnitude_cut(config.steps) else {
+        return Ok(());
+    };
+    let model = &config.model;
+    let shapes = vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks];
+    let dense = param_count(model, &shapes).total();
+    if kept_budget(budget, dense) >= dense {
+        return Err(format!(
+            "--budget {budget} keeps at least the model's {dense} parameters: nothing to prune"
+        ));
+    }
+    Ok(())
 }
 
 /// The model alone, for `--weights-out`.
@@ -362,13 +417,11 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         refuse_overwriting_inputs("--weights-out", weights_out, &inputs)?;
     }
     let replacing = !resuming && RunDir::holds_run(&args.out);
-    if replacing && !args.overwrite {
-        return Err(format!(
-            "{} holds an earlier run; continue it with --resume {0}, or pass --overwrite to replace it",
-            args.out.display()
-        ));
+    if replacing {
+        check_replaceable(&args)?;
     }
-    let run = RunDir::create(&args.out)?;
+    // Nothing in --out is created or deleted until everything below has checked out.
+    let run = RunDir::at(&args.out);
     let (device, device_label) = pick(args.device)?;
     let corpus = args.corpus.open()?;
     let decoder = args.decode.build(&corpus)?;
@@ -376,7 +429,6 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     tell!("corpus {} · device {device_label}", corpus.describe());
 
     let restored = if resuming {
-        run.remove_temporaries();
         let (path, state) = run.latest_checkpoint()?;
         tell!(
             "resuming {} from {} (step {})",
@@ -397,19 +449,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
     let dev = dev_probe(&corpus, &config, args.strict, args.dev_utterances)?;
     let mut trainer = match restored {
         Some(state) => Trainer::restore(state, &device).map_err(|e| e.to_string())?,
-        None => {
-            // Everything is checked before the earlier run's checkpoints are deleted.
-            let trainer = fresh_trainer(&args, config, &data, teacher.as_ref(), &device)?;
-            if replacing {
-                let replaced = run.clear_earlier_run()?;
-                tell!(
-                    "replacing the earlier run in {} ({replaced} step checkpoint(s) deleted)",
-                    args.out.display()
-                );
-            }
-            run.save_invocation(&invocation)?;
-            trainer
-        }
+        None => fresh_trainer(&args, config, &data, teacher.as_ref(), &device)?,
     };
     if let Some(teacher) = &teacher {
         let name = trainer
@@ -430,11 +470,23 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         trainer.config.shards
     );
     rehearse_largest_batch(&mut trainer, &data);
+    // Everything has checked out (the largest batch included): only now is --out touched.
+    if replacing {
+        let replaced = run.clear_earlier_run()?;
+        tell!(
+            "replacing the earlier run in {} ({replaced} step checkpoint(s) deleted)",
+            args.out.display()
+        );
+    }
+    run.prepare(resuming || replacing)?;
+    if !resuming {
+        run.save_invocation(&invocation)?;
+    }
     let first_step = trainer.step();
     run.truncate_metrics(first_step)?;
-    let mut trace = match run.load_trace(first_step)? {
-        Some(trace) if resuming => trace,
-        _ => new_trace(&trainer),
+    let mut trace = match resuming {
+        true => run.load_trace(first_step)?.unwrap_or_else(|| new_trace(&trainer)),
+        false => new_trace(&trainer),
     };
     let mut metrics = open_metrics(&run.path("metrics.jsonl"), resuming)?;
     let gated = trainer.config.prune.gate_kind().is_some();

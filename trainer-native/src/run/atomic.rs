@@ -6,13 +6,35 @@ use std::path::Path;
 
 const TEMPORARY_MARK: &str = "tmp-";
 
+/// Only a regular file (or nothing) is replaced: the rename would otherwise put a file where a
+/// device, a pipe, a directory or a symbolic link was. A failed write leaves no temporary.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Ok(existing) = std::fs::symlink_metadata(path)
+        && !existing.file_type().is_file()
+    {
+        let kind = match existing.file_type() {
+            t if t.is_dir() => "a directory",
+            t if t.is_symlink() => "a symbolic link",
+            _ => "a device, pipe or socket",
+        };
+        return Err(format!(
+            "{}: is {kind}, not a file; refusing to replace it",
+            path.display()
+        ));
+    }
     let tmp = path.with_extension(format!("{TEMPORARY_MARK}{}", std::process::id()));
     let fail = |what: &str, e: std::io::Error| format!("{}: cannot {what}: {e}", path.display());
-    let mut file = std::fs::File::create(&tmp).map_err(|e| fail("create temporary file", e))?;
-    file.write_all(bytes).map_err(|e| fail("write", e))?;
-    file.sync_all().map_err(|e| fail("flush to disk", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e))
+    let written = std::fs::File::create(&tmp)
+        .map_err(|e| fail("create temporary file", e))
+        .and_then(|mut file| {
+            file.write_all(bytes).map_err(|e| fail("write", e))?;
+            file.sync_all().map_err(|e| fail("flush to disk", e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| fail("move into place", e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Refuses an output that is one of the command's own inputs (the same file under any name):
@@ -85,6 +107,43 @@ mod tests {
         assert_eq!(
             left,
             ["notes.tmp-abc", "step-00000010.plc", "sub.tmp-1", "tmp-5", "x.tmp-"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Renaming over a FIFO, a directory or a symbolic link would replace it with a file.
+    #[test]
+    fn only_regular_files_are_replaced_and_a_failed_write_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("prunelab-atomic-special-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", dir.join("a-link")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("a-fifo").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        for (name, kind) in [
+            ("a-directory", "a directory"),
+            ("a-link", "a symbolic link"),
+            ("a-fifo", "a device, pipe or socket"),
+        ] {
+            let err = write_atomically(&dir.join(name), b"x").unwrap_err();
+            assert!(err.contains(&format!("is {kind}, not a file")), "{err}");
+        }
+        assert!(
+            std::fs::symlink_metadata(dir.join("a-link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let err = write_atomically(&dir.join("missing-dir").join("f"), b"x").unwrap_err();
+        assert!(err.contains("cannot create temporary file"), "{err}");
+        write_atomically(&dir.join("plain"), b"one").unwrap();
+        write_atomically(&dir.join("plain"), b"two").unwrap();
+        assert_eq!(std::fs::read(dir.join("plain")).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            4,
+            "a temporary was left behind"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

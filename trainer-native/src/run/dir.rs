@@ -37,17 +37,26 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    pub fn create(root: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(root.join(CHECKPOINTS))
-            .map_err(|e| format!("{}: cannot create: {e}", root.display()))?;
-        // A run killed mid-write leaves its temporary file behind; the run that takes over the
-        // directory (fresh or resumed) clears them, or they would pile up beside --keep-checkpoints.
-        for dir in [root.to_path_buf(), root.join(CHECKPOINTS)] {
-            remove_leftover_temporaries(&dir)?;
-        }
-        Ok(Self {
+    /// The run directory at `root`, touching nothing (see [`RunDir::prepare`]).
+    pub fn at(root: &Path) -> Self {
+        Self {
             root: root.to_path_buf(),
-        })
+        }
+    }
+
+    /// Creates the directory once the run that takes it over has checked everything else.
+    /// A run that continues or replaces an earlier one also clears the temporaries a killed
+    /// writer left behind (they would pile up beside --keep-checkpoints); a new run leaves a
+    /// directory's other files alone.
+    pub fn prepare(&self, clear_temporaries: bool) -> Result<(), String> {
+        std::fs::create_dir_all(self.root.join(CHECKPOINTS))
+            .map_err(|e| format!("{}: cannot create: {e}", self.root.display()))?;
+        if clear_temporaries {
+            for dir in [self.root.clone(), self.root.join(CHECKPOINTS)] {
+                remove_leftover_temporaries(&dir)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -170,17 +179,6 @@ impl RunDir {
             "{}: no checkpoint to resume from (the run stopped before its first one)",
             self.path(CHECKPOINTS).display()
         ))
-    }
-
-    /// Removes temporary files a killed writer left behind.
-    pub fn remove_temporaries(&self) {
-        for dir in [self.root.clone(), self.path(CHECKPOINTS)] {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if entry.file_name().to_string_lossy().contains(".tmp-") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
     }
 
     /// Keeps the metrics lines of the first `step` steps (a resumed run logs the rest again).
