@@ -45,6 +45,10 @@ pub enum AudioProblem {
 /// than their size suggests, so decoding stops here instead of exhausting memory.
 pub const MAX_AUDIO_SAMPLES: usize = 1 << 27;
 
+/// Sample rates a file may have: resampling a rate of 0 divides by zero, and an absurd one
+/// builds filter tables of gigabytes.
+pub const READABLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
+
 /// Room reserved up front for the samples a header promises: never more than the file could
 /// plausibly hold (FLAC rarely beats 8 samples a byte on speech; WAV is exact), so a header
 /// that lies costs nothing before the data disproves it.
@@ -88,10 +92,21 @@ fn decode_audio_at_most(bytes: &[u8], source_name: &str, max_samples: usize) -> 
     } else {
         Err(AudioProblem::UnknownFormat)
     };
-    let audio = result.map_err(|problem| AudioError {
-        source_name: source_name.to_string(),
-        problem,
-    })?;
+    let audio = result
+        .and_then(|audio| {
+            if READABLE_RATES.contains(&audio.sample_rate) {
+                Ok(audio)
+            } else {
+                Err(AudioProblem::UnsupportedFormat(format!(
+                    "sample rate {} Hz (1 kHz to 384 kHz are read)",
+                    audio.sample_rate
+                )))
+            }
+        })
+        .map_err(|problem| AudioError {
+            source_name: source_name.to_string(),
+            problem,
+        })?;
     if audio.samples.is_empty() {
         return Err(AudioError {
             source_name: source_name.to_string(),
@@ -181,8 +196,18 @@ fn decode_wav(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> {
             )
             .map_err(|e| e.map_or(AudioProblem::TooLong, corrupt))?
         }
-        hound::SampleFormat::Float => collect_bounded(reader.into_samples::<f32>(), capacity, max_samples)
-            .map_err(|e| e.map_or(AudioProblem::TooLong, corrupt))?,
+        hound::SampleFormat::Float => {
+            let samples = collect_bounded(reader.into_samples::<f32>(), capacity, max_samples)
+                .map_err(|e| e.map_or(AudioProblem::TooLong, corrupt))?;
+            // A NaN or infinite sample would become features of silence or of nothing at all.
+            if let Some(at) = samples.iter().position(|s| !s.is_finite()) {
+                return Err(AudioProblem::Corrupt {
+                    format: "WAV",
+                    detail: format!("sample {at} is not a finite number"),
+                });
+            }
+            samples
+        }
         _ => {
             return Err(AudioProblem::UnsupportedFormat(format!(
                 "{}-bit {:?}",
@@ -311,6 +336,36 @@ mod tests {
             matches!(err.problem, AudioProblem::Corrupt { format: "WAV", .. }),
             "{err}"
         );
+    }
+
+    /// Rate 0 made resampling divide by zero; 2^31 Hz built a filter table of gigabytes; NaN
+    /// samples became features of silence.
+    #[test]
+    fn impossible_rates_and_non_finite_samples_are_refused() {
+        let mut wav = wav_bytes(16_000, 1, 100);
+        for rate in [0u32, 999, 1_000_000_000] {
+            wav[24..28].copy_from_slice(&rate.to_le_bytes());
+            wav[28..32].copy_from_slice(&rate.wrapping_mul(2).to_le_bytes()); // bytes a second
+            let err = decode_audio(&wav, "rate.wav").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("sample rate {rate} Hz (1 kHz to 384 kHz are read)")),
+                "{err}"
+            );
+        }
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for sample in [0.1, f32::NAN, 0.2] {
+            writer.write_sample(sample).unwrap();
+        }
+        writer.finalize().unwrap();
+        let err = decode_audio(&bytes.into_inner(), "nan.wav").unwrap_err().to_string();
+        assert_eq!(err, "nan.wav: corrupt WAV data: sample 1 is not a finite number");
     }
 
     #[test]

@@ -77,6 +77,12 @@ impl Trace {
             .try_fold(0usize, |sum, site| sum.checked_add(site.units))
     }
 
+    /// Whether `scores` have this trace's layout (always, before a trace without sites has
+    /// laid them out): a trace read from a file may belong to another model.
+    pub fn fits(&self, scores: &[PerSite<Vec<f32>>]) -> bool {
+        self.sites.is_empty() || Self::shaped_like(String::new(), scores).sites == self.sites
+    }
+
     /// Appends one snapshot of per-block, per-site scores (ungated sites are `None`). The first
     /// snapshot of a trace made without sites lays them out (only then is it known what a
     /// method scores); a second snapshot at the last recorded step is ignored (a resumed run
@@ -204,6 +210,9 @@ mod tests {
         let bytes = encode_trace(&sample());
         let cut = decode_trace(&bytes[..bytes.len() - 4], "cut.pltrace").unwrap_err();
         assert!(cut.to_string().starts_with("cut.pltrace: trace is truncated"), "{cut}");
+        let other_model: Vec<PerSite<Vec<f32>>> = vec![std::array::from_fn(|_| Some(vec![0.5; 3]))];
+        assert!(!sample().fits(&other_model), "a trace of another model's sites");
+        assert!(Trace::new("fresh".into(), &[]).fits(&other_model));
         let mut overflowing = sample();
         overflowing.sites[0].units = usize::MAX;
         let err = decode_trace(&encode_trace(&overflowing), "huge.pltrace").unwrap_err();

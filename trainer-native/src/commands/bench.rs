@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::commands::bench_pipeline::PipelineBench;
 use crate::options::device::{DeviceChoice, pick};
-use crate::options::parse::{at_least_one, parse_preset, positive_seconds};
+use crate::options::parse::{between, parse_preset, seconds_up_to};
 use prunelab_engine::stats::median;
 
 #[derive(Args)]
@@ -35,16 +35,16 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     /// Utterances per training batch.
-    #[arg(long, value_parser = at_least_one, default_value_t = 8)]
+    #[arg(long, value_parser = between::<1, 1024>, default_value_t = 8)]
     batch: usize,
     /// Seconds of audio per utterance.
-    #[arg(long, value_parser = positive_seconds, default_value_t = 4.0)]
+    #[arg(long, value_parser = seconds_up_to::<600>, default_value_t = 4.0)]
     seconds: f64,
     /// Timed repetitions per measurement (after one warm-up run).
-    #[arg(long, value_parser = at_least_one, default_value_t = 5)]
+    #[arg(long, value_parser = between::<1, 1000>, default_value_t = 5)]
     repeats: usize,
     /// Shard counts to time a whole `Trainer` step with (the batch split over this many threads).
-    #[arg(long, value_parser = at_least_one, value_delimiter = ',', default_value = "1,2")]
+    #[arg(long, value_parser = between::<1, 64>, value_delimiter = ',', default_value = "1,2")]
     shards: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -58,20 +58,20 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "train-clean-100")]
     pipeline_subsets: Vec<String>,
     /// Utterances featurised for the feature-extraction rate.
-    #[arg(long, value_parser = at_least_one, default_value_t = 400)]
+    #[arg(long, value_parser = between::<1, 1_000_000>, default_value_t = 400)]
     featurise_utterances: usize,
     /// Streamed steps for the memory trace (batches of --stream-batch-seconds).
-    #[arg(long, value_parser = at_least_one, default_value_t = 200)]
+    #[arg(long, value_parser = between::<1, 1_000_000>, default_value_t = 200)]
     stream_steps: usize,
-    #[arg(long, value_parser = positive_seconds, default_value_t = 100.0)]
+    #[arg(long, value_parser = seconds_up_to::<3600>, default_value_t = 100.0)]
     stream_batch_seconds: f64,
     /// Training steps timed on streamed batches (after one warm-up step).
-    #[arg(long, value_parser = at_least_one, default_value_t = 4)]
+    #[arg(long, value_parser = between::<1, 10_000>, default_value_t = 4)]
     train_steps: usize,
-    #[arg(long, value_parser = positive_seconds, default_value_t = 60.0)]
+    #[arg(long, value_parser = seconds_up_to::<3600>, default_value_t = 60.0)]
     train_batch_seconds: f64,
     /// Padded seconds of audio in the batch whose peak memory is measured.
-    #[arg(long, value_parser = positive_seconds, default_value_t = 200.0)]
+    #[arg(long, value_parser = seconds_up_to::<3600>, default_value_t = 200.0)]
     peak_batch_seconds: f64,
 }
 

@@ -22,7 +22,7 @@ use crate::models::timing::paired;
 use crate::options::bootstrap::BootstrapArgs;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::options::parse::at_least_one;
+use crate::options::parse::between;
 use crate::reports::comparison::{Comparison, RunFacts, RunScores, reference_index};
 use crate::reports::plots::{MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, svg_and_png};
 use crate::reports::run_history::{RunHistory, read_history};
@@ -46,14 +46,14 @@ pub struct CompareArgs {
     bootstrap: BootstrapArgs,
     /// Timed back-to-back pairs of passes (dense reference, run) per run; the speed-up is the
     /// median of their ratios.
-    #[arg(long, value_parser = at_least_one, default_value_t = 3)]
+    #[arg(long, value_parser = between::<1, 1000>, default_value_t = 3)]
     repeats: usize,
     /// Dev utterances the timed passes run over (the first N).
-    #[arg(long, value_parser = at_least_one, default_value_t = 96)]
+    #[arg(long, value_parser = between::<1, 100_000>, default_value_t = 96)]
     timing_utterances: usize,
     /// Further cuts of each gated run, at other thresholds or budgets, scored on dev for the
     /// WER-against-parameters plot (0: each run's own cut only).
-    #[arg(long, value_parser = at_least_one, default_value_t = 4)]
+    #[arg(long, value_parser = between::<1, 1000>, default_value_t = 4)]
     curve_points: usize,
     /// Print the report as JSON instead of Markdown.
     #[arg(long)]

@@ -10,7 +10,7 @@ use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
 use crate::data::synth::{EvalSetPlan, HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, plan_eval_jobs, plan_jobs, synthesise};
-use crate::options::parse::at_least_one;
+use crate::options::parse::{at_least_one, between};
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -30,13 +30,13 @@ enum CorpusAction {
         #[arg(long, default_value_t = SynthPlan::BUILT_IN.seed)]
         seed: u64,
         /// Training utterances per seen voice (12 voices).
-        #[arg(long, default_value_t = SynthPlan::BUILT_IN.train_per_voice)]
+        #[arg(long, value_parser = between::<0, 100_000>, default_value_t = SynthPlan::BUILT_IN.train_per_voice)]
         train_per_voice: usize,
         /// Dev utterances per seen voice (held-out sentences).
-        #[arg(long, default_value_t = SynthPlan::BUILT_IN.dev_per_voice)]
+        #[arg(long, value_parser = between::<0, 100_000>, default_value_t = SynthPlan::BUILT_IN.dev_per_voice)]
         dev_per_voice: usize,
         /// Test utterances per held-out voice (4 voices).
-        #[arg(long, default_value_t = SynthPlan::BUILT_IN.test_per_voice)]
+        #[arg(long, value_parser = between::<0, 100_000>, default_value_t = SynthPlan::BUILT_IN.test_per_voice)]
         test_per_voice: usize,
     },
     /// Speak a larger held-out evaluation set for the built-in corpus (dev/ and test/ only):
@@ -49,10 +49,10 @@ enum CorpusAction {
         #[arg(long, default_value = "eval-corpus")]
         out: PathBuf,
         /// Dev utterances per training voice (12 voices).
-        #[arg(long, default_value_t = 84)]
+        #[arg(long, value_parser = between::<0, 100_000>, default_value_t = 84)]
         dev_per_voice: usize,
         /// Test utterances per held-out voice (4 voices).
-        #[arg(long, default_value_t = 250)]
+        #[arg(long, value_parser = between::<0, 100_000>, default_value_t = 250)]
         test_per_voice: usize,
     },
     /// Write the built-in corpus as a LibriSpeech tree (train-clean-100/, dev-clean/,
@@ -72,7 +72,7 @@ enum CorpusAction {
         per_split: Option<usize>,
         /// Copies of each utterance under new chapter ids (hard-linked audio), e.g. 162 for a
         /// 100k-entry tree.
-        #[arg(long, value_parser = at_least_one, default_value_t = 1)]
+        #[arg(long, value_parser = between::<1, 10_000>, default_value_t = 1)]
         copies: usize,
     },
     /// Bundle a LibriSpeech-layout directory's train/dev/test into one asset.

@@ -18,7 +18,7 @@ use crate::models::model_source::LoadedModel;
 use crate::models::model_source::open_model;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::options::parse::{at_least_one, finite, parse_preset};
+use crate::options::parse::{between, finite, parse_preset};
 use crate::reports::wer_table::{print_subset_table, print_summary};
 
 #[derive(Args)]
@@ -40,7 +40,7 @@ pub struct EvalArgs {
     #[arg(long)]
     hyp_dir: Option<PathBuf>,
     /// Feature-extraction threads (default: one per core).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = between::<1, 256>)]
     workers: Option<usize>,
     #[command(flatten)]
     corpus: CorpusChoice,

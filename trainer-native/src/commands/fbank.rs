@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::audio::{FbankConfig, SAMPLE_RATE, fbank, read_audio_file, resample};
+use prunelab_engine::audio::{FbankConfig, MAX_AUDIO_SAMPLES, SAMPLE_RATE, fbank, read_audio_file, resample};
 
 use crate::reports::npy::encode_f32_2d;
 use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
@@ -20,6 +20,14 @@ pub struct FbankArgs {
 pub fn run(args: FbankArgs) -> Result<(), String> {
     refuse_overwriting_inputs("--out", &args.out, &[&args.audio])?;
     let audio = read_audio_file(&args.audio).map_err(|e| e.to_string())?;
+    // Bounded like decoding: a long file at a low rate grows 16-fold in resampling.
+    let resampled_len = audio.samples.len() as u64 * u64::from(SAMPLE_RATE) / u64::from(audio.sample_rate);
+    if resampled_len > MAX_AUDIO_SAMPLES as u64 {
+        return Err(format!(
+            "{}: at {SAMPLE_RATE} Hz it would be {resampled_len} samples, more than the {MAX_AUDIO_SAMPLES} one file may hold",
+            args.audio.display()
+        ));
+    }
     let samples = if audio.sample_rate == SAMPLE_RATE {
         audio.samples
     } else {

@@ -19,7 +19,7 @@ use prunelab_engine::train::DevTimer;
 use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::options::parse::{at_least_one, finite};
+use crate::options::parse::{between, finite};
 use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
@@ -42,7 +42,7 @@ pub struct SweepArgs {
     device: DeviceChoice,
     /// Timed passes over the dev set per point: the real-time factor is their median, and the
     /// speed-up the median ratio of back-to-back dense/pruned pairs.
-    #[arg(long, value_parser = at_least_one, default_value_t = 3)]
+    #[arg(long, value_parser = between::<1, 1000>, default_value_t = 3)]
     repeats: usize,
     /// Also write the points as JSON to this file (never the checkpoint itself).
     #[arg(long)]

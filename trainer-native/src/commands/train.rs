@@ -20,7 +20,7 @@ use crate::data::stream::{default_workers, featurise_all};
 use crate::data::train_data::{TrainData, evenly_spaced};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
-use crate::options::parse::{at_least_one, parse_method, parse_preset, parse_site};
+use crate::options::parse::{at_least_one, between, parse_method, parse_preset, parse_site};
 use crate::reports::train_report::FinalScores;
 use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::run::dir::RunDir;
@@ -105,7 +105,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     train_share: f64,
     /// Feature-extraction threads for a streamed corpus (default: one per core).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = between::<1, 256>)]
     workers: Option<usize>,
     /// LibriSpeech: dev utterances scored at each periodic evaluation (evenly spaced; the final
     /// evaluation scores every one).

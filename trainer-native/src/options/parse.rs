@@ -28,6 +28,27 @@ pub fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A count from `LOW` to `HIGH`: for sizes whose huge values would exhaust memory or never
+/// end (repeats, batch sizes, copies), as well as zero.
+pub fn between<const LOW: usize, const HIGH: usize>(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (LOW..=HIGH).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be from {LOW} to {HIGH}")),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
+/// Seconds above zero and at most `MAX`.
+pub fn seconds_up_to<const MAX: u32>(text: &str) -> Result<f64, String> {
+    positive_seconds(text).and_then(|v| {
+        if v <= f64::from(MAX) {
+            Ok(v)
+        } else {
+            Err(format!("must be at most {MAX} seconds"))
+        }
+    })
+}
+
 /// A duration or size in seconds: finite and above zero.
 pub fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -59,5 +80,8 @@ mod tests {
             assert!(positive_seconds(bad).is_err(), "{bad}");
         }
         assert!(finite("nan").is_err() && finite("0.5").is_ok());
+        assert_eq!(between::<1, 1000>("1000"), Ok(1000));
+        assert!(between::<1, 1000>("1001").is_err() && between::<1, 1000>("18446744073709551615").is_err());
+        assert!(seconds_up_to::<600>("601").is_err() && seconds_up_to::<600>("600").is_ok());
     }
 }

@@ -171,6 +171,12 @@ impl<W: Write> EventLog<'_, W> {
                 Ok(())
             }
             RunEvent::Snapshot { step, scores } => {
+                if !self.trace.fits(scores) {
+                    return Err(format!(
+                        "{}: its sites do not match this run's model (a trace from another run?)",
+                        self.run_dir.path("trace.pltrace").display()
+                    ));
+                }
                 let before = self.trace.steps.len();
                 self.trace.record(*step, scores);
                 if self.trace.steps.len() > before {
