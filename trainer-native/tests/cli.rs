@@ -222,7 +222,7 @@ fn training_skips_and_counts_bad_files_or_fails_when_strict() {
     assert_eq!(summary["skipped_items"], 6);
     assert!(out_dir.join("checkpoint.plc").exists() && out_dir.join("metrics.jsonl").exists());
 
-    let strict = prunelab(&[&args[..], &["--device", "cpu", "--strict"]].concat());
+    let strict = prunelab(&[&args[..], &["--device", "cpu", "--strict", "--overwrite"]].concat());
     assert!(!strict.status.success());
     assert!(
         stderr(&strict).contains("1-1-0005.wav: audio file has no transcript line"),
@@ -351,7 +351,7 @@ fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
     // A sweep reads the checkpoint and leaves it byte for byte as it was.
     let before = std::fs::read(&checkpoint).unwrap();
     let refused = prunelab(&["sweep", "--checkpoint", ckpt, "--corpus", corpus_arg, "--out", ckpt]);
-    assert_fails_with(&refused, "is the checkpoint being swept");
+    assert_fails_with(&refused, "is also this command's input");
     let sweep = prunelab(&[
         "sweep",
         "--checkpoint",

@@ -45,6 +45,17 @@ fn long_transcripts(dir: &std::path::Path, words: usize) -> (PathBuf, PathBuf) {
     (reference, hypothesis)
 }
 
+/// The writing end of a pipe whose reading end is already closed.
+fn pipe_without_reader() -> Stdio {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut ends = [0; 2];
+    // SAFETY: pipe2 fills two new descriptors, each then owned exactly once.
+    assert_eq!(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    drop(reader);
+    Stdio::from(writer)
+}
+
 #[test]
 fn output_to_a_full_disk_or_a_closed_pipe_ends_with_a_message() {
     let dir = scratch("output");
@@ -59,15 +70,12 @@ fn output_to_a_full_disk_or_a_closed_pipe_ends_with_a_message() {
         .unwrap();
     assert_clean_failure(&full, "cannot write to standard output: No space left on device");
 
-    // The reader goes away before the command writes its report.
-    let mut child = prunelab()
+    // A pipe whose reader has gone before the command starts, so every write fails.
+    let closed = prunelab()
         .args(["wer".as_ref(), reference.as_os_str(), hypothesis.as_os_str()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stdout(pipe_without_reader())
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let closed = child.wait_with_output().unwrap();
     assert_clean_failure(&closed, "cannot write to standard output: Broken pipe");
 }
 
