@@ -76,6 +76,10 @@ pub fn index_subsets(
     Ok(index)
 }
 
+/// The longest utterance trained on or scored. LibriSpeech's longest is about 35 s; one of
+/// 20 minutes needs tens of gigabytes for its attention scores.
+pub const MAX_UTTERANCE_SECONDS: f64 = 120.0;
+
 fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), CorpusIssue> {
     let text = normalize_transcript(raw_text);
     if text.is_empty() {
@@ -88,5 +92,38 @@ fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), Corpu
         location: e.source_name,
         problem: e.problem.to_string(),
     })?;
+    let seconds = header.samples as f64 / f64::from(SAMPLE_RATE);
+    if seconds > MAX_UTTERANCE_SECONDS {
+        return Err(CorpusIssue::new(
+            audio_path,
+            format!(
+                "{seconds:.0} s long; utterances over {MAX_UTTERANCE_SECONDS} s are skipped (attention's memory grows with the square of the length)"
+            ),
+        ));
+    }
     Ok((text, header.samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::test_wav::wav_bytes;
+
+    #[test]
+    fn utterances_too_long_to_attend_over_are_skipped_by_name() {
+        let root = std::env::temp_dir().join(format!("prunelab-index-long-{}", std::process::id()));
+        let chapter = root.join("dev/7/1");
+        std::fs::create_dir_all(&chapter).unwrap();
+        std::fs::write(chapter.join("7-1-0001.wav"), wav_bytes(16_000, 1, 16_000)).unwrap();
+        std::fs::write(chapter.join("7-1-0002.wav"), wav_bytes(16_000, 1, 121 * 16_000)).unwrap();
+        std::fs::write(chapter.join("7-1.trans.txt"), "7-1-0001 SHORT\n7-1-0002 VERY LONG\n").unwrap();
+        let index = index_subsets(&root, &["dev".to_string()], false, |_| {}).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        let issue = index.skipped[0].to_string();
+        assert!(
+            issue.contains("7-1-0002.wav") && issue.contains("121 s long; utterances over 120 s are skipped"),
+            "{issue}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -93,11 +93,27 @@ fn scan_chapter(chapter_dir: &Path, scan: &mut LayoutScan) {
 }
 
 fn read_transcript_file(path: &Path, out: &mut BTreeMap<String, (String, PathBuf)>, issues: &mut Vec<CorpusIssue>) {
-    let content = match std::fs::read_to_string(path) {
-        Ok(c) => c,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
             return issues.push(CorpusIssue::new(path, format!("cannot read transcript: {e}")));
         }
+    };
+    // A line that is not UTF-8 costs that line, not the chapter: it is reported and left out.
+    let content = match String::from_utf8(bytes) {
+        Ok(content) => content,
+        Err(e) => String::from_utf8_lossy(e.as_bytes())
+            .lines()
+            .enumerate()
+            .filter(|(number, line)| {
+                let valid = !line.contains(char::REPLACEMENT_CHARACTER);
+                if !valid {
+                    issues.push(CorpusIssue::new(path, format!("line {} is not UTF-8 text", number + 1)));
+                }
+                valid
+            })
+            .map(|(_, line)| format!("{line}\n"))
+            .collect(),
     };
     match crate::text::parse_transcript_lines(&content) {
         Ok(lines) => out.extend(lines.into_iter().map(|line| (line.id, (line.text, path.to_path_buf())))),
@@ -154,6 +170,32 @@ mod tests {
                 .iter()
                 .any(|m| m.contains("7-1.trans.txt") && m.contains("7-1-0002 has no audio"))
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_loses_only_itself() {
+        let root = std::env::temp_dir().join(format!("prunelab-layout-utf8-{}", std::process::id()));
+        let chapter = root.join("dev/7/1");
+        std::fs::create_dir_all(&chapter).unwrap();
+        for utt in ["0001", "0002"] {
+            std::fs::write(chapter.join(format!("7-1-{utt}.flac")), b"fLaC").unwrap();
+        }
+        std::fs::write(
+            chapter.join("7-1.trans.txt"),
+            b"7-1-0001 GOOD LINE\n7-1-0002 BAD \xff\xfe\n",
+        )
+        .unwrap();
+        let scan = scan_subset(&root, "dev").unwrap();
+        let ids: Vec<&str> = scan.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["7-1-0001"]);
+        let problems: Vec<String> = scan.issues.iter().map(|i| i.to_string()).collect();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("7-1.trans.txt") && p.contains("line 2 is not UTF-8")),
+            "{problems:?}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
