@@ -67,6 +67,8 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
                 single::hear(&lab, session, &samples, sample_rate).await
             }
             (Some(Command::Hear { .. }), _) => lab.notify("return to one run to speak to the model".into()),
+            (Some(Command::SaveTrace), Some(Experiment::Single(session))) => single::save_trace(&lab, session),
+            (Some(Command::SaveTrace), _) => lab.notify("return to one run to save its trace".into()),
             (
                 Some(Command::OpenExport {
                     name,

@@ -38,6 +38,8 @@ pub enum Command {
     Sweep,
     /// Transcribe a recording with the dense and the current cut model.
     Hear { samples: Vec<f32>, sample_rate: u32 },
+    /// Save the live run's trace (`.pltrace`) as a file, to open later in the lab.
+    SaveTrace,
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {
         name: String,

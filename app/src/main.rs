@@ -4,6 +4,7 @@
 mod backend;
 mod charts;
 mod corpus;
+mod download;
 mod driver;
 mod lab;
 mod microphone;

@@ -236,7 +236,7 @@ test('a copied link restores the same settings', { timeout: 600_000 }, async () 
   await context.close();
 });
 
-test('a bad trace file shows an error and the session survives; a good one is shown', { timeout: 900_000 }, async () => {
+test('a bad trace file shows an error and the session survives; a good one, and the live run saved, are shown', { timeout: 900_000 }, async () => {
   const context = await cpuBrowser.newContext();
   const { page } = await openLab(context);
   await page.click('#step');
@@ -247,6 +247,17 @@ test('a bad trace file shows an error and the session survives; a good one is sh
   assert.equal(await page.$('#viewing'), null, 'a bad file must not replace the live view');
   await page.click('#step');
   await waitForStep(page, 2, 300_000);
+
+  // The live run's trace, saved from the page, opens again as a file.
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#save-trace')]);
+  assert.match(download.suggestedFilename(), /^prunelab-[a-z0-9-]+-step2\.pltrace$/);
+  const saved = join(await mkdtemp(join(tmpdir(), 'prunelab-saved-')), download.suggestedFilename());
+  await download.saveAs(saved);
+  await page.setInputFiles('#open-trace', saved);
+  await page.waitForSelector('#viewing', { timeout: 30_000 });
+  assert.match(await page.textContent('#viewing'), /prunelab-[a-z0-9-]+-step2\.pltrace — /);
+  await page.click('#back-to-live');
+  await page.waitForSelector('#viewing', { state: 'detached' });
 
   // A real trace from the native trainer (a few steps are enough to have snapshots).
   const bin = process.env.PRUNELAB_BIN ?? join(targetDir, 'debug', 'prunelab');

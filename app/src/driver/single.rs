@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site};
-use prunelab_engine::store::{Trace, load_export};
+use prunelab_engine::store::{Trace, encode_trace, load_export};
 use prunelab_engine::train::{RunEvent, TrainEvent, evaluate};
 
 use super::{StepRate, read_scores};
@@ -188,6 +188,16 @@ pub(super) async fn hear(lab: &Lab, session: &LabSession, samples: &[f32], sampl
 
 /// Loads an export, scores it on the dev subset with its own feature statistics, and shows it:
 /// a point on the plot, and heatmaps of which units survived (and the scale folded into each).
+/// Offers the live run's trace as a file named after its method and step; the lab (or
+/// `prunelab compare`'s plots) opens it again.
+pub(super) fn save_trace(lab: &Lab, session: &LabSession) {
+    let name = format!("prunelab-{}-step{}.pltrace", session.method().name(), session.step());
+    match crate::download::offer_download(&name, &encode_trace(&session.trace)) {
+        Ok(()) => lab.notify(format!("saved {name}")),
+        Err(e) => lab.notify(format!("cannot save the trace: {e}")),
+    }
+}
+
 pub(super) async fn open_export(
     lab: &Lab,
     device: &Device,

@@ -39,6 +39,8 @@ pub fn Controls() -> impl IntoView {
                 </button>
                 <button id="step" on:click=move |_| lab.send(Command::Step)>"Step"</button>
                 <button id="reset" on:click=move |_| lab.send(Command::Reset(settings.get_untracked()))>"Reset"</button>
+                <button id="save-trace" title="Download this run's trace (.pltrace); open it later to replay the heatmaps"
+                    on:click=move |_| lab.send(Command::SaveTrace)>"Save trace"</button>
                 <CompareButton />
             </div>
             <label>
