@@ -76,6 +76,11 @@ pub fn capture_panics() {
     }));
 }
 
+/// The message of a panic the hook saw since the last take, if any.
+pub fn pending_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|mut last| last.take())
+}
+
 pub fn take_panic_message() -> String {
     LAST_PANIC
         .lock()

@@ -52,10 +52,17 @@ fn target(name: &str) -> Result<&'static Target, String> {
 
 /// Runs one input, returning its outcome class, or the panic's message.
 fn run_one(target: &Target, input: &[u8]) -> Result<String, String> {
-    match catch_unwind(AssertUnwindSafe(|| (target.run)(input))) {
+    // A panic recorded by the hook but not propagated (on another thread) is a crash too,
+    // and must not be blamed on a later input.
+    let _stale = guard::take_panic_message();
+    let outcome = match catch_unwind(AssertUnwindSafe(|| (target.run)(input))) {
         Ok(Ok(())) => Ok("ok".into()),
         Ok(Err(message)) => Ok(outcome_class(&message)),
         Err(_) => Err(guard::take_panic_message()),
+    };
+    match guard::pending_panic() {
+        Some(message) if outcome.is_ok() => Err(message),
+        _ => outcome,
     }
 }
 

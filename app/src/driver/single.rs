@@ -186,8 +186,6 @@ pub(super) async fn hear(lab: &Lab, session: &LabSession, samples: &[f32], sampl
     }
 }
 
-/// Loads an export, scores it on the dev subset with its own feature statistics, and shows it:
-/// a point on the plot, and heatmaps of which units survived (and the scale folded into each).
 /// Offers the live run's trace as a file named after its method and step; the lab (or
 /// `prunelab compare`'s plots) opens it again.
 pub(super) fn save_trace(lab: &Lab, session: &LabSession) {
@@ -198,6 +196,8 @@ pub(super) fn save_trace(lab: &Lab, session: &LabSession) {
     }
 }
 
+/// Loads an export, scores it on the dev subset with its own feature statistics, and shows it:
+/// a point on the plot, and heatmaps of which units survived (and the scale folded into each).
 pub(super) async fn open_export(
     lab: &Lab,
     device: &Device,

@@ -80,6 +80,17 @@ pub fn index_subsets(
 /// 20 minutes needs tens of gigabytes for its attention scores.
 pub const MAX_UTTERANCE_SECONDS: f64 = 120.0;
 
+/// Refuses an utterance of more than [`MAX_UTTERANCE_SECONDS`] (at 16 kHz), by its length.
+pub fn check_utterance_length(samples: u64) -> Result<(), String> {
+    let seconds = samples as f64 / f64::from(SAMPLE_RATE);
+    if seconds > MAX_UTTERANCE_SECONDS {
+        return Err(format!(
+            "{seconds:.0} s long; utterances over {MAX_UTTERANCE_SECONDS} s are skipped (attention's memory grows with the square of the length)"
+        ));
+    }
+    Ok(())
+}
+
 fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), CorpusIssue> {
     let text = normalize_transcript(raw_text);
     if text.is_empty() {
@@ -92,15 +103,7 @@ fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), Corpu
         location: e.source_name,
         problem: e.problem.to_string(),
     })?;
-    let seconds = header.samples as f64 / f64::from(SAMPLE_RATE);
-    if seconds > MAX_UTTERANCE_SECONDS {
-        return Err(CorpusIssue::new(
-            audio_path,
-            format!(
-                "{seconds:.0} s long; utterances over {MAX_UTTERANCE_SECONDS} s are skipped (attention's memory grows with the square of the length)"
-            ),
-        ));
-    }
+    check_utterance_length(header.samples).map_err(|problem| CorpusIssue::new(audio_path, problem))?;
     Ok((text, header.samples))
 }
 

@@ -99,26 +99,19 @@ fn read_transcript_file(path: &Path, out: &mut BTreeMap<String, (String, PathBuf
             return issues.push(CorpusIssue::new(path, format!("cannot read transcript: {e}")));
         }
     };
-    // A line that is not UTF-8 costs that line, not the chapter: it is reported and left out.
-    let content = match String::from_utf8(bytes) {
-        Ok(content) => content,
-        Err(e) => String::from_utf8_lossy(e.as_bytes())
-            .lines()
-            .enumerate()
-            .filter(|(number, line)| {
-                let valid = !line.contains(char::REPLACEMENT_CHARACTER);
-                if !valid {
-                    issues.push(CorpusIssue::new(path, format!("line {} is not UTF-8 text", number + 1)));
-                }
-                valid
-            })
-            .map(|(_, line)| format!("{line}\n"))
-            .collect(),
-    };
-    match crate::text::parse_transcript_lines(&content) {
-        Ok(lines) => out.extend(lines.into_iter().map(|line| (line.id, (line.text, path.to_path_buf())))),
-        Err(problem) => issues.push(CorpusIssue::new(path, problem.to_string())),
-    }
+    let parsed = crate::text::parse_transcript_lines(&bytes);
+    issues.extend(
+        parsed
+            .problems
+            .iter()
+            .map(|problem| CorpusIssue::new(path, problem.to_string())),
+    );
+    out.extend(
+        parsed
+            .lines
+            .into_iter()
+            .map(|line| (line.id, (line.text, path.to_path_buf()))),
+    );
 }
 
 fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -114,6 +114,7 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
     audio
         .require_sample_rate(SAMPLE_RATE, &item.name)
         .map_err(|e| issue(e.problem.to_string()))?;
+    super::index::check_utterance_length(audio.samples.len() as u64).map_err(issue)?;
     let speeds: &[f64] = if options.speeds.is_empty() {
         &[1.0]
     } else {

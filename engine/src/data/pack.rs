@@ -97,7 +97,7 @@ impl<'a> CorpusPack<'a> {
 }
 
 /// `<speaker>-<chapter>-<utterance>`, each a run of 1 to 12 ASCII digits.
-fn is_librispeech_id(id: &str) -> bool {
+pub fn is_librispeech_id(id: &str) -> bool {
     let parts: Vec<&str> = id.split('-').collect();
     parts.len() == 3
         && parts

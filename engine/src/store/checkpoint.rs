@@ -154,6 +154,11 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
 /// config describing more parameters than its weights section could hold is refused before
 /// the model is built: building it would allocate what the config claims.
 pub(crate) fn check_model_fits_its_weights(model: &ConformerConfig, weight_bytes: u64) -> Result<(), String> {
+    // The exact count is summed in usize; an upper bound in u64 first keeps it from
+    // overflowing where usize is 32 bits (the lab): pruned widths never exceed dense ones.
+    if dense_params_upper_bound(model) > usize::MAX as u64 {
+        return Err("its config describes more parameters than this machine can address".into());
+    }
     let shapes = model
         .block_shapes
         .clone()
@@ -165,6 +170,38 @@ pub(crate) fn check_model_fits_its_weights(model: &ConformerConfig, weight_bytes
         ));
     }
     Ok(())
+}
+
+/// At least the dense model's parameter count, in u64 and saturating.
+fn dense_params_upper_bound(model: &ConformerConfig) -> u64 {
+    let [d, ff, k, ch, bins, vocab, heads, rel, blocks] = [
+        model.d_model,
+        model.d_ff,
+        model.conv_kernel,
+        model.subsampling_channels,
+        model.num_bins,
+        model.vocab_size,
+        model.num_heads,
+        model.max_rel_distance,
+        model.num_blocks,
+    ]
+    .map(|n| n as u64);
+    let sum = |terms: &[u64]| terms.iter().fold(0u64, |total, &t| total.saturating_add(t));
+    let per_block = sum(&[
+        (4 * d).saturating_mul(ff + 1),
+        (6 * d).saturating_mul(d + k + 16),
+        (2 * rel + 1).saturating_mul(heads),
+        4 * ff,
+    ]);
+    let subsampling = sum(&[
+        (10 * ch).saturating_mul(ch + 1),
+        ch.saturating_mul(bins).saturating_mul(d + 1),
+    ]);
+    sum(&[
+        blocks.saturating_mul(per_block),
+        subsampling,
+        (d + 1).saturating_mul(vocab),
+    ])
 }
 
 /// Builds the inference model a checkpoint describes, optionally insisting on a preset.
@@ -341,9 +378,45 @@ mod tests {
             let err = decode_checkpoint(&bad_stats, "stats.plc").unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
-        let zero_shift = with_header(&bytes, |h| h["config"]["fbank"]["frame_shift_ms"] = 0.into());
-        let err = decode_checkpoint(&zero_shift, "shift.plc").unwrap_err().to_string();
-        assert!(err.contains("fbank frames of 25 ms every 0 ms"), "{err}");
+        for shift in [0.0, 0.01] {
+            // 0.01 ms is no whole sample at 16 kHz: the frame count would divide by zero.
+            let zero_shift = with_header(&bytes, |h| h["config"]["fbank"]["frame_shift_ms"] = shift.into());
+            let err = decode_checkpoint(&zero_shift, "shift.plc")
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("fbank frames of 25 ms every {shift} ms")),
+                "{err}"
+            );
+        }
+        let crossed = with_header(&bytes, |h| h["config"]["fbank"]["low_freq"] = 8000.0.into());
+        let err = decode_checkpoint(&crossed, "crossed.plc")
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fbank filters from 8000 Hz to 8000 Hz"), "{err}");
+        let crossed = with_header(&bytes, |h| h["config"]["fbank"]["high_freq"] = 10.0.into());
+        let err = decode_checkpoint(&crossed, "crossed.plc")
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fbank filters from 20 Hz to 10 Hz"), "{err}");
+    }
+
+    #[test]
+    fn the_upper_bound_is_at_least_the_exact_count() {
+        for preset in Preset::ALL {
+            let model = preset.config(80, 29);
+            let shapes = vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks];
+            let exact = param_count(&model, &shapes).total() as u64;
+            let bound = dense_params_upper_bound(&model);
+            assert!(
+                exact <= bound && bound < 2 * exact,
+                "{}: {exact} vs {bound}",
+                preset.name()
+            );
+        }
     }
 
     #[test]

@@ -9,5 +9,7 @@ mod wer;
 
 pub use normalize::{normalize_transcript, tokens_lost_in_normalisation};
 pub use tokenizer::{BLANK, CharTokenizer, SPACE};
-pub use transcripts::{MAX_TRANSCRIPT_CHARS, TranscriptLine, TranscriptLineError, parse_transcript_lines};
+pub use transcripts::{
+    MAX_TRANSCRIPT_CHARS, ParsedTranscripts, TranscriptLine, TranscriptLineError, parse_transcript_lines,
+};
 pub use wer::{Alignment, EditCounts, ErrorKind, align_words, score_chars, score_words};

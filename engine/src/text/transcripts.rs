@@ -20,6 +20,8 @@ pub struct TranscriptLine {
 /// A line that cannot be used, by its 1-based number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranscriptLineError {
+    #[error("line {line} is not UTF-8 text")]
+    NotUtf8 { line: usize },
     #[error("line {line}: utterance id {id} appears twice (first on line {first})")]
     DuplicateId { line: usize, id: String, first: usize },
     #[error(
@@ -28,40 +30,52 @@ pub enum TranscriptLineError {
     TooLong { line: usize, id: String, chars: usize },
 }
 
-/// Parses every non-blank line of `content` as `<id> <text>` (the text may be empty: a
-/// hypothesis of silence), refusing repeated ids and over-long lines.
-pub fn parse_transcript_lines(content: &str) -> Result<Vec<TranscriptLine>, TranscriptLineError> {
+/// The usable lines of a transcript file and the problems of the others: a bad line costs
+/// only itself (a corpus keeps the rest of its chapter; `prunelab wer` refuses the file).
+#[derive(Debug, Default)]
+pub struct ParsedTranscripts {
+    pub lines: Vec<TranscriptLine>,
+    pub problems: Vec<TranscriptLineError>,
+}
+
+/// Parses every non-blank line of `bytes` as `<id> <text>` (the text may be empty: a
+/// hypothesis of silence). Lines that are not UTF-8, repeat an earlier id or run over
+/// [`MAX_TRANSCRIPT_CHARS`] are left out and listed, by their number in the file.
+pub fn parse_transcript_lines(bytes: &[u8]) -> ParsedTranscripts {
     let mut first_line_of = std::collections::HashMap::new();
-    let mut lines = Vec::new();
-    for (index, raw) in content.lines().enumerate() {
-        let (line, trimmed) = (index + 1, raw.trim());
+    let mut parsed = ParsedTranscripts::default();
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = index + 1;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            parsed.problems.push(TranscriptLineError::NotUtf8 { line });
+            continue;
+        };
+        let trimmed = text.trim();
         if trimmed.is_empty() {
             continue;
         }
         let (id, text) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
         let chars = text.chars().count();
         if chars > MAX_TRANSCRIPT_CHARS {
-            return Err(TranscriptLineError::TooLong {
-                line,
-                id: id.to_string(),
-                chars,
-            });
+            let id = id.to_string();
+            parsed.problems.push(TranscriptLineError::TooLong { line, id, chars });
+            continue;
         }
         if let Some(&first) = first_line_of.get(id) {
-            return Err(TranscriptLineError::DuplicateId {
-                line,
-                id: id.to_string(),
-                first,
-            });
+            let id = id.to_string();
+            parsed
+                .problems
+                .push(TranscriptLineError::DuplicateId { line, id, first });
+            continue;
         }
-        first_line_of.insert(id, line);
-        lines.push(TranscriptLine {
+        first_line_of.insert(id.to_string(), line);
+        parsed.lines.push(TranscriptLine {
             line,
             id: id.to_string(),
             text: text.trim().to_string(),
         });
     }
-    Ok(lines)
+    parsed
 }
 
 #[cfg(test)]
@@ -70,8 +84,9 @@ mod tests {
 
     #[test]
     fn lines_split_into_id_and_text_and_problems_name_their_line() {
-        let parsed = parse_transcript_lines("a-1 HELLO  WORLD\n\n  a-2\nb-3\tTAB TEXT \n").unwrap();
+        let parsed = parse_transcript_lines(b"a-1 HELLO  WORLD\r\n\n  a-2\nb-3\tTAB TEXT \n");
         let pairs: Vec<(usize, &str, &str)> = parsed
+            .lines
             .iter()
             .map(|l| (l.line, l.id.as_str(), l.text.as_str()))
             .collect();
@@ -79,16 +94,30 @@ mod tests {
             pairs,
             vec![(1, "a-1", "HELLO  WORLD"), (3, "a-2", ""), (4, "b-3", "TAB TEXT")]
         );
-        assert_eq!(
-            parse_transcript_lines("x ONE\ny TWO\nx THREE\n")
-                .unwrap_err()
-                .to_string(),
-            "line 3: utterance id x appears twice (first on line 1)"
+        assert!(parsed.problems.is_empty());
+    }
+
+    /// Each bad line is reported by its own number and costs only itself.
+    #[test]
+    fn bad_lines_are_listed_by_number_and_the_rest_kept() {
+        let long = format!("z {}", "A".repeat(MAX_TRANSCRIPT_CHARS + 1));
+        let bytes = [
+            b"x ONE\nbad \xff\xfe\ny TWO\nx THREE\n".as_slice(),
+            long.as_bytes(),
+            b"\nw FOUR",
+        ]
+        .concat();
+        let parsed = parse_transcript_lines(&bytes);
+        let ids: Vec<&str> = parsed.lines.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["x", "y", "w"]);
+        let problems: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems[0], "line 2 is not UTF-8 text");
+        assert_eq!(problems[1], "line 4: utterance id x appears twice (first on line 1)");
+        assert!(
+            problems[2].starts_with("line 5: utterance z is 32769 characters long"),
+            "{}",
+            problems[2]
         );
-        let long = format!("x {}", "A".repeat(MAX_TRANSCRIPT_CHARS + 1));
-        assert!(matches!(
-            parse_transcript_lines(&long).unwrap_err(),
-            TranscriptLineError::TooLong { line: 1, .. }
-        ));
+        assert_eq!(parsed.lines[2].line, 6);
     }
 }

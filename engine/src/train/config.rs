@@ -136,6 +136,13 @@ impl TrainConfig {
     fn check_features_and_batching(&self) -> Result<(), ConfigError> {
         let (f, s, b) = (&self.fbank, &self.spec_augment, &self.shape_buckets);
         let ms = |v: f64| v > 0.0 && v <= 1000.0;
+        // Kaldi's convention: a high edge ≤ 0 is that far below the Nyquist frequency.
+        let nyquist = f64::from(f.sample_rate) / 2.0;
+        let high = if f.high_freq <= 0.0 {
+            nyquist + f.high_freq
+        } else {
+            f.high_freq
+        };
         first_failure([
             (
                 f.sample_rate == crate::audio::SAMPLE_RATE,
@@ -153,18 +160,26 @@ impl TrainConfig {
                 ),
             ),
             (
-                ms(f.frame_length_ms) && ms(f.frame_shift_ms) && f.frame_shift_ms <= f.frame_length_ms,
+                ms(f.frame_length_ms)
+                    && ms(f.frame_shift_ms)
+                    && f.frame_shift_ms <= f.frame_length_ms
+                    && f.frame_shift() >= 1
+                    && f.frame_length() >= 2,
                 format!(
                     "fbank frames of {} ms every {} ms must be in (0, 1000] ms, the shift no longer than the frame",
                     f.frame_length_ms, f.frame_shift_ms
                 ),
             ),
             (
-                (0.0..=1.0).contains(&f.preemphasis)
-                    && f.low_freq >= 0.0
-                    && f.low_freq < f64::from(f.sample_rate) / 2.0
-                    && f.high_freq.is_finite(),
-                "fbank preemphasis or frequency range is out of range".to_string(),
+                (0.0..=1.0).contains(&f.preemphasis),
+                format!("fbank preemphasis {} must be in [0, 1]", f.preemphasis),
+            ),
+            (
+                f.low_freq >= 0.0 && f.low_freq < high && high <= nyquist,
+                format!(
+                    "fbank filters from {} Hz to {high} Hz must lie in [0, {nyquist}] Hz, low below high",
+                    f.low_freq
+                ),
             ),
             (
                 s.freq_masks <= 64

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
-use prunelab_engine::data::{CorpusPack, SPLITS, scan_subset, write_pack};
+use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
 use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 
 use crate::data::corpus_source::default_pack_path;
@@ -173,7 +173,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 for entry in scan.entries {
                     let audio = std::fs::read(&entry.audio_path)
                         .map_err(|e| format!("{}: cannot read: {e}", entry.audio_path.display()))?;
-                    check_packable(&entry.audio_path, &audio, &entry.text)
+                    check_packable(&entry.audio_path, &entry.id, &audio, &entry.text)
                         .map_err(|problem| format!("refusing to pack {}: {problem}", dir.display()))?;
                     items.push((split, entry.id, entry.text, audio));
                 }
@@ -203,11 +203,18 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
 
 /// What the lab will do with each utterance of the pack, done once here: the audio decodes
 /// at 16 kHz and the transcript leaves something to learn after normalisation.
-fn check_packable(path: &std::path::Path, audio: &[u8], text: &str) -> Result<(), String> {
+fn check_packable(path: &std::path::Path, id: &str, audio: &[u8], text: &str) -> Result<(), String> {
     let name = path.display().to_string();
-    decode_audio(audio, &name)
-        .and_then(|decoded| decoded.require_sample_rate(SAMPLE_RATE, &name))
+    if !is_librispeech_id(id) {
+        return Err(format!(
+            "{name}: its id {id:?} is not <speaker>-<chapter>-<utterance> in digits"
+        ));
+    }
+    let decoded = decode_audio(audio, &name).map_err(|e| e.to_string())?;
+    decoded
+        .require_sample_rate(SAMPLE_RATE, &name)
         .map_err(|e| e.to_string())?;
+    check_utterance_length(decoded.samples.len() as u64).map_err(|problem| format!("{name}: {problem}"))?;
     let normalised = normalize_transcript(text);
     if normalised.is_empty() {
         return Err(format!("{name}: its transcript is empty after normalisation"));

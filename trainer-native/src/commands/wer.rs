@@ -152,8 +152,13 @@ fn score(reference: &BTreeMap<String, String>, hypothesis: &BTreeMap<String, Str
 /// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts, and tokens
 /// that normalisation deletes (numbers, symbols, other scripts) are counted in a warning.
 fn read_transcripts(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    let content = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let lines = parse_transcript_lines(&content).map_err(|e| format!("{}: {e}", path.display()))?;
+    let content = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    // Scoring a file with a bad line would score another set of utterances: refused.
+    let parsed = parse_transcript_lines(&content);
+    if let Some(problem) = parsed.problems.first() {
+        return Err(format!("{}: {problem}", path.display()));
+    }
+    let lines = parsed.lines;
     let mut out = BTreeMap::new();
     let mut lost: Vec<(String, String)> = Vec::new();
     for line in lines {

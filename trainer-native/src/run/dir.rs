@@ -23,6 +23,13 @@ const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
 const FINAL_CHECKPOINT: &str = "checkpoint.plc";
 
+/// The step of a `step-NNNNNNNN.plc` name.
+fn is_step_checkpoint(name: &str) -> Option<usize> {
+    name.strip_prefix("step-")
+        .and_then(|n| n.strip_suffix(".plc"))
+        .and_then(|n| n.parse().ok())
+}
+
 /// What `run.json` records.
 #[derive(Serialize, Deserialize)]
 struct Invocation {
@@ -101,15 +108,16 @@ impl RunDir {
         Ok(path)
     }
 
-    /// Whether `root` holds a run (started, finished or stopped): a fresh run there would
-    /// replace it, which takes `--overwrite`.
+    /// Whether `root` holds a run worth keeping (a checkpoint, of a step or the final one): a
+    /// fresh run there would replace it, which takes `--overwrite`. A run killed before its
+    /// first checkpoint holds nothing to resume and starts over.
     pub fn holds_run(root: &Path) -> bool {
         let has_step_checkpoint = std::fs::read_dir(root.join(CHECKPOINTS))
             .into_iter()
             .flatten()
             .flatten()
-            .any(|entry| entry.file_name().to_string_lossy().starts_with("step-"));
-        root.join(INVOCATION).exists() || root.join(FINAL_CHECKPOINT).exists() || has_step_checkpoint
+            .any(|entry| is_step_checkpoint(&entry.file_name().to_string_lossy()).is_some());
+        root.join(FINAL_CHECKPOINT).exists() || has_step_checkpoint
     }
 
     /// Deletes what an earlier run in this directory wrote (a fresh run with `--overwrite`
@@ -145,15 +153,14 @@ impl RunDir {
     /// Step checkpoints on disk, in no particular order.
     fn checkpoints(&self) -> Result<Vec<(usize, PathBuf)>, String> {
         let dir = self.path(CHECKPOINTS);
-        let listing = std::fs::read_dir(&dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("{}: cannot list: {e}", dir.display())),
+        };
         let mut found = Vec::new();
         for entry in listing.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(step) = name
-                .strip_prefix("step-")
-                .and_then(|n| n.strip_suffix(".plc"))
-                .and_then(|n| n.parse().ok())
-            {
+            if let Some(step) = is_step_checkpoint(&entry.file_name().to_string_lossy()) {
                 found.push((step, entry.path()));
             }
         }
