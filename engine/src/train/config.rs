@@ -124,12 +124,41 @@ impl TrainConfig {
             )])?;
         }
         self.model.validate()?;
+        self.check_preset_label()?;
         self.check_features_and_batching()?;
         self.prune.validate()
     }
 }
 
 impl TrainConfig {
+    /// A model with exactly another preset's dimensions must not be labelled with this one
+    /// (`eval --preset` and the lab trust the label). Dimensions matching no preset (tests'
+    /// small models) carry their label as given.
+    fn check_preset_label(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        let dims = |c: &ConformerConfig| {
+            (
+                c.d_model,
+                c.num_blocks,
+                c.num_heads,
+                c.d_ff,
+                c.conv_kernel,
+                c.subsampling_channels,
+            )
+        };
+        match Preset::ALL
+            .into_iter()
+            .find(|p| dims(&p.config(m.num_bins, m.vocab_size)) == dims(m))
+        {
+            Some(actual) if actual != self.preset => Err(ConfigError(format!(
+                "labelled preset `{}`, but the model has the `{}` preset's dimensions",
+                self.preset.name(),
+                actual.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The parts a person never sets but a file can carry: feature extraction, augmentation,
     /// speed perturbation and batch shape rounding. Each would divide by zero, index past a
     /// feature, or resample to nothing if it were out of range.
@@ -220,4 +249,23 @@ pub mod limit {
     pub const DROPOUT: Limit = Limit::new("dropout", Bound::Closed(0.0), Bound::Open(1.0));
     pub const SHARDS: Limit = Limit::new("shards", Bound::Closed(1.0), Bound::Closed(64.0));
     pub const TRAIN_SHARE: Limit = Limit::new("train_share", Bound::Open(0.0), Bound::Closed(1.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_labelled_with_another_presets_name_is_refused() {
+        let mut config = TrainConfig::for_preset(Preset::Tiny, 29);
+        config.validate().unwrap();
+        config.preset = Preset::Medium;
+        let err = config.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "labelled preset `medium`, but the model has the `tiny` preset's dimensions"
+        );
+        config.model.d_model = 32; // no preset's dimensions: the label stands
+        config.validate().unwrap();
+    }
 }
