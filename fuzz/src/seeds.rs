@@ -5,11 +5,8 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::write_pack;
 use prunelab_engine::gates::Method;
-use prunelab_engine::model::{BlockKeep, KeptUnits, Preset};
-use prunelab_engine::prune::{Selection, flops_per_second, planned_params, planned_shapes};
-use prunelab_engine::store::{
-    EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, Trace, encode_checkpoint, encode_trace, encode_weights,
-};
+use prunelab_engine::model::Preset;
+use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace, sample_export};
 use prunelab_engine::train::{TrainConfig, Trainer};
 
 /// A one-second 440 Hz tone, mono 16 kHz 16-bit FLAC.
@@ -38,40 +35,8 @@ pub fn checkpoints() -> Vec<Vec<u8>> {
 
 /// An export as one input: the manifest's length (u32 LE), the manifest, the weights.
 pub fn exports() -> Vec<Vec<u8>> {
-    let config = small_config(Method::AdaptiveDropout);
-    let dense = config.model.init(&Device::flex());
-    let half = KeptUnits {
-        index: vec![0, 2, 4, 6],
-        scale: vec![0.9; 4],
-    };
-    let keep = vec![BlockKeep {
-        ffn1: half.clone(),
-        query: vec![KeptUnits::all(4); 4],
-        value: vec![KeptUnits::all(4); 4],
-        conv: KeptUnits::all(16),
-        ffn2: half,
-        modules: [1.0; 4],
-    }];
-    let pruned = dense.pruned(&keep);
-    let mut export_config = config.clone();
-    export_config.model.block_shapes = Some(pruned.block_shapes());
-    let manifest = ExportManifest {
-        format: EXPORT_FORMAT.into(),
-        version: EXPORT_VERSION,
-        source: "seed.plc".into(),
-        method: Method::AdaptiveDropout,
-        selection: Selection::Threshold(0.5),
-        params: planned_params(&config.model, &keep),
-        dense_params: planned_params(&config.model, &[]),
-        flops_per_second: flops_per_second(&config.model, &planned_shapes(&keep)),
-        dense_flops_per_second: flops_per_second(&config.model, &[]),
-        config: export_config,
-        stats: FeatureStats::identity(80),
-        keep,
-    };
-    let manifest = serde_json::to_vec(&manifest).expect("a manifest serialises");
-    let weights = encode_weights(&pruned).expect("weights serialise");
-    vec![join_export(&manifest, &weights)]
+    let (manifest, weights, _) = sample_export(&Device::flex());
+    vec![join_export(manifest.as_bytes(), &weights)]
 }
 
 pub fn join_export(manifest: &[u8], weights: &[u8]) -> Vec<u8> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::audio::FeatureStats;
 use crate::gates::Method;
-use crate::model::{BlockKeep, Conformer, check_keep_plan};
+use crate::model::{BlockKeep, Conformer, KeptUnits, check_keep_plan};
 use crate::prune::{ParamCount, Selection, planned_params, planned_shapes};
 use crate::train::TrainConfig;
 
@@ -128,57 +128,56 @@ pub fn load_export(
     Ok((manifest, model))
 }
 
+/// A one-block model (d 16, FFN 8) pruned to half its FFN units and exported: manifest JSON,
+/// safetensors weights and the pruned model. For tests, and the fuzzer's seeds.
+#[doc(hidden)]
+pub fn sample_export(device: &Device) -> (String, Vec<u8>, Conformer) {
+    let mut config = TrainConfig::for_preset(crate::model::Preset::Tiny, 29);
+    config.model.num_blocks = 1;
+    config.model.d_model = 16;
+    config.model.d_ff = 8;
+    config.model.subsampling_channels = 2;
+    let dense = config.model.init(device);
+    let half = KeptUnits {
+        index: vec![0, 2, 4, 6],
+        scale: vec![0.9; 4],
+    };
+    let keep = vec![BlockKeep {
+        ffn1: half.clone(),
+        query: vec![KeptUnits::all(4); 4],
+        value: vec![KeptUnits::all(4); 4],
+        conv: KeptUnits::all(16),
+        ffn2: half,
+        modules: [1.0; 4],
+    }];
+    let pruned = dense.pruned(&keep);
+    let mut export_config = config.clone();
+    export_config.model.block_shapes = Some(pruned.block_shapes());
+    let manifest = ExportManifest {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        source: "c.plc".into(),
+        method: Method::AdaptiveDropout,
+        selection: Selection::Threshold(0.5),
+        params: planned_params(&config.model, &keep),
+        dense_params: planned_params(&config.model, &[]),
+        flops_per_second: crate::prune::flops_per_second(&config.model, &planned_shapes(&keep)),
+        dense_flops_per_second: 0.0,
+        config: export_config,
+        stats: FeatureStats::identity(80),
+        keep,
+    };
+    let json = serde_json::to_string(&manifest).expect("a manifest serialises");
+    let weights = encode_weights(&pruned).expect("weights serialise");
+    (json, weights, pruned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KeptUnits, Preset};
-    use crate::prune::flops_per_second;
 
-    fn small_config() -> TrainConfig {
-        let mut config = TrainConfig::for_preset(Preset::Tiny, 29);
-        config.model.num_blocks = 1;
-        config.model.d_model = 16;
-        config.model.d_ff = 8;
-        config.model.subsampling_channels = 2;
-        config
-    }
-
-    /// A one-block model pruned to half its FFN units, exported.
     fn export() -> (String, Vec<u8>, Conformer) {
-        let device = Device::flex();
-        let config = small_config();
-        let dense = config.model.init(&device);
-        let half = KeptUnits {
-            index: vec![0, 2, 4, 6],
-            scale: vec![0.9; 4],
-        };
-        let keep = vec![BlockKeep {
-            ffn1: half.clone(),
-            query: vec![KeptUnits::all(4); 4],
-            value: vec![KeptUnits::all(4); 4],
-            conv: KeptUnits::all(16),
-            ffn2: half,
-            modules: [1.0; 4],
-        }];
-        let pruned = dense.pruned(&keep);
-        let mut export_config = config.clone();
-        export_config.model.block_shapes = Some(pruned.block_shapes());
-        let manifest = ExportManifest {
-            format: EXPORT_FORMAT.into(),
-            version: EXPORT_VERSION,
-            source: "c.plc".into(),
-            method: Method::AdaptiveDropout,
-            selection: Selection::Threshold(0.5),
-            params: planned_params(&config.model, &keep),
-            dense_params: planned_params(&config.model, &[]),
-            flops_per_second: flops_per_second(&config.model, &planned_shapes(&keep)),
-            dense_flops_per_second: 0.0,
-            config: export_config,
-            stats: FeatureStats::identity(80),
-            keep,
-        };
-        let json = serde_json::to_string(&manifest).unwrap();
-        (json, encode_weights(&pruned).unwrap(), pruned)
+        sample_export(&Device::flex())
     }
 
     #[test]
