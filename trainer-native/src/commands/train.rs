@@ -418,6 +418,9 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         refuse_overwriting_inputs("--weights-out", weights_out, &inputs)?;
     }
     let replacing = !resuming && RunDir::holds_run(&args.out);
+    // A run killed before its first checkpoint left only run.json (and perhaps a temporary):
+    // the directory is a run's all the same, and its leftovers are cleared like a resumed one's.
+    let earlier_run_here = resuming || replacing || RunDir::has_invocation(&args.out);
     if replacing {
         check_replaceable(&args)?;
     }
@@ -479,7 +482,7 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
             args.out.display()
         );
     }
-    run.prepare(resuming || replacing)?;
+    run.prepare(earlier_run_here)?;
     if !resuming {
         run.save_invocation(&invocation)?;
     }

@@ -120,6 +120,11 @@ impl RunDir {
         root.join(FINAL_CHECKPOINT).exists() || has_step_checkpoint
     }
 
+    /// Whether a `prunelab train` started in `root` (its `run.json` is there).
+    pub fn has_invocation(root: &Path) -> bool {
+        root.join(INVOCATION).is_file()
+    }
+
     /// Deletes what an earlier run in this directory wrote (a fresh run with `--overwrite`
     /// replaces it, once everything it needs has been checked), so no result of the old run
     /// is left to be mistaken for the new one's. Returns how many step checkpoints there were.
