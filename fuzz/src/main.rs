@@ -176,7 +176,7 @@ fn fuzz(name: &str, seconds: &str, seed: &str) -> Result<i32, String> {
     );
     if std::env::var_os("PRUNELAB_FUZZ_OUTCOMES").is_some() {
         let mut sorted: Vec<_> = outcomes.into_iter().collect();
-        sorted.sort_by(|a, b| b.1.cmp(&a.1));
+        sorted.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         for (outcome, count) in sorted {
             println!("  {count:>8}  {outcome}");
         }

@@ -48,7 +48,7 @@ pub fn mutate(parent: &[u8], corpus: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
 
 fn mutate_once(data: &mut Vec<u8>, corpus: &[Vec<u8>], rng: &mut Rng) {
     if data.is_empty() {
-        data.push(rng.next() as u8);
+        data.push(rng.next_u64() as u8);
         return;
     }
     let at = rng.below(data.len());

@@ -164,7 +164,8 @@ mod tests {
             preset.config(80, 29).validate().unwrap();
         }
         let tiny = || Preset::Tiny.config(80, 29);
-        let cases: [(fn(&mut crate::model::ConformerConfig), &str); 8] = [
+        type Breakage<T> = (fn(&mut T), &'static str);
+        let cases: [Breakage<crate::model::ConformerConfig>; 8] = [
             (|c| c.num_heads = 0, "model num_heads 0 must be in [1, 64]"),
             (|c| c.num_heads = 5, "d_model 96 must split evenly into 5 heads"),
             (|c| c.num_blocks = 0, "model num_blocks 0"),
@@ -192,7 +193,8 @@ mod tests {
         let mut shapes = vec![dense.clone(); 6];
         config.block_shapes = Some(shapes.clone());
         config.validate().unwrap();
-        let breakages: [(fn(&mut BlockShape), &str); 4] = [
+        type Breakage<T> = (fn(&mut T), &'static str);
+        let breakages: [Breakage<BlockShape>; 4] = [
             (|s| s.ffn1_hidden = 385, "feed-forward widths exceed d_ff 384"),
             (|s| s.value_widths.push(24), "4 query and 5 value head widths"),
             (|s| s.value_widths[1] = 0, "a head width is outside 1..=24"),

@@ -557,7 +557,7 @@ impl ModuleMapper for Split<'_> {
             updated = updated.with_gradient_checkpointing_strategy(strategy);
         }
         if tensor.is_distributed() {
-            updated = updated.set_distributed(id.into());
+            updated = updated.set_distributed(id);
         }
         Param::from_mapped_value(id, updated, mapper)
     }
