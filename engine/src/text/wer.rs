@@ -362,6 +362,37 @@ mod tests {
         }
     }
 
+    /// Above the full table's size `edit_path` trims equal ends and splits the rest; on lines
+    /// of 5,000 tokens sharing a start and an end it must cost what the full table costs.
+    #[test]
+    fn long_lines_with_equal_ends_align_as_well_as_the_full_table() {
+        let mut state = 0x51ed_270b_2ad7_e0a5u64;
+        let mut tokens = |n: usize| -> Vec<u32> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 33) % 7) as u32
+                })
+                .collect()
+        };
+        let (start, end) = (tokens(1000), tokens(900));
+        let r = [start.clone(), tokens(3100), end.clone()].concat();
+        let h = [start, tokens(3000), end].concat();
+        assert!(
+            (r.len() + 1) * (h.len() + 1) > FULL_TABLE_CELLS,
+            "the test must take the long path"
+        );
+        let long = edit_path(&r, &h);
+        let mut table = Vec::new();
+        full_table_path(&r, &h, &mut table);
+        assert_eq!(
+            errors_of_valid_path(&long, &r, &h),
+            errors_of_valid_path(&table, &r, &h)
+        );
+    }
+
     #[test]
     fn totals_add_counts_not_rates() {
         let mut total = score_words("A B C D", "A B C D");
