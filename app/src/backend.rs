@@ -46,6 +46,13 @@ fn cpu_fallback(reason: &str) -> Backend {
     }
 }
 
+/// Why the WebGPU device was lost, once it has been (noted by the script in `index.html`).
+pub fn gpu_lost_reason() -> Option<String> {
+    let window = web_sys::window()?;
+    let reason = web_sys::js_sys::Reflect::get(&window, &wasm_bindgen::JsValue::from_str("__prunelabGpuLost")).ok()?;
+    reason.as_string()
+}
+
 fn browser_has_webgpu() -> bool {
     web_sys::window()
         .map(|w| {

@@ -13,15 +13,16 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::prune::CutSource;
 use prunelab_engine::train::TrainerState;
 
+use crate::backend::gpu_lost_reason;
 use crate::compare::Comparison;
 use crate::corpus::LabCorpus;
-use crate::lab::{Command, Lab, TraceView};
+use crate::lab::{BackendInfo, Command, Lab, TraceView};
 use crate::session::{LabData, LabSession};
 use crate::settings::LabSettings;
 use crate::timing::{now_ms, sleep, yield_to_browser};
 
 /// Runs until the page closes.
-pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
+pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
     let assets = Assets {
         corpus: &corpus,
         trained: trained.as_deref(),
@@ -35,6 +36,34 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
     }
     let mut rate = StepRate::default();
     loop {
+        if gpu_gone(&lab) {
+            // Nothing more may run on the lost device: the trace (host memory) can be saved,
+            // and the page can start again on the CPU backend.
+            match lab.next_command() {
+                Some(Command::SaveTrace) => match &running {
+                    Some((Experiment::Single(session), _)) => single::save_trace(&lab, session),
+                    _ => lab.notify("return to one run to save its trace".into()),
+                },
+                Some(Command::ContinueOnCpu) => {
+                    device = Device::flex();
+                    lab.backend.set(Some(BackendInfo {
+                        label: "CPU (wasm) · continued after the GPU was lost".into(),
+                        is_webgpu: false,
+                    }));
+                    lab.gpu_lost.set(None);
+                    let settings = lab.settings.get_untracked();
+                    match start(&lab, &device, assets, settings.clone()).await {
+                        Ok(fresh) => running = Some((fresh, settings)),
+                        Err(e) => lab.notify(format!("cannot start on the CPU: {e}")),
+                    }
+                    rate = StepRate::default();
+                }
+                Some(_) => lab.notify("the GPU was lost: save the trace, or continue on the CPU".into()),
+                None => sleep(50).await,
+            }
+            yield_to_browser().await;
+            continue;
+        }
         let experiment = running.as_mut().map(|(experiment, _)| experiment);
         match (lab.next_command(), experiment) {
             (Some(Command::Reset(settings)), _) => {
@@ -69,6 +98,8 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
             (Some(Command::Hear { .. }), _) => lab.notify("return to one run to speak to the model".into()),
             (Some(Command::SaveTrace), Some(Experiment::Single(session))) => single::save_trace(&lab, session),
             (Some(Command::SaveTrace), _) => lab.notify("return to one run to save its trace".into()),
+            // Only offered while the GPU is lost, which the branch above handles.
+            (Some(Command::ContinueOnCpu), _) => {}
             (
                 Some(Command::OpenExport {
                     name,
@@ -97,6 +128,26 @@ pub async fn drive(lab: Lab, device: Device, corpus: Rc<LabCorpus>, trained: Opt
         }
         yield_to_browser().await;
     }
+}
+
+/// Whether the WebGPU device has been lost; the first time, stops training and says so.
+fn gpu_gone(lab: &Lab) -> bool {
+    if lab.gpu_lost.get_untracked().is_some() {
+        return true;
+    }
+    if !lab.backend.get_untracked().is_some_and(|b| b.is_webgpu) {
+        return false;
+    }
+    let Some(reason) = gpu_lost_reason() else {
+        return false;
+    };
+    lab.playing.set(false);
+    lab.notify(format!(
+        "the GPU was lost ({reason}) at step {}; the run's trace is kept",
+        lab.step.get_untracked()
+    ));
+    lab.gpu_lost.set(Some(reason));
+    true
 }
 
 /// What the page runs: one run, or methods side by side.

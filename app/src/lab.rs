@@ -40,6 +40,8 @@ pub enum Command {
     Hear { samples: Vec<f32>, sample_rate: u32 },
     /// Save the live run's trace (`.pltrace`) as a file, to open later in the lab.
     SaveTrace,
+    /// After the GPU was lost: start again on the CPU backend with the same settings.
+    ContinueOnCpu,
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {
         name: String,
@@ -203,6 +205,8 @@ pub struct Lab {
     pub compare: RwSignal<Option<CompareView>>,
     /// Problems to show (a bad file, a failed step), newest last.
     pub notices: RwSignal<Vec<String>>,
+    /// Why the WebGPU device was lost, while the page waits to continue on the CPU.
+    pub gpu_lost: RwSignal<Option<String>>,
     /// The dev utterance the Listen panel shows.
     pub utterance: RwSignal<usize>,
     commands: StoredValue<VecDeque<Command>>,
@@ -230,6 +234,7 @@ impl Lab {
             heard: RwSignal::new(None),
             compare: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
+            gpu_lost: RwSignal::new(None),
             utterance: RwSignal::new(0),
             commands: StoredValue::new(VecDeque::new()),
         }

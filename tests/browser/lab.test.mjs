@@ -134,6 +134,15 @@ test('the wasm module runs its static constructors once, not on every call into 
 test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, transport works', { timeout: 1_800_000 }, async () => {
   const context = await browser.newContext();
   await context.addInitScript({ path: join(root, 'tests/browser/webgpu_counter.js') });
+  // Keeps the page's WebGPU devices within reach, so the test can lose them.
+  await context.addInitScript(() => {
+    const requestDevice = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await requestDevice.apply(this, args);
+      (window.__testGpuDevices ??= []).push(device);
+      return device;
+    };
+  });
   // Cuts are scored and timed on 4 dev utterances, not 48 and 8: each scoring and each timed
   // pass is a forward pass on SwiftShader.
   // From scratch, so that a few steps move the gates below the 0.97 threshold the test cuts at
@@ -208,6 +217,23 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   await page.click('#reset');
   await page.waitForFunction(() => document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 300_000 });
   assert.deepEqual(errors, []);
+
+  // Losing the GPU (destroyed from here, as a driver reset would): the page stops, says so,
+  // keeps the run's trace for saving, and starts again on the CPU backend when asked.
+  await page.click('#step');
+  await waitForStep(page, 1);
+  await waitForIdle(page);
+  await page.evaluate(() => window.__testGpuDevices.forEach((device) => device.destroy()));
+  await page.waitForSelector('#gpu-lost', { timeout: 60_000 });
+  assert.match(await page.textContent('#gpu-lost'), /The GPU was lost/);
+  const [lostTrace] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#gpu-lost-save')]);
+  assert.match(lostTrace.suggestedFilename(), /-step1\.pltrace$/);
+  await page.click('#continue-on-cpu');
+  await page.waitForFunction(() => document.querySelector('#backend')?.dataset.webgpu === 'false', null, { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 300_000 });
+  await page.click('#step');
+  await waitForStep(page, 1);
+  assert.match(await page.textContent('#backend'), /continued after the GPU was lost/);
   await context.close();
 });
 

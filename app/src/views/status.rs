@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::lab::{Phase, use_lab};
+use crate::lab::{Command, Phase, use_lab};
 
 #[component]
 pub fn Status() -> impl IntoView {
@@ -50,6 +50,14 @@ pub fn Status() -> impl IntoView {
             <p class="tagline">"Structured pruning of a Conformer speech recogniser, trained live in your browser."</p>
             {badge}
             {phase}
+            {move || lab.gpu_lost.get().map(|reason| view! {
+                <div id="gpu-lost" class="gpu-lost" role="alert">
+                    {format!("The GPU was lost ({reason}). Training stopped; the run's trace is kept. ")}
+                    <button id="gpu-lost-save" on:click=move |_| lab.send(Command::SaveTrace)>"Save trace"</button>
+                    <button id="continue-on-cpu" title="Start this lesson again on the CPU backend, from the same settings"
+                        on:click=move |_| lab.send(Command::ContinueOnCpu)>"Continue on the CPU"</button>
+                </div>
+            })}
             <ul id="notices" class="notices">
                 {move || lab.notices.get().into_iter().rev().take(5).map(|n| view! { <li class="error">{n}</li> }).collect_view()}
             </ul>
