@@ -7,17 +7,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::write_wav;
+use common::{scratch, stderr, write_wav};
 
 fn prunelab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prunelab"))
         .args(args)
         .output()
         .expect("prunelab runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn stdout(output: &Output) -> String {
@@ -28,13 +24,6 @@ fn stdout(output: &Output) -> String {
 fn assert_fails_with(output: &Output, message: &str) {
     assert!(!output.status.success(), "expected a failure mentioning {message:?}");
     assert!(stderr(output).contains(message), "{}", stderr(output));
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prunelab-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

@@ -2,23 +2,16 @@
 //! transcripts long enough to exhaust memory. Each ends in a message and a non-zero status
 //! (or a correct result), never a panic or an abort.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use common::{scratch, stderr};
+
 fn prunelab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prunelab"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prunelab-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Exit status 1 with `message` on stderr and no panic.

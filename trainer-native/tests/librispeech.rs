@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::write_wav;
+use common::{scratch, write_wav};
 use prunelab_engine::store::decode_checkpoint;
 
 fn prunelab(args: &[&str]) -> Output {
@@ -30,13 +30,6 @@ fn succeed(args: &[&str]) -> String {
 
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON on stdout")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prunelab-ls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A small LibriSpeech tree: 40 training, 24 dev and 24 test utterances.

@@ -95,6 +95,13 @@ pub struct Conformer {
 }
 
 impl ConformerConfig {
+    /// Every block's widths as this config builds them: the pruned shapes, or dense ones.
+    pub fn shapes(&self) -> Vec<BlockShape> {
+        self.block_shapes
+            .clone()
+            .unwrap_or_else(|| vec![BlockShape::dense(self.d_model, self.num_heads, self.d_ff); self.num_blocks])
+    }
+
     pub fn init(&self, device: &Device) -> Conformer {
         assert!(self.num_blocks > 0, "a Conformer needs at least one block");
         assert!(self.vocab_size > 1, "CTC needs the blank and at least one symbol");

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
 use crate::gates::Gates;
-use crate::model::{BlockShape, Conformer, ConformerConfig, Preset};
+use crate::model::{Conformer, ConformerConfig, Preset};
 use crate::prune::param_count;
 use crate::train::{TrainConfig, TrainerState, gate_layout};
 
@@ -159,11 +159,7 @@ pub(crate) fn check_model_fits_its_weights(model: &ConformerConfig, weight_bytes
     if dense_params_upper_bound(model) > usize::MAX as u64 {
         return Err("its config describes more parameters than this machine can address".into());
     }
-    let shapes = model
-        .block_shapes
-        .clone()
-        .unwrap_or_else(|| vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks]);
-    let params = param_count(model, &shapes).total() as u64;
+    let params = param_count(model, &model.shapes()).total() as u64;
     if params.saturating_mul(2) > weight_bytes {
         return Err(format!(
             "its config describes a model of {params} parameters, but its weights are only {weight_bytes} bytes"
@@ -378,38 +374,27 @@ mod tests {
             let err = decode_checkpoint(&bad_stats, "stats.plc").unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
-        for shift in [0.0, 0.01] {
+        for (field, value, message) in [
+            ("frame_shift_ms", 0.0, "fbank frames of 25 ms every 0 ms"),
             // 0.01 ms is no whole sample at 16 kHz: the frame count would divide by zero.
-            let zero_shift = with_header(&bytes, |h| h["config"]["fbank"]["frame_shift_ms"] = shift.into());
-            let err = decode_checkpoint(&zero_shift, "shift.plc")
+            ("frame_shift_ms", 0.01, "fbank frames of 25 ms every 0.01 ms"),
+            ("low_freq", 8000.0, "fbank filters from 8000 Hz to 8000 Hz"),
+            ("high_freq", 10.0, "fbank filters from 20 Hz to 10 Hz"),
+        ] {
+            let bad_fbank = with_header(&bytes, |h| h["config"]["fbank"][field] = value.into());
+            let err = decode_checkpoint(&bad_fbank, "fbank.plc")
                 .map(drop)
                 .unwrap_err()
                 .to_string();
-            assert!(
-                err.contains(&format!("fbank frames of 25 ms every {shift} ms")),
-                "{err}"
-            );
+            assert!(err.contains(message), "{field} {value}: {err}");
         }
-        let crossed = with_header(&bytes, |h| h["config"]["fbank"]["low_freq"] = 8000.0.into());
-        let err = decode_checkpoint(&crossed, "crossed.plc")
-            .map(drop)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("fbank filters from 8000 Hz to 8000 Hz"), "{err}");
-        let crossed = with_header(&bytes, |h| h["config"]["fbank"]["high_freq"] = 10.0.into());
-        let err = decode_checkpoint(&crossed, "crossed.plc")
-            .map(drop)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("fbank filters from 20 Hz to 10 Hz"), "{err}");
     }
 
     #[test]
     fn the_upper_bound_is_at_least_the_exact_count() {
         for preset in Preset::ALL {
             let model = preset.config(80, 29);
-            let shapes = vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks];
-            let exact = param_count(&model, &shapes).total() as u64;
+            let exact = param_count(&model, &model.shapes()).total() as u64;
             let bound = dense_params_upper_bound(&model);
             assert!(
                 exact <= bound && bound < 2 * exact,

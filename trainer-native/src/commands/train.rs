@@ -8,7 +8,7 @@ use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::gates::{AdaptiveDropoutConfig, GateConfig, HardConcreteConfig, Method, SiteKind};
-use prunelab_engine::model::{BlockShape, Preset, weights_fingerprint};
+use prunelab_engine::model::{Preset, weights_fingerprint};
 use prunelab_engine::prune::{kept_budget, param_count};
 use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::text::CharTokenizer;
@@ -348,9 +348,7 @@ fn check_magnitude_budget(config: &TrainConfig) -> Result<(), String> {
     let Some((_, budget)) = config.prune.magnitude_cut(config.steps) else {
         return Ok(());
     };
-    let model = &config.model;
-    let shapes = vec![BlockShape::dense(model.d_model, model.num_heads, model.d_ff); model.num_blocks];
-    let dense = param_count(model, &shapes).total();
+    let dense = param_count(&config.model, &config.model.shapes()).total();
     if kept_budget(budget, dense) >= dense {
         return Err(format!(
             "--budget {budget} keeps at least the model's {dense} parameters: nothing to prune"

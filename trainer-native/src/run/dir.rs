@@ -23,8 +23,8 @@ const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
 const FINAL_CHECKPOINT: &str = "checkpoint.plc";
 
-/// The step of a `step-NNNNNNNN.plc` name.
-fn is_step_checkpoint(name: &str) -> Option<usize> {
+/// The step of a `step-NNNNNNNN.plc` name (`None` for any other name).
+fn checkpoint_step(name: &str) -> Option<usize> {
     name.strip_prefix("step-")
         .and_then(|n| n.strip_suffix(".plc"))
         .and_then(|n| n.parse().ok())
@@ -112,12 +112,8 @@ impl RunDir {
     /// fresh run there would replace it, which takes `--overwrite`. A run killed before its
     /// first checkpoint holds nothing to resume and starts over.
     pub fn holds_run(root: &Path) -> bool {
-        let has_step_checkpoint = std::fs::read_dir(root.join(CHECKPOINTS))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|entry| is_step_checkpoint(&entry.file_name().to_string_lossy()).is_some());
-        root.join(FINAL_CHECKPOINT).exists() || has_step_checkpoint
+        let run = Self::at(root);
+        run.path(FINAL_CHECKPOINT).exists() || run.checkpoints().is_ok_and(|steps| !steps.is_empty())
     }
 
     /// Whether a `prunelab train` started in `root` (its `run.json` is there).
@@ -165,7 +161,7 @@ impl RunDir {
         };
         let mut found = Vec::new();
         for entry in listing.flatten() {
-            if let Some(step) = is_step_checkpoint(&entry.file_name().to_string_lossy()) {
+            if let Some(step) = checkpoint_step(&entry.file_name().to_string_lossy()) {
                 found.push((step, entry.path()));
             }
         }

@@ -1,6 +1,20 @@
-//! Helpers shared by the CLI test files.
+//! Helpers shared by the CLI test files (each uses some of them).
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A fresh, empty directory for one test, unique to this test binary's process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prunelab-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
 
 /// A WAV file of quiet pseudo-random noise (16-bit PCM), `seconds` long.
 pub fn write_wav(path: &Path, rate: u32, channels: u16, seconds: f32) {
