@@ -52,6 +52,17 @@ pub const READABLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
 /// Room reserved up front for the samples a header promises: never more than the file could
 /// plausibly hold (FLAC rarely beats 8 samples a byte on speech; WAV is exact), so a header
 /// that lies costs nothing before the data disproves it.
+/// Refuses a header's rate outside [`READABLE_RATES`] before any sample is decoded.
+fn readable_rate(rate: u32) -> Result<(), AudioProblem> {
+    if READABLE_RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err(AudioProblem::UnsupportedFormat(format!(
+            "sample rate {rate} Hz (1 kHz to 384 kHz are read)"
+        )))
+    }
+}
+
 fn reserve_for(promised: u64, file_bytes: usize, max_samples: usize) -> usize {
     let plausible = file_bytes.saturating_mul(8);
     usize::try_from(promised)
@@ -92,21 +103,10 @@ fn decode_audio_at_most(bytes: &[u8], source_name: &str, max_samples: usize) -> 
     } else {
         Err(AudioProblem::UnknownFormat)
     };
-    let audio = result
-        .and_then(|audio| {
-            if READABLE_RATES.contains(&audio.sample_rate) {
-                Ok(audio)
-            } else {
-                Err(AudioProblem::UnsupportedFormat(format!(
-                    "sample rate {} Hz (1 kHz to 384 kHz are read)",
-                    audio.sample_rate
-                )))
-            }
-        })
-        .map_err(|problem| AudioError {
-            source_name: source_name.to_string(),
-            problem,
-        })?;
+    let audio = result.map_err(|problem| AudioError {
+        source_name: source_name.to_string(),
+        problem,
+    })?;
     if audio.samples.is_empty() {
         return Err(AudioError {
             source_name: source_name.to_string(),
@@ -134,6 +134,7 @@ fn decode_flac(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> 
             channels: info.channels as u16,
         });
     }
+    readable_rate(info.sample_rate)?;
     let scale = 1.0 / (1u64 << (info.bits_per_sample - 1)) as f32;
     let mut samples = Vec::with_capacity(reserve_for(info.samples.unwrap_or(0), bytes.len(), max_samples));
     for sample in reader.samples() {
@@ -183,6 +184,7 @@ fn decode_wav(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> {
             channels: spec.channels,
         });
     }
+    readable_rate(spec.sample_rate)?;
     // hound takes the sample count from the data chunk's header; collecting its iterator would
     // reserve that much memory before reading a sample, so the room is bounded by the file.
     let capacity = reserve_for(u64::from(reader.len()), bytes.len(), max_samples);
