@@ -7,12 +7,13 @@ mod commands;
 mod data;
 mod models;
 mod options;
+mod progress;
 mod reports;
 mod run;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, compare, corpus, eval, fbank, prune, sweep, train, wer};
+use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, sweep, train, wer};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +24,9 @@ use commands::{bench, compare, corpus, eval, fbank, prune, sweep, train, wer};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress bars (they are drawn only on a terminal in any case).
+    #[arg(long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,29 +47,44 @@ enum Command {
     Wer(wer::WerArgs),
     /// Write the log-mel features the model sees (before normalisation) as a .npy [frames, 80].
     Fbank(fbank::FbankArgs),
+    /// The model's unnormalised output for `fbank` features, as .npy files: for checking another
+    /// implementation (python/prunelab_torch, ONNX Runtime) against Prunelab's own.
+    Logits(logits::LogitsArgs),
     /// Regenerate the built-in corpus (`synth` speaks it with espeak-ng, `pack` bundles it),
     /// speak a larger held-out evaluation set for it (`eval-set`), or write it as a
     /// LibriSpeech tree (`fixture`).
     Corpus(corpus::CorpusArgs),
     /// Time training steps and inference per preset, with the share of time per model part.
     Bench(bench::BenchArgs),
+    /// Fetch a corpus: `data download librispeech --subsets … --to ROOT` downloads, verifies
+    /// and unpacks LibriSpeech for `train --librispeech ROOT`.
+    Data(download::DataArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
-        Command::Train(args) => train::run(args, std::env::args().skip(2).collect()),
+        Command::Train(args) => train::run(args, train_arguments()),
         Command::Eval(args) => eval::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Fbank(args) => fbank::run(args),
+        Command::Logits(args) => logits::run(args),
         Command::Corpus(args) => corpus::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Data(args) => download::run(args),
     };
     if let Err(message) = result {
         tell!("error: {message}");
         std::process::exit(1);
     }
+}
+
+/// The arguments after `train`, as the run records them: `--quiet` (global, so it may stand
+/// anywhere) is a matter of display, not of the run, and is left out.
+fn train_arguments() -> Vec<String> {
+    std::env::args().skip(1).filter(|a| a != "--quiet").skip(1).collect()
 }

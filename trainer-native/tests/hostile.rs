@@ -172,3 +172,39 @@ fn zero_and_non_finite_sizes_are_refused_by_name() {
         );
     }
 }
+
+/// `prunelab logits` reads `.npy` headers from elsewhere: a shape that promises more data than
+/// the file holds, or a dtype other than float32, is refused by the file's name before the
+/// model is run.
+#[test]
+fn malformed_feature_files_are_refused_by_name() {
+    let dir = scratch("hostile-npy");
+    let header = |shape: &str, descr: &str| {
+        let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        text.push_str(&" ".repeat((64 - (11 + text.len()) % 64) % 64));
+        text.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(&[0u8; 80 * 4]);
+        bytes
+    };
+    for (name, bytes, message) in [
+        ("huge.npy", header("(4294967296, 80)", "<f4"), "needs"),
+        ("double.npy", header("(1, 80)", "<f8"), "float32"),
+        ("flat.npy", header("(320,)", "<f4"), "not 2-D"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let output = prunelab()
+            .args(["logits", "--model", "no-such-model", "--out"])
+            .arg(dir.join("out"))
+            .arg(&path)
+            .output()
+            .unwrap();
+        // Features are checked before the model is opened (which would fail by its own name).
+        assert_clean_failure(&output, message);
+        assert!(stderr(&output).contains(name), "{}", stderr(&output));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use indicatif::ProgressBar;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::Method;
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable};
+use crate::progress;
 use prunelab_engine::train::DevTimer;
 
 use crate::models::timing::paired;
@@ -104,9 +106,13 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
         decoder: args.decode.build(&corpus)?,
     };
     let mut runs = Vec::new();
+    let bar = progress::counter(opened.len(), "scoring runs");
     for (name, prunable, history) in opened {
-        runs.push(score_run(name, prunable, history, &data, args.curve_points)?);
+        bar.set_message(format!("scoring {name}"));
+        runs.push(score_run(name, prunable, history, &data, args.curve_points, &bar)?);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     measure_speedups(&mut runs, &data.dev, &args)?;
 
     let scores: Vec<&RunScores> = runs.iter().map(|r| &r.scores).collect();
@@ -189,6 +195,7 @@ fn score_run(
     history: RunHistory,
     data: &EvalData,
     curve_points: usize,
+    bar: &ProgressBar,
 ) -> Result<ScoredRun, String> {
     let method = prunable.state.config.prune.method;
     let source = &prunable.source;
@@ -229,17 +236,19 @@ fn score_run(
         gflops_per_second: flops_per_second(&config.model, &shapes) / 1e9,
         speedup: 1.0,
     };
-    tell!(
-        "{} ({}, seed {}, {} steps, {}): {} parameters, dev WER {:.2} %, test WER {:.2} %",
-        run.name,
-        run.method,
-        run.seed,
-        run.steps,
-        run.cut,
-        run.params,
-        corpus_wer(&dev),
-        corpus_wer(&test)
-    );
+    bar.suspend(|| {
+        tell!(
+            "{} ({}, seed {}, {} steps, {}): {} parameters, dev WER {:.2} %, test WER {:.2} %",
+            run.name,
+            run.method,
+            run.seed,
+            run.steps,
+            run.cut,
+            run.params,
+            corpus_wer(&dev),
+            corpus_wer(&test)
+        )
+    });
     let scores = RunScores { run, dev, test };
     Ok(ScoredRun {
         scores,

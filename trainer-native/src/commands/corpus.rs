@@ -1,6 +1,6 @@
 //! `prunelab corpus synth|pack`: regenerate the built-in corpus.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
@@ -9,8 +9,11 @@ use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
-use crate::data::synth::{EvalSetPlan, HELD_OUT_VOICES, SEEN_VOICES, SynthPlan, plan_eval_jobs, plan_jobs, synthesise};
+use crate::data::synth::{
+    EvalSetPlan, HELD_OUT_VOICES, Job, SEEN_VOICES, SynthPlan, plan_eval_jobs, plan_jobs, synthesise,
+};
 use crate::options::parse::{at_least_one, between};
+use crate::progress;
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -103,7 +106,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
             };
             let voices = SEEN_VOICES.len() + HELD_OUT_VOICES.len();
             tell!("synthesising into {} with {voices} voices (seed {seed})", out.display());
-            let written = synthesise(&out, &plan_jobs(&plan), report_progress)?;
+            let written = synthesise_with_bar(&out, &plan_jobs(&plan))?;
             say!("wrote {written} utterances to {}", out.display());
             Ok(())
         }
@@ -126,7 +129,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                 dev_per_voice * SEEN_VOICES.len(),
                 test_per_voice * HELD_OUT_VOICES.len()
             );
-            let written = synthesise(&out, &plan_eval_jobs(&plan), report_progress)?;
+            let written = synthesise_with_bar(&out, &plan_eval_jobs(&plan))?;
             say!("wrote {written} utterances to {}", out.display());
             Ok(())
         }
@@ -225,8 +228,10 @@ fn check_packable(path: &std::path::Path, id: &str, audio: &[u8], text: &str) ->
         .map_err(|c| format!("{name}: its transcript has the untokenizable character {c:?}"))
 }
 
-fn report_progress(done: usize, total: usize) {
-    if done % 50 == 0 || done == total {
-        tell!("  {done}/{total} utterances");
-    }
+/// Speaks `jobs` into `out` with a bar over utterances.
+fn synthesise_with_bar(out: &Path, jobs: &[Job]) -> Result<usize, String> {
+    let bar = progress::counter(jobs.len(), "speaking");
+    let written = synthesise(out, jobs, |done, _| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    written
 }

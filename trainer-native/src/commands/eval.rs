@@ -19,6 +19,7 @@ use crate::models::model_source::open_model;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{between, finite, parse_preset};
+use crate::progress;
 use crate::reports::wer_table::{print_subset_table, print_summary};
 
 #[derive(Args)]
@@ -148,11 +149,11 @@ fn score_subsets(
     for subset in &subsets {
         let index = corpus.index(std::slice::from_ref(subset), args.strict)?;
         tell!("scoring {subset}: {} utterances", index.entries.len());
+        let bar = progress::counter(index.entries.len(), format!("scoring {subset}"));
         let (mut reports, skipped) = scorer.score(&index.entries, &[&decoder], args.strict, |done| {
-            if done % 1024 == 0 {
-                tell!("  {done}/{}", index.entries.len());
-            }
+            bar.set_position(done as u64)
         })?;
+        bar.finish_and_clear();
         report_skipped(&skipped, subset);
         let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
         write_hypotheses(&hyp_dir.join(format!("hyp-{subset}.txt")), &report)?;

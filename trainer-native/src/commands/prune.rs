@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::models::prunable::{RetentionSpread, open_prunable, parse_budget};
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::finite;
+use crate::progress;
 use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
@@ -40,7 +41,10 @@ pub struct PruneArgs {
 
 pub fn run(args: PruneArgs) -> Result<(), String> {
     let (device, _) = pick(args.device)?;
+    let bar = progress::counter(3, "reading the checkpoint");
     let opened = open_prunable(&args.checkpoint, &device, args.magnitude)?;
+    bar.inc(1);
+    bar.set_message("cutting");
     let source = &opened.source;
     let config = &opened.state.config.model;
     let dense_shapes = source.model.block_shapes();
@@ -53,6 +57,8 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             .ok_or("a magnitude-scored model needs --budget (norms have no natural threshold)")?,
     };
     let pruned = opened.cut(selection)?;
+    bar.inc(1);
+    bar.set_message("writing the export");
 
     let mut export_config = opened.state.config.clone();
     export_config.model.block_shapes = Some(pruned.model.block_shapes());
@@ -75,6 +81,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     write_atomically(&args.out.join("model.safetensors"), &weights)?;
     let manifest_json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     write_atomically(&args.out.join("manifest.json"), manifest_json.as_bytes())?;
+    bar.finish_and_clear();
 
     let sites = kept_per_site(config, &pruned.keep);
     let sparsity = prunable_sparsity(config, &pruned.keep);

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable, parse_budget};
+use crate::progress;
 use prunelab_engine::train::DevTimer;
 
 use crate::models::timing::{paired, real_time_factor};
@@ -73,10 +74,12 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
     let dense_rtf = real_time_factor(&timer, &source.model, args.repeats)?;
     let mut points = Vec::new();
+    let reference_row = !source.own_rule_cuts();
+    let bar = progress::counter(selections.len() + usize::from(reference_row), "scoring cuts");
     // The uncut reference row: a gated run with its retention folded in and nothing cut
     // (threshold 0), or the dense model itself. A method whose own rule always removes units
     // (L0: closed gates, and whole modules) has none: its threshold 0 is a cut like the others.
-    if !source.own_rule_cuts() {
+    if reference_row {
         let unpruned = match source.kind {
             ScoreKind::Retention => opened.cut(Selection::Threshold(0.0))?.model,
             ScoreKind::Magnitude => source.model.clone(),
@@ -84,6 +87,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         points.push(measure(
             &opened, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0,
         )?);
+        bar.inc(1);
     }
     for selection in selections {
         let pruned = opened.cut(selection)?;
@@ -102,9 +106,11 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         point["selection"] = json!(selection);
         points.push(point);
         if !args.json {
-            tell!("{}", row(points.last().unwrap_or(&Value::Null)));
+            bar.suspend(|| tell!("{}", row(points.last().unwrap_or(&Value::Null))));
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let summary = json!({
         "checkpoint": opened.name, "method": source.method.name(), "device": device_label,
         "decoder": decoder.describe(), "dense_params": dense, "dense_rtf": dense_rtf, "points": points,

@@ -2,6 +2,7 @@
 //! worker threads), synthesising the built-in one, and scoring corpora too large to hold.
 
 pub mod corpus_source;
+pub mod download;
 pub mod eval_stream;
 pub mod fixture;
 pub mod stream;

@@ -57,7 +57,7 @@ pub fn run_loop<W: Write>(
     records: RunRecords<'_, W>,
 ) -> Result<LoopOutcome, String> {
     let steps = run.trainer().config.steps;
-    let bar = ProgressBar::new(steps as u64);
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), crate::progress::draw_target());
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} · {msg} · ETA {eta}").map_err(|e| e.to_string())?);
     bar.set_position(run.steps_done() as u64);
     data.start(&run.trainer().config, run.steps_done());
