@@ -4,6 +4,7 @@
 //! and its cuts, `comparing` methods side by side.
 
 mod comparing;
+mod keeping;
 mod single;
 
 use std::rc::Rc;
@@ -17,9 +18,10 @@ use crate::backend::gpu_lost_reason;
 use crate::compare::Comparison;
 use crate::corpus::LabCorpus;
 use crate::lab::{BackendInfo, Command, Lab, TraceView};
-use crate::session::{LabData, LabSession};
+use crate::session::{KeptRun, LabData, LabSession};
 use crate::settings::LabSettings;
 use crate::timing::{now_ms, sleep, yield_to_browser};
+use keeping::Keeper;
 
 /// Runs until the page closes.
 pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
@@ -35,10 +37,12 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
         Err(e) => lab.notify(format!("cannot start training: {e}")),
     }
     let mut rate = StepRate::default();
+    let mut keeper = Keeper::default();
     loop {
         if gpu_gone(&lab) {
             // Nothing more may run on the lost device: the trace (host memory) can be saved,
-            // and the page can start again on the CPU backend.
+            // and the page carries the run on from its copy in memory on the CPU backend (or
+            // starts again there, when there is no copy).
             match lab.next_command() {
                 Some(Command::SaveTrace) => match &running {
                     Some((Experiment::Single(session), _)) => single::save_trace(&lab, session),
@@ -52,10 +56,25 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                     }));
                     lab.gpu_lost.set(None);
                     let settings = lab.settings.get_untracked();
-                    match start(&lab, &device, assets, settings.clone()).await {
-                        Ok(fresh) => running = Some((fresh, settings)),
+                    let single = matches!(running, Some((Experiment::Single(_), _)));
+                    let carried = match keeper.kept() {
+                        Some(kept) if single => resume(&lab, &device, assets, kept, &settings).await,
+                        _ => Err("no copy of the run was kept".into()),
+                    };
+                    let continued = match carried {
+                        Ok(carried) => Ok(carried),
+                        Err(why) => {
+                            if single {
+                                lab.notify(format!("{why}; starting again on the CPU"));
+                            }
+                            start(&lab, &device, assets, settings.clone()).await
+                        }
+                    };
+                    match continued {
+                        Ok(experiment) => running = Some((experiment, settings)),
                         Err(e) => lab.notify(format!("cannot start on the CPU: {e}")),
                     }
+                    keeper.forget(&lab);
                     rate = StepRate::default();
                 }
                 Some(_) => lab.notify("the GPU was lost: save the trace, or continue on the CPU".into()),
@@ -69,7 +88,10 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
             (Some(Command::Reset(settings)), _) => {
                 lab.playing.set(false);
                 match start(&lab, &device, assets, settings.clone()).await {
-                    Ok(fresh) => running = Some((fresh, settings)),
+                    Ok(fresh) => {
+                        running = Some((fresh, settings));
+                        keeper.forget(&lab);
+                    }
                     Err(e) => {
                         lab.notify(format!("cannot reset: {e}"));
                         // The widgets showed the new settings at once; show the running ones.
@@ -82,7 +104,7 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
             }
             (Some(Command::Step), Some(experiment)) => {
                 lab.playing.set(false);
-                advance(&lab, experiment, &mut rate, &corpus).await;
+                advance(&lab, experiment, &mut rate, &mut keeper, &corpus).await;
             }
             (Some(Command::Prune(knob)), Some(Experiment::Single(session))) => {
                 session.set_knob(knob);
@@ -117,7 +139,7 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                     // Nothing left to train: Play springs back rather than pretend.
                     lab.playing.set(false);
                 } else {
-                    advance(&lab, experiment, &mut rate, &corpus).await;
+                    advance(&lab, experiment, &mut rate, &mut keeper, &corpus).await;
                 }
             }
             (None, _) => {
@@ -142,8 +164,12 @@ fn gpu_gone(lab: &Lab) -> bool {
         return false;
     };
     lab.playing.set(false);
+    let kept = match lab.kept.get_untracked() {
+        Some(kept) => format!(", and a copy of the run from step {}", kept.step),
+        None => String::new(),
+    };
     lab.notify(format!(
-        "the GPU was lost ({reason}) at step {}; the run's trace is kept",
+        "the GPU was lost ({reason}) at step {}; the run's trace is kept{kept}",
         lab.step.get_untracked()
     ));
     lab.gpu_lost.set(Some(reason));
@@ -165,14 +191,18 @@ impl Experiment {
     }
 }
 
-/// One training step (of the method furthest behind, in a comparison); when that was the
-/// last, stops playing and scores the result.
-async fn advance(lab: &Lab, experiment: &mut Experiment, rate: &mut StepRate, corpus: &LabCorpus) {
+/// One training step (of the method furthest behind, in a comparison), with a copy of a
+/// single run kept in memory when one is due; when that was the last step, stops playing and
+/// scores the result.
+async fn advance(lab: &Lab, experiment: &mut Experiment, rate: &mut StepRate, keeper: &mut Keeper, corpus: &LabCorpus) {
     if experiment.is_finished() {
         return;
     }
     match experiment {
-        Experiment::Single(session) => single::step(lab, session, rate, corpus).await,
+        Experiment::Single(session) => {
+            single::step(lab, session, rate, corpus).await;
+            keeper.after_step(lab, session).await;
+        }
         Experiment::Compare(comparison) => comparing::step(lab, comparison, rate, corpus).await,
     }
     if experiment.is_finished() {
@@ -192,17 +222,54 @@ struct Assets<'a> {
     trained: Option<&'a TrainerState>,
 }
 
+impl<'a> Assets<'a> {
+    /// The data a session of `settings` trains and scores on.
+    fn data(&self, settings: &LabSettings) -> LabData<'a> {
+        let dev = &self.corpus.dev;
+        LabData {
+            train: &self.corpus.train,
+            dev: &dev[..settings.dev_utterances.min(dev.len())],
+            trained: self.trained,
+        }
+    }
+
+    /// What cuts are scored with beside greedy: the CLI's default lexicon search.
+    fn decoder(&self) -> Option<prunelab_engine::decode::Decoder> {
+        Some(self.corpus.lexicon.clone())
+    }
+}
+
+/// The single run carried on from `kept` (its copy in memory) on `device`, shown as it was at
+/// that step.
+async fn resume(
+    lab: &Lab,
+    device: &Device,
+    assets: Assets<'_>,
+    kept: &KeptRun,
+    settings: &LabSettings,
+) -> Result<Experiment, String> {
+    lab.busy
+        .set(Some(format!("carrying the run on from step {}…", kept.step())));
+    yield_to_browser().await;
+    let resumed = LabSession::resume(
+        kept,
+        settings.threshold,
+        assets.data(settings),
+        assets.decoder(),
+        device,
+    );
+    let mut session = resumed.inspect_err(|_| lab.busy.set(None))?;
+    single::resume(lab, &mut session).await;
+    lab.busy.set(None);
+    Ok(Experiment::Single(session))
+}
+
 /// A fresh experiment: builds one run or a comparison as `settings` say, then clears the views
 /// and begins it.
 async fn start(lab: &Lab, device: &Device, assets: Assets<'_>, settings: LabSettings) -> Result<Experiment, String> {
     lab.busy.set(Some("building the model…".into()));
     yield_to_browser().await;
-    let data = LabData {
-        train: &assets.corpus.train,
-        dev: &assets.corpus.dev[..settings.dev_utterances.min(assets.corpus.dev.len())],
-        trained: assets.trained,
-    };
-    let decoder = Some(assets.corpus.lexicon.clone());
+    let (data, decoder) = (assets.data(&settings), assets.decoder());
     let built = if settings.compare.is_empty() {
         LabSession::new(&settings, data, decoder, device).map(Experiment::Single)
     } else {

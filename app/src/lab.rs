@@ -140,6 +140,15 @@ pub struct TradeOff {
     pub start: Option<PrunePoint>,
 }
 
+/// The copy of a run the page holds in memory: what a lost GPU does not take with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kept {
+    /// The step it was copied at.
+    pub step: usize,
+    /// How long the copy took (every parameter and optimiser moment read back).
+    pub millis: f64,
+}
+
 /// One method of a comparison as the page shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MethodView {
@@ -207,6 +216,8 @@ pub struct Lab {
     pub notices: RwSignal<Vec<String>>,
     /// Why the WebGPU device was lost, while the page waits to continue on the CPU.
     pub gpu_lost: RwSignal<Option<String>>,
+    /// The copy of the run held in memory in case the GPU is lost (runs on WebGPU only).
+    pub kept: RwSignal<Option<Kept>>,
     /// The dev utterance the Listen panel shows.
     pub utterance: RwSignal<usize>,
     commands: StoredValue<VecDeque<Command>>,
@@ -235,6 +246,7 @@ impl Lab {
             compare: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
             gpu_lost: RwSignal::new(None),
+            kept: RwSignal::new(None),
             utterance: RwSignal::new(0),
             commands: StoredValue::new(VecDeque::new()),
         }

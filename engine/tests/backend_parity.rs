@@ -15,10 +15,18 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::train::{TrainConfig, TrainEvent, Trainer, TrainerState};
 
+/// The process's one wgpu device (burn sets its runtime up once: a second `init` fails).
 fn wgpu_device() -> Device {
-    Device::wgpu_options().init().unwrap_or_else(|e| {
-        panic!("no wgpu adapter ({e:?}); install mesa-vulkan-drivers and set VK_ICD_FILENAMES to lavapipe's ICD")
-    })
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            Device::wgpu_options().init().unwrap_or_else(|e| {
+                panic!(
+                    "no wgpu adapter ({e:?}); install mesa-vulkan-drivers and set VK_ICD_FILENAMES to lavapipe's ICD"
+                )
+            })
+        })
+        .clone()
 }
 
 fn parity_config() -> TrainConfig {
@@ -72,4 +80,41 @@ fn forward_and_training_steps_agree_between_cpu_and_wgpu() {
     let trained_diff = max_abs_diff(&logits(&on_cpu, &feats), &logits(&on_gpu, &feats));
     println!("after 3 steps: max |cpu - wgpu| logits = {trained_diff:.2e}");
     assert!(trained_diff <= 1e-3, "trained models differ by {trained_diff}");
+}
+
+/// What the lab keeps in case the GPU is lost: a run's state read back from wgpu (every
+/// parameter and optimiser moment, asynchronously) restores on the CPU backend as the same
+/// model, and training there goes on as it would have on wgpu (the tolerances above).
+#[test]
+fn a_state_read_back_from_wgpu_goes_on_training_on_the_cpu() {
+    let (cpu, gpu) = (Device::flex(), wgpu_device());
+    let state = Trainer::new(parity_config(), FeatureStats::identity(80), &cpu)
+        .state()
+        .unwrap();
+    let mut on_gpu = Trainer::restore(state, &gpu).unwrap();
+    let data = miniature::utterances(5, 6, 120, 20);
+    for _ in 0..2 {
+        miniature::step(&mut on_gpu, &data);
+    }
+    let kept = prunelab_engine::readback::block_on(on_gpu.read_state()).unwrap();
+    assert_eq!(kept.step, 2);
+    assert!(
+        !kept.optimizer.is_empty(),
+        "the optimiser's moments are part of the copy"
+    );
+    let mut on_cpu = Trainer::restore(kept, &cpu).unwrap();
+    let feats = Tensor::<3>::random([2, 200, 80], Distribution::Normal(0.0, 1.0), &cpu);
+    let diff = max_abs_diff(&logits(&on_cpu, &feats), &logits(&on_gpu, &feats));
+    println!("restored on the CPU: max |cpu - wgpu| logits = {diff:.2e}");
+    assert!(diff <= 1e-4, "the copy differs from the model on wgpu by {diff}");
+    let (a, b) = (miniature::step(&mut on_cpu, &data), miniature::step(&mut on_gpu, &data));
+    let (TrainEvent::Step { loss: la, .. }, TrainEvent::Step { loss: lb, .. }) = (a, b) else {
+        panic!("a step was skipped")
+    };
+    assert!(
+        (la - lb).abs() <= 1e-5 * la.abs().max(1.0),
+        "losses differ: {la} vs {lb}"
+    );
+    let diff = max_abs_diff(&logits(&on_cpu, &feats), &logits(&on_gpu, &feats));
+    assert!(diff <= 1e-3, "one step later the models differ by {diff}");
 }

@@ -219,20 +219,27 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   assert.deepEqual(errors, []);
 
   // Losing the GPU (destroyed from here, as a driver reset would): the page stops, says so,
-  // keeps the run's trace for saving, and starts again on the CPU backend when asked.
+  // keeps the run's trace for saving, and carries the run on with the CPU backend from the
+  // copy it keeps in memory (the first step after a start is always copied).
   await page.click('#step');
   await waitForStep(page, 1);
+  await page.waitForSelector('#kept [data-step="1"]', { timeout: 300_000 });
+  figures.webgpu_copy_ms = Number(await page.getAttribute('#kept [data-step="1"]', 'data-ms'));
   await waitForIdle(page);
   await page.evaluate(() => window.__testGpuDevices.forEach((device) => device.destroy()));
   await page.waitForSelector('#gpu-lost', { timeout: 60_000 });
-  assert.match(await page.textContent('#gpu-lost'), /The GPU was lost/);
+  assert.match(await page.textContent('#gpu-lost'), /The GPU was lost.*a copy of the run from step 1 is in memory/);
   const [lostTrace] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#gpu-lost-save')]);
   assert.match(lostTrace.suggestedFilename(), /-step1\.pltrace$/);
+  assert.match(await page.textContent('#continue-on-cpu'), /from step 1/);
   await page.click('#continue-on-cpu');
   await page.waitForFunction(() => document.querySelector('#backend')?.dataset.webgpu === 'false', null, { timeout: 60_000 });
-  await page.waitForFunction(() => document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 300_000 });
+  await waitForIdle(page);
+  assert.equal(await step(page), 1, 'the run did not carry on from its copy');
+  assert.match(await page.textContent('#last-loss'), /loss \d/, 'the carried-on run lost its loss curve');
+  assert.equal(await page.$('#kept [data-step]'), null, 'a copy is kept on the CPU backend');
   await page.click('#step');
-  await waitForStep(page, 1);
+  await waitForStep(page, 2);
   assert.match(await page.textContent('#backend'), /continued after the GPU was lost/);
   await context.close();
 });

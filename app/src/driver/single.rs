@@ -33,6 +33,24 @@ pub(super) async fn begin(lab: &Lab, session: &mut LabSession, settings: &LabSet
     Ok(())
 }
 
+/// Shows a run carried on from its copy in memory as it was at the copy's step: its trace
+/// (curves, heatmaps) up to there, and the slider's cut of its model, scored. The start's
+/// score is kept: it is still the same run.
+pub(super) async fn resume(lab: &Lab, session: &mut LabSession) {
+    lab.step.set(session.step());
+    lab.steps_per_second.set(0.0);
+    lab.frame.set(None);
+    lab.heard.set(None);
+    lab.live
+        .set(TraceView::from_trace(session.trace.clone(), "live".into()));
+    lab.trade_off.update(|t| {
+        t.dense = None;
+        t.current = None;
+        t.sweep.clear();
+    });
+    prune(lab, session, lab.settings.get_untracked().threshold).await;
+}
+
 /// One training step and what the run's schedule made due after it (snapshot, evaluation).
 pub(super) async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRate, corpus: &LabCorpus) {
     lab.stepping.set(true);

@@ -38,6 +38,15 @@ pub fn Status() -> impl IntoView {
                     })}
                 </span>
                 <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>
+                <span id="kept">
+                    // Training on WebGPU: what a lost GPU would leave (see driver/keeping.rs).
+                    {move || lab.kept.get().map(|k| view! {
+                        <span data-step=k.step.to_string() data-ms=format!("{:.0}", k.millis)
+                            title=format!("copied to memory in {:.0} ms, in case the GPU is lost", k.millis)>
+                            {format!(" · copy of step {} kept", k.step)}
+                        </span>
+                    })}
+                </span>
                 <span id="busy">{move || lab.busy.get().map(|b| format!(" · {b}"))}</span>
             </p>
         }
@@ -50,13 +59,28 @@ pub fn Status() -> impl IntoView {
             <p class="tagline">"Structured pruning of a Conformer speech recogniser, trained live in your browser."</p>
             {badge}
             {phase}
-            {move || lab.gpu_lost.get().map(|reason| view! {
-                <div id="gpu-lost" class="gpu-lost" role="alert">
-                    {format!("The GPU was lost ({reason}). Training stopped; the run's trace is kept. ")}
-                    <button id="gpu-lost-save" on:click=move |_| lab.send(Command::SaveTrace)>"Save trace"</button>
-                    <button id="continue-on-cpu" title="Start this lesson again on the CPU backend, from the same settings"
-                        on:click=move |_| lab.send(Command::ContinueOnCpu)>"Continue on the CPU"</button>
-                </div>
+            {move || lab.gpu_lost.get().map(|reason| {
+                let kept = lab.kept.get_untracked();
+                let (kept_text, button, title) = match kept {
+                    Some(k) => (
+                        format!("a copy of the run from step {} is in memory. ", k.step),
+                        format!("Continue on the CPU from step {}", k.step),
+                        "Carry this run on with the CPU backend, from its copy in memory",
+                    ),
+                    None => (
+                        "no copy of the model was kept. ".to_string(),
+                        "Start again on the CPU".to_string(),
+                        "Start this lesson again on the CPU backend, from the same settings",
+                    ),
+                };
+                view! {
+                    <div id="gpu-lost" class="gpu-lost" role="alert">
+                        {format!("The GPU was lost ({reason}). Training stopped; the run's trace is kept, and {kept_text}")}
+                        <button id="gpu-lost-save" on:click=move |_| lab.send(Command::SaveTrace)>"Save trace"</button>
+                        <button id="continue-on-cpu" title=title
+                            on:click=move |_| lab.send(Command::ContinueOnCpu)>{button}</button>
+                    </div>
+                }
             })}
             <ul id="notices" class="notices">
                 {move || lab.notices.get().into_iter().rev().take(5).map(|n| view! { <li class="error">{n}</li> }).collect_view()}

@@ -108,6 +108,21 @@ pub struct LabData<'a> {
     pub trained: Option<&'a TrainerState>,
 }
 
+/// A run as it was at one step, held in host memory: its trainer's whole state and its trace.
+/// It survives the device the run trained on.
+#[derive(Clone)]
+pub struct KeptRun {
+    state: TrainerState,
+    trace: Trace,
+}
+
+impl KeptRun {
+    /// The step it was kept at.
+    pub fn step(&self) -> usize {
+        self.state.step
+    }
+}
+
 /// The training run behind the page.
 pub struct LabSession {
     run: Run,
@@ -158,6 +173,34 @@ impl LabSession {
                 trainer
             }
         };
+        // Sites are laid out by the first snapshot, which knows what the method scores.
+        let trace = Trace::new(description, &[]);
+        Ok(Self::around(trainer, dev, decoder, settings.threshold, trace))
+    }
+
+    /// The run carried on from `kept` on `device` (after the GPU it trained on was lost): its
+    /// step, weights, optimiser and trace as they were when kept, evaluated on `data.dev` with
+    /// `decoder`, cutting at `knob`. A run that distils needs `data.trained` again as its
+    /// teacher (a teacher is not part of a run's state).
+    pub fn resume(
+        kept: &KeptRun,
+        knob: f64,
+        data: LabData<'_>,
+        decoder: Option<Decoder>,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let distils = kept.state.config.distill.is_some();
+        let mut trainer = Trainer::restore(kept.state.clone(), device).map_err(|e| e.to_string())?;
+        if distils {
+            let teacher = data
+                .trained
+                .ok_or("the trained model (the run's teacher) is not loaded")?;
+            trainer.attach_teacher(teacher).map_err(|e| e.to_string())?;
+        }
+        Ok(Self::around(trainer, data.dev, decoder, knob, kept.trace.clone()))
+    }
+
+    fn around(trainer: Trainer, dev: &[Utterance], decoder: Option<Decoder>, knob: f64, trace: Trace) -> Self {
         let hearing = decoder.clone().unwrap_or(Decoder::Greedy);
         let mut run = Run::new(
             trainer,
@@ -167,13 +210,32 @@ impl LabSession {
                 decoder,
             },
         );
-        run.set_knob(settings.threshold);
-        // Sites are laid out by the first snapshot, which knows what the method scores.
-        let trace = Trace::new(description, &[]);
-        Ok(Self {
+        run.set_knob(knob);
+        Self {
             run,
             decoder: hearing,
             trace,
+        }
+    }
+
+    /// Waits until the last step's work on the device is done (its update runs after
+    /// [`LabSession::train_step`] returns), so that what is timed next is not that work.
+    pub async fn settle(&self) -> Result<(), String> {
+        self.run.trainer().settle().await.map_err(|e| e.to_string())
+    }
+
+    /// A copy of the run in host memory (every parameter and optimiser moment read back): what
+    /// [`LabSession::resume`] carries on from if the device is lost.
+    pub async fn keep(&self) -> Result<KeptRun, String> {
+        let state = self
+            .run
+            .trainer()
+            .read_state()
+            .await
+            .map_err(|e| format!("cannot copy the run into memory: {e}"))?;
+        Ok(KeptRun {
+            state,
+            trace: self.trace.clone(),
         })
     }
 
@@ -356,6 +418,67 @@ mod tests {
 
     use super::*;
     use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
+    use prunelab_engine::train::TrainEvent;
+
+    /// The loss of the step in `events`.
+    fn step_loss(events: &[RunEvent]) -> f32 {
+        events
+            .iter()
+            .find_map(|e| match e {
+                RunEvent::Trained(TrainEvent::Step { loss, .. }) => Some(*loss),
+                _ => None,
+            })
+            .expect("a step")
+    }
+
+    /// What the lab does when the GPU is lost: the copy kept in memory carries the run on from
+    /// where it was kept, exactly as the run itself would have gone on (weights, optimiser,
+    /// gates, the magnitude method's cut, the distillation maps, the trace).
+    #[test]
+    fn a_kept_copy_carries_the_run_on_exactly_from_where_it_was_kept() {
+        let _turn = device_rng_turn();
+        use prunelab_engine::model::weights_fingerprint;
+        let trained = trained_start();
+        let (train, dev) = (utterances(6, 1), utterances(2, 2));
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: Some(&trained),
+        };
+        for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
+            let settings = LabSettings {
+                method,
+                steps: 6,
+                batch_seconds: 3.0,
+                ..LabSettings::default()
+            };
+            let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
+            block_on(session.begin()).unwrap();
+            for _ in 0..2 {
+                block_on(session.train_step(&train)).unwrap();
+            }
+            let kept = block_on(session.keep()).unwrap();
+            assert_eq!(kept.step(), 2, "{method:?}");
+            let went_on = step_loss(&block_on(session.train_step(&train)).unwrap());
+            let weights_after = weights_fingerprint(&session.inference_model()).unwrap();
+
+            let mut resumed = LabSession::resume(&kept, settings.threshold, data, None, &Device::flex()).unwrap();
+            assert_eq!(resumed.step(), 2, "{method:?}");
+            assert_eq!(resumed.trace, kept.trace, "{method:?}");
+            let again = step_loss(&block_on(resumed.train_step(&train)).unwrap());
+            assert_eq!(again, went_on, "{method:?}: the step after the copy");
+            assert_eq!(
+                weights_fingerprint(&resumed.inference_model()).unwrap(),
+                weights_after,
+                "{method:?}"
+            );
+            if method == Method::L0 {
+                let orphan = LabData { trained: None, ..data };
+                let refused = LabSession::resume(&kept, settings.threshold, orphan, None, &Device::flex());
+                assert!(refused.map(drop).unwrap_err().contains("teacher"));
+            }
+        }
+    }
 
     #[test]
     fn from_the_trained_start_every_method_begins_with_its_weights_and_magnitude_cuts_at_once() {

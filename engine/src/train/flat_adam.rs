@@ -16,6 +16,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
+use crate::readback::read_floats;
+
 /// Elements per alignment unit: 64 × 4 bytes, wgpu's storage-buffer offset alignment.
 const ALIGN: usize = 64;
 /// Chunks grow (by doubling) until a module has at most this many, which bounds the
@@ -266,8 +268,8 @@ impl FlatAdam {
     }
 
     /// The state as bytes: the layout (parameter ids and sizes), each tensor's update count and
-    /// both moments. Reads the moments back synchronously (native only).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+    /// both moments. Reads the moments back asynchronously (what WebGPU needs).
+    pub async fn read_bytes(&self) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -283,12 +285,9 @@ impl FlatAdam {
             out.extend_from_slice(&u64::from(state.steps[i]).to_le_bytes());
         }
         for moment in [&state.moment_1, &state.moment_2] {
-            let values = moment
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| format!("cannot read the moments back: {e:?}"))?;
+            let values = read_floats(moment.clone(), "the optimiser's moments")
+                .await
+                .map_err(|e| e.to_string())?;
             for i in 0..layout.ids.len() {
                 for value in &values[layout.range(i)] {
                     out.extend_from_slice(&value.to_le_bytes());
@@ -298,7 +297,7 @@ impl FlatAdam {
         Ok(out)
     }
 
-    /// State saved by `to_bytes` for `module` (on `device`), checked against the module's
+    /// State saved by `read_bytes` for `module` (on `device`), checked against the module's
     /// parameters.
     pub fn from_bytes<M: Module>(
         config: FlatAdamConfig,
@@ -764,7 +763,7 @@ mod tests {
             let g = grads(&model, step, step != 1);
             model = flat.step(1e-2, model, g);
         }
-        let bytes = flat.to_bytes().unwrap();
+        let bytes = crate::readback::block_on(flat.read_bytes()).unwrap();
         let mut restored = FlatAdam::from_bytes(CONFIG, &bytes, &model, &device.clone().inner()).unwrap();
         let mut copy = model.clone();
         for step in 3..5 {
@@ -782,7 +781,7 @@ mod tests {
         let model = small(&device);
         let g = grads(&model, 0, true);
         let model = flat.step(1e-2, model, g);
-        let bytes = flat.to_bytes().unwrap();
+        let bytes = crate::readback::block_on(flat.read_bytes()).unwrap();
         let plain = device.clone().inner();
         let load = |b: &[u8], m: &Small| FlatAdam::from_bytes(CONFIG, b, m, &plain).err();
         assert_eq!(load(b"\x00burnpack", &model), Some(FlatStateError::OtherFormat));

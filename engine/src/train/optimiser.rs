@@ -46,10 +46,12 @@ impl Optimiser {
         }
     }
 
-    /// The state as bytes (reads back synchronously: native only); `what` is the error's message.
-    pub fn to_bytes(&self, what: &'static str) -> Result<Vec<u8>, TrainError> {
+    /// The state as bytes; `what` is the error's message. The flat optimiser's state is read
+    /// back asynchronously. burn's per-tensor state is read synchronously, which only native
+    /// backends can do; only a run restored natively from an old checkpoint holds one.
+    pub async fn read_bytes(&self, what: &'static str) -> Result<Vec<u8>, TrainError> {
         match self {
-            Self::Flat(flat) => flat.to_bytes().map_err(|e| TrainError::state(what, e)),
+            Self::Flat(flat) => flat.read_bytes().await.map_err(|e| TrainError::state(what, e)),
             Self::PerTensor(optim) => optim
                 .into_bytes()
                 .map(|b| b.to_vec())
@@ -113,7 +115,7 @@ mod tests {
         assert_eq!(ours.weight.val().into_data(), theirs.weight.val().into_data());
         // It saves in burn's format again (burn orders the record by a hash map, so compare
         // what loads, not bytes).
-        let saved = restored.to_bytes("test").unwrap();
+        let saved = crate::readback::block_on(restored.read_bytes("test")).unwrap();
         let again = Optimiser::restore(config, &saved, &ours, &device.clone().inner(), "test").unwrap();
         assert!(matches!(again, Optimiser::PerTensor(_)));
     }

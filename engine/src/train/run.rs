@@ -285,7 +285,7 @@ impl Run {
                 step: cut_step,
                 source: e,
             })?;
-        self.trainer.replace_model(&pruned.model)?;
+        self.trainer.replace_model(&pruned.model).await?;
         Ok(Some(RunEvent::Cut {
             step: cut_step,
             params_before,

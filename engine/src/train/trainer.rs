@@ -3,7 +3,7 @@
 //! Data order and augmentation are pure functions of (seed, epoch, step), so a run restored
 //! from a checkpoint continues with exactly the batches it would have seen.
 
-use burn::module::{ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -21,7 +21,7 @@ use crate::data::{BatchPlan, Utterance, make_batches};
 use crate::gates::Gates;
 use crate::model::{BlockMasks, Conformer, ConformerConfig};
 use crate::prune::CutSource;
-use crate::readback::{ReadBackError, read_floats};
+use crate::readback::{ReadBackError, host_copy, read_floats, settled};
 use crate::rng::SplitMix64;
 
 impl TrainerState {
@@ -59,7 +59,7 @@ pub struct TrainerState {
     pub skipped_steps: usize,
     /// Burnpack bytes of the model.
     pub model: Vec<u8>,
-    /// The optimiser's state (`FlatAdam::to_bytes`; burnpack from runs written before it; empty
+    /// The optimiser's state (`FlatAdam::read_bytes`; burnpack from runs written before it; empty
     /// for a weights-only export).
     pub optimizer: Vec<u8>,
     /// Burnpack bytes of the gate parameters (empty for an ungated run).
@@ -251,14 +251,10 @@ impl Trainer {
     /// Continues training with `model` (a smaller, pruned copy of this run's model) in place of
     /// the current one. The optimiser starts afresh (its moments belong to deleted units); the
     /// step, and so the learning-rate schedule and data order, carries on.
-    pub fn replace_model(&mut self, model: &Conformer) -> Result<(), TrainError> {
+    pub async fn replace_model(&mut self, model: &Conformer) -> Result<(), TrainError> {
+        let bytes = module_bytes(model.clone(), "the pruned model").await?;
         self.config.model.block_shapes = Some(model.block_shapes());
-        let bytes = model
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| TrainError::state("cannot serialise the pruned model", e))?;
-        self.model = load_model(self.config.model.init(&self.device), bytes.to_vec())?;
+        self.model = load_model(self.config.model.init(&self.device), bytes)?;
         self.optim = optimizer(&self.config);
         Ok(())
     }
@@ -540,36 +536,28 @@ impl Trainer {
         }
     }
 
-    /// The run's state as bytes. Reads every parameter back (native only: synchronous).
-    pub fn state(&self) -> Result<TrainerState, TrainError> {
-        let model = self
-            .model
-            .valid()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| TrainError::state("cannot serialise model", e))?;
-        let optimizer = self.optim.to_bytes("cannot serialise optimiser")?;
+    /// Waits until the last step's backward pass and update have run on the device
+    /// ([`Trainer::train_step`] returns once the loss is read, with them still queued).
+    pub async fn settle(&self) -> Result<(), ReadBackError> {
+        settled(&self.model.valid(), "the last step's update").await
+    }
+
+    /// The run's state as bytes. Reads every parameter back asynchronously, so it works on
+    /// WebGPU too: the lab keeps such a copy on the host in case the GPU is lost.
+    pub async fn read_state(&self) -> Result<TrainerState, TrainError> {
+        let model = module_bytes(self.model.valid(), "the model").await?;
+        let optimizer = self.optim.read_bytes("cannot serialise optimiser").await?;
         let (gates, gate_optimizer) = match &self.gates {
             Some((gates, optim)) => (
-                gates
-                    .valid()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(|e| TrainError::state("cannot serialise gates", e))?
-                    .to_vec(),
-                optim.to_bytes("cannot serialise gate optimiser")?,
+                module_bytes(gates.valid(), "the gates").await?,
+                optim.read_bytes("cannot serialise gate optimiser").await?,
             ),
             None => (Vec::new(), Vec::new()),
         };
         let (distill_maps, distill_optimizer) = match &self.distillation {
             Some(d) => (
-                d.maps
-                    .valid()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(|e| TrainError::state("cannot serialise distillation maps", e))?
-                    .to_vec(),
-                d.optim.to_bytes("cannot serialise distillation optimiser")?,
+                module_bytes(d.maps.valid(), "the distillation maps").await?,
+                d.optim.read_bytes("cannot serialise distillation optimiser").await?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -578,7 +566,7 @@ impl Trainer {
             stats: self.stats.clone(),
             step: self.step,
             skipped_steps: self.skipped_steps,
-            model: model.to_vec(),
+            model,
             optimizer,
             gates,
             gate_optimizer,
@@ -586,6 +574,23 @@ impl Trainer {
             distill_optimizer,
         })
     }
+
+    /// [`Trainer::read_state`], blocking (native only).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn state(&self) -> Result<TrainerState, TrainError> {
+        crate::readback::block_on(self.read_state())
+    }
+}
+
+/// `module`'s parameters as burnpack bytes, read back asynchronously through a host copy
+/// (serialising reads synchronously, which WebGPU cannot). `what` names it in errors.
+async fn module_bytes<M: Module>(module: M, what: &'static str) -> Result<Vec<u8>, TrainError> {
+    let on_host = host_copy(module, what).await?;
+    let bytes = on_host
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::state("cannot serialise parameters read back", e))?;
+    Ok(bytes.to_vec())
 }
 
 fn gate_optim_step(mut optim: Optimiser, gates: Gates, grads: GradientsParams, lr: f64) -> (Gates, Optimiser) {
