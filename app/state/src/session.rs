@@ -420,6 +420,16 @@ mod tests {
     use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
     use prunelab_engine::train::TrainEvent;
 
+    /// A lesson of `steps` steps of `method` on 3 s batches, from the trained start.
+    fn short_run(method: Method, steps: usize) -> LabSettings {
+        LabSettings {
+            method,
+            steps,
+            batch_seconds: 3.0,
+            ..LabSettings::default()
+        }
+    }
+
     /// The loss of the step in `events`.
     fn step_loss(events: &[RunEvent]) -> f32 {
         events
@@ -446,12 +456,7 @@ mod tests {
             trained: Some(&trained),
         };
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
-            let settings = LabSettings {
-                method,
-                steps: 6,
-                batch_seconds: 3.0,
-                ..LabSettings::default()
-            };
+            let settings = short_run(method, 6);
             let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
             block_on(session.begin()).unwrap();
             for _ in 0..2 {
@@ -497,12 +502,7 @@ mod tests {
             trained: Some(&trained),
         };
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
-            let settings = LabSettings {
-                method,
-                steps: 4,
-                batch_seconds: 3.0,
-                ..LabSettings::default()
-            };
+            let settings = short_run(method, 4);
             assert_eq!(settings.start, Start::Trained, "the lab starts trained by default");
             let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
             let weights = weights_fingerprint(&session.run.trainer().inference_model()).unwrap();
