@@ -58,8 +58,10 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
             let start = header("content-range").and_then(|v| range_start(&v));
             if start != Some(have) {
                 return Err(format!(
-                    "{url}: asked to continue from byte {have}, the server answered with {}",
-                    header("content-range").unwrap_or_else(|| "no Content-Range".into())
+                    "{url}: asked to continue from byte {have}, the server answered with {}; \
+                     delete {} to download from the start",
+                    header("content-range").unwrap_or_else(|| "no Content-Range".into()),
+                    part.display()
                 ));
             }
             have
@@ -73,6 +75,7 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
                 total: have,
             });
         }
+        404 => return Err(format!("{url}: not found (HTTP 404); is --mirror right?")),
         _ => return Err(format!("{url}: the server answered HTTP {status}")),
     };
     progress.length(content_length.map(|n| n + resumed_from));
