@@ -201,8 +201,12 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   // Wait for the cut itself (its parameter count), not any change of the line: re-scoring the
   // uncut reference changes the line first.
   const cutBefore = await page.getAttribute('#params', 'data-params');
+  // What scoring one cut asks of WebGPU: reading the gates, then one forward pass over the 4 dev
+  // utterances (one batch), counted until the cut's parameter count is shown (its timing after).
+  await page.evaluate(() => __webgpuCounter.markUntil('#params', 'data-params'));
   await setSlider(page, '#threshold', '0.97');
   await page.waitForFunction((old) => document.querySelector('#params')?.dataset.params !== old && !document.querySelector('#busy')?.textContent, cutBefore, { timeout: 600_000 });
+  figures.webgpu_per_cut_scoring = await page.evaluate(() => __webgpuCounter.sinceMark());
   const after = await paramsText(page);
   const count = (text) => Number(text.match(/^(\d+) parameters/)[1]);
   assert.ok(count(after) < count(before), `parameters did not fall: ${before} → ${after}`);

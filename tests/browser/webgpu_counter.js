@@ -88,6 +88,26 @@
         .observe(counter, { attributes: true, attributeFilter: ['data-step'] });
     },
     /**
+     * Remembers the totals now, and again at the first change of `attribute` on `selector`:
+     * what one piece of work between the two asked of WebGPU (see sinceMark).
+     */
+    markUntil(selector, attribute) {
+      const element = document.querySelector(selector);
+      const mark = { before: { ...totals }, after: null };
+      this.mark = mark;
+      const observer = new MutationObserver(() => {
+        mark.after = { ...totals };
+        observer.disconnect();
+      });
+      observer.observe(element, { attributes: true, attributeFilter: [attribute] });
+    },
+    /** The totals between markUntil and the change it waited for (null until then). */
+    sinceMark() {
+      const { before, after } = this.mark ?? {};
+      if (!after) return null;
+      return Object.fromEntries(Object.keys(totals).map((key) => [key, after[key] - before[key]]));
+    },
+    /**
      * What one training step asked of WebGPU: medians over the watched steps from the second on
      * (the first also compiles pipelines), and the last step's dispatches per part.
      */
