@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
 # crate natively), the Python tests (the Kaldi fbank reference, the bootstrap against NumPy, the
-# TensorBoard scalars, the layering of the sources), 30 s of fuzzing per file loader, the
-# wasm build of the app, and the lab in headless Chromium.
+# TensorBoard scalars, the layering of the sources, pruned exports in PyTorch and ONNX Runtime
+# against `prunelab logits`), 30 s of fuzzing per file loader, the wasm build of the app, and the
+# lab in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # lavapipe's Vulkan driver, so wgpu tests run without a GPU.
@@ -18,7 +19,7 @@ step "cargo build (engine, CLI, the lab's state)"
 cargo build --quiet
 step "cargo test (engine, CLI, the lab's state)"
 cargo test --quiet
-step "Python: fbank against kaldi-native-fbank, bootstrap against NumPy, TensorBoard scalars, the layering of the sources"
+step "Python: fbank against kaldi-native-fbank, bootstrap against NumPy, TensorBoard scalars, the layering of the sources, exports in PyTorch and ONNX Runtime"
 python=python3
 if [ -x .venv/bin/python3 ]; then python=.venv/bin/python3; fi  # made by .ci/setup where pip needs one
 PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
