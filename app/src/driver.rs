@@ -55,10 +55,18 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                         is_webgpu: false,
                     }));
                     lab.gpu_lost.set(None);
-                    let settings = lab.settings.get_untracked();
-                    let single = matches!(running, Some((Experiment::Single(_), _)));
+                    // The copy carries on the run that was training, with its own settings, even
+                    // if the widgets were changed meanwhile (a change queues a reset, which the
+                    // lost device dropped); without a copy, the widgets' settings start afresh.
+                    let (single, settings) = match &running {
+                        Some((Experiment::Single(_), running)) => (true, running.clone()),
+                        _ => (false, lab.settings.get_untracked()),
+                    };
                     let carried = match keeper.kept() {
-                        Some(kept) if single => resume(&lab, &device, assets, kept, &settings).await,
+                        Some(kept) if single => {
+                            lab.settings.set(settings.clone());
+                            resume(&lab, &device, assets, kept, &settings).await
+                        }
                         _ => Err("no copy of the run was kept".into()),
                     };
                     let continued = match carried {
@@ -67,11 +75,11 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                             if single {
                                 lab.notify(format!("{why}; starting again on the CPU"));
                             }
-                            start(&lab, &device, assets, settings.clone()).await
+                            start(&lab, &device, assets, lab.settings.get_untracked()).await
                         }
                     };
                     match continued {
-                        Ok(experiment) => running = Some((experiment, settings)),
+                        Ok(experiment) => running = Some((experiment, lab.settings.get_untracked())),
                         Err(e) => lab.notify(format!("cannot start on the CPU: {e}")),
                     }
                     keeper.forget(&lab);
@@ -200,8 +208,10 @@ async fn advance(lab: &Lab, experiment: &mut Experiment, rate: &mut StepRate, ke
     }
     match experiment {
         Experiment::Single(session) => {
-            single::step(lab, session, rate, corpus).await;
-            keeper.after_step(lab, session).await;
+            // A failed step may mean a lost device: copying would read from it again.
+            if single::step(lab, session, rate, corpus).await && gpu_lost_reason().is_none() {
+                keeper.after_step(lab, session).await;
+            }
         }
         Experiment::Compare(comparison) => comparing::step(lab, comparison, rate, corpus).await,
     }

@@ -72,7 +72,11 @@ pub async fn host_copy<M: Module>(module: M, what: &'static str) -> Result<M, Re
     if placed.missing > 0 {
         return Err(ReadBackError {
             what,
-            detail: format!("{} parameters changed while being read", placed.missing),
+            // The module is owned, so only parameters sharing an id (tied weights) get here.
+            detail: format!(
+                "{} parameters share an id with another (tied weights are not supported)",
+                placed.missing
+            ),
         });
     }
     Ok(copy)
@@ -163,7 +167,7 @@ mod tests {
     }
 
     /// Every parameter, running statistics included, comes back under its id with its shape
-    /// and values, although they are read as one joined buffer.
+    /// and values.
     #[test]
     fn a_host_copy_holds_every_parameter_under_its_id() {
         let device = Device::flex();

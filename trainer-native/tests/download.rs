@@ -24,15 +24,25 @@ fn prunelab(args: &[&str]) -> Output {
 /// What the server saw: each request's path and Range header.
 type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
-/// Serves `tarball` as `/dev-clean.tar.gz` on a loopback port, honouring `Range: bytes=N-`.
-/// When `cut_first` is set, the first response promises the whole file and sends half of it.
-fn serve(tarball: Vec<u8>, cut_first: bool) -> (String, Log) {
+/// How the test server misbehaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    /// Honours `Range: bytes=N-`.
+    Honest,
+    /// Honest, but the first response promises the whole file and sends half of it.
+    CutFirst,
+    /// Like `CutFirst`, then ignores ranges: every later answer is the whole file (200).
+    CutFirstThenIgnoreRanges,
+}
+
+/// Serves `tarball` as `/dev-clean.tar.gz` on a loopback port, behaving as `server` says.
+fn serve(tarball: Vec<u8>, server: Server) -> (String, Log) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let log: Log = Arc::default();
     let seen = log.clone();
     std::thread::spawn(move || {
-        let mut cut = cut_first;
+        let mut cut = server != Server::Honest;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -58,6 +68,7 @@ fn serve(tarball: Vec<u8>, cut_first: bool) -> (String, Log) {
             }
             let start = range
                 .as_deref()
+                .filter(|_| server != Server::CutFirstThenIgnoreRanges || cut)
                 .and_then(|r| r.strip_prefix("bytes="))
                 .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
                 .unwrap_or(0);
@@ -162,7 +173,7 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn a_download_cut_off_half_way_resumes_and_a_second_run_fetches_nothing() {
     let dir = scratch("download-resume");
     let (bytes, sums, source) = tarball(&dir);
-    let (url, log) = serve(bytes.clone(), true);
+    let (url, log) = serve(bytes.clone(), Server::CutFirst);
     let root = dir.join("root");
 
     let cut = download(&root, &url, &sums);
@@ -191,11 +202,17 @@ fn a_download_cut_off_half_way_resumes_and_a_second_run_fetches_nothing() {
     let requests = log.lock().unwrap().clone();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[1].1.as_deref(), Some(format!("bytes={kept}-").as_str()));
+    let mut unpacked = files(&root.join("dev-clean"));
+    let record = unpacked
+        .iter()
+        .position(|(path, _)| path == Path::new(".prunelab-verified"));
+    let (_, record) = unpacked.remove(record.expect("the finished subset holds its record"));
     assert_eq!(
-        files(&root.join("dev-clean")),
-        files(&source),
-        "unpacked tree differs from the packed one"
+        record,
+        std::fs::read(&sums).unwrap(),
+        "the record is the sums the tarball passed"
     );
+    assert_eq!(unpacked, files(&source), "unpacked tree differs from the packed one");
     assert!(root.join("README.TXT").is_file());
     assert!(
         !part.exists() && !root.join(".prunelab-download/dev-clean.tar.gz").exists(),
@@ -215,7 +232,7 @@ fn a_flipped_byte_fails_verification_by_name_and_unpacks_nothing() {
     let (mut bytes, sums, _) = tarball(&dir);
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;
-    let (url, _) = serve(bytes, false);
+    let (url, _) = serve(bytes, Server::Honest);
     let root = dir.join("root");
     let failed = download(&root, &url, &sums);
     assert!(!failed.status.success());
@@ -245,7 +262,7 @@ fn progress_bars_only_on_a_terminal_and_never_with_quiet() {
     }
     let dir = scratch("download-bars");
     let (bytes, sums, _) = tarball(&dir);
-    let (url, _) = serve(bytes, false);
+    let (url, _) = serve(bytes, Server::Honest);
     let bin = env!("CARGO_BIN_EXE_prunelab");
     let on_terminal = |root: &str, quiet: &str| {
         let command = format!(
@@ -273,5 +290,27 @@ fn progress_bars_only_on_a_terminal_and_never_with_quiet() {
         "a bar was drawn into a pipe: {}",
         stderr(&piped)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A server that answers a resume with the whole file (as a proxy's error page would, or a
+/// server without range support) is refused, and the bytes already downloaded are kept.
+#[test]
+fn a_server_that_ignores_the_range_does_not_cost_the_bytes_already_there() {
+    let dir = scratch("download-no-range");
+    let (bytes, sums, _) = tarball(&dir);
+    let (url, _) = serve(bytes, Server::CutFirstThenIgnoreRanges);
+    let root = dir.join("root");
+    assert!(!download(&root, &url, &sums).status.success());
+    let part = root.join(".prunelab-download/dev-clean.tar.gz.part");
+    let half = std::fs::read(&part).unwrap();
+    let refused = download(&root, &url, &sums);
+    assert!(!refused.status.success());
+    let error = stderr(&refused);
+    assert!(
+        error.contains("ignored the request to continue") && error.contains("delete"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&part).unwrap(), half, "the partial download was touched");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -189,10 +189,16 @@ fn malformed_feature_files_are_refused_by_name() {
         bytes.extend_from_slice(&[0u8; 80 * 4]);
         bytes
     };
+    // `header` carries one row of data; a file of `rows` rows gets the rest appended.
+    let with_rows = |mut bytes: Vec<u8>, rows: usize| {
+        bytes.extend(std::iter::repeat_n(0u8, (rows - 1) * 80 * 4));
+        bytes
+    };
     for (name, bytes, message) in [
         ("huge.npy", header("(4294967296, 80)", "<f4"), "needs"),
         ("double.npy", header("(1, 80)", "<f8"), "float32"),
         ("flat.npy", header("(320,)", "<f4"), "not 2-D"),
+        ("short.npy", with_rows(header("(4, 80)", "<f4"), 4), "too short"),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();

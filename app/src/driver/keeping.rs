@@ -11,7 +11,7 @@ use crate::timing::now_ms;
 /// loses about this much training whatever a step costs.
 const KEEP_EVERY_MS: f64 = 15_000.0;
 /// Where copying is slow (a software GPU: a copy reads every parameter and both optimiser
-/// moments back, 16 MB for `tiny`), the next copy waits this many times as long as the last
+/// moments back, 18 MB for `tiny`), the next copy waits this many times as long as the last
 /// took, so copying never takes more than about 5 % of training time.
 const WAIT_PER_COPY_TIME: f64 = 19.0;
 

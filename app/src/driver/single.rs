@@ -52,7 +52,8 @@ pub(super) async fn resume(lab: &Lab, session: &mut LabSession) {
 }
 
 /// One training step and what the run's schedule made due after it (snapshot, evaluation).
-pub(super) async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRate, corpus: &LabCorpus) {
+/// Whether the step was taken.
+pub(super) async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRate, corpus: &LabCorpus) -> bool {
     lab.stepping.set(true);
     let result = session.train_step(&corpus.train).await;
     lab.stepping.set(false);
@@ -61,7 +62,7 @@ pub(super) async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRat
         Err(e) => {
             lab.playing.set(false);
             lab.notify(format!("training step failed: {e}"));
-            return;
+            return false;
         }
     };
     let evaluated = events.iter().any(|e| matches!(e, RunEvent::Eval(_)));
@@ -71,6 +72,7 @@ pub(super) async fn step(lab: &Lab, session: &mut LabSession, rate: &mut StepRat
     if evaluated && let Some(source) = read_scores(lab, session).await {
         refresh_uncut(lab, session, &source).await;
     }
+    true
 }
 
 /// Copies a run's events into the page's signals.

@@ -464,12 +464,17 @@ mod tests {
             }
             let kept = block_on(session.keep()).unwrap();
             assert_eq!(kept.step(), 2, "{method:?}");
+            let trace_at_copy = session.trace.clone();
             let went_on = step_loss(&block_on(session.train_step(&train)).unwrap());
             let weights_after = weights_fingerprint(&session.inference_model()).unwrap();
 
             let mut resumed = LabSession::resume(&kept, settings.threshold, data, None, &Device::flex()).unwrap();
             assert_eq!(resumed.step(), 2, "{method:?}");
-            assert_eq!(resumed.trace, kept.trace, "{method:?}");
+            assert_eq!(resumed.trace, trace_at_copy, "{method:?}");
+            assert_ne!(
+                session.trace, trace_at_copy,
+                "{method:?}: the step after the copy is not in it"
+            );
             let again = step_loss(&block_on(resumed.train_step(&train)).unwrap());
             assert_eq!(again, went_on, "{method:?}: the step after the copy");
             assert_eq!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prunelab_engine::data::{ShapeBuckets, Utterance};
+use prunelab_engine::model::ConvSubsampling;
 use prunelab_engine::readback::{block_on, read_floats};
 use prunelab_engine::train::prepare_batch;
 
@@ -40,11 +41,17 @@ pub fn run(args: LogitsArgs) -> Result<(), String> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
         let (feats, frames, cols) = decode_f32_2d(&bytes, &name)?;
-        if frames == 0 || feats.iter().any(|v| !v.is_finite()) {
-            return Err(format!("{name}: no frames, or values that are not finite"));
+        if feats.iter().any(|v| !v.is_finite()) {
+            return Err(format!("{name}: holds values that are not finite"));
+        }
+        // Subsampling's two stride-2 convolutions need 7 frames to give one.
+        if ConvSubsampling::output_len(frames) == 0 {
+            return Err(format!(
+                "{name}: {frames} frames is too short: the model needs at least 7 (70 ms)"
+            ));
         }
         let stem = path.file_stem().ok_or_else(|| format!("{name}: no file name"))?;
-        let output = args.out.join(stem).with_extension("npy");
+        let output = args.out.join(format!("{}.npy", stem.to_string_lossy()));
         if outputs.contains(&output) {
             return Err(format!(
                 "{name}: another input has the same file name; outputs would collide"

@@ -77,6 +77,23 @@ impl Checksums {
         self.0.get(name).map(Vec::as_slice)
     }
 
+    /// Whether `other` lists the same file `name` compatibly: every digest kind both list for
+    /// it agrees, and they share at least one (one list may hold MD5 and SHA-256, the other
+    /// only one of them, in any order).
+    pub fn agrees(&self, other: &Checksums, name: &str) -> bool {
+        let (mine, theirs) = (self.of(name).unwrap_or_default(), other.of(name).unwrap_or_default());
+        let mut shared = 0;
+        for sum in mine {
+            if let Some(other) = theirs.iter().find(|o| o.kind() == sum.kind()) {
+                if other != sum {
+                    return false;
+                }
+                shared += 1;
+            }
+        }
+        shared > 0
+    }
+
     /// The list as its canonical text (one line per sum), as written beside a finished subset.
     pub fn lines_for(&self, name: &str) -> String {
         self.of(name)
@@ -175,6 +192,18 @@ mod tests {
         let error = verify(&file, sums.of("abc.tar.gz").unwrap(), |_| {}).unwrap_err();
         assert!(error.contains("abc.tar.gz") && error.contains("MD5"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lists_agree_when_their_shared_digests_do() {
+        let both = Checksums::parse(super::super::LIBRISPEECH_SUMS, "shipped").unwrap();
+        let sha = "76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3  dev-clean.tar.gz";
+        let only_sha = Checksums::parse(sha, "one").unwrap();
+        assert!(both.agrees(&only_sha, "dev-clean.tar.gz") && only_sha.agrees(&both, "dev-clean.tar.gz"));
+        let other = Checksums::parse(&sha.replace("76f8", "0000"), "other").unwrap();
+        assert!(!both.agrees(&other, "dev-clean.tar.gz"));
+        let md5_only = Checksums::parse("42e2234ba48799c1f50f24a7926300a1  dev-clean.tar.gz", "md5").unwrap();
+        assert!(!md5_only.agrees(&only_sha, "dev-clean.tar.gz"), "no digest in common");
     }
 
     #[test]

@@ -23,11 +23,13 @@ pub trait FetchProgress {
     fn at(&self, bytes: u64);
 }
 
-/// Downloads `url` into `part`, continuing from the bytes it already holds. A server that
-/// ignores the range sends the whole file, which then replaces the partial one; one that
-/// answers 416 (range not satisfiable) has nothing past the end, so the file is taken as
-/// whole and left for the checksum to judge. Bytes are flushed to disk as they arrive: an
-/// interrupted download keeps what it had.
+/// Downloads `url` into `part`, continuing from the bytes it already holds. The server's
+/// answer to a resume must be exactly the rest of the file (`206` from the byte asked for to
+/// the end), or `416` with the length `part` already has; anything else (a whole file, a
+/// different range, an error page from a proxy) is refused and `part` kept as it was, since a
+/// wrong answer here would cost gigabytes. Every response must state its length, which bounds
+/// what is written. Bytes are flushed to disk as they arrive: an interrupted download keeps
+/// what it had.
 pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fetched, String> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let agent = ureq::Agent::new_with_config(
@@ -53,21 +55,41 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
             .map(str::to_string)
     };
     let content_length = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    let content_range = header("content-range");
+    let start_over = || format!("delete {} to download from the start", part.display());
     let resumed_from = match status {
         206 => {
-            let start = header("content-range").and_then(|v| range_start(&v));
-            if start != Some(have) {
+            let range = content_range.as_deref().and_then(ContentRange::parse);
+            let whole_rest = range.is_some_and(|r| {
+                r.start == have && r.total.is_none_or(|t| r.end + 1 == t) && content_length == Some(r.end + 1 - r.start)
+            });
+            if !whole_rest {
                 return Err(format!(
-                    "{url}: asked to continue from byte {have}, the server answered with {}; \
-                     delete {} to download from the start",
-                    header("content-range").unwrap_or_else(|| "no Content-Range".into()),
-                    part.display()
+                    "{url}: asked for the bytes from {have} to the end, the server sent {} ({} bytes); {}",
+                    content_range.as_deref().unwrap_or("no Content-Range"),
+                    content_length.map_or("unstated".into(), |n| n.to_string()),
+                    start_over()
                 ));
             }
             have
         }
+        200 if have > 0 => {
+            return Err(format!(
+                "{url}: the server ignored the request to continue from byte {have} and sent the whole file; {}",
+                start_over()
+            ));
+        }
         200 => 0,
         416 if have > 0 => {
+            // Nothing past the end: whole, if the server's length is the one on disk.
+            let total = content_range.as_deref().and_then(ContentRange::parse_unsatisfied);
+            if total != Some(have) {
+                return Err(format!(
+                    "{url}: the server refused the range from byte {have} ({}); {}",
+                    content_range.as_deref().unwrap_or("no Content-Range"),
+                    start_over()
+                ));
+            }
             progress.length(Some(have));
             progress.at(have);
             return Ok(Fetched {
@@ -78,7 +100,12 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
         404 => return Err(format!("{url}: not found (HTTP 404); is --mirror right?")),
         _ => return Err(format!("{url}: the server answered HTTP {status}")),
     };
-    progress.length(content_length.map(|n| n + resumed_from));
+    let Some(length) = content_length else {
+        return Err(format!(
+            "{url}: the server did not say how long the file is (no Content-Length)"
+        ));
+    };
+    progress.length(Some(length + resumed_from));
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)
@@ -104,9 +131,7 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
     }
     file.sync_all()
         .map_err(|e| format!("{}: cannot write: {e}", part.display()))?;
-    if let Some(length) = content_length
-        && total != resumed_from + length
-    {
+    if total != resumed_from + length {
         return Err(format!(
             "{url}: the server promised {} bytes and sent {}; run the command again to resume",
             resumed_from + length,
@@ -116,19 +141,47 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
     Ok(Fetched { resumed_from, total })
 }
 
-/// The first byte of a `Content-Range: bytes START-END/TOTAL` header.
-fn range_start(value: &str) -> Option<u64> {
-    value.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+/// A `Content-Range: bytes START-END/TOTAL` header (TOTAL may be `*`, unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ContentRange {
+    start: u64,
+    end: u64,
+    total: Option<u64>,
+}
+
+impl ContentRange {
+    fn parse(value: &str) -> Option<Self> {
+        let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+        let (start, end) = range.split_once('-')?;
+        let range = Self {
+            start: start.trim().parse().ok()?,
+            end: end.trim().parse().ok()?,
+            total: match total.trim() {
+                "*" => None,
+                t => Some(t.parse().ok()?),
+            },
+        };
+        (range.start <= range.end).then_some(range)
+    }
+
+    /// The length in a 416's `Content-Range: bytes */TOTAL`.
+    fn parse_unsatisfied(value: &str) -> Option<u64> {
+        value.strip_prefix("bytes */")?.trim().parse().ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::range_start;
+    use super::ContentRange;
 
     #[test]
-    fn content_range_gives_its_start() {
-        assert_eq!(range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(range_start("bytes */200"), None);
-        assert_eq!(range_start("items 1-2/3"), None);
+    fn content_ranges_are_read_whole_or_not_at_all() {
+        let range = |start, end, total| Some(ContentRange { start, end, total });
+        assert_eq!(ContentRange::parse("bytes 100-199/200"), range(100, 199, Some(200)));
+        assert_eq!(ContentRange::parse("bytes 100-199/*"), range(100, 199, None));
+        assert_eq!(ContentRange::parse("bytes 200-100/300"), None);
+        assert_eq!(ContentRange::parse("bytes */200"), None);
+        assert_eq!(ContentRange::parse("items 1-2/3"), None);
+        assert_eq!(ContentRange::parse_unsatisfied("bytes */200"), Some(200));
     }
 }

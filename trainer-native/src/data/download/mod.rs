@@ -1,17 +1,19 @@
 //! `prunelab data download librispeech`: fetches LibriSpeech's tarballs, resumes an interrupted
 //! download with a range request, checks each tarball against its published checksums and
-//! unpacks it where `prunelab train --librispeech ROOT` looks. A second run finds the record of
-//! each finished subset and downloads nothing.
+//! unpacks it where `prunelab train --librispeech ROOT` looks. A second run finds each finished
+//! subset's record and downloads nothing.
 //!
-//! Under `ROOT/.prunelab-download/`: `<subset>.tar.gz.part` while downloading, `<subset>.tar.gz`
-//! once verified (until unpacked, or kept with `--keep-tarballs`), and `<subset>.verified`, the
-//! sums it was checked against, written last: its presence is what "finished" means.
+//! Under `ROOT/.prunelab-download/`: `<subset>.tar.gz.part` while downloading, and
+//! `<subset>.tar.gz` once verified (until unpacked, or kept with `--keep-tarballs`). A finished
+//! subset holds `ROOT/<subset>/.prunelab-verified`, the sums its tarball was checked against:
+//! written into the staging directory before the one rename that puts the subset in place, so
+//! a subset is either absent, or whole with its record.
 
 mod checksums;
 mod extract;
 mod fetch;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use checksums::Checksums;
 pub use fetch::FetchProgress;
@@ -64,53 +66,32 @@ pub trait Progress: FetchProgress {
 }
 
 impl Download<'_> {
-    fn records(&self) -> PathBuf {
-        self.root.join(".prunelab-download")
-    }
-
-    /// Downloads, verifies and unpacks `subset`, unless a record says that was done.
+    /// Downloads, verifies and unpacks `subset`, unless its record says that was done.
     pub fn subset(&self, subset: &str, progress: &dyn Progress) -> Result<Outcome, String> {
         let name = format!("{subset}.tar.gz");
         let sums = self
             .checksums
             .of(&name)
             .ok_or_else(|| format!("{name}: no checksum for it in {}", self.checksums_source))?;
-        let records = self.records();
-        let record = records.join(format!("{subset}.verified"));
+        let records = self.root.join(".prunelab-download");
+        let tarball = records.join(&name);
         let target = self.root.join(subset);
-        if let Ok(recorded) = std::fs::read_to_string(&record) {
-            if recorded == self.checksums.lines_for(&name) && target.is_dir() {
-                return Ok(Outcome::AlreadyThere);
-            }
-            if target.exists() {
-                return Err(format!(
-                    "{}: was unpacked from a tarball with other checksums than {} lists; \
-                     move it away to download it again",
-                    target.display(),
-                    self.checksums_source
-                ));
-            }
-        } else if target.exists() && records.join(&name).is_file() {
-            // Unpacked and moved into place, then interrupted before the record was written:
-            // the move was the last step, so the subset is whole.
-            write_record(&record, &self.checksums.lines_for(&name))?;
-            if !self.keep_tarballs {
-                let tarball = records.join(&name);
-                std::fs::remove_file(&tarball).map_err(|e| format!("{}: cannot remove: {e}", tarball.display()))?;
-            }
+        if target.exists() {
+            self.check_finished(&target, &name)?;
+            // A crash between moving the subset into place and removing its tarball.
+            self.remove_tarball(&tarball)?;
             return Ok(Outcome::AlreadyThere);
-        } else if target.exists() {
-            return Err(format!(
-                "{}: already exists and was not unpacked by prunelab; move it away to download it again",
-                target.display()
-            ));
         }
         std::fs::create_dir_all(&records).map_err(|e| format!("{}: cannot create: {e}", records.display()))?;
-        let tarball = records.join(&name);
         let (resumed_from, downloaded) = if tarball.is_file() {
-            // Verified and renamed by an earlier attempt that did not finish unpacking.
+            // Verified by an earlier attempt that did not finish unpacking.
             progress.step("verifying");
-            checksums::verify(&tarball, sums, |n| progress.at(n))?;
+            if let Err(e) = checksums::verify(&tarball, sums, |n| progress.at(n)) {
+                let _ = std::fs::remove_file(&tarball);
+                return Err(format!(
+                    "{e}; it had been verified before and was deleted; the next run downloads it again"
+                ));
+            }
             (0, 0)
         } else {
             let part = records.join(format!("{name}.part"));
@@ -127,23 +108,49 @@ impl Download<'_> {
             (fetched.resumed_from, fetched.total - fetched.resumed_from)
         };
         progress.step("unpacking");
-        let files = extract::unpack_subset(&tarball, self.root, subset, &|n| progress.at(n))?;
-        write_record(&record, &self.checksums.lines_for(&name))?;
-        if !self.keep_tarballs {
-            std::fs::remove_file(&tarball).map_err(|e| format!("{}: cannot remove: {e}", tarball.display()))?;
-        }
+        let record = self.checksums.lines_for(&name);
+        let files = extract::unpack_subset(&tarball, self.root, subset, &record, &|n| progress.at(n))?;
+        self.remove_tarball(&tarball)?;
         Ok(Outcome::Unpacked {
             resumed_from,
             downloaded,
             files,
         })
     }
-}
 
-/// Writes the record of a finished subset through a temporary file, so that a crash leaves
-/// either no record or a whole one.
-fn write_record(record: &Path, text: &str) -> Result<(), String> {
-    let temporary = record.with_extension("verified.tmp");
-    std::fs::write(&temporary, text).map_err(|e| format!("{}: cannot write: {e}", temporary.display()))?;
-    std::fs::rename(&temporary, record).map_err(|e| format!("{}: cannot write: {e}", record.display()))
+    /// `target` exists: fine if its record agrees with the sums in use, else an error that
+    /// leaves it alone.
+    fn check_finished(&self, target: &Path, name: &str) -> Result<(), String> {
+        let record_path = target.join(extract::RECORD);
+        let Ok(text) = std::fs::read_to_string(&record_path) else {
+            return Err(format!(
+                "{}: already exists and was not unpacked by prunelab; move it away to download it again",
+                target.display()
+            ));
+        };
+        let recorded = Checksums::parse(&text, &record_path.display().to_string())?;
+        if recorded.agrees(self.checksums, name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: was unpacked from a tarball whose checksums differ from those {} lists; \
+                 move it away to download it again",
+                target.display(),
+                self.checksums_source
+            ))
+        }
+    }
+
+    /// Removes an unpacked subset's tarball, unless asked to keep it.
+    fn remove_tarball(&self, tarball: &Path) -> Result<(), String> {
+        if self.keep_tarballs {
+            return Ok(());
+        }
+        match std::fs::remove_file(tarball) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: cannot remove: {e}", tarball.display()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
