@@ -227,8 +227,8 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   // copy it keeps in memory (the first step after a start is always copied).
   await page.click('#step');
   await waitForStep(page, 1);
-  await page.waitForSelector('#kept [data-step="1"]', { timeout: 300_000 });
-  figures.webgpu_copy_ms = Number(await page.getAttribute('#kept [data-step="1"]', 'data-ms'));
+  await page.waitForSelector('#kept-copy [data-step="1"]', { timeout: 300_000 });
+  figures.webgpu_copy_ms = Number(await page.getAttribute('#kept-copy [data-step="1"]', 'data-ms'));
   await waitForIdle(page);
   await page.evaluate(() => window.__testGpuDevices.forEach((device) => device.destroy()));
   await page.waitForSelector('#gpu-lost', { timeout: 60_000 });
@@ -241,7 +241,7 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   await waitForIdle(page);
   assert.equal(await step(page), 1, 'the run did not carry on from its copy');
   assert.match(await page.textContent('#last-loss'), /loss \d/, 'the carried-on run lost its loss curve');
-  assert.equal(await page.$('#kept [data-step]'), null, 'a copy is kept on the CPU backend');
+  assert.equal(await page.$('#kept-copy [data-step]'), null, 'a copy is kept on the CPU backend');
   await page.click('#step');
   await waitForStep(page, 2);
   assert.match(await page.textContent('#backend'), /continued after the GPU was lost/);

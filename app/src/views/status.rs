@@ -38,7 +38,7 @@ pub fn Status() -> impl IntoView {
                     })}
                 </span>
                 <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>
-                <span id="kept">
+                <span id="kept-copy">
                     // Training on WebGPU: what a lost GPU would leave (see driver/keeping.rs).
                     {move || lab.kept.get().map(|k| view! {
                         <span data-step=k.step.to_string() data-ms=format!("{:.0}", k.millis)
