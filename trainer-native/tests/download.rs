@@ -33,6 +33,9 @@ enum Server {
     CutFirst,
     /// Like `CutFirst`, then ignores ranges: every later answer is the whole file (200).
     CutFirstThenIgnoreRanges,
+    /// Honest, but the first response stalls after half the file, its connection held open
+    /// (so the client can be killed in the middle of it).
+    StallFirst,
 }
 
 /// Serves `tarball` as `/dev-clean.tar.gz` on a loopback port, behaving as `server` says.
@@ -87,10 +90,18 @@ fn serve(tarball: Vec<u8>, server: Server) -> (String, Log) {
                 )
             };
             let sent = if cut { &body[..body.len() / 2] } else { body };
+            let stall = cut && server == Server::StallFirst;
             cut = false;
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(sent);
             let _ = stream.flush();
+            if stall {
+                // Held open on another thread, so the next request is served meanwhile.
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_secs(120));
+                    drop(stream);
+                });
+            }
         }
     });
     (url, log)
@@ -312,5 +323,43 @@ fn a_server_that_ignores_the_range_does_not_cost_the_bytes_already_there() {
         "{error}"
     );
     assert_eq!(std::fs::read(&part).unwrap(), half, "the partial download was touched");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A download killed (SIGKILL) half-way through keeps what it had received, and the next run
+/// resumes from there with a range request.
+#[test]
+fn a_download_killed_half_way_resumes_where_it_stopped() {
+    let dir = scratch("download-killed");
+    let (bytes, sums, _) = tarball(&dir);
+    let (url, log) = serve(bytes.clone(), Server::StallFirst);
+    let root = dir.join("root");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prunelab"))
+        .args(["data", "download", "librispeech", "--subsets", "dev-clean", "--to"])
+        .arg(&root)
+        .args(["--mirror", &url, "--checksums"])
+        .arg(&sums)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = root.join(".prunelab-download/dev-clean.tar.gz.part");
+    let half = bytes.len() as u64 / 2;
+    let waited = std::time::Instant::now();
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < half {
+        assert!(waited.elapsed().as_secs() < 60, "the first half never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!root.join("dev-clean").exists());
+
+    let resumed = download(&root, &url, &sums);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains(&format!("resumed after {half} bytes")));
+    assert_eq!(
+        log.lock().unwrap()[1].1.as_deref(),
+        Some(format!("bytes={half}-").as_str())
+    );
+    assert!(root.join("dev-clean").join(".prunelab-verified").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
