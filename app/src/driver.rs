@@ -50,35 +50,11 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                 },
                 Some(Command::ContinueOnCpu) => {
                     device = Device::flex();
-                    lab.backend.set(Some(BackendInfo {
-                        label: "CPU (wasm) · continued after the GPU was lost".into(),
-                        is_webgpu: false,
-                    }));
-                    lab.gpu_lost.set(None);
-                    // The copy carries on the run that was training, with its own settings, even
-                    // if the widgets were changed meanwhile (a change queues a reset, which the
-                    // lost device dropped); without a copy, the widgets' settings start afresh.
-                    let (single, settings) = match &running {
-                        Some((Experiment::Single(_), running)) => (true, running.clone()),
-                        _ => (false, lab.settings.get_untracked()),
+                    let single = match &running {
+                        Some((Experiment::Single(_), settings)) => Some(settings.clone()),
+                        _ => None,
                     };
-                    let carried = match keeper.kept() {
-                        Some(kept) if single => {
-                            lab.settings.set(settings.clone());
-                            resume(&lab, &device, assets, kept, &settings).await
-                        }
-                        _ => Err("no copy of the run was kept".into()),
-                    };
-                    let continued = match carried {
-                        Ok(carried) => Ok(carried),
-                        Err(why) => {
-                            if single {
-                                lab.notify(format!("{why}; starting again on the CPU"));
-                            }
-                            start(&lab, &device, assets, lab.settings.get_untracked()).await
-                        }
-                    };
-                    match continued {
+                    match continue_on_cpu(&lab, &device, assets, keeper.kept(), single.as_ref()).await {
                         Ok(experiment) => running = Some((experiment, lab.settings.get_untracked())),
                         Err(e) => lab.notify(format!("cannot start on the CPU: {e}")),
                     }
@@ -247,6 +223,38 @@ impl<'a> Assets<'a> {
     fn decoder(&self) -> Option<prunelab_engine::decode::Decoder> {
         Some(self.corpus.lexicon.clone())
     }
+}
+
+/// After the GPU was lost, on the CPU backend `device`: a single run (`single`: the settings it
+/// runs with) carries on from its copy in memory, with those settings even if the widgets were
+/// changed meanwhile (a change queues a reset, which the lost device dropped). Without a copy,
+/// for a comparison, or when the copy does not restore, the widgets' settings start afresh.
+async fn continue_on_cpu(
+    lab: &Lab,
+    device: &Device,
+    assets: Assets<'_>,
+    kept: Option<&KeptRun>,
+    single: Option<&LabSettings>,
+) -> Result<Experiment, String> {
+    lab.backend.set(Some(BackendInfo {
+        label: "CPU (wasm) · continued after the GPU was lost".into(),
+        is_webgpu: false,
+    }));
+    lab.gpu_lost.set(None);
+    if let Some(settings) = single {
+        let carried = match kept {
+            Some(kept) => {
+                lab.settings.set(settings.clone());
+                resume(lab, device, assets, kept, settings).await
+            }
+            None => Err("no copy of the run was kept".into()),
+        };
+        match carried {
+            Ok(experiment) => return Ok(experiment),
+            Err(why) => lab.notify(format!("{why}; starting again on the CPU")),
+        }
+    }
+    start(lab, device, assets, lab.settings.get_untracked()).await
 }
 
 /// The single run carried on from `kept` (its copy in memory) on `device`, shown as it was at

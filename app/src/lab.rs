@@ -40,7 +40,8 @@ pub enum Command {
     Hear { samples: Vec<f32>, sample_rate: u32 },
     /// Save the live run's trace (`.pltrace`) as a file, to open later in the lab.
     SaveTrace,
-    /// After the GPU was lost: start again on the CPU backend with the same settings.
+    /// After the GPU was lost: carry the run on with the CPU backend from its copy in memory (or
+    /// start again there, when there is none).
     ContinueOnCpu,
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {

@@ -143,20 +143,19 @@ fn tarball(dir: &Path) -> (Vec<u8>, PathBuf, PathBuf) {
     (bytes, sums, tree.join("dev-clean"))
 }
 
+/// `prunelab data download librispeech` of dev-clean from `url` into `root`, checked against `sums`.
+fn download_command(root: &Path, url: &str, sums: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prunelab"));
+    command
+        .args(["data", "download", "librispeech", "--subsets", "dev-clean", "--to"])
+        .arg(root)
+        .args(["--mirror", url, "--checksums"])
+        .arg(sums);
+    command
+}
+
 fn download(root: &Path, url: &str, sums: &Path) -> Output {
-    prunelab(&[
-        "data",
-        "download",
-        "librispeech",
-        "--subsets",
-        "dev-clean",
-        "--to",
-        root.to_str().unwrap(),
-        "--mirror",
-        url,
-        "--checksums",
-        sums.to_str().unwrap(),
-    ])
+    download_command(root, url, sums).output().unwrap()
 }
 
 /// Every file under `dir`, relative to it, with its bytes.
@@ -334,11 +333,7 @@ fn a_download_killed_half_way_resumes_where_it_stopped() {
     let (bytes, sums, _) = tarball(&dir);
     let (url, log) = serve(bytes.clone(), Server::StallFirst);
     let root = dir.join("root");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prunelab"))
-        .args(["data", "download", "librispeech", "--subsets", "dev-clean", "--to"])
-        .arg(&root)
-        .args(["--mirror", &url, "--checksums"])
-        .arg(&sums)
+    let mut child = download_command(&root, &url, &sums)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -142,10 +142,8 @@ struct Bar<'a> {
 }
 
 impl FetchProgress for Bar<'_> {
-    fn length(&self, total: Option<u64>) {
-        if let Some(total) = total {
-            self.bar.set_length(total);
-        }
+    fn length(&self, total: u64) {
+        self.bar.set_length(total);
     }
 
     fn at(&self, bytes: u64) {

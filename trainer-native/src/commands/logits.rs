@@ -50,15 +50,19 @@ pub fn run(args: LogitsArgs) -> Result<(), String> {
                 "{name}: {frames} frames is too short: the model needs at least 7 (70 ms)"
             ));
         }
-        let stem = path.file_stem().ok_or_else(|| format!("{name}: no file name"))?;
-        let output = args.out.join(format!("{}.npy", stem.to_string_lossy()));
+        let stem = path
+            .file_stem()
+            .ok_or_else(|| format!("{name}: no file name"))?
+            .to_string_lossy()
+            .into_owned();
+        let output = args.out.join(format!("{stem}.npy"));
         if outputs.contains(&output) {
             return Err(format!(
                 "{name}: another input has the same file name; outputs would collide"
             ));
         }
         outputs.push(output);
-        inputs.push((name, stem.to_string_lossy().into_owned(), feats, frames, cols));
+        inputs.push((name, stem, feats, frames, cols));
     }
     let (device, _) = pick(args.device)?;
     let loaded = open_model(&args.model, None, None, &device)?;
@@ -79,9 +83,9 @@ pub fn run(args: LogitsArgs) -> Result<(), String> {
         });
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
+    let features: Vec<&std::path::Path> = args.features.iter().map(PathBuf::as_path).collect();
     for output in &outputs {
-        let inputs: Vec<&std::path::Path> = args.features.iter().map(PathBuf::as_path).collect();
-        refuse_overwriting_inputs("--out", output, &inputs)?;
+        refuse_overwriting_inputs("--out", output, &features)?;
     }
     let batch: Vec<&Utterance> = utterances.iter().collect();
     let prepared = prepare_batch(&batch, &loaded.stats, None, ShapeBuckets::default(), &device);

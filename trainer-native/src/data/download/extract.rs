@@ -32,10 +32,10 @@ pub fn unpack_subset(
     read: &dyn Fn(u64),
 ) -> Result<usize, String> {
     let target = root.join(subset);
+    // The caller checked; this guards the rename, which would replace an empty directory.
     if target.exists() {
         return Err(format!(
-            "{}: already exists and was not unpacked by prunelab (no record of a verified download); \
-             move it away to download it again",
+            "{}: appeared while the tarball was unpacking; left as it is",
             target.display()
         ));
     }

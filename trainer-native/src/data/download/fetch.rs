@@ -18,7 +18,7 @@ pub struct Fetched {
 /// What a download reports while it runs.
 pub trait FetchProgress {
     /// The length of the whole file, once the server has said it.
-    fn length(&self, total: Option<u64>);
+    fn length(&self, total: u64);
     /// Bytes of the whole file on disk so far.
     fn at(&self, bytes: u64);
 }
@@ -90,7 +90,7 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
                     start_over()
                 ));
             }
-            progress.length(Some(have));
+            progress.length(have);
             progress.at(have);
             return Ok(Fetched {
                 resumed_from: have,
@@ -105,7 +105,7 @@ pub fn fetch(url: &str, part: &Path, progress: &dyn FetchProgress) -> Result<Fet
             "{url}: the server did not say how long the file is (no Content-Length)"
         ));
     };
-    progress.length(Some(length + resumed_from));
+    progress.length(length + resumed_from);
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)
