@@ -13,7 +13,7 @@ mod run;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, sweep, train, wer};
+use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, slim, sweep, train, wer};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,9 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Prune a checkpoint at a grid of thresholds or budgets: params, FLOPs, RTF, dev/test WER.
     Sweep(sweep::SweepArgs),
+    /// Write a finished run's checkpoint without its optimiser moments and distillation maps:
+    /// a third of the size, and it still cuts, scores and teaches like the full one.
+    Slim(slim::SlimArgs),
     /// Score runs of several methods and seeds side by side: size, speed, dev/test WER with
     /// paired-bootstrap 95 % intervals; Markdown, JSON and plots (SVG, PNG).
     Compare(compare::CompareArgs),
@@ -69,6 +72,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Slim(args) => slim::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Fbank(args) => fbank::run(args),

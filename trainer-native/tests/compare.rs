@@ -240,4 +240,22 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
             "{chart}.png: pixels per method colour {counts:?}"
         );
     }
+
+    // A slim copy of a gated run (what the regime study keeps of a finished run) cuts to the
+    // same model as the full checkpoint, at under half its size.
+    let full = format!("{ad}/checkpoint.plc");
+    let slim = dir.join("ad-slim.plc");
+    succeed(&["slim", &full, "--out", slim.to_str().unwrap()]);
+    let slim_size = std::fs::metadata(&slim).unwrap().len();
+    let full_size = std::fs::metadata(&full).unwrap().len();
+    assert!(slim_size * 2 < full_size, "slim {slim_size} bytes, full {full_size}");
+    let cut = |checkpoint: &str, name: &str| -> Vec<u8> {
+        let out = dir.join(name);
+        succeed(&["prune", "--checkpoint", checkpoint, "--budget", "0.5", "--out", out.to_str().unwrap()]);
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    };
+    assert!(
+        cut(&full, "cut-full") == cut(slim.to_str().unwrap(), "cut-slim"),
+        "the slim checkpoint cut differently"
+    );
 }

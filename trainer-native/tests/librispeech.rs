@@ -371,6 +371,24 @@ fn ctrl_c_saves_and_resume_continues_to_the_same_weights() {
 
     let refused = prunelab(&["train", "--resume", run.to_str().unwrap(), "--steps", "99"]);
     assert!(!refused.status.success() && text(&refused.stderr).contains("--resume takes no other options"));
+    // Slim checkpoints have no optimiser moments: the run refuses to go on from them, and goes
+    // on as before once its own are back.
+    let saved: Vec<PathBuf> = walk(&run.join("checkpoints"));
+    let originals: Vec<Vec<u8>> = saved.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let slim = dir.join("slim.plc");
+    for path in &saved {
+        succeed(&["slim", path.to_str().unwrap(), "--out", slim.to_str().unwrap()]);
+        std::fs::rename(&slim, path).unwrap();
+    }
+    let refused = prunelab(&["train", "--resume", run.to_str().unwrap()]);
+    assert!(
+        !refused.status.success() && text(&refused.stderr).contains("holds no optimiser state"),
+        "{}",
+        text(&refused.stderr)
+    );
+    for (path, bytes) in saved.iter().zip(&originals) {
+        std::fs::write(path, bytes).unwrap();
+    }
     let resumed = json(&succeed(&["train", "--resume", run.to_str().unwrap()]));
     assert!(resumed["first_step"].as_u64().unwrap() > 0);
     assert_eq!(resumed["weights_fingerprint"], expected["weights_fingerprint"]);

@@ -39,6 +39,19 @@ impl TrainerState {
             ..self.clone()
         }
     }
+
+    /// A finished run's result without what only resuming it needs: config, statistics,
+    /// weights and gates (so it still cuts, scores and teaches as the full checkpoint does),
+    /// no optimiser moments or distillation maps; about a third of a checkpoint's size.
+    pub fn without_resume_state(&self) -> Self {
+        Self {
+            optimizer: Vec::new(),
+            gate_optimizer: Vec::new(),
+            distill_maps: Vec::new(),
+            distill_optimizer: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
 /// A whole-batch step between its forward pass and its update.

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod fbank;
 pub mod logits;
 pub mod prune;
+pub mod slim;
 pub mod sweep;
 pub mod train;
 pub mod wer;

@@ -432,6 +432,15 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
 
     let restored = if resuming {
         let (path, state) = run.latest_checkpoint()?;
+        // A slim checkpoint's optimiser moments are gone: going on would restart them, and the
+        // run would no longer be the one its options describe.
+        if state.optimizer.is_empty() && state.step < state.config.steps {
+            return Err(format!(
+                "{}: holds no optimiser state (a slim or weights-only checkpoint), so the run cannot go on from step {}",
+                path.display(),
+                state.step
+            ));
+        }
         tell!(
             "resuming {} from {} (step {})",
             args.out.display(),

@@ -1,0 +1,38 @@
+//! `prunelab slim`: a finished run's checkpoint without what only resuming it needs, to keep,
+//! share, compare or teach from at about a third of the size.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
+
+use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
+
+#[derive(Args)]
+pub struct SlimArgs {
+    /// A training checkpoint (.plc).
+    checkpoint: PathBuf,
+    /// Where to write the slim checkpoint. It keeps the config, feature statistics, weights and
+    /// gates, so `prune`, `sweep`, `eval`, `compare` and `--teacher` read it as they read the
+    /// full one; `train --resume` refuses it while steps remain.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: SlimArgs) -> Result<(), String> {
+    refuse_overwriting_inputs("--out", &args.out, &[&args.checkpoint])?;
+    let name = args.checkpoint.display().to_string();
+    let bytes = std::fs::read(&args.checkpoint).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let slim = encode_checkpoint(&state.without_resume_state());
+    write_atomically(&args.out, &slim)?;
+    tell!(
+        "{} written: step {} of {}, {:.1} MB (from {:.1} MB)",
+        args.out.display(),
+        state.step,
+        state.config.steps,
+        slim.len() as f64 / 1e6,
+        bytes.len() as f64 / 1e6
+    );
+    Ok(())
+}
