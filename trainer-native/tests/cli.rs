@@ -28,7 +28,9 @@ fn assert_fails_with(output: &Output, message: &str) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench"] {
+    for sub in [
+        "train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench",
+    ] {
         let out = prunelab(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         assert!(stdout(&out).contains("Usage"), "{sub} --help printed no usage");
