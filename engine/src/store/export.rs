@@ -39,12 +39,48 @@ pub struct ExportManifest {
     pub dense_flops_per_second: f64,
 }
 
-/// Safetensors bytes of a (pruned) model.
+/// Safetensors bytes of a (pruned) model; the same model gives the same bytes.
 pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, StoreError> {
     let bad = |e: &dyn std::fmt::Display| StoreError::Unserialisable(format!("cannot serialise weights: {e}"));
     let mut store = SafetensorsStore::from_bytes(None);
     model.save_into(&mut store).map_err(|e| bad(&e))?;
-    store.get_bytes().map_err(|e| bad(&e))
+    let bytes = store.get_bytes().map_err(|e| bad(&e))?;
+    with_sorted_header(&bytes).map_err(|e| bad(&e))
+}
+
+/// `safetensors` with every key of its JSON header in sorted order. burn writes the header's
+/// `__metadata__` from a hash map, in a different order each time, so the same weights would
+/// otherwise give different files (and different checksums).
+fn with_sorted_header(file: &[u8]) -> Result<Vec<u8>, String> {
+    let header_len = file
+        .get(..8)
+        .and_then(|b| usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok())
+        .filter(|&n| n <= file.len() - 8)
+        .ok_or("the safetensors header's length is out of range")?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&file[8..8 + header_len]).map_err(|e| format!("bad safetensors header: {e}"))?;
+    let mut header = serde_json::to_vec(&sorted(header)).map_err(|e| e.to_string())?;
+    // The format pads its header with spaces so that the tensor data starts 8-byte aligned.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + file.len() - 8 - header_len);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&file[8 + header_len..]);
+    Ok(out)
+}
+
+/// `value` with the keys of every object in it in sorted order (whatever order serde_json's
+/// maps keep).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// Builds the pruned model a manifest describes and loads `weights` into it, refusing any
@@ -178,6 +214,22 @@ mod tests {
 
     fn export() -> (String, Vec<u8>, Conformer) {
         sample_export(&Device::flex())
+    }
+
+    #[test]
+    fn the_same_model_gives_the_same_bytes() {
+        let (_, _, pruned) = export();
+        let first = encode_weights(&pruned).unwrap();
+        for _ in 0..4 {
+            assert!(encode_weights(&pruned).unwrap() == first);
+        }
+        let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0, "tensor data starts 8-byte aligned");
+        let header = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
+        assert!(
+            header.starts_with(r#"{"__metadata__":{"format":"safetensors","producer":"burn""#),
+            "{header}"
+        );
     }
 
     #[test]
