@@ -4,6 +4,7 @@
 # so it can be restarted in every session until it is done:
 #
 #   PRUNELAB=target/release/prunelab nohup bash docs/runs/issue16.sh runs/s14 > runs/s14/queue.log 2>&1 &
+#   PRUNELAB=... EVAL_CORPUS=... PART=regime KEEP=docs/runs/regime nohup bash docs/runs/issue16.sh runs/s20 ...
 #
 # 1. The comparison at the default budget: dense, adaptive dropout (α 2.5e-6, ramp 0.6, τ 0.4),
 #    L0 (target 0.5, distilled from the dense run of its seed) and magnitude (budget 0.5), seeds
