@@ -31,12 +31,8 @@ impl TrainerState {
     /// moment afresh.
     pub fn weights_only(&self) -> Self {
         Self {
-            optimizer: Vec::new(),
             gates: Vec::new(),
-            gate_optimizer: Vec::new(),
-            distill_maps: Vec::new(),
-            distill_optimizer: Vec::new(),
-            ..self.clone()
+            ..self.without_resume_state()
         }
     }
 

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
+use prunelab_engine::store::encode_checkpoint;
 
+use crate::models::read_checkpoint;
 use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
@@ -21,9 +22,8 @@ pub struct SlimArgs {
 
 pub fn run(args: SlimArgs) -> Result<(), String> {
     refuse_overwriting_inputs("--out", &args.out, &[&args.checkpoint])?;
-    let name = args.checkpoint.display().to_string();
-    let bytes = std::fs::read(&args.checkpoint).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let state = read_checkpoint(&args.checkpoint)?;
+    let full_size = std::fs::metadata(&args.checkpoint).map_or(0, |m| m.len());
     let slim = encode_checkpoint(&state.without_resume_state());
     write_atomically(&args.out, &slim)?;
     tell!(
@@ -32,7 +32,7 @@ pub fn run(args: SlimArgs) -> Result<(), String> {
         state.step,
         state.config.steps,
         slim.len() as f64 / 1e6,
-        bytes.len() as f64 / 1e6
+        full_size as f64 / 1e6
     );
     Ok(())
 }

@@ -7,7 +7,9 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::model::{BlockMasks, Conformer, Preset};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::store::{decode_checkpoint, load_export, load_gates, load_inference_model};
+use prunelab_engine::store::{load_export, load_gates, load_inference_model};
+
+use super::read_checkpoint;
 use prunelab_engine::train::{TrainConfig, block_masks};
 
 pub struct LoadedModel {
@@ -39,8 +41,7 @@ pub fn open_model(
         return open_export(&manifest_path, preset, device);
     }
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let state = read_checkpoint(path)?;
     let model = load_inference_model(&state, preset, device, &name).map_err(|e| e.to_string())?;
     let threshold = threshold.unwrap_or(state.config.prune.threshold);
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;

@@ -5,10 +5,12 @@ use std::path::Path;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::prune::{CutSource, Pruned, Selection, UnitScores, kept_budget};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
+use prunelab_engine::store::{load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
 
 use prunelab_engine::stats::median;
+
+use super::read_checkpoint;
 
 /// A checkpoint opened for pruning: its saved state, and its model with the scores that
 /// decide what to cut (the engine's one pruning entry point).
@@ -22,8 +24,7 @@ pub struct Prunable {
 /// a gated run when `force_magnitude`).
 pub fn open_prunable(path: &Path, device: &Device, force_magnitude: bool) -> Result<Prunable, String> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let state = decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())?;
+    let state = read_checkpoint(path)?;
     let model = load_inference_model(&state, None, device, &name).map_err(|e| e.to_string())?;
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
     let source = block_on(CutSource::new(

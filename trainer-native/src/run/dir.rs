@@ -13,10 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
-use prunelab_engine::store::{Trace, decode_checkpoint, decode_trace, encode_trace};
+use prunelab_engine::store::{Trace, decode_trace, encode_trace};
 use prunelab_engine::train::{TrainEvent, TrainerState};
 use serde::{Deserialize, Serialize};
 
+use crate::models::read_checkpoint;
 use crate::run::atomic::{remove_leftover_temporaries, write_atomically};
 
 const CHECKPOINTS: &str = "checkpoints";
@@ -174,11 +175,7 @@ impl RunDir {
         let mut saved = self.checkpoints()?;
         saved.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
         for (_, path) in saved {
-            let name = path.display().to_string();
-            match std::fs::read(&path)
-                .map_err(|e| format!("{name}: cannot read: {e}"))
-                .and_then(|bytes| decode_checkpoint(&bytes, &name).map_err(|e| e.to_string()))
-            {
+            match read_checkpoint(&path) {
                 Ok(state) => return Ok((path, state)),
                 Err(problem) => tell!("warning: passing over an unusable checkpoint: {problem}"),
             }
