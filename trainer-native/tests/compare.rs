@@ -241,6 +241,50 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
         );
     }
 
+    // At an equal budget (--budget 0.5) the gated runs are cut to at most half the dense
+    // model instead of by their own rules; the magnitude run stays as training cut it.
+    let budget_dir = dir.join("report-budget");
+    let out = succeed(&[
+        "compare",
+        &dense,
+        &l0,
+        &ad,
+        &mag,
+        "--corpus",
+        c,
+        "--out",
+        budget_dir.to_str().unwrap(),
+        "--budget",
+        "0.5",
+        "--resamples",
+        "50",
+        "--repeats",
+        "1",
+        "--timing-utterances",
+        "2",
+        "--curve-points",
+        "0",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let params = |i: usize| runs[i]["params"].as_u64().unwrap();
+    let half = (params(0) as f64 * 0.5).round() as u64;
+    for (i, name) in [(1, "l0"), (2, "ad")] {
+        assert_eq!(runs[i]["cut"], format!("budget {half}"), "{name}");
+        // Units are a few hundred parameters each: the cut fills the budget to within 2 %.
+        assert!(
+            params(i) <= half && params(i) * 100 >= half * 98,
+            "{name}: {} parameters for a budget of {half}",
+            params(i)
+        );
+    }
+    assert_eq!(runs[3]["cut"], "cut during training");
+    assert_eq!(report["budget"], "0.5");
+    let refused = prunelab(&["compare", &dense, "--corpus", c, "--budget", "0"]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && message.contains("--budget 0 must be positive"), "{message}");
+
     // A slim copy of a gated run (what the regime study keeps of a finished run) cuts to the
     // same model as the full checkpoint, at under half its size.
     let full = format!("{ad}/checkpoint.plc");

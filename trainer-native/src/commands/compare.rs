@@ -16,7 +16,7 @@ use prunelab_engine::train::evaluate;
 use serde_json::json;
 
 use crate::data::corpus_source::CorpusChoice;
-use crate::models::prunable::{Prunable, open_prunable};
+use crate::models::prunable::{Prunable, open_prunable, parse_budget};
 use crate::progress;
 use prunelab_engine::train::DevTimer;
 
@@ -55,8 +55,15 @@ pub struct CompareArgs {
     timing_utterances: usize,
     /// Further cuts of each gated run, at other thresholds or budgets, scored on dev for the
     /// WER-against-parameters plot (0: each run's own cut only).
-    #[arg(long, value_parser = between::<1, 1000>, default_value_t = 4)]
+    #[arg(long, value_parser = between::<0, 1000>, default_value_t = 4)]
     curve_points: usize,
+    /// Cut every gated run to this many parameters (a count, or the share of its dense model
+    /// kept, like 0.5) instead of its own rule, for a comparison at equal size: adaptive
+    /// dropout's threshold may keep far more or far fewer units than another method's budget.
+    /// L0's closed gates stay closed, so an L0 run whose own rule keeps less is taken as it is.
+    /// Runs cut during training (magnitude) are taken as they are.
+    #[arg(long)]
+    budget: Option<String>,
     /// Print the report as JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -85,6 +92,9 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     if args.repeats == 0 || args.timing_utterances == 0 {
         return Err("--repeats and --timing-utterances must be at least 1".into());
     }
+    if let Some(budget) = &args.budget {
+        parse_budget(budget, 1)?; // refused before any run is read
+    }
     let (device, device_label) = pick(args.device)?;
     let opened: Vec<(String, Prunable, RunHistory)> = args
         .runs
@@ -109,7 +119,8 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     let bar = progress::counter(opened.len(), "scoring runs");
     for (name, prunable, history) in opened {
         bar.set_message(format!("scoring {name}"));
-        runs.push(score_run(name, prunable, history, &data, args.curve_points, &bar)?);
+        let cut = own_or_budget_cut(&prunable, args.budget.as_deref())?;
+        runs.push(score_run(name, prunable, cut, history, &data, args.curve_points, &bar)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -129,7 +140,7 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
         "corpus": corpus.describe(), "decoder": data.decoder.describe(), "device": device_label,
         "dev": {"utterances": data.dev.len(), "words": dev_words},
         "test": {"utterances": data.test.len(), "words": test_words},
-        "bootstrap": dev_draws.config(), "timing": {"repeats": args.repeats, "utterances": timed_utterances},
+        "budget": args.budget, "bootstrap": dev_draws.config(), "timing": {"repeats": args.repeats, "utterances": timed_utterances},
         "runs": comparison.runs, "methods": comparison.methods,
         "curves": runs.iter().map(|r| json!({"run": r.scores.run.name, "points": r.curve})).collect::<Vec<_>>(),
         "plots": plots,
@@ -188,20 +199,27 @@ fn open_run(
     Ok((name, prunable, history))
 }
 
-/// Scores a run's own cut on dev and test, and its extra cuts on dev.
-fn score_run(
-    name: String,
-    prunable: Prunable,
-    history: RunHistory,
-    data: &EvalData,
-    curve_points: usize,
-    bar: &ProgressBar,
-) -> Result<ScoredRun, String> {
-    let method = prunable.state.config.prune.method;
+/// The model a run is scored as, and how it was cut: its own rule (the run's threshold, L0's
+/// closed gates), or `budget` when given; a run cut during training, or one with no learned
+/// scores, as it is.
+fn own_or_budget_cut(prunable: &Prunable, budget: Option<&str>) -> Result<(Conformer, String), String> {
     let source = &prunable.source;
-    let (model, cut) = match source.default_selection() {
+    let method = prunable.state.config.prune.method;
+    let gated = source.kind == ScoreKind::Retention;
+    Ok(match (source.default_selection(), budget) {
         _ if source.already_cut() => (source.model.clone(), "cut during training".to_string()),
-        Some(selection) if source.kind == ScoreKind::Retention => {
+        (Some(own), Some(budget)) if gated => {
+            let kept = parse_budget(budget, source.dense_params())?;
+            // The cut plan takes L0's own rule when it keeps no more than the budget; say so.
+            let own_fits = method == Method::L0 && prunable.cut(own)?.params.total() <= kept;
+            let label = if own_fits {
+                format!("own rule (closed gates), within budget {kept}")
+            } else {
+                format!("budget {kept}")
+            };
+            (prunable.cut(Selection::Budget(kept))?.model, label)
+        }
+        (Some(selection), None) if gated => {
             let label = match (method, selection) {
                 (Method::L0, _) => "own rule (closed gates)".to_string(),
                 (_, Selection::Threshold(t)) => format!("threshold {t}"),
@@ -210,7 +228,21 @@ fn score_run(
             (prunable.cut(selection)?.model, label)
         }
         _ => (source.model.clone(), "uncut".to_string()),
-    };
+    })
+}
+
+/// Scores a run's `cut` (see [`own_or_budget_cut`]) on dev and test, and its extra cuts on dev.
+fn score_run(
+    name: String,
+    prunable: Prunable,
+    (model, cut): (Conformer, String),
+    history: RunHistory,
+    data: &EvalData,
+    curve_points: usize,
+    bar: &ProgressBar,
+) -> Result<ScoredRun, String> {
+    let method = prunable.state.config.prune.method;
+    let source = &prunable.source;
     let config = &prunable.state.config;
     let shapes = model.block_shapes();
     let params = param_count(&config.model, &shapes);
