@@ -283,7 +283,10 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     assert_eq!(report["budget"], "0.5");
     let refused = prunelab(&["compare", &dense, "--corpus", c, "--budget", "0"]);
     let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && message.contains("--budget 0 must be positive"), "{message}");
+    assert!(
+        !refused.status.success() && message.contains("--budget 0 must be positive"),
+        "{message}"
+    );
 
     // A slim copy of a gated run (what the regime study keeps of a finished run) cuts to the
     // same model as the full checkpoint, at under half its size.

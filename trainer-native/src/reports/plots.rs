@@ -86,7 +86,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A run's own cut, with the 95 % interval of its WER.
+/// A run as the table cuts it (its own rule, or `compare --budget`), with the 95 % interval of
+/// its WER.
 pub struct MarkedPoint {
     pub method: String,
     pub seed_index: usize,
@@ -97,7 +98,7 @@ pub struct MarkedPoint {
 }
 
 /// Dev WER against parameters: each gated run's cuts at several thresholds as a line, every
-/// run's own cut as a marker with its interval.
+/// run as the table cuts it as a marker with its interval.
 pub struct WerAgainstParams {
     pub series: Vec<Series>,
     pub marks: Vec<MarkedPoint>,
@@ -120,7 +121,7 @@ impl Chart for WerAgainstParams {
         let (x_range, y_range) = (padded_range(xs, 0.05, false), padded_range(ys, 0.08, true));
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Dev WER against parameters (bars: each run's own cut with its 95 % interval)",
+                "Dev WER against parameters (bars: each run as the table cuts it, with its 95 % interval)",
                 ("sans-serif", 20),
             )
             .margin(16)
