@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The regime study's two comparisons, once all eight quarter-data runs of `issue16.sh` are done:
+# every run at its own cut, and every gated run cut to half the dense parameters (`--budget 0.5`,
+# the size the L0 target and the magnitude budget aim at). Reports and charts go to
+# OUT/own and OUT/half; docs/results.md quotes them.
+#
+#   PRUNELAB=target/release/prunelab EVAL_CORPUS=eval-corpus bash docs/runs/regime-compare.sh RUNS OUT
+#
+# RUNS holds the run directories (the script's output, or docs/runs/regime, whose slim
+# checkpoints compare reads as it reads full ones). Nothing else should run on the machine
+# while it times the speed-ups.
+set -euo pipefail
+runs=${1:?usage: regime-compare.sh RUNS OUT}
+out=${2:?usage: regime-compare.sh RUNS OUT}
+P=${PRUNELAB:-target/release/prunelab}
+eval_corpus=${EVAL_CORPUS:-eval-corpus}
+dirs=()
+for seed in 0 1; do
+  for method in dense ad l0 mag; do
+    dir="$runs/quarter-$method-s$seed"
+    [ -f "$dir/checkpoint.plc" ] || { echo "$dir: no checkpoint.plc; is the run finished?" >&2; exit 1; }
+    dirs+=("$dir")
+  done
+done
+"$P" compare "${dirs[@]}" --eval-corpus "$eval_corpus" --out "$out/own"
+"$P" compare "${dirs[@]}" --eval-corpus "$eval_corpus" --budget 0.5 --out "$out/half"
