@@ -162,28 +162,29 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
         "mag",
         &["--method", "magnitude", "--budget", "0.5", "--prune-at", "0.5"],
     );
+    // The four runs compared, with `options`; the JSON report.
+    let compare = |out: &Path, options: &[&str]| -> serde_json::Value {
+        let base = [
+            "compare",
+            &dense,
+            &l0,
+            &ad,
+            &mag,
+            "--corpus",
+            c,
+            "--out",
+            out.to_str().unwrap(),
+            "--repeats",
+            "1",
+            "--json",
+        ];
+        serde_json::from_str(&succeed(&[&base[..], options].concat())).unwrap()
+    };
     let report_dir = dir.join("report");
-    let out = succeed(&[
-        "compare",
-        &dense,
-        &l0,
-        &ad,
-        &mag,
-        "--corpus",
-        c,
-        "--out",
-        report_dir.to_str().unwrap(),
-        "--resamples",
-        "200",
-        "--repeats",
-        "1",
-        "--timing-utterances",
-        "4",
-        "--curve-points",
-        "3",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = compare(
+        &report_dir,
+        &["--resamples", "200", "--timing-utterances", "4", "--curve-points", "3"],
+    );
     let runs = report["runs"].as_array().unwrap();
     let methods: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
     assert_eq!(methods, ["none", "l0", "adaptive-dropout", "magnitude"]);
@@ -244,29 +245,19 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     // At an equal budget (--budget 0.5) the gated runs are cut to at most half the dense
     // model instead of by their own rules; the magnitude run stays as training cut it.
     let budget_dir = dir.join("report-budget");
-    let out = succeed(&[
-        "compare",
-        &dense,
-        &l0,
-        &ad,
-        &mag,
-        "--corpus",
-        c,
-        "--out",
-        budget_dir.to_str().unwrap(),
-        "--budget",
-        "0.5",
-        "--resamples",
-        "50",
-        "--repeats",
-        "1",
-        "--timing-utterances",
-        "2",
-        "--curve-points",
-        "0",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = compare(
+        &budget_dir,
+        &[
+            "--budget",
+            "0.5",
+            "--resamples",
+            "50",
+            "--timing-utterances",
+            "2",
+            "--curve-points",
+            "0",
+        ],
+    );
     let runs = report["runs"].as_array().unwrap();
     let params = |i: usize| runs[i]["params"].as_u64().unwrap();
     let half = (params(0) as f64 * 0.5).round() as u64;
