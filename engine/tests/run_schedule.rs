@@ -4,8 +4,9 @@
 //! `Run`, with snapshots, evaluations and checkpoints due in between, and with bare
 //! `Trainer::train_step` calls plus the magnitude method's one cut made by hand. The two must
 //! give the same weights bit for bit. Until session 21 the test compared against fingerprints
-//! recorded on one machine (`recorded/fingerprints_before_run.rs`, from the code before `Run`
-//! existed, where they matched bit for bit). Those pinned that machine's float rounding as well:
+//! recorded on one machine: first by `recorded/fingerprints_before_run.rs` from the code before
+//! `Run` existed (a `Run` matched them bit for bit), then again when the optimiser became flat
+//! AdamW. Those pinned that machine's float rounding as well:
 //! CI's CPU, with different SIMD paths in burn's CPU backend, trained the same 30 steps to other
 //! bits, and the test failed there with no change to the code. Comparing within one process pins
 //! what the test is for, that nothing `Run` does between steps touches the weights, on any CPU.
