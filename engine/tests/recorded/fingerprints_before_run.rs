@@ -1,4 +1,5 @@
-//! The harness that recorded `run_schedule.rs`'s fingerprints, kept as it ran. It is written
+//! The harness that recorded the fingerprints `run_schedule.rs` compared against until session
+//! 21 (it now compares a `Run` with bare steps in one process), kept as it ran. It is written
 //! against the API before `train::Run` (commit 075edf0) and is not compiled here: cargo builds
 //! only the files directly in `tests/`. To record again, copy it into `engine/tests/` of a
 //! checkout of 075edf0 and run
