@@ -210,14 +210,17 @@ fn own_or_budget_cut(prunable: &Prunable, budget: Option<&str>) -> Result<(Confo
         _ if source.already_cut() => (source.model.clone(), "cut during training".to_string()),
         (Some(own), Some(budget)) if gated => {
             let kept = parse_budget(budget, source.dense_params())?;
-            // The cut plan takes L0's own rule when it keeps no more than the budget; say so.
-            let own_fits = method == Method::L0 && prunable.cut(own)?.params.total() <= kept;
-            let label = if own_fits {
-                format!("own rule (closed gates), within budget {kept}")
+            // A budget cut never reopens what the method's own rule removes (L0's closed
+            // gates): when that rule keeps no more than the budget, its cut is the budget's.
+            let own_within_budget = if source.own_rule_cuts() {
+                Some(prunable.cut(own)?).filter(|cut| cut.params.total() <= kept)
             } else {
-                format!("budget {kept}")
+                None
             };
-            (prunable.cut(Selection::Budget(kept))?.model, label)
+            match own_within_budget {
+                Some(cut) => (cut.model, format!("own rule (closed gates), within budget {kept}")),
+                None => (prunable.cut(Selection::Budget(kept))?.model, format!("budget {kept}")),
+            }
         }
         (Some(selection), None) if gated => {
             let label = match (method, selection) {
