@@ -26,7 +26,9 @@ use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::between;
 use crate::reports::comparison::{Comparison, RunFacts, RunScores, reference_index};
-use crate::reports::plots::{MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, svg_and_png};
+use crate::reports::plots::{
+    MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, display_method, svg_and_png,
+};
 use crate::reports::run_history::{RunHistory, read_history};
 use crate::run::atomic::write_atomically;
 
@@ -375,7 +377,11 @@ fn write_plots(dir: &Path, runs: &[ScoredRun], comparison: &Comparison) -> Resul
             .unwrap_or(0)
     };
     let series = |run: &ScoredRun, points: Vec<(f64, f64)>| Series {
-        label: format!("{} (seed {})", run.scores.run.method, run.scores.run.seed),
+        label: format!(
+            "{} (seed {})",
+            display_method(&run.scores.run.method),
+            run.scores.run.seed
+        ),
         method: run.scores.run.method.clone(),
         seed_index: seed_index(run),
         points,

@@ -77,6 +77,11 @@ pub fn method_colour(method: &str) -> RGBColor {
     }
 }
 
+/// A method as a reader knows it: the dense reference is "dense", not the gate kind "none".
+pub fn display_method(method: &str) -> &str {
+    if method == "none" { "dense" } else { method }
+}
+
 /// One run's line in a chart.
 pub struct Series {
     pub label: String,
@@ -118,7 +123,17 @@ impl Chart for WerAgainstParams {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .chain(self.marks.iter().map(|m| m.high));
-        let (x_range, y_range) = (padded_range(xs, 0.05, false), padded_range(ys, 0.08, true));
+        // Methods without a curve (dense, magnitude) appear only as marks: name them too.
+        let mut unnamed: Vec<&str> = Vec::new();
+        for mark in &self.marks {
+            let named = self.series.iter().any(|s| s.method == mark.method);
+            if !named && !unnamed.contains(&mark.method.as_str()) {
+                unnamed.push(&mark.method);
+            }
+        }
+        let legend_entries = self.series.len() + unnamed.len();
+        let x_range = padded_range(xs, 0.05, false);
+        let y_range = with_legend_headroom(padded_range(ys, 0.08, true), legend_entries);
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "Dev WER against parameters (bars: each run as the table cuts it, with its 95 % interval)",
@@ -137,6 +152,14 @@ impl Chart for WerAgainstParams {
             .draw()
             .map_err(err)?;
         draw_runs(&mut chart, &self.series, usize::MAX)?;
+        for method in unnamed {
+            let colour = method_colour(method);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label(format!("{} (runs as cut)", display_method(method)))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+        }
         for mark in &self.marks {
             let colour = method_colour(&mark.method);
             chart
@@ -225,15 +248,18 @@ impl Chart for TrainingCurves {
             (&self.loss, "Training loss (CTC, windowed mean)", "loss"),
             (&self.dev_wer, "Dev WER during training", "dev WER (%)"),
         ];
-        for (panel, (series, title, y_desc)) in panels.iter().zip(titled) {
+        for (index, (panel, (series, title, y_desc))) in panels.iter().zip(titled).enumerate() {
             let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
             let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+            // Loss falls to near 0, so its axis starts there; dev WER of an overfitted model
+            // stays high, and from 0 its runs would sit on top of each other.
+            let loss_panel = index == 0;
             let mut chart = ChartBuilder::on(panel)
                 .caption(title, ("sans-serif", 18))
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(50)
-                .build_cartesian_2d(padded_range(xs, 0.02, true), padded_range(ys, 0.05, true))
+                .build_cartesian_2d(padded_range(xs, 0.02, true), padded_range(ys, 0.05, loss_panel))
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -243,7 +269,11 @@ impl Chart for TrainingCurves {
                 .map_err(err)?;
             // Evaluations are few: mark each, so a run evaluated once still shows.
             draw_runs(&mut chart, series, 40)?;
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            // Both panels draw the same runs in the same colours and markers: one legend, where
+            // the falling loss leaves room, keeps the dev WER lines visible.
+            if loss_panel {
+                draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            }
         }
         Ok(())
     }
@@ -304,6 +334,15 @@ fn seed_marker<DB: DrawingBackend>(
     }
 }
 
+/// `range` with its top raised so that a legend of `entries` lines in the upper corner sits above
+/// the data: the dense runs (the rightmost marks) may be anywhere in height, and a legend drawn
+/// over them hides them.
+fn with_legend_headroom(range: std::ops::Range<f64>, entries: usize) -> std::ops::Range<f64> {
+    // Share of the plot's height one legend line takes at SIZE, plus the box's margins.
+    let share = (0.045 * entries as f64 + 0.03).min(0.6);
+    range.start..range.start + (range.end - range.start) / (1.0 - share)
+}
+
 /// The span of `values` widened by `pad` of itself on each side (from 0 when `from_zero` and
 /// every value is positive); a usable range even for no values or a single one.
 fn padded_range(values: impl Iterator<Item = f64>, pad: f64, from_zero: bool) -> std::ops::Range<f64> {
@@ -335,6 +374,15 @@ mod tests {
         assert_eq!(points[0].1, 0.4);
         assert_eq!(points[9].1, 0.4, "1.0 falls in the last bin");
         assert!((points.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn legend_headroom_keeps_the_data_below_the_legend() {
+        let range = with_legend_headroom(0.0..50.0, 6);
+        assert_eq!(range.start, 0.0);
+        // Six lines take 0.30 of the height: the data's top, 50, is at 70 % of it.
+        assert!((50.0 / range.end - 0.70).abs() < 1e-9, "{range:?}");
+        assert!((with_legend_headroom(0.0..50.0, 0).end - 50.0 / 0.97).abs() < 1e-9);
     }
 
     #[test]
