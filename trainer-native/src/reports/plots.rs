@@ -11,6 +11,7 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
+use prunelab_engine::gates::Method;
 
 /// Pixel size of every chart.
 const SIZE: (u32, u32) = (960, 600);
@@ -77,9 +78,9 @@ pub fn method_colour(method: &str) -> RGBColor {
     }
 }
 
-/// A method as a reader knows it: the dense reference is "dense", not the gate kind "none".
+/// A method as a reader knows it: the dense reference is "dense", not the method name "none".
 pub fn display_method(method: &str) -> &str {
-    if method == "none" { "dense" } else { method }
+    if method == Method::None.name() { "dense" } else { method }
 }
 
 /// One run's line in a chart.
@@ -244,16 +245,16 @@ impl Chart for TrainingCurves {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(err)?;
         let panels = root.split_evenly((1, 2));
+        // The last field marks the loss panel. Loss falls to near 0, so its axis starts there;
+        // dev WER of an overfitted model stays high, and from 0 its runs would sit on top of
+        // each other.
         let titled = [
-            (&self.loss, "Training loss (CTC, windowed mean)", "loss"),
-            (&self.dev_wer, "Dev WER during training", "dev WER (%)"),
+            (&self.loss, "Training loss (CTC, windowed mean)", "loss", true),
+            (&self.dev_wer, "Dev WER during training", "dev WER (%)", false),
         ];
-        for (index, (panel, (series, title, y_desc))) in panels.iter().zip(titled).enumerate() {
+        for (panel, (series, title, y_desc, loss_panel)) in panels.iter().zip(titled) {
             let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
             let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
-            // Loss falls to near 0, so its axis starts there; dev WER of an overfitted model
-            // stays high, and from 0 its runs would sit on top of each other.
-            let loss_panel = index == 0;
             let mut chart = ChartBuilder::on(panel)
                 .caption(title, ("sans-serif", 18))
                 .margin(12)
