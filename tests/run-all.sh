@@ -2,12 +2,18 @@
 # Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
 # crate natively), the Python tests (the Kaldi fbank reference, the bootstrap against NumPy, the
 # TensorBoard scalars, the layering of the sources, pruned exports in PyTorch and ONNX Runtime
-# against `prunelab logits`), 30 s of fuzzing per file loader, the wasm build of the app, and the
-# lab in headless Chromium.
+# against `prunelab logits`), a smoke run of the fuzzer on every file loader (3 s each; the
+# campaign is `tests/fuzz/run.sh all SECONDS`), the wasm build of the app, and the lab in
+# headless Chromium.
 #
 # Each stage is timed; the table of stages and seconds is printed at the end, also when a stage
 # fails, so every CI log says where its time went. `.ci/run` passes the set-up's seconds in
 # PRUNELAB_SETUP_SECONDS so that they appear in the same table.
+#
+# The wasm build shares no compiled crate with the native one (another target, the release
+# profile), so it runs in the background while the native tests, the Python tests and the fuzzer
+# run, which leave a core idle much of the time; its output goes to target/wasm-build.log and is
+# shown if it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # lavapipe's Vulkan driver, so wgpu tests run without a GPU.
@@ -24,8 +30,15 @@ if [ -n "${PRUNELAB_SETUP_SECONDS:-}" ]; then
   stage_names+=("setup (.ci/setup)")
   stage_seconds+=("$PRUNELAB_SETUP_SECONDS")
 fi
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
 print_stages() {
   local status=$? total=$(( $(date +%s) - started )) i
+  # A stage failed while the wasm build was still running: stop it (trunk, cargo, rustc).
+  if [ -n "${wasm_build:-}" ]; then kill_tree "$wasm_build"; fi
   printf '\n== where the time went\n'
   printf '%-62s %7s\n' stage seconds
   for i in "${!stage_names[@]}"; do printf '%-62s %7s\n' "${stage_names[$i]}" "${stage_seconds[$i]}"; done
@@ -51,9 +64,21 @@ if [ -x .venv/bin/python3 ]; then python=.venv/bin/python3; fi  # made by .ci/se
 run_python_tests() {
   PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
 }
+wasm_log="${CARGO_TARGET_DIR:-target}/wasm-build.log"
+wasm_seconds="${CARGO_TARGET_DIR:-target}/wasm-build.seconds"
 build_app() {
-  trunk build --quiet
-  ls -l dist/*.wasm
+  local t0
+  t0=$(date +%s)
+  trunk build --quiet && ls -l dist/*.wasm
+  echo $(( $(date +%s) - t0 )) > "$wasm_seconds"
+}
+# Waits for the background wasm build and shows its output.
+wait_for_app() {
+  local status=0
+  wait "$wasm_build" || status=$?
+  wasm_build=
+  cat "$wasm_log"
+  return $status
 }
 browser_timings=$(mktemp)
 browser_tests() {
@@ -67,9 +92,15 @@ browser_rows() {
        /^  duration_ms: / && name != "" { printf "  browser: %s\t%d\n", substr(name, 1, 50), $2 / 1000 + 0.5; name = "" }' "$browser_timings"
 }
 
-stage "cargo build (engine, CLI, the lab's state)" cargo build --quiet
-stage "cargo test (engine, CLI, the lab's state)" cargo test --quiet
+stage "cargo build (engine, CLI, the lab's state, the fuzzer)" cargo build --quiet
+stage "compile the Rust tests" cargo test --quiet --no-run
+mkdir -p "$(dirname "$wasm_log")"
+build_app > "$wasm_log" 2>&1 &
+wasm_build=$!
+stage "run the Rust tests (the wasm build beside them)" cargo test --quiet
 stage "Python: fbank, bootstrap, TensorBoard, layering, PyTorch and ONNX exports" run_python_tests
-stage "fuzz every file loader for 30 s (tests/fuzz/run.sh)" bash tests/fuzz/run.sh all 30
-stage "app builds for wasm32 (trunk)" build_app
+stage "fuzz every file loader for 3 s (tests/fuzz/run.sh all 3)" bash tests/fuzz/run.sh all 3
+stage "wait for the wasm build (trunk)" wait_for_app
+stage_names+=("  (the wasm build itself, begun after compiling the Rust tests)")
+stage_seconds+=("$(cat "$wasm_seconds")")
 stage "lab page in headless Chromium (WebGPU via SwiftShader, and the CPU fallback)" browser_tests

@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AudioBuffer, AudioContext, Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamConstraints};
 
 use crate::corpus::js_message;
-use crate::timing::sleep;
+use crate::timing::{MicrophoneFloor, sleep};
 
 /// Mono samples in [-1, 1] at the rate the browser decoded them at.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Recording {
 /// Records `seconds` from the default microphone. Errors say what the person can do about
 /// them (no microphone, permission refused).
 pub async fn record(seconds: u32) -> Result<Recording, String> {
+    // No other work starts on the page's thread until the recorder has stopped.
+    let floor = MicrophoneFloor::take();
     let window = web_sys::window().ok_or("no window")?;
     // Outside a secure context (plain http from another machine) there is no
     // `navigator.mediaDevices` at all.
@@ -38,6 +40,7 @@ pub async fn record(seconds: u32) -> Result<Recording, String> {
         .dyn_into()
         .map_err(|_| "the browser returned no audio stream")?;
     let recorded = record_stream(&stream, seconds).await;
+    drop(floor);
     // Release the microphone (the browser's recording indicator goes out) whatever happened.
     for track in stream.get_tracks().iter() {
         if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {

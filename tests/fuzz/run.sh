@@ -17,7 +17,11 @@ targets=$1 seconds=$2 seed=${3:-0}
 if [ "$targets" = all ]; then
   targets="checkpoint export trace pack flac wav librispeech hypothesis"
 fi
-cargo build --quiet -p prunelab-fuzz
+# `--bin`, not `-p prunelab-fuzz`: selecting the package alone resolves the dependencies' features
+# for it alone, which differ from the workspace's, and cargo then compiles burn and everything
+# under it a second time (about 10 minutes on two cores). Among the default members the features
+# are the workspace's, so after `cargo build` this builds nothing.
+cargo build --quiet --bin prunelab-fuzz
 fuzzer="${CARGO_TARGET_DIR:-target}/debug/prunelab-fuzz"
 export PRUNELAB_FUZZ_OUT="${PRUNELAB_FUZZ_OUT:-${CARGO_TARGET_DIR:-target}/fuzz}"
 failed=0

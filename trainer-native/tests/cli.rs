@@ -26,15 +26,51 @@ fn assert_fails_with(output: &Output, message: &str) {
     assert!(stderr(output).contains(message), "{}", stderr(output));
 }
 
+/// What `prunelab ARGS --help` prints, checked to be a usage.
+fn help_of(args: &[String]) -> String {
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--help");
+    let out = prunelab(&args);
+    assert!(out.status.success(), "prunelab {} failed", args.join(" "));
+    let help = stdout(&out);
+    assert!(help.contains("Usage"), "prunelab {} printed no usage", args.join(" "));
+    help
+}
+
+/// The subcommands a help text lists in its "Commands:" section (clap's own `help` left out).
+fn subcommands_in(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every subcommand the binary has, nested ones included, answers `--help` with a usage. The
+/// list comes from the binary itself, so a new subcommand cannot be left out.
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [
-        "train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench",
+    let top = subcommands_in(&help_of(&[]));
+    // Had the help format changed, the list would come back empty or short and the walk below
+    // would prove nothing.
+    for known in [
+        "train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench", "compare",
+        "logits", "data",
     ] {
-        let out = prunelab(&[sub, "--help"]);
-        assert!(out.status.success(), "{sub} --help failed");
-        assert!(stdout(&out).contains("Usage"), "{sub} --help printed no usage");
+        assert!(top.iter().any(|s| s == known), "`prunelab --help` does not list {known}: {top:?}");
     }
+    let mut pending: Vec<Vec<String>> = top.into_iter().map(|s| vec![s]).collect();
+    let mut answered = 0;
+    while let Some(path) = pending.pop() {
+        let nested = subcommands_in(&help_of(&path));
+        pending.extend(nested.into_iter().map(|s| [path.clone(), vec![s]].concat()));
+        answered += 1;
+    }
+    // `corpus` and `data` have subcommands of their own.
+    assert!(answered > 12, "only {answered} subcommands answered --help");
 }
 
 #[test]

@@ -116,6 +116,21 @@ fn pixels_of(path: &Path, colours: &[(u8, u8, u8)]) -> Vec<usize> {
     counts
 }
 
+/// Every run cut to 60 % of the dense parameters or fewer ran faster than dense (the median of
+/// back-to-back dense/cut pairs, so a loaded machine slows both sides of each ratio alike), and
+/// there is at least one such run.
+fn assert_cuts_run_faster(runs: &[serde_json::Value]) {
+    let dense = runs[0]["params"].as_f64().unwrap();
+    assert_eq!(runs[0]["speedup"], 1.0, "dense is its own timing reference");
+    let cut: Vec<&serde_json::Value> =
+        runs.iter().filter(|r| r["params"].as_f64().unwrap() <= 0.6 * dense).collect();
+    assert!(!cut.is_empty(), "no run was cut by 40 % or more");
+    for run in cut {
+        let speedup = run["speedup"].as_f64().unwrap();
+        assert!(speedup > 1.0, "{} at {} of {dense} parameters: {speedup}×", run["name"], run["params"]);
+    }
+}
+
 #[test]
 fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     let dir = scratch("runs");
@@ -174,8 +189,6 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
             c,
             "--out",
             out.to_str().unwrap(),
-            "--repeats",
-            "1",
             "--json",
         ];
         serde_json::from_str(&succeed(&[&base[..], options].concat())).unwrap()
@@ -183,7 +196,7 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     let report_dir = dir.join("report");
     let report = compare(
         &report_dir,
-        &["--resamples", "200", "--timing-utterances", "4", "--curve-points", "3"],
+        &["--resamples", "200", "--timing-utterances", "4", "--curve-points", "3", "--repeats", "3"],
     );
     let runs = report["runs"].as_array().unwrap();
     let methods: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();
@@ -206,6 +219,7 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
         runs[3]["params"].as_u64().unwrap() < runs[0]["params"].as_u64().unwrap(),
         "magnitude cut to half"
     );
+    assert_cuts_run_faster(runs);
     assert_eq!(report["methods"].as_array().unwrap().len(), 4);
     // An --eval-corpus without dev/ or test/ is refused by name.
     let refused = prunelab(&["eval", "--checkpoint", &teacher, "--eval-corpus", dir.to_str().unwrap()]);
@@ -254,6 +268,8 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
             "50",
             "--timing-utterances",
             "2",
+            "--repeats",
+            "3",
             "--curve-points",
             "0",
         ],
@@ -272,6 +288,7 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     }
     assert_eq!(runs[3]["cut"], "cut during training");
     assert_eq!(report["budget"], "0.5");
+    assert_cuts_run_faster(runs);
     let refused = prunelab(&["compare", &dense, "--corpus", c, "--budget", "0"]);
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(

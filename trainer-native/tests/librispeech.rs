@@ -190,8 +190,10 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
         "dev-clean",
         "--test",
         "test-clean",
-        "--thresholds",
-        "0,0.9",
+        "--budgets",
+        "0.9,0.5",
+        "--repeats",
+        "3",
         "--device",
         "cpu",
         "--json",
@@ -202,8 +204,20 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
         "the sweep wrote to its checkpoint"
     );
     let points = sweep["points"].as_array().expect("sweep points");
-    assert_eq!(points.len(), 3, "the unpruned model and two thresholds");
+    assert_eq!(points.len(), 3, "the unpruned model and two budgets");
     assert!(points[2]["params"].as_u64() <= points[1]["params"].as_u64());
+    // Timing: every point has a real-time factor, and the cut to half the parameters runs
+    // faster than the dense model (the median of 3 back-to-back dense/pruned pairs, so a
+    // loaded machine slows both sides of each ratio alike).
+    let dense = sweep["dense_params"].as_f64().unwrap();
+    for point in points {
+        let rtf = point["rtf"].as_f64().unwrap();
+        assert!(rtf.is_finite() && rtf > 0.0, "real-time factor {rtf}: {point}");
+    }
+    let half = &points[2];
+    assert!(half["params"].as_f64().unwrap() <= 0.6 * dense, "{half}");
+    let speedup = half["speedup"].as_f64().unwrap();
+    assert!(speedup > 1.0, "half the parameters ran at {speedup}× the dense model's speed: {half}");
 
     let export = dir.join("pruned");
     let pruned = json(&succeed(&[

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
 use prunelab_engine::text::{ErrorKind, align_words};
 
 use crate::corpus::{LabCorpus, js_message};
@@ -35,8 +36,8 @@ fn playback_context() -> Result<web_sys::AudioContext, wasm_bindgen::JsValue> {
     })
 }
 
-/// Plays mono `samples` at `rate` through Web Audio.
-fn play(samples: &[f32], rate: u32) -> Result<(), String> {
+/// Plays mono `samples` at `rate` through Web Audio; `ended` runs once the sound has played out.
+fn play(samples: &[f32], rate: u32, ended: impl FnOnce() + 'static) -> Result<(), String> {
     let js = |e: wasm_bindgen::JsValue| js_message(&e);
     let context = playback_context().map_err(js)?;
     let buffer = context
@@ -46,6 +47,10 @@ fn play(samples: &[f32], rate: u32) -> Result<(), String> {
     let source = context.create_buffer_source().map_err(js)?;
     source.set_buffer(Some(&buffer));
     source.connect_with_audio_node(&context.destination()).map_err(js)?;
+    let ended = wasm_bindgen::closure::Closure::once_into_js(ended);
+    source
+        .add_event_listener_with_callback("ended", ended.unchecked_ref())
+        .map_err(js)?;
     source.start().map_err(js)
 }
 
@@ -95,7 +100,7 @@ pub fn Listen(corpus: CorpusStore) -> impl IntoView {
             return;
         };
         let result = corpus.with_value(|c| match c {
-            Some(c) => c.dev_samples(&id).and_then(|a| play(&a.samples, a.sample_rate)),
+            Some(c) => c.dev_samples(&id).and_then(|a| play(&a.samples, a.sample_rate, || {})),
             None => Err("the corpus is still loading".into()),
         });
         if let Err(e) = result {
@@ -164,11 +169,14 @@ fn Speak() -> impl IntoView {
             }
         });
     };
+    // While the recording plays back (until Web Audio says it has ended).
+    let playing = RwSignal::new(false);
     let on_play = move |_| {
         recording.with_untracked(|r| {
-            if let Some(r) = r
-                && let Err(e) = play(&r.samples, r.sample_rate)
-            {
+            let Some(r) = r else { return };
+            playing.set(true);
+            if let Err(e) = play(&r.samples, r.sample_rate, move || playing.set(false)) {
+                playing.set(false);
                 lab.notify(format!("cannot play the recording: {e}"));
             }
         })
@@ -193,7 +201,10 @@ fn Speak() -> impl IntoView {
             <button id="record" on:click=on_record prop:disabled=move || listening.get()>
                 {move || if listening.get() { format!("recording {RECORD_SECONDS} s…") } else { format!("🎤 Speak ({RECORD_SECONDS} s)") }}
             </button>
-            <button id="play-recording" on:click=on_play prop:disabled=move || recording.with(Option::is_none)>"▶ Play recording"</button>
+            <button id="play-recording" on:click=on_play data-playing=move || playing.get().to_string()
+                prop:disabled=move || recording.with(Option::is_none) || playing.get()>
+                {move || if playing.get() { "playing…" } else { "▶ Play recording" }}
+            </button>
             {heard}
         </div>
     }

@@ -30,8 +30,33 @@ pub enum HearError {
     ReadBack(#[from] ReadBackError),
 }
 
-/// `samples` (mono, in [-1, 1], at `sample_rate`) as a model input: resampled to the front
-/// end's rate and turned into filterbank features. Its transcript is empty.
+/// Seconds of a recording kept before its first loud sample and after its last.
+const SPEECH_MARGIN_SECONDS: f64 = 0.2;
+/// A sample is loud from this share of the recording's peak amplitude on.
+const LOUD_SHARE_OF_PEAK: f32 = 0.1;
+
+/// The part of `samples` that holds what was said: from [`SPEECH_MARGIN_SECONDS`] before the
+/// first sample louder than [`LOUD_SHARE_OF_PEAK`] of the peak to as long after the last.
+///
+/// A recording begins wherever the recorder happened to start, and the filterbank's frames
+/// (10 ms apart) fall on the speech wherever that puts them. The lab's microphone test heard one
+/// sentence as two different transcripts (20 % and 50 % WER), each time the same audio shifted
+/// by a few milliseconds (docs/results.md, issue 30). Cut at a point the speech itself fixes,
+/// the same speech gives the same frames however late the recorder started (unless the speaker
+/// began within the margin of the start, when the recording is kept from its first sample).
+fn speech_span(samples: &[f32], sample_rate: u32) -> &[f32] {
+    let peak = samples.iter().fold(0.0f32, |peak, s| peak.max(s.abs()));
+    let loud = |s: &f32| peak > 0.0 && s.abs() >= LOUD_SHARE_OF_PEAK * peak;
+    let (Some(first), Some(last)) = (samples.iter().position(loud), samples.iter().rposition(loud)) else {
+        return samples;
+    };
+    let margin = (SPEECH_MARGIN_SECONDS * f64::from(sample_rate)).round() as usize;
+    &samples[first.saturating_sub(margin)..(last + 1 + margin).min(samples.len())]
+}
+
+/// `samples` (mono, in [-1, 1], at `sample_rate`) as a model input: cut to its speech
+/// ([`speech_span`]), resampled to the front end's rate and turned into filterbank features. Its
+/// transcript is empty; its duration is the whole recording's.
 pub fn recording(samples: &[f32], sample_rate: u32, config: &FbankConfig) -> Result<Utterance, HearError> {
     if !(8_000..=192_000).contains(&sample_rate) {
         return Err(HearError::SampleRate(sample_rate));
@@ -46,7 +71,8 @@ pub fn recording(samples: &[f32], sample_rate: u32, config: &FbankConfig) -> Res
     if seconds > MAX_RECORDING_SECONDS {
         return Err(HearError::TooLong { seconds });
     }
-    let audio = resample(samples, sample_rate, config.sample_rate);
+    // Cut at the recording's own rate, so that the same speech resamples to the same samples.
+    let audio = resample(speech_span(samples, sample_rate), sample_rate, config.sample_rate);
     let feats = fbank(&audio, config);
     Ok(Utterance {
         id: "recording".into(),
@@ -113,5 +139,38 @@ mod tests {
                 .to_string()
                 .contains("not numbers")
         );
+    }
+
+    /// Speech (here a tone burst) heard after 0.5 s of silence, or after that and any number of
+    /// samples more, gives the same frames bit for bit: where the recorder started does not
+    /// matter. Silence alone, or speech from the first sample on, is kept whole.
+    #[test]
+    fn the_same_speech_gives_the_same_frames_however_late_the_recording_began() {
+        let config = FbankConfig::default();
+        let rate = 48_000;
+        let burst: Vec<f32> = (0..rate / 2)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                0.5 * (std::f32::consts::TAU * 330.0 * t).sin() * (std::f32::consts::PI * 2.0 * t).sin()
+            })
+            .collect();
+        let heard_after = |silence: usize| {
+            let mut samples = vec![0.0; silence];
+            samples.extend(&burst);
+            samples.extend(vec![0.0; rate as usize]);
+            recording(&samples, rate, &config).unwrap()
+        };
+        let reference = heard_after(rate as usize / 2);
+        for extra in [1, 7, 160, 479, 4_801] {
+            let shifted = heard_after(rate as usize / 2 + extra);
+            assert_eq!(shifted.feats, reference.feats, "{extra} samples more of silence changed the frames");
+            let longer = shifted.duration_seconds - reference.duration_seconds;
+            assert!((longer - extra as f64 / f64::from(rate)).abs() < 1e-9, "the duration is the whole recording's");
+        }
+        // Kept whole: the margin before the burst is only as long as the silence in front of it.
+        let early = heard_after(100);
+        assert!(early.frames < reference.frames);
+        let silence = vec![0.0; rate as usize];
+        assert_eq!(recording(&silence, rate, &config).unwrap().frames, config.num_frames(16_000));
     }
 }
