@@ -57,10 +57,12 @@ fn every_subcommand_has_help() {
     // Had the help format changed, the list would come back empty or short and the walk below
     // would prove nothing.
     for known in [
-        "train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench", "compare",
-        "logits", "data",
+        "train", "eval", "prune", "sweep", "slim", "wer", "fbank", "corpus", "bench", "compare", "logits", "data",
     ] {
-        assert!(top.iter().any(|s| s == known), "`prunelab --help` does not list {known}: {top:?}");
+        assert!(
+            top.iter().any(|s| s == known),
+            "`prunelab --help` does not list {known}: {top:?}"
+        );
     }
     let mut pending: Vec<Vec<String>> = top.into_iter().map(|s| vec![s]).collect();
     let mut answered = 0;

@@ -122,12 +122,19 @@ fn pixels_of(path: &Path, colours: &[(u8, u8, u8)]) -> Vec<usize> {
 fn assert_cuts_run_faster(runs: &[serde_json::Value]) {
     let dense = runs[0]["params"].as_f64().unwrap();
     assert_eq!(runs[0]["speedup"], 1.0, "dense is its own timing reference");
-    let cut: Vec<&serde_json::Value> =
-        runs.iter().filter(|r| r["params"].as_f64().unwrap() <= 0.6 * dense).collect();
+    let cut: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|r| r["params"].as_f64().unwrap() <= 0.6 * dense)
+        .collect();
     assert!(!cut.is_empty(), "no run was cut by 40 % or more");
     for run in cut {
         let speedup = run["speedup"].as_f64().unwrap();
-        assert!(speedup > 1.0, "{} at {} of {dense} parameters: {speedup}×", run["name"], run["params"]);
+        assert!(
+            speedup > 1.0,
+            "{} at {} of {dense} parameters: {speedup}×",
+            run["name"],
+            run["params"]
+        );
     }
 }
 
@@ -196,7 +203,16 @@ fn compare_reports_four_methods_with_intervals_and_draws_charts() {
     let report_dir = dir.join("report");
     let report = compare(
         &report_dir,
-        &["--resamples", "200", "--timing-utterances", "4", "--curve-points", "3", "--repeats", "3"],
+        &[
+            "--resamples",
+            "200",
+            "--timing-utterances",
+            "4",
+            "--curve-points",
+            "3",
+            "--repeats",
+            "3",
+        ],
     );
     let runs = report["runs"].as_array().unwrap();
     let methods: Vec<&str> = runs.iter().map(|r| r["method"].as_str().unwrap()).collect();

@@ -217,7 +217,10 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
     let half = &points[2];
     assert!(half["params"].as_f64().unwrap() <= 0.6 * dense, "{half}");
     let speedup = half["speedup"].as_f64().unwrap();
-    assert!(speedup > 1.0, "half the parameters ran at {speedup}× the dense model's speed: {half}");
+    assert!(
+        speedup > 1.0,
+        "half the parameters ran at {speedup}× the dense model's speed: {half}"
+    );
 
     let export = dir.join("pruned");
     let pruned = json(&succeed(&[

@@ -4,8 +4,8 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 use prunelab_engine::text::{ErrorKind, align_words};
+use wasm_bindgen::JsCast;
 
 use crate::corpus::{LabCorpus, js_message};
 use crate::lab::{Command, TradeOff, use_lab};

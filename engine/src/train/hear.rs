@@ -163,14 +163,23 @@ mod tests {
         let reference = heard_after(rate as usize / 2);
         for extra in [1, 7, 160, 479, 4_801] {
             let shifted = heard_after(rate as usize / 2 + extra);
-            assert_eq!(shifted.feats, reference.feats, "{extra} samples more of silence changed the frames");
+            assert_eq!(
+                shifted.feats, reference.feats,
+                "{extra} samples more of silence changed the frames"
+            );
             let longer = shifted.duration_seconds - reference.duration_seconds;
-            assert!((longer - extra as f64 / f64::from(rate)).abs() < 1e-9, "the duration is the whole recording's");
+            assert!(
+                (longer - extra as f64 / f64::from(rate)).abs() < 1e-9,
+                "the duration is the whole recording's"
+            );
         }
         // Kept whole: the margin before the burst is only as long as the silence in front of it.
         let early = heard_after(100);
         assert!(early.frames < reference.frames);
         let silence = vec![0.0; rate as usize];
-        assert_eq!(recording(&silence, rate, &config).unwrap().frames, config.num_frames(16_000));
+        assert_eq!(
+            recording(&silence, rate, &config).unwrap().frames,
+            config.num_frames(16_000)
+        );
     }
 }
