@@ -59,18 +59,21 @@ stage() {
   stage_seconds[${#stage_seconds[@]}-1]=$(( $(date +%s) - t0 ))
 }
 
+target_dir="${CARGO_TARGET_DIR:-target}"
 python=python3
 if [ -x .venv/bin/python3 ]; then python=.venv/bin/python3; fi  # made by .ci/setup where pip needs one
 run_python_tests() {
-  PRUNELAB_BIN="${CARGO_TARGET_DIR:-target}/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
+  PRUNELAB_BIN="$target_dir/debug/prunelab" "$python" -m pytest tests/python -q -rA -p no:cacheprovider
 }
-wasm_log="${CARGO_TARGET_DIR:-target}/wasm-build.log"
-wasm_seconds="${CARGO_TARGET_DIR:-target}/wasm-build.seconds"
+wasm_log="$target_dir/wasm-build.log"
+wasm_seconds="$target_dir/wasm-build.seconds"
+# The wasm build, its seconds written down whether it succeeds or not; its status is trunk's.
 build_app() {
-  local t0
+  local t0 status=0
   t0=$(date +%s)
-  trunk build --quiet && ls -l dist/*.wasm
+  { trunk build --quiet && ls -l dist/*.wasm; } || status=$?
   echo $(( $(date +%s) - t0 )) > "$wasm_seconds"
+  return $status
 }
 # Waits for the background wasm build and shows its output.
 wait_for_app() {
@@ -94,7 +97,8 @@ browser_rows() {
 
 stage "cargo build (engine, CLI, the lab's state, the fuzzer)" cargo build --quiet
 stage "compile the Rust tests" cargo test --quiet --no-run
-mkdir -p "$(dirname "$wasm_log")"
+mkdir -p "$target_dir"
+rm -f "$wasm_seconds"
 build_app > "$wasm_log" 2>&1 &
 wasm_build=$!
 stage "run the Rust tests (the wasm build beside them)" cargo test --quiet

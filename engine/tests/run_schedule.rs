@@ -6,8 +6,8 @@
 //! give the same weights bit for bit. Until session 21 the test compared against fingerprints
 //! recorded on one machine: first by a harness run against the code before `Run` existed
 //! (commit 075edf0; a `Run` matched them bit for bit; the harness was deleted in session 24, as
-//! it no longer compiled), then again when the optimiser became flat AdamW. Those pinned that machine's float rounding as well:
-//! CI's CPU, with different SIMD paths in burn's CPU backend, trained the same 30 steps to other
+//! it no longer compiled), then again when the optimiser became flat AdamW. Those pinned that
+//! machine's float rounding as well: CI's CPU, with different SIMD paths in burn's CPU backend, trained the same 30 steps to other
 //! bits, and the test failed there with no change to the code. Comparing within one process pins
 //! what the test is for, that nothing `Run` does between steps touches the weights, on any CPU.
 
