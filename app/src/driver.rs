@@ -80,7 +80,7 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                         lab.notify(format!("cannot reset: {e}"));
                         // The widgets showed the new settings at once; show the running ones.
                         if let Some((_, current)) = &running {
-                            lab.settings.set(current.clone());
+                            show_settings(&lab, current);
                         }
                     }
                 }
@@ -257,6 +257,14 @@ async fn continue_on_cpu(
     start(lab, device, assets, lab.settings.get_untracked()).await
 }
 
+/// Shows `settings` in the widgets, unless they are ahead of it (a reset with newer settings
+/// is queued) or already show it (a write would redraw a field being typed in).
+fn show_settings(lab: &Lab, settings: &LabSettings) {
+    if !lab.reset_pending() && lab.settings.with_untracked(|shown| shown != settings) {
+        lab.settings.set(settings.clone());
+    }
+}
+
 /// The single run carried on from `kept` (its copy in memory) on `device`, shown as it was at
 /// that step.
 async fn resume(
@@ -294,7 +302,9 @@ async fn start(lab: &Lab, device: &Device, assets: Assets<'_>, settings: LabSett
         Comparison::new(&settings, data, decoder, device).map(Experiment::Compare)
     };
     let mut experiment = built.inspect_err(|_| lab.busy.set(None))?;
-    lab.settings.set(settings.clone());
+    // The widgets already show `settings` (every start is asked for with what they show), and
+    // may be ahead of it by now: they are not written here (writing them back undid knob changes
+    // and text being typed while the model was built).
     lab.step.set(0);
     lab.steps_per_second.set(0.0);
     lab.frame.set(None);

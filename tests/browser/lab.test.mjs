@@ -184,15 +184,21 @@ test('a copied link restores the same settings', { timeout: 600_000 }, async () 
   const context = await cpuBrowser.newContext();
   const { page } = await openLab(context, '#dev=4&batch=2');
   await page.selectOption('#method', 'l0');
+  // A value being typed survives the settings changing elsewhere before it is committed (here
+  // the threshold slider; in CI it was the l0 run starting, which put the seed field back to 0
+  // between typing and committing, so the link never had the seed).
   await page.fill('#seed', '7');
+  await setSlider(page, '#threshold', '0.2');
+  assert.equal(await page.inputValue('#seed'), '7', 'a settings change overwrote the field being typed in');
   await page.dispatchEvent('#seed', 'change');
-  await page.waitForFunction(() => /method=l0/.test(location.hash) && /seed=7/.test(location.hash), null, { timeout: 300_000 });
+  await page.waitForFunction(() => /method=l0/.test(location.hash) && /seed=7/.test(location.hash) && /threshold=0.2/.test(location.hash), null, { timeout: 60_000 });
   const link = page.url();
   await page.close();
   const { page: again } = await openLab(context, link.slice(origin.length));
   assert.equal(await again.inputValue('#method'), 'l0');
   assert.equal(await again.inputValue('#seed'), '7');
   assert.equal(await again.inputValue('#target'), '0.5');
+  assert.equal(await again.inputValue('#threshold'), '0.2');
   await again.close();
 
   // An embed link shows no controls, only Play, and plays the run the link describes.

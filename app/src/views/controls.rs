@@ -117,6 +117,9 @@ fn NumberField(
     value: Signal<f64>,
 ) -> impl IntoView {
     let lab = use_lab();
+    // Redrawn only when this field's own value changes: a change elsewhere in the settings (the
+    // threshold slider, a run starting) must not overwrite what is being typed here.
+    let value = Memo::new(move |_| value.get());
     view! {
         <label>
             {label} " "

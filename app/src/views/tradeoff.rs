@@ -18,7 +18,8 @@ fn to_xy(p: &PrunePoint) -> (f64, f64) {
 pub fn TradeOffPanel() -> impl IntoView {
     let lab = use_lab();
     let canvas = NodeRef::<Canvas>::new();
-    let threshold = move || lab.settings.with(|s| s.threshold);
+    // Memoised: another knob's change must not move the slider under a dragging pointer.
+    let threshold = Memo::new(move |_| lab.settings.with(|s| s.threshold));
     Effect::new(move |_| {
         let Some(el) = canvas.get() else { return };
         lab.trade_off.with(|t| {
@@ -129,7 +130,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                 <span id="knob-label">{move || lab.settings.with(|s| capitalised(s.knob().label))}</span>
                 " "
                 <input id="threshold" type="range" min="0" max="1" step="0.01"
-                    prop:value=move || threshold().to_string()
+                    prop:value=move || threshold.get().to_string()
                     on:input=move |ev| {
                         let t: f64 = event_target_value(&ev).parse().unwrap_or(0.5);
                         lab.settings.update(|s| s.threshold = t);
@@ -138,7 +139,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                         let t: f64 = event_target_value(&ev).parse().unwrap_or(0.5);
                         lab.send(Command::Prune(t));
                     } />
-                <output id="threshold-value">{move || format!("{:.2}", threshold())}</output>
+                <output id="threshold-value">{move || format!("{:.2}", threshold.get())}</output>
             </label>
             <button id="sweep" on:click=move |_| lab.send(Command::Sweep)>"Sweep"</button>
             <label class="target" title="The largest cut within a parameter count (686000), a share of the model kept (50%) or a speed-up in FLOPs (2x)">
