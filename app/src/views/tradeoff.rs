@@ -152,6 +152,8 @@ pub fn TradeOffPanel() -> impl IntoView {
             </label>
             <p id="params" class="numbers"
                 data-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.params.to_string()))
+                data-knob=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| format!("{:.2}", p.knob)))
+                data-step=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.step.to_string()))
                 data-dense-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.dense_params.to_string()))>{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
             <p id="latency" class="numbers"

@@ -87,6 +87,9 @@ pub struct LabSettings {
     /// Dev utterances a cut is scored on, from the first (at most the split's 48; the whole
     /// split has 377 words, so one word is 0.27 points of WER). Fewer score faster, coarser.
     pub dev_utterances: usize,
+    /// Steps between snapshots of the gates (the heatmaps' frames). Fewer show a short run's
+    /// gates sooner, at a copy of every gate per snapshot.
+    pub snapshot_every: usize,
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
     /// Methods trained side by side from the same start on the same batches (empty: one run,
@@ -111,6 +114,7 @@ impl Default for LabSettings {
             batch_seconds: 16.0,
             threshold: gates.threshold,
             dev_utterances: DEV_UTTERANCES.1,
+            snapshot_every: SNAPSHOT_EVERY,
             embed: false,
             compare: Vec::new(),
         }
@@ -184,6 +188,11 @@ impl LabSettings {
                     .filter(|n| (low..=high).contains(n))
                     .ok_or(format!("dev utterances must be from {low} to {high}"))?;
             }
+            "snapshot" => {
+                self.snapshot_every = Some(whole()?)
+                    .filter(|&n| n >= 1)
+                    .ok_or("snapshots must be at least 1 step apart")?;
+            }
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             "compare" => self.compare = parse_methods(value)?,
             _ => {}
@@ -209,6 +218,9 @@ impl LabSettings {
         );
         if self.dev_utterances != DEV_UTTERANCES.1 {
             hash.push_str(&format!("&dev={}", self.dev_utterances));
+        }
+        if self.snapshot_every != SNAPSHOT_EVERY {
+            hash.push_str(&format!("&snapshot={}", self.snapshot_every));
         }
         if self.embed {
             hash.push_str("&embed=1");
@@ -237,7 +249,7 @@ impl LabSettings {
         config.eval_every = EVAL_EVERY;
         config.prune = GateConfig {
             method: self.method,
-            snapshot_every: SNAPSHOT_EVERY,
+            snapshot_every: self.snapshot_every,
             ..GateConfig::default()
         };
         config.prune.adaptive_dropout.strength = self.strength;
@@ -319,6 +331,7 @@ mod tests {
             batch_seconds: 8.0,
             threshold: 0.25,
             dev_utterances: 12,
+            snapshot_every: 2,
             embed: true,
             compare: vec![Method::Magnitude, Method::None],
         };
@@ -330,16 +343,21 @@ mod tests {
     #[test]
     fn bad_values_keep_defaults_and_are_reported() {
         let (settings, problems) =
-            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49");
+            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49&snapshot=0");
         assert_eq!(settings.threshold, LabSettings::default().threshold);
         assert_eq!(settings.method, LabSettings::default().method);
         assert_eq!(settings.lr, 0.01);
         assert_eq!(settings.start, Start::Trained);
         assert_eq!(settings.dev_utterances, 48);
-        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert_eq!(settings.snapshot_every, SNAPSHOT_EVERY);
+        assert_eq!(problems.len(), 6, "{problems:?}");
         assert!(problems[3].contains("start=pretrained"), "{problems:?}");
         assert!(
             problems[4].contains("dev=49: dev utterances must be from 1 to 48"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[5].contains("snapshot=0: snapshots must be at least 1 step apart"),
             "{problems:?}"
         );
         assert!(problems[0].contains("threshold=1.7"), "{problems:?}");
