@@ -258,7 +258,7 @@ async fn continue_on_cpu(
 }
 
 /// Shows `settings` in the widgets, unless they are ahead of it (a reset with newer settings
-/// is queued) or already show it (a write would redraw a field being typed in).
+/// is queued) or already show it (a write would still wake everything that reads them).
 fn show_settings(lab: &Lab, settings: &LabSettings) {
     if !lab.reset_pending() && lab.settings.with_untracked(|shown| shown != settings) {
         lab.settings.set(settings.clone());

@@ -73,7 +73,8 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   // pass is a forward pass on SwiftShader. The batch stays the default 16 s: SwiftShader's time
   // goes to dispatches, not arithmetic, so one-utterance batches (`#batch=1`, measured
   // 2026-12-05) made a step only about a third quicker, and scoring the 4 utterances then took
-  // 4 batches (2,348 dispatches) instead of one (820).
+  // 4 batches (2,348 dispatches) instead of one (820; both counts then also held the previous
+  // cut's work, see the 0.5 cut below: one cut alone is 162).
   // From scratch, so that a few steps move the gates below the 0.97 threshold the test cuts at
   // (from the trained start every unit was still above it after six steps, 2026-11-30); the
   // trained start is tested on the CPU backend. Snapshots every 2 steps, not 5: the heatmaps
@@ -197,7 +198,7 @@ test('a copied link restores the same settings', { timeout: 600_000 }, async () 
   await setSlider(page, '#threshold', '0.2');
   assert.equal(await page.inputValue('#seed'), '7', 'a settings change overwrote the field being typed in');
   await page.dispatchEvent('#seed', 'change');
-  await page.waitForFunction(() => /method=l0/.test(location.hash) && /seed=7/.test(location.hash) && /threshold=0.2/.test(location.hash), null, { timeout: 60_000 });
+  await page.waitForFunction(() => /method=l0/.test(location.hash) && /seed=7/.test(location.hash) && /threshold=0\.2/.test(location.hash), null, { timeout: 60_000 });
   const link = page.url();
   await page.close();
   const { page: again } = await openLab(context, link.slice(origin.length));
