@@ -216,6 +216,7 @@ impl<'a> Assets<'a> {
             train: &self.corpus.train,
             dev: &dev[..settings.dev_utterances.min(dev.len())],
             trained: self.trained,
+            timed_pairs: settings.timed_pairs,
         }
     }
 

@@ -7,7 +7,7 @@ use prunelab_engine::prune::CutTarget;
 
 use crate::charts::{Axes, Mark, Series, draw_chart, palette};
 use crate::lab::{Command, use_lab};
-use crate::session::{PrunePoint, TIMED_PAIRS};
+use crate::session::PrunePoint;
 use crate::settings::Start;
 
 fn to_xy(p: &PrunePoint) -> (f64, f64) {
@@ -105,7 +105,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                 "Inference on {} dev utterances ({:.1} s of audio), median of {} pairs: dense {:.0} ms, this cut {:.0} ms ({:.2}× the speed)",
                 timing.utterances,
                 timing.audio_seconds,
-                TIMED_PAIRS,
+                timing.pairs,
                 1000.0 * timing.dense_seconds,
                 1000.0 * timing.pruned_seconds,
                 timing.speedup

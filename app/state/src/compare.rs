@@ -198,7 +198,7 @@ mod tests {
     use prunelab_engine::train::TrainEvent;
 
     use super::*;
-    use crate::settings::{COMPARED_METHODS, Start};
+    use crate::settings::{COMPARED_METHODS, Start, TIMED_PAIRS};
     use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
 
     #[test]
@@ -210,6 +210,7 @@ mod tests {
             train: &train,
             dev: &dev,
             trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
         };
         let settings = LabSettings {
             start: Start::Trained,
@@ -291,6 +292,7 @@ mod tests {
             train: &train,
             dev: &dev,
             trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
         };
         let settings = LabSettings {
             compare: COMPARED_METHODS.to_vec(),

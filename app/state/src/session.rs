@@ -96,8 +96,6 @@ pub enum Cut {
 /// Dev utterances each timing pass runs over (from the first): a few seconds of audio, so
 /// timing a cut takes seconds on a CPU.
 pub const TIMED_UTTERANCES: usize = 8;
-/// Alternating dense/pruned pairs timed per cut (the median is reported).
-pub const TIMED_PAIRS: usize = 3;
 
 /// What a session trains and scores on.
 #[derive(Clone, Copy)]
@@ -106,6 +104,8 @@ pub struct LabData<'a> {
     pub dev: &'a [Utterance],
     /// The trained start, when loaded.
     pub trained: Option<&'a TrainerState>,
+    /// Alternating dense/pruned pairs each cut is timed in (the medians are reported).
+    pub timed_pairs: usize,
 }
 
 /// A run as it was at one step, held in host memory: its trainer's whole state and its trace.
@@ -132,6 +132,8 @@ pub struct LabSession {
     /// Every unit's score over training (retention, or relative weight norm for ungated runs),
     /// and the run's events.
     pub trace: Trace,
+    /// Dense/pruned pairs each cut is timed in.
+    timed_pairs: usize,
 }
 
 impl LabSession {
@@ -144,7 +146,12 @@ impl LabSession {
         decoder: Option<Decoder>,
         device: &Device,
     ) -> Result<Self, String> {
-        let LabData { train, dev, trained } = data;
+        let LabData {
+            train,
+            dev,
+            trained,
+            timed_pairs,
+        } = data;
         if train.is_empty() {
             return Err("the corpus has no training utterances".into());
         }
@@ -175,7 +182,14 @@ impl LabSession {
         };
         // Sites are laid out by the first snapshot, which knows what the method scores.
         let trace = Trace::new(description, &[]);
-        Ok(Self::around(trainer, dev, decoder, settings.threshold, trace))
+        Ok(Self::around(
+            trainer,
+            dev,
+            decoder,
+            settings.threshold,
+            trace,
+            timed_pairs,
+        ))
     }
 
     /// The run carried on from `kept` on `device` (after the GPU it trained on was lost): its
@@ -197,10 +211,24 @@ impl LabSession {
                 .ok_or("the trained model (the run's teacher) is not loaded")?;
             trainer.attach_teacher(teacher).map_err(|e| e.to_string())?;
         }
-        Ok(Self::around(trainer, data.dev, decoder, knob, kept.trace.clone()))
+        Ok(Self::around(
+            trainer,
+            data.dev,
+            decoder,
+            knob,
+            kept.trace.clone(),
+            data.timed_pairs,
+        ))
     }
 
-    fn around(trainer: Trainer, dev: &[Utterance], decoder: Option<Decoder>, knob: f64, trace: Trace) -> Self {
+    fn around(
+        trainer: Trainer,
+        dev: &[Utterance],
+        decoder: Option<Decoder>,
+        knob: f64,
+        trace: Trace,
+        timed_pairs: usize,
+    ) -> Self {
         let hearing = decoder.clone().unwrap_or(Decoder::Greedy);
         let mut run = Run::new(
             trainer,
@@ -215,6 +243,7 @@ impl LabSession {
             run,
             decoder: hearing,
             trace,
+            timed_pairs,
         }
     }
 
@@ -321,7 +350,7 @@ impl LabSession {
 
     /// Inference time of the dense model (the run's own architecture, gates off) against
     /// `source` cut as `cut` asks: passes over the first [`TIMED_UTTERANCES`] dev utterances in
-    /// [`TIMED_PAIRS`] alternating pairs after a warm-up pass of each (medians; see
+    /// [`LabData::timed_pairs`] alternating pairs after a warm-up pass of each (medians; see
     /// [`DevTimer::paired`]). `None` for a model the magnitude method already cut: its dense
     /// self is gone.
     pub async fn time_cut(
@@ -372,7 +401,7 @@ impl LabSession {
         let dev = &self.run.dev()[..TIMED_UTTERANCES.min(self.run.dev().len())];
         let timer = DevTimer::new(dev, &trainer.stats, trainer.config.max_batch_frames);
         timer
-            .paired(dense, pruned, TIMED_PAIRS, clock)
+            .paired(dense, pruned, self.timed_pairs, clock)
             .await
             .map_err(|e| format!("cannot time the cut: {e}"))
     }
@@ -417,6 +446,7 @@ mod tests {
     use prunelab_engine::readback::block_on;
 
     use super::*;
+    use crate::settings::TIMED_PAIRS;
     use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
     use prunelab_engine::train::TrainEvent;
 
@@ -454,6 +484,7 @@ mod tests {
             train: &train,
             dev: &dev,
             trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
         };
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
             let settings = short_run(method, 6);
@@ -505,6 +536,7 @@ mod tests {
             train: &train,
             dev: &dev,
             trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
         };
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
             let settings = short_run(method, 4);
@@ -584,6 +616,7 @@ mod tests {
             train: &train,
             dev: &dev,
             trained: None,
+            timed_pairs: TIMED_PAIRS.1,
         };
         let settings = LabSettings {
             start: Start::Scratch,

@@ -15,6 +15,8 @@ pub const TRAINED_START: &str = "trained-tiny.plc";
 pub const DEV_UTTERANCES: (usize, usize) = (1, 48);
 /// Record the heatmaps every this many steps (a browser run is a few hundred steps).
 const SNAPSHOT_EVERY: usize = 5;
+/// Dense/cut pairs of passes a cut is timed in: fewest, default, most.
+pub const TIMED_PAIRS: (usize, usize, usize) = (1, 3, 9);
 /// Score the slider's cut on dev every this many steps while training.
 const EVAL_EVERY: usize = 100;
 
@@ -90,6 +92,9 @@ pub struct LabSettings {
     /// Steps between snapshots of the gates (the heatmaps' frames). Fewer show a short run's
     /// gates sooner, at a copy of every gate per snapshot.
     pub snapshot_every: usize,
+    /// Dense/cut pairs of passes each cut is timed in (the medians are reported). Fewer time a
+    /// cut sooner, on a noisier median.
+    pub timed_pairs: usize,
     /// Read-only page for teaching: no controls, only the views.
     pub embed: bool,
     /// Methods trained side by side from the same start on the same batches (empty: one run,
@@ -115,6 +120,7 @@ impl Default for LabSettings {
             threshold: gates.threshold,
             dev_utterances: DEV_UTTERANCES.1,
             snapshot_every: SNAPSHOT_EVERY,
+            timed_pairs: TIMED_PAIRS.1,
             embed: false,
             compare: Vec::new(),
         }
@@ -193,6 +199,12 @@ impl LabSettings {
                     .filter(|&n| n >= 1)
                     .ok_or("snapshots must be at least 1 step apart")?;
             }
+            "pairs" => {
+                let (low, high) = (TIMED_PAIRS.0, TIMED_PAIRS.2);
+                self.timed_pairs = Some(whole()?)
+                    .filter(|n| (low..=high).contains(n))
+                    .ok_or(format!("timed pairs must be from {low} to {high}"))?;
+            }
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             "compare" => self.compare = parse_methods(value)?,
             _ => {}
@@ -221,6 +233,9 @@ impl LabSettings {
         }
         if self.snapshot_every != SNAPSHOT_EVERY {
             hash.push_str(&format!("&snapshot={}", self.snapshot_every));
+        }
+        if self.timed_pairs != TIMED_PAIRS.1 {
+            hash.push_str(&format!("&pairs={}", self.timed_pairs));
         }
         if self.embed {
             hash.push_str("&embed=1");
@@ -332,6 +347,7 @@ mod tests {
             threshold: 0.25,
             dev_utterances: 12,
             snapshot_every: 2,
+            timed_pairs: 1,
             embed: true,
             compare: vec![Method::Magnitude, Method::None],
         };
@@ -342,15 +358,17 @@ mod tests {
 
     #[test]
     fn bad_values_keep_defaults_and_are_reported() {
-        let (settings, problems) =
-            LabSettings::from_hash("threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49&snapshot=0");
+        let (settings, problems) = LabSettings::from_hash(
+            "threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49&snapshot=0&pairs=10",
+        );
         assert_eq!(settings.threshold, LabSettings::default().threshold);
         assert_eq!(settings.method, LabSettings::default().method);
         assert_eq!(settings.lr, 0.01);
         assert_eq!(settings.start, Start::Trained);
         assert_eq!(settings.dev_utterances, 48);
         assert_eq!(settings.snapshot_every, SNAPSHOT_EVERY);
-        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert_eq!(settings.timed_pairs, TIMED_PAIRS.1);
+        assert_eq!(problems.len(), 7, "{problems:?}");
         assert!(problems[3].contains("start=pretrained"), "{problems:?}");
         assert!(
             problems[4].contains("dev=49: dev utterances must be from 1 to 48"),
@@ -358,6 +376,10 @@ mod tests {
         );
         assert!(
             problems[5].contains("snapshot=0: snapshots must be at least 1 step apart"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[6].contains("pairs=10: timed pairs must be from 1 to 9"),
             "{problems:?}"
         );
         assert!(problems[0].contains("threshold=1.7"), "{problems:?}");

@@ -29,6 +29,8 @@ pub struct PairedTiming {
     /// Utterances in one pass, and their seconds of audio.
     pub utterances: usize,
     pub audio_seconds: f64,
+    /// Dense/pruned pairs the medians are over.
+    pub pairs: usize,
 }
 
 impl PairedTiming {
@@ -131,6 +133,7 @@ impl<'a> DevTimer<'a> {
             speedup: middle(&ratios),
             utterances: self.utterances.len(),
             audio_seconds: self.audio_seconds,
+            pairs: ratios.len(),
         })
     }
 }
