@@ -59,6 +59,8 @@ pub async fn load_corpus(progress: impl Fn(f64, String)) -> Result<LabCorpus, St
     progress(0.9, "computing filterbank features (dev)…".into());
     yield_to_browser().await;
     let dev = load_pack_split(&pack, "dev", &options).map_err(|e| e.to_string())?;
+    // Every dev utterance came from the pack, so its clip is there; a pack where it is not is
+    // damaged, and the Listen panel would play silence for it.
     let dev_audio = dev
         .utterances
         .iter()
@@ -66,9 +68,9 @@ pub async fn load_corpus(progress: impl Fn(f64, String)) -> Result<LabCorpus, St
             pack.split("dev")
                 .find(|e| e.id == u.id)
                 .map(|e| pack.audio(e).to_vec())
-                .unwrap_or_default()
+                .ok_or_else(|| format!("{CORPUS_URL}: dev utterance {} has no audio clip", u.id))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let skipped = train
         .skipped
         .iter()

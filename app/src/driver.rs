@@ -15,13 +15,13 @@ use prunelab_engine::prune::CutSource;
 use prunelab_engine::train::TrainerState;
 
 use crate::backend::gpu_lost_reason;
-use crate::compare::Comparison;
 use crate::corpus::LabCorpus;
 use crate::lab::{BackendInfo, Command, Lab, TraceView};
-use crate::session::{KeptRun, LabData, LabSession};
-use crate::settings::LabSettings;
 use crate::timing::{now_ms, sleep, yield_to_browser};
 use keeping::Keeper;
+use prunelab_lab_state::compare::Comparison;
+use prunelab_lab_state::session::{KeptRun, LabData, LabSession};
+use prunelab_lab_state::settings::LabSettings;
 
 /// Runs until the page closes.
 pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {

@@ -10,9 +10,9 @@ use prunelab_engine::prune::CutTarget;
 use prunelab_engine::store::{Trace, TraceSite};
 use prunelab_engine::train::TrainEvent;
 
-use crate::compare::MethodResult;
-use crate::session::{Heard, PrunePoint};
-use crate::settings::LabSettings;
+use prunelab_lab_state::compare::MethodResult;
+use prunelab_lab_state::session::{Heard, PrunePoint};
+use prunelab_lab_state::settings::LabSettings;
 
 /// What the page is doing before it can train.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,10 +12,6 @@ mod page;
 mod timing;
 mod views;
 
-// The lab's state lives in its own crate (its tests run natively); named here so the page's
-// modules reach it as `crate::settings`, `crate::session` and `crate::compare`.
-use prunelab_lab_state::{compare, session, settings};
-
 // Static constructors of the wasm module: `inventory`, used by cubecl's IR, registers items this
 // way. A bin crate is linked by wasm-ld as a "command", and wasm-ld wraps every export in a call
 // to these constructors unless the module calls them itself. Every call from JavaScript into

@@ -9,11 +9,11 @@ use crate::backend::init_backend;
 use crate::corpus::{load_corpus, load_trained_start};
 use crate::driver::drive;
 use crate::lab::{BackendInfo, Lab, Phase};
-use crate::settings::{LabSettings, TRAINED_START};
 use crate::views::{
     ComparePanel, Controls, CorpusStore, Curves, EmbedPlay, Heatmaps, Listen, OpenRun, Status, TradeOffPanel,
     open_first,
 };
+use prunelab_lab_state::settings::{LabSettings, TRAINED_START};
 
 fn location_hash() -> String {
     web_sys::window()

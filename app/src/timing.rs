@@ -11,7 +11,7 @@ pub fn now_ms() -> f64 {
 /// The engine's clock for timing inference (`performance.now()`, in seconds).
 pub struct BrowserClock;
 
-impl prunelab_engine::train::Clock for BrowserClock {
+impl prunelab_engine::infer::Clock for BrowserClock {
     fn seconds(&self) -> f64 {
         now_ms() / 1000.0
     }

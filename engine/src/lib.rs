@@ -1,15 +1,18 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback` → `model`, `data` → `train`, `prune` → `store`.
+//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback` → `model`, `data`, `optim`
+//! → `infer`, `prune`, `train` → `store`.
 
 pub mod audio;
 pub mod container;
 pub mod data;
 pub mod decode;
 pub mod gates;
+pub mod infer;
 pub mod limits;
 pub mod model;
+pub mod optim;
 pub mod prune;
 pub mod readback;
 pub mod rng;

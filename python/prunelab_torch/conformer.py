@@ -1,5 +1,5 @@
 """The whole pruned model (engine/src/model/conformer.rs) plus the feature normalisation that
-prunelab applies before it (engine/src/audio/normalize.rs, engine/src/train/batch.rs).
+prunelab applies before it (engine/src/audio/normalize.rs, engine/src/infer/batch.rs).
 
 Input is what `prunelab fbank` writes: log-mel features before normalisation, zero-padded to a
 batch. Prunelab normalises each utterance's valid frames with the training statistics and pads

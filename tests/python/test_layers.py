@@ -24,8 +24,8 @@ CRATES = {
 # The engine's floors: a module may import its own floor and the ones below.
 ENGINE_FLOORS = {
     **dict.fromkeys(["audio", "text", "gates", "decode", "rng", "container", "readback", "limits", "stats"], 0),
-    **dict.fromkeys(["model", "data"], 1),
-    **dict.fromkeys(["train", "prune"], 2),
+    **dict.fromkeys(["model", "data", "optim"], 1),
+    **dict.fromkeys(["train", "prune", "infer"], 2),
     "store": 3,
 }
 

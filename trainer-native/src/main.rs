@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod atomic;
 mod commands;
 mod data;
 mod models;

@@ -5,12 +5,12 @@ use leptos::prelude::*;
 use prunelab_engine::train::{RunEvent, TrainEvent};
 
 use super::StepRate;
-use crate::compare::Comparison;
 use crate::corpus::LabCorpus;
 use crate::lab::{CompareView, Lab, MethodView, TraceView};
-use crate::session::LabSession;
-use crate::settings::LabSettings;
 use crate::timing::{BrowserClock, yield_to_browser};
+use prunelab_lab_state::compare::Comparison;
+use prunelab_lab_state::session::LabSession;
+use prunelab_lab_state::settings::LabSettings;
 
 /// Scores the start (and sweeps the one-shot curves), shows the comparison, and plays it
 /// unless embedded.

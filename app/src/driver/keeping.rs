@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 
 use crate::lab::{Kept, Lab};
-use crate::session::{KeptRun, LabSession};
 use crate::timing::now_ms;
+use prunelab_lab_state::session::{KeptRun, LabSession};
 
 /// Least time between copies. Copies are spaced in time rather than steps, so losing the GPU
 /// loses about this much training whatever a step costs.

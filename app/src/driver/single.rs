@@ -4,16 +4,17 @@
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::infer::evaluate;
 use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site};
 use prunelab_engine::store::{Trace, encode_trace, load_export};
-use prunelab_engine::train::{RunEvent, TrainEvent, evaluate};
+use prunelab_engine::train::{RunEvent, TrainEvent};
 
 use super::{StepRate, read_scores};
 use crate::corpus::LabCorpus;
 use crate::lab::{Lab, TraceView};
-use crate::session::{Cut, LabSession, PrunePoint};
-use crate::settings::LabSettings;
 use crate::timing::{BrowserClock, yield_to_browser};
+use prunelab_lab_state::session::{Cut, LabSession, PrunePoint};
+use prunelab_lab_state::settings::LabSettings;
 
 /// Takes the first snapshot, scores the model the run starts from by its weights alone (so the
 /// page can say what the trained model scores before any training), and the slider's cut (so

@@ -9,10 +9,10 @@ use prunelab_engine::gates::{Method, SiteKind};
 
 use crate::charts::{Axes, Mark, Series, draw_chart, draw_note, palette};
 use crate::lab::{Command, CompareView, Lab, use_lab};
-use crate::session::PrunePoint;
-use crate::settings::COMPARED_METHODS;
 use crate::views::curves::smoothed;
 use crate::views::heatmaps::draw_units;
+use prunelab_lab_state::session::PrunePoint;
+use prunelab_lab_state::settings::COMPARED_METHODS;
 
 /// Each method's colour, the same in every chart of the comparison.
 fn colour(method: Method) -> RGBColor {

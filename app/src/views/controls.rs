@@ -6,8 +6,8 @@ use prunelab_engine::gates::Method;
 use prunelab_engine::model::Preset;
 
 use crate::lab::{Command, Lab, use_lab};
-use crate::settings::Start;
 use crate::views::CompareButton;
+use prunelab_lab_state::settings::Start;
 
 /// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
 fn change(lab: Lab, key: &'static str, value: String) {

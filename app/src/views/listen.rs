@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use crate::corpus::{LabCorpus, js_message};
 use crate::lab::{Command, TradeOff, use_lab};
 use crate::microphone::{Recording, record};
-use crate::session::PrunePoint;
+use prunelab_lab_state::session::PrunePoint;
 
 /// The corpus, for playback (set once it has loaded).
 pub type CorpusStore = StoredValue<Option<Rc<LabCorpus>>, LocalStorage>;

@@ -7,8 +7,8 @@ use prunelab_engine::prune::CutTarget;
 
 use crate::charts::{Axes, Mark, Series, draw_chart, palette};
 use crate::lab::{Command, use_lab};
-use crate::session::PrunePoint;
-use crate::settings::Start;
+use prunelab_lab_state::session::PrunePoint;
+use prunelab_lab_state::settings::Start;
 
 fn to_xy(p: &PrunePoint) -> (f64, f64) {
     (p.params as f64, p.wer)
@@ -147,7 +147,7 @@ pub fn TradeOffPanel() -> impl IntoView {
                 <input id="cut-target" type="text" size="8" placeholder="50%, 686000, 2x"
                     on:change=move |ev| match CutTarget::parse(&event_target_value(&ev)) {
                         Ok(target) => lab.send(Command::Target(target)),
-                        Err(problem) => lab.notify(problem),
+                        Err(problem) => lab.notify(problem.to_string()),
                     } />
             </label>
             <p id="params" class="numbers"

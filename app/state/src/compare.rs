@@ -11,9 +11,10 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::Method;
+use prunelab_engine::infer::Clock;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{CutSource, CutTarget};
-use prunelab_engine::train::{Clock, RunEvent};
+use prunelab_engine::train::RunEvent;
 
 use crate::session::{LabData, LabSession, PrunePoint, cut_as_asked};
 use crate::settings::LabSettings;

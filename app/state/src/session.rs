@@ -9,13 +9,11 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::{Method, SiteKind};
+use prunelab_engine::infer::{Clock, DevTimer, PairedTiming};
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{CutSource, CutTarget, PlanError, Pruned, UnitScores};
 use prunelab_engine::store::Trace;
-use prunelab_engine::train::{
-    self, Clock, CutEval, DevTimer, PairedTiming, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer,
-    TrainerState,
-};
+use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState};
 
 use crate::settings::{LabSettings, Start};
 
@@ -371,14 +369,16 @@ impl LabSession {
     /// cut there is no dense model: `Heard::dense` is `None`.
     pub async fn hear(&self, source: &CutSource, cut: Cut, samples: &[f32], sample_rate: u32) -> Result<Heard, String> {
         let trainer = self.run.trainer();
-        let recording = train::recording(samples, sample_rate, &trainer.config.fbank).map_err(|e| e.to_string())?;
+        let recording = prunelab_engine::infer::recording(samples, sample_rate, &trainer.config.fbank)
+            .map_err(|e| e.to_string())?;
         let (stats, decoder) = (&trainer.stats, &self.decoder);
         let heard = if source.already_cut() {
-            let heard = train::transcribe([&source.model], &recording, stats, decoder).await;
+            let heard = prunelab_engine::infer::transcribe([&source.model], &recording, stats, decoder).await;
             heard.map(|[pruned]| (None, pruned))
         } else {
             let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
-            let heard = train::transcribe([&source.model, &pruned.model], &recording, stats, decoder).await;
+            let heard =
+                prunelab_engine::infer::transcribe([&source.model, &pruned.model], &recording, stats, decoder).await;
             heard.map(|[dense, pruned]| (Some(dense), pruned))
         };
         let (dense, pruned) = heard.map_err(|e| e.to_string())?;

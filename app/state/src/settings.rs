@@ -5,9 +5,10 @@ use prunelab_engine::data::ShapeBuckets;
 use prunelab_engine::gates::{self, GateConfig, Method};
 use prunelab_engine::limits::Limit;
 use prunelab_engine::model::Preset;
+use prunelab_engine::optim::OptimConfig;
 use prunelab_engine::prune::{Knob, KnobMeaning};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{self, DistillConfig, OptimConfig, TrainConfig};
+use prunelab_engine::train::{self, DistillConfig, TrainConfig};
 
 /// The trained start's file, served from `static/`.
 pub const TRAINED_START: &str = "trained-tiny.plc";

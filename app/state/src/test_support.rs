@@ -5,8 +5,9 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::gates::Method;
+use prunelab_engine::infer::Clock;
 use prunelab_engine::rng::SplitMix64;
-use prunelab_engine::train::{Clock, Trainer, TrainerState};
+use prunelab_engine::train::{Trainer, TrainerState};
 
 use crate::settings::LabSettings;
 

@@ -80,13 +80,20 @@ pub fn index_subsets(
 /// 20 minutes needs tens of gigabytes for its attention scores.
 pub const MAX_UTTERANCE_SECONDS: f64 = 120.0;
 
+/// An utterance longer than [`MAX_UTTERANCE_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "{seconds:.0} s long; utterances over {MAX_UTTERANCE_SECONDS} s are skipped (attention's memory grows with the square of the length)"
+)]
+pub struct TooLong {
+    pub seconds: f64,
+}
+
 /// Refuses an utterance of more than [`MAX_UTTERANCE_SECONDS`] (at 16 kHz), by its length.
-pub fn check_utterance_length(samples: u64) -> Result<(), String> {
+pub fn check_utterance_length(samples: u64) -> Result<(), TooLong> {
     let seconds = samples as f64 / f64::from(SAMPLE_RATE);
     if seconds > MAX_UTTERANCE_SECONDS {
-        return Err(format!(
-            "{seconds:.0} s long; utterances over {MAX_UTTERANCE_SECONDS} s are skipped (attention's memory grows with the square of the length)"
-        ));
+        return Err(TooLong { seconds });
     }
     Ok(())
 }
@@ -103,7 +110,7 @@ fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), Corpu
         location: e.source_name,
         problem: e.problem.to_string(),
     })?;
-    check_utterance_length(header.samples).map_err(|problem| CorpusIssue::new(audio_path, problem))?;
+    check_utterance_length(header.samples).map_err(|problem| CorpusIssue::new(audio_path, problem.to_string()))?;
     Ok((text, header.samples))
 }
 

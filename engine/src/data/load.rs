@@ -114,7 +114,7 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
     audio
         .require_sample_rate(SAMPLE_RATE, &item.name)
         .map_err(|e| issue(e.problem.to_string()))?;
-    super::index::check_utterance_length(audio.samples.len() as u64).map_err(issue)?;
+    super::index::check_utterance_length(audio.samples.len() as u64).map_err(|e| issue(e.to_string()))?;
     let speeds: &[f64] = if options.speeds.is_empty() {
         &[1.0]
     } else {
@@ -122,7 +122,9 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
     };
     speeds
         .iter()
-        .map(|&speed| featurise(&item.id, &text, &tokens, &audio.samples, speed, &options.fbank).map_err(issue))
+        .map(|&speed| {
+            featurise(&item.id, &text, &tokens, &audio.samples, speed, &options.fbank).map_err(|e| issue(e.to_string()))
+        })
         .collect()
 }
 
@@ -137,6 +139,11 @@ pub fn recorded_id(id: &str) -> &str {
     }
 }
 
+/// Audio too short to make one filterbank frame of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("audio is shorter than one analysis frame")]
+pub struct ShorterThanOneFrame;
+
 /// Features of `samples` played at `speed`: the utterance the model trains on.
 fn featurise(
     id: &str,
@@ -145,7 +152,7 @@ fn featurise(
     samples: &[f32],
     speed: f64,
     fbank_config: &FbankConfig,
-) -> Result<Utterance, String> {
+) -> Result<Utterance, ShorterThanOneFrame> {
     let (id, samples) = if speed == 1.0 {
         (id.to_string(), Cow::Borrowed(samples))
     } else {
@@ -159,7 +166,7 @@ fn featurise(
     let feats = fbank(&samples, fbank_config);
     let frames = feats.len() / fbank_config.num_bins;
     if frames == 0 {
-        return Err("audio is shorter than one analysis frame".to_string());
+        return Err(ShorterThanOneFrame);
     }
     Ok(Utterance {
         id,
@@ -182,7 +189,7 @@ pub fn load_indexed(entry: &IndexEntry, speed: f64, fbank_config: &FbankConfig) 
     let tokens = CharTokenizer
         .encode(&entry.text)
         .map_err(|c| issue(format!("transcript has untokenizable character {c:?}")))?;
-    featurise(&entry.id, &entry.text, &tokens, &audio.samples, speed, fbank_config).map_err(issue)
+    featurise(&entry.id, &entry.text, &tokens, &audio.samples, speed, fbank_config).map_err(|e| issue(e.to_string()))
 }
 
 /// Loads one split of a packed corpus.

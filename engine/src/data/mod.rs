@@ -11,11 +11,11 @@ mod share;
 mod stream_plan;
 
 pub use batch::{Batch, BatchPlan, ShapeBuckets, make_batches, make_batches_by_length};
-pub use index::{CorpusIndex, IndexEntry, MAX_UTTERANCE_SECONDS, check_utterance_length, index_subsets};
+pub use index::{CorpusIndex, IndexEntry, MAX_UTTERANCE_SECONDS, TooLong, check_utterance_length, index_subsets};
 pub use layout::{LayoutEntry, LayoutScan, scan_subset, write_transcript_file};
 pub use load::{
-    LoadOptions, LoadedSplit, RawItem, Utterance, load_indexed, load_items, load_layout_subset, load_pack_split,
-    recorded_id,
+    LoadOptions, LoadedSplit, RawItem, ShorterThanOneFrame, Utterance, load_indexed, load_items, load_layout_subset,
+    load_pack_split, recorded_id,
 };
 pub use pack::{CorpusPack, PackEntry, PackError, PackHeader, is_librispeech_id, write_pack};
 pub use sentences::{MAX_WORDS, MIN_WORDS, SentenceGenerator, vocabulary};

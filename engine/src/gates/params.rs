@@ -152,14 +152,20 @@ impl Gates {
             .collect()
     }
 
+    /// The device the gates live on, from their parameters: never a default device, so gates on
+    /// WebGPU are never read or scored on the CPU by mistake.
     fn device(&self) -> Device {
         self.logits
             .iter()
             .flatten()
             .chain(&self.heads)
+            .chain(&self.modules)
+            .chain(&self.lambdas)
             .next()
             .map(|p| p.val().device())
-            .unwrap_or_default()
+            // `GateConfig::validate` (run on every config a front door or checkpoint brings)
+            // refuses a gated method without a gated site.
+            .expect("gates of a validated config hold at least one parameter")
     }
 
     /// Every gate parameter in one flat tensor — unit logits by block and site, then heads,

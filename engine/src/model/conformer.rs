@@ -172,6 +172,12 @@ impl Conformer {
 pub type RunningStats = Vec<Option<[Tensor<1>; 2]>>;
 
 impl Conformer {
+    /// The device the model's weights live on (its output layer's, which every model has): where
+    /// its inputs go. Never a default device: a model on WebGPU is never run on the CPU by mistake.
+    pub fn device(&self) -> Device {
+        self.head.weight.val().device()
+    }
+
     /// The running statistics a training forward pass will move (see [`ConvModule::running_stats`]).
     pub fn running_stats(&self) -> RunningStats {
         self.blocks

@@ -18,7 +18,7 @@ pub use plan::{
     PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, prunable_sparsity,
     removed_params_per_site,
 };
-pub use target::CutTarget;
+pub use target::{CutTarget, TargetError};
 
 use serde::{Deserialize, Serialize};
 

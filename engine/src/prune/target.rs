@@ -18,26 +18,37 @@ pub enum CutTarget {
     Speedup(f64),
 }
 
+/// Why typed text is not a cut target; each names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0:?} is not a target: give parameters (686000), a share kept (50%) or a speed-up (2x)")]
+    NotATarget(String),
+    #[error("a share kept must be between 0 and 100 % (got {0})")]
+    ShareOutOfRange(String),
+    #[error("a speed-up must be above 1 (got {0})")]
+    SpeedupTooSmall(String),
+    #[error("a parameter count must be a whole number of at least 1 (got {0})")]
+    NotACount(String),
+}
+
 impl CutTarget {
     /// Reads `686000` (parameters), `50%` (share kept) or `2x` (speed-up).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TargetError> {
         let text = text.trim();
-        let number = |digits: &str| -> Result<f64, String> {
+        let number = |digits: &str| -> Result<f64, TargetError> {
             digits
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite())
-                .ok_or_else(|| {
-                    format!("{text:?} is not a target: give parameters (686000), a share kept (50%) or a speed-up (2x)")
-                })
+                .ok_or_else(|| TargetError::NotATarget(text.to_string()))
         };
         if let Some(percent) = text.strip_suffix('%') {
             let share = number(percent)? / 100.0;
             return if share > 0.0 && share < 1.0 {
                 Ok(Self::Share(share))
             } else {
-                Err(format!("a share kept must be between 0 and 100 % (got {text})"))
+                Err(TargetError::ShareOutOfRange(text.to_string()))
             };
         }
         if let Some(times) = text.strip_suffix(['x', '×']) {
@@ -45,16 +56,14 @@ impl CutTarget {
             return if speedup > 1.0 {
                 Ok(Self::Speedup(speedup))
             } else {
-                Err(format!("a speed-up must be above 1 (got {text})"))
+                Err(TargetError::SpeedupTooSmall(text.to_string()))
             };
         }
         let count = number(text)?;
         if count >= 1.0 && count.fract() == 0.0 {
             Ok(Self::Parameters(count as usize))
         } else {
-            Err(format!(
-                "a parameter count must be a whole number of at least 1 (got {text})"
-            ))
+            Err(TargetError::NotACount(text.to_string()))
         }
     }
 }
@@ -134,6 +143,14 @@ mod tests {
         ] {
             assert!(CutTarget::parse(bad).is_err(), "{bad:?} was accepted");
         }
+        assert_eq!(CutTarget::parse("1x"), Err(TargetError::SpeedupTooSmall("1x".into())));
+        assert_eq!(
+            CutTarget::parse("100%"),
+            Err(TargetError::ShareOutOfRange("100%".into()))
+        );
+        assert_eq!(CutTarget::parse("12.5"), Err(TargetError::NotACount("12.5".into())));
+        let half = CutTarget::parse("half").unwrap_err().to_string();
+        assert!(half.starts_with("\"half\" is not a target"), "{half}");
     }
 
     #[test]

@@ -7,31 +7,7 @@ use crate::data::ShapeBuckets;
 use crate::gates::GateConfig;
 use crate::limits::{ConfigError, first_failure};
 use crate::model::{ConformerConfig, Preset};
-
-/// Optimiser and schedule settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OptimConfig {
-    /// Peak learning rate, reached at the end of warm-up.
-    pub peak_lr: f64,
-    pub warmup_steps: usize,
-    /// The learning rate decays along a cosine to `peak_lr × final_lr_fraction` at the last step.
-    pub final_lr_fraction: f64,
-    pub weight_decay: f32,
-    /// Each parameter's gradient is clipped to this L2 norm (burn clips per tensor, not globally).
-    pub grad_clip_norm: f32,
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        Self {
-            peak_lr: 2e-3,
-            warmup_steps: 200,
-            final_lr_fraction: 0.05,
-            weight_decay: 1e-3,
-            grad_clip_norm: 5.0,
-        }
-    }
-}
+use crate::optim::OptimConfig;
 
 /// A training run's whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Why training, restoring or evaluating a run failed.
 
 use crate::limits::ConfigError;
+use crate::optim::OptimStateError;
 use crate::prune::PlanError;
 use crate::readback::ReadBackError;
 
@@ -14,6 +15,12 @@ pub enum TrainError {
     /// Saved state that does not load, or state that cannot be saved.
     #[error("{what}: {detail}")]
     State { what: &'static str, detail: String },
+    /// An optimiser's saved state that does not load, or that cannot be saved.
+    #[error("{what}: {source}")]
+    Optimiser {
+        what: &'static str,
+        source: OptimStateError,
+    },
     #[error("the run is gated but the checkpoint holds no gates")]
     MissingGates,
     #[error("the teacher must be a dense model with the student's width, depth and vocabulary")]

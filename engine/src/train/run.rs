@@ -6,10 +6,11 @@
 //! blocks on each call with [`crate::readback::block_on`]); the lab copies events into signals
 //! and yields to the browser between calls.
 
-use super::{EvalReport, StepBatch, TrainError, TrainEvent, Trainer, evaluate};
+use super::{StepBatch, TrainError, TrainEvent, Trainer};
 use crate::data::Utterance;
 use crate::decode::Decoder;
 use crate::gates::SiteKind;
+use crate::infer::{EvalReport, evaluate};
 use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_budget, kept_map, kept_per_site};
 use crate::readback::ReadBackError;
 

@@ -18,8 +18,7 @@ use burn::prelude::*;
 
 use super::LayerMaps;
 use super::TrainConfig;
-use super::forward::{StepModules, StepPosition, forward_pass};
-use super::readout::{Readout, StepGradients};
+use super::forward::{Readout, StepGradients, StepModules, StepPosition, forward_pass};
 use crate::audio::FeatureStats;
 use crate::data::Utterance;
 use crate::gates::Gates;

@@ -1,4 +1,6 @@
-//! One training run's state and its optimiser step.
+//! A training run: its construction (fresh, warm-started, with a teacher) and its optimiser
+//! step, top to bottom (`train_step` → `forward_step` → `finish_step` → `apply_update`). Its
+//! saved state and restoring it are in `state`; the forward pass and its readout in `forward`.
 //!
 //! Data order and augmentation are pure functions of (seed, epoch, step), so a run restored
 //! from a checkpoint continues with exactly the batches it would have seen.
@@ -6,49 +8,20 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 
 use super::batch::StepBatch;
-use super::flat_adam::FlatAdamConfig;
-use super::forward::{PendingStep, StepModules, StepPosition, forward_pass};
+use super::forward::{PendingStep, Readout, StepGradients, StepModules, StepPosition, forward_pass};
 use super::gating::{block_masks, gate_layout};
-use super::optimiser::Optimiser;
-use super::readout::{Readout, StepGradients};
 use super::shards::{ShardedStep, sharded_step};
-use super::{LayerMaps, TrainConfig, TrainError, TrainEvent, learning_rate};
+use super::{LayerMaps, TrainConfig, TrainError, TrainEvent};
 use crate::audio::FeatureStats;
 use crate::data::{BatchPlan, Utterance, make_batches};
 use crate::gates::Gates;
-use crate::model::{BlockMasks, Conformer, ConformerConfig};
+use crate::model::{BlockMasks, Conformer};
+use crate::optim::{FlatAdamConfig, Optimiser, learning_rate};
 use crate::prune::CutSource;
-use crate::readback::{ReadBackError, host_copy, read_floats, settled};
+use crate::readback::{ReadBackError, read_floats, settled};
 use crate::rng::SplitMix64;
-
-impl TrainerState {
-    /// The model alone (config, feature statistics, weights; no optimiser, gates or
-    /// distillation state): what a warm start or a teacher needs, at a third of a checkpoint's
-    /// size. It still loads as a checkpoint, but continuing it as a run starts every optimiser
-    /// moment afresh.
-    pub fn weights_only(&self) -> Self {
-        Self {
-            gates: Vec::new(),
-            ..self.without_resume_state()
-        }
-    }
-
-    /// A finished run's result without what only resuming it needs: config, statistics,
-    /// weights and gates (so it still cuts, scores and teaches as the full checkpoint does),
-    /// no optimiser moments or distillation maps; about a third of a checkpoint's size.
-    pub fn without_resume_state(&self) -> Self {
-        Self {
-            optimizer: Vec::new(),
-            gate_optimizer: Vec::new(),
-            distill_maps: Vec::new(),
-            distill_optimizer: Vec::new(),
-            ..self.clone()
-        }
-    }
-}
 
 /// A whole-batch step between its forward pass and its update.
 struct Pending {
@@ -58,34 +31,12 @@ struct Pending {
     audio_seconds: f64,
 }
 
-/// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
-#[derive(Debug, Clone)]
-pub struct TrainerState {
-    pub config: TrainConfig,
-    pub stats: FeatureStats,
-    /// Optimiser steps taken.
-    pub step: usize,
-    pub skipped_steps: usize,
-    /// Burnpack bytes of the model.
-    pub model: Vec<u8>,
-    /// The optimiser's state (`FlatAdam::read_bytes`; burnpack from runs written before it; empty
-    /// for a weights-only export).
-    pub optimizer: Vec<u8>,
-    /// Burnpack bytes of the gate parameters (empty for an ungated run).
-    pub gates: Vec<u8>,
-    /// The gates' own optimiser's state, in the same format (empty for an ungated run).
-    pub gate_optimizer: Vec<u8>,
-    /// Burnpack bytes of the distillation maps and their optimiser (empty without distillation).
-    pub distill_maps: Vec<u8>,
-    pub distill_optimizer: Vec<u8>,
-}
-
 /// Distillation in progress: the frozen teacher (inference copy on the plain device) and the
 /// learned layer maps with their optimiser.
-struct Distillation {
-    teacher: Conformer,
-    maps: LayerMaps,
-    optim: Optimiser,
+pub(super) struct Distillation {
+    pub(super) teacher: Conformer,
+    pub(super) maps: LayerMaps,
+    pub(super) optim: Optimiser,
 }
 
 /// The batch plan of the epoch the run is in, and the step at which that epoch began.
@@ -100,21 +51,21 @@ struct EpochPlan {
 pub struct Trainer {
     pub config: TrainConfig,
     pub stats: FeatureStats,
-    model: Conformer,
-    optim: Optimiser,
+    pub(super) model: Conformer,
+    pub(super) optim: Optimiser,
     /// Learned gates and their optimiser (gated methods only).
-    gates: Option<(Gates, Optimiser)>,
-    distillation: Option<Distillation>,
+    pub(super) gates: Option<(Gates, Optimiser)>,
+    pub(super) distillation: Option<Distillation>,
     /// Saved distillation maps and optimiser bytes from a restore, used by `attach_teacher`.
-    pending_maps: Option<(Vec<u8>, Vec<u8>)>,
-    step: usize,
-    skipped_steps: usize,
-    device: Device,
+    pub(super) pending_maps: Option<(Vec<u8>, Vec<u8>)>,
+    pub(super) step: usize,
+    pub(super) skipped_steps: usize,
+    pub(super) device: Device,
     epoch: Option<EpochPlan>,
 }
 
 /// AdamW for the model and the distillation maps.
-fn model_optim_config(config: &TrainConfig) -> FlatAdamConfig {
+pub(super) fn model_optim_config(config: &TrainConfig) -> FlatAdamConfig {
     FlatAdamConfig {
         epsilon: 1e-8,
         beta_2: 0.98,
@@ -122,13 +73,13 @@ fn model_optim_config(config: &TrainConfig) -> FlatAdamConfig {
     }
 }
 
-fn optimizer(config: &TrainConfig) -> Optimiser {
+pub(super) fn optimizer(config: &TrainConfig) -> Optimiser {
     Optimiser::new(model_optim_config(config))
 }
 
 /// Plain Adam for the gates: weight decay would pull logits to 0 (retention ½) instead of the
 /// schedule's target.
-fn gate_optim_config() -> FlatAdamConfig {
+pub(super) fn gate_optim_config() -> FlatAdamConfig {
     FlatAdamConfig::adam()
 }
 
@@ -168,78 +119,6 @@ impl Trainer {
         }
     }
 
-    /// A fresh run that starts from a trained model's weights instead of random ones (the
-    /// lab's trained start, `prunelab train --init-from`): step 0, a fresh optimiser, fresh
-    /// gates (their initial logits keep nearly every unit), and the trained model's feature
-    /// statistics, since its weights expect features normalised by them. `start` is a
-    /// checkpoint's state (or its weights-only copy) of a dense model with `config`'s
-    /// architecture and filterbank.
-    pub fn warm_start(config: TrainConfig, start: &TrainerState, device: &Device) -> Result<Self, TrainError> {
-        let (mine, theirs) = (&config.model, &start.config.model);
-        let same_architecture = ConformerConfig {
-            dropout: mine.dropout,
-            ..theirs.clone()
-        } == *mine;
-        if !same_architecture || theirs.block_shapes.is_some() {
-            return Err(TrainError::StartMismatch(format!(
-                "it is a {} model{} and this run is a {}",
-                start.config.preset.name(),
-                if theirs.block_shapes.is_some() { " (pruned)" } else { "" },
-                config.preset.name()
-            )));
-        }
-        if config.fbank != start.config.fbank {
-            return Err(TrainError::StartMismatch(
-                "its filterbank settings differ from this run's".into(),
-            ));
-        }
-        let mut trainer = Self::new(config, start.stats.clone(), device);
-        trainer.model = load_model(trainer.model, start.model.clone())?;
-        Ok(trainer)
-    }
-
-    /// Continues a run from its saved state.
-    pub fn restore(state: TrainerState, device: &Device) -> Result<Self, TrainError> {
-        let mut trainer = Self::new(state.config, state.stats, device);
-        // Model first: the optimiser state is keyed by the parameter ids the model record restores.
-        trainer.model = load_model(trainer.model, state.model)?;
-        if !state.optimizer.is_empty() {
-            trainer.optim = Optimiser::restore(
-                model_optim_config(&trainer.config),
-                &state.optimizer,
-                &trainer.model,
-                device,
-                "optimiser state does not load",
-            )?;
-        }
-        if let Some((gates, gate_optim)) = trainer.gates.take() {
-            if state.gates.is_empty() {
-                return Err(TrainError::MissingGates);
-            }
-            let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gates))
-                .map_err(|e| TrainError::state("gate parameters are unreadable", e))?;
-            let gates = gates
-                .try_load_record(record)
-                .map_err(|e| TrainError::state("gate parameters do not fit the model", e))?;
-            let gate_optim = if state.gate_optimizer.is_empty() {
-                gate_optim
-            } else {
-                Optimiser::restore(
-                    gate_optim_config(),
-                    &state.gate_optimizer,
-                    &gates,
-                    device,
-                    "gate optimiser state does not load",
-                )?
-            };
-            trainer.gates = Some((gates, gate_optim));
-        }
-        trainer.pending_maps = Some((state.distill_maps, state.distill_optimizer));
-        trainer.step = state.step;
-        trainer.skipped_steps = state.skipped_steps;
-        Ok(trainer)
-    }
-
     pub fn step(&self) -> usize {
         self.step
     }
@@ -255,57 +134,6 @@ impl Trainer {
     /// An inference copy of the current model (no autodiff, dropout off).
     pub fn inference_model(&self) -> Conformer {
         self.model.valid()
-    }
-
-    /// Continues training with `model` (a smaller, pruned copy of this run's model) in place of
-    /// the current one. The optimiser starts afresh (its moments belong to deleted units); the
-    /// step, and so the learning-rate schedule and data order, carries on.
-    pub async fn replace_model(&mut self, model: &Conformer) -> Result<(), TrainError> {
-        let bytes = module_bytes(model.clone(), "the pruned model").await?;
-        self.config.model.block_shapes = Some(model.block_shapes());
-        self.model = load_model(self.config.model.init(&self.device), bytes)?;
-        self.optim = optimizer(&self.config);
-        Ok(())
-    }
-
-    /// Starts distilling from `teacher` (a dense checkpoint's state of the same architecture).
-    /// Needed whenever `config.distill` is set, also after a restore (the teacher is not saved).
-    pub fn attach_teacher(&mut self, teacher: &TrainerState) -> Result<(), TrainError> {
-        let (mine, theirs) = (&self.config.model, &teacher.config.model);
-        if (mine.d_model, mine.num_blocks, mine.vocab_size) != (theirs.d_model, theirs.num_blocks, theirs.vocab_size)
-            || theirs.block_shapes.is_some()
-        {
-            return Err(TrainError::TeacherMismatch);
-        }
-        let plain = self.device.clone().inner();
-        let model = load_model(theirs.init(&plain), teacher.model.clone())?;
-        let mut maps = LayerMaps::new(mine.num_blocks, mine.d_model, &self.device);
-        materialise(&maps);
-        let mut optim = optimizer(&self.config);
-        if let Some((map_bytes, optim_bytes)) = self.pending_maps.take()
-            && !map_bytes.is_empty()
-        {
-            let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(map_bytes))
-                .map_err(|e| TrainError::state("distillation maps are unreadable", e))?;
-            maps = maps
-                .try_load_record(record)
-                .map_err(|e| TrainError::state("distillation maps do not fit", e))?;
-            if !optim_bytes.is_empty() {
-                optim = Optimiser::restore(
-                    model_optim_config(&self.config),
-                    &optim_bytes,
-                    &maps,
-                    &plain,
-                    "distillation optimiser state does not load",
-                )?;
-            }
-        }
-        self.distillation = Some(Distillation {
-            teacher: model.valid(),
-            maps,
-            optim,
-        });
-        Ok(())
     }
 
     /// An inference copy of the gates (gated runs only).
@@ -550,56 +378,6 @@ impl Trainer {
     pub async fn settle(&self) -> Result<(), ReadBackError> {
         settled(&self.model.valid(), "the last step's update").await
     }
-
-    /// The run's state as bytes. Reads every parameter back asynchronously, so it works on
-    /// WebGPU too: the lab keeps such a copy on the host in case the GPU is lost.
-    pub async fn read_state(&self) -> Result<TrainerState, TrainError> {
-        let model = module_bytes(self.model.valid(), "the model").await?;
-        let optimizer = self.optim.read_bytes("cannot serialise optimiser").await?;
-        let (gates, gate_optimizer) = match &self.gates {
-            Some((gates, optim)) => (
-                module_bytes(gates.valid(), "the gates").await?,
-                optim.read_bytes("cannot serialise gate optimiser").await?,
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
-        let (distill_maps, distill_optimizer) = match &self.distillation {
-            Some(d) => (
-                module_bytes(d.maps.valid(), "the distillation maps").await?,
-                d.optim.read_bytes("cannot serialise distillation optimiser").await?,
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
-        Ok(TrainerState {
-            config: self.config.clone(),
-            stats: self.stats.clone(),
-            step: self.step,
-            skipped_steps: self.skipped_steps,
-            model,
-            optimizer,
-            gates,
-            gate_optimizer,
-            distill_maps,
-            distill_optimizer,
-        })
-    }
-
-    /// [`Trainer::read_state`], blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn state(&self) -> Result<TrainerState, TrainError> {
-        crate::readback::block_on(self.read_state())
-    }
-}
-
-/// `module`'s parameters as burnpack bytes, read back asynchronously through a host copy
-/// (serialising reads synchronously, which WebGPU cannot). `what` names it in errors.
-async fn module_bytes<M: Module>(module: M, what: &'static str) -> Result<Vec<u8>, TrainError> {
-    let on_host = host_copy(module, what).await?;
-    let bytes = on_host
-        .into_record()
-        .into_bytes()
-        .map_err(|e| TrainError::state("cannot serialise parameters read back", e))?;
-    Ok(bytes.to_vec())
 }
 
 fn gate_optim_step(mut optim: Optimiser, gates: Gates, grads: GradientsParams, lr: f64) -> (Gates, Optimiser) {
@@ -611,7 +389,7 @@ fn gate_optim_step(mut optim: Optimiser, gates: Gates, grads: GradientsParams, l
 /// its first use, from the same device generator that draws dropout masks, so without this the
 /// first step's masks would depend on whether anything had touched the weights before it (a
 /// rehearsal, a restore).
-fn materialise<M: Module>(module: &M) {
+pub(super) fn materialise<M: Module>(module: &M) {
     struct Touch;
     impl ModuleVisitor for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -619,13 +397,4 @@ fn materialise<M: Module>(module: &M) {
         }
     }
     module.visit(&mut Touch);
-}
-
-/// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
-pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, TrainError> {
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| TrainError::state("model weights are unreadable", e))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| TrainError::state("model weights do not fit the model", e))
 }

@@ -15,10 +15,10 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
+use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::train::{StepBatch, TrainConfig, Trainer, ctc_loss};
 use serde::Serialize;
 

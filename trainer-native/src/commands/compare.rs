@@ -8,18 +8,19 @@ use indicatif::ProgressBar;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::Method;
+use prunelab_engine::infer::evaluate;
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, param_count};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::stats::{UtteranceErrors, corpus_wer};
-use prunelab_engine::train::evaluate;
 use serde_json::json;
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable, parse_budget};
 use crate::progress;
-use prunelab_engine::train::DevTimer;
+use prunelab_engine::infer::DevTimer;
 
+use crate::atomic::write_atomically;
 use crate::models::timing::paired;
 use crate::options::bootstrap::BootstrapArgs;
 use crate::options::decoding::DecodeArgs;
@@ -30,7 +31,6 @@ use crate::reports::plots::{
     MarkedPoint, RetentionHistograms, Series, TrainingCurves, WerAgainstParams, display_method, svg_and_png,
 };
 use crate::reports::run_history::{RunHistory, read_history};
-use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct CompareArgs {

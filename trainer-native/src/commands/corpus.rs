@@ -7,6 +7,7 @@ use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
 use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
 use prunelab_engine::text::{CharTokenizer, normalize_transcript};
 
+use crate::atomic::write_atomically;
 use crate::data::corpus_source::default_pack_path;
 use crate::data::fixture::{FixturePlan, write_fixture};
 use crate::data::synth::{
@@ -14,7 +15,6 @@ use crate::data::synth::{
 };
 use crate::options::parse::{at_least_one, between};
 use crate::progress;
-use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct CorpusArgs {

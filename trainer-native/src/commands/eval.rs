@@ -6,9 +6,9 @@ use clap::Args;
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::infer::evaluate;
 use prunelab_engine::model::Preset;
 use prunelab_engine::readback::block_on;
-use prunelab_engine::train::evaluate;
 use serde_json::json;
 
 use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};

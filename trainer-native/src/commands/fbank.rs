@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use prunelab_engine::audio::{FbankConfig, MAX_AUDIO_SAMPLES, SAMPLE_RATE, fbank, read_audio_file, resample};
 
+use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::reports::npy::encode_f32_2d;
-use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct FbankArgs {

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prunelab_engine::data::{ShapeBuckets, Utterance};
+use prunelab_engine::infer::prepare_batch;
 use prunelab_engine::model::ConvSubsampling;
 use prunelab_engine::readback::{block_on, read_floats};
-use prunelab_engine::train::prepare_batch;
 
+use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::models::model_source::open_model;
 use crate::options::device::{DeviceChoice, pick};
 use crate::reports::npy::{decode_f32_2d, encode_f32_2d};
-use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct LogitsArgs {

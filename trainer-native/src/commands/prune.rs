@@ -9,11 +9,11 @@ use prunelab_engine::prune::{
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
 
+use crate::atomic::write_atomically;
 use crate::models::prunable::{RetentionSpread, open_prunable, parse_budget};
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::finite;
 use crate::progress;
-use crate::run::atomic::write_atomically;
 
 #[derive(Args)]
 pub struct PruneArgs {

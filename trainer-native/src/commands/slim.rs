@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use prunelab_engine::store::encode_checkpoint;
 
+use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::models::read_checkpoint;
-use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct SlimArgs {

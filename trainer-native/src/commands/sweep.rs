@@ -6,22 +6,22 @@ use std::path::PathBuf;
 use clap::Args;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::infer::{EvalReport, evaluate};
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::train::{EvalReport, evaluate};
 use serde_json::{Value, json};
 
 use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::{Prunable, open_prunable, parse_budget};
 use crate::progress;
-use prunelab_engine::train::DevTimer;
+use prunelab_engine::infer::DevTimer;
 
+use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{between, finite};
-use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 
 #[derive(Args)]
 pub struct SweepArgs {

@@ -9,12 +9,14 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::gates::{AdaptiveDropoutConfig, GateConfig, HardConcreteConfig, Method, SiteKind};
 use prunelab_engine::model::{Preset, weights_fingerprint};
+use prunelab_engine::optim::OptimConfig;
 use prunelab_engine::prune::{kept_budget, param_count};
 use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{DistillConfig, OptimConfig, Run, RunOptions, TrainConfig, Trainer, TrainerState};
+use prunelab_engine::train::{DistillConfig, Run, RunOptions, TrainConfig, Trainer, TrainerState};
 use serde_json::json;
 
+use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::data::corpus_source::{CorpusChoice, CorpusSource, report_skipped};
 use crate::data::stream::{default_workers, featurise_all};
 use crate::data::train_data::{TrainData, evenly_spaced};
@@ -22,7 +24,6 @@ use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{at_least_one, between, parse_method, parse_preset, parse_site};
 use crate::reports::train_report::FinalScores;
-use crate::run::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::run::dir::RunDir;
 use crate::run::driver::{LoopEnd, LoopSettings, RunRecords, new_trace, run_loop};
 use crate::run::interrupt;
@@ -552,10 +553,10 @@ fn train(args: TrainArgs, invocation: Vec<String>, resuming: bool) -> Result<(),
         "epochs": outcome.epoch.map(|e| e + 1),
         "decoder": decoder.describe(),
     }));
-    write_atomically(
-        &run.path("summary.json"),
-        serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
-    )?;
+    let summary_path = run.path("summary.json");
+    let summary_text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| format!("{}: cannot write the summary: {e}", summary_path.display()))?;
+    write_atomically(&summary_path, summary_text.as_bytes())?;
     if args.json {
         say!("{summary}");
     } else {

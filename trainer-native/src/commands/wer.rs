@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use prunelab_engine::infer::{EvalReport, UtteranceResult, summarise};
 use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
 use prunelab_engine::text::{
     normalize_transcript, parse_transcript_lines, score_chars, score_words, tokens_lost_in_normalisation,
 };
-use prunelab_engine::train::{EvalReport, UtteranceResult, summarise};
 use serde::Serialize;
 
 use crate::options::bootstrap::{BootstrapArgs, format_interval};

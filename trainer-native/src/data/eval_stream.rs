@@ -4,12 +4,12 @@
 use prunelab_engine::audio::{FbankConfig, FeatureStats};
 use prunelab_engine::data::{CorpusIssue, IndexEntry};
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::infer::{EvalReport, UtteranceResult, evaluate, summarise};
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::train::{EvalReport, UtteranceResult, evaluate, summarise};
 
+use crate::atomic::write_atomically;
 use crate::data::stream::featurise_all;
-use crate::run::atomic::write_atomically;
 
 /// Utterances featurised at once (about 20 minutes of LibriSpeech audio, ≈ 40 MB of features).
 const CHUNK: usize = 256;

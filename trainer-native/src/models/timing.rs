@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
+use prunelab_engine::infer::{Clock, DevTimer, PairedTiming};
 use prunelab_engine::model::Conformer;
 use prunelab_engine::readback::block_on;
-use prunelab_engine::train::{Clock, DevTimer, PairedTiming};
 
 /// Seconds since the clock was made.
 pub struct WallClock(Instant);

@@ -3,8 +3,9 @@
 
 use prunelab_engine::data::LoadOptions;
 use prunelab_engine::decode::Decoder;
+use prunelab_engine::infer::{EvalReport, evaluate, summarise};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::train::{EvalReport, Trainer, evaluate, summarise};
+use prunelab_engine::train::Trainer;
 use serde_json::{Value, json};
 
 use crate::data::corpus_source::{CorpusSource, report_skipped};

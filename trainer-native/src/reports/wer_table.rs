@@ -1,6 +1,6 @@
 //! Word error rates as the field prints them: sclite's summary block and a table of subsets.
 
-use prunelab_engine::train::EvalReport;
+use prunelab_engine::infer::EvalReport;
 
 /// The sclite-like block shared by `wer` and `eval`.
 pub fn print_summary(report: &EvalReport) -> Result<(), String> {

@@ -17,8 +17,8 @@ use prunelab_engine::store::{Trace, decode_trace, encode_trace};
 use prunelab_engine::train::{TrainEvent, TrainerState};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::{remove_leftover_temporaries, write_atomically};
 use crate::models::read_checkpoint;
-use crate::run::atomic::{remove_leftover_temporaries, write_atomically};
 
 const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";

@@ -10,8 +10,8 @@ use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace};
 use prunelab_engine::train::{CutEval, Run, RunEvent, StepBatch, TrainEvent, Trainer};
 
+use crate::atomic::write_atomically;
 use crate::data::train_data::TrainData;
-use crate::run::atomic::write_atomically;
 use crate::run::dir::RunDir;
 use crate::run::interrupt;
 use crate::run::tensorboard::Scalars;

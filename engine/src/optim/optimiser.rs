@@ -7,10 +7,23 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-use super::TrainError;
-use super::flat_adam::{FlatAdam, FlatAdamConfig, FlatStateError};
+use super::flat_adam::{FlatAdam, FlatAdamConfig};
+use super::saved::FlatStateError;
+use crate::readback::ReadBackError;
 
-pub(super) enum Optimiser {
+/// Why an optimiser's saved state does not load, or cannot be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimStateError {
+    #[error(transparent)]
+    Flat(#[from] FlatStateError),
+    #[error(transparent)]
+    ReadBack(#[from] ReadBackError),
+    /// burn's per-tensor state (burnpack) did not load or save.
+    #[error("burn's optimiser state: {0}")]
+    PerTensor(String),
+}
+
+pub enum Optimiser {
     Flat(FlatAdam),
     PerTensor(ModuleOptimizer),
 }
@@ -20,22 +33,20 @@ impl Optimiser {
         Self::Flat(FlatAdam::new(config))
     }
 
-    /// The optimiser for `module` from saved `bytes` (either format); `what` is the error's
-    /// message when they do not load.
+    /// The optimiser for `module` from saved `bytes` (either format).
     pub fn restore<M: Module>(
         config: FlatAdamConfig,
         bytes: &[u8],
         module: &M,
         device: &Device,
-        what: &'static str,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, OptimStateError> {
         match FlatAdam::from_bytes(config, bytes, module, device) {
             Ok(flat) => Ok(Self::Flat(flat)),
             Err(FlatStateError::OtherFormat) => per_tensor(config)
                 .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
                 .map(Self::PerTensor)
-                .map_err(|e| TrainError::state(what, e)),
-            Err(FlatStateError::Invalid(why)) => Err(TrainError::state(what, why)),
+                .map_err(|e| OptimStateError::PerTensor(format!("{e:?}"))),
+            Err(invalid) => Err(invalid.into()),
         }
     }
 
@@ -46,16 +57,16 @@ impl Optimiser {
         }
     }
 
-    /// The state as bytes; `what` is the error's message. The flat optimiser's state is read
-    /// back asynchronously. burn's per-tensor state is read synchronously, which only native
-    /// backends can do; only a run restored natively from an old checkpoint holds one.
-    pub async fn read_bytes(&self, what: &'static str) -> Result<Vec<u8>, TrainError> {
+    /// The state as bytes. The flat optimiser's state is read back asynchronously. burn's
+    /// per-tensor state is read synchronously, which only native backends can do; only a run
+    /// restored natively from an old checkpoint holds one.
+    pub async fn read_bytes(&self) -> Result<Vec<u8>, OptimStateError> {
         match self {
-            Self::Flat(flat) => flat.read_bytes().await.map_err(|e| TrainError::state(what, e)),
+            Self::Flat(flat) => Ok(flat.read_bytes().await?),
             Self::PerTensor(optim) => optim
                 .into_bytes()
                 .map(|b| b.to_vec())
-                .map_err(|e| TrainError::state(what, e)),
+                .map_err(|e| OptimStateError::PerTensor(format!("{e:?}"))),
         }
     }
 }
@@ -107,7 +118,7 @@ mod tests {
             model = burn.step(1e-2, model, g);
         }
         let bytes = burn.into_bytes().unwrap().to_vec();
-        let mut restored = Optimiser::restore(config, &bytes, &model, &device.clone().inner(), "test").unwrap();
+        let mut restored = Optimiser::restore(config, &bytes, &model, &device.clone().inner()).unwrap();
         assert!(matches!(restored, Optimiser::PerTensor(_)));
         let (g, g_again) = (step_grads(&model, 2), step_grads(&model, 2));
         let ours = restored.step(1e-2, model.clone(), g);
@@ -115,8 +126,8 @@ mod tests {
         assert_eq!(ours.weight.val().into_data(), theirs.weight.val().into_data());
         // It saves in burn's format again (burn orders the record by a hash map, so compare
         // what loads, not bytes).
-        let saved = crate::readback::block_on(restored.read_bytes("test")).unwrap();
-        let again = Optimiser::restore(config, &saved, &ours, &device.clone().inner(), "test").unwrap();
+        let saved = crate::readback::block_on(restored.read_bytes()).unwrap();
+        let again = Optimiser::restore(config, &saved, &ours, &device.clone().inner()).unwrap();
         assert!(matches!(again, Optimiser::PerTensor(_)));
     }
 
@@ -125,7 +136,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let model = LinearConfig::new(4, 3).init(&device);
         let config = FlatAdamConfig::adam();
-        let error = Optimiser::restore(config, b"not a state", &model, &device.clone().inner(), "test");
+        let error = Optimiser::restore(config, b"not a state", &model, &device.clone().inner());
         assert!(error.is_err());
     }
 }

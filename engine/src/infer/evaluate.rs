@@ -1,6 +1,5 @@
 //! Evaluation: CTC decoding (greedy or beam) and sclite-style scoring over a split.
 
-use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use super::batch::prepare_batch;
@@ -75,7 +74,7 @@ fn forward_batch<'a>(
     indices: &[usize],
     stats: &FeatureStats,
 ) -> (Vec<&'a Utterance>, ConformerOutput) {
-    let device = model.devices().first().cloned().unwrap_or_default();
+    let device = model.device();
     let batch: Vec<&Utterance> = indices.iter().map(|&i| &utterances[i]).collect();
     let prepared = prepare_batch(&batch, stats, None, ShapeBuckets::default(), &device);
     let output = model.forward_gated(prepared.feats, &prepared.batch.frame_lengths, masks);

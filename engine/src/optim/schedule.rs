@@ -1,7 +1,33 @@
-//! The learning-rate schedule: linear warm-up, then cosine decay. A pure function of the step,
-//! so a resumed run follows the same curve.
+//! The optimiser's settings (`OptimConfig`, part of every run's saved configuration) and the
+//! learning-rate schedule: linear warm-up, then cosine decay. The schedule is a pure function of
+//! the step, so a resumed run follows the same curve.
 
-use super::OptimConfig;
+use serde::{Deserialize, Serialize};
+
+/// Optimiser and schedule settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    /// Peak learning rate, reached at the end of warm-up.
+    pub peak_lr: f64,
+    pub warmup_steps: usize,
+    /// The learning rate decays along a cosine to `peak_lr × final_lr_fraction` at the last step.
+    pub final_lr_fraction: f64,
+    pub weight_decay: f32,
+    /// Each parameter's gradient is clipped to this L2 norm (burn clips per tensor, not globally).
+    pub grad_clip_norm: f32,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            peak_lr: 2e-3,
+            warmup_steps: 200,
+            final_lr_fraction: 0.05,
+            weight_decay: 1e-3,
+            grad_clip_norm: 5.0,
+        }
+    }
+}
 
 /// Learning rate for optimiser step `step` (0-based) of a `total_steps` run.
 pub fn learning_rate(config: &OptimConfig, step: usize, total_steps: usize) -> f64 {

@@ -3,9 +3,7 @@
 //! it (`prunelab sweep` and `compare`; the lab beside every cut). The engine has no clock of its
 //! own (`std::time::Instant` does not exist in the browser), so the caller passes one.
 
-use burn::module::Module;
-
-use super::prepare_batch;
+use super::batch::prepare_batch;
 use crate::audio::FeatureStats;
 use crate::data::{ShapeBuckets, Utterance, make_batches};
 use crate::model::Conformer;
@@ -72,7 +70,7 @@ impl<'a> DevTimer<'a> {
 
     /// Seconds for one forward pass of `model` over the utterances.
     async fn pass(&self, model: &Conformer, clock: &dyn Clock) -> Result<f64, ReadBackError> {
-        let device = model.devices().first().cloned().unwrap_or_default();
+        let device = model.device();
         let started = clock.seconds();
         for indices in &self.batches {
             let batch: Vec<&Utterance> = indices.iter().map(|&i| &self.utterances[i]).collect();
