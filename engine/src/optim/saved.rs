@@ -200,17 +200,24 @@ mod tests {
     use super::*;
     use crate::optim::flat_adam::tests::{CONFIG, Small, device, grads, small, values};
 
-    /// Saving and restoring the state mid-run continues exactly as the uninterrupted run.
-    #[test]
-    fn a_restored_state_continues_as_the_run_would_have() {
-        let device = device();
+    /// A run three steps in (one of them without a gradient for `scale`): its optimiser, its
+    /// model, and the optimiser's state as saved.
+    fn three_steps_in(device: &Device) -> (FlatAdam, Small, Vec<u8>) {
         let mut flat = FlatAdam::new(CONFIG);
-        let mut model = small(&device);
+        let mut model = small(device);
         for step in 0..3 {
             let g = grads(&model, step, step != 1);
             model = flat.step(1e-2, model, g);
         }
         let bytes = crate::readback::block_on(flat.read_bytes()).unwrap();
+        (flat, model, bytes)
+    }
+
+    /// Saving and restoring the state mid-run continues exactly as the uninterrupted run.
+    #[test]
+    fn a_restored_state_continues_as_the_run_would_have() {
+        let device = device();
+        let (mut flat, mut model, bytes) = three_steps_in(&device);
         let mut restored = FlatAdam::from_bytes(CONFIG, &bytes, &model, &device.clone().inner()).unwrap();
         let mut copy = model.clone();
         for step in 3..5 {
@@ -269,13 +276,7 @@ mod tests {
     #[test]
     fn a_version_1_state_still_restores() {
         let device = device();
-        let mut flat = FlatAdam::new(CONFIG);
-        let mut model = small(&device);
-        for step in 0..3 {
-            let g = grads(&model, step, step != 1);
-            model = flat.step(1e-2, model, g);
-        }
-        let bytes = crate::readback::block_on(flat.read_bytes()).unwrap();
+        let (_, model, bytes) = three_steps_in(&device);
         let plain = device.clone().inner();
         let mut from_1 = FlatAdam::from_bytes(CONFIG, &version_1(&bytes), &model, &plain).unwrap();
         let mut from_2 = FlatAdam::from_bytes(CONFIG, &bytes, &model, &plain).unwrap();

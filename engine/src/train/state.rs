@@ -10,7 +10,7 @@ use super::trainer::{Distillation, Trainer, gate_optim_config, materialise, mode
 use super::{LayerMaps, TrainConfig, TrainError};
 use crate::audio::FeatureStats;
 use crate::model::{Conformer, ConformerConfig};
-use crate::optim::Optimiser;
+use crate::optim::{FlatAdamConfig, Optimiser};
 use crate::readback::host_copy;
 
 /// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
@@ -63,7 +63,7 @@ impl TrainerState {
 
 /// A kind of module record, named in the errors of loading one.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Record {
+enum Record {
     Model,
     Gates,
     DistillMaps,
@@ -89,7 +89,7 @@ impl Record {
 
 /// Loads burnpack `bytes` into `module`, failing (not panicking) when they are damaged or their
 /// shapes or names disagree.
-pub(super) fn load_record<M: Module>(module: M, bytes: Vec<u8>, kind: Record) -> Result<M, TrainError> {
+fn load_record<M: Module>(module: M, bytes: Vec<u8>, kind: Record) -> Result<M, TrainError> {
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::state(kind.unreadable(), e))?;
     module
@@ -104,7 +104,7 @@ pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, TrainEr
 
 /// `module`'s parameters as burnpack bytes, read back asynchronously through a host copy
 /// (serialising reads synchronously, which WebGPU cannot). `what` names it in errors.
-pub(super) async fn module_bytes<M: Module>(module: M, what: &'static str) -> Result<Vec<u8>, TrainError> {
+async fn module_bytes<M: Module>(module: M, what: &'static str) -> Result<Vec<u8>, TrainError> {
     let on_host = host_copy(module, what).await?;
     let bytes = on_host
         .into_record()
@@ -114,7 +114,7 @@ pub(super) async fn module_bytes<M: Module>(module: M, what: &'static str) -> Re
 }
 
 /// `optimiser`'s state as bytes; `what` names it in errors.
-pub(super) async fn optimiser_bytes(optimiser: &Optimiser, what: &'static str) -> Result<Vec<u8>, TrainError> {
+async fn optimiser_bytes(optimiser: &Optimiser, what: &'static str) -> Result<Vec<u8>, TrainError> {
     optimiser
         .read_bytes()
         .await
@@ -122,8 +122,8 @@ pub(super) async fn optimiser_bytes(optimiser: &Optimiser, what: &'static str) -
 }
 
 /// The optimiser restored from `bytes` for `module`; `what` names it in errors.
-pub(super) fn restore_optimiser<M: Module>(
-    config: crate::optim::FlatAdamConfig,
+fn restore_optimiser<M: Module>(
+    config: FlatAdamConfig,
     bytes: &[u8],
     module: &M,
     device: &Device,
