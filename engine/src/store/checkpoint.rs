@@ -9,7 +9,6 @@
 //! its weights; any mismatch is an error naming the file.
 
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::FeatureStats;
@@ -230,16 +229,12 @@ pub fn load_gates(state: &TrainerState, device: &Device, name: &str) -> Result<O
         return Ok(None);
     }
     let gates = Gates::new(&c.prune, gate_layout(&c.model), device);
-    let bad = |detail: String| StoreError::BadWeights {
-        name: name.to_string(),
-        detail,
-    };
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.gates.clone()))
-        .map_err(|e| bad(format!("gate parameters are unreadable: {e:?}")))?;
-    gates
-        .try_load_record(record)
+    crate::train::load_gates(gates, state.gates.clone())
         .map(Some)
-        .map_err(|e| bad(format!("gate parameters do not fit the model: {e:?}")))
+        .map_err(|e| StoreError::BadWeights {
+            name: name.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -26,5 +26,5 @@ pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
-pub use state::{TrainerState, load_model};
+pub use state::{TrainerState, load_gates, load_model};
 pub use trainer::Trainer;

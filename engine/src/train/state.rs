@@ -9,6 +9,7 @@ use burn::store::ModuleRecord;
 use super::trainer::{Distillation, Trainer, gate_optim_config, materialise, model_optim_config, optimizer};
 use super::{LayerMaps, TrainConfig, TrainError};
 use crate::audio::FeatureStats;
+use crate::gates::Gates;
 use crate::model::{Conformer, ConformerConfig};
 use crate::optim::{FlatAdamConfig, Optimiser};
 use crate::readback::host_copy;
@@ -100,6 +101,12 @@ fn load_record<M: Module>(module: M, bytes: Vec<u8>, kind: Record) -> Result<M, 
 /// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
 pub fn load_model(model: Conformer, bytes: Vec<u8>) -> Result<Conformer, TrainError> {
     load_record(model, bytes, Record::Model)
+}
+
+/// Loads burnpack bytes into `gates` (made for the run's config), failing (not panicking) when
+/// they are damaged or do not fit.
+pub fn load_gates(gates: Gates, bytes: Vec<u8>) -> Result<Gates, TrainError> {
+    load_record(gates, bytes, Record::Gates)
 }
 
 /// `module`'s parameters as burnpack bytes, read back asynchronously through a host copy
@@ -225,7 +232,7 @@ impl Trainer {
             if state.gates.is_empty() {
                 return Err(TrainError::MissingGates);
             }
-            let gates = load_record(gates, state.gates, Record::Gates)?;
+            let gates = load_gates(gates, state.gates)?;
             let gate_optim = if state.gate_optimizer.is_empty() {
                 gate_optim
             } else {
