@@ -1,11 +1,12 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback` → `model`, `data`, `optim`
+//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback`, `limits`, `cut_target` → `model`, `data`, `optim`
 //! → `infer`, `prune`, `train` → `store`.
 
 pub mod audio;
 pub mod container;
+pub mod cut_target;
 pub mod data;
 pub mod decode;
 pub mod gates;

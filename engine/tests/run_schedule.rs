@@ -18,7 +18,7 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::gates::Method;
 use prunelab_engine::model::weights_fingerprint;
-use prunelab_engine::prune::{Selection, kept_budget};
+use prunelab_engine::prune::{CutTarget, Selection, kept_budget};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::train::{
     DistillConfig, Run, RunEvent, RunOptions, StepBatch, TrainConfig, TrainEvent, Trainer, TrainerState,
@@ -35,7 +35,7 @@ fn config(method: Method, shards: usize) -> TrainConfig {
     config.eval_every = 10;
     config.prune.snapshot_every = 5;
     if method == Method::Magnitude {
-        config.prune.magnitude_budget = Some(0.6);
+        config.prune.magnitude_budget = Some(CutTarget::Share(0.6));
         config.prune.magnitude_prune_at = 0.5;
     }
     config
@@ -77,11 +77,11 @@ fn bare_steps(config: TrainConfig, teacher: Option<&TrainerState>) -> Trainer {
     let mut trainer = new_trainer(config, teacher);
     while !trainer.is_finished() {
         block_on(trainer.train_step(StepBatch::Planned(&data))).unwrap();
-        if let Some((cut_step, budget)) = cut
+        if let Some((cut_step, CutTarget::Share(share))) = cut
             && trainer.step() == cut_step
         {
             let source = block_on(trainer.cut_source(true)).unwrap();
-            let kept = kept_budget(budget, source.dense_params());
+            let kept = kept_budget(share, source.dense_params());
             let pruned = source.cut(Selection::Budget(kept)).unwrap();
             block_on(trainer.replace_model(&pruned.model)).unwrap();
         }

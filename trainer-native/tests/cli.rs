@@ -101,6 +101,16 @@ fn out_of_range_shards_gate_and_language_model_settings_are_refused_by_name() {
     assert_fails_with(&out, "strength fade start 1.5 must be in [0, 1]");
     let out = prunelab(&["train", "--train-share", "0", "--out", "/nonexistent/never-written"]);
     assert_fails_with(&out, "train_share 0 must be in (0, 1]");
+    let unreachable = [
+        "--method",
+        "magnitude",
+        "--budget",
+        "1000x",
+        "--out",
+        "/nonexistent/never-written",
+    ];
+    let out = prunelab(&[&["train"], &unreachable[..]].concat());
+    assert_fails_with(&out, "--budget: cannot cut to 1000× fewer FLOPs: no cut reaches");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-class-share", "1.5"]);
     assert_fails_with(&out, "not a share between 0 and 1");
     let out = prunelab(&["eval", "--checkpoint", "x.plc", "--lm-classes", "0"]);
@@ -299,27 +309,34 @@ fn the_corpus_generator_is_reproducible() {
     assert_eq!((count("train"), count("dev"), count("test")), (12, 12, 4));
 }
 
-/// A two-step adaptive-dropout run on the small corpus, for the pruning commands to work on.
-fn gated_checkpoint() -> (PathBuf, PathBuf) {
-    let corpus = corpus_with_bad_files("gated");
-    let run_dir = corpus.join("gated");
-    let run = prunelab(&[
+/// `prunelab train` for two steps of `corpus` on the CPU into `out`, with `extra` options.
+fn train_two_steps(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (corpus, out) = (corpus.to_str().unwrap(), out.to_str().unwrap());
+    let common = [
         "train",
         "--corpus",
-        corpus.to_str().unwrap(),
+        corpus,
         "--out",
-        run_dir.to_str().unwrap(),
+        out,
         "--steps",
         "2",
-        "--method",
-        "adaptive-dropout",
-        "--snapshot-every",
-        "1",
         "--device",
         "cpu",
         "--eval-every",
         "0",
-    ]);
+    ];
+    prunelab(&[&common[..], extra].concat())
+}
+
+/// A two-step adaptive-dropout run on the small corpus, for the pruning commands to work on.
+fn gated_checkpoint() -> (PathBuf, PathBuf) {
+    let corpus = corpus_with_bad_files("gated");
+    let run_dir = corpus.join("gated");
+    let run = train_two_steps(
+        &corpus,
+        &run_dir,
+        &["--method", "adaptive-dropout", "--snapshot-every", "1"],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     (corpus, run_dir)
 }
@@ -359,6 +376,46 @@ fn pruning_commands_refuse_bad_input_and_never_touch_the_checkpoint() {
     assert!(eval.status.success(), "{}", stderr(&eval));
     let report: serde_json::Value = serde_json::from_str(&stdout(&eval)).unwrap();
     assert_eq!(report["parameters"], summary["params"]);
+
+    // `--budget` reads the grammar of the lab's "Cut to": a count, a share (50% or 0.5), a
+    // FLOPs speed-up (2x).
+    let cut_to = |budget: &str| -> serde_json::Value {
+        let out = prune(&["--budget", budget, "--json"]);
+        assert!(out.status.success(), "--budget {budget}: {}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let half = cut_to("50%");
+    let dense_params = half["dense_params"].as_u64().unwrap();
+    assert!(half["params"].as_u64().unwrap() <= dense_params / 2, "{half}");
+    assert_eq!(cut_to("0.5")["params"], half["params"], "0.5 and 50% are one share");
+    let count = dense_params * 2 / 3;
+    assert!(cut_to(&count.to_string())["params"].as_u64().unwrap() <= count);
+    let twice = cut_to("2x");
+    let dense_flops = twice["dense_flops_per_second"].as_f64().unwrap();
+    let speedup = dense_flops / twice["flops_per_second"].as_f64().unwrap();
+    assert!(speedup >= 2.0, "2x cut to {speedup:.3}x fewer FLOPs");
+    assert_fails_with(&prune(&["--budget", "half"]), "--budget \"half\" is not a target");
+
+    // `train --budget 2x`: the magnitude method's cut during training meets the same speed-up.
+    let magnitude = run_dir.with_file_name("magnitude-2x");
+    let method = ["--method", "magnitude", "--budget", "2x", "--prune-at", "0.5"];
+    let run = train_two_steps(&corpus, &magnitude, &method);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let cut_in_training = magnitude.join("checkpoint.plc");
+    let as_it_is = prunelab(&[
+        "prune",
+        "--checkpoint",
+        cut_in_training.to_str().unwrap(),
+        "--threshold",
+        "0",
+        "--out",
+        magnitude.join("export").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(as_it_is.status.success(), "{}", stderr(&as_it_is));
+    let as_it_is: serde_json::Value = serde_json::from_str(&stdout(&as_it_is)).unwrap();
+    let speedup = dense_flops / as_it_is["flops_per_second"].as_f64().unwrap();
+    assert!(speedup >= 2.0, "train --budget 2x cut to {speedup:.3}x fewer FLOPs");
 
     // A manifest edited to disagree with its weights is refused, by name.
     let manifest_path = export.join("manifest.json");

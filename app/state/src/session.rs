@@ -154,13 +154,7 @@ impl LabSession {
             return Err("the corpus has no training utterances".into());
         }
         let config: TrainConfig = settings.train_config()?;
-        let description = format!(
-            "{} · {} · seed {} · from {} · in the browser",
-            config.prune.method.name(),
-            config.preset.name(),
-            config.seed,
-            settings.start.describe()
-        );
+        let trace = Trace::for_run(&config, &format!("from {} · in the browser", settings.start.describe()));
         let trainer = match (settings.start, trained) {
             (Start::Scratch, _) => {
                 let stats =
@@ -178,8 +172,6 @@ impl LabSession {
                 trainer
             }
         };
-        // Sites are laid out by the first snapshot, which knows what the method scores.
-        let trace = Trace::new(description, &[]);
         Ok(Self::around(
             trainer,
             dev,
@@ -282,7 +274,7 @@ impl LabSession {
     /// The run's first events (the snapshot at step 0), recorded in the trace.
     pub async fn begin(&mut self) -> Result<Vec<RunEvent>, String> {
         let events = self.run.begin().await.map_err(|e| e.to_string())?;
-        self.record(&events);
+        self.record(&events)?;
         Ok(events)
     }
 
@@ -294,19 +286,19 @@ impl LabSession {
             .step(StepBatch::Planned(train))
             .await
             .map_err(|e| e.to_string())?;
-        self.record(&events);
+        self.record(&events)?;
         Ok(events)
     }
 
-    fn record(&mut self, events: &[RunEvent]) {
+    /// Records `events` in the trace. Its sites were laid out by this run's own first
+    /// snapshot, so every later one fits.
+    fn record(&mut self, events: &[RunEvent]) -> Result<(), String> {
         for event in events {
-            match event {
-                RunEvent::Trained(trained) => self.trace.events.push(trained.clone()),
-                RunEvent::Eval(eval) => self.trace.events.push(eval.train_event()),
-                RunEvent::Snapshot { step, scores } => self.trace.record(*step, scores),
-                RunEvent::Cut { .. } | RunEvent::CheckpointDue { .. } => {}
-            }
+            self.trace
+                .record_event(event)
+                .map_err(|e| format!("the run's trace: {e}"))?;
         }
+        Ok(())
     }
 
     /// The current model with its units' scores, read once (one read-back) for any number of
@@ -582,13 +574,24 @@ mod tests {
                     dev.len().min(TIMED_UTTERANCES),
                     "the first dev utterances"
                 );
-                let half = block_on(session.score_target(&source, CutTarget::Share(0.5))).unwrap();
-                let dense = source.dense_params() as f64;
-                assert!(
-                    (half.params as f64 - dense / 2.0).abs() < 0.02 * dense / 2.0,
-                    "{} of {dense}",
-                    half.params
-                );
+                // What "Cut to" reads, the grammar of the command line's --budget: a count, a
+                // share (50% or 0.5) and a FLOPs speed-up.
+                let dense = source.dense_params();
+                let dense_flops =
+                    prunelab_engine::prune::flops_per_second(&source.config, &source.model.block_shapes());
+                for typed in ["50%", "0.5", &(dense / 3).to_string(), "1.5x"] {
+                    let target = CutTarget::parse(typed).unwrap();
+                    let cut = block_on(session.score_target(&source, target)).unwrap();
+                    let met = match target {
+                        CutTarget::Share(share) => {
+                            let wanted = share * dense as f64;
+                            (cut.params as f64 - wanted).abs() < 0.02 * wanted && cut.params as f64 <= wanted
+                        }
+                        CutTarget::Parameters(count) => cut.params <= count && cut.params as f64 > 0.98 * count as f64,
+                        CutTarget::Speedup(times) => dense_flops / cut.flops_per_second >= times,
+                    };
+                    assert!(met, "{typed}: {} parameters of {dense}", cut.params);
+                }
             } else {
                 // Fresh adaptive-dropout gates keep every unit (retention ≈ 0.95 > 0.6).
                 assert_eq!(further.unwrap().params, uncut.params);

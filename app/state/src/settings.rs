@@ -1,12 +1,13 @@
 //! The whole experiment as one typed value that round-trips through the URL hash, so a copied
 //! link reproduces it: `#preset=tiny&method=adaptive-dropout&lr=0.002&…&threshold=0.5`.
 
+use prunelab_engine::audio::FbankConfig;
 use prunelab_engine::data::ShapeBuckets;
 use prunelab_engine::gates::{self, GateConfig, Method};
 use prunelab_engine::limits::Limit;
 use prunelab_engine::model::Preset;
 use prunelab_engine::optim::OptimConfig;
-use prunelab_engine::prune::{Knob, KnobMeaning};
+use prunelab_engine::prune::{CutTarget, Knob, KnobMeaning};
 use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{self, DistillConfig, TrainConfig};
 
@@ -182,9 +183,9 @@ impl LabSettings {
             "steps" => self.steps = train::limit::STEPS.check(whole()? as f64).map_err(|e| e.to_string())? as usize,
             "batch" => {
                 let seconds: f64 = value.parse().map_err(|_| "not a number".to_string())?;
-                // The engine's limit is on padded frames, 100 a second.
+                // The engine's limit is on padded frames.
                 train::limit::MAX_BATCH_FRAMES
-                    .check((seconds * 100.0).round())
+                    .check(FbankConfig::default().frames_in(seconds).round())
                     .map_err(|e| e.to_string())?;
                 self.batch_seconds = seconds;
             }
@@ -254,9 +255,9 @@ impl LabSettings {
         config.seed = self.seed;
         config.steps = self.steps;
         config.optim.peak_lr = self.lr;
-        config.optim.warmup_steps = (self.steps / 10).clamp(1, 200);
-        // 100 frames per second of audio. The default 16 s keeps a step near a second on a laptop GPU.
-        config.max_batch_frames = (self.batch_seconds * 100.0).round() as usize;
+        config.optim.warmup_steps = OptimConfig::default_warmup(self.steps);
+        // The default 16 s keeps a step near a second on a laptop GPU.
+        config.max_batch_frames = config.fbank.frames_in(self.batch_seconds).round() as usize;
         // WebGPU compiles kernels per tensor shape: 2 s buckets give a few shapes, not one per step.
         config.shape_buckets = ShapeBuckets {
             frames: 200,
@@ -274,8 +275,9 @@ impl LabSettings {
         config.prune.threshold = self.threshold;
         if self.start == Start::Trained {
             // Magnitude prunes the trained model at once (after the first step) to the same
-            // share L0 targets, and fine-tunes the rest of the run.
-            config.prune.magnitude_budget = Some(1.0 - self.target_sparsity);
+            // share L0 targets, and fine-tunes the rest of the run (a 0 % target: no cut).
+            config.prune.magnitude_budget =
+                (self.target_sparsity > 0.0).then(|| CutTarget::Share(1.0 - self.target_sparsity));
             config.prune.magnitude_prune_at = 0.0;
             if self.method == Method::L0 {
                 config.distill = Some(DistillConfig {
@@ -434,7 +436,10 @@ mod tests {
         let l0 = config(Start::Trained, Method::L0);
         assert_eq!(l0.distill.map(|d| d.teacher), Some(TRAINED_START.to_string()));
         let magnitude = config(Start::Trained, Method::Magnitude);
-        assert_eq!(magnitude.prune.magnitude_cut(magnitude.steps), Some((1, 0.6)));
+        assert_eq!(
+            magnitude.prune.magnitude_cut(magnitude.steps),
+            Some((1, CutTarget::Share(0.6)))
+        );
         assert!(config(Start::Trained, Method::AdaptiveDropout).distill.is_none());
         // From scratch there is nothing to distil from, and magnitude only scores by weight norms.
         assert!(config(Start::Scratch, Method::L0).distill.is_none());

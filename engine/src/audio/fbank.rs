@@ -48,6 +48,17 @@ impl FbankConfig {
         (f64::from(self.sample_rate) * self.frame_shift_ms / 1000.0).round() as usize
     }
 
+    /// Feature frames per second of audio (100 at the default 10 ms shift): the one place the
+    /// frame rate is known, for anything that turns seconds into frames or back.
+    pub fn frames_per_second(&self) -> f64 {
+        1000.0 / self.frame_shift_ms
+    }
+
+    /// Frames in `seconds` of audio, unrounded.
+    pub fn frames_in(&self, seconds: f64) -> f64 {
+        seconds * self.frames_per_second()
+    }
+
     /// Frames produced from `num_samples` samples (Kaldi `snip_edges = true`).
     pub fn num_frames(&self, num_samples: usize) -> usize {
         let length = self.frame_length();

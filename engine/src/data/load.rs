@@ -39,7 +39,7 @@ impl Utterance {
             tokens: (0..tokens).map(|_| 3 + rng.below(26)).collect(),
             feats: (0..frames * 80).map(|_| rng.next_f64() as f32 * 2.0 - 1.0).collect(),
             frames,
-            duration_seconds: frames as f64 / 100.0,
+            duration_seconds: frames as f64 / FbankConfig::default().frames_per_second(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AdaptiveDropoutConfig, GateKind, HardConcreteConfig, SiteKind};
+use crate::cut_target::CutTarget;
 use crate::limits::{ConfigError, Limit, first_failure};
 
 /// How a run learns (or picks) what to prune.
@@ -58,10 +59,11 @@ pub struct GateConfig {
     pub lr: f64,
     /// Record every unit's retention every this many steps (the trace).
     pub snapshot_every: usize,
-    /// Magnitude method: prune to this many parameters (a fraction of the dense model when
-    /// below 1) during training, then fine-tune the smaller model (`None`: train dense only).
+    /// Magnitude method: prune to this target (parameters, a share of the dense model kept,
+    /// or a FLOPs speed-up) during training, then fine-tune the smaller model (`None`: train
+    /// dense only). Saved as runs saved it when it was a number (see [`CutTarget`]).
     #[serde(default)]
-    pub magnitude_budget: Option<f64>,
+    pub magnitude_budget: Option<CutTarget>,
     /// Magnitude method: the fraction of the run after which it prunes (the rest fine-tunes).
     #[serde(default = "default_prune_at")]
     pub magnitude_prune_at: f64,
@@ -101,7 +103,6 @@ pub mod limit {
     pub const TARGET_SPARSITY: Limit = Limit::new("target sparsity", Bound::Closed(0.0), Bound::Open(1.0));
     pub const L0_RAMP: Limit = Limit::new("ramp fraction", Bound::Open(0.0), Bound::Closed(1.0));
     pub const MAGNITUDE_PRUNE_AT: Limit = Limit::new("magnitude_prune_at", Bound::Closed(0.0), Bound::Open(1.0));
-    pub const MAGNITUDE_BUDGET: Limit = Limit::new("magnitude budget", Bound::Open(0.0), Bound::None);
 }
 
 impl GateConfig {
@@ -115,11 +116,10 @@ impl GateConfig {
         }
     }
 
-    /// The magnitude method's cut during training: `(step, budget)` with the budget as given
-    /// (a fraction of the dense model kept when below 1, else a parameter count). `None` for
-    /// every other method, or without a budget. The cut comes after a step, so a share that
+    /// The magnitude method's cut during training: `(step, target)`. `None` for every other
+    /// method, or without a target. The cut comes after a step, so a share that
     /// rounds to step 0 (a trained start cut at once) cuts after the first step, not never.
-    pub fn magnitude_cut(&self, steps: usize) -> Option<(usize, f64)> {
+    pub fn magnitude_cut(&self, steps: usize) -> Option<(usize, CutTarget)> {
         let budget = self.magnitude_budget.filter(|_| self.method == Method::Magnitude)?;
         let step = (self.magnitude_prune_at * steps as f64).round() as usize;
         Some((step.max(1), budget))
@@ -143,13 +143,19 @@ impl GateConfig {
         limit::TARGET_SPARSITY.check(self.l0.target_sparsity)?;
         limit::L0_RAMP.check(self.l0.ramp_fraction)?;
         limit::MAGNITUDE_PRUNE_AT.check(self.magnitude_prune_at)?;
-        if let Some(budget) = self.magnitude_budget {
-            limit::MAGNITUDE_BUDGET.check(budget)?;
-        }
-        first_failure([(
-            !self.method.is_gated() || !self.sites.is_empty(),
-            "a gated method needs at least one site".to_string(),
-        )])
+        first_failure([
+            (
+                !self.method.is_gated() || !self.sites.is_empty(),
+                "a gated method needs at least one site".to_string(),
+            ),
+            (
+                self.magnitude_budget.is_none_or(|target| target.is_valid()),
+                format!(
+                    "magnitude budget {} is out of range",
+                    self.magnitude_budget.map_or(String::new(), |target| target.to_string())
+                ),
+            ),
+        ])
     }
 }
 
@@ -161,14 +167,14 @@ mod tests {
     fn the_magnitude_cut_comes_after_a_step_even_at_the_runs_start() {
         let config = |prune_at| GateConfig {
             method: Method::Magnitude,
-            magnitude_budget: Some(0.5),
+            magnitude_budget: Some(CutTarget::Share(0.5)),
             magnitude_prune_at: prune_at,
             ..GateConfig::default()
         };
-        assert_eq!(config(0.75).magnitude_cut(600), Some((450, 0.5)));
+        assert_eq!(config(0.75).magnitude_cut(600), Some((450, CutTarget::Share(0.5))));
         // Step 0 has no step before it to cut after: the run would never cut.
-        assert_eq!(config(0.0).magnitude_cut(600), Some((1, 0.5)));
-        assert_eq!(config(0.0001).magnitude_cut(600), Some((1, 0.5)));
+        assert_eq!(config(0.0).magnitude_cut(600), Some((1, CutTarget::Share(0.5))));
+        assert_eq!(config(0.0001).magnitude_cut(600), Some((1, CutTarget::Share(0.5))));
         let not_magnitude = GateConfig {
             method: Method::L0,
             ..config(0.5)

@@ -29,6 +29,15 @@ impl Default for OptimConfig {
     }
 }
 
+impl OptimConfig {
+    /// The warm-up of a `steps`-step run when none is asked for, on either front door: a tenth
+    /// of the run, at least 1 and at most the default's 200 (so a run of 2,000 steps or more
+    /// warms up for 200, and a short one still spends most of its steps near the peak rate).
+    pub fn default_warmup(steps: usize) -> usize {
+        (steps / 10).clamp(1, Self::default().warmup_steps)
+    }
+}
+
 /// Learning rate for optimiser step `step` (0-based) of a `total_steps` run.
 pub fn learning_rate(config: &OptimConfig, step: usize, total_steps: usize) -> f64 {
     let warmup = config.warmup_steps.min(total_steps.saturating_sub(1));
@@ -60,5 +69,14 @@ mod tests {
         assert!(last > 1e-4 && last < 1.01e-4, "{last}");
         let lrs: Vec<f64> = (10..100).map(|s| learning_rate(&c, s, 100)).collect();
         assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "monotone decay after warm-up");
+    }
+
+    #[test]
+    fn the_default_warmup_is_a_tenth_of_the_run_within_one_and_200() {
+        assert_eq!(OptimConfig::default_warmup(0), 1);
+        assert_eq!(OptimConfig::default_warmup(12), 1);
+        assert_eq!(OptimConfig::default_warmup(600), 60);
+        assert_eq!(OptimConfig::default_warmup(2_000), 200);
+        assert_eq!(OptimConfig::default_warmup(150_000), 200);
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::FbankConfig;
 use crate::model::{BlockShape, ConformerConfig, ConvSubsampling};
 
 /// Parameter counts, total and by part.
@@ -69,15 +70,20 @@ pub fn param_count(config: &ConformerConfig, shapes: &[BlockShape]) -> ParamCoun
 pub const FLOPS_REFERENCE_SECONDS: f64 = 10.0;
 
 /// Floating-point operations (2 per multiply-add) to encode one second of audio, for
-/// utterances [`FLOPS_REFERENCE_SECONDS`] long. Counts matrix products and convolutions, not
-/// norms, activations or softmax.
+/// utterances [`FLOPS_REFERENCE_SECONDS`] long, with features at the default frame rate (every
+/// preset's; the architecture alone does not say what rate its input comes at). Counts matrix
+/// products and convolutions, not norms, activations or softmax.
 pub fn flops_per_second(config: &ConformerConfig, shapes: &[BlockShape]) -> f64 {
     let (ch, d) = (config.subsampling_channels as f64, config.d_model as f64);
-    // 100 feature frames per second; each 3×3 stride-2 convolution halves time and frequency.
-    let (t1, f1) = (50.0, ConvSubsampling::output_len_once(config.num_bins) as f64);
-    let (t2, f2) = (25.0, ConvSubsampling::output_len(config.num_bins) as f64);
+    // Each 3×3 stride-2 convolution halves time and frequency.
+    let input_frames = FbankConfig::default().frames_per_second();
+    let (t1, f1) = (
+        input_frames / 2.0,
+        ConvSubsampling::output_len_once(config.num_bins) as f64,
+    );
+    let (t2, f2) = (input_frames / 4.0, ConvSubsampling::output_len(config.num_bins) as f64);
     let subsampling = 2.0 * (t1 * f1 * ch * 9.0 + t2 * f2 * ch * ch * 9.0 + t2 * ch * f2 * d);
-    let frames = 25.0; // subsampled frames per second
+    let frames = t2; // subsampled frames per second
     let context = frames * FLOPS_REFERENCE_SECONDS; // keys each query attends to
     let blocks: f64 = shapes
         .iter()

@@ -133,16 +133,34 @@ impl CutSource {
         let plan_for = |s: Selection| plan(&self.config, &self.scores, &self.rank, &self.modules, self.kind, s);
         Ok(match selection {
             Selection::Threshold(t) => plan_for(Selection::Threshold(t.max(self.keep_floor)))?,
-            Selection::Budget(budget) if self.keep_floor > 0.0 => {
-                let own = plan_for(Selection::Threshold(self.keep_floor))?;
-                if super::planned_params(&self.config, &own).total() <= budget {
-                    own
-                } else {
-                    plan_for(Selection::Budget(budget))?
-                }
-            }
-            Selection::Budget(budget) => plan_for(Selection::Budget(budget))?,
+            Selection::Budget(budget) => match self.own_plan_within(budget)? {
+                Some(own) => own,
+                None => plan_for(Selection::Budget(budget))?,
+            },
         })
+    }
+
+    /// Whether a cut to `budget` parameters is the method's own cut (L0's closed gates): a
+    /// budget never reopens what the own rule removes, so when that rule keeps no more than
+    /// the budget, its cut is the budget's.
+    pub fn own_rule_within(&self, budget: usize) -> Result<bool, PlanError> {
+        Ok(self.own_plan_within(budget)?.is_some())
+    }
+
+    /// The own rule's keep-plan when the method has one that cuts and it fits `budget`.
+    fn own_plan_within(&self, budget: usize) -> Result<Option<Vec<BlockKeep>>, PlanError> {
+        if !self.own_rule_cuts() {
+            return Ok(None);
+        }
+        let own = plan(
+            &self.config,
+            &self.scores,
+            &self.rank,
+            &self.modules,
+            self.kind,
+            Selection::Threshold(self.keep_floor),
+        )?;
+        Ok((super::planned_params(&self.config, &own).total() <= budget).then_some(own))
     }
 
     /// An already cut model as a `Pruned` with no plan (its units index its own shapes).

@@ -58,8 +58,9 @@ impl Knob {
     }
 }
 
-/// A parameter budget as given on the command line (`--budget`) or in a run's config
-/// (`magnitude_budget`): below 1 it is the share of `dense` **kept**, otherwise a count.
+/// The parameters a budget number keeps of a `dense` model: below 1 the share **kept**
+/// (rounded), otherwise a count, as run configs saved budgets before `CutTarget` (which reads
+/// them so, and turns a share into parameters through this).
 pub fn kept_budget(value: f64, dense: usize) -> usize {
     if value < 1.0 {
         (value * dense as f64).round() as usize

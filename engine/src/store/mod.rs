@@ -5,8 +5,10 @@
 
 mod checkpoint;
 mod export;
+mod run_trace;
 mod trace;
 
 pub use checkpoint::{StoreError, decode_checkpoint, encode_checkpoint, load_gates, load_inference_model};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights, load_export, sample_export};
+pub use run_trace::{Recorded, TraceMismatch};
 pub use trace::{Trace, TraceSite, decode_trace, encode_trace};

@@ -25,7 +25,8 @@ pub struct TrainConfig {
     pub train_share: f64,
     /// Optimiser steps in the run (sets the schedule's length).
     pub steps: usize,
-    /// Padded input frames per batch (batch size × longest utterance); 100 frames = 1 s.
+    /// Padded input frames per batch (batch size × longest utterance); seconds of audio times
+    /// `fbank.frames_per_second()`.
     pub max_batch_frames: usize,
     /// Rounding of padded batch shapes (exact by default; the browser buckets them so WebGPU
     /// compiles a few kernel shapes instead of one per step).
@@ -216,7 +217,8 @@ pub mod limit {
     use crate::limits::{Bound, Limit};
 
     pub const STEPS: Limit = Limit::new("steps", Bound::Closed(1.0), Bound::None);
-    /// 100 frames are 1 s of audio; a batch of an hour would not fit any machine's memory.
+    /// From 1 s to 1 hour of audio at the default frame rate; a batch of an hour would not fit
+    /// any machine's memory.
     pub const MAX_BATCH_FRAMES: Limit = Limit::new("max_batch_frames", Bound::Closed(100.0), Bound::Closed(360_000.0));
     pub const PEAK_LR: Limit = Limit::new("peak_lr", Bound::Open(0.0), Bound::Open(1.0));
     pub const FINAL_LR_FRACTION: Limit = Limit::new("final_lr_fraction", Bound::Closed(0.0), Bound::Closed(1.0));

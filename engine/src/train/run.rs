@@ -10,8 +10,8 @@ use super::{StepBatch, TrainError, TrainEvent, Trainer};
 use crate::data::Utterance;
 use crate::decode::Decoder;
 use crate::gates::SiteKind;
-use crate::infer::{EvalReport, evaluate};
-use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_budget, kept_map, kept_per_site};
+use crate::infer::{EvalReport, Scorer};
+use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_map};
 use crate::readback::ReadBackError;
 
 /// What a run needs besides its trainer.
@@ -227,27 +227,24 @@ impl Run {
         let config = &self.trainer.config;
         let mut decoders = vec![&Decoder::Greedy];
         decoders.extend(&self.options.decoder);
+        let scorer = Scorer {
+            config: &config.model,
+            stats: &self.trainer.stats,
+            max_batch_frames: config.max_batch_frames,
+        };
         // One forward pass per batch; every decoder reads the same logits.
-        let mut reports = evaluate(
-            &pruned.model,
-            &[],
-            &self.options.dev,
-            &self.trainer.stats,
-            config.max_batch_frames,
-            &decoders,
-        )
-        .await?;
-        let decoded = (reports.len() > 1).then(|| reports.remove(1));
+        let mut scored = scorer.score_cut(&pruned, &self.options.dev, &decoders).await?;
+        let decoded = (scored.reports.len() > 1).then(|| scored.reports.remove(1));
         Ok(CutEval {
             step: self.steps_done(),
             knob: value,
             selection,
-            params: pruned.params.total(),
+            params: scored.params.total(),
             dense_params: source.dense_params(),
-            flops_per_second: pruned.flops_per_second,
-            kept: kept_per_site(&config.model, &pruned.keep),
+            flops_per_second: scored.flops_per_second,
+            kept: scored.kept,
             kept_map: kept_map(&config.model, &pruned.keep),
-            report: reports.remove(0),
+            report: scored.reports.remove(0),
             decoded,
         })
     }
@@ -272,7 +269,7 @@ impl Run {
     /// weight norms, and training carries on with the smaller model.
     async fn magnitude_cut(&mut self) -> Result<Option<RunEvent>, TrainError> {
         let config = &self.trainer.config;
-        let Some((cut_step, budget)) = config.prune.magnitude_cut(config.steps) else {
+        let Some((cut_step, target)) = config.prune.magnitude_cut(config.steps) else {
             return Ok(None);
         };
         if self.steps_done() != cut_step || config.model.block_shapes.is_some() {
@@ -281,7 +278,8 @@ impl Run {
         let source = self.trainer.cut_source(true).await?;
         let params_before = source.dense_params();
         let pruned = source
-            .cut(Selection::Budget(kept_budget(budget, params_before)))
+            .selection_for(target)
+            .and_then(|selection| source.cut(selection))
             .map_err(|e| TrainError::Cut {
                 step: cut_step,
                 source: e,

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use clap::Args;
-use prunelab_engine::audio::FeatureStats;
+use prunelab_engine::audio::{FbankConfig, FeatureStats};
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::optim::{AdamWConfig, GradientsParams};
 use prunelab_engine::burn::prelude::*;
@@ -191,7 +191,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
     let vocab = CharTokenizer.vocab_size();
     let config = preset.config(80, vocab);
     let ad = device.clone().autodiff();
-    let frames = (args.seconds * 100.0) as usize;
+    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
     let (b, r) = (args.batch, args.repeats);
     let lengths = vec![frames; b];
     let feats = || Tensor::<3>::random([b, frames, 80], Distribution::Normal(0.0, 1.0), &ad);
@@ -295,7 +295,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
 /// `args.shards` (one process, the same batch, medians).
 fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usize, f64)> {
     let vocab = CharTokenizer.vocab_size();
-    let frames = (args.seconds * 100.0) as usize;
+    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
     let tokens = ConvSubsampling::output_len(frames) / 3;
     let mut rng = SplitMix64::new(0);
     let batch: Vec<Utterance> = (0..args.batch)

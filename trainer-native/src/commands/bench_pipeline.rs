@@ -129,7 +129,7 @@ fn plan(entries: &[IndexEntry], batch_seconds: f64) -> StreamPlan {
         entries.iter().map(|e| e.samples).collect(),
         &[0.9, 1.0, 1.1],
         &FbankConfig::default(),
-        (batch_seconds * 100.0) as usize,
+        FbankConfig::default().frames_in(batch_seconds) as usize,
         Default::default(),
         0,
     )
@@ -137,7 +137,7 @@ fn plan(entries: &[IndexEntry], batch_seconds: f64) -> StreamPlan {
 
 fn config(preset: Preset, batch_seconds: f64, steps: usize) -> TrainConfig {
     let mut config = TrainConfig::for_preset(preset, CharTokenizer.vocab_size());
-    config.max_batch_frames = (batch_seconds * 100.0) as usize;
+    config.max_batch_frames = config.fbank.frames_in(batch_seconds) as usize;
     config.steps = steps.max(1);
     config
 }

@@ -8,9 +8,9 @@ use indicatif::ProgressBar;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::Method;
-use prunelab_engine::infer::evaluate;
+use prunelab_engine::infer::{ModelScore, Scorer};
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, Selection, flops_per_second, param_count};
+use prunelab_engine::prune::{CutTarget, ScoreKind, Selection};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::stats::{UtteranceErrors, corpus_wer};
 use serde_json::json;
@@ -59,8 +59,8 @@ pub struct CompareArgs {
     /// WER-against-parameters plot (0: each run's own cut only).
     #[arg(long, value_parser = between::<0, 1000>, default_value_t = 4)]
     curve_points: usize,
-    /// Cut every gated run to this many parameters (a count, or the share of its dense model
-    /// kept, like 0.5) instead of its own rule, for a comparison at equal size: adaptive
+    /// Cut every gated run to this target (parameters like 686000, the share of its dense
+    /// model kept like 50% or 0.5, or a FLOPs speed-up like 2x) instead of its own rule, for a comparison at equal size: adaptive
     /// dropout's threshold may keep far more or far fewer units than another method's budget.
     /// L0's closed gates stay closed, so an L0 run whose own rule keeps less is taken as it is.
     /// Runs cut during training (magnitude) are taken as they are.
@@ -94,9 +94,8 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     if args.repeats == 0 || args.timing_utterances == 0 {
         return Err("--repeats and --timing-utterances must be at least 1".into());
     }
-    if let Some(budget) = &args.budget {
-        parse_budget(budget, 1)?; // refused before any run is read
-    }
+    // Refused before any run is read.
+    let target = args.budget.as_deref().map(parse_budget).transpose()?;
     let (device, device_label) = pick(args.device)?;
     let opened: Vec<(String, Prunable, RunHistory)> = args
         .runs
@@ -121,7 +120,7 @@ pub fn run(args: CompareArgs) -> Result<(), String> {
     let bar = progress::counter(opened.len(), "scoring runs");
     for (name, prunable, history) in opened {
         bar.set_message(format!("scoring {name}"));
-        let cut = own_or_budget_cut(&prunable, args.budget.as_deref())?;
+        let cut = own_or_budget_cut(&prunable, target)?;
         runs.push(score_run(name, prunable, cut, history, &data, args.curve_points, &bar)?);
         bar.inc(1);
     }
@@ -202,27 +201,25 @@ fn open_run(
 }
 
 /// The model a run is scored as, and how it was cut: its own rule (the run's threshold, L0's
-/// closed gates), or `budget` when given; a run cut during training, or one with no learned
+/// closed gates), or `target` when given; a run cut during training, or one with no learned
 /// scores, as it is.
-fn own_or_budget_cut(prunable: &Prunable, budget: Option<&str>) -> Result<(Conformer, String), String> {
+fn own_or_budget_cut(prunable: &Prunable, target: Option<CutTarget>) -> Result<(Conformer, String), String> {
     let source = &prunable.source;
     let method = prunable.state.config.prune.method;
     let gated = source.kind == ScoreKind::Retention;
-    Ok(match (source.default_selection(), budget) {
+    Ok(match (source.default_selection(), target) {
         _ if source.already_cut() => (source.model.clone(), "cut during training".to_string()),
-        (Some(own), Some(budget)) if gated => {
-            let kept = parse_budget(budget, source.dense_params())?;
-            // A budget cut never reopens what the method's own rule removes (L0's closed
-            // gates): when that rule keeps no more than the budget, its cut is the budget's.
-            let own_within_budget = if source.own_rule_cuts() {
-                Some(prunable.cut(own)?).filter(|cut| cut.params.total() <= kept)
+        (Some(_), Some(target)) if gated => {
+            let kept = prunable.budget_for(target)?;
+            let own = source
+                .own_rule_within(kept)
+                .map_err(|e| format!("{}: {e}", prunable.name))?;
+            let label = if own {
+                format!("own rule (closed gates), within budget {kept}")
             } else {
-                None
+                format!("budget {kept}")
             };
-            match own_within_budget {
-                Some(cut) => (cut.model, format!("own rule (closed gates), within budget {kept}")),
-                None => (prunable.cut(Selection::Budget(kept))?.model, format!("budget {kept}")),
-            }
+            (prunable.cut(Selection::Budget(kept))?.model, label)
         }
         (Some(selection), None) if gated => {
             let label = match (method, selection) {
@@ -249,19 +246,25 @@ fn score_run(
     let method = prunable.state.config.prune.method;
     let source = &prunable.source;
     let config = &prunable.state.config;
-    let shapes = model.block_shapes();
-    let params = param_count(&config.model, &shapes);
-    let score = |model: &Conformer, split: &[Utterance]| errors_per_utterance(model, split, &prunable, &data.decoder);
-    let dev = score(&model, &data.dev)?;
-    let test = score(&model, &data.test)?;
+    let scorer = Scorer {
+        config: &config.model,
+        stats: &prunable.state.stats,
+        max_batch_frames: config.max_batch_frames,
+    };
+    let score = |model: &Conformer, split: &[Utterance]| {
+        errors_per_utterance(&scorer, model, split, &prunable.name, &data.decoder)
+    };
+    let (costs, dev) = score(&model, &data.dev)?;
+    let (_, test) = score(&model, &data.test)?;
     let mut curve = Vec::new();
     if source.kind == ScoreKind::Retention && !source.already_cut() && curve_points > 0 {
         for at in spread(&source.sweep_values(), curve_points) {
             let cut = source.cut_at(at).map_err(|e| format!("{name}: {e}"))?;
-            let errors = score(&cut.model, &data.dev)?;
+            let (_, errors) = score(&cut.model, &data.dev)?;
             curve.push((cut.params.total() as f64, corpus_wer(&errors)));
         }
     }
+    let params = costs.params;
     let run = RunFacts {
         name,
         method: method.name().to_string(),
@@ -270,7 +273,7 @@ fn score_run(
         cut,
         params: params.total(),
         encoder_params: params.encoder(),
-        gflops_per_second: flops_per_second(&config.model, &shapes) / 1e9,
+        gflops_per_second: costs.flops_per_second / 1e9,
         speedup: 1.0,
     };
     bar.suspend(|| {
@@ -296,38 +299,35 @@ fn score_run(
     })
 }
 
-/// Word errors of `model` on each utterance of `split`, in the order of `split`.
+/// `model` scored on `split` through the engine's scorer: its costs, and its word errors on
+/// each utterance of `split`, in the order of `split`.
 fn errors_per_utterance(
+    scorer: &Scorer<'_>,
     model: &Conformer,
     split: &[Utterance],
-    run: &Prunable,
+    name: &str,
     decoder: &Decoder,
-) -> Result<Vec<UtteranceErrors>, String> {
-    let config = &run.state.config;
-    let mut reports = block_on(evaluate(
-        model,
-        &[],
-        split,
-        &run.state.stats,
-        config.max_batch_frames,
-        &[decoder],
-    ))
-    .map_err(|e| format!("{}: {e}", run.name))?;
-    let report = reports.pop().unwrap_or_else(|| unreachable!("one report per decoder"));
+) -> Result<(ModelScore, Vec<UtteranceErrors>), String> {
+    let mut scored = block_on(scorer.score_model(model, split, &[decoder])).map_err(|e| format!("{name}: {e}"))?;
+    let report = scored
+        .reports
+        .pop()
+        .unwrap_or_else(|| unreachable!("one report per decoder"));
     let by_id: std::collections::HashMap<&str, UtteranceErrors> = report
         .utterances
         .iter()
         .map(|u| (u.id.as_str(), (&u.words).into()))
         .collect();
-    split
+    let errors = split
         .iter()
         .map(|u| {
             by_id
                 .get(u.id.as_str())
                 .copied()
-                .ok_or_else(|| format!("{}: utterance {} was not scored", run.name, u.id))
+                .ok_or_else(|| format!("{name}: utterance {} was not scored", u.id))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((scored, errors))
 }
 
 /// `count` of `values`, evenly spaced with both ends included (the middle one for a count of 1).

@@ -23,7 +23,8 @@ pub struct PruneArgs {
     /// Keep units whose retention is at least this (gated runs; default: the run's threshold).
     #[arg(long, value_parser = finite, conflicts_with = "budget")]
     threshold: Option<f64>,
-    /// Keep the best units that fit this many parameters (a count, or a fraction like 0.5).
+    /// Keep the best units that fit this target: parameters (686000), a share kept (50% or
+    /// 0.5) or a FLOPs speed-up (2x), the targets the lab's "Cut to" takes.
     #[arg(long)]
     budget: Option<String>,
     /// Rank units by weight norms even for a gated run (the magnitude baseline).
@@ -50,7 +51,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     let dense_shapes = source.model.block_shapes();
     let dense = param_count(config, &dense_shapes);
     let selection = match (&args.budget, args.threshold) {
-        (Some(budget), _) => Selection::Budget(parse_budget(budget, dense.total())?),
+        (Some(budget), _) => Selection::Budget(opened.budget_for(parse_budget(budget)?)?),
         (None, Some(t)) => Selection::Threshold(t),
         (None, None) => source
             .default_selection()
@@ -102,7 +103,8 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
                 "out": args.out.display().to_string(), "method": source.method.name(), "selection": selection,
                 "params": pruned.params.total(), "encoder_params": pruned.params.encoder(),
                 "dense_params": dense.total(), "dense_encoder_params": dense.encoder(),
-                "flops_per_second": pruned.flops_per_second, "prunable_sparsity": sparsity, "sites": sites,
+                "flops_per_second": pruned.flops_per_second, "dense_flops_per_second": manifest.dense_flops_per_second,
+                "prunable_sparsity": sparsity, "sites": sites,
                 "kept_retention_median": spread.map(|s| s.kept_median),
                 "undecided_units": spread.map(|s| s.undecided),
             })

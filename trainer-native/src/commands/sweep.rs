@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::infer::{EvalReport, evaluate};
+use prunelab_engine::infer::{EvalReport, ModelScore, Scorer};
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{ScoreKind, Selection, kept_per_site, param_count, prunable_sparsity};
+use prunelab_engine::prune::{Pruned, ScoreKind, Selection, param_count, prunable_sparsity};
 use prunelab_engine::readback::block_on;
 use serde_json::{Value, json};
 
@@ -31,7 +31,8 @@ pub struct SweepArgs {
     /// Retention thresholds to try (gated runs).
     #[arg(long, value_parser = finite, value_delimiter = ',', default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
     thresholds: Vec<f64>,
-    /// Parameter budgets to try instead (counts, or fractions of the dense model such as 0.5).
+    /// Targets to cut to instead: parameters (686000), shares kept (50% or 0.5) or FLOPs
+    /// speed-ups (2x), as `prune --budget` takes them.
     #[arg(long, value_delimiter = ',')]
     budgets: Vec<String>,
     /// Rank units by weight norms even for a gated run (the magnitude baseline).
@@ -68,7 +69,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     let test = corpus.load("test", &options)?.utterances;
     let decoder = args.decode.build(&corpus)?;
     let dense = param_count(&opened.state.config.model, &source.model.block_shapes()).total();
-    let selections = selections(&args, &opened, dense)?;
+    let selections = selections(&args, &opened)?;
 
     let timer = DevTimer::new(&dev, &opened.state.stats, opened.state.config.max_batch_frames);
     // Speed-ups are against the dense architecture: the checkpoint's own model, gates off.
@@ -85,7 +86,13 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
             ScoreKind::Magnitude => source.model.clone(),
         };
         points.push(measure(
-            &opened, &unpruned, None, &dev, &test, &decoder, dense_rtf, 1.0,
+            &opened,
+            Scored::AsItIs(&unpruned),
+            &dev,
+            &test,
+            &decoder,
+            dense_rtf,
+            1.0,
         )?);
         bar.inc(1);
     }
@@ -93,16 +100,7 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
         let pruned = opened.cut(selection)?;
         let timing = paired(&timer, &source.model, &pruned.model, args.repeats)?;
         let (rtf, speedup) = (timing.pruned_real_time_factor(), timing.speedup);
-        let mut point = measure(
-            &opened,
-            &pruned.model,
-            Some(&pruned.keep),
-            &dev,
-            &test,
-            &decoder,
-            rtf,
-            speedup,
-        )?;
+        let mut point = measure(&opened, Scored::Cut(&pruned), &dev, &test, &decoder, rtf, speedup)?;
         point["selection"] = json!(selection);
         points.push(point);
         if !args.json {
@@ -141,12 +139,12 @@ pub fn run(args: SweepArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn selections(args: &SweepArgs, source: &Prunable, dense: usize) -> Result<Vec<Selection>, String> {
+fn selections(args: &SweepArgs, source: &Prunable) -> Result<Vec<Selection>, String> {
     if !args.budgets.is_empty() {
         return args
             .budgets
             .iter()
-            .map(|b| parse_budget(b, dense).map(Selection::Budget))
+            .map(|b| source.budget_for(parse_budget(b)?).map(Selection::Budget))
             .collect();
     }
     if source.source.kind != ScoreKind::Retention {
@@ -158,12 +156,17 @@ fn selections(args: &SweepArgs, source: &Prunable, dense: usize) -> Result<Vec<S
     Ok(args.thresholds.iter().map(|&t| Selection::Threshold(t)).collect())
 }
 
-/// One point: cost, speed and accuracy of `model` (dense when `keep` is `None`).
-#[allow(clippy::too_many_arguments)]
+/// The model a point scores: as it is (the reference row), or a cut.
+#[derive(Clone, Copy)]
+enum Scored<'a> {
+    AsItIs(&'a Conformer),
+    Cut(&'a Pruned),
+}
+
+/// One point: cost, speed and accuracy of `scored`, through the engine's scorer.
 fn measure(
     source: &Prunable,
-    model: &Conformer,
-    keep: Option<&[prunelab_engine::model::BlockKeep]>,
+    scored: Scored<'_>,
     dev: &[Utterance],
     test: &[Utterance],
     decoder: &Decoder,
@@ -171,35 +174,39 @@ fn measure(
     speedup: f64,
 ) -> Result<Value, String> {
     let config = &source.state.config;
-    let shapes = model.block_shapes();
-    let params = param_count(&config.model, &shapes);
-    let score = |split: &[Utterance]| -> Result<[EvalReport; 2], String> {
-        let reports = block_on(evaluate(
-            model,
-            &[],
-            split,
-            &source.state.stats,
-            config.max_batch_frames,
-            &[decoder, &Decoder::Greedy],
-        ))
-        .map_err(|e| e.to_string())?;
-        Ok(reports
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one report per decoder")))
+    let scorer = Scorer {
+        config: &config.model,
+        stats: &source.state.stats,
+        max_batch_frames: config.max_batch_frames,
     };
-    let [dev_report, dev_greedy] = score(dev)?;
-    let [test_report, test_greedy] = score(test)?;
-    let sites: Vec<Value> = keep
-        .map(|k| kept_per_site(&config.model, k))
-        .unwrap_or_default()
-        .into_iter()
+    let decoders = [decoder, &Decoder::Greedy];
+    let score = |split: &[Utterance]| -> Result<(ModelScore, [EvalReport; 2]), String> {
+        let mut scored = match scored {
+            Scored::AsItIs(model) => block_on(scorer.score_model(model, split, &decoders)),
+            Scored::Cut(pruned) => block_on(scorer.score_cut(pruned, split, &decoders)),
+        }
+        .map_err(|e| e.to_string())?;
+        let reports = std::mem::take(&mut scored.reports)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one report per decoder"));
+        Ok((scored, reports))
+    };
+    let (scored_dev, [dev_report, dev_greedy]) = score(dev)?;
+    let (_, [test_report, test_greedy]) = score(test)?;
+    let sites: Vec<Value> = scored_dev
+        .kept
+        .iter()
         .map(|(kind, kept, total)| json!({"site": kind.name(), "kept": kept, "total": total}))
         .collect();
-    let sparsity = keep.map_or(0.0, |k| prunable_sparsity(&config.model, k));
+    let sparsity = match scored {
+        Scored::Cut(pruned) => prunable_sparsity(&config.model, &pruned.keep),
+        Scored::AsItIs(_) => 0.0,
+    };
+    let params = scored_dev.params;
     Ok(json!({
         "selection": Value::Null,
         "params": params.total(), "encoder_params": params.encoder(), "prunable_sparsity": sparsity,
-        "gflops_per_second": prunelab_engine::prune::flops_per_second(&config.model, &shapes) / 1e9,
+        "gflops_per_second": scored_dev.flops_per_second / 1e9,
         "rtf": rtf, "speedup": speedup,
         "dev_wer": dev_report.wer(), "test_wer": test_report.wer(),
         "dev_wer_greedy": dev_greedy.wer(), "test_wer_greedy": test_greedy.wer(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use prunelab_engine::burn::prelude::*;
-use prunelab_engine::prune::{CutSource, Pruned, Selection, UnitScores, kept_budget};
+use prunelab_engine::prune::{CutSource, CutTarget, Pruned, Selection, UnitScores};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{load_gates, load_inference_model};
 use prunelab_engine::train::TrainerState;
@@ -43,6 +43,14 @@ impl Prunable {
     pub fn cut(&self, selection: Selection) -> Result<Pruned, String> {
         self.source.cut(selection).map_err(|e| format!("{}: {e}", self.name))
     }
+
+    /// The parameter budget that meets `target` (see `CutSource::budget_for`); errors name
+    /// the checkpoint and the target.
+    pub fn budget_for(&self, target: CutTarget) -> Result<usize, String> {
+        self.source
+            .budget_for(target)
+            .map_err(|e| format!("{}: cannot cut to {target}: {e}", self.name))
+    }
 }
 
 /// How decided a run's learned retention is: the median retention of the units a cut keeps,
@@ -79,15 +87,10 @@ impl RetentionSpread {
     }
 }
 
-/// `--budget`: an absolute parameter count, or the share of the dense model kept, such as `0.5`.
-pub fn parse_budget(text: &str, dense: usize) -> Result<usize, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("--budget {text:?} is neither a parameter count nor a fraction"))?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(format!("--budget {text} must be positive"));
-    }
-    Ok(kept_budget(value, dense))
+/// `--budget` (and each of `--budgets`) in the engine's one cut-target grammar: a parameter
+/// count (`686000`), a share kept (`50%` or `0.5`) or a FLOPs speed-up (`2x`).
+pub fn parse_budget(text: &str) -> Result<CutTarget, String> {
+    CutTarget::parse(text).map_err(|e| format!("--budget {e}"))
 }
 
 #[cfg(test)]

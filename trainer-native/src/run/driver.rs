@@ -7,7 +7,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use prunelab_engine::data::Utterance;
 use prunelab_engine::readback::block_on;
-use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace};
+use prunelab_engine::store::{Recorded, Trace, encode_checkpoint, encode_trace};
 use prunelab_engine::train::{CutEval, Run, RunEvent, StepBatch, TrainEvent, Trainer};
 
 use crate::atomic::write_atomically;
@@ -152,6 +152,10 @@ struct EventLog<'a, W: Write> {
 
 impl<W: Write> EventLog<'_, W> {
     fn record(&mut self, event: &RunEvent) -> Result<(), String> {
+        let recorded = self
+            .trace
+            .record_event(event)
+            .map_err(|mismatch| format!("{}: {mismatch}", self.run_dir.path("trace.pltrace").display()))?;
         match event {
             RunEvent::Trained(trained) => {
                 self.show_step(trained);
@@ -170,17 +174,9 @@ impl<W: Write> EventLog<'_, W> {
                 );
                 Ok(())
             }
-            RunEvent::Snapshot { step, scores } => {
-                if !self.trace.fits(scores) {
-                    return Err(format!(
-                        "{}: its sites do not match this run's model (a trace from another run?)",
-                        self.run_dir.path("trace.pltrace").display()
-                    ));
-                }
-                let before = self.trace.steps.len();
-                self.trace.record(*step, scores);
-                if self.trace.steps.len() > before {
-                    self.scalars.snapshot(self.trace, before)?;
+            RunEvent::Snapshot { .. } => {
+                if let Recorded::Snapshot { row } = recorded {
+                    self.scalars.snapshot(self.trace, row)?;
                 }
                 self.write_trace()
             }
@@ -235,9 +231,9 @@ impl<W: Write> EventLog<'_, W> {
         save_checkpoint(trainer, settings)
     }
 
-    /// Appends `event` to the metrics log, the trace's event list and the TensorBoard scalars.
+    /// Appends `event` to the metrics log and the TensorBoard scalars (the trace has it
+    /// already).
     fn log(&mut self, event: &TrainEvent) -> Result<(), String> {
-        self.trace.events.push(event.clone());
         self.scalars.event(event)?;
         let line = serde_json::to_string(event).map_err(|e| e.to_string())?;
         writeln!(self.metrics, "{line}").map_err(|e| format!("metrics.jsonl: cannot write: {e}"))
@@ -304,17 +300,9 @@ fn say(bar: &ProgressBar, line: String) {
     }
 }
 
-/// An empty trace for `trainer`'s run; its sites are laid out by the first snapshot.
+/// An empty trace for `trainer`'s run.
 pub fn new_trace(trainer: &Trainer) -> Trace {
-    let c = &trainer.config;
-    let description = format!(
-        "{} · {} · seed {} · {} steps",
-        c.prune.method.name(),
-        c.preset.name(),
-        c.seed,
-        c.steps
-    );
-    Trace::new(description, &[])
+    Trace::for_run(&trainer.config, "prunelab train")
 }
 
 #[cfg(test)]
