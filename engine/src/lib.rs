@@ -1,7 +1,7 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback`, `limits`, `cut_target` → `model`, `data`, `optim`
+//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback`, `limits`, `cut_target`, `kernels` → `model`, `data`, `optim`
 //! → `infer`, `prune`, `train` → `store`.
 
 pub mod audio;
@@ -11,6 +11,8 @@ pub mod data;
 pub mod decode;
 pub mod gates;
 pub mod infer;
+#[cfg(feature = "wgpu")]
+pub mod kernels;
 pub mod limits;
 pub mod model;
 pub mod optim;

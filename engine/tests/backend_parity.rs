@@ -10,24 +10,12 @@
 
 mod miniature;
 
+use miniature::wgpu_device;
+
 use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::train::{TrainConfig, TrainEvent, Trainer, TrainerState};
-
-/// The process's one wgpu device (burn sets its runtime up once: a second `init` fails).
-fn wgpu_device() -> Device {
-    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            Device::wgpu_options().init().unwrap_or_else(|e| {
-                panic!(
-                    "no wgpu adapter ({e:?}); install mesa-vulkan-drivers and set VK_ICD_FILENAMES to lavapipe's ICD"
-                )
-            })
-        })
-        .clone()
-}
 
 fn parity_config() -> TrainConfig {
     let mut config = miniature::config();

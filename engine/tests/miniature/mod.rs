@@ -53,3 +53,22 @@ pub fn step(trainer: &mut Trainer, data: &[Utterance]) -> TrainEvent {
 pub fn step_on(trainer: &mut Trainer, batch: &[&Utterance]) -> TrainEvent {
     block_on(trainer.train_step(StepBatch::Given(batch))).expect("a CPU training step")
 }
+
+/// The process's one wgpu device (burn sets its runtime up once: a second `init` fails). On
+/// machines without a GPU it is Mesa's lavapipe.
+#[cfg(feature = "wgpu")]
+#[allow(dead_code)] // not every test binary that includes this module runs on wgpu
+pub fn wgpu_device() -> prunelab_engine::burn::prelude::Device {
+    static DEVICE: std::sync::OnceLock<prunelab_engine::burn::prelude::Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            prunelab_engine::burn::prelude::Device::wgpu_options()
+                .init()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "no wgpu adapter ({e:?}); install mesa-vulkan-drivers and set VK_ICD_FILENAMES to lavapipe's ICD"
+                    )
+                })
+        })
+        .clone()
+}

@@ -1,0 +1,227 @@
+//! LayerNorm over the last axis, fused: the forward pass is one kernel, the backward pass two
+//! (the input's gradient row by row, then γ's and β's column by column). One unit handles one
+//! row (`d_model` values: 144 for `tiny`), computing its mean and variance in two passes over it,
+//! as the composed reference does; the backward pass recomputes them rather than saving them.
+//!
+//! With x̂ = (x − mean)·r, r = 1/√(var + ε), g = dy·γ and n the row's width (the mean over a row
+//! written ⟨·⟩):
+//! - dx = r·(g − ⟨g⟩ − x̂·⟨g·x̂⟩),
+//! - dγ = Σ_rows dy·x̂, dβ = Σ_rows dy.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Shape, TensorMetadata};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+use super::ops::FusedOps;
+
+/// The mean of row `start..start + width` of `input`.
+#[cube]
+fn row_mean<F: Float>(input: &Tensor<F>, start: usize, width: usize) -> F {
+    let mut sum = F::new(0.0);
+    for j in 0..width {
+        sum += input[start + j];
+    }
+    sum / F::cast_from(width as u32)
+}
+
+/// 1/√(var + ε) of the same row, its biased variance taken around `mean`.
+#[cube]
+fn row_inverse_std<F: Float>(input: &Tensor<F>, start: usize, width: usize, mean: F, epsilon: f32) -> F {
+    let mut squares = F::new(0.0);
+    for j in 0..width {
+        let centred = input[start + j] - mean;
+        squares += centred * centred;
+    }
+    F::new(1.0) / (squares / F::cast_from(width as u32) + F::cast_from(epsilon)).sqrt()
+}
+
+#[cube(launch)]
+fn forward_kernel<F: Float>(
+    input: &Tensor<F>,
+    gamma: &Tensor<F>,
+    beta: &Tensor<F>,
+    output: &mut Tensor<F>,
+    rows: u32,
+    width: u32,
+    epsilon: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let row = ABSOLUTE_POS as usize;
+    if row >= rows as usize {
+        terminate!();
+    }
+    let width = width as usize;
+    let start = row * width;
+    let mean = row_mean::<F>(input, start, width);
+    let inverse_std = row_inverse_std::<F>(input, start, width, mean, epsilon);
+    for j in 0..width {
+        output[start + j] = (input[start + j] - mean) * inverse_std * gamma[j] + beta[j];
+    }
+}
+
+/// dx for each row, and each row's mean and 1/√(var + ε) into `statistics` (two per row) for
+/// the parameters' kernel.
+#[cube(launch)]
+fn backward_input_kernel<F: Float>(
+    grad: &Tensor<F>,
+    input: &Tensor<F>,
+    gamma: &Tensor<F>,
+    grad_input: &mut Tensor<F>,
+    statistics: &mut Tensor<F>,
+    rows: u32,
+    width: u32,
+    epsilon: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let row = ABSOLUTE_POS as usize;
+    if row >= rows as usize {
+        terminate!();
+    }
+    let width = width as usize;
+    let start = row * width;
+    let mean = row_mean::<F>(input, start, width);
+    let inverse_std = row_inverse_std::<F>(input, start, width, mean, epsilon);
+    let mut sum_g = F::new(0.0);
+    let mut sum_g_normalised = F::new(0.0);
+    for j in 0..width {
+        let g = grad[start + j] * gamma[j];
+        sum_g += g;
+        sum_g_normalised += g * (input[start + j] - mean) * inverse_std;
+    }
+    let n = F::cast_from(width as u32);
+    let mean_g = sum_g / n;
+    let mean_g_normalised = sum_g_normalised / n;
+    for j in 0..width {
+        let g = grad[start + j] * gamma[j];
+        let normalised = (input[start + j] - mean) * inverse_std;
+        grad_input[start + j] = inverse_std * (g - mean_g - normalised * mean_g_normalised);
+    }
+    statistics[2 * row] = mean;
+    statistics[2 * row + 1] = inverse_std;
+}
+
+/// dγ and dβ, one unit per column summing over the rows.
+#[cube(launch)]
+fn backward_params_kernel<F: Float>(
+    grad: &Tensor<F>,
+    input: &Tensor<F>,
+    statistics: &Tensor<F>,
+    grad_gamma: &mut Tensor<F>,
+    grad_beta: &mut Tensor<F>,
+    rows: u32,
+    width: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let column = ABSOLUTE_POS as usize;
+    if column >= width as usize {
+        terminate!();
+    }
+    let width = width as usize;
+    let mut sum_gamma = F::new(0.0);
+    let mut sum_beta = F::new(0.0);
+    for row in 0..rows as usize {
+        let at = row * width + column;
+        let dy = grad[at];
+        sum_gamma += dy * (input[at] - statistics[2 * row]) * statistics[2 * row + 1];
+        sum_beta += dy;
+    }
+    grad_gamma[column] = sum_gamma;
+    grad_beta[column] = sum_beta;
+}
+
+/// Rows and width of a tensor normalised over its last axis.
+fn rows_and_width(shape: &Shape) -> (usize, usize) {
+    let width = shape[shape.num_dims() - 1];
+    (shape.num_elements() / width.max(1), width)
+}
+
+/// A contiguous tensor of `shape` like `like`, for a kernel to write.
+fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// One unit per item, in as many cubes as the runtime wants.
+fn launch_shape(tensor: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(&tensor.client, units);
+    (calculate_cube_count_elemwise(&tensor.client, units, cube_dim), cube_dim)
+}
+
+impl FusedOps for CubeBackend {
+    fn fused_layer_norm(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        let (input, gamma, beta) = (into_contiguous(input), into_contiguous(gamma), into_contiguous(beta));
+        let (rows, width) = rows_and_width(&input.shape());
+        let output = empty_like(&input, input.shape());
+        let (count, dim) = launch_shape(&input, rows);
+        let dtype = dtype_to_storage_type(input.dtype);
+        let client = input.client.clone();
+        forward_kernel::launch(
+            &client,
+            count,
+            dim,
+            input.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            beta.into_tensor_arg(),
+            output.clone().into_tensor_arg(),
+            rows as u32,
+            width as u32,
+            epsilon,
+            dtype,
+        );
+        output
+    }
+
+    fn fused_layer_norm_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
+        let (rows, width) = rows_and_width(&input.shape());
+        let grad_input = empty_like(&input, input.shape());
+        let statistics = empty_like(&input, Shape::new([rows, 2]));
+        let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
+        let dtype = dtype_to_storage_type(input.dtype);
+        let client = input.client.clone();
+        let (count, dim) = launch_shape(&input, rows);
+        backward_input_kernel::launch(
+            &client,
+            count,
+            dim,
+            grad.clone().into_tensor_arg(),
+            input.clone().into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            grad_input.clone().into_tensor_arg(),
+            statistics.clone().into_tensor_arg(),
+            rows as u32,
+            width as u32,
+            epsilon,
+            dtype,
+        );
+        let (count, dim) = launch_shape(&input, width);
+        backward_params_kernel::launch(
+            &client,
+            count,
+            dim,
+            grad.into_tensor_arg(),
+            input.into_tensor_arg(),
+            statistics.into_tensor_arg(),
+            grad_gamma.clone().into_tensor_arg(),
+            grad_beta.clone().into_tensor_arg(),
+            rows as u32,
+            width as u32,
+            dtype,
+        );
+        (grad_input, grad_gamma, grad_beta)
+    }
+}
