@@ -49,21 +49,17 @@ impl CutTarget {
                 .filter(|x| x.is_finite())
                 .ok_or_else(|| TargetError::NotATarget(text.to_string()))
         };
+        // The ranges are `is_valid`'s; the errors say which form was out of its range.
+        let in_range = |target: Self, out_of_range: fn(String) -> TargetError| {
+            Some(target)
+                .filter(Self::is_valid)
+                .ok_or_else(|| out_of_range(text.to_string()))
+        };
         if let Some(percent) = text.strip_suffix('%') {
-            let share = number(percent)? / 100.0;
-            return if share > 0.0 && share < 1.0 {
-                Ok(Self::Share(share))
-            } else {
-                Err(TargetError::ShareOutOfRange(text.to_string()))
-            };
+            return in_range(Self::Share(number(percent)? / 100.0), TargetError::ShareOutOfRange);
         }
         if let Some(times) = text.strip_suffix(['x', '×']) {
-            let speedup = number(times)?;
-            return if speedup > 1.0 {
-                Ok(Self::Speedup(speedup))
-            } else {
-                Err(TargetError::SpeedupTooSmall(text.to_string()))
-            };
+            return in_range(Self::Speedup(number(times)?), TargetError::SpeedupTooSmall);
         }
         match number(text)? {
             value if value <= 0.0 => Err(TargetError::NotPositive(text.to_string())),

@@ -127,17 +127,28 @@ impl CutSource {
         Ok(cut_to(&self.model, &self.config, self.plan(selection)?))
     }
 
-    /// The keep-plan of [`CutSource::cut`] without the surgery (host work only). The model
-    /// must not be already cut.
-    pub(super) fn plan(&self, selection: Selection) -> Result<Vec<BlockKeep>, PlanError> {
-        let plan_for = |s: Selection| plan(&self.config, &self.scores, &self.rank, &self.modules, self.kind, s);
+    /// The keep-plan of [`CutSource::cut`] without the surgery (host work only): whether a
+    /// cut can be made, and what it would keep. The model must not be already cut.
+    pub fn plan(&self, selection: Selection) -> Result<Vec<BlockKeep>, PlanError> {
         Ok(match selection {
-            Selection::Threshold(t) => plan_for(Selection::Threshold(t.max(self.keep_floor)))?,
+            Selection::Threshold(t) => self.plan_from_scores(Selection::Threshold(t.max(self.keep_floor)))?,
             Selection::Budget(budget) => match self.own_plan_within(budget)? {
                 Some(own) => own,
-                None => plan_for(Selection::Budget(budget))?,
+                None => self.plan_from_scores(Selection::Budget(budget))?,
             },
         })
+    }
+
+    /// `selection` planned from the scores as they stand, before the keep rule.
+    fn plan_from_scores(&self, selection: Selection) -> Result<Vec<BlockKeep>, PlanError> {
+        plan(
+            &self.config,
+            &self.scores,
+            &self.rank,
+            &self.modules,
+            self.kind,
+            selection,
+        )
     }
 
     /// Whether a cut to `budget` parameters is the method's own cut (L0's closed gates): a
@@ -152,14 +163,7 @@ impl CutSource {
         if !self.own_rule_cuts() {
             return Ok(None);
         }
-        let own = plan(
-            &self.config,
-            &self.scores,
-            &self.rank,
-            &self.modules,
-            self.kind,
-            Selection::Threshold(self.keep_floor),
-        )?;
+        let own = self.plan_from_scores(Selection::Threshold(self.keep_floor))?;
         Ok((super::planned_params(&self.config, &own).total() <= budget).then_some(own))
     }
 

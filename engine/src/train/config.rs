@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{FbankConfig, SpecAugmentConfig};
+use crate::audio::{FbankConfig, FeatureStats, SpecAugmentConfig};
 use crate::data::ShapeBuckets;
 use crate::gates::GateConfig;
+use crate::infer::Scorer;
 use crate::limits::{ConfigError, first_failure};
 use crate::model::{ConformerConfig, Preset};
 use crate::optim::OptimConfig;
@@ -57,6 +58,16 @@ fn whole_split() -> f64 {
 }
 
 impl TrainConfig {
+    /// How models of a run with this config and feature statistics `stats` are scored: its
+    /// architecture and batch budget (every front door scores a run's cuts through this).
+    pub fn scorer<'a>(&'a self, stats: &'a FeatureStats) -> Scorer<'a> {
+        Scorer {
+            config: &self.model,
+            stats,
+            max_batch_frames: self.max_batch_frames,
+        }
+    }
+
     /// Defaults for a preset, tuned for the built-in corpus on a 2-core CPU.
     pub fn for_preset(preset: Preset, vocab_size: usize) -> Self {
         let fbank = FbankConfig::default();

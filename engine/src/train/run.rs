@@ -10,7 +10,7 @@ use super::{StepBatch, TrainError, TrainEvent, Trainer};
 use crate::data::Utterance;
 use crate::decode::Decoder;
 use crate::gates::SiteKind;
-use crate::infer::{EvalReport, Scorer};
+use crate::infer::EvalReport;
 use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_map};
 use crate::readback::ReadBackError;
 
@@ -227,11 +227,7 @@ impl Run {
         let config = &self.trainer.config;
         let mut decoders = vec![&Decoder::Greedy];
         decoders.extend(&self.options.decoder);
-        let scorer = Scorer {
-            config: &config.model,
-            stats: &self.trainer.stats,
-            max_batch_frames: config.max_batch_frames,
-        };
+        let scorer = config.scorer(&self.trainer.stats);
         // One forward pass per batch; every decoder reads the same logits.
         let mut scored = scorer.score_cut(&pruned, &self.options.dev, &decoders).await?;
         let decoded = (scored.reports.len() > 1).then(|| scored.reports.remove(1));

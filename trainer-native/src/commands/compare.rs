@@ -246,11 +246,7 @@ fn score_run(
     let method = prunable.state.config.prune.method;
     let source = &prunable.source;
     let config = &prunable.state.config;
-    let scorer = Scorer {
-        config: &config.model,
-        stats: &prunable.state.stats,
-        max_batch_frames: config.max_batch_frames,
-    };
+    let scorer = config.scorer(&prunable.state.stats);
     let score = |model: &Conformer, split: &[Utterance]| {
         errors_per_utterance(&scorer, model, split, &prunable.name, &data.decoder)
     };

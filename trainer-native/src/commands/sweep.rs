@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use prunelab_engine::data::{LoadOptions, Utterance};
 use prunelab_engine::decode::Decoder;
-use prunelab_engine::infer::{EvalReport, ModelScore, Scorer};
+use prunelab_engine::infer::{EvalReport, ModelScore};
 use prunelab_engine::model::Conformer;
 use prunelab_engine::prune::{Pruned, ScoreKind, Selection, param_count, prunable_sparsity};
 use prunelab_engine::readback::block_on;
@@ -174,11 +174,7 @@ fn measure(
     speedup: f64,
 ) -> Result<Value, String> {
     let config = &source.state.config;
-    let scorer = Scorer {
-        config: &config.model,
-        stats: &source.state.stats,
-        max_batch_frames: config.max_batch_frames,
-    };
+    let scorer = config.scorer(&source.state.stats);
     let decoders = [decoder, &Decoder::Greedy];
     let score = |split: &[Utterance]| -> Result<(ModelScore, [EvalReport; 2]), String> {
         let mut scored = match scored {

@@ -8,7 +8,7 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::gates::{AdaptiveDropoutConfig, GateConfig, HardConcreteConfig, Method, SiteKind};
 use prunelab_engine::model::Preset;
 use prunelab_engine::optim::OptimConfig;
-use prunelab_engine::prune::{CutSource, PlanError, Selection};
+use prunelab_engine::prune::{CutSource, Selection};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::text::CharTokenizer;
 use prunelab_engine::train::{DistillConfig, TrainConfig};
@@ -288,14 +288,11 @@ fn check_magnitude_budget(config: &TrainConfig) -> Result<(), String> {
     let fresh = config.model.init(&Device::flex());
     let source =
         block_on(CutSource::new(fresh, config.model.clone(), None, &config.prune, true)).map_err(|e| e.to_string())?;
-    let dense = source.dense_params();
-    let cannot = |e: PlanError| format!("--budget: cannot cut to {target}: {e}");
-    let kept = source.budget_for(target).map_err(cannot)?;
-    if kept >= dense {
-        return Err(format!(
-            "--budget {target} keeps at least the model's {dense} parameters: nothing to prune"
-        ));
-    }
-    source.cut(Selection::Budget(kept)).map_err(cannot)?;
-    Ok(())
+    // Planned, not cut: the plan refuses a budget the model's size or its gated units cannot
+    // meet, and the surgery would only copy weights a fresh model does not need.
+    source
+        .budget_for(target)
+        .and_then(|kept| source.plan(Selection::Budget(kept)))
+        .map(drop)
+        .map_err(|e| format!("--budget: cannot cut to {target}: {e}"))
 }
