@@ -13,6 +13,7 @@ use crate::views::{
     ComparePanel, Controls, CorpusStore, Curves, EmbedPlay, Heatmaps, Listen, OpenRun, Status, TradeOffPanel,
     open_first,
 };
+use prunelab_engine::kernels::{OpsPath, set_ops_path};
 use prunelab_lab_state::settings::{LabSettings, TRAINED_START};
 
 fn location_hash() -> String {
@@ -42,10 +43,19 @@ pub fn Page() -> impl IntoView {
     }
     let corpus: CorpusStore = StoredValue::new_local(None);
     Effect::new(move |_| lab.settings.with(write_hash));
+    // The page runs on one thread: the engine's per-thread choice of path is the page's.
+    Effect::new(move |_| {
+        set_ops_path(lab.settings.with(|s| s.ops));
+    });
     leptos::task::spawn_local(async move {
         let backend = init_backend().await;
+        let forced_reference = backend.is_webgpu && lab.settings.with_untracked(|s| s.ops) == OpsPath::Reference;
         lab.backend.set(Some(BackendInfo {
-            label: backend.label.clone(),
+            label: if forced_reference {
+                format!("{} · burn's composed operations (#ops=reference)", backend.label)
+            } else {
+                backend.label.clone()
+            },
             is_webgpu: backend.is_webgpu,
         }));
         let loaded = load_corpus(move |fraction, message| lab.phase.set(Phase::Loading { fraction, message })).await;

@@ -11,7 +11,6 @@ pub mod data;
 pub mod decode;
 pub mod gates;
 pub mod infer;
-#[cfg(feature = "wgpu")]
 pub mod kernels;
 pub mod limits;
 pub mod model;

@@ -6,13 +6,19 @@
 //! reference (at least 1). Both paths sum in f32 in different orders, so they differ by rounding.
 #![cfg(feature = "wgpu")]
 
-#[allow(dead_code)] // only its wgpu device is used here
+#[allow(dead_code)] // only its config and wgpu device are used here
 mod miniature;
 
 use miniature::wgpu_device;
+use prunelab_engine::burn::module::{Module, ModuleVisitor, Param};
+use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
-use prunelab_engine::kernels::{fused_layer_norm, runs_fused};
+use prunelab_engine::kernels::{
+    OpsPath, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused, with_ops_path,
+};
+use prunelab_engine::model::{BlockMasks, Conformer};
+use prunelab_engine::train::ctc_loss;
 
 /// `fused` against `reference`: their largest absolute difference relative to the reference's
 /// scale, checked against the tolerance of the module header.
@@ -87,4 +93,188 @@ fn fused_layer_norm_and_its_gradients_match_burns_composed_layer_norm() {
             worst.join(", ")
         );
     }
+}
+
+#[test]
+fn fused_swish_gate_and_its_gradients_match_the_composed_swish_and_gate() {
+    let device = wgpu_device().autodiff();
+    // A `tiny` FFN's hidden layer with a gate per utterance and with one shared by the batch;
+    // odd sizes; one frame.
+    for ([batch, frames, units], gate_batches) in
+        [([8, 250, 576], 8), ([8, 250, 576], 1), ([3, 7, 33], 3), ([1, 1, 5], 1)]
+    {
+        let pre = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 3.0), &device);
+        let bias = Tensor::<1>::random([units], Distribution::Normal(0.0, 1.0), &device);
+        let gate = Tensor::<3>::random([gate_batches, 1, units], Distribution::Uniform(0.0, 1.0), &device);
+        let upstream = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 1.0), &device);
+        let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
+        let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
+        let fused = fused_swish_gate(fp.clone(), fb.clone(), fg.clone());
+        let reference = prunelab_engine::burn::tensor::activation::silu(rp.clone() + rb.clone().reshape([1, 1, units]))
+            * rg.clone();
+        let shape = format!("[{batch}, {frames}, {units}], gate [{gate_batches}, 1, {units}]");
+        let mut worst = vec![assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        )];
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let reference_grads = (reference * upstream).sum().backward();
+        worst.push(assert_close(
+            &format!("{shape} dpre"),
+            fp.grad(&fused_grads).unwrap(),
+            rp.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dbias"),
+            fb.grad(&fused_grads).unwrap(),
+            rb.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dgate"),
+            fg.grad(&fused_grads).unwrap(),
+            rg.grad(&reference_grads).unwrap(),
+        ));
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, dpre, dbias, dgate) {}",
+            worst.join(", ")
+        );
+    }
+}
+
+#[test]
+fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
+    let device = wgpu_device().autodiff();
+    // A `tiny` conv module's GLU (c = 144) with a gate per utterance and one shared; odd sizes.
+    for ([batch, frames, channels], gate_batches) in [
+        ([8_usize, 250_usize, 144_usize], 8_usize),
+        ([8, 250, 144], 1),
+        ([3, 7, 33], 3),
+        ([1, 1, 5], 1),
+    ] {
+        let pre = Tensor::<3>::random([batch, frames, 2 * channels], Distribution::Normal(0.0, 3.0), &device);
+        let bias = Tensor::<1>::random([2 * channels], Distribution::Normal(0.0, 1.0), &device);
+        let gate = Tensor::<3>::random([gate_batches, 1, channels], Distribution::Uniform(0.0, 1.0), &device);
+        let upstream = Tensor::<3>::random([batch, frames, channels], Distribution::Normal(0.0, 1.0), &device);
+        // Utterance i has frames − 2i real frames (at least one): padding on all but the first.
+        let lengths: Vec<usize> = (0..batch).map(|i| frames.saturating_sub(2 * i).max(1)).collect();
+        let padding = prunelab_engine::model::frame_mask(&lengths, frames, &device); // true on padding
+        let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
+        let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
+        let fused = fused_glu_gate(fp.clone(), fb.clone(), fg.clone(), padding.clone().bool_not().float());
+        let reference =
+            prunelab_engine::burn::tensor::activation::glu(rp.clone() + rb.clone().reshape([1, 1, 2 * channels]), 2)
+                * rg.clone();
+        let reference = reference.mask_fill(
+            padding.reshape([batch, frames, 1]).expand([batch, frames, channels]),
+            0.0,
+        );
+        let shape = format!("[{batch}, {frames}, 2·{channels}], gate [{gate_batches}, 1, {channels}]");
+        let mut worst = vec![assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        )];
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let reference_grads = (reference * upstream).sum().backward();
+        worst.push(assert_close(
+            &format!("{shape} dpre"),
+            fp.grad(&fused_grads).unwrap(),
+            rp.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dbias"),
+            fb.grad(&fused_grads).unwrap(),
+            rb.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dgate"),
+            fg.grad(&fused_grads).unwrap(),
+            rg.grad(&reference_grads).unwrap(),
+        ));
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, dpre, dbias, dgate) {}",
+            worst.join(", ")
+        );
+    }
+}
+
+/// Every trained parameter's gradient, in the model's order, flattened.
+fn parameter_gradients(model: &Conformer, grads: &GradientsParams) -> Vec<Tensor<1>> {
+    struct Collect<'a>(&'a GradientsParams, Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.0.get::<D>(param.id) {
+                let numel = grad.shape().num_elements();
+                self.1.push(grad.reshape([numel]));
+            }
+        }
+    }
+    let mut collect = Collect(grads, Vec::new());
+    model.visit(&mut collect);
+    collect.1
+}
+
+#[test]
+fn the_model_takes_the_fused_path_on_wgpu_and_matches_the_reference() {
+    let device = wgpu_device().autodiff();
+    let mut config = miniature::config().model;
+    config.dropout = 0.0; // the two passes must see the same function
+    let model: Conformer = config.init(&device);
+    // Padding (two lengths) and gates on the hidden units, the conv channels and one module.
+    let lengths = [120, 83];
+    let features = Tensor::<3>::random([2, 120, 80], Distribution::Normal(0.0, 1.0), &device);
+    let gate = |units: usize| {
+        Some(Tensor::<3>::random(
+            [2, 1, units],
+            Distribution::Uniform(0.0, 1.0),
+            &device,
+        ))
+    };
+    let masks: Vec<BlockMasks> = (0..config.num_blocks)
+        .map(|_| BlockMasks {
+            ffn1: gate(config.d_ff),
+            conv: gate(config.d_model),
+            modules: [None, None, None, gate(1)],
+            ..Default::default()
+        })
+        .collect();
+    let targets = Tensor::<2, Int>::from_data([[3, 4, 5, 6], [7, 8, 9, 0]], &device);
+    let pass = |path| {
+        with_ops_path(path, || {
+            let x = leaf(&features);
+            let out = model.forward_gated(x.clone(), &lengths, &masks);
+            let loss = ctc_loss(out.logits.clone(), targets.clone(), &out.lengths, &[4, 3]);
+            let grads = loss.backward();
+            let dx = x.grad(&grads).unwrap();
+            let params = parameter_gradients(&model, &GradientsParams::from_grads(grads, &model));
+            (out.logits, dx, params)
+        })
+    };
+    let (fused_logits, fused_dx, fused_params) = pass(OpsPath::Fused);
+    let (reference_logits, reference_dx, reference_params) = pass(OpsPath::Reference);
+    // Bitwise equal logits would mean the fused kernels never ran.
+    let bits = |t: &Tensor<3>| -> Vec<f32> { t.clone().try_into_vec_as().unwrap() };
+    assert_ne!(
+        bits(&fused_logits),
+        bits(&reference_logits),
+        "the fused path gave the reference's exact bits: did it run?"
+    );
+    let mut worst = vec![
+        assert_close("logits", fused_logits, reference_logits),
+        assert_close("the features' gradient", fused_dx, reference_dx),
+    ];
+    assert_eq!(fused_params.len(), reference_params.len());
+    for (i, (fused, reference)) in fused_params.into_iter().zip(reference_params).enumerate() {
+        worst.push(assert_close(&format!("parameter {i}'s gradient"), fused, reference));
+    }
+    eprintln!(
+        "model (2 blocks, d 32, padded, gated): largest differences relative to scale: logits {:.2e}, dx {:.2e}, parameter gradients up to {:.2e} over {} tensors",
+        worst[0],
+        worst[1],
+        worst[2..].iter().fold(0.0_f32, |m, w| m.max(*w)),
+        worst.len() - 2
+    );
 }

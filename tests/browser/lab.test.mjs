@@ -113,9 +113,11 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   phase('2 training steps');
   figures.webgpu_rate_label = await page.textContent('#rate');
   figures.webgpu_per_step = await page.evaluate(() => __webgpuCounter.perStep());
-  // 3,861 dispatches a step with burn's per-tensor optimiser, 2,763 with the flat one
-  // (docs/results.md, issue 15): a step that needs more has brought a per-tensor loop back.
-  assert.ok(figures.webgpu_per_step.dispatches <= 2_800, `a training step made ${figures.webgpu_per_step.dispatches} compute dispatches`);
+  // 3,861 dispatches a step with burn's per-tensor optimiser, 2,763–2,796 with the flat one
+  // (issue 15), 1,821 with the fused LayerNorm, Swish and GLU (issue 32; `#ops=reference` still
+  // makes 2,778): a step that needs more than 2,000 has lost a fused operation or brought a
+  // per-tensor loop back (docs/results.md).
+  assert.ok(figures.webgpu_per_step.dispatches <= 2_000, `a training step made ${figures.webgpu_per_step.dispatches} compute dispatches`);
   await page.click('#play');
   await waitForIdle(page);
   await page.screenshot({ path: join(artefacts, 'lab-webgpu-trained.png'), fullPage: true });

@@ -13,6 +13,7 @@ mod reports;
 mod run;
 
 use clap::{Parser, Subcommand};
+use prunelab_engine::kernels::{OpsPath, set_ops_path};
 
 use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, slim, sweep, train, wer};
 
@@ -28,6 +29,11 @@ struct Cli {
     /// No progress bars (they are drawn only on a terminal in any case).
     #[arg(long, global = true)]
     quiet: bool,
+    /// How the model's operations run on wgpu: `fused` (kernels with hand-written backward
+    /// passes) or `reference` (burn's composed operations, differentiated by burn). The CPU
+    /// backend always runs the reference.
+    #[arg(long, global = true, default_value_t = OpsPath::Fused)]
+    ops: OpsPath,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +74,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
+    set_ops_path(cli.ops);
     let result = match cli.command {
         Command::Train(args) => train::run(args, train_arguments()),
         Command::Eval(args) => eval::run(args),

@@ -4,6 +4,7 @@
 use prunelab_engine::audio::FbankConfig;
 use prunelab_engine::data::ShapeBuckets;
 use prunelab_engine::gates::{self, GateConfig, Method};
+use prunelab_engine::kernels::OpsPath;
 use prunelab_engine::limits::Limit;
 use prunelab_engine::model::Preset;
 use prunelab_engine::optim::OptimConfig;
@@ -103,6 +104,9 @@ pub struct LabSettings {
     /// the usual page). Each runs with these settings, its own method and the slider where
     /// that method's knob rests ([`LabSettings::for_method`]).
     pub compare: Vec<Method>,
+    /// How the model's operations run on WebGPU: the fused kernels (the default) or burn's
+    /// composed operations (`#ops=reference`), to compare the two paths in the page.
+    pub ops: OpsPath,
 }
 
 impl Default for LabSettings {
@@ -125,6 +129,7 @@ impl Default for LabSettings {
             timed_pairs: TIMED_PAIRS.1,
             embed: false,
             compare: Vec::new(),
+            ops: OpsPath::default(),
         }
     }
 }
@@ -209,6 +214,7 @@ impl LabSettings {
             }
             "embed" => self.embed = matches!(value, "1" | "true" | ""),
             "compare" => self.compare = parse_methods(value)?,
+            "ops" => self.ops = value.parse()?,
             _ => {}
         }
         Ok(())
@@ -245,6 +251,9 @@ impl LabSettings {
         if !self.compare.is_empty() {
             let names: Vec<&str> = self.compare.iter().map(|m| m.name()).collect();
             hash.push_str(&format!("&compare={}", names.join(",")));
+        }
+        if self.ops != OpsPath::default() {
+            hash.push_str(&format!("&ops={}", self.ops));
         }
         hash
     }
@@ -353,6 +362,7 @@ mod tests {
             timed_pairs: 1,
             embed: true,
             compare: vec![Method::Magnitude, Method::None],
+            ops: OpsPath::Reference,
         };
         let (back, problems) = LabSettings::from_hash(&format!("#{}", settings.to_hash()));
         assert!(problems.is_empty(), "{problems:?}");
@@ -362,7 +372,7 @@ mod tests {
     #[test]
     fn bad_values_keep_defaults_and_are_reported() {
         let (settings, problems) = LabSettings::from_hash(
-            "threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49&snapshot=0&pairs=10",
+            "threshold=1.7&method=dropout&seed=x&lr=0.01&start=pretrained&dev=49&snapshot=0&pairs=10&ops=fast",
         );
         assert_eq!(settings.threshold, LabSettings::default().threshold);
         assert_eq!(settings.method, LabSettings::default().method);
@@ -371,7 +381,8 @@ mod tests {
         assert_eq!(settings.dev_utterances, 48);
         assert_eq!(settings.snapshot_every, SNAPSHOT_EVERY);
         assert_eq!(settings.timed_pairs, TIMED_PAIRS.1);
-        assert_eq!(problems.len(), 7, "{problems:?}");
+        assert_eq!(settings.ops, OpsPath::Fused);
+        assert_eq!(problems.len(), 8, "{problems:?}");
         assert!(problems[3].contains("start=pretrained"), "{problems:?}");
         assert!(
             problems[4].contains("dev=49: dev utterances must be from 1 to 48"),

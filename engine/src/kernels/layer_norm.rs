@@ -9,15 +9,12 @@
 //! - dγ = Σ_rows dy·x̂, dβ = Σ_rows dy.
 
 use burn::backend::cubecl::dtype_to_storage_type;
-use burn::backend::tensor::FloatTensor;
 use burn::backend::{Shape, TensorMetadata};
-use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::{calculate_cube_count_elemwise, prelude::*};
+use cubecl::prelude::*;
 
-use super::ops::FusedOps;
+use super::launch::{empty_like, launch_shape};
 
 /// The mean of row `start..start + width` of `input`.
 #[cube]
@@ -140,88 +137,72 @@ fn rows_and_width(shape: &Shape) -> (usize, usize) {
     (shape.num_elements() / width.max(1), width)
 }
 
-/// A contiguous tensor of `shape` like `like`, for a kernel to write.
-fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
-    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+/// LayerNorm of `input`'s rows.
+pub(super) fn forward(input: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> CubeTensor {
+    let (input, gamma, beta) = (into_contiguous(input), into_contiguous(gamma), into_contiguous(beta));
+    let (rows, width) = rows_and_width(&input.shape());
+    let output = empty_like(&input, input.shape());
+    let (count, dim) = launch_shape(&input, rows);
+    let dtype = dtype_to_storage_type(input.dtype);
+    let client = input.client.clone();
+    forward_kernel::launch(
+        &client,
+        count,
+        dim,
+        input.into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        beta.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        rows as u32,
+        width as u32,
+        epsilon,
+        dtype,
+    );
+    output
 }
 
-/// One unit per item, in as many cubes as the runtime wants.
-fn launch_shape(tensor: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
-    let cube_dim = CubeDim::new(&tensor.client, units);
-    (calculate_cube_count_elemwise(&tensor.client, units, cube_dim), cube_dim)
-}
-
-impl FusedOps for CubeBackend {
-    fn fused_layer_norm(
-        input: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f32,
-    ) -> FloatTensor<Self> {
-        let (input, gamma, beta) = (into_contiguous(input), into_contiguous(gamma), into_contiguous(beta));
-        let (rows, width) = rows_and_width(&input.shape());
-        let output = empty_like(&input, input.shape());
-        let (count, dim) = launch_shape(&input, rows);
-        let dtype = dtype_to_storage_type(input.dtype);
-        let client = input.client.clone();
-        forward_kernel::launch(
-            &client,
-            count,
-            dim,
-            input.into_tensor_arg(),
-            gamma.into_tensor_arg(),
-            beta.into_tensor_arg(),
-            output.clone().into_tensor_arg(),
-            rows as u32,
-            width as u32,
-            epsilon,
-            dtype,
-        );
-        output
-    }
-
-    fn fused_layer_norm_backward(
-        grad: FloatTensor<Self>,
-        input: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        epsilon: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
-        let (rows, width) = rows_and_width(&input.shape());
-        let grad_input = empty_like(&input, input.shape());
-        let statistics = empty_like(&input, Shape::new([rows, 2]));
-        let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
-        let dtype = dtype_to_storage_type(input.dtype);
-        let client = input.client.clone();
-        let (count, dim) = launch_shape(&input, rows);
-        backward_input_kernel::launch(
-            &client,
-            count,
-            dim,
-            grad.clone().into_tensor_arg(),
-            input.clone().into_tensor_arg(),
-            gamma.into_tensor_arg(),
-            grad_input.clone().into_tensor_arg(),
-            statistics.clone().into_tensor_arg(),
-            rows as u32,
-            width as u32,
-            epsilon,
-            dtype,
-        );
-        let (count, dim) = launch_shape(&input, width);
-        backward_params_kernel::launch(
-            &client,
-            count,
-            dim,
-            grad.into_tensor_arg(),
-            input.into_tensor_arg(),
-            statistics.into_tensor_arg(),
-            grad_gamma.clone().into_tensor_arg(),
-            grad_beta.clone().into_tensor_arg(),
-            rows as u32,
-            width as u32,
-            dtype,
-        );
-        (grad_input, grad_gamma, grad_beta)
-    }
+/// The gradients of the input, γ and β from the output's.
+pub(super) fn backward(
+    grad: CubeTensor,
+    input: CubeTensor,
+    gamma: CubeTensor,
+    epsilon: f32,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
+    let (rows, width) = rows_and_width(&input.shape());
+    let grad_input = empty_like(&input, input.shape());
+    let statistics = empty_like(&input, Shape::new([rows, 2]));
+    let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
+    let dtype = dtype_to_storage_type(input.dtype);
+    let client = input.client.clone();
+    let (count, dim) = launch_shape(&input, rows);
+    backward_input_kernel::launch(
+        &client,
+        count,
+        dim,
+        grad.clone().into_tensor_arg(),
+        input.clone().into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        grad_input.clone().into_tensor_arg(),
+        statistics.clone().into_tensor_arg(),
+        rows as u32,
+        width as u32,
+        epsilon,
+        dtype,
+    );
+    let (count, dim) = launch_shape(&input, width);
+    backward_params_kernel::launch(
+        &client,
+        count,
+        dim,
+        grad.into_tensor_arg(),
+        input.into_tensor_arg(),
+        statistics.into_tensor_arg(),
+        grad_gamma.clone().into_tensor_arg(),
+        grad_beta.clone().into_tensor_arg(),
+        rows as u32,
+        width as u32,
+        dtype,
+    );
+    (grad_input, grad_gamma, grad_beta)
 }

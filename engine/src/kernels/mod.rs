@@ -1,19 +1,63 @@
 //! Fused operations with hand-written backward passes: the training step's second path (see
 //! `docs/architecture.md`, "Two ways to run one step"). On a cube backend (wgpu natively and in
 //! the browser) each operation is a few `cubecl` kernels and its backward is written by hand;
-//! everywhere else, and whenever the reference is asked for, the same function is composed from
-//! burn's operations and differentiated by burn's autodiff. Parity tests compare the two on
-//! random, padded and odd shapes (`engine/tests/fused_ops.rs`).
+//! everywhere else, and whenever the reference is asked for ([`OpsPath::Reference`]), the same
+//! function is composed from burn's operations and differentiated by burn's autodiff. Parity
+//! tests compare the two on random, padded and odd shapes (`engine/tests/fused_ops.rs`).
 //!
-//! The operations reach burn through a backend extension (`ops.rs`): one trait, implemented for
-//! the cube backend (the kernels), for autodiff (the backward passes) and, in the browser, for
-//! burn's fusion backend (which queues them like any other operation).
+//! The operations reach burn through a backend extension (`ops.rs`, with the `wgpu` feature):
+//! one trait, implemented for the cube backend (the kernels), for autodiff (the backward passes)
+//! and, in the browser, for burn's fusion backend (which queues them like any other operation).
+//! `path.rs` says which way a thread runs them.
 //!
-//! So far: LayerNorm (`layer_norm.rs`). Not yet used by the model's forward pass.
+//! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`),
+//! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
+//! module's bias, GLU, gate and padding (`glu_gate.rs`). `cube.rs` launches
+//! them for the cube backend; `launch.rs` holds what every launch needs.
 //!
 //! Floor 0: uses burn and cubecl only.
 
+#[cfg(feature = "wgpu")]
+mod activation;
+#[cfg(feature = "wgpu")]
+mod cube;
+#[cfg(feature = "wgpu")]
+mod glu_gate;
+#[cfg(feature = "wgpu")]
+mod launch;
+#[cfg(feature = "wgpu")]
 mod layer_norm;
+#[cfg(feature = "wgpu")]
 mod ops;
+mod path;
+#[cfg(feature = "wgpu")]
+mod swish_gate;
 
-pub use ops::{fused_layer_norm, runs_fused};
+#[cfg(feature = "wgpu")]
+pub use ops::{fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused};
+pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
+
+/// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
+/// every device, so the model never calls the functions below.
+#[cfg(not(feature = "wgpu"))]
+mod absent {
+    use burn::prelude::*;
+
+    pub fn runs_fused(_device: &Device) -> bool {
+        false
+    }
+
+    pub fn fused_layer_norm<const D: usize>(_: Tensor<D>, _: Tensor<1>, _: Tensor<1>, _: f32) -> Tensor<D> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_glu_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: Tensor<2>) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+}
+#[cfg(not(feature = "wgpu"))]
+pub use absent::{fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused};

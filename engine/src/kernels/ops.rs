@@ -32,6 +32,109 @@ pub trait FusedOps: Backend {
         gamma: FloatTensor<Self>,
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// The feed-forward module's hidden layer after its matrix product: `swish(pre + bias) · gate`,
+    /// with `pre` `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`.
+    #[fusion(dtype = pre, shape = pre)]
+    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_swish_gate`] with respect to `pre`, `bias` and `gate`.
+    #[fusion(meta = |_grad, pre, bias, gate| (pre.clone(), bias.clone(), gate.clone()))]
+    fn fused_swish_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The convolution module's gated linear unit after its first matrix product:
+    /// `(a + b_a) · σ(g + b_g) · gate · keep`, with `pre` `[batch, frames, 2c]` (`a` then `g`),
+    /// `bias` `[2c]`, `gate` `[batch or 1, 1, c]` and `keep` `[batch, frames]` (0 on padding).
+    #[fusion(meta = |pre, _bias, _gate, _keep| {
+        let mut shape = pre.shape.clone();
+        let last = shape.num_dims() - 1;
+        shape[last] /= 2;
+        burn::backend::fusion::custom::TensorSpec::new(shape, pre.dtype)
+    })]
+    fn fused_glu_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_glu_gate`] with respect to `pre`, `bias` and `gate`
+    /// (`keep` is a constant).
+    #[fusion(meta = |_grad, pre, bias, gate, _keep| (pre.clone(), bias.clone(), gate.clone()))]
+    fn fused_glu_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// The gradients a fused operation's backward pass gives its `N` inputs, in their order
+/// (`None` for an input that is a constant, such as a padding mask).
+type InputGrads<B, const N: usize> = [Option<FloatTensor<B>>; N];
+
+/// The backward pass of a fused operation with `N` inputs: the inputs it saved (checkpointed in
+/// the forward pass) and a scalar go to the inner backend's backward method, whose gradients
+/// are registered on the inputs that track theirs.
+#[derive(Debug)]
+struct FusedBackward<B: Backend, const N: usize> {
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+}
+
+impl<B: Backend, const N: usize> Backward<B, N> for FusedBackward<B, N> {
+    /// The saved inputs and the scalar.
+    type State = (Vec<NodeId>, f32);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (saved, scalar) = ops.state;
+        let saved = saved
+            .into_iter()
+            .map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id))
+            .collect();
+        let grad = grads.consume::<B>(&ops.node);
+        for (parent, grad) in ops.parents.into_iter().zip((self.backward)(grad, saved, scalar)) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Runs `forward` on the inner backend and, where any input is tracked, registers `backward`
+/// with the inputs at `saved` (their positions in `inputs`) checkpointed for it.
+fn fused_op<B: FusedOps, C: CheckpointStrategy, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    saved: &[usize],
+    scalar: f32,
+    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let nodes = std::array::from_fn(|i| inputs[i].node());
+    let op = FusedBackward { backward };
+    match op.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let ids = saved.iter().map(|&i| prep.checkpoint(&inputs[i])).collect();
+            prep.finish((ids, scalar), forward(inputs.map(|t| t.into_primitive())))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_primitive()))),
+    }
+}
+
+/// The saved inputs as an array of `M` (as many as the operation saved).
+fn saved_inputs<T, const M: usize>(saved: Vec<T>) -> [T; M] {
+    saved
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a fused operation's backward gets what its forward saved"))
+}
+
+/// Three gradients, all of inputs that can track one.
+fn all_three<T>((a, b, c): (T, T, T)) -> [Option<T>; 3] {
+    [Some(a), Some(b), Some(c)]
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
@@ -41,75 +144,113 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         beta: FloatTensor<Self>,
         epsilon: f32,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct LayerNormBackward;
-
-        impl<B: FusedOps> Backward<B, 3> for LayerNormBackward {
-            /// The input and γ (the statistics are recomputed: a row is one pass over memory
-            /// that the backward kernel reads anyway), and ε.
-            type State = (NodeId, NodeId, f32);
-
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-                let (input, gamma, epsilon) = ops.state;
-                let input = checkpointer.retrieve_node_output(input);
-                let gamma = checkpointer.retrieve_node_output(gamma);
-                let grad = grads.consume::<B>(&ops.node);
-                let (grad_input, grad_gamma, grad_beta) = B::fused_layer_norm_backward(grad, input, gamma, epsilon);
-                let [input_node, gamma_node, beta_node] = ops.parents;
-                for (node, grad) in [
-                    (input_node, grad_input),
-                    (gamma_node, grad_gamma),
-                    (beta_node, grad_beta),
-                ] {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
-            }
-        }
-
-        match LayerNormBackward
-            .prepare::<C>([input.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&input), prep.checkpoint(&gamma), epsilon);
-                prep.finish(
-                    state,
-                    B::fused_layer_norm(
-                        input.into_primitive(),
-                        gamma.into_primitive(),
-                        beta.into_primitive(),
-                        epsilon,
-                    ),
-                )
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
-                input.into_primitive(),
-                gamma.into_primitive(),
-                beta.into_primitive(),
-                epsilon,
-            )),
-        }
+        // The backward pass recomputes the statistics from the input (a row is one pass over
+        // memory that the backward kernel reads anyway), so only the input and γ are saved.
+        fused_op::<B, C, 3>(
+            [input, gamma, beta],
+            &[0, 1],
+            epsilon,
+            |[input, gamma, beta]| B::fused_layer_norm(input, gamma, beta, epsilon),
+            |grad, saved, epsilon| {
+                let [input, gamma] = saved_inputs(saved);
+                all_three(B::fused_layer_norm_backward(grad, input, gamma, epsilon))
+            },
+        )
     }
 
-    /// Not differentiated itself (Prunelab takes no second-order gradients): computed on the
-    /// inner backend, its results untracked.
+    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
+        fused_op::<B, C, 3>(
+            [pre, bias, gate],
+            &[0, 1, 2],
+            0.0,
+            |[pre, bias, gate]| B::fused_swish_gate(pre, bias, gate),
+            |grad, saved, _| {
+                let [pre, bias, gate] = saved_inputs(saved);
+                all_three(B::fused_swish_gate_backward(grad, pre, bias, gate))
+            },
+        )
+    }
+
+    fn fused_glu_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, 4>(
+            [pre, bias, gate, keep],
+            &[0, 1, 2, 3],
+            0.0,
+            |[pre, bias, gate, keep]| B::fused_glu_gate(pre, bias, gate, keep),
+            |grad, saved, _| {
+                let [pre, bias, gate, keep] = saved_inputs(saved);
+                let [pre, bias, gate] = all_three(B::fused_glu_gate_backward(grad, pre, bias, gate, keep));
+                [pre, bias, gate, None]
+            },
+        )
+    }
+
+    // The backward methods are not differentiated themselves (Prunelab takes no second-order
+    // gradients): computed on the inner backend, their results untracked.
+
     fn fused_layer_norm_backward(
         grad: FloatTensor<Self>,
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (grad_input, grad_gamma, grad_beta) =
-            B::fused_layer_norm_backward(Self::inner(grad), Self::inner(input), Self::inner(gamma), epsilon);
-        (
-            Self::from_inner(grad_input),
-            Self::from_inner(grad_gamma),
-            Self::from_inner(grad_beta),
-        )
+        untracked::<B, C>(B::fused_layer_norm_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(gamma),
+            epsilon,
+        ))
     }
+
+    fn fused_swish_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_swish_gate_backward(
+            Self::inner(grad),
+            Self::inner(pre),
+            Self::inner(bias),
+            Self::inner(gate),
+        ))
+    }
+
+    fn fused_glu_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_glu_gate_backward(
+            Self::inner(grad),
+            Self::inner(pre),
+            Self::inner(bias),
+            Self::inner(gate),
+            Self::inner(keep),
+        ))
+    }
+}
+
+/// Three inner-backend tensors as autodiff tensors that track nothing.
+fn untracked<B: Backend, C: CheckpointStrategy>(
+    (a, b, c): (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>),
+) -> (
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+) {
+    (
+        Autodiff::<B, C>::from_inner(a),
+        Autodiff::<B, C>::from_inner(b),
+        Autodiff::<B, C>::from_inner(c),
+    )
 }
 
 /// Whether tensors on `device` run the fused operations (a cube backend: wgpu natively and in
@@ -133,5 +274,29 @@ pub fn fused_layer_norm<const D: usize>(
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
+    ))
+}
+
+/// `swish(pre + bias) · gate`, fused: one kernel forward, one backward. `pre` is
+/// `[batch, frames, units]` (a matrix product without its bias), `bias` `[units]`, `gate`
+/// `[batch or 1, 1, units]`. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_swish_gate(
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+    ))
+}
+
+/// The convolution module's `glu(pre + bias) · gate`, padded frames zeroed, fused: one kernel
+/// forward, one backward, no slices. `pre` is `[batch, frames, 2c]` (a matrix product without
+/// its bias), `bias` `[2c]`, `gate` `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real
+/// frames, 0 on padding). Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, keep: Tensor<2>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_glu_gate(
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        keep.into_dispatch(),
     ))
 }

@@ -9,12 +9,14 @@
 //! `1/sqrt(d/h)` of the unpruned model so a pruned head computes what the gated head did.
 
 use burn::module::Param;
-use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
+
 use burn::tensor::activation::softmax;
 
 use super::dropout::dropout;
 use super::head_layout::PaddedHeads;
+use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 
 #[derive(Config, Debug)]
@@ -77,7 +79,7 @@ impl RelPosSelfAttentionConfig {
         let (q_total, v_total): (usize, usize) = (query_widths.iter().sum(), value_widths.iter().sum());
         let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
         RelPosSelfAttention {
-            norm: LayerNormConfig::new(self.d_model).init(device),
+            norm: layer_norm_init(self.d_model, device),
             query: (q_total > 0).then(|| linear(self.d_model, q_total)),
             key: (q_total > 0).then(|| linear(self.d_model, q_total)),
             value: linear(self.d_model, v_total),
@@ -106,7 +108,7 @@ impl RelPosSelfAttention {
     /// - returns `[b, s, d]` (the residual is added by the block)
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: AttentionMasks) -> Tensor<3> {
         let [b, s, _] = x.dims();
-        let x = self.norm.forward(x);
+        let x = layer_norm(&self.norm, x);
         // Pruned heads of unequal widths run padded to their block's widest head (see
         // `head_layout`); unpruned heads are already in that layout.
         let device = x.device();

@@ -5,11 +5,13 @@
 //! bias), which the block keeps as a row of `removed_outputs` so the smaller model stays exact.
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::nn::LayerNorm;
 use burn::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 use super::attention::AttentionMasks;
+use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, param};
 use super::{
     ConvModule, ConvModuleConfig, FeedForward, FeedForwardConfig, RelPosSelfAttention, RelPosSelfAttentionConfig,
@@ -110,7 +112,7 @@ impl ConformerBlockConfig {
                     .init(device)
             }),
             ffn2: ffn(shape.ffn2_hidden),
-            norm: LayerNormConfig::new(self.d_model).init(device),
+            norm: layer_norm_init(self.d_model, device),
             removed_outputs: shape
                 .present()
                 .contains(&false)
@@ -177,7 +179,7 @@ impl ConformerBlock {
                 .mul_scalar(0.5)
         });
         let x = self.add(x, 3, out, m2);
-        self.norm.forward(x)
+        layer_norm(&self.norm, x)
     }
 
     /// Residual add of module `slot`'s output, or of its constant when the module is gone.

@@ -8,12 +8,16 @@
 use burn::module::RunningState;
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
+
 use burn::tensor::activation::{glu, silu};
+use burn::tensor::module::linear;
 
 use super::dropout::dropout;
+use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
+use crate::kernels;
 
 #[derive(Config, Debug)]
 pub struct ConvModuleConfig {
@@ -44,7 +48,7 @@ impl ConvModuleConfig {
             self.kernel_size
         );
         ConvModule {
-            norm: LayerNormConfig::new(self.d_model).init(device),
+            norm: layer_norm_init(self.d_model, device),
             pointwise_in: LinearConfig::new(self.d_model, 2 * self.channels).init(device),
             depthwise: Conv1dConfig::new(self.channels, self.channels, self.kernel_size)
                 .with_groups(self.channels)
@@ -79,18 +83,35 @@ impl ConvModule {
     /// - `channel_mask`: `[b or 1, 1, c]`, multiplies the depthwise input channels (the pruning gate)
     /// - returns `[b, s, d]` (the residual is added by the block)
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
-        let [b, s, _] = x.dims();
-        let x = glu(self.pointwise_in.forward(self.norm.forward(x)), 2); // [b, s, c]
-        let x = match channel_mask {
-            Some(mask) => x * mask,
-            None => x,
-        };
-        let c = x.dims()[2];
-        // Zero padded frames so the depthwise kernel cannot smear them into real ones.
-        let x = x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0);
+        let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
         let x = silu(self.batch_norm.forward(x)).swap_dims(1, 2); // [b, s, c]
         dropout(&self.dropout, self.pointwise_out.forward(x))
+    }
+
+    /// `glu(pointwise_in(x)) · mask` with padded frames zeroed, so that the depthwise kernel
+    /// cannot smear them into real ones: one fused operation after the matrix product where
+    /// this thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
+    /// otherwise.
+    fn gated_glu(&self, x: Tensor<3>, padding: Tensor<2, Bool>, mask: Option<Tensor<3>>) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let c = self.channels();
+        match &self.pointwise_in.bias {
+            Some(bias) if kernels::fuses_on(&x.device()) => {
+                let device = x.device();
+                let pre = linear(x, self.pointwise_in.weight.val(), None);
+                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, c], &device));
+                kernels::fused_glu_gate(pre, bias.val(), mask, padding.bool_not().float())
+            }
+            _ => {
+                let x = glu(self.pointwise_in.forward(x), 2);
+                let x = match mask {
+                    Some(mask) => x * mask,
+                    None => x,
+                };
+                x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0)
+            }
+        }
     }
 
     /// Channels `c`.

@@ -1,12 +1,16 @@
 //! The Conformer's macaron feed-forward module: LayerNorm → Linear(d→u) → Swish → Dropout →
 //! Linear(u→d) → Dropout. The block adds it back at half weight.
 
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
+
 use burn::tensor::activation::silu;
+use burn::tensor::module::linear;
 
 use super::dropout::dropout;
+use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
+use crate::kernels;
 
 #[derive(Config, Debug)]
 pub struct FeedForwardConfig {
@@ -29,7 +33,7 @@ impl FeedForwardConfig {
     pub fn init(&self, device: &Device) -> FeedForward {
         assert!(self.d_hidden > 0, "a feed-forward module needs hidden units");
         FeedForward {
-            norm: LayerNormConfig::new(self.d_model).init(device),
+            norm: layer_norm_init(self.d_model, device),
             expand: LinearConfig::new(self.d_model, self.d_hidden).init(device),
             contract: LinearConfig::new(self.d_hidden, self.d_model).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -49,13 +53,35 @@ impl FeedForward {
     /// learned dropout (adaptive dropout's samples): the standard dropout of the hidden layer is
     /// then skipped, so kept units are not dropped twice. Without a mask it changes nothing.
     pub fn forward_gated(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> Tensor<3> {
-        let hidden = silu(self.expand.forward(self.norm.forward(x))); // [b, s, u]
-        let hidden = match hidden_mask {
-            Some(mask) if mask_is_dropout => hidden * mask,
-            Some(mask) => dropout(&self.dropout, hidden * mask),
-            None => dropout(&self.dropout, hidden),
+        let replaces_dropout = mask_is_dropout && hidden_mask.is_some();
+        let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask); // [b, s, u]
+        let hidden = if replaces_dropout {
+            hidden
+        } else {
+            dropout(&self.dropout, hidden)
         };
         dropout(&self.dropout, self.contract.forward(hidden))
+    }
+
+    /// `swish(expand(x)) · mask`: one fused operation after the matrix product where this
+    /// thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
+    /// otherwise.
+    fn gated_hidden(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
+        match &self.expand.bias {
+            Some(bias) if kernels::fuses_on(&x.device()) => {
+                let device = x.device();
+                let pre = linear(x, self.expand.weight.val(), None);
+                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device));
+                kernels::fused_swish_gate(pre, bias.val(), mask)
+            }
+            _ => {
+                let hidden = silu(self.expand.forward(x));
+                match mask {
+                    Some(mask) => hidden * mask,
+                    None => hidden,
+                }
+            }
+        }
     }
 
     /// Hidden units `u`.
@@ -124,7 +150,7 @@ mod tests {
         let run = |f: &dyn Fn() -> Tensor<3>| -> Vec<f32> { with_dropout_stream(5, f).try_into_vec_as().unwrap() };
         // Only the output dropout draws from the stream when the mask replaces the hidden one.
         let expected = run(&|| {
-            let hidden = silu(ffn.expand.forward(ffn.norm.forward(x.clone()))) * mask.clone();
+            let hidden = silu(ffn.expand.forward(layer_norm(&ffn.norm, x.clone()))) * mask.clone();
             dropout(&ffn.dropout, ffn.contract.forward(hidden))
         });
         let replaced = run(&|| ffn.forward_gated(x.clone(), Some(mask.clone()), true));

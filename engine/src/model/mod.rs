@@ -16,6 +16,7 @@ mod dropout;
 mod feed_forward;
 mod fingerprint;
 mod head_layout;
+mod norm;
 mod padding;
 mod resize;
 mod subsampling;

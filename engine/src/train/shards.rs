@@ -22,6 +22,7 @@ use super::forward::{Readout, StepGradients, StepModules, StepPosition, forward_
 use crate::audio::FeatureStats;
 use crate::data::Utterance;
 use crate::gates::Gates;
+use crate::kernels;
 use crate::model::{Conformer, RunningStats, with_dropout_stream};
 use crate::readback::ReadBackError;
 use crate::rng::SplitMix64;
@@ -140,6 +141,8 @@ pub(super) fn sharded_step(
     let parts = split_batch(utterances, config.shards);
     let total = utterances.len() as f64;
     let replicas: Vec<Replica<'_>> = parts.iter().map(|_| Replica::of(modules, device)).collect();
+    // Each shard's thread runs the operations the way this one does.
+    let ops = kernels::ops_path();
     let outcomes: Vec<ShardOutcome> = std::thread::scope(|scope| {
         let running: Vec<_> = replicas
             .into_iter()
@@ -148,7 +151,9 @@ pub(super) fn sharded_step(
             .map(|(i, (replica, part))| {
                 let position = StepPosition { step, shard: Some(i) };
                 let weight = part.len() as f64 / total;
-                scope.spawn(move || replica.run(config, stats, device, position, part, weight))
+                scope.spawn(move || {
+                    kernels::with_ops_path(ops, || replica.run(config, stats, device, position, part, weight))
+                })
             })
             .collect();
         running

@@ -14,6 +14,7 @@ use prunelab_engine::burn::optim::{AdamWConfig, GradientsParams};
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::data::Utterance;
+use prunelab_engine::kernels::{OpsPath, ops_path, runs_fused, with_ops_path};
 use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::readback::block_on;
@@ -85,6 +86,10 @@ struct PresetBench {
     train_step_ms: f64,
     /// The same step with burn's per-tensor AdamW.
     train_step_per_tensor_ms: f64,
+    /// The flat step on burn's composed operations (`--ops reference`), timed in alternation
+    /// with the fused one, where the device has fused operations (`None` elsewhere: there the
+    /// two are the same step). `train_step_ms` is then the median of the fused half.
+    train_step_reference_ms: Option<f64>,
     /// Compute seconds per second of audio, single 10 s utterance, inference.
     inference_rtf: f64,
     /// Milliseconds per part of a training step (forward + backward), all blocks together.
@@ -154,6 +159,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             r.train_step_per_tensor_ms,
             r.train_step_per_tensor_ms / r.train_step_ms
         );
+        if let Some(reference) = r.train_step_reference_ms {
+            say!(
+                "    the same step on burn's composed operations (--ops reference): {reference:>9.1} ms ({:.2}× the fused step's time)",
+                reference / r.train_step_ms
+            );
+        }
         let (step_parts, other) = r.parts_ms.split_at(r.parts_ms.len() - 1);
         let total: f64 = step_parts.iter().map(|(_, ms)| ms).sum();
         for (part, ms) in step_parts {
@@ -187,6 +198,23 @@ fn median_ms(repeats: usize, device: &Device, mut run: impl FnMut()) -> f64 {
     median(&times).unwrap_or(f64::NAN)
 }
 
+/// Medians in milliseconds of `run(0)`, …, `run(N − 1)`, timed in turn within each repeat (so
+/// that drift in the machine's speed falls on all of them alike), after one warm-up round.
+fn alternating_medians_ms<const N: usize>(repeats: usize, device: &Device, mut run: impl FnMut(usize)) -> [f64; N] {
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(repeats));
+    for round in 0..=repeats.max(1) {
+        for (which, times) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            run(which);
+            let _ = device.sync(); // sync point: wait for queued device work
+            if round > 0 {
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    times.map(|t| median(&t).unwrap_or(f64::NAN))
+}
+
 fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBench {
     let vocab = CharTokenizer.vocab_size();
     let config = preset.config(80, vocab);
@@ -217,10 +245,19 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
     });
     drop(reference);
     let mut optim = FlatAdam::new(FlatAdamConfig::adamw(1e-4, None));
-    let train_step_ms = median_ms(r, device, || {
-        let grads = gradients(&model);
-        model = optim.step(1e-4, model.clone(), grads);
-    });
+    let mut flat_step = |path: OpsPath| {
+        with_ops_path(path, || {
+            let grads = gradients(&model);
+            model = optim.step(1e-4, model.clone(), grads);
+        })
+    };
+    let (train_step_ms, train_step_reference_ms) = if runs_fused(device) {
+        let paths = [OpsPath::Fused, OpsPath::Reference];
+        let [fused, reference] = alternating_medians_ms(r, device, |which| flat_step(paths[which]));
+        (fused, Some(reference))
+    } else {
+        (median_ms(r, device, || flat_step(ops_path())), None)
+    };
 
     let forward_backward_ms = median_ms(r, device, || {
         let out = model.forward(feats(), &lengths);
@@ -285,6 +322,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
         seconds_per_utterance: args.seconds,
         train_step_ms,
         train_step_per_tensor_ms,
+        train_step_reference_ms,
         inference_rtf: inference_ms / 1000.0 / 10.0,
         parts_ms,
         trainer_step_ms: trainer_steps(preset, args, device),

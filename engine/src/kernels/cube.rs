@@ -1,0 +1,59 @@
+//! The fused operations on burn's cube backend: each method launches its module's kernels.
+
+use burn::backend::tensor::FloatTensor;
+use burn_cubecl::CubeBackend;
+
+use super::ops::FusedOps;
+use super::{glu_gate, layer_norm, swish_gate};
+
+impl FusedOps for CubeBackend {
+    fn fused_layer_norm(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        layer_norm::forward(input, gamma, beta, epsilon)
+    }
+
+    fn fused_layer_norm_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        layer_norm::backward(grad, input, gamma, epsilon)
+    }
+
+    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
+        swish_gate::forward(pre, bias, gate)
+    }
+
+    fn fused_swish_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        swish_gate::backward(grad, pre, bias, gate)
+    }
+
+    fn fused_glu_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        glu_gate::forward(pre, bias, gate, keep)
+    }
+
+    fn fused_glu_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        glu_gate::backward(grad, pre, bias, gate, keep)
+    }
+}

@@ -1,0 +1,160 @@
+//! The feed-forward module's hidden layer after its matrix product, fused: the expansion's bias,
+//! Swish and the pruning gate, `y = swish(h + b) · m`, with `h` `[batch, frames, units]`, `b`
+//! `[units]` and `m` `[batch or 1, 1, units]`. Forward one element-wise kernel; backward one
+//! kernel in which a unit owns a column (a hidden unit) and walks its batches and frames, so the
+//! bias's and the gate's sums over frames come out of the same pass that writes `dh` (composed,
+//! each is a reduction kernel of its own after several element-wise ones).
+//!
+//! With z = h + b, σ = sigmoid(z), swish(z) = z·σ and swish′(z) = σ·(1 + z·(1 − σ)):
+//! - dh = dy · m · swish′(z), db = Σ_(batch, frames) dh,
+//! - dm = Σ_frames dy · swish(z) (summed over the batch too when `m` is shared by the batch).
+
+use burn::backend::TensorMetadata;
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::activation::sigmoid;
+use super::launch::{empty_like, launch_shape};
+
+#[cube(launch)]
+fn forward_kernel<F: Float>(
+    pre: &Tensor<F>,
+    bias: &Tensor<F>,
+    gate: &Tensor<F>,
+    output: &mut Tensor<F>,
+    elements: u32,
+    units: u32,
+    frames: u32,
+    gate_batch_stride: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let at = ABSOLUTE_POS as usize;
+    if at >= elements as usize {
+        terminate!();
+    }
+    let units = units as usize;
+    let unit = at % units;
+    let batch = at / (units * frames as usize);
+    let z = pre[at] + bias[unit];
+    output[at] = z * sigmoid::<F>(z) * gate[batch * gate_batch_stride as usize + unit];
+}
+
+/// One unit per hidden unit (column): dh for every batch and frame, db, and dm per batch (or
+/// summed over the batch when the gate is shared, `gate_batch_stride` 0).
+#[cube(launch)]
+fn backward_kernel<F: Float>(
+    grad: &Tensor<F>,
+    pre: &Tensor<F>,
+    bias: &Tensor<F>,
+    gate: &Tensor<F>,
+    grad_pre: &mut Tensor<F>,
+    grad_bias: &mut Tensor<F>,
+    grad_gate: &mut Tensor<F>,
+    batches: u32,
+    frames: u32,
+    units: u32,
+    gate_batch_stride: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS as usize;
+    if unit >= units as usize {
+        terminate!();
+    }
+    let (frames, units, stride) = (frames as usize, units as usize, gate_batch_stride as usize);
+    let b = bias[unit];
+    let mut sum_bias = F::new(0.0);
+    let mut sum_gate = F::new(0.0);
+    for batch in 0..batches as usize {
+        let m = gate[batch * stride + unit];
+        let mut sum_gate_batch = F::new(0.0);
+        for frame in 0..frames {
+            let at = (batch * frames + frame) * units + unit;
+            let z = pre[at] + b;
+            let s = sigmoid::<F>(z);
+            let dy = grad[at];
+            let dh = dy * m * s * (F::new(1.0) + z * (F::new(1.0) - s));
+            grad_pre[at] = dh;
+            sum_bias += dh;
+            sum_gate_batch += dy * z * s;
+        }
+        if stride != 0 {
+            grad_gate[batch * units + unit] = sum_gate_batch;
+        }
+        sum_gate += sum_gate_batch;
+    }
+    grad_bias[unit] = sum_bias;
+    if stride == 0 {
+        grad_gate[unit] = sum_gate;
+    }
+}
+
+/// `[batch, frames, units]` of the pre-activation, and the gate's batch stride (0: shared).
+fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
+    let [batches, frames, units] = pre.shape().dims::<3>();
+    let shared = gate.shape()[0] == 1;
+    ([batches, frames, units], if shared { 0 } else { units })
+}
+
+/// `swish(pre + bias) · gate`.
+pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor) -> CubeTensor {
+    let (pre, bias, gate) = (into_contiguous(pre), into_contiguous(bias), into_contiguous(gate));
+    let ([_, frames, units], stride) = layout(&pre, &gate);
+    let elements = pre.shape().num_elements();
+    let output = empty_like(&pre, pre.shape());
+    let (count, dim) = launch_shape(&pre, elements);
+    let dtype = dtype_to_storage_type(pre.dtype);
+    let client = pre.client.clone();
+    forward_kernel::launch(
+        &client,
+        count,
+        dim,
+        pre.into_tensor_arg(),
+        bias.into_tensor_arg(),
+        gate.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        elements as u32,
+        units as u32,
+        frames as u32,
+        stride as u32,
+        dtype,
+    );
+    output
+}
+
+/// The gradients of `pre`, `bias` and `gate` from the output's.
+pub(super) fn backward(
+    grad: CubeTensor,
+    pre: CubeTensor,
+    bias: CubeTensor,
+    gate: CubeTensor,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
+    let (bias, gate) = (into_contiguous(bias), into_contiguous(gate));
+    let ([batches, frames, units], stride) = layout(&pre, &gate);
+    let grad_pre = empty_like(&pre, pre.shape());
+    let grad_bias = empty_like(&bias, bias.shape());
+    let grad_gate = empty_like(&gate, gate.shape());
+    let (count, dim) = launch_shape(&pre, units);
+    let dtype = dtype_to_storage_type(pre.dtype);
+    let client = pre.client.clone();
+    backward_kernel::launch(
+        &client,
+        count,
+        dim,
+        grad.into_tensor_arg(),
+        pre.into_tensor_arg(),
+        bias.into_tensor_arg(),
+        gate.into_tensor_arg(),
+        grad_pre.clone().into_tensor_arg(),
+        grad_bias.clone().into_tensor_arg(),
+        grad_gate.clone().into_tensor_arg(),
+        batches as u32,
+        frames as u32,
+        units as u32,
+        stride as u32,
+        dtype,
+    );
+    (grad_pre, grad_bias, grad_gate)
+}
