@@ -15,7 +15,8 @@ use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::kernels::{
-    OpsPath, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused, with_ops_path,
+    OpsPath, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate,
+    runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::train::ctc_loss;
@@ -196,6 +197,57 @@ fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
         let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
         eprintln!(
             "{shape}: largest differences relative to scale (output, dpre, dbias, dgate) {}",
+            worst.join(", ")
+        );
+    }
+}
+
+#[test]
+fn fused_batch_norm_swish_and_its_gradients_match_burns_batch_norm_and_swish() {
+    let device = wgpu_device().autodiff();
+    // A `tiny` conv module's depthwise output [b, c, s]; odd sizes; one value per channel.
+    for [batch, channels, frames] in [[8_usize, 144, 250], [3, 33, 7], [1, 5, 1]] {
+        let x = Tensor::<3>::random([batch, channels, frames], Distribution::Normal(0.5, 2.0), &device);
+        let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.3), &device);
+        let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.3), &device);
+        let upstream = Tensor::<3>::random([batch, channels, frames], Distribution::Normal(0.0, 1.0), &device);
+        let (fx, fg, fb) = (leaf(&x), leaf(&gamma), leaf(&beta));
+        let (rx, rg, rb) = (leaf(&x), leaf(&gamma), leaf(&beta));
+        let (mean, variance) = fused_channel_moments(fx.clone());
+        let fused = fused_batch_norm_swish(fx.clone(), fg.clone(), fb.clone(), mean.clone(), variance.clone(), 1e-5);
+        let reference =
+            prunelab_engine::burn::tensor::module::batch_norm_train(rx.clone(), rg.clone(), rb.clone(), 1e-5);
+        let shape = format!("[{batch}, {channels}, {frames}]");
+        let mut worst = vec![
+            assert_close(&format!("{shape} mean"), mean, reference.mean.clone()),
+            assert_close(&format!("{shape} variance"), variance, reference.variance.clone()),
+        ];
+        let reference = prunelab_engine::burn::tensor::activation::silu(reference.output);
+        worst.push(assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        ));
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let reference_grads = (reference * upstream).sum().backward();
+        worst.push(assert_close(
+            &format!("{shape} dx"),
+            fx.grad(&fused_grads).unwrap(),
+            rx.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dγ"),
+            fg.grad(&fused_grads).unwrap(),
+            rg.grad(&reference_grads).unwrap(),
+        ));
+        worst.push(assert_close(
+            &format!("{shape} dβ"),
+            fb.grad(&fused_grads).unwrap(),
+            rb.grad(&reference_grads).unwrap(),
+        ));
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (mean, variance, output, dx, dγ, dβ) {}",
             worst.join(", ")
         );
     }

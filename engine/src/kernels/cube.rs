@@ -4,7 +4,7 @@ use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
 use super::ops::FusedOps;
-use super::{glu_gate, layer_norm, swish_gate};
+use super::{batch_norm_swish, glu_gate, layer_norm, swish_gate};
 
 impl FusedOps for CubeBackend {
     fn fused_layer_norm(
@@ -55,5 +55,32 @@ impl FusedOps for CubeBackend {
         keep: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         glu_gate::backward(grad, pre, bias, gate, keep)
+    }
+
+    fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        batch_norm_swish::moments(input)
+    }
+
+    fn fused_batch_norm_swish(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        batch_norm_swish::forward(input, gamma, beta, mean, variance, epsilon)
+    }
+
+    fn fused_batch_norm_swish_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        batch_norm_swish::backward(grad, input, gamma, beta, mean, variance, epsilon)
     }
 }

@@ -3,8 +3,10 @@
 //! `y = (a + b_a) · σ(g + b_g) · m · keep`, where `pre` `[batch, frames, 2c]` holds `a` in its
 //! first `c` channels and `g` in the rest, `bias` is `[2c]`, `m` `[batch or 1, 1, c]` and `keep`
 //! `[batch, frames]` is 1 on real frames and 0 on padding. Forward one element-wise kernel (no
-//! slices of `pre`); backward one kernel in which a unit owns a channel and walks its batches
-//! and frames, writing both halves' gradients and summing the biases' and the gate's.
+//! slices of `pre`); backward two: one in which a unit owns a channel and walks its batches and
+//! frames, writing both halves' gradients and summing the gate's, then the biases' gradient as
+//! the column sums of `pre`'s (one kernel holding both would bind 8 buffers, over the limit in
+//! `column_sums.rs`).
 //!
 //! With A = a + b_a, s = σ(g + b_g) and e = dy · m · keep:
 //! - da = e · s, dg = e · A · s · (1 − s), db_a = Σ da, db_g = Σ dg (over batches and frames),
@@ -17,6 +19,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
+use super::column_sums::column_sums;
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -45,8 +48,8 @@ fn forward_kernel<F: Float>(
     output[at] = a * sigmoid::<F>(g) * gate[batch * gate_batch_stride as usize + channel] * keep[row];
 }
 
-/// One unit per channel: both halves' gradients at every batch and frame, the biases', and
-/// the gate's per batch (or summed over the batch when shared, `gate_batch_stride` 0).
+/// One unit per channel: both halves' gradients at every batch and frame, and the gate's per
+/// batch (or summed over the batch when shared, `gate_batch_stride` 0).
 #[cube(launch)]
 fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
@@ -55,7 +58,6 @@ fn backward_kernel<F: Float>(
     gate: &Tensor<F>,
     keep: &Tensor<F>,
     grad_pre: &mut Tensor<F>,
-    grad_bias: &mut Tensor<F>,
     grad_gate: &mut Tensor<F>,
     batches: u32,
     frames: u32,
@@ -69,8 +71,6 @@ fn backward_kernel<F: Float>(
     }
     let (frames, channels, stride) = (frames as usize, channels as usize, gate_batch_stride as usize);
     let (bias_a, bias_g) = (bias[channel], bias[channels + channel]);
-    let mut sum_a = F::new(0.0);
-    let mut sum_g = F::new(0.0);
     let mut sum_gate = F::new(0.0);
     for batch in 0..batches as usize {
         let m = gate[batch * stride + channel];
@@ -86,8 +86,6 @@ fn backward_kernel<F: Float>(
             let dg = e * a * s * (F::new(1.0) - s);
             grad_pre[at_a] = da;
             grad_pre[at_g] = dg;
-            sum_a += da;
-            sum_g += dg;
             sum_gate_batch += dy_kept * a * s;
         }
         if stride != 0 {
@@ -95,8 +93,6 @@ fn backward_kernel<F: Float>(
         }
         sum_gate += sum_gate_batch;
     }
-    grad_bias[channel] = sum_a;
-    grad_bias[channels + channel] = sum_g;
     if stride == 0 {
         grad_gate[channel] = sum_gate;
     }
@@ -150,7 +146,6 @@ pub(super) fn backward(
     let (gate, keep) = (into_contiguous(gate), into_contiguous(keep));
     let ([batches, frames, channels], stride) = layout(&pre, &gate);
     let grad_pre = empty_like(&pre, pre.shape());
-    let grad_bias = empty_like(&bias, bias.shape());
     let grad_gate = empty_like(&gate, gate.shape());
     let (count, dim) = launch_shape(&pre, channels);
     let dtype = dtype_to_storage_type(pre.dtype);
@@ -165,7 +160,6 @@ pub(super) fn backward(
         gate.into_tensor_arg(),
         keep.into_tensor_arg(),
         grad_pre.clone().into_tensor_arg(),
-        grad_bias.clone().into_tensor_arg(),
         grad_gate.clone().into_tensor_arg(),
         batches as u32,
         frames as u32,
@@ -173,5 +167,6 @@ pub(super) fn backward(
         stride as u32,
         dtype,
     );
+    let grad_bias = column_sums(grad_pre.clone());
     (grad_pre, grad_bias, grad_gate)
 }

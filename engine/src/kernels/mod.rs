@@ -12,13 +12,19 @@
 //!
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`),
 //! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
-//! module's bias, GLU, gate and padding (`glu_gate.rs`). `cube.rs` launches
+//! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
+//! (`batch_norm_swish.rs`). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
+//! wgpu on Metal keeps one), which is why some backward passes are two or three kernels. `cube.rs` launches
 //! them for the cube backend; `launch.rs` holds what every launch needs.
 //!
 //! Floor 0: uses burn and cubecl only.
 
 #[cfg(feature = "wgpu")]
 mod activation;
+#[cfg(feature = "wgpu")]
+mod batch_norm_swish;
+#[cfg(feature = "wgpu")]
+mod column_sums;
 #[cfg(feature = "wgpu")]
 mod cube;
 #[cfg(feature = "wgpu")]
@@ -34,7 +40,9 @@ mod path;
 mod swish_gate;
 
 #[cfg(feature = "wgpu")]
-pub use ops::{fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused};
+pub use ops::{
+    fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused,
+};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
@@ -58,6 +66,23 @@ mod absent {
     pub fn fused_glu_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: Tensor<2>) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
+
+    pub fn fused_channel_moments(_: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_batch_norm_swish(
+        _: Tensor<3>,
+        _: Tensor<1>,
+        _: Tensor<1>,
+        _: Tensor<1>,
+        _: Tensor<1>,
+        _: f32,
+    ) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
 }
 #[cfg(not(feature = "wgpu"))]
-pub use absent::{fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused};
+pub use absent::{
+    fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused,
+};

@@ -72,6 +72,42 @@ pub trait FusedOps: Backend {
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Each channel's mean and biased variance over batches and frames of `input`
+    /// `[batch, channels, frames]` (BatchNorm's batch statistics). Not differentiated.
+    #[fusion(meta = |input| {
+        let channels: burn::backend::Shape = [input.shape[1]].into();
+        (
+            burn::backend::fusion::custom::TensorSpec::new(channels.clone(), input.dtype),
+            burn::backend::fusion::custom::TensorSpec::new(channels, input.dtype),
+        )
+    })]
+    fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `swish(BatchNorm(input))` with the batch's own `mean` and `variance` (from
+    /// [`FusedOps::fused_channel_moments`]), `input` `[batch, channels, frames]`.
+    #[fusion(dtype = input, shape = input)]
+    fn fused_batch_norm_swish(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_batch_norm_swish`] with respect to `input`, γ and β
+    /// (through the moments too).
+    #[fusion(meta = |_grad, input, gamma, _beta, _mean, _variance, _epsilon| (input.clone(), gamma.clone(), gamma.clone()))]
+    fn fused_batch_norm_swish_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The gradients a fused operation's backward pass gives its `N` inputs, in their order
@@ -190,6 +226,37 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (mean, variance) = B::fused_channel_moments(Self::inner(input));
+        (Self::from_inner(mean), Self::from_inner(variance))
+    }
+
+    fn fused_batch_norm_swish(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, 5>(
+            [input, gamma, beta, mean, variance],
+            &[0, 1, 2, 3, 4],
+            epsilon,
+            |[input, gamma, beta, mean, variance]| {
+                B::fused_batch_norm_swish(input, gamma, beta, mean, variance, epsilon)
+            },
+            |grad, saved, epsilon| {
+                let [input, gamma, beta, mean, variance] = saved_inputs(saved);
+                let [input, gamma, beta] = all_three(B::fused_batch_norm_swish_backward(
+                    grad, input, gamma, beta, mean, variance, epsilon,
+                ));
+                // The moments' dependence on the input is in the input's gradient.
+                [input, gamma, beta, None, None]
+            },
+        )
+    }
+
     // The backward methods are not differentiated themselves (Prunelab takes no second-order
     // gradients): computed on the inner backend, their results untracked.
 
@@ -234,6 +301,26 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(gate),
             Self::inner(keep),
+        ))
+    }
+
+    fn fused_batch_norm_swish_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_batch_norm_swish_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(gamma),
+            Self::inner(beta),
+            Self::inner(mean),
+            Self::inner(variance),
+            epsilon,
         ))
     }
 }
@@ -298,5 +385,34 @@ pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, keep: Te
         bias.into_dispatch(),
         gate.into_dispatch(),
         keep.into_dispatch(),
+    ))
+}
+
+/// Each channel's mean and biased variance over the batch and frames of `input`
+/// `[batch, channels, frames]`: BatchNorm's batch statistics, one kernel, not differentiated.
+/// Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_channel_moments(input: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
+    let (mean, variance) = Dispatch::fused_channel_moments(input.into_dispatch());
+    (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance))
+}
+
+/// `swish(BatchNorm(input))` in training (normalised by the batch's own `mean` and `variance`,
+/// from [`fused_channel_moments`]), fused: one kernel forward, three backward. Only for tensors
+/// on a cube backend ([`runs_fused`]).
+pub fn fused_batch_norm_swish(
+    input: Tensor<3>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f32,
+) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_batch_norm_swish(
+        input.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        variance.into_dispatch(),
+        epsilon,
     ))
 }

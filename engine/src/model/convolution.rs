@@ -85,7 +85,7 @@ impl ConvModule {
     pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
-        let x = silu(self.batch_norm.forward(x)).swap_dims(1, 2); // [b, s, c]
+        let x = self.normalised_swish(x).swap_dims(1, 2); // [b, s, c]
         dropout(&self.dropout, self.pointwise_out.forward(x))
     }
 
@@ -112,6 +112,33 @@ impl ConvModule {
                 x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0)
             }
         }
+    }
+
+    /// `swish(BatchNorm(x))` for `x` `[b, c, s]`. In training on a device that fuses (see
+    /// `kernels::fuses_on`), the batch's moments and the normalisation are fused operations and
+    /// the running statistics are updated as burn's layer updates them (momentum, the biased
+    /// variance); otherwise burn's layer and Swish.
+    fn normalised_swish(&self, x: Tensor<3>) -> Tensor<3> {
+        let norm = &self.batch_norm;
+        let device = x.device();
+        let training = device.is_autodiff() && norm.training.is_enabled();
+        if !(training && kernels::fuses_on(&device)) {
+            return silu(norm.forward(x));
+        }
+        let (mean, variance) = kernels::fused_channel_moments(x.clone());
+        let momentum = norm.momentum;
+        for (state, batch) in [(&norm.running_mean, &mean), (&norm.running_var, &variance)] {
+            let running = state.value_sync().to_device(&device).mul_scalar(1.0 - momentum);
+            state.update(running.add(batch.clone().detach().mul_scalar(momentum)).detach());
+        }
+        kernels::fused_batch_norm_swish(
+            x,
+            norm.gamma.val(),
+            norm.beta.val(),
+            mean,
+            variance,
+            norm.epsilon as f32,
+        )
     }
 
     /// Channels `c`.
