@@ -6,21 +6,24 @@
 //! tests compare the two on random, padded and odd shapes (`engine/tests/fused_ops.rs`).
 //!
 //! The operations reach burn through a backend extension (`ops.rs`, with the `wgpu` feature):
-//! one trait, implemented for the cube backend (the kernels), for autodiff (the backward passes)
-//! and, in the browser, for burn's fusion backend (which queues them like any other operation).
+//! one trait, implemented for the cube backend (the kernels, `cube.rs`), for autodiff (the
+//! backward passes, `autodiff.rs`) and, in the browser, for burn's fusion backend (generated:
+//! it queues them like any other operation).
 //! `path.rs` says which way a thread runs them.
 //!
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`),
 //! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
 //! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
 //! (`batch_norm_swish.rs`). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
-//! wgpu on Metal keeps one), which is why some backward passes are two or three kernels. `cube.rs` launches
-//! them for the cube backend; `launch.rs` holds what every launch needs.
+//! wgpu on Metal keeps one), which is why some backward passes are two or three kernels
+//! (`column_sums.rs`); `launch.rs` holds what every launch needs.
 //!
 //! Floor 0: uses burn and cubecl only.
 
 #[cfg(feature = "wgpu")]
 mod activation;
+#[cfg(feature = "wgpu")]
+mod autodiff;
 #[cfg(feature = "wgpu")]
 mod batch_norm_swish;
 #[cfg(feature = "wgpu")]

@@ -1,0 +1,243 @@
+//! The fused operations on burn's autodiff backend: each forward pass runs on the inner backend
+//! and registers its hand-written backward pass on the graph (`fused_op`), which checkpoints the
+//! inputs the backward needs and registers the gradients of the inputs that track one.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend};
+
+use super::ops::FusedOps;
+
+/// The gradients a fused operation's backward pass gives its `N` inputs, in their order
+/// (`None` for an input that is a constant, such as a padding mask).
+type InputGrads<B, const N: usize> = [Option<FloatTensor<B>>; N];
+
+/// The backward pass of a fused operation with `N` inputs: the inputs it saved (checkpointed in
+/// the forward pass) and a scalar go to the inner backend's backward method, whose gradients
+/// are registered on the inputs that track theirs.
+#[derive(Debug)]
+struct FusedBackward<B: Backend, const N: usize> {
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+}
+
+impl<B: Backend, const N: usize> Backward<B, N> for FusedBackward<B, N> {
+    /// The saved inputs and the scalar.
+    type State = (Vec<NodeId>, f32);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (saved, scalar) = ops.state;
+        let saved = saved
+            .into_iter()
+            .map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id))
+            .collect();
+        let grad = grads.consume::<B>(&ops.node);
+        for (parent, grad) in ops.parents.into_iter().zip((self.backward)(grad, saved, scalar)) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Runs `forward` on the inner backend and, where any input is tracked, registers `backward`
+/// with the inputs at `saved` (their positions in `inputs`) checkpointed for it.
+fn fused_op<B: FusedOps, C: CheckpointStrategy, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    saved: &[usize],
+    scalar: f32,
+    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let nodes = std::array::from_fn(|i| inputs[i].node());
+    let op = FusedBackward { backward };
+    match op.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let ids = saved.iter().map(|&i| prep.checkpoint(&inputs[i])).collect();
+            prep.finish((ids, scalar), forward(inputs.map(|t| t.into_primitive())))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_primitive()))),
+    }
+}
+
+/// The saved inputs as an array of `M` (as many as the operation saved).
+fn saved_inputs<T, const M: usize>(saved: Vec<T>) -> [T; M] {
+    saved
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a fused operation's backward gets what its forward saved"))
+}
+
+/// Three gradients, all of inputs that can track one.
+fn all_three<T>((a, b, c): (T, T, T)) -> [Option<T>; 3] {
+    [Some(a), Some(b), Some(c)]
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_layer_norm(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        // The backward pass recomputes the statistics from the input (a row is one pass over
+        // memory that the backward kernel reads anyway), so only the input and γ are saved.
+        fused_op::<B, C, 3>(
+            [input, gamma, beta],
+            &[0, 1],
+            epsilon,
+            |[input, gamma, beta]| B::fused_layer_norm(input, gamma, beta, epsilon),
+            |grad, saved, epsilon| {
+                let [input, gamma] = saved_inputs(saved);
+                all_three(B::fused_layer_norm_backward(grad, input, gamma, epsilon))
+            },
+        )
+    }
+
+    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
+        fused_op::<B, C, 3>(
+            [pre, bias, gate],
+            &[0, 1, 2],
+            0.0,
+            |[pre, bias, gate]| B::fused_swish_gate(pre, bias, gate),
+            |grad, saved, _| {
+                let [pre, bias, gate] = saved_inputs(saved);
+                all_three(B::fused_swish_gate_backward(grad, pre, bias, gate))
+            },
+        )
+    }
+
+    fn fused_glu_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, 4>(
+            [pre, bias, gate, keep],
+            &[0, 1, 2, 3],
+            0.0,
+            |[pre, bias, gate, keep]| B::fused_glu_gate(pre, bias, gate, keep),
+            |grad, saved, _| {
+                let [pre, bias, gate, keep] = saved_inputs(saved);
+                let [pre, bias, gate] = all_three(B::fused_glu_gate_backward(grad, pre, bias, gate, keep));
+                [pre, bias, gate, None]
+            },
+        )
+    }
+
+    fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (mean, variance) = B::fused_channel_moments(Self::inner(input));
+        (Self::from_inner(mean), Self::from_inner(variance))
+    }
+
+    fn fused_batch_norm_swish(
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, 5>(
+            [input, gamma, beta, mean, variance],
+            &[0, 1, 2, 3, 4],
+            epsilon,
+            |[input, gamma, beta, mean, variance]| {
+                B::fused_batch_norm_swish(input, gamma, beta, mean, variance, epsilon)
+            },
+            |grad, saved, epsilon| {
+                let [input, gamma, beta, mean, variance] = saved_inputs(saved);
+                let [input, gamma, beta] = all_three(B::fused_batch_norm_swish_backward(
+                    grad, input, gamma, beta, mean, variance, epsilon,
+                ));
+                // The moments' dependence on the input is in the input's gradient.
+                [input, gamma, beta, None, None]
+            },
+        )
+    }
+
+    // The backward methods are not differentiated themselves (Prunelab takes no second-order
+    // gradients): computed on the inner backend, their results untracked.
+
+    fn fused_layer_norm_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_layer_norm_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(gamma),
+            epsilon,
+        ))
+    }
+
+    fn fused_swish_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_swish_gate_backward(
+            Self::inner(grad),
+            Self::inner(pre),
+            Self::inner(bias),
+            Self::inner(gate),
+        ))
+    }
+
+    fn fused_glu_gate_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_glu_gate_backward(
+            Self::inner(grad),
+            Self::inner(pre),
+            Self::inner(bias),
+            Self::inner(gate),
+            Self::inner(keep),
+        ))
+    }
+
+    fn fused_batch_norm_swish_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_batch_norm_swish_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(gamma),
+            Self::inner(beta),
+            Self::inner(mean),
+            Self::inner(variance),
+            epsilon,
+        ))
+    }
+}
+
+/// Three inner-backend tensors as autodiff tensors that track nothing.
+fn untracked<B: Backend, C: CheckpointStrategy>(
+    (a, b, c): (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>),
+) -> (
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+    FloatTensor<Autodiff<B, C>>,
+) {
+    (
+        Autodiff::<B, C>::from_inner(a),
+        Autodiff::<B, C>::from_inner(b),
+        Autodiff::<B, C>::from_inner(c),
+    )
+}
