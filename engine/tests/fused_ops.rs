@@ -15,10 +15,11 @@ use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::{Distribution, Gradients};
 use prunelab_engine::kernels::{
-    OpsPath, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate,
-    runs_fused, with_ops_path,
+    OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
+    fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
+use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::train::ctc_loss;
 
 /// `fused` against `reference`: their largest absolute difference relative to the reference's
@@ -293,6 +294,59 @@ fn fused_batch_norm_swish_and_its_gradients_match_burns_batch_norm_and_swish() {
     }
 }
 
+/// The composed attention weights: the bias gathered per query/key pair, added to the scaled
+/// scores, padded keys masked, softmax (what `RelPosSelfAttention` composes).
+fn composed_attention_softmax(scores: Tensor<4>, bias: Tensor<2>, padding: Tensor<2, Bool>, scale: f32) -> Tensor<4> {
+    let [b, h, s, _] = scores.dims();
+    let reach = (bias.dims()[0] as i64 - 1) / 2;
+    let index: Vec<i64> = (0..s as i64)
+        .flat_map(|i| (0..s as i64).map(move |j| (j - i).clamp(-reach, reach) + reach))
+        .collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(index, [s * s]), &scores.device());
+    let per_pair = bias
+        .select(0, index)
+        .reshape([s, s, h])
+        .permute([2, 0, 1])
+        .unsqueeze::<4>();
+    let logits = scores.mul_scalar(scale) + per_pair;
+    let logits = logits.mask_fill(padding.reshape([b, 1, 1, s]).expand([b, h, s, s]), -1e9);
+    prunelab_engine::burn::tensor::activation::softmax(logits, 3)
+}
+
+#[test]
+fn fused_attention_softmax_and_its_gradients_match_the_composed_bias_mask_and_softmax() {
+    let device = wgpu_device().autodiff();
+    let scale = 1.0 / 6.0_f32.sqrt();
+    // A `tiny`-sized batch (distances clipped at 64), distances clipped inside a short
+    // sequence, and a reach longer than the sequence; each with padded keys.
+    for ([batch, heads, frames], reach, lengths) in [
+        ([4, 4, 150], 64, vec![150, 120, 97, 33]),
+        ([2, 3, 13], 4, vec![13, 6]),
+        ([1, 2, 5], 8, vec![4]),
+    ] {
+        let shape = [batch, heads, frames, frames];
+        let scores = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device);
+        let bias = Tensor::<2>::random([2 * reach + 1, heads], Distribution::Normal(0.0, 1.0), &device);
+        let padded: Vec<bool> = lengths.iter().flat_map(|&n| (0..frames).map(move |j| j >= n)).collect();
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded, [batch, frames]), &device);
+        let upstream = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (fs, fb) = (leaf(&scores), leaf(&bias));
+        let (rs, rb) = (leaf(&scores), leaf(&bias));
+        let fused = fused_attention_softmax(fs.clone(), fb.clone(), padding.clone().bool_not().float(), scale);
+        let reference = composed_attention_softmax(rs.clone(), rb.clone(), padding, scale);
+        let fused_grads = (fused.clone() * upstream.clone()).sum().backward();
+        let reference_grads = (reference.clone() * upstream).sum().backward();
+        let what = format!("{shape:?}, reach {reach}");
+        let worst = [
+            assert_close(&format!("{what}: weights"), fused, reference),
+            assert_grads_close(&format!("{what}: dscores"), &fs, &fused_grads, &rs, &reference_grads),
+            assert_grads_close(&format!("{what}: dbias"), &fb, &fused_grads, &rb, &reference_grads),
+        ];
+        let [w, ds, db] = worst;
+        eprintln!("{what}: largest differences relative to scale: weights {w:.2e}, dscores {ds:.2e}, dbias {db:.2e}");
+    }
+}
+
 /// Every trained parameter's gradient, in the model's order, flattened.
 fn parameter_gradients(model: &Conformer, grads: &GradientsParams) -> Vec<Tensor<1>> {
     struct Collect<'a>(&'a GradientsParams, Vec<Tensor<1>>);
@@ -394,4 +448,75 @@ fn the_model_takes_the_fused_path_on_wgpu_and_matches_the_reference() {
         worst[2..].iter().fold(0.0_f32, |m, w| m.max(*w)),
         worst.len() - 2
     );
+}
+
+/// Gradients for every trained parameter of `model`, deterministic in `step`; those of rank 2
+/// and more are transposed views (not contiguous, as a backward pass can leave them), and on
+/// step 1 every fifth tensor has none.
+fn synthetic_gradients(model: &Conformer, step: usize) -> GradientsParams {
+    struct Make(GradientsParams, usize, usize);
+    impl ModuleVisitor for Make {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let (index, step) = (self.1, self.2);
+            self.1 += 1;
+            if !value.is_require_grad() || (step == 1 && index % 5 == 0) {
+                return;
+            }
+            let mut dims = value.dims();
+            dims.swap(0, D - 1);
+            let numel: usize = dims.iter().product();
+            let values = (0..numel)
+                .map(|i| ((i * 7919 + step * 31 + index * 13) % 1000) as f32 / 250.0 - 2.0)
+                .collect();
+            let device = value.device().without_autodiff();
+            let grad = Tensor::<D>::from_data(TensorData::new(values, dims), &device).swap_dims(0, D - 1);
+            self.0.register(param.id, grad);
+        }
+    }
+    let mut make = Make(GradientsParams::new(), 0, step);
+    model.visit(&mut make);
+    make.0
+}
+
+/// Every trained parameter's values, in the model's order.
+fn parameter_values(model: &Conformer) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().try_into_vec_as().unwrap());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// The flat optimiser on the fused path packs the gradients six tensors a dispatch (reading
+/// transposed ones through their strides, zeros where a tensor has none) and hands the
+/// parameters back as views of the updated buffer; burn's `slice_assign` and `slice` are the
+/// reference. Both are copies, so the updates must agree to the bit, over three steps
+/// including one in which some tensors have no gradient.
+#[test]
+fn the_flat_optimiser_packs_and_splits_with_fused_kernels_to_the_reference_bits() {
+    let device = wgpu_device().autodiff();
+    let model: Conformer = miniature::config().model.init(&device);
+    let config = FlatAdamConfig::adamw(1e-2, Some(0.5));
+    let mut runs = [OpsPath::Fused, OpsPath::Reference].map(|path| (path, FlatAdam::new(config), model.clone()));
+    let initial = parameter_values(&model);
+    for step in 0..3 {
+        for (path, optimiser, model) in &mut runs {
+            let grads = synthetic_gradients(model, step);
+            *model = with_ops_path(*path, || {
+                assert_eq!(fuses_on(&device), *path == OpsPath::Fused);
+                optimiser.step(1e-2, model.clone(), grads)
+            });
+        }
+        let [fused, reference] = [&runs[0].2, &runs[1].2].map(parameter_values);
+        assert_eq!(fused.len(), reference.len());
+        assert_ne!(fused, initial, "step {step} changed no parameter");
+        for (i, (f, r)) in fused.iter().zip(&reference).enumerate() {
+            assert!(f == r, "step {step}, parameter {i} ({} values) differs", f.len());
+        }
+    }
 }

@@ -11,6 +11,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend};
 
 use super::ops::FusedOps;
+use super::pack::PackGroup;
 
 /// The gradients a fused operation's backward pass gives its `N` inputs, in their order
 /// (`None` for an input that is a constant, such as a padding mask).
@@ -128,6 +129,43 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_attention_softmax(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, 3>(
+            [scores, bias, keep],
+            &[0, 1, 2],
+            scale,
+            |[scores, bias, keep]| B::fused_attention_softmax(scores, bias, keep, scale),
+            |grad, saved, scale| {
+                let [scores, bias, keep] = saved_inputs(saved);
+                let (grad_scores, grad_bias) = B::fused_attention_softmax_backward(grad, scores, bias, keep, scale);
+                [Some(grad_scores), Some(grad_bias), None]
+            },
+        )
+    }
+
+    fn fused_pack(
+        flat: FloatTensor<Self>,
+        part_0: FloatTensor<Self>,
+        part_1: FloatTensor<Self>,
+        part_2: FloatTensor<Self>,
+        part_3: FloatTensor<Self>,
+        part_4: FloatTensor<Self>,
+        part_5: FloatTensor<Self>,
+        group: PackGroup,
+    ) -> FloatTensor<Self> {
+        let [p0, p1, p2, p3, p4, p5] = [part_0, part_1, part_2, part_3, part_4, part_5].map(Self::inner);
+        Self::from_inner(B::fused_pack(Self::inner(flat), p0, p1, p2, p3, p4, p5, group))
+    }
+
+    fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self> {
+        Self::from_inner(B::fused_view(Self::inner(flat), start, len))
+    }
+
     fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (mean, variance) = B::fused_channel_moments(Self::inner(input));
         (Self::from_inner(mean), Self::from_inner(variance))
@@ -204,6 +242,23 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(gate),
             Self::inner(keep),
         ))
+    }
+
+    fn fused_attention_softmax_backward(
+        grad: FloatTensor<Self>,
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad_scores, grad_bias) = B::fused_attention_softmax_backward(
+            Self::inner(grad),
+            Self::inner(scores),
+            Self::inner(bias),
+            Self::inner(keep),
+            scale,
+        );
+        (Self::from_inner(grad_scores), Self::from_inner(grad_bias))
     }
 
     fn fused_batch_norm_swish_backward(

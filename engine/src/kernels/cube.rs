@@ -4,7 +4,8 @@ use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
 use super::ops::FusedOps;
-use super::{batch_norm_swish, glu_gate, layer_norm, swish_gate};
+use super::pack::PackGroup;
+use super::{attention_softmax, batch_norm_swish, flat_pack, glu_gate, layer_norm, swish_gate};
 
 impl FusedOps for CubeBackend {
     fn fused_layer_norm(
@@ -82,5 +83,41 @@ impl FusedOps for CubeBackend {
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         batch_norm_swish::backward(grad, input, gamma, beta, mean, variance, epsilon)
+    }
+
+    fn fused_attention_softmax(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_softmax::forward(scores, bias, keep, scale)
+    }
+
+    fn fused_attention_softmax_backward(
+        grad: FloatTensor<Self>,
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        attention_softmax::backward(grad, scores, bias, keep, scale)
+    }
+
+    fn fused_pack(
+        flat: FloatTensor<Self>,
+        part_0: FloatTensor<Self>,
+        part_1: FloatTensor<Self>,
+        part_2: FloatTensor<Self>,
+        part_3: FloatTensor<Self>,
+        part_4: FloatTensor<Self>,
+        part_5: FloatTensor<Self>,
+        group: PackGroup,
+    ) -> FloatTensor<Self> {
+        flat_pack::pack(flat, [part_0, part_1, part_2, part_3, part_4, part_5], group)
+    }
+
+    fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self> {
+        flat_pack::view(flat, start, len)
     }
 }

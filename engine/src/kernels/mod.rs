@@ -14,7 +14,9 @@
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`),
 //! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
 //! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
-//! (`batch_norm_swish.rs`). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
+//! (`batch_norm_swish.rs`), the attention's scale, relative-position bias, key mask and softmax
+//! (`attention_softmax.rs`); and, for the flat optimiser, packing gradients into one buffer and
+//! taking parameters back out as views (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
 //! wgpu on Metal keeps one), which is why some backward passes are two or three kernels
 //! (`column_sums.rs`); `launch.rs` holds what every launch needs.
 //!
@@ -22,6 +24,8 @@
 
 #[cfg(feature = "wgpu")]
 mod activation;
+#[cfg(feature = "wgpu")]
+mod attention_softmax;
 #[cfg(feature = "wgpu")]
 mod autodiff;
 #[cfg(feature = "wgpu")]
@@ -31,6 +35,8 @@ mod column_sums;
 #[cfg(feature = "wgpu")]
 mod cube;
 #[cfg(feature = "wgpu")]
+mod flat_pack;
+#[cfg(feature = "wgpu")]
 mod glu_gate;
 #[cfg(feature = "wgpu")]
 mod launch;
@@ -38,14 +44,17 @@ mod launch;
 mod layer_norm;
 #[cfg(feature = "wgpu")]
 mod ops;
+mod pack;
 mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
 
 #[cfg(feature = "wgpu")]
 pub use ops::{
-    fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
+    fused_pack, fused_swish_gate, fused_view, runs_fused,
 };
+pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
@@ -84,8 +93,21 @@ mod absent {
     ) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
+
+    pub fn fused_pack(
+        _: Tensor<1>,
+        _: Vec<burn::backend::tensor::FloatTensor<burn::backend::Dispatch>>,
+        _: super::PackGroup,
+    ) -> Tensor<1> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_view(_: Tensor<1>, _: usize, _: usize) -> Tensor<1> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm, fused_swish_gate, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
+    fused_pack, fused_swish_gate, fused_view, runs_fused,
 };

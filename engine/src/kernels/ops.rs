@@ -6,6 +6,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
+use super::pack::{PACK_PARTS, PackGroup};
+
 /// The fused operations, one method for each forward pass and one for each backward pass.
 #[backend_extension(Cube, Fusion: cfg(target_family = "wasm"), Autodiff)]
 pub trait FusedOps: Backend {
@@ -103,6 +105,51 @@ pub trait FusedOps: Backend {
         variance: FloatTensor<Self>,
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The attention weights from the raw scores `[b, h, s, s]` (q·kᵀ): `softmax_j(scale · score
+    /// + bias[clamp(j − i, −R, R) + R, h])` over the keys that `keep` `[b, s]` marks (1; 0 on
+    /// padding), with `bias` `[2R + 1, h]`.
+    #[fusion(dtype = scores, shape = scores)]
+    fn fused_attention_softmax(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_attention_softmax`] with respect to the scores and the
+    /// bias (`keep` is a constant).
+    #[fusion(meta = |_grad, scores, bias, _keep, _scale| (scores.clone(), bias.clone()))]
+    fn fused_attention_softmax_backward(
+        grad: FloatTensor<Self>,
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+        scale: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `flat` with `group`'s range written from the six parts (any ranks and strides; a part
+    /// whose length in `group` is 0 is not read), in place where nothing else holds `flat`. The
+    /// flat optimiser's gradient packing (`flat_pack.rs`); not differentiated.
+    #[fusion(dtype = flat, shape = flat)]
+    #[allow(clippy::too_many_arguments)]
+    fn fused_pack(
+        flat: FloatTensor<Self>,
+        part_0: FloatTensor<Self>,
+        part_1: FloatTensor<Self>,
+        part_2: FloatTensor<Self>,
+        part_3: FloatTensor<Self>,
+        part_4: FloatTensor<Self>,
+        part_5: FloatTensor<Self>,
+        group: PackGroup,
+    ) -> FloatTensor<Self>;
+
+    /// `flat[start..start + len]` as a view, with no kernel (`start` a multiple of 64 elements).
+    /// Not differentiated.
+    #[fusion(meta = |flat, _start, len| {
+        burn::backend::fusion::custom::TensorSpec::new([*len].into(), flat.dtype)
+    })]
+    fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self>;
 }
 
 /// Whether tensors on `device` run the fused operations (a cube backend: wgpu natively and in
@@ -180,4 +227,47 @@ pub fn fused_batch_norm_swish(
         variance.into_dispatch(),
         epsilon,
     ))
+}
+
+/// The attention weights from the raw scores `[b, h, s, s]`: the scale, the relative-position
+/// bias `[2R + 1, h]` (by clipped distance `j − i`), the mask on padded keys (`keep` `[b, s]`,
+/// 0 on padding) and the softmax over keys, fused: one kernel forward, three backward. Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_attention_softmax(scores: Tensor<4>, bias: Tensor<2>, keep: Tensor<2>, scale: f32) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_attention_softmax(
+        scores.into_dispatch(),
+        bias.into_dispatch(),
+        keep.into_dispatch(),
+        scale,
+    ))
+}
+
+/// `flat` (`[len]`) with `group`'s range written from `parts` (at most [`PACK_PARTS`], any
+/// ranks), one dispatch. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: PackGroup) -> Tensor<1> {
+    assert!(
+        parts.len() <= PACK_PARTS,
+        "a packing dispatch reads at most {PACK_PARTS} tensors"
+    );
+    // Slots without a part are bound to a one-element buffer that is never read (length 0).
+    let unused = || Tensor::<1>::empty([1], &flat.device()).into_dispatch();
+    let mut parts = parts.into_iter();
+    let mut next = || parts.next().unwrap_or_else(unused);
+    let [p0, p1, p2, p3, p4, p5] = std::array::from_fn(|_| next());
+    Tensor::from_dispatch(Dispatch::fused_pack(
+        flat.into_dispatch(),
+        p0,
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        group,
+    ))
+}
+
+/// `flat[start..start + len]` as a view (no kernel, whatever `len`); `start` must be a
+/// multiple of 64 elements. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_view(flat: Tensor<1>, start: usize, len: usize) -> Tensor<1> {
+    Tensor::from_dispatch(Dispatch::fused_view(flat.into_dispatch(), start, len))
 }

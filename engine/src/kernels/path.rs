@@ -24,15 +24,19 @@ pub enum OpsPath {
 }
 
 impl OpsPath {
+    /// Every path, in the order of [`OpsPath::NAMES`].
+    pub const ALL: [OpsPath; 2] = [OpsPath::Fused, OpsPath::Reference];
+    /// The names the CLI's `--ops` and the lab's `#ops=` take, and `Display` writes.
     pub const NAMES: [&'static str; 2] = ["fused", "reference"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 }
 
 impl fmt::Display for OpsPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OpsPath::Fused => "fused",
-            OpsPath::Reference => "reference",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -40,11 +44,11 @@ impl FromStr for OpsPath {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim() {
-            "fused" => Ok(OpsPath::Fused),
-            "reference" => Ok(OpsPath::Reference),
-            other => Err(format!(
-                "'{other}' is not a way to run the model's operations (expected one of: {})",
+        let text = text.trim();
+        match OpsPath::ALL.into_iter().find(|path| path.name() == text) {
+            Some(path) => Ok(path),
+            None => Err(format!(
+                "'{text}' is not a way to run the model's operations (expected one of: {})",
                 OpsPath::NAMES.join(", ")
             )),
         }
@@ -85,9 +89,13 @@ mod tests {
 
     #[test]
     fn the_path_reads_back_as_written_and_a_scope_restores_it() {
-        for name in OpsPath::NAMES {
-            assert_eq!(name.parse::<OpsPath>().unwrap().to_string(), name);
+        for (path, name) in OpsPath::ALL.into_iter().zip(OpsPath::NAMES) {
+            assert_eq!(
+                (name.parse::<OpsPath>().unwrap(), path.to_string()),
+                (path, name.to_string())
+            );
         }
+        assert_eq!("reference".parse::<OpsPath>(), Ok(OpsPath::Reference));
         let refused = "fast".parse::<OpsPath>().unwrap_err();
         assert!(refused.contains("'fast'") && refused.contains("reference"), "{refused}");
         assert_eq!(ops_path(), OpsPath::Fused);

@@ -18,6 +18,7 @@ use super::dropout::dropout;
 use super::head_layout::PaddedHeads;
 use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
+use crate::kernels;
 
 #[derive(Config, Debug)]
 pub struct RelPosSelfAttentionConfig {
@@ -126,31 +127,42 @@ impl RelPosSelfAttention {
             .map(|l| gate(q_heads.project_into(l, x.clone()), masks.query, &q_heads));
         let key = self.key.as_ref().map(|l| q_heads.project_into(l, x.clone()));
         let v = gate(v_heads.project_into(&self.value, x), masks.value, &v_heads); // [b, s, h·wv]
-        let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
         let h = v_heads.heads;
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
-        let logits = match (q, key) {
+        let weights = match (q, key) {
             (Some(q), Some(key)) => {
                 let scores = split_heads(q, q_heads.width).matmul(split_heads(key, q_heads.width).swap_dims(2, 3));
-                // The unpruned head width sets the scale, so a pruned head computes what the gated one did.
-                scores.div_scalar((self.head_dim as f64).sqrt()) + bias
+                self.attention_weights(scores, padding)
             }
-            _ => bias.expand([b, h, s, s]), // every head attends by position alone
+            _ => {
+                // Every head attends by position alone.
+                let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
+                masked_softmax(bias.expand([b, h, s, s]), padding)
+            }
         }; // [b, h, s, s]
-        let weights = self.attention_weights(logits, padding.reshape([b, 1, 1, s]));
+        let weights = dropout(&self.dropout, weights);
         let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
         let context = context.swap_dims(1, 2).reshape([b, s, h * v_heads.width]);
         dropout(&self.dropout, v_heads.project_from(&self.output, context))
     }
 
-    fn attention_weights(&self, logits: Tensor<4>, padded_keys: Tensor<4, Bool>) -> Tensor<4> {
-        let shape = logits.dims();
-        // A large finite value rather than -inf: a fully padded row then stays finite.
-        let logits = logits.mask_fill(padded_keys.expand(shape), -1e9);
-        dropout(&self.dropout, softmax(logits, 3))
+    /// The weights from the raw scores q·kᵀ `[b, h, s, s]`: scaled, plus the position bias, padded
+    /// keys masked, softmax over keys. One fused operation where this thread's path and the
+    /// device allow it (`kernels::fuses_on`), burn's composed ones otherwise.
+    fn attention_weights(&self, scores: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+        // The unpruned head width sets the scale, so a pruned head computes what the gated one did.
+        let root = (self.head_dim as f64).sqrt();
+        let device = scores.device();
+        if kernels::fuses_on(&device) {
+            let keep = padding.bool_not().float();
+            return kernels::fused_attention_softmax(scores, self.rel_bias.val(), keep, (1.0 / root) as f32);
+        }
+        let s = scores.dims()[2];
+        let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
+        masked_softmax(scores.div_scalar(root) + bias, padding)
     }
 
-    /// `[h, s, s]` bias for every query/key pair.
+    /// `[h, s, s]` bias for every query/key pair (the composed path).
     fn position_bias(&self, s: usize, device: &Device) -> Tensor<3> {
         let r = self.max_rel_distance as i64;
         let index: Vec<i64> = (0..s as i64)
@@ -265,4 +277,13 @@ impl RelPosSelfAttention {
         let value = column_norms(self.value.weight.val()) * row_norms(self.output.weight.val());
         (query, value)
     }
+}
+
+/// Softmax over the keys of `logits` `[b, h, s, s]`, padded keys (`padding` `[b, s]`) left out.
+fn masked_softmax(logits: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+    let shape = logits.dims();
+    let [b, _, _, s] = shape;
+    // A large finite value rather than -inf: a fully padded row then stays finite.
+    let logits = logits.mask_fill(padding.reshape([b, 1, 1, s]).expand(shape), -1e9);
+    softmax(logits, 3)
 }

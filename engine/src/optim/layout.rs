@@ -1,15 +1,21 @@
 //! Where each of a module's trained parameter tensors lives in flat Adam's buffers, and the
 //! moves between a module and those buffers: gathering ids, sizes and gradients, writing them
-//! at their offsets, splitting the updated buffer back into the module as views, and clipping
-//! every tensor's gradient at once.
+//! at their offsets (on the fused path a packing dispatch per six tensors, `kernels::fused_pack`),
+//! splitting the updated buffer back into the module as views, and clipping every tensor's
+//! gradient at once.
 //!
 //! Each tensor starts at a multiple of `ALIGN` elements so that slices of the flat buffer stay
 //! views on every backend (wgpu binds buffers at 256-byte offsets), and every tensor is padded
 //! to whole chunks so that per-tensor sums are chunk sums added up by one small matrix product.
 
+use burn::backend::Dispatch;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+
+use crate::kernels::{self, PACK_PARTS, PackGroup};
 
 /// Elements per alignment unit: 64 × 4 bytes, wgpu's storage-buffer offset alignment.
 const ALIGN: usize = 64;
@@ -118,16 +124,70 @@ pub(super) fn clip_per_tensor(
     (blocks * per_chunk).reshape([len])
 }
 
-/// `parts` (one per tensor, flattened; `None` for none) written at their offsets into one
-/// zeroed buffer.
-pub(super) fn flatten(layout: &Layout, parts: Vec<Option<Tensor<1>>>, device: &Device) -> Tensor<1> {
+/// A tensor on its way into a flat buffer, as the module or the backward pass made it (any
+/// rank; on the fused path the packing kernel reads it through its strides, so a tensor that
+/// is not contiguous is not copied first).
+pub(super) type Part = FloatTensor<Dispatch>;
+
+/// `parts` (one per tensor; `None` for none) written at their offsets into one buffer, zeros
+/// between them and in place of a `None`. On a cube backend (unless the reference path is
+/// asked for) one packing dispatch per [`PACK_PARTS`] tensors, otherwise burn's `slice_assign`,
+/// one per tensor; the two give the same bits.
+pub(super) fn flatten(layout: &Layout, parts: Vec<Option<Part>>, device: &Device) -> Tensor<1> {
+    if kernels::fuses_on(device) && u32::try_from(layout.len).is_ok() {
+        let present: Vec<bool> = parts.iter().map(Option::is_some).collect();
+        return pack_groups(layout, &present).into_iter().fold(
+            Tensor::empty([layout.len], device),
+            |flat, (group, members)| {
+                let members = members.into_iter().filter_map(|i| parts[i].clone()).collect();
+                kernels::fused_pack(flat, members, group)
+            },
+        );
+    }
     let mut flat = Tensor::zeros([layout.len], device);
     for (i, part) in parts.into_iter().enumerate() {
         if let Some(part) = part {
-            flat = flat.slice_assign([layout.range(i)], part);
+            let part = Dispatch::float_reshape(part, Shape::new([layout.numels[i]]));
+            flat = flat.slice_assign([layout.range(i)], Tensor::<1>::from_dispatch(part));
         }
     }
     flat
+}
+
+/// The packing dispatches that write a whole flat buffer: consecutive ranges that together
+/// cover it, each holding at most [`PACK_PARTS`] of the present parts, with the indices of the
+/// tensors each reads (those `present`). Needs `layout.len` to fit in `u32`.
+pub(super) fn pack_groups(layout: &Layout, present: &[bool]) -> Vec<(PackGroup, Vec<usize>)> {
+    let present: Vec<usize> = (0..present.len()).filter(|&i| present[i]).collect();
+    let mut groups = Vec::new();
+    for (n, members) in present.chunks(PACK_PARTS).enumerate() {
+        // The first group starts at 0 and each ends where the next one's first tensor starts,
+        // so the padding and the tensors without a part are written too (as zeros).
+        let start = if n == 0 { 0 } else { layout.offsets[members[0]] };
+        let end = present
+            .get((n + 1) * PACK_PARTS)
+            .map_or(layout.len, |&next| layout.offsets[next]);
+        let mut slots = [(0u32, 0u32); PACK_PARTS];
+        for (slot, &i) in slots.iter_mut().zip(members) {
+            *slot = ((layout.offsets[i] - start) as u32, layout.numels[i] as u32);
+        }
+        let group = PackGroup {
+            start: start as u32,
+            len: (end - start) as u32,
+            parts: slots,
+        };
+        groups.push((group, members.to_vec()));
+    }
+    if groups.is_empty() {
+        // No tensor has a part: one dispatch writes the zeros.
+        let group = PackGroup {
+            start: 0,
+            len: layout.len as u32,
+            parts: [(0, 0); PACK_PARTS],
+        };
+        groups.push((group, Vec::new()));
+    }
+    groups
 }
 
 /// The module's trained parameters (those that require a gradient) in visit order: ids,
@@ -136,7 +196,7 @@ pub(super) fn flatten(layout: &Layout, parts: Vec<Option<Tensor<1>>>, device: &D
 pub(super) struct Gathered {
     pub(super) ids: Vec<ParamId>,
     pub(super) numels: Vec<usize>,
-    pub(super) grads: Vec<Option<Tensor<1>>>,
+    pub(super) grads: Vec<Option<Part>>,
     pub(super) device: Option<Device>,
 }
 
@@ -151,16 +211,15 @@ impl Gathered {
     }
 }
 
-/// The trained parameters' values, flattened, in visit order.
+/// The trained parameters' values, in visit order.
 #[derive(Default)]
-pub(super) struct ParamValues(pub(super) Vec<Option<Tensor<1>>>);
+pub(super) struct ParamValues(pub(super) Vec<Option<Part>>);
 
 impl ModuleVisitor for ParamValues {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let value = param.val();
         if value.is_require_grad() {
-            let numel = value.shape().num_elements();
-            self.0.push(Some(value.inner().reshape([numel])));
+            self.0.push(Some(value.inner().into_dispatch()));
         }
     }
 }
@@ -192,7 +251,7 @@ impl ModuleVisitor for GradVisitor<'_> {
         self.found.ids.push(param.id);
         self.found.numels.push(numel);
         self.found.device.get_or_insert_with(|| value.device());
-        let grad = self.grads.remove::<D>(param.id).map(|g| g.reshape([numel]));
+        let grad = self.grads.remove::<D>(param.id).map(Tensor::into_dispatch);
         self.found.grads.push(grad);
     }
 }
@@ -217,7 +276,14 @@ impl ModuleMapper for Split<'_> {
             self.layout.ids[i], id,
             "the module changed between gathering and splitting"
         );
-        let value = self.flat.clone().slice([self.layout.range(i)]).reshape(tensor.shape());
+        let range = self.layout.range(i);
+        let value = if kernels::fuses_on(&self.flat.device()) {
+            // A view whatever the tensor's size (burn's slice copies unless both ends align).
+            kernels::fused_view(self.flat.clone(), range.start, range.len())
+        } else {
+            self.flat.clone().slice([range])
+        };
+        let value = value.reshape(tensor.shape());
         // What else the parameter was marked with carries over, as burn's optimisers keep it.
         let mut updated = Tensor::from_inner(value).require_grad();
         if let Some(strategy) = tensor.gradient_checkpointing_strategy() {
@@ -227,5 +293,40 @@ impl ModuleMapper for Split<'_> {
             updated = updated.set_distributed(id);
         }
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packing groups tile the buffer, each reads at most six tensors, and every present
+    /// tensor lies inside its group's range (so the rest of each range is written as zeros).
+    #[test]
+    fn packing_groups_cover_the_buffer_and_each_present_tensor_once() {
+        let numels: Vec<usize> = (0..20).map(|i| 1 + (i * 37) % 150).collect();
+        let layout = Layout::new((0..20).map(|_| ParamId::new()).collect(), numels);
+        for present in [vec![true; 20], (0..20).map(|i| i % 3 != 1).collect(), vec![false; 20]] {
+            let groups = pack_groups(&layout, &present);
+            let mut end = 0;
+            let mut read: Vec<usize> = Vec::new();
+            for (group, members) in &groups {
+                assert_eq!(group.start as usize, end, "the groups leave a gap or overlap");
+                end += group.len as usize;
+                assert!(members.len() <= PACK_PARTS);
+                for (slot, &i) in members.iter().enumerate() {
+                    let (start, len) = group.parts[slot];
+                    assert_eq!(group.start as usize + start as usize, layout.offsets[i]);
+                    assert_eq!(len as usize, layout.numels[i]);
+                    assert!(start + len <= group.len);
+                }
+                assert!(group.parts[members.len()..].iter().all(|&(_, len)| len == 0));
+                read.extend(members);
+            }
+            assert_eq!(end, layout.len);
+            let expected: Vec<usize> = (0..20).filter(|&i| present[i]).collect();
+            assert_eq!(read, expected);
+            assert_eq!(groups.len(), expected.len().div_ceil(PACK_PARTS).max(1));
+        }
     }
 }
