@@ -13,7 +13,7 @@ Figures go to stdout and to OUT/figures.json, a screenshot of the page after tra
 OUT/lab-trained.png; `--profile` adds where the page's thread spent its time while training.
 Every run also counts what each training step asks of WebGPU (`webgpu_counter.js`: dispatches,
 submissions, bind groups, pipelines, read-back bytes); `--attribute` sorts the dispatches into
-the model's parts.
+the model's parts and counts them per kernel (pipeline label).
 
     python3 tests/browser/measure_rate.py --chrome /usr/bin/chromium --dist dist --out /tmp/rate
 """

@@ -5,7 +5,8 @@
 // submissions, bind groups, compute pipelines and shader modules created, bytes mapped for
 // reading (read-backs) and bytes written by queue.writeBuffer. With attribute(true) every
 // dispatch also records the wasm call stack that issued it, and parts() sorts them into the
-// model's parts by the Rust function names in those stacks (see PARTS). watchSteps() and
+// model's parts by the Rust function names in those stacks (see PARTS), and counts them by the
+// label of the pipeline each runs (the kernel's entry point). watchSteps() and
 // perStep() turn the totals into figures per training step.
 (() => {
   const totals = { dispatches: 0, submits: 0, bind_groups: 0, pipelines: 0, shader_modules: 0, read_bytes: 0, write_bytes: 0 };
@@ -37,10 +38,21 @@
       return original.apply(this, args);
     };
   };
-  const dispatched = () => {
+  // With attribution on, each dispatch is also counted under the label of the pipeline it runs
+  // (cubecl labels a pipeline with its kernel's entry point): what ran, where the stack says
+  // where burn's fusion was made to run it.
+  const pipelineOf = new WeakMap();
+  const byPipeline = {};
+  const dispatched = function () {
     totals.dispatches += 1;
-    if (stacks) stacks.push(new Error().stack);
+    if (!stacks) return;
+    stacks.push(new Error().stack);
+    const label = pipelineOf.get(this) ?? '?';
+    byPipeline[label] = (byPipeline[label] ?? 0) + 1;
   };
+  wrap('GPUComputePassEncoder', 'setPipeline', function (pipeline) {
+    if (stacks) pipelineOf.set(this, pipeline?.label || '(no label)');
+  });
   wrap('GPUComputePassEncoder', 'dispatchWorkgroups', dispatched);
   wrap('GPUComputePassEncoder', 'dispatchWorkgroupsIndirect', dispatched);
   wrap('GPUQueue', 'submit', () => { totals.submits += 1; });
@@ -84,7 +96,7 @@
     watchSteps(attribute) {
       const counter = document.querySelector('#step-count');
       if (attribute) this.attribute(true);
-      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts() }))
+      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts(), pipelines: { ...byPipeline } }))
         .observe(counter, { attributes: true, attributeFilter: ['data-step'] });
     },
     /**
@@ -120,6 +132,9 @@
       const [before, last] = steps.at(-1);
       const parts = Object.keys(last.parts).map((part) => [part, last.parts[part] - (before.parts[part] ?? 0)]);
       if (parts.length) figures.dispatches_by_part = Object.fromEntries(parts.sort((a, b) => b[1] - a[1]));
+      const pipelines = Object.keys(last.pipelines).map((label) => [label, last.pipelines[label] - (before.pipelines[label] ?? 0)]);
+      const largest = pipelines.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      if (largest.length) figures.dispatches_by_pipeline = Object.fromEntries(largest);
       return figures;
     },
   };

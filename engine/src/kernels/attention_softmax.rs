@@ -54,6 +54,14 @@ fn logit<F: Float>(
     value
 }
 
+/// Where row `row` of the scores lies: its query `i`, its head, the index of its first score and
+/// of its batch's first `keep` entry.
+#[cube]
+fn row_place(row: usize, frames: usize, heads: usize) -> (usize, usize, usize, usize) {
+    let batch = row / (frames * heads);
+    (row % frames, (row / frames) % heads, row * frames, batch * frames)
+}
+
 /// A row's largest logit and the sum of the exponentials around it.
 #[cube]
 #[allow(clippy::too_many_arguments)]
@@ -67,8 +75,7 @@ fn row_softmax_terms<F: Float>(
     reach: u32,
     scale: f32,
 ) -> (F, F) {
-    let (i, head, batch) = (row % frames, (row / frames) % heads, row / (frames * heads));
-    let (start, key_row) = (row * frames, batch * frames);
+    let (i, head, start, key_row) = row_place(row, frames, heads);
     let mut largest = F::new(-3.0e38);
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
@@ -104,8 +111,7 @@ fn forward_kernel<F: Float>(
     }
     let (frames, heads) = (frames as usize, heads as usize);
     let (largest, sum) = row_softmax_terms::<F>(scores, bias, keep, row, frames, heads, reach, scale);
-    let (i, head, batch) = (row % frames, (row / frames) % heads, row / (frames * heads));
-    let (start, key_row) = (row * frames, batch * frames);
+    let (i, head, start, key_row) = row_place(row, frames, heads);
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
         weights[start + j] = (l - largest).exp() / sum;
@@ -134,8 +140,7 @@ fn scores_grad_kernel<F: Float>(
     }
     let (frames, heads) = (frames as usize, heads as usize);
     let (largest, sum) = row_softmax_terms::<F>(scores, bias, keep, row, frames, heads, reach, scale);
-    let (i, head, batch) = (row % frames, (row / frames) % heads, row / (frames * heads));
-    let (start, key_row) = (row * frames, batch * frames);
+    let (i, head, start, key_row) = row_place(row, frames, heads);
     let mut dot = F::new(0.0);
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
