@@ -133,8 +133,8 @@
       const parts = Object.keys(last.parts).map((part) => [part, last.parts[part] - (before.parts[part] ?? 0)]);
       if (parts.length) figures.dispatches_by_part = Object.fromEntries(parts.sort((a, b) => b[1] - a[1]));
       const pipelines = Object.keys(last.pipelines).map((label) => [label, last.pipelines[label] - (before.pipelines[label] ?? 0)]);
-      const largest = pipelines.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
-      if (largest.length) figures.dispatches_by_pipeline = Object.fromEntries(largest);
+      const counted = pipelines.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      if (counted.length) figures.dispatches_by_pipeline = Object.fromEntries(counted);
       return figures;
     },
   };

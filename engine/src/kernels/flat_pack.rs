@@ -117,11 +117,7 @@ pub(super) fn pack(flat: CubeTensor, parts: [CubeTensor; PACK_PARTS], group: Pac
 /// `flat[start..start + len]` as a view: no kernel, whatever the range's end. `start` must be a
 /// multiple of 64 elements (WebGPU's 256-byte binding offset), as the flat layout places them.
 pub(super) fn view(flat: CubeTensor, start: usize, len: usize) -> CubeTensor {
-    let flat = if flat.is_contiguous() {
-        flat
-    } else {
-        burn_cubecl::kernel::into_contiguous(flat)
-    };
+    let flat = burn_cubecl::kernel::into_contiguous(flat);
     let total = flat.shape().num_elements();
     assert!(start + len <= total, "a view past the flat buffer's end");
     let size = flat.dtype.size() as u64;

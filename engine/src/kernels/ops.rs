@@ -249,10 +249,17 @@ pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: Pac
         parts.len() <= PACK_PARTS,
         "a packing dispatch reads at most {PACK_PARTS} tensors"
     );
-    // Slots without a part are bound to a one-element buffer that is never read (length 0).
-    let unused = || Tensor::<1>::empty([1], &flat.device()).into_dispatch();
+    // Slots without a part are bound to one one-element buffer that is never read (length 0).
+    let device = flat.device();
+    let mut spare: Option<FloatTensor<Dispatch>> = None;
     let mut parts = parts.into_iter();
-    let mut next = || parts.next().unwrap_or_else(unused);
+    let mut next = || {
+        parts.next().unwrap_or_else(|| {
+            spare
+                .get_or_insert_with(|| Tensor::<1>::empty([1], &device).into_dispatch())
+                .clone()
+        })
+    };
     let [p0, p1, p2, p3, p4, p5] = std::array::from_fn(|_| next());
     Tensor::from_dispatch(Dispatch::fused_pack(
         flat.into_dispatch(),
