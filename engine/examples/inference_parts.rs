@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
-use prunelab_engine::model::{AttentionMasks, Conformer, frame_mask};
+use prunelab_engine::model::{AttentionMasks, Conformer, Padding};
 use prunelab_engine::prune::{CutSource, Selection};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::store::{decode_checkpoint, load_gates, load_inference_model};
@@ -36,17 +36,17 @@ fn print_parts(label: &str, model: &Conformer, device: &Device) {
     let subsampling = median_ms(|| model.subsampling.forward(feats.clone()));
     let x = model.subsampling.forward(feats.clone());
     let s = x.dims()[1];
-    let padding = frame_mask(&[s; BATCH], s, device);
+    let padding = Padding::new(&[s; BATCH], s, device);
     let mut sums = [0.0f64; 4];
     for block in &model.blocks {
         if let Some(ffn) = &block.ffn1 {
             sums[0] += median_ms(|| ffn.forward(x.clone(), None));
         }
         if let Some(attention) = &block.attention {
-            sums[1] += median_ms(|| attention.forward(x.clone(), padding.clone(), AttentionMasks::default()));
+            sums[1] += median_ms(|| attention.forward(x.clone(), &padding, AttentionMasks::default()));
         }
         if let Some(conv) = &block.conv {
-            sums[2] += median_ms(|| conv.forward(x.clone(), padding.clone(), None));
+            sums[2] += median_ms(|| conv.forward(x.clone(), &padding, None));
         }
         if let Some(ffn) = &block.ffn2 {
             sums[3] += median_ms(|| ffn.forward(x.clone(), None));

@@ -15,8 +15,8 @@ use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::{Distribution, Gradients};
 use prunelab_engine::kernels::{
-    OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
-    fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
+    fused_head_scores, fused_layer_norm, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -344,6 +344,46 @@ fn fused_attention_softmax_and_its_gradients_match_the_composed_bias_mask_and_so
         ];
         let [w, ds, db] = worst;
         eprintln!("{what}: largest differences relative to scale: weights {w:.2e}, dscores {ds:.2e}, dbias {db:.2e}");
+    }
+}
+
+/// `[b, s, h·w]` → `[b, h, s, w]`: a head split out as the composed attention does it.
+fn split_heads(t: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [b, s, columns] = t.dims();
+    t.reshape([b, s, heads, columns / heads]).swap_dims(1, 2)
+}
+
+#[test]
+fn fused_head_products_and_their_gradients_match_split_heads_and_matrix_products() {
+    let device = wgpu_device().autodiff();
+    // `tiny`'s heads (4 × 24 over 150 frames), a cut block's (value heads narrower than query
+    // heads, 7 vs 5), and a single head over one frame.
+    for (batch, frames, heads, query_width, value_width) in [(4, 150, 4, 24, 24), (3, 13, 3, 7, 5), (1, 1, 1, 3, 2)] {
+        let random =
+            |width: usize| Tensor::<3>::random([batch, frames, heads * width], Distribution::Normal(0.0, 1.0), &device);
+        let (q, k, v) = (random(query_width), random(query_width), random(value_width));
+        let upstream = random(value_width);
+        let [(fq, fk, fv), (rq, rk, rv)] = [0, 1].map(|_| (leaf(&q), leaf(&k), leaf(&v)));
+        // Softmax between the products, so the weights' gradient is not the scores'.
+        let weights = |scores: Tensor<4>| prunelab_engine::burn::tensor::activation::softmax(scores, 3);
+        let fused = fused_head_mix(weights(fused_head_scores(fq.clone(), fk.clone(), heads)), fv.clone());
+        let scores = split_heads(rq.clone(), heads).matmul(split_heads(rk.clone(), heads).swap_dims(2, 3));
+        let reference = weights(scores)
+            .matmul(split_heads(rv.clone(), heads))
+            .swap_dims(1, 2)
+            .reshape([batch, frames, heads * value_width]);
+        let fused_grads = (fused.clone() * upstream.clone()).sum().backward();
+        let reference_grads = (reference.clone() * upstream).sum().backward();
+        let what = format!("[{batch}, {frames}, {heads} heads of {query_width}/{value_width}]");
+        let [c, dq, dk, dv] = [
+            assert_close(&format!("{what}: context"), fused, reference),
+            assert_grads_close(&format!("{what}: dq"), &fq, &fused_grads, &rq, &reference_grads),
+            assert_grads_close(&format!("{what}: dk"), &fk, &fused_grads, &rk, &reference_grads),
+            assert_grads_close(&format!("{what}: dv"), &fv, &fused_grads, &rv, &reference_grads),
+        ];
+        eprintln!(
+            "{what}: largest differences relative to scale: context {c:.2e}, dq {dq:.2e}, dk {dk:.2e}, dv {dv:.2e}"
+        );
     }
 }
 

@@ -148,6 +148,34 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_head_scores(query: FloatTensor<Self>, key: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        fused_op::<B, C, 2>(
+            [query, key],
+            &[0, 1],
+            0.0,
+            |[query, key]| B::fused_head_scores(query, key, heads),
+            |grad, saved, _| {
+                let [query, key] = saved_inputs(saved);
+                let (grad_query, grad_key) = B::fused_head_scores_backward(grad, query, key);
+                [Some(grad_query), Some(grad_key)]
+            },
+        )
+    }
+
+    fn fused_head_mix(weights: FloatTensor<Self>, value: FloatTensor<Self>) -> FloatTensor<Self> {
+        fused_op::<B, C, 2>(
+            [weights, value],
+            &[0, 1],
+            0.0,
+            |[weights, value]| B::fused_head_mix(weights, value),
+            |grad, saved, _| {
+                let [weights, value] = saved_inputs(saved);
+                let (grad_weights, grad_value) = B::fused_head_mix_backward(grad, weights, value);
+                [Some(grad_weights), Some(grad_value)]
+            },
+        )
+    }
+
     fn fused_pack(
         flat: FloatTensor<Self>,
         part_0: FloatTensor<Self>,
@@ -259,6 +287,26 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             scale,
         );
         (Self::from_inner(grad_scores), Self::from_inner(grad_bias))
+    }
+
+    fn fused_head_scores_backward(
+        grad: FloatTensor<Self>,
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad_query, grad_key) =
+            B::fused_head_scores_backward(Self::inner(grad), Self::inner(query), Self::inner(key));
+        (Self::from_inner(grad_query), Self::from_inner(grad_key))
+    }
+
+    fn fused_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad_weights, grad_value) =
+            B::fused_head_mix_backward(Self::inner(grad), Self::inner(weights), Self::inner(value));
+        (Self::from_inner(grad_weights), Self::from_inner(grad_value))
     }
 
     fn fused_batch_norm_swish_backward(

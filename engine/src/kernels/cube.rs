@@ -1,11 +1,12 @@
 //! The fused operations on burn's cube backend: each method launches its module's kernels.
 
+use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
 use super::ops::FusedOps;
 use super::pack::PackGroup;
-use super::{attention_softmax, batch_norm_swish, flat_pack, glu_gate, layer_norm, swish_gate};
+use super::{attention_softmax, batch_norm_swish, flat_pack, glu_gate, head_products, layer_norm, swish_gate};
 
 impl FusedOps for CubeBackend {
     fn fused_layer_norm(
@@ -102,6 +103,39 @@ impl FusedOps for CubeBackend {
         scale: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         attention_softmax::backward(grad, scores, bias, keep, scale)
+    }
+
+    fn fused_head_scores(query: FloatTensor<Self>, key: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        head_products::pair_dots(query, key, heads)
+    }
+
+    fn fused_head_scores_backward(
+        grad: FloatTensor<Self>,
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // dq = dS·k, dk = dSᵀ·q, per head.
+        (
+            head_products::mix(grad.clone(), key, false),
+            head_products::mix(grad, query, true),
+        )
+    }
+
+    fn fused_head_mix(weights: FloatTensor<Self>, value: FloatTensor<Self>) -> FloatTensor<Self> {
+        head_products::mix(weights, value, false)
+    }
+
+    fn fused_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // dW = dC·vᵀ, dv = Wᵀ·dC, per head.
+        let heads = weights.shape()[1];
+        (
+            head_products::pair_dots(grad.clone(), value, heads),
+            head_products::mix(weights, grad, true),
+        )
     }
 
     fn fused_pack(

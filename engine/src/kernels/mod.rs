@@ -15,7 +15,8 @@
 //! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
 //! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
 //! (`batch_norm_swish.rs`), the attention's scale, relative-position bias, key mask and softmax
-//! (`attention_softmax.rs`); and, for the flat optimiser, packing gradients into one buffer and
+//! (`attention_softmax.rs`) and its two products per head in the projections' layout, no head
+//! split or merged (`head_products.rs`); and, for the flat optimiser, packing gradients into one buffer and
 //! taking parameters back out as views (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
 //! wgpu on Metal keeps one), which is why some backward passes are two or three kernels
 //! (`column_sums.rs`); `launch.rs` holds what every launch needs.
@@ -39,6 +40,8 @@ mod flat_pack;
 #[cfg(feature = "wgpu")]
 mod glu_gate;
 #[cfg(feature = "wgpu")]
+mod head_products;
+#[cfg(feature = "wgpu")]
 mod launch;
 #[cfg(feature = "wgpu")]
 mod layer_norm;
@@ -51,8 +54,8 @@ mod swish_gate;
 
 #[cfg(feature = "wgpu")]
 pub use ops::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
-    fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
+    fused_head_scores, fused_layer_norm, fused_pack, fused_swish_gate, fused_view, runs_fused,
 };
 pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
@@ -94,6 +97,18 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
+    pub fn fused_attention_softmax(_: Tensor<4>, _: Tensor<2>, _: Tensor<2>, _: f32) -> Tensor<4> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_head_scores(_: Tensor<3>, _: Tensor<3>, _: usize) -> Tensor<4> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_head_mix(_: Tensor<4>, _: Tensor<3>) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
     pub fn fused_pack(
         _: Tensor<1>,
         _: Vec<burn::backend::tensor::FloatTensor<burn::backend::Dispatch>>,
@@ -108,6 +123,6 @@ mod absent {
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_layer_norm,
-    fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
+    fused_head_scores, fused_layer_norm, fused_pack, fused_swish_gate, fused_view, runs_fused,
 };

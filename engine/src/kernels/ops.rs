@@ -128,6 +128,35 @@ pub trait FusedOps: Backend {
         scale: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
+    /// Per head, every row of `query` against every row of `key` (both `[b, s, h·w]`, head `h`
+    /// in columns `h·w .. (h + 1)·w`): the scores `[b, h, s, s]`, no head split out.
+    #[fusion(meta = |query, _key, heads| {
+        let (batches, frames) = (query.shape[0], query.shape[1]);
+        burn::backend::fusion::custom::TensorSpec::new([batches, *heads, frames, frames].into(), query.dtype)
+    })]
+    fn fused_head_scores(query: FloatTensor<Self>, key: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_head_scores`] with respect to `query` and `key`.
+    #[fusion(meta = |_grad, query, key| (query.clone(), key.clone()))]
+    fn fused_head_scores_backward(
+        grad: FloatTensor<Self>,
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Per head, the rows of `value` `[b, s, h·w]` mixed by `weights` `[b, h, s, s]`: the context
+    /// `[b, s, h·w]`, heads already merged.
+    #[fusion(dtype = value, shape = value)]
+    fn fused_head_mix(weights: FloatTensor<Self>, value: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_head_mix`] with respect to `weights` and `value`.
+    #[fusion(meta = |_grad, weights, value| (weights.clone(), value.clone()))]
+    fn fused_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// `flat` with `group`'s range written from the six parts (any ranks and strides; a part
     /// whose length in `group` is 0 is not read), in place where nothing else holds `flat`. The
     /// flat optimiser's gradient packing (`flat_pack.rs`); not differentiated.
@@ -240,6 +269,24 @@ pub fn fused_attention_softmax(scores: Tensor<4>, bias: Tensor<2>, keep: Tensor<
         keep.into_dispatch(),
         scale,
     ))
+}
+
+/// Per head, the scores `[b, h, s, s]` of `query` against `key` (both `[b, s, h·w]`, head `h` in
+/// columns `h·w .. (h + 1)·w`), read in that layout: one kernel forward, two backward. Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_head_scores(query: Tensor<3>, key: Tensor<3>, heads: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_head_scores(
+        query.into_dispatch(),
+        key.into_dispatch(),
+        heads,
+    ))
+}
+
+/// Per head, `value` `[b, s, h·w]` mixed by the attention `weights` `[b, h, s, s]`: the context
+/// `[b, s, h·w]` with the heads merged, one kernel forward, two backward. Only for tensors on a
+/// cube backend ([`runs_fused`]).
+pub fn fused_head_mix(weights: Tensor<4>, value: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_head_mix(weights.into_dispatch(), value.into_dispatch()))
 }
 
 /// `flat` (`[len]`) with `group`'s range written from `parts` (at most [`PACK_PARTS`], any

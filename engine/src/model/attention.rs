@@ -17,6 +17,7 @@ use burn::tensor::activation::softmax;
 use super::dropout::dropout;
 use super::head_layout::PaddedHeads;
 use super::norm::{layer_norm, layer_norm_init};
+use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 use crate::kernels;
 
@@ -105,9 +106,9 @@ pub struct AttentionMasks {
 impl RelPosSelfAttention {
     /// # Shapes
     /// - `x`: `[b, s, d]`
-    /// - `padding`: `[b, s]`, `true` on padded frames (never attended to)
+    /// - `padding`: of `[b, s]` frames (padded ones are never attended to)
     /// - returns `[b, s, d]` (the residual is added by the block)
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: AttentionMasks) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, padding: &Padding, masks: AttentionMasks) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let x = layer_norm(&self.norm, x);
         // Pruned heads of unequal widths run padded to their block's widest head (see
@@ -128,8 +129,12 @@ impl RelPosSelfAttention {
         let key = self.key.as_ref().map(|l| q_heads.project_into(l, x.clone()));
         let v = gate(v_heads.project_into(&self.value, x), masks.value, &v_heads); // [b, s, h·wv]
         let h = v_heads.heads;
+        // On the fused path both products read and write the heads in the projections' layout
+        // `[b, s, h·w]`; composed, each head is split out as `[b, h, s, w]` and merged back.
+        let fused = kernels::fuses_on(&device);
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
         let weights = match (q, key) {
+            (Some(q), Some(key)) if fused => self.attention_weights(kernels::fused_head_scores(q, key, h), padding),
             (Some(q), Some(key)) => {
                 let scores = split_heads(q, q_heads.width).matmul(split_heads(key, q_heads.width).swap_dims(2, 3));
                 self.attention_weights(scores, padding)
@@ -137,29 +142,33 @@ impl RelPosSelfAttention {
             _ => {
                 // Every head attends by position alone.
                 let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
-                masked_softmax(bias.expand([b, h, s, s]), padding)
+                masked_softmax(bias.expand([b, h, s, s]), padding.padded.clone())
             }
         }; // [b, h, s, s]
         let weights = dropout(&self.dropout, weights);
-        let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
-        let context = context.swap_dims(1, 2).reshape([b, s, h * v_heads.width]);
+        let context = if fused {
+            kernels::fused_head_mix(weights, v)
+        } else {
+            let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
+            context.swap_dims(1, 2).reshape([b, s, h * v_heads.width])
+        };
         dropout(&self.dropout, v_heads.project_from(&self.output, context))
     }
 
     /// The weights from the raw scores q·kᵀ `[b, h, s, s]`: scaled, plus the position bias, padded
     /// keys masked, softmax over keys. One fused operation where this thread's path and the
     /// device allow it (`kernels::fuses_on`), burn's composed ones otherwise.
-    fn attention_weights(&self, scores: Tensor<4>, padding: Tensor<2, Bool>) -> Tensor<4> {
+    fn attention_weights(&self, scores: Tensor<4>, padding: &Padding) -> Tensor<4> {
         // The unpruned head width sets the scale, so a pruned head computes what the gated one did.
         let root = (self.head_dim as f64).sqrt();
         let device = scores.device();
         if kernels::fuses_on(&device) {
-            let keep = padding.bool_not().float();
+            let keep = padding.keep.clone();
             return kernels::fused_attention_softmax(scores, self.rel_bias.val(), keep, (1.0 / root) as f32);
         }
         let s = scores.dims()[2];
         let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
-        masked_softmax(scores.div_scalar(root) + bias, padding)
+        masked_softmax(scores.div_scalar(root) + bias, padding.padded.clone())
     }
 
     /// `[h, s, s]` bias for every query/key pair (the composed path).

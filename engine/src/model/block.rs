@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::AttentionMasks;
 use super::norm::{layer_norm, layer_norm_init};
+use super::padding::Padding;
 use super::resize::{KeptUnits, param};
 use super::{
     ConvModule, ConvModuleConfig, FeedForward, FeedForwardConfig, RelPosSelfAttention, RelPosSelfAttentionConfig,
@@ -152,8 +153,8 @@ pub struct BlockKeep {
 
 impl ConformerBlock {
     /// # Shapes
-    /// - `x`: `[b, s, d]`, `padding`: `[b, s]` → `[b, s, d]`
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, masks: &BlockMasks) -> Tensor<3> {
+    /// - `x`: `[b, s, d]`, `padding` of `[b, s]` → `[b, s, d]`
+    pub fn forward(&self, x: Tensor<3>, padding: &Padding, masks: &BlockMasks) -> Tensor<3> {
         let [m1, ma, mc, m2] = masks.modules.clone();
         let out = self.ffn1.as_ref().map(|f| {
             f.forward_gated(x.clone(), masks.ffn1.clone(), masks.ffn_masks_are_dropout)
@@ -167,7 +168,7 @@ impl ConformerBlock {
         let out = self
             .attention
             .as_ref()
-            .map(|a| a.forward(x.clone(), padding.clone(), attention_masks));
+            .map(|a| a.forward(x.clone(), padding, attention_masks));
         let x = self.add(x, 1, out, ma);
         let out = self
             .conv

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::dropout::dropout;
 use super::{
     BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvModule, ConvSubsampling,
-    ConvSubsamplingConfig, frame_mask,
+    ConvSubsamplingConfig, Padding,
 };
 
 #[derive(Config, Debug, PartialEq)]
@@ -152,11 +152,11 @@ impl Conformer {
             .iter()
             .map(|&t| ConvSubsampling::output_len(t).min(s))
             .collect();
-        let padding = frame_mask(&lengths, s, &device);
+        let padding = Padding::new(&lengths, s, &device);
         let none = BlockMasks::default();
         let mut hidden = Vec::with_capacity(self.blocks.len());
         let x = self.blocks.iter().enumerate().fold(x, |x, (i, block)| {
-            let y = block.forward(x, padding.clone(), masks.get(i).unwrap_or(&none));
+            let y = block.forward(x, &padding, masks.get(i).unwrap_or(&none));
             hidden.push(y.clone());
             y
         });

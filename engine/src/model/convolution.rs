@@ -16,6 +16,7 @@ use burn::tensor::module::linear;
 
 use super::dropout::dropout;
 use super::norm::{layer_norm, layer_norm_init};
+use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 use crate::kernels;
 
@@ -79,10 +80,10 @@ impl ConvModule {
 
     /// # Shapes
     /// - `x`: `[b, s, d]`
-    /// - `padding`: `[b, s]`, `true` on padded frames
+    /// - `padding`: of `[b, s]` frames
     /// - `channel_mask`: `[b or 1, 1, c]`, multiplies the depthwise input channels (the pruning gate)
     /// - returns `[b, s, d]` (the residual is added by the block)
-    pub fn forward(&self, x: Tensor<3>, padding: Tensor<2, Bool>, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
         let x = self.normalised_swish(x).swap_dims(1, 2); // [b, s, c]
@@ -93,7 +94,7 @@ impl ConvModule {
     /// cannot smear them into real ones: one fused operation after the matrix product where
     /// this thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
     /// otherwise.
-    fn gated_glu(&self, x: Tensor<3>, padding: Tensor<2, Bool>, mask: Option<Tensor<3>>) -> Tensor<3> {
+    fn gated_glu(&self, x: Tensor<3>, padding: &Padding, mask: Option<Tensor<3>>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let c = self.channels();
         match &self.pointwise_in.bias {
@@ -101,7 +102,7 @@ impl ConvModule {
                 let device = x.device();
                 let pre = linear(x, self.pointwise_in.weight.val(), None);
                 let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, c], &device));
-                kernels::fused_glu_gate(pre, bias.val(), mask, padding.bool_not().float())
+                kernels::fused_glu_gate(pre, bias.val(), mask, padding.keep.clone())
             }
             _ => {
                 let x = glu(self.pointwise_in.forward(x), 2);
@@ -109,7 +110,7 @@ impl ConvModule {
                     Some(mask) => x * mask,
                     None => x,
                 };
-                x.mask_fill(padding.reshape([b, s, 1]).expand([b, s, c]), 0.0)
+                x.mask_fill(padding.padded.clone().reshape([b, s, 1]).expand([b, s, c]), 0.0)
             }
         }
     }

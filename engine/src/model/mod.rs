@@ -29,6 +29,6 @@ pub use convolution::{ConvModule, ConvModuleConfig};
 pub use dropout::with_dropout_stream;
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use fingerprint::weights_fingerprint;
-pub use padding::frame_mask;
+pub use padding::{Padding, frame_mask};
 pub use resize::KeptUnits;
 pub use subsampling::{ConvSubsampling, ConvSubsamplingConfig};

@@ -15,7 +15,7 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::data::Utterance;
 use prunelab_engine::kernels::{OpsPath, ops_path, runs_fused, with_ops_path};
-use prunelab_engine::model::{Conformer, ConvSubsampling, Preset, frame_mask};
+use prunelab_engine::model::{Conformer, ConvSubsampling, Padding, Preset};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
@@ -271,7 +271,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
     });
 
     let hidden = || Tensor::<3>::random([b, s, config.d_model], Distribution::Normal(0.0, 1.0), &ad);
-    let padding = frame_mask(&vec![s; b], s, &ad);
+    let padding = Padding::new(&vec![s; b], s, &ad);
     let blocks = config.num_blocks as f64;
     let block = &model.blocks[0];
     // A preset's block is dense: every module is there.
@@ -290,7 +290,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
             "attention",
             blocks
                 * median_ms(r, device, || {
-                    backward(attention.forward(hidden(), padding.clone(), Default::default()))
+                    backward(attention.forward(hidden(), &padding, Default::default()))
                 }),
         ),
         (
@@ -299,7 +299,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
         ),
         (
             "conv module",
-            blocks * median_ms(r, device, || backward(conv.forward(hidden(), padding.clone(), None))),
+            blocks * median_ms(r, device, || backward(conv.forward(hidden(), &padding, None))),
         ),
         (
             "loss",
