@@ -203,6 +203,32 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   await context.close();
 });
 
+// Issue 32: the page still runs burn's composed operations when asked (`#ops=reference`), the
+// path the fused kernels are checked against natively (engine/tests/fused_ops.rs). A step there
+// must train, and ask WebGPU for far more dispatches than the fused step's ≤ 1,300 (2,778 in
+// session 29), which shows the setting reaches the engine. Two steps from scratch, as above.
+test('on WebGPU, #ops=reference trains on burn\'s composed operations', { timeout: 900_000 }, async () => {
+  const context = await browser.newContext();
+  await context.addInitScript({ path: join(root, 'tests/browser/webgpu_counter.js') });
+  const started = Date.now();
+  const { page, errors } = await openLab(context, '#dev=4&start=scratch&snapshot=2&pairs=1&ops=reference');
+  assert.equal(await page.getAttribute('#backend', 'data-webgpu'), 'true', await page.textContent('#backend'));
+  await page.waitForFunction(() => !document.querySelector('#params')?.textContent.startsWith('not scored'), null, { timeout: 300_000 });
+  await waitForIdle(page);
+  await page.evaluate(() => __webgpuCounter.watchSteps(false));
+  await page.click('#play');
+  await waitForStep(page, 2);
+  await page.click('#play');
+  await waitForIdle(page);
+  const perStep = (figures.webgpu_reference_per_step = await page.evaluate(() => __webgpuCounter.perStep()));
+  figures.webgpu_reference_seconds = (Date.now() - started) / 1000;
+  assert.ok(perStep.steps >= 1, `no whole step was counted: ${JSON.stringify(perStep)}`);
+  assert.ok(perStep.dispatches > 2_000, `a reference step made ${perStep.dispatches} dispatches: is the fused path running?`);
+  assert.match(await page.textContent('#last-loss'), /loss \d/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 // The tests below train and score on the CPU backend with small shapes (2 s batches, 4 or 8 dev
 // utterances) where what they check does not depend on the size; the page's defaults are
 // tested as they are in 'without WebGPU…'.
