@@ -15,7 +15,7 @@ mod run;
 use clap::{Parser, Subcommand};
 use prunelab_engine::kernels::{OpsPath, set_ops_path};
 
-use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, slim, sweep, train, wer};
+use commands::{bench, compare, corpus, download, eval, fbank, logits, prune, slim, sweep, train, trajectories, wer};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,9 @@ enum Command {
     /// Score runs of several methods and seeds side by side: size, speed, dev/test WER with
     /// paired-bootstrap 95 % intervals; Markdown, JSON and plots (SVG, PNG).
     Compare(compare::CompareArgs),
+    /// Draw how the gates' retention moved during training, from runs' traces, side by side:
+    /// per site kind, and each run's largest difference from the first (SVG, PNG, Markdown, JSON).
+    Trajectories(trajectories::TrajectoriesArgs),
     /// Score a hypothesis transcript file against a reference file (`<utt-id> WORDS…` lines),
     /// with a bootstrap interval, optionally against a baseline's hypotheses.
     Wer(wer::WerArgs),
@@ -82,6 +85,7 @@ fn main() {
         Command::Sweep(args) => sweep::run(args),
         Command::Slim(args) => slim::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Trajectories(args) => trajectories::run(args),
         Command::Wer(args) => wer::run(args),
         Command::Fbank(args) => fbank::run(args),
         Command::Logits(args) => logits::run(args),

@@ -121,6 +121,15 @@ impl Trace {
         let start: usize = self.sites[..site].iter().map(|s| s.units).sum();
         &self.snapshots[snapshot][start..start + self.sites[site].units]
     }
+
+    /// Every unit's score of site kind `kind`, all blocks in order, in snapshot `snapshot`
+    /// (empty when the method gates no site of that kind).
+    pub fn kind_scores(&self, snapshot: usize, kind: SiteKind) -> Vec<f32> {
+        (0..self.sites.len())
+            .filter(|&site| self.sites[site].kind == kind)
+            .flat_map(|site| self.site_scores(snapshot, site).iter().copied())
+            .collect()
+    }
 }
 
 /// Serialises a trace.
@@ -212,6 +221,9 @@ mod tests {
         assert_eq!(decoded, trace);
         assert_eq!(decoded.sites.len(), 4);
         assert_eq!(decoded.site_scores(1, 2), &[0.2, 0.2, 0.2]);
+        assert_eq!(decoded.kind_scores(1, SiteKind::Ffn1Hidden), [0.2; 6]);
+        assert_eq!(decoded.kind_scores(0, SiteKind::AttnValue), [0.5; 4]);
+        assert!(decoded.kind_scores(0, SiteKind::AttnQuery).is_empty());
     }
 
     #[test]

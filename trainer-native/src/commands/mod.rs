@@ -13,4 +13,5 @@ pub mod prune;
 pub mod slim;
 pub mod sweep;
 pub mod train;
+pub mod trajectories;
 pub mod wer;

@@ -1,52 +1,28 @@
-//! Charts for `prunelab compare`, drawn with plotters once as SVG and once as PNG: word error
+//! Charts for `prunelab compare` (and the frame every chart is written in), drawn with plotters once as SVG and once as PNG: word error
 //! rate against parameters, retention histograms, and loss and dev WER over training.
 //!
-//! Text needs a TrueType font (plotters lays text out with ab_glyph, so SVG needs one too):
-//! `$PRUNELAB_FONT`, or DejaVu Sans where Debian's `fonts-dejavu-core` puts it.
+//! Text needs a TrueType font (see [`ensure_font`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 use prunelab_engine::gates::Method;
 
-/// Pixel size of every chart.
-const SIZE: (u32, u32) = (960, 600);
-const FONT_PATHS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
+pub use super::chart_font::ensure_font;
 
-/// Registers the font for chart text once per process. The error says how to get one.
-pub fn ensure_font() -> Result<(), String> {
-    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let candidates: Vec<PathBuf> = std::env::var_os("PRUNELAB_FONT")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(FONT_PATHS.iter().map(PathBuf::from))
-            .collect();
-        let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
-            "no TrueType font for chart text: set PRUNELAB_FONT to a .ttf file or install DejaVu Sans \
-             (Debian: apt-get install fonts-dejavu-core)"
-                .to_string()
-        })?;
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read font: {e}", path.display()))?;
-        // plotters keeps fonts for the life of the process; this one is read once.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("{}: not a TrueType font plotters can read", path.display()))
-    })
-    .clone()
-}
+/// Pixel size of a one-panel chart.
+const SIZE: (u32, u32) = (960, 600);
 
 /// A chart that can draw itself on any plotters backend.
 pub trait Chart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+
+    /// Pixel size: most charts are one panel; a grid of panels asks for more.
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
 }
 
 /// Writes `chart` as `dir/name.svg` and `dir/name.png`.
@@ -54,13 +30,13 @@ pub fn svg_and_png<C: Chart>(dir: &Path, name: &str, chart: &C) -> Result<[PathB
     ensure_font()?;
     let svg = dir.join(format!("{name}.svg"));
     {
-        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        let root = SVGBackend::new(&svg, chart.size()).into_drawing_area();
         chart.draw(&root)?;
         root.present().map_err(|e| format!("{}: {e}", svg.display()))?;
     }
     let png = dir.join(format!("{name}.png"));
     {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        let root = BitMapBackend::new(&png, chart.size()).into_drawing_area();
         chart.draw(&root)?;
         root.present().map_err(|e| format!("{}: {e}", png.display()))?;
     }
@@ -281,7 +257,7 @@ impl Chart for TrainingCurves {
 }
 
 /// The chart type every chart here draws on: `f64` against `f64`.
-type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(crate) type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One line per run in its method's colour, with a legend entry; its points also get the
 /// run's seed marker when it has fewer than `markers_below` of them.
@@ -309,7 +285,7 @@ fn draw_runs<DB: DrawingBackend>(
 }
 
 /// The legend of the lines drawn so far, on a light box.
-fn draw_legend<'a, DB: DrawingBackend + 'a>(
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut Plane<'a, DB>,
     position: SeriesLabelPosition,
 ) -> Result<(), String> {
@@ -338,7 +314,7 @@ fn seed_marker<DB: DrawingBackend>(
 /// `range` with its top raised so that a legend of `entries` lines in the upper corner sits above
 /// the data: the dense runs (the rightmost marks) may be anywhere in height, and a legend drawn
 /// over them hides them.
-fn with_legend_headroom(range: std::ops::Range<f64>, entries: usize) -> std::ops::Range<f64> {
+pub(crate) fn with_legend_headroom(range: std::ops::Range<f64>, entries: usize) -> std::ops::Range<f64> {
     // Share of the plot's height one legend line takes at SIZE, plus the box's margins.
     let share = (0.045 * entries as f64 + 0.03).min(0.6);
     range.start..range.start + (range.end - range.start) / (1.0 - share)
@@ -346,7 +322,7 @@ fn with_legend_headroom(range: std::ops::Range<f64>, entries: usize) -> std::ops
 
 /// The span of `values` widened by `pad` of itself on each side (from 0 when `from_zero` and
 /// every value is positive); a usable range even for no values or a single one.
-fn padded_range(values: impl Iterator<Item = f64>, pad: f64, from_zero: bool) -> std::ops::Range<f64> {
+pub(crate) fn padded_range(values: impl Iterator<Item = f64>, pad: f64, from_zero: bool) -> std::ops::Range<f64> {
     let (mut low, mut high) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
