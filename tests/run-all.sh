@@ -102,7 +102,7 @@ rm -f "$wasm_seconds"
 build_app > "$wasm_log" 2>&1 &
 wasm_build=$!
 stage "run the Rust tests (the wasm build beside them)" cargo test --quiet
-stage "Python: fbank, bootstrap, TensorBoard, layering, PyTorch and ONNX exports" run_python_tests
+stage "Python: fbank, bootstrap, wer against jiwer, TensorBoard, layering, PyTorch and ONNX exports" run_python_tests
 stage "fuzz every file loader for 3 s (tests/fuzz/run.sh all 3)" bash tests/fuzz/run.sh all 3
 stage "wait for the wasm build (trunk)" wait_for_app
 stage_names+=("  (the wasm build itself, begun after compiling the Rust tests)")

@@ -185,12 +185,16 @@ fn wer_reports_utterances_missing_on_either_side() {
     let (reference, hypothesis) = (dir.join("ref.txt"), dir.join("hyp.txt"));
     std::fs::write(&reference, "a THE CAT SAT\nb HELLO WORLD\nc ONLY IN REF\n").unwrap();
     std::fs::write(&hypothesis, "a THE BAT SAT\nb HELLO WORLD\nz ONLY IN HYP\n").unwrap();
-    let out = prunelab(&[
-        "wer",
-        reference.to_str().unwrap(),
-        hypothesis.to_str().unwrap(),
-        "--json",
-    ]);
+    let files = [reference.to_str().unwrap(), hypothesis.to_str().unwrap()];
+    // Files of different utterances are refused unless the reader says to go on.
+    let refused = prunelab(&["wer", files[0], files[1]]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("hyp.txt: 1 of the 3 utterances in") && stderr(&refused).contains("(first: c)"),
+        "{}",
+        stderr(&refused)
+    );
+    let out = prunelab(&["wer", files[0], files[1], "--allow-missing", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["missing_from_hypothesis"], serde_json::json!(["c"]));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{CorpusIssue, scan_subset};
 use crate::audio::{SAMPLE_RATE, probe_audio_file};
-use crate::text::{CharTokenizer, normalize_transcript};
+use crate::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
 /// One usable utterance: checked transcript, readable header at 16 kHz mono.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,8 @@ pub fn check_utterance_length(samples: u64) -> Result<(), TooLong> {
 }
 
 fn check_entry(audio_path: &Path, raw_text: &str) -> Result<(String, u64), CorpusIssue> {
-    let text = normalize_transcript(raw_text);
+    let text =
+        normalize_for_alphabet(raw_text).map_err(|c| CorpusIssue::new(audio_path, unwritable_character_problem(c)))?;
     if text.is_empty() {
         return Err(CorpusIssue::new(audio_path, "empty transcript".into()));
     }

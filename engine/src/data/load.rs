@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{CorpusIssue, CorpusPack, IndexEntry, scan_subset};
 use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, read_audio_file, resample};
-use crate::text::{CharTokenizer, normalize_transcript};
+use crate::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
 /// An item before decoding: where it came from, its transcript and its encoded audio.
 pub struct RawItem<'a> {
@@ -102,7 +102,7 @@ fn load_one(item: RawItem<'_>, options: &LoadOptions) -> Result<Vec<Utterance>, 
         location: item.name.clone(),
         problem,
     };
-    let text = normalize_transcript(&item.text);
+    let text = normalize_for_alphabet(&item.text).map_err(|c| issue(unwritable_character_problem(c)))?;
     if text.is_empty() {
         return Err(issue("empty transcript".to_string()));
     }

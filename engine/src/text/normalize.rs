@@ -21,6 +21,26 @@ pub fn normalize_transcript(text: &str) -> String {
     out
 }
 
+/// `text` normalised for training and scoring the model, or the first character that carries
+/// meaning the model's alphabet (A–Z, apostrophe) cannot write: a digit, or a letter outside
+/// A–Z ("3", "ü", "東"). Normalising would drop it, and the model would learn or be scored on a
+/// sentence the audio does not say ("I HAVE 3 CATS" as "I HAVE CATS"); such a transcript is
+/// refused by name instead. Punctuation and symbols go, as LibriSpeech's transcripts have none.
+pub fn normalize_for_alphabet(text: &str) -> Result<String, char> {
+    match text.chars().find(|c| c.is_alphanumeric() && !c.is_ascii_alphabetic()) {
+        Some(c) => Err(c),
+        None => Ok(normalize_transcript(text)),
+    }
+}
+
+/// What a corpus says of a transcript [`normalize_for_alphabet`] refuses.
+pub fn unwritable_character_problem(c: char) -> String {
+    format!(
+        "transcript has {c:?}, which the model's alphabet (A–Z and the apostrophe) cannot write; \
+         spell it out (numbers as words, letters without accents)"
+    )
+}
+
 /// The whitespace-separated tokens of `text` that normalisation deletes outright: numbers,
 /// symbols, words in other scripts. Scoring never sees them, so tools that read transcripts
 /// from users say which were dropped instead of scoring a shorter sentence in silence.
@@ -38,6 +58,17 @@ mod tests {
         let lost: Vec<&str> = tokens_lost_in_normalisation("Meet at 10:30 — 東京 or Zürich, ok?").collect();
         assert_eq!(lost, vec!["10:30", "—", "東京"]);
         assert_eq!(tokens_lost_in_normalisation("IT'S FINE").count(), 0);
+    }
+
+    #[test]
+    fn digits_and_letters_outside_a_to_z_are_refused_not_dropped() {
+        assert_eq!(
+            normalize_for_alphabet("It's co-op, ok?").as_deref(),
+            Ok("IT'S CO OP OK")
+        );
+        assert_eq!(normalize_for_alphabet("I have 3 cats"), Err('3'));
+        assert_eq!(normalize_for_alphabet("in Zürich"), Err('ü'));
+        assert_eq!(normalize_for_alphabet("东京 tower"), Err('东'));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! (LibriSpeech's `.trans.txt`, Kaldi's `text`, hypothesis files). Parsing is shared by the
 //! corpus scanner and `prunelab wer`, and every line problem names its line.
 
+use unicode_normalization::UnicodeNormalization;
+
 /// The longest transcript accepted, in characters. Scoring aligns characters in time
 /// quadratic in the length; a line this long already costs seconds, and utterances are
 /// sentences, not documents.
@@ -22,6 +24,8 @@ pub struct TranscriptLine {
 pub enum TranscriptLineError {
     #[error("line {line} is not UTF-8 text")]
     NotUtf8 { line: usize },
+    #[error("line {line} starts with whitespace, so it has no utterance id (its first word would be taken for one)")]
+    NoId { line: usize },
     #[error("line {line}: utterance id {id} appears twice (first on line {first})")]
     DuplicateId { line: usize, id: String, first: usize },
     #[error(
@@ -38,10 +42,14 @@ pub struct ParsedTranscripts {
     pub problems: Vec<TranscriptLineError>,
 }
 
-/// Parses every non-blank line of `bytes` as `<id> <text>` (the text may be empty: a
-/// hypothesis of silence). Lines that are not UTF-8, repeat an earlier id or run over
-/// [`MAX_TRANSCRIPT_CHARS`] are left out and listed, by their number in the file.
+/// Parses every non-blank line of `bytes` as `<id> <text>`, split at the first whitespace (the
+/// text may be empty: a hypothesis of silence). A byte-order mark before the first line is
+/// dropped, and ids and text are put in Unicode's composed form (NFC), so that "é" typed as one
+/// character or as "e" and an accent is one word. Lines that are not UTF-8, have no id (they
+/// start with whitespace), repeat an earlier id or run over [`MAX_TRANSCRIPT_CHARS`] are left
+/// out and listed, by their number in the file.
 pub fn parse_transcript_lines(bytes: &[u8]) -> ParsedTranscripts {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let mut first_line_of = std::collections::HashMap::new();
     let mut parsed = ParsedTranscripts::default();
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -50,11 +58,15 @@ pub fn parse_transcript_lines(bytes: &[u8]) -> ParsedTranscripts {
             parsed.problems.push(TranscriptLineError::NotUtf8 { line });
             continue;
         };
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
+        if text.trim().is_empty() {
             continue;
         }
-        let (id, text) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+        if text.starts_with(char::is_whitespace) {
+            parsed.problems.push(TranscriptLineError::NoId { line });
+            continue;
+        }
+        let composed: String = text.trim_end().nfc().collect();
+        let (id, text) = composed.split_once(char::is_whitespace).unwrap_or((&composed, ""));
         let chars = text.chars().count();
         if chars > MAX_TRANSCRIPT_CHARS {
             let id = id.to_string();
@@ -84,7 +96,8 @@ mod tests {
 
     #[test]
     fn lines_split_into_id_and_text_and_problems_name_their_line() {
-        let parsed = parse_transcript_lines(b"a-1 HELLO  WORLD\r\n\n  a-2\nb-3\tTAB TEXT \n");
+        let bytes = "\u{feff}a-1 HELLO  WORLD\r\n\na-2\nb-3\tTAB TEXT \nc-4 Caf\u{65}\u{301} \u{e9}t\u{e9}\n";
+        let parsed = parse_transcript_lines(bytes.as_bytes());
         let pairs: Vec<(usize, &str, &str)> = parsed
             .lines
             .iter()
@@ -92,9 +105,18 @@ mod tests {
             .collect();
         assert_eq!(
             pairs,
-            vec![(1, "a-1", "HELLO  WORLD"), (3, "a-2", ""), (4, "b-3", "TAB TEXT")]
+            vec![
+                (1, "a-1", "HELLO  WORLD"),
+                (3, "a-2", ""),
+                (4, "b-3", "TAB TEXT"),
+                // The decomposed "e" + accent composed into the one character the second word has.
+                (5, "c-4", "Caf\u{e9} \u{e9}t\u{e9}"),
+            ]
         );
-        assert!(parsed.problems.is_empty());
+        assert!(
+            parsed.problems.is_empty(),
+            "the byte-order mark is not part of the first id"
+        );
     }
 
     /// Each bad line is reported by its own number and costs only itself.
@@ -104,7 +126,7 @@ mod tests {
         let bytes = [
             b"x ONE\nbad \xff\xfe\ny TWO\nx THREE\n".as_slice(),
             long.as_bytes(),
-            b"\nw FOUR",
+            b"\nw FOUR\n THE CAT",
         ]
         .concat();
         let parsed = parse_transcript_lines(&bytes);
@@ -119,5 +141,9 @@ mod tests {
             problems[2]
         );
         assert_eq!(parsed.lines[2].line, 6);
+        assert_eq!(
+            problems[3],
+            "line 7 starts with whitespace, so it has no utterance id (its first word would be taken for one)"
+        );
     }
 }

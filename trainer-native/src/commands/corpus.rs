@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
 use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
-use prunelab_engine::text::{CharTokenizer, normalize_transcript};
+use prunelab_engine::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
 use crate::atomic::write_atomically;
 use crate::data::corpus_source::default_pack_path;
@@ -218,7 +218,8 @@ fn check_packable(path: &std::path::Path, id: &str, audio: &[u8], text: &str) ->
         .require_sample_rate(SAMPLE_RATE, &name)
         .map_err(|e| e.to_string())?;
     check_utterance_length(decoded.samples.len() as u64).map_err(|problem| format!("{name}: {problem}"))?;
-    let normalised = normalize_transcript(text);
+    let normalised =
+        normalize_for_alphabet(text).map_err(|c| format!("{name}: {}", unwritable_character_problem(c)))?;
     if normalised.is_empty() {
         return Err(format!("{name}: its transcript is empty after normalisation"));
     }

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use prunelab_engine::infer::{EvalReport, UtteranceResult, summarise};
 use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
-use prunelab_engine::text::{
-    normalize_transcript, parse_transcript_lines, score_chars, score_words, tokens_lost_in_normalisation,
-};
+use prunelab_engine::text::{ScoringRules, parse_transcript_lines, score_chars, score_words};
 use serde::Serialize;
 
 use crate::options::bootstrap::{BootstrapArgs, format_interval};
@@ -27,6 +25,18 @@ pub struct WerArgs {
     baseline: Option<PathBuf>,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
+    /// Lower-case both sides before scoring (by default case counts, as sclite scores).
+    #[arg(long)]
+    fold_case: bool,
+    /// Remove punctuation (Unicode's P* categories: . , ? ' - « and the like) before scoring;
+    /// letters and digits of every script always count.
+    #[arg(long)]
+    strip_punctuation: bool,
+    /// Score even when the files do not hold the same utterances: one missing from the
+    /// hypothesis (or the baseline) counts as an empty hypothesis, all deletions; one that only
+    /// the hypothesis has is left out. Without it such files are refused, naming the ids.
+    #[arg(long)]
+    allow_missing: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -43,21 +53,37 @@ struct WerOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     difference: Option<PairedDifference>,
     bootstrap: BootstrapConfig,
+    /// What was done to the text before scoring.
+    rules: ScoringRules,
     cer: f64,
     ser: f64,
     report: &'a EvalReport,
-    /// In the reference but not the hypothesis: scored as empty hypotheses (all deletions).
+    /// In the reference but not the hypothesis (with --allow-missing): scored as empty
+    /// hypotheses (all deletions).
     missing_from_hypothesis: &'a [String],
-    /// In the hypothesis but not the reference: not scored.
+    /// In the hypothesis but not the reference (with --allow-missing): not scored.
     missing_from_reference: &'a [String],
 }
 
 pub fn run(args: WerArgs) -> Result<(), String> {
-    let reference = read_transcripts(&args.reference)?;
-    let hypothesis = read_transcripts(&args.hypothesis)?;
+    let rules = ScoringRules {
+        fold_case: args.fold_case,
+        strip_punctuation: args.strip_punctuation,
+    };
+    let reference = read_transcripts(&args.reference, &rules)?;
+    let hypothesis = read_transcripts(&args.hypothesis, &rules)?;
+    let (missing_from_hypothesis, missing_from_reference) = check_same_utterances(
+        &reference,
+        (&args.reference, &hypothesis, &args.hypothesis),
+        args.allow_missing,
+    )?;
     let report = score(&reference, &hypothesis);
     let baseline = match &args.baseline {
-        Some(path) => Some(score(&reference, &read_transcripts(path)?)),
+        Some(path) => {
+            let baseline = read_transcripts(path, &rules)?;
+            check_same_utterances(&reference, (&args.reference, &baseline, path), args.allow_missing)?;
+            Some(score(&reference, &baseline))
+        }
         None => None,
     };
     let bootstrap = args
@@ -74,16 +100,6 @@ pub fn run(args: WerArgs) -> Result<(), String> {
         ),
         None => (None, None),
     };
-    let missing_from_hypothesis: Vec<String> = reference
-        .keys()
-        .filter(|id| !hypothesis.contains_key(*id))
-        .cloned()
-        .collect();
-    let missing_from_reference: Vec<String> = hypothesis
-        .keys()
-        .filter(|id| !reference.contains_key(*id))
-        .cloned()
-        .collect();
     if args.json {
         let out = WerOutput {
             wer: report.wer(),
@@ -91,6 +107,7 @@ pub fn run(args: WerArgs) -> Result<(), String> {
             baseline: baseline_estimate,
             difference,
             bootstrap: *bootstrap.config(),
+            rules,
             cer: report.cer(),
             ser: report.ser(),
             report: &report,
@@ -99,6 +116,7 @@ pub fn run(args: WerArgs) -> Result<(), String> {
         };
         say!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
     } else {
+        say!("scored    {}", rules.describe());
         print_summary(&report)?;
         let config = bootstrap.config();
         say!(
@@ -149,28 +167,52 @@ fn score(reference: &BTreeMap<String, String>, hypothesis: &BTreeMap<String, Str
     summarise(results)
 }
 
-/// Reads `<utt-id> WORDS…` lines; text is normalised like training transcripts, and tokens
-/// that normalisation deletes (numbers, symbols, other scripts) are counted in a warning.
-fn read_transcripts(path: &Path) -> Result<BTreeMap<String, String>, String> {
+/// The ids in `reference` missing from `other` and those only `other` has. Unless `allow` is
+/// set, either kind refuses the files: scoring them would score another set of utterances.
+fn check_same_utterances(
+    reference: &BTreeMap<String, String>,
+    (reference_path, other, other_path): (&Path, &BTreeMap<String, String>, &Path),
+    allow: bool,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let only_in = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| -> Vec<String> {
+        a.keys().filter(|id| !b.contains_key(*id)).cloned().collect()
+    };
+    let (missing, extra) = (only_in(reference, other), only_in(other, reference));
+    let first_few = |ids: &[String]| ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if !allow && !missing.is_empty() {
+        return Err(format!(
+            "{}: {} of the {} utterances in {} are missing (first: {}); pass --allow-missing to score them as empty hypotheses (all deletions)",
+            other_path.display(),
+            missing.len(),
+            reference.len(),
+            reference_path.display(),
+            first_few(&missing)
+        ));
+    }
+    if !allow && !extra.is_empty() {
+        return Err(format!(
+            "{}: {} utterance(s) are not in {} (first: {}); pass --allow-missing to leave them out",
+            other_path.display(),
+            extra.len(),
+            reference_path.display(),
+            first_few(&extra)
+        ));
+    }
+    Ok((missing, extra))
+}
+
+/// Reads `<utt-id> WORDS…` lines (see `parse_transcript_lines`: byte-order mark dropped,
+/// composed Unicode, every bad line refused by number) and prepares each text by `rules`.
+fn read_transcripts(path: &Path, rules: &ScoringRules) -> Result<BTreeMap<String, String>, String> {
     let content = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     // Scoring a file with a bad line would score another set of utterances: refused.
     let parsed = parse_transcript_lines(&content);
     if let Some(problem) = parsed.problems.first() {
         return Err(format!("{}: {problem}", path.display()));
     }
-    let lines = parsed.lines;
-    let mut out = BTreeMap::new();
-    let mut lost: Vec<(String, String)> = Vec::new();
-    for line in lines {
-        lost.extend(tokens_lost_in_normalisation(&line.text).map(|token| (line.id.clone(), token.to_string())));
-        out.insert(line.id, normalize_transcript(&line.text));
-    }
-    if let Some((id, token)) = lost.first() {
-        tell!(
-            "warning: {}: {} token(s) with no letter A–Z were removed by normalisation and are not scored (first: {token:?} in {id})",
-            path.display(),
-            lost.len()
-        );
-    }
-    Ok(out)
+    Ok(parsed
+        .lines
+        .into_iter()
+        .map(|line| (line.id, rules.apply(&line.text)))
+        .collect())
 }
