@@ -214,3 +214,40 @@ fn malformed_feature_files_are_refused_by_name() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A flag that cannot apply to the model given is refused, not ignored: `eval --threshold` on a
+/// dense checkpoint would print a dense score under a threshold the reader chose.
+#[test]
+fn a_threshold_for_a_model_without_gates_is_refused() {
+    let dense = concat!(env!("CARGO_MANIFEST_DIR"), "/../static/trained-tiny.plc");
+    let output = prunelab()
+        .args(["eval", "--checkpoint", dense, "--threshold", "0.5"])
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &output,
+        "trained-tiny.plc: --threshold applies to gated checkpoints; this is a checkpoint of method none, which has no gates",
+    );
+}
+
+/// A fixture's split directories stay inside `--out` and apart: "../x" would write beside it,
+/// and one name for three splits would merge them into one directory.
+#[test]
+fn fixture_split_names_that_escape_or_repeat_are_refused() {
+    let dir = scratch("hostile-subsets");
+    let out = dir.join("tree");
+    for (subsets, message) in [
+        (["../escaped", "dev", "test"], "a split's directory must be a plain name inside --out"),
+        (["a", "a", "a"], "train, dev and test need three different names"),
+    ] {
+        let output = prunelab()
+            .args(["corpus", "fixture", "--out"])
+            .arg(&out)
+            .arg("--subsets")
+            .args(subsets)
+            .output()
+            .unwrap();
+        assert_clean_failure(&output, message);
+    }
+    assert!(!out.exists() && !dir.join("escaped").exists(), "nothing was written");
+}

@@ -52,13 +52,7 @@ pub fn encode_weights(model: &Conformer) -> Result<Vec<u8>, StoreError> {
 /// `__metadata__` from a hash map, in a different order each time, so the same weights would
 /// otherwise give different files (and different checksums).
 fn with_sorted_header(file: &[u8]) -> Result<Vec<u8>, String> {
-    let header_len = file
-        .get(..8)
-        .and_then(|b| usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok())
-        .filter(|&n| n <= file.len() - 8)
-        .ok_or("the safetensors header's length is out of range")?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&file[8..8 + header_len]).map_err(|e| format!("bad safetensors header: {e}"))?;
+    let (header, header_len) = safetensors_header(file)?;
     let mut header = serde_json::to_vec(&sorted(header)).map_err(|e| e.to_string())?;
     // The format pads its header with spaces so that the tensor data starts 8-byte aligned.
     header.resize(header.len().next_multiple_of(8), b' ');
@@ -67,6 +61,44 @@ fn with_sorted_header(file: &[u8]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&header);
     out.extend_from_slice(&file[8 + header_len..]);
     Ok(out)
+}
+
+/// A safetensors file's JSON header and its length in bytes.
+fn safetensors_header(file: &[u8]) -> Result<(serde_json::Value, usize), String> {
+    let header_len = file
+        .get(..8)
+        .and_then(|b| usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok())
+        .filter(|&n| n <= file.len() - 8)
+        .ok_or("the safetensors header's length is out of range")?;
+    let header =
+        serde_json::from_slice(&file[8..8 + header_len]).map_err(|e| format!("bad safetensors header: {e}"))?;
+    Ok((header, header_len))
+}
+
+/// The name of the first F32 tensor in a safetensors `file` holding NaN or an infinite value.
+/// A file this cannot read (a bad header, offsets outside the file) is left to the loader,
+/// which refuses it with its own message.
+fn first_non_finite_tensor(file: &[u8]) -> Option<String> {
+    let (header, header_len) = safetensors_header(file).ok()?;
+    let data = &file[8 + header_len..];
+    for (name, entry) in header.as_object()? {
+        let offsets = entry["data_offsets"]
+            .as_array()
+            .map(|o| o.iter().map(serde_json::Value::as_u64).collect::<Vec<_>>());
+        let (Some("F32"), Some([Some(start), Some(end)])) = (entry["dtype"].as_str(), offsets.as_deref()) else {
+            continue;
+        };
+        let Some(bytes) = data.get(*start as usize..*end as usize) else {
+            continue;
+        };
+        if bytes
+            .chunks_exact(4)
+            .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+        {
+            return Some(name.clone());
+        }
+    }
+    None
 }
 
 /// `value` with the keys of every object in it in sorted order (whatever order serde_json's
@@ -136,6 +168,9 @@ pub fn load_export(
     }
     super::checkpoint::check_model_fits_its_weights(model_config, weights.len() as u64)
         .map_err(|detail| bad(format!("weights do not fit the manifest: {detail}")))?;
+    if let Some(tensor) = first_non_finite_tensor(weights) {
+        return Err(bad(format!("weights: {tensor} holds NaN or infinite values")));
+    }
     let mut model = model_config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec())).validate(true);
     let applied = model
@@ -241,6 +276,21 @@ mod tests {
         let a: Vec<f32> = pruned.forward(feats.clone(), &[40]).logits.try_into_vec_as().unwrap();
         let b: Vec<f32> = loaded.forward(feats, &[40]).logits.try_into_vec_as().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn weights_holding_nan_or_infinity_are_refused_by_tensor_name() {
+        let (manifest, weights, _) = export();
+        let (header, header_len) = safetensors_header(&weights).unwrap();
+        let start = header["head.weight"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + header_len;
+        for bad in [f32::NAN, f32::NEG_INFINITY] {
+            let mut edited = weights.clone();
+            edited[start + 4..start + 8].copy_from_slice(&bad.to_le_bytes());
+            let err = load_export(&manifest, &edited, &Device::flex(), "nan.json")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, "nan.json: weights: head.weight holds NaN or infinite values");
+        }
     }
 
     #[test]

@@ -79,6 +79,14 @@ impl Record {
         }
     }
 
+    fn non_finite(self) -> &'static str {
+        match self {
+            Self::Model => "model weights are not all finite numbers",
+            Self::Gates => "gate parameters are not all finite numbers",
+            Self::DistillMaps => "distillation maps are not all finite numbers",
+        }
+    }
+
     fn misfit(self) -> &'static str {
         match self {
             Self::Model => "model weights do not fit the model",
@@ -88,14 +96,43 @@ impl Record {
     }
 }
 
-/// Loads burnpack `bytes` into `module`, failing (not panicking) when they are damaged or their
-/// shapes or names disagree.
+/// Loads burnpack `bytes` into `module`, failing (not panicking) when they are damaged, their
+/// shapes or names disagree, or a value is NaN or infinite (such weights score every utterance
+/// as garbage and cut every unit, yet would load and run without a word).
 fn load_record<M: Module>(module: M, bytes: Vec<u8>, kind: Record) -> Result<M, TrainError> {
+    if let Some(path) = first_non_finite(&bytes).map_err(|e| TrainError::state(kind.unreadable(), e))? {
+        return Err(TrainError::State {
+            what: kind.non_finite(),
+            detail: format!("{path} holds NaN or infinite values"),
+        });
+    }
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::state(kind.unreadable(), e))?;
     module
         .try_load_record(record)
         .map_err(|e| TrainError::state(kind.misfit(), e))
+}
+
+/// The path of the first float tensor in burnpack `bytes` with a NaN or an infinite value.
+fn first_non_finite(bytes: &[u8]) -> Result<Option<String>, burn_pack::Error> {
+    let tensors = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))?.into_tensors()?;
+    for tensor in tensors {
+        let (path, dtype, _, _, data) = tensor.into_parts()?;
+        let finite = match dtype {
+            burn::tensor::DType::F32 => data
+                .chunks_exact(4)
+                .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+            burn::tensor::DType::F64 => data
+                .chunks_exact(8)
+                .all(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])).is_finite()),
+            // Prunelab writes f32; other float widths are left to their own checks downstream.
+            _ => true,
+        };
+        if !finite {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
 }
 
 /// Loads burnpack bytes into `model`, failing (not panicking) when shapes or names disagree.
@@ -290,5 +327,36 @@ impl Trainer {
     #[cfg(not(target_family = "wasm"))]
     pub fn state(&self) -> Result<TrainerState, TrainError> {
         crate::readback::block_on(self.read_state())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use burn::module::Param;
+
+    #[test]
+    fn weights_holding_nan_or_infinity_are_refused_by_tensor_name() {
+        let device = Device::flex();
+        let config = ConformerConfig {
+            num_blocks: 1,
+            d_model: 16,
+            d_ff: 8,
+            subsampling_channels: 2,
+            ..TrainConfig::for_preset(Preset::Tiny, 29).model
+        };
+        let bytes = |model: &Conformer| model.clone().into_record().into_bytes().unwrap().to_vec();
+        let mut model = config.init(&device);
+        assert!(load_model(config.init(&device), bytes(&model)).is_ok());
+        for bad in [f32::NAN, f32::INFINITY] {
+            let shape = model.head.weight.shape();
+            model.head.weight = Param::from_tensor(Tensor::full(shape, bad, &device));
+            let err = load_model(config.init(&device), bytes(&model)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "model weights are not all finite numbers: head.weight holds NaN or infinite values"
+            );
+        }
     }
 }

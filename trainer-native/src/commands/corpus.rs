@@ -146,6 +146,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
             let subsets: [String; 3] = subsets
                 .try_into()
                 .map_err(|_| "--subsets takes three names: train, dev and test".to_string())?;
+            check_subset_names(&subsets)?;
             let plan = FixturePlan {
                 subsets,
                 per_split,
@@ -235,4 +236,24 @@ fn synthesise_with_bar(out: &Path, jobs: &[Job]) -> Result<usize, String> {
     let written = synthesise(out, jobs, |done, _| bar.set_position(done as u64));
     bar.finish_and_clear();
     written
+}
+
+/// The split directories of a fixture are plain names inside `--out`, one per split: a path
+/// ("../x", "a/b") would write outside it, and a repeated name would merge two splits.
+fn check_subset_names(subsets: &[String; 3]) -> Result<(), String> {
+    for name in subsets {
+        let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\']);
+        if !plain {
+            return Err(format!(
+                "--subsets {name:?}: a split's directory must be a plain name inside --out (no '/', '.' or '..')"
+            ));
+        }
+    }
+    if subsets[0] == subsets[1] || subsets[0] == subsets[2] || subsets[1] == subsets[2] {
+        return Err(format!(
+            "--subsets {}: train, dev and test need three different names, or the splits merge",
+            subsets.join(" ")
+        ));
+    }
+    Ok(())
 }

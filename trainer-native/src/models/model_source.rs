@@ -37,14 +37,31 @@ pub fn open_model(
     {
         return Err(format!("--threshold {threshold} is outside [0, 1]"));
     }
+    // A threshold that cannot apply is refused rather than ignored: the reader would take the
+    // score for a cut at that threshold.
+    let inapplicable = |what: &str| {
+        format!(
+            "{}: --threshold applies to gated checkpoints; this is {what}",
+            path.display()
+        )
+    };
     if let Some(manifest_path) = export_manifest(path) {
+        if threshold.is_some() {
+            return Err(inapplicable("an export, already cut"));
+        }
         return open_export(&manifest_path, preset, device);
     }
     let name = path.display().to_string();
     let state = read_checkpoint(path)?;
     let model = load_inference_model(&state, preset, device, &name).map_err(|e| e.to_string())?;
-    let threshold = threshold.unwrap_or(state.config.prune.threshold);
     let gates = load_gates(&state, device, &name).map_err(|e| e.to_string())?;
+    if gates.is_none() && threshold.is_some() {
+        return Err(inapplicable(&format!(
+            "a checkpoint of method {}, which has no gates",
+            state.config.prune.method.name()
+        )));
+    }
+    let threshold = threshold.unwrap_or(state.config.prune.threshold);
     let kind = match &gates {
         Some(_) => format!("gated checkpoint at threshold {threshold}"),
         None => "checkpoint".into(),
