@@ -237,7 +237,10 @@ fn fixture_split_names_that_escape_or_repeat_are_refused() {
     let dir = scratch("hostile-subsets");
     let out = dir.join("tree");
     for (subsets, message) in [
-        (["../escaped", "dev", "test"], "a split's directory must be a plain name inside --out"),
+        (
+            ["../escaped", "dev", "test"],
+            "a split's directory must be a plain name inside --out",
+        ),
         (["a", "a", "a"], "train, dev and test need three different names"),
     ] {
         let output = prunelab()

@@ -135,6 +135,17 @@ fn decode_flac(bytes: &[u8], max_samples: usize) -> Result<Audio, AudioProblem> 
         });
     }
     readable_rate(info.sample_rate)?;
+    if let Some(frame_bits) = super::flac_frames::first_frame_bits_per_sample(bytes)
+        && frame_bits != info.bits_per_sample
+    {
+        return Err(AudioProblem::Corrupt {
+            format: "FLAC",
+            detail: format!(
+                "its header says {} bits per sample, its frames hold {frame_bits}; decoded, every sample would be scaled wrong",
+                info.bits_per_sample
+            ),
+        });
+    }
     let scale = 1.0 / (1u64 << (info.bits_per_sample - 1)) as f32;
     let mut samples = Vec::with_capacity(reserve_for(info.samples.unwrap_or(0), bytes.len(), max_samples));
     for sample in reader.samples() {

@@ -3,6 +3,7 @@
 
 mod decode;
 mod fbank;
+mod flac_frames;
 mod normalize;
 mod probe;
 mod resample;
