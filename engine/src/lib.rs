@@ -5,6 +5,7 @@
 //! → `infer`, `prune`, `train` → `store`.
 
 pub mod audio;
+pub mod bounded_read;
 pub mod container;
 pub mod cut_target;
 pub mod data;

@@ -23,7 +23,7 @@ CRATES = {
 
 # The engine's floors: a module may import its own floor and the ones below.
 ENGINE_FLOORS = {
-    **dict.fromkeys(["audio", "text", "gates", "decode", "rng", "container", "readback", "limits", "stats", "cut_target", "kernels"], 0),
+    **dict.fromkeys(["audio", "text", "gates", "decode", "rng", "container", "readback", "limits", "stats", "cut_target", "kernels", "bounded_read"], 0),
     **dict.fromkeys(["model", "data", "optim"], 1),
     **dict.fromkeys(["train", "prune", "infer"], 2),
     "store": 3,

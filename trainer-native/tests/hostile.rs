@@ -254,3 +254,39 @@ fn fixture_split_names_that_escape_or_repeat_are_refused() {
     }
     assert!(!out.exists() && !dir.join("escaped").exists(), "nothing was written");
 }
+
+/// A FIFO with no writer given where a file is read blocked the command forever; a device
+/// such as /dev/zero never ends. Both are refused by name before they are opened for reading.
+#[test]
+fn pipes_and_devices_given_as_files_are_refused_at_once() {
+    let dir = scratch("hostile-fifo");
+    let fifo = dir.join("checkpoint.plc");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path and touches nothing else.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["prune", "--checkpoint", fifo, "--out", "unused"],
+        vec!["wer", fifo, fifo],
+        vec!["eval", "--checkpoint", "/dev/zero"],
+    ] {
+        let mut child = prunelab()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{args:?} still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_clean_failure(
+            &child.wait_with_output().unwrap(),
+            "is a pipe, device or socket, not a regular file",
+        );
+    }
+}

@@ -3,6 +3,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use crate::bounded_read::read_bounded;
+
 /// Decoded mono audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -22,6 +24,9 @@ impl Audio {
 pub enum AudioProblem {
     #[error("cannot read file: {0}")]
     Unreadable(#[from] std::io::Error),
+    /// Not a regular file, or larger than any audio file may be.
+    #[error("{0}")]
+    Refused(String),
     #[error("not a WAV or FLAC file (unrecognised header)")]
     UnknownFormat,
     #[error("corrupt {format} data: {detail}")]
@@ -79,12 +84,16 @@ pub struct AudioError {
     pub problem: AudioProblem,
 }
 
+/// The largest audio file read: the most samples a file may decode to, at 4 bytes each, plus
+/// headers.
+pub const MAX_AUDIO_FILE_BYTES: u64 = MAX_AUDIO_SAMPLES as u64 * 4 + crate::bounded_read::MIB;
+
 /// Reads and decodes a WAV or FLAC file.
 pub fn read_audio_file(path: &Path) -> Result<Audio, AudioError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| AudioError {
+    let bytes = read_bounded(path, MAX_AUDIO_FILE_BYTES, "audio file").map_err(|e| AudioError {
         source_name: name.clone(),
-        problem: e.into(),
+        problem: AudioProblem::Refused(e.problem),
     })?;
     decode_audio(&bytes, &name)
 }

@@ -47,6 +47,8 @@ pub fn probe_audio_file(path: &Path, sample_rate: u32) -> Result<AudioHeader, Au
 }
 
 fn read_header(path: &Path) -> Result<AudioHeader, AudioProblem> {
+    // Opening a FIFO would wait for a writer forever.
+    crate::bounded_read::regular_file(path).map_err(|e| AudioProblem::Refused(e.problem))?;
     let mut file = std::fs::File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut magic = [0u8; 12];

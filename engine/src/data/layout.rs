@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::CorpusIssue;
+use crate::bounded_read::{limits, read_bounded};
 
 /// An utterance found on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,10 +94,10 @@ fn scan_chapter(chapter_dir: &Path, scan: &mut LayoutScan) {
 }
 
 fn read_transcript_file(path: &Path, out: &mut BTreeMap<String, (String, PathBuf)>, issues: &mut Vec<CorpusIssue>) {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_bounded(path, limits::TRANSCRIPTS, "transcript file") {
         Ok(bytes) => bytes,
         Err(e) => {
-            return issues.push(CorpusIssue::new(path, format!("cannot read transcript: {e}")));
+            return issues.push(CorpusIssue::new(path, format!("transcript: {}", e.problem)));
         }
     };
     let parsed = crate::text::parse_transcript_lines(&bytes);

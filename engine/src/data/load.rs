@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use super::{CorpusIssue, CorpusPack, IndexEntry, scan_subset};
-use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, read_audio_file, resample};
+use crate::audio::{FbankConfig, MAX_AUDIO_FILE_BYTES, SAMPLE_RATE, decode_audio, fbank, read_audio_file, resample};
+use crate::bounded_read::read_bounded;
 use crate::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
 /// An item before decoding: where it came from, its transcript and its encoded audio.
@@ -216,9 +217,9 @@ pub fn load_layout_subset(root: &Path, subset: &str, options: &LoadOptions) -> R
         name: entry.audio_path.display().to_string(),
         id: entry.id,
         text: entry.text,
-        audio: std::fs::read(&entry.audio_path)
+        audio: read_bounded(&entry.audio_path, MAX_AUDIO_FILE_BYTES, "audio file")
             .map(Cow::Owned)
-            .map_err(|e| format!("cannot read file: {e}")),
+            .map_err(|e| e.problem),
     });
     let mut split = load_items(items, options)?;
     let mut issues = scan.issues;

@@ -1,9 +1,10 @@
 //! `prunelab corpus synth|pack`: regenerate the built-in corpus.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use prunelab_engine::audio::{SAMPLE_RATE, decode_audio};
+use prunelab_engine::audio::{MAX_AUDIO_FILE_BYTES, SAMPLE_RATE, decode_audio};
 use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
 use prunelab_engine::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
@@ -141,7 +142,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
             copies,
         } => {
             let path = pack.unwrap_or_else(default_pack_path);
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let bytes = read_bounded(&path, limits::CORPUS_PACK, "corpus pack").map_err(|e| e.to_string())?;
             let pack = CorpusPack::parse(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
             let subsets: [String; 3] = subsets
                 .try_into()
@@ -175,8 +176,8 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                     ));
                 }
                 for entry in scan.entries {
-                    let audio = std::fs::read(&entry.audio_path)
-                        .map_err(|e| format!("{}: cannot read: {e}", entry.audio_path.display()))?;
+                    let audio = read_bounded(&entry.audio_path, MAX_AUDIO_FILE_BYTES, "audio file")
+                        .map_err(|e| e.to_string())?;
                     check_packable(&entry.audio_path, &entry.id, &audio, &entry.text)
                         .map_err(|problem| format!("refusing to pack {}: {problem}", dir.display()))?;
                     items.push((split, entry.id, entry.text, audio));

@@ -1,6 +1,7 @@
 //! `prunelab data download librispeech`: LibriSpeech fetched, verified and unpacked by one
 //! command, where `prunelab train --librispeech ROOT` reads it (see `data::download`).
 
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -65,7 +66,7 @@ pub fn run(args: DataArgs) -> Result<(), String> {
 fn download_librispeech(args: DownloadArgs) -> Result<(), String> {
     let (checksums, source) = match &args.checksums {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let text = read_text_bounded(path, limits::SMALL_TEXT, "checksum list").map_err(|e| e.to_string())?;
             (
                 Checksums::parse(&text, &path.display().to_string())?,
                 path.display().to_string(),

@@ -2,6 +2,7 @@
 //! files, so that another implementation (the PyTorch package in `python/`, ONNX Runtime) can
 //! be checked against Prunelab's own inference number for number.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -39,7 +40,7 @@ pub fn run(args: LogitsArgs) -> Result<(), String> {
     let mut outputs = Vec::with_capacity(args.features.len());
     for path in &args.features {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+        let bytes = read_bounded(path, limits::FEATURES, "feature file").map_err(|e| e.to_string())?;
         let (feats, frames, cols) = decode_f32_2d(&bytes, &name)?;
         if feats.iter().any(|v| !v.is_finite()) {
             return Err(format!("{name}: holds values that are not finite"));

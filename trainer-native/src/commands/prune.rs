@@ -105,7 +105,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
                 "dense_params": dense.total(), "dense_encoder_params": dense.encoder(),
                 "flops_per_second": pruned.flops_per_second, "dense_flops_per_second": manifest.dense_flops_per_second,
                 "prunable_sparsity": sparsity, "sites": sites,
-                "kept_retention_median": spread.map(|s| s.kept_median),
+                "kept_retention_median": spread.and_then(|s| s.kept_median),
                 "undecided_units": spread.map(|s| s.undecided),
             })
         );
@@ -135,9 +135,11 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             pruned.flops_per_second / 1e9
         );
         if let Some(spread) = spread {
+            let median = spread
+                .kept_median
+                .map_or_else(|| "none kept".to_string(), |m| format!("median {m:.3}"));
             say!(
-                "retention of kept units: median {:.3}; units undecided (0.1 < p < 0.9): {:.1}%",
-                spread.kept_median,
+                "retention of kept units: {median}; units undecided (0.1 < p < 0.9): {:.1}%",
                 100.0 * spread.undecided
             );
         }

@@ -3,6 +3,7 @@
 //! and how far each run drifted from the first, unit by unit. Made for two ways of running the
 //! same training (`--ops fused` against `--ops reference`, two seeds, two machines).
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -108,7 +109,7 @@ fn open_trace(path: &Path) -> Result<OpenedTrace, String> {
     if !metadata.is_file() {
         return Err(format!("{}: not a regular file", file.display()));
     }
-    let bytes = std::fs::read(&file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let bytes = read_bounded(&file, limits::TRACE, "trace").map_err(|e| e.to_string())?;
     let trace = decode_trace(&bytes, &file.display().to_string()).map_err(|e| e.to_string())?;
     if trace.steps.is_empty() || trace.sites.is_empty() {
         return Err(format!("{}: the trace holds no retention snapshots", file.display()));

@@ -1,6 +1,7 @@
 //! `prunelab wer`: sclite-style scoring of Kaldi-style transcript files, with a bootstrap
 //! confidence interval, and a paired comparison against a baseline's hypotheses.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -204,7 +205,7 @@ fn check_same_utterances(
 /// Reads `<utt-id> WORDS…` lines (see `parse_transcript_lines`: byte-order mark dropped,
 /// composed Unicode, every bad line refused by number) and prepares each text by `rules`.
 fn read_transcripts(path: &Path, rules: &ScoringRules) -> Result<BTreeMap<String, String>, String> {
-    let content = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let content = read_bounded(path, limits::TRANSCRIPTS, "transcript file").map_err(|e| e.to_string())?;
     // Scoring a file with a bad line would score another set of utterances: refused.
     let parsed = parse_transcript_lines(&content);
     if let Some(problem) = parsed.problems.first() {

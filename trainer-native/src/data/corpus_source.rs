@@ -2,6 +2,7 @@
 //! `train`/`dev`/`test` in the LibriSpeech layout, or a LibriSpeech root whose subsets make up
 //! each split.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -117,7 +118,7 @@ impl CorpusSource {
                 root: path.to_path_buf(),
             });
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read corpus: {e}", path.display()))?;
+        let bytes = read_bounded(path, limits::CORPUS_PACK, "corpus pack").map_err(|e| e.to_string())?;
         // Parse once up front so a bad pack fails before any work starts.
         CorpusPack::parse(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
         Ok(Self::Pack {

@@ -1,6 +1,7 @@
 //! A model to evaluate: a training checkpoint (a gated one scored under its inference gates)
 //! or a pruned export (a directory, or its manifest.json, with model.safetensors beside it).
 
+use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use std::path::{Path, PathBuf};
 
 use prunelab_engine::audio::FeatureStats;
@@ -93,9 +94,9 @@ fn export_manifest(path: &Path) -> Option<PathBuf> {
 
 fn open_export(manifest_path: &Path, preset: Option<Preset>, device: &Device) -> Result<LoadedModel, String> {
     let name = manifest_path.display().to_string();
-    let manifest = std::fs::read_to_string(manifest_path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let manifest = read_text_bounded(manifest_path, limits::JSON, "manifest").map_err(|e| e.to_string())?;
     let weights_path = manifest_path.with_file_name("model.safetensors");
-    let weights = std::fs::read(&weights_path).map_err(|e| format!("{}: cannot read: {e}", weights_path.display()))?;
+    let weights = read_bounded(&weights_path, limits::EXPORT_WEIGHTS, "export's weights").map_err(|e| e.to_string())?;
     let (manifest, model) = load_export(&manifest, &weights, device, &name).map_err(|e| e.to_string())?;
     if let Some(expected) = preset
         && expected != manifest.config.preset

@@ -59,7 +59,8 @@ impl Prunable {
 /// median means the kept model trained under heavy noise and its cut is a soft boundary.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetentionSpread {
-    pub kept_median: f64,
+    /// `None` when the cut keeps no gated unit (there is no median to give).
+    pub kept_median: Option<f64>,
     pub undecided: f64,
 }
 
@@ -81,7 +82,7 @@ impl RetentionSpread {
             .filter(|&&scale| scale != 0.0)
             .map(|&scale| f64::from(scale))
             .collect();
-        let kept_median = median(&kept).unwrap_or(f64::NAN);
+        let kept_median = median(&kept);
         let undecided = all.iter().filter(|&&p| p > 0.1 && p < 0.9).count() as f64 / all.len() as f64;
         Some(Self { kept_median, undecided })
     }
@@ -113,14 +114,14 @@ mod tests {
         let spread = RetentionSpread::of(&scores, &kept).unwrap();
         // Kept: 0.6, 0.7, 0.95, 0.99 → median 0.825 (the mean of the middle two). Undecided:
         // 0.6, 0.3, 0.7 of 6.
-        assert!((spread.kept_median - 0.825).abs() < 1e-6);
+        assert!((spread.kept_median.unwrap() - 0.825).abs() < 1e-6);
         assert!((spread.undecided - 0.5).abs() < 1e-12);
         let nothing: UnitScores = vec![
             [Some(vec![0.0; 4]), None, None, None, None],
             [None, Some(vec![0.0; 2]), None, None, None],
         ];
         let none_kept = RetentionSpread::of(&scores, &nothing).unwrap();
-        assert!(none_kept.kept_median.is_nan());
+        assert_eq!(none_kept.kept_median, None);
         let empty = vec![[None, None, None, None, None]];
         assert_eq!(RetentionSpread::of(&empty, &empty), None);
     }

@@ -1,6 +1,7 @@
 //! The font for chart text. plotters lays text out with ab_glyph, so SVG needs one too:
 //! `$PRUNELAB_FONT`, or DejaVu Sans where Debian's `fonts-dejavu-core` puts it.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -26,7 +27,7 @@ pub fn ensure_font() -> Result<(), String> {
              (Debian: apt-get install fonts-dejavu-core)"
                 .to_string()
         })?;
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read font: {e}", path.display()))?;
+        let bytes = read_bounded(path, limits::FONT, "font").map_err(|e| e.to_string())?;
         // plotters keeps fonts for the life of the process; this one is read once.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         register_font("sans-serif", FontStyle::Normal, bytes)

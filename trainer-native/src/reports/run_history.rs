@@ -1,6 +1,7 @@
 //! A run's `metrics.jsonl` read back: its events (for a resumed run's records) and the loss and
 //! dev WER over its steps (for plots).
 
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::Path;
 
 use prunelab_engine::train::TrainEvent;
@@ -31,7 +32,7 @@ pub fn read_history(path: &Path) -> Result<RunHistory, String> {
 /// The events of a `metrics.jsonl`. A malformed line is an error naming the file and line,
 /// except a last line cut short by an interrupted write, which is left out.
 fn read_events(path: &Path) -> Result<Vec<TrainEvent>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = read_text_bounded(path, limits::METRICS, "metrics file").map_err(|e| e.to_string())?;
     let lines: Vec<&str> = text.lines().collect();
     let complete = text.ends_with('\n');
     let mut events = Vec::new();

@@ -11,6 +11,7 @@
 //! leaves each checkpoint either complete or absent. Resuming takes the newest checkpoint that
 //! decodes and cuts the metrics and trace back to its step.
 
+use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use std::path::{Path, PathBuf};
 
 use prunelab_engine::store::{Trace, decode_trace, encode_trace};
@@ -85,13 +86,8 @@ impl RunDir {
     /// The arguments a run in `root` was started with, and the directory they were given in.
     pub fn load_invocation(root: &Path) -> Result<(Vec<String>, PathBuf), String> {
         let path = root.join(INVOCATION);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            format!(
-                "{}: cannot read ({e}); is {} a directory written by `prunelab train`?",
-                path.display(),
-                root.display()
-            )
-        })?;
+        let bytes = read_bounded(&path, limits::JSON, "run record")
+            .map_err(|e| format!("{e}; is {} a directory written by `prunelab train`?", root.display()))?;
         let invocation: Invocation =
             serde_json::from_slice(&bytes).map_err(|e| format!("{}: malformed: {e}", path.display()))?;
         Ok((invocation.args, invocation.cwd))
@@ -189,9 +185,10 @@ impl RunDir {
     /// Keeps the metrics lines of the first `step` steps (a resumed run logs the rest again).
     pub fn truncate_metrics(&self, step: usize) -> Result<(), String> {
         let path = self.path("metrics.jsonl");
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        if !path.exists() {
             return Ok(());
-        };
+        }
+        let text = read_text_bounded(&path, limits::METRICS, "metrics file").map_err(|e| e.to_string())?;
         let kept: String = text
             .lines()
             .filter(|line| {
@@ -206,9 +203,10 @@ impl RunDir {
     /// The trace so far, cut back to `step` (none for an ungated run or a run without one yet).
     pub fn load_trace(&self, step: usize) -> Result<Option<Trace>, String> {
         let path = self.path("trace.pltrace");
-        let Ok(bytes) = std::fs::read(&path) else {
+        if !path.exists() {
             return Ok(None);
-        };
+        }
+        let bytes = read_bounded(&path, limits::TRACE, "trace").map_err(|e| e.to_string())?;
         let mut trace = decode_trace(&bytes, &path.display().to_string()).map_err(|e| e.to_string())?;
         trace.truncate_to(step);
         write_atomically(&path, &encode_trace(&trace))?;

@@ -3,6 +3,7 @@
 //! warm-started or resumed) with its teacher, and a rehearsal of the largest batch. Then the
 //! run directory is claimed and its records opened.
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::fs::File;
 use std::io::LineWriter;
 use std::path::{Path, PathBuf};
@@ -239,7 +240,7 @@ fn read_teacher(config: &TrainConfig) -> Result<Option<TrainerState>, String> {
 /// A checkpoint (full or weights only) read for `role` ("teacher", "start").
 fn read_state(path: &Path, role: &str) -> Result<TrainerState, String> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read the {role}: {e}"))?;
+    let bytes = read_bounded(path, limits::CHECKPOINT, "checkpoint").map_err(|e| format!("{e} (the {role})"))?;
     decode_checkpoint(&bytes, &name).map_err(|e| e.to_string())
 }
 

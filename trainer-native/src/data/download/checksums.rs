@@ -2,6 +2,7 @@
 //! check of a downloaded file against every sum listed for it. MD5 is what OpenSLR publishes;
 //! SHA-256 is kept beside it because MD5 no longer resists a deliberate forgery.
 
+use prunelab_engine::bounded_read::regular_file;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -108,6 +109,8 @@ impl Checksums {
 /// is told how many bytes were read so far (for a progress bar). The error names the file,
 /// the digest and both values.
 pub fn verify(path: &Path, expected: &[Sum], mut read: impl FnMut(u64)) -> Result<(), String> {
+    // A FIFO would block the open; anything but a regular file is refused first.
+    regular_file(path).map_err(|e| e.to_string())?;
     let mut file = std::fs::File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
     let (mut md5, mut sha256) = (Md5::new(), Sha256::new());
     let mut buffer = vec![0u8; 1 << 20];

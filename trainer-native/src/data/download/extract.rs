@@ -3,6 +3,7 @@
 //! directory first and moved into place in one rename, so a failure or a crash mid-way never
 //! leaves a half-filled subset where training would find it.
 
+use prunelab_engine::bounded_read::regular_file;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
@@ -61,6 +62,7 @@ pub fn unpack_subset(
 
 fn unpack_into(tarball: &Path, root: &Path, staging: &Path, subset: &str, read: &dyn Fn(u64)) -> Result<usize, String> {
     let name = tarball.display();
+    regular_file(tarball).map_err(|e| e.to_string())?;
     let file = File::open(tarball).map_err(|e| format!("{name}: cannot open: {e}"))?;
     let counted = Counted {
         inner: file,

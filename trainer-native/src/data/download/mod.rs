@@ -13,6 +13,7 @@ mod checksums;
 mod extract;
 mod fetch;
 
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::Path;
 
 pub use checksums::Checksums;
@@ -122,7 +123,7 @@ impl Download<'_> {
     /// leaves it alone.
     fn check_finished(&self, target: &Path, name: &str) -> Result<(), String> {
         let record_path = target.join(extract::RECORD);
-        let Ok(text) = std::fs::read_to_string(&record_path) else {
+        let Ok(text) = read_text_bounded(&record_path, limits::SMALL_TEXT, "download record") else {
             return Err(format!(
                 "{}: already exists and was not unpacked by prunelab; move it away to download it again",
                 target.display()
