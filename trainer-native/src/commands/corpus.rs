@@ -1,10 +1,10 @@
 //! `prunelab corpus synth|pack`: regenerate the built-in corpus.
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use prunelab_engine::audio::{MAX_AUDIO_FILE_BYTES, SAMPLE_RATE, decode_audio};
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
 use prunelab_engine::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 

@@ -1,11 +1,11 @@
 //! `prunelab data download librispeech`: LibriSpeech fetched, verified and unpacked by one
 //! command, where `prunelab train --librispeech ROOT` reads it (see `data::download`).
 
-use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::ProgressBar;
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 
 use crate::data::download::{
     Checksums, Download, FetchProgress, LIBRISPEECH_SUBSETS, LIBRISPEECH_SUMS, OPENSLR, Outcome, Progress,

@@ -2,10 +2,10 @@
 //! files, so that another implementation (the PyTorch package in `python/`, ONNX Runtime) can
 //! be checked against Prunelab's own inference number for number.
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::PathBuf;
 
 use clap::Args;
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::data::{ShapeBuckets, Utterance};
 use prunelab_engine::infer::prepare_batch;
 use prunelab_engine::model::ConvSubsampling;

@@ -3,10 +3,10 @@
 //! and how far each run drifted from the first, unit by unit. Made for two ways of running the
 //! same training (`--ops fused` against `--ops reference`, two seeds, two machines).
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::store::{Trace, decode_trace};
 use serde_json::json;
 

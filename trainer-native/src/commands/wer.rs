@@ -1,11 +1,11 @@
 //! `prunelab wer`: sclite-style scoring of Kaldi-style transcript files, with a bootstrap
 //! confidence interval, and a paired comparison against a baseline's hypotheses.
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::infer::{EvalReport, UtteranceResult, summarise};
 use prunelab_engine::stats::{BootstrapConfig, PairedDifference, UtteranceErrors, WerEstimate};
 use prunelab_engine::text::{ScoringRules, parse_transcript_lines, score_chars, score_words};

@@ -2,10 +2,10 @@
 //! `train`/`dev`/`test` in the LibriSpeech layout, or a LibriSpeech root whose subsets make up
 //! each split.
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::data::{
     CorpusIndex, CorpusPack, LoadOptions, LoadedSplit, index_subsets, load_layout_subset, load_pack_split, scan_subset,
 };

@@ -1,10 +1,10 @@
 //! A model to evaluate: a training checkpoint (a gated one scored under its inference gates)
 //! or a pruned export (a directory, or its manifest.json, with model.safetensors beside it).
 
-use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use std::path::{Path, PathBuf};
 
 use prunelab_engine::audio::FeatureStats;
+use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::model::{BlockMasks, Conformer, Preset};
 use prunelab_engine::readback::block_on;

@@ -1,9 +1,9 @@
 //! A run's `metrics.jsonl` read back: its events (for a resumed run's records) and the loss and
 //! dev WER over its steps (for plots).
 
-use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::Path;
 
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use prunelab_engine::train::TrainEvent;
 
 /// The curves of one run.

@@ -5,15 +5,19 @@
 //! DIR/checkpoints/step-NNNNNNNN.plc   the last K checkpoints, each written atomically
 //! DIR/checkpoint.plc            the final model (when the run finished)
 //! DIR/metrics.jsonl, trace.pltrace, summary.json, hyp-*.txt
+//! DIR/run.lock                  locked by the process writing the run, holding its id
 //! ```
 //!
 //! Every file is written to a temporary name, flushed and renamed, so a kill at any moment
 //! leaves each checkpoint either complete or absent. Resuming takes the newest checkpoint that
 //! decodes and cuts the metrics and trace back to its step.
 
-use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use prunelab_engine::store::{Trace, decode_trace, encode_trace};
 use prunelab_engine::train::{TrainEvent, TrainerState};
 use serde::{Deserialize, Serialize};
@@ -24,6 +28,7 @@ use crate::models::read_checkpoint;
 const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
 const FINAL_CHECKPOINT: &str = "checkpoint.plc";
+const LOCK: &str = "run.lock";
 
 /// The step of a `step-NNNNNNNN.plc` name (`None` for any other name).
 fn checkpoint_step(name: &str) -> Option<usize> {
@@ -43,6 +48,8 @@ struct Invocation {
 
 pub struct RunDir {
     root: PathBuf,
+    /// The lock on the directory, held from [`RunDir::hold`] until this process ends.
+    held: OnceLock<File>,
 }
 
 impl RunDir {
@@ -50,7 +57,44 @@ impl RunDir {
     pub fn at(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            held: OnceLock::new(),
         }
+    }
+
+    /// Takes the directory for this run: an exclusive lock on `DIR/run.lock` (which names the
+    /// holding process), kept until the process ends, by a crash or a kill too. A second
+    /// `prunelab train` on the same directory is refused at once, naming the holder: two writers
+    /// would leave a directory of one run's checkpoints beside the other's metrics. Nothing to
+    /// do while the directory does not exist yet ([`RunDir::prepare`] holds it once made).
+    pub fn hold(&self) -> Result<(), String> {
+        if self.held.get().is_some() || !self.root.is_dir() {
+            return Ok(());
+        }
+        let path = self.path(LOCK);
+        let fail = |e: std::io::Error| format!("{}: cannot lock: {e}", path.display());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(format!(
+                    "{}: another prunelab train (process {}) is writing this run; wait for it to end, or give another --out",
+                    self.root.display(),
+                    holder.trim()
+                ));
+            }
+            Err(TryLockError::Error(e)) => return Err(fail(e)),
+        }
+        file.set_len(0).map_err(fail)?;
+        write!(file, "{}", std::process::id()).map_err(fail)?;
+        let _ = self.held.set(file);
+        Ok(())
     }
 
     /// Creates the directory once the run that takes it over has checked everything else.
@@ -60,6 +104,7 @@ impl RunDir {
     pub fn prepare(&self, clear_temporaries: bool) -> Result<(), String> {
         std::fs::create_dir_all(self.root.join(CHECKPOINTS))
             .map_err(|e| format!("{}: cannot create: {e}", self.root.display()))?;
+        self.hold()?;
         if clear_temporaries {
             for dir in [self.root.clone(), self.root.join(CHECKPOINTS)] {
                 remove_leftover_temporaries(&dir)?;
@@ -211,5 +256,35 @@ impl RunDir {
         trace.truncate_to(step);
         write_atomically(&path, &encode_trace(&trace))?;
         Ok(Some(trace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// flock locks belong to an open file, so two holders in one process conflict as two
+    /// processes do.
+    #[test]
+    fn a_held_run_directory_refuses_a_second_writer_until_released() {
+        let root = std::env::temp_dir().join(format!("prunelab-rundir-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let first = RunDir::at(&root);
+        first.hold().unwrap();
+        assert!(
+            first.held.get().is_none(),
+            "nothing to hold before the directory exists"
+        );
+        first.prepare(false).unwrap();
+        assert!(first.held.get().is_some());
+        let err = RunDir::at(&root).hold().unwrap_err();
+        let holder = format!(
+            "another prunelab train (process {}) is writing this run",
+            std::process::id()
+        );
+        assert!(err.contains(&holder), "{err}");
+        drop(first);
+        RunDir::at(&root).hold().expect("released with its holder");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

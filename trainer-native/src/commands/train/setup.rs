@@ -3,12 +3,12 @@
 //! warm-started or resumed) with its teacher, and a rehearsal of the largest batch. Then the
 //! run directory is claimed and its records opened.
 
-use prunelab_engine::bounded_read::{limits, read_bounded};
 use std::fs::File;
 use std::io::LineWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::burn::module::Module;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::{LoadOptions, Utterance};
@@ -68,6 +68,10 @@ impl Setup {
                 .collect();
             refuse_overwriting_inputs("--weights-out", weights_out, &inputs)?;
         }
+        // Held before the directory is looked at, so a run being written is not taken for an
+        // earlier one (and replaced) by a second `train` on it.
+        let run = RunDir::at(&args.out);
+        run.hold()?;
         let replacing = !resuming && RunDir::holds_run(&args.out);
         // A run killed before its first checkpoint left only run.json (and perhaps a temporary):
         // the directory is a run's all the same, and its leftovers are cleared like a resumed one's.
@@ -75,7 +79,6 @@ impl Setup {
         if replacing {
             check_replaceable(args)?;
         }
-        let run = RunDir::at(&args.out);
         let (device, device_label) = pick(args.device)?;
         let corpus = args.corpus.open()?;
         let decoder = args.decode.build(&corpus)?;

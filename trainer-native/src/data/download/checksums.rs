@@ -2,12 +2,12 @@
 //! check of a downloaded file against every sum listed for it. MD5 is what OpenSLR publishes;
 //! SHA-256 is kept beside it because MD5 no longer resists a deliberate forgery.
 
-use prunelab_engine::bounded_read::regular_file;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use md5::Md5;
+use prunelab_engine::bounded_read::regular_file;
 use sha2::{Digest, Sha256};
 
 /// One expected digest.

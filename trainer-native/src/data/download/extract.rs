@@ -3,11 +3,11 @@
 //! directory first and moved into place in one rename, so a failure or a crash mid-way never
 //! leaves a half-filled subset where training would find it.
 
-use prunelab_engine::bounded_read::regular_file;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
+use prunelab_engine::bounded_read::regular_file;
 
 /// The record in a finished subset's directory: the sums its tarball was checked against.
 pub const RECORD: &str = ".prunelab-verified";

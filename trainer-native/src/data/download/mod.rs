@@ -13,8 +13,9 @@ mod checksums;
 mod extract;
 mod fetch;
 
-use prunelab_engine::bounded_read::{limits, read_text_bounded};
 use std::path::Path;
+
+use prunelab_engine::bounded_read::{limits, read_text_bounded};
 
 pub use checksums::Checksums;
 pub use fetch::FetchProgress;
