@@ -2,7 +2,7 @@
 //! A reader sees the old file or the new one, never half of one.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const TEMPORARY_MARK: &str = "tmp-";
 
@@ -35,6 +35,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Has `draw` write `path` by way of a hidden temporary beside it (`.NAME.PID.EXT`: the
+/// extension stays last, since some writers pick the format by it), renamed into place once
+/// `draw` succeeds: a full disk or a failed draw leaves the old file or none, never half of one.
+/// For writers that want a path of their own (plotters' backends) rather than bytes.
+pub fn drawn_through_temporary(path: &Path, draw: impl FnOnce(&Path) -> Result<(), String>) -> Result<PathBuf, String> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, extension) = file_name.rsplit_once('.').unwrap_or((&file_name, ""));
+    let temporary = path.with_file_name(format!(".{stem}.{}.{extension}", std::process::id()));
+    let drawn = draw(&temporary).and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(format!("{}: {e}", path.display()));
+    }
+    Ok(path.to_path_buf())
 }
 
 /// Refuses an output that is one of the command's own inputs (the same file under any name):
@@ -82,6 +101,31 @@ fn is_temporary_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_draw_leaves_the_old_file_and_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("prunelab-drawn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let chart = dir.join("chart.png");
+        drawn_through_temporary(&chart, |tmp| {
+            assert_eq!(
+                tmp.file_name().unwrap().to_str().unwrap(),
+                format!(".chart.{}.png", std::process::id())
+            );
+            std::fs::write(tmp, b"old").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let err = drawn_through_temporary(&chart, |tmp| {
+            std::fs::write(tmp, b"half a ch").unwrap();
+            Err("No space left on device".into())
+        })
+        .unwrap_err();
+        assert!(err.ends_with("chart.png: No space left on device"), "{err}");
+        assert_eq!(std::fs::read(&chart).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "the temporary is gone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn leftover_temporaries_are_removed_and_nothing_else() {

@@ -68,8 +68,8 @@ enum CorpusAction {
         /// The pack to read (default: the built-in corpus).
         #[arg(long)]
         pack: Option<PathBuf>,
-        /// Directory names for the train, dev and test splits.
-        #[arg(long, value_delimiter = ',', num_args = 3, default_values = ["train-clean-100", "dev-clean", "test-clean"])]
+        /// Directory names for the train, dev and test splits (separated by commas or spaces).
+        #[arg(long, value_delimiter = ',', num_args = 1..=3, default_values = ["train-clean-100", "dev-clean", "test-clean"])]
         subsets: Vec<String>,
         /// At most this many utterances per split (default: all).
         #[arg(long, value_parser = at_least_one)]

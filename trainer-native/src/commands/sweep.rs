@@ -28,12 +28,12 @@ pub struct SweepArgs {
     /// Checkpoint written by `prunelab train` (only read, never written).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Retention thresholds to try (gated runs).
-    #[arg(long, value_parser = finite, value_delimiter = ',', default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
+    /// Retention thresholds to try (gated runs), separated by commas or spaces.
+    #[arg(long, value_parser = finite, value_delimiter = ',', num_args = 1.., default_values_t = vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])]
     thresholds: Vec<f64>,
     /// Targets to cut to instead: parameters (686000), shares kept (50% or 0.5) or FLOPs
-    /// speed-ups (2x), as `prune --budget` takes them.
-    #[arg(long, value_delimiter = ',')]
+    /// speed-ups (2x), as `prune --budget` takes them; separated by commas or spaces.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
     budgets: Vec<String>,
     /// Rank units by weight norms even for a gated run (the magnitude baseline).
     #[arg(long)]

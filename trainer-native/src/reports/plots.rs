@@ -10,6 +10,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use prunelab_engine::gates::Method;
 
+use crate::atomic::drawn_through_temporary;
+
 pub use super::chart_font::ensure_font;
 
 /// Pixel size of a one-panel chart.
@@ -25,21 +27,21 @@ pub trait Chart {
     }
 }
 
-/// Writes `chart` as `dir/name.svg` and `dir/name.png`.
+/// Writes `chart` as `dir/name.svg` and `dir/name.png`, each drawn into a hidden temporary file
+/// beside it and renamed into place: a full disk or a failed draw leaves the old chart or none,
+/// never a truncated one.
 pub fn svg_and_png<C: Chart>(dir: &Path, name: &str, chart: &C) -> Result<[PathBuf; 2], String> {
     ensure_font()?;
-    let svg = dir.join(format!("{name}.svg"));
-    {
-        let root = SVGBackend::new(&svg, chart.size()).into_drawing_area();
+    let svg = drawn_through_temporary(&dir.join(format!("{name}.svg")), |path| {
+        let root = SVGBackend::new(path, chart.size()).into_drawing_area();
         chart.draw(&root)?;
-        root.present().map_err(|e| format!("{}: {e}", svg.display()))?;
-    }
-    let png = dir.join(format!("{name}.png"));
-    {
-        let root = BitMapBackend::new(&png, chart.size()).into_drawing_area();
+        root.present().map_err(|e| e.to_string())
+    })?;
+    let png = drawn_through_temporary(&dir.join(format!("{name}.png")), |path| {
+        let root = BitMapBackend::new(path, chart.size()).into_drawing_area();
         chart.draw(&root)?;
-        root.present().map_err(|e| format!("{}: {e}", png.display()))?;
-    }
+        root.present().map_err(|e| e.to_string())
+    })?;
     Ok([svg, png])
 }
 
