@@ -7,6 +7,7 @@ use prunelab_engine::audio::{FbankConfig, MAX_AUDIO_SAMPLES, SAMPLE_RATE, fbank,
 
 use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::reports::npy::encode_f32_2d;
+use crate::run::dir::refuse_replacing_a_runs_file;
 
 #[derive(Args)]
 pub struct FbankArgs {
@@ -15,10 +16,14 @@ pub struct FbankArgs {
     /// Output .npy file, float32 [frames, 80].
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even when it is a file of a training run (its checkpoint, metrics…).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: FbankArgs) -> Result<(), String> {
     refuse_overwriting_inputs("--out", &args.out, &[&args.audio])?;
+    refuse_replacing_a_runs_file("--out", &args.out, args.overwrite)?;
     let audio = read_audio_file(&args.audio).map_err(|e| e.to_string())?;
     // Bounded like decoding: a long file at a low rate grows 16-fold in resampling.
     let resampled_len = audio.samples.len() as u64 * u64::from(SAMPLE_RATE) / u64::from(audio.sample_rate);

@@ -8,6 +8,7 @@ use prunelab_engine::store::encode_checkpoint;
 
 use crate::atomic::{refuse_overwriting_inputs, write_atomically};
 use crate::models::read_checkpoint;
+use crate::run::dir::refuse_replacing_a_runs_file;
 
 #[derive(Args)]
 pub struct SlimArgs {
@@ -18,10 +19,14 @@ pub struct SlimArgs {
     /// full one; `train --resume` refuses it while steps remain.
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even when it is a file of a training run (its checkpoint, metrics…).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: SlimArgs) -> Result<(), String> {
     refuse_overwriting_inputs("--out", &args.out, &[&args.checkpoint])?;
+    refuse_replacing_a_runs_file("--out", &args.out, args.overwrite)?;
     let state = read_checkpoint(&args.checkpoint)?;
     let full_size = std::fs::metadata(&args.checkpoint).map_or(0, |m| m.len());
     let slim = encode_checkpoint(&state.without_resume_state());

@@ -22,6 +22,7 @@ use crate::models::timing::{paired, real_time_factor};
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{between, finite};
+use crate::run::dir::refuse_replacing_a_runs_file;
 
 #[derive(Args)]
 pub struct SweepArgs {
@@ -46,9 +47,13 @@ pub struct SweepArgs {
     /// speed-up the median ratio of back-to-back dense/pruned pairs.
     #[arg(long, value_parser = between::<1, 1000>, default_value_t = 3)]
     repeats: usize,
-    /// Also write the points as JSON to this file (never the checkpoint itself).
+    /// Also write the points as JSON to this file (never the checkpoint itself, nor a file of a
+    /// training run without --overwrite).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace --out even when it is a file of a training run (its summary, metrics…).
+    #[arg(long)]
+    overwrite: bool,
     /// Print the points as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -59,6 +64,7 @@ pub struct SweepArgs {
 pub fn run(args: SweepArgs) -> Result<(), String> {
     if let Some(out) = &args.out {
         refuse_overwriting_inputs("--out", out, &[&args.checkpoint])?;
+        refuse_replacing_a_runs_file("--out", out, args.overwrite)?;
     }
     let (device, device_label) = pick(args.device)?;
     let opened = open_prunable(&args.checkpoint, &device, args.magnitude)?;

@@ -29,6 +29,48 @@ const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
 const FINAL_CHECKPOINT: &str = "checkpoint.plc";
 const LOCK: &str = "run.lock";
+/// The files a run writes beside `run.json` (with `hyp-*.txt` and everything under
+/// `checkpoints/` and `tensorboard/`).
+const RUN_FILES: [&str; 6] = [
+    FINAL_CHECKPOINT,
+    "summary.json",
+    "trace.pltrace",
+    "metrics.jsonl",
+    INVOCATION,
+    LOCK,
+];
+
+/// The run directory `path` is one of the files of (a directory `prunelab train` wrote, by its
+/// `run.json`), if any.
+fn run_owning(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let is_run = |dir: &Path| dir.join(INVOCATION).is_file();
+    if is_run(parent) && (RUN_FILES.contains(&name.as_str()) || (name.starts_with("hyp-") && name.ends_with(".txt"))) {
+        return Some(parent.to_path_buf());
+    }
+    let grandparent = parent.parent()?;
+    let sub = parent.file_name()?;
+    ((sub == CHECKPOINTS || sub == "tensorboard") && is_run(grandparent)).then(|| grandparent.to_path_buf())
+}
+
+/// Refuses an output (`flag`'s value) that is one of a training run's own files, unless
+/// `overwrite`: writing it would replace the run's checkpoint, metrics or trace with another
+/// command's output, or be replaced by the run. Outputs beside a run's files (a report, an
+/// export's directory) are fine.
+pub fn refuse_replacing_a_runs_file(flag: &str, output: &Path, overwrite: bool) -> Result<(), String> {
+    match run_owning(output) {
+        Some(run) if !overwrite => Err(format!(
+            "{flag} {}: is a file of the training run in {}; choose another path, or pass --overwrite to replace it",
+            output.display(),
+            run.display()
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// The step of a `step-NNNNNNNN.plc` name (`None` for any other name).
 fn checkpoint_step(name: &str) -> Option<usize> {
@@ -177,7 +219,7 @@ impl RunDir {
         for (_, path) in &old {
             delete(path)?;
         }
-        for name in [FINAL_CHECKPOINT, "summary.json", "trace.pltrace", "metrics.jsonl"] {
+        for name in &RUN_FILES[..4] {
             delete(&self.path(name))?;
         }
         for entry in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
@@ -285,6 +327,34 @@ mod tests {
         assert!(err.contains(&holder), "{err}");
         drop(first);
         RunDir::at(&root).hold().expect("released with its holder");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_runs_own_files_are_refused_as_outputs_and_its_neighbours_are_not() {
+        let root = std::env::temp_dir().join(format!("prunelab-rundir-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let run = RunDir::at(&root);
+        run.prepare(false).unwrap();
+        assert_eq!(
+            run_owning(&root.join("checkpoint.plc")),
+            None,
+            "not a run before its run.json"
+        );
+        run.save_invocation(&["--steps".into(), "1".into()]).unwrap();
+        for file in [
+            "checkpoint.plc",
+            "summary.json",
+            "hyp-dev.txt",
+            "checkpoints/step-00000010.plc",
+        ] {
+            let err = refuse_replacing_a_runs_file("--out", &root.join(file), false).unwrap_err();
+            assert!(err.contains("is a file of the training run in"), "{file}: {err}");
+            refuse_replacing_a_runs_file("--out", &root.join(file), true).unwrap();
+        }
+        for beside in ["report.json", "pruned/manifest.json", "feats.npy"] {
+            refuse_replacing_a_runs_file("--out", &root.join(beside), false).unwrap();
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
