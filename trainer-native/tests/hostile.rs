@@ -290,3 +290,39 @@ fn pipes_and_devices_given_as_files_are_refused_at_once() {
         );
     }
 }
+
+/// Lengths within each flag's range whose product or square exhausts memory are refused up
+/// front, with the length: a batch of 1024 × 600 s asked for 19.6 GB and aborted; 200,000
+/// frames of features for 6.5 GB.
+#[test]
+fn lengths_that_would_exhaust_memory_are_refused_up_front() {
+    let output = prunelab()
+        .args(["bench", "--batch", "1024", "--seconds", "600"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&output, "--batch 1024 × --seconds 600 is 614400 s of audio a step");
+    // 12,100 frames (121 s) of float32 [frames, 80], one past the utterance bound of 120 s.
+    let dir = scratch("hostile-long-features");
+    let frames = 12_100usize;
+    let mut text = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({frames}, 80), }}");
+    text.push_str(&" ".repeat((64 - (11 + text.len()) % 64) % 64));
+    text.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    npy.extend_from_slice(text.as_bytes());
+    npy.resize(npy.len() + frames * 80 * 4, 0);
+    let features = dir.join("long.npy");
+    std::fs::write(&features, npy).unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../static/trained-tiny.plc");
+    let output = prunelab()
+        .args(["logits", "--model", model])
+        .arg(&features)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &output,
+        "long.npy: 12100 frames (121 s) is longer than an utterance may be (120 s)",
+    );
+}

@@ -100,6 +100,7 @@ struct PresetBench {
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
+    check_batch_fits(args.batch, args.seconds)?;
     let (device, label) = pick(args.device)?;
     if let Some(root) = &args.pipeline {
         let corpus = crate::data::corpus_source::CorpusSource::Layout { root: root.clone() };
@@ -362,4 +363,21 @@ fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usiz
             }
         })
         .collect()
+}
+
+/// A timed batch is held to training's own limit on a batch (`max_batch_frames`, an hour of
+/// audio): `--batch 1024 --seconds 600`, each flag within its range, asked for 19.6 GB and
+/// aborted. Refused up front with the product.
+fn check_batch_fits(batch: usize, seconds: f64) -> Result<(), String> {
+    let frames = batch as f64 * seconds * 100.0;
+    prunelab_engine::train::limit::MAX_BATCH_FRAMES
+        .check(frames)
+        .map(drop)
+        .map_err(|_| {
+            format!(
+                "--batch {batch} × --seconds {seconds} is {:.0} s of audio a step; a batch holds at most an hour \
+             (max_batch_frames 360000 at 100 frames a second)",
+                batch as f64 * seconds
+            )
+        })
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prunelab_engine::bounded_read::{limits, read_bounded};
+use prunelab_engine::data::MAX_UTTERANCE_SECONDS;
 use prunelab_engine::data::{ShapeBuckets, Utterance};
 use prunelab_engine::infer::prepare_batch;
 use prunelab_engine::model::ConvSubsampling;
@@ -44,6 +45,15 @@ pub fn run(args: LogitsArgs) -> Result<(), String> {
         let (feats, frames, cols) = decode_f32_2d(&bytes, &name)?;
         if feats.iter().any(|v| !v.is_finite()) {
             return Err(format!("{name}: holds values that are not finite"));
+        }
+        // Attention's memory grows with the square of the length: 200,000 frames asked for
+        // 6.5 GB and aborted. Held to the corpus's bound on an utterance (100 frames a second).
+        if frames as f64 / 100.0 > MAX_UTTERANCE_SECONDS {
+            return Err(format!(
+                "{name}: {frames} frames ({:.0} s) is longer than an utterance may be ({MAX_UTTERANCE_SECONDS} s): \
+                 attention's memory grows with the square of the length; cut it into utterances",
+                frames as f64 / 100.0
+            ));
         }
         // Subsampling's two stride-2 convolutions need 7 frames to give one.
         if ConvSubsampling::output_len(frames) == 0 {
