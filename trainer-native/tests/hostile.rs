@@ -173,22 +173,26 @@ fn zero_and_non_finite_sizes_are_refused_by_name() {
     }
 }
 
+/// A `.npy` file's header claiming `shape` of `descr` (NumPy's dtype string), followed by one
+/// row of 80 float32 zeros whatever the header says.
+fn npy_with_one_row(shape: &str, descr: &str) -> Vec<u8> {
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    text.push_str(&" ".repeat((64 - (11 + text.len()) % 64) % 64));
+    text.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(&[0u8; 80 * 4]);
+    bytes
+}
+
 /// `prunelab logits` reads `.npy` headers from elsewhere: a shape that promises more data than
 /// the file holds, or a dtype other than float32, is refused by the file's name before the
 /// model is run.
 #[test]
 fn malformed_feature_files_are_refused_by_name() {
     let dir = scratch("hostile-npy");
-    let header = |shape: &str, descr: &str| {
-        let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        text.push_str(&" ".repeat((64 - (11 + text.len()) % 64) % 64));
-        text.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(text.as_bytes());
-        bytes.extend_from_slice(&[0u8; 80 * 4]);
-        bytes
-    };
+    let header = npy_with_one_row;
     // `header` carries one row of data; a file of `rows` rows gets the rest appended.
     let with_rows = |mut bytes: Vec<u8>, rows: usize| {
         bytes.extend(std::iter::repeat_n(0u8, (rows - 1) * 80 * 4));
@@ -304,13 +308,8 @@ fn lengths_that_would_exhaust_memory_are_refused_up_front() {
     // 12,100 frames (121 s) of float32 [frames, 80], one past the utterance bound of 120 s.
     let dir = scratch("hostile-long-features");
     let frames = 12_100usize;
-    let mut text = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({frames}, 80), }}");
-    text.push_str(&" ".repeat((64 - (11 + text.len()) % 64) % 64));
-    text.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    npy.extend_from_slice(text.as_bytes());
-    npy.resize(npy.len() + frames * 80 * 4, 0);
+    let mut npy = npy_with_one_row(&format!("({frames}, 80)"), "<f4");
+    npy.resize(npy.len() + (frames - 1) * 80 * 4, 0);
     let features = dir.join("long.npy");
     std::fs::write(&features, npy).unwrap();
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../static/trained-tiny.plc");
