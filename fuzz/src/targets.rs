@@ -6,9 +6,7 @@ use prunelab_engine::audio::decode_audio;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::CorpusPack;
 use prunelab_engine::store::{decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model};
-use prunelab_engine::text::{
-    CharTokenizer, normalize_transcript, parse_transcript_lines, score_chars, score_words, tokens_lost_in_normalisation,
-};
+use prunelab_engine::text::{CharTokenizer, normalize_transcript, parse_transcript_lines, score_chars, score_words};
 use prunelab_engine::train::Trainer;
 
 use crate::mutate::json_end;
@@ -159,7 +157,6 @@ fn hypothesis(bytes: &[u8]) -> Result<(), String> {
     let mut previous = String::new();
     let (lines, outcome) = transcript_lines(bytes);
     for (_, text) in lines {
-        std::hint::black_box(tokens_lost_in_normalisation(&text).count());
         let text = normalize_transcript(&text);
         std::hint::black_box((score_words(&previous, &text), score_chars(&previous, &text)));
         previous = text;

@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use crate::bounded_read::read_bounded;
+use crate::bounded_read::{ReadError, read_bounded};
 
 /// Decoded mono audio.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,12 +86,17 @@ pub struct AudioError {
 
 /// The largest audio file read: the most samples a file may decode to, at 4 bytes each, plus
 /// headers.
-pub const MAX_AUDIO_FILE_BYTES: u64 = MAX_AUDIO_SAMPLES as u64 * 4 + crate::bounded_read::MIB;
+const MAX_AUDIO_FILE_BYTES: u64 = MAX_AUDIO_SAMPLES as u64 * 4 + crate::bounded_read::MIB;
+
+/// The undecoded bytes of an audio file: a regular file no larger than any audio file may be.
+pub fn read_audio_bytes(path: &Path) -> Result<Vec<u8>, ReadError> {
+    read_bounded(path, MAX_AUDIO_FILE_BYTES, "audio file")
+}
 
 /// Reads and decodes a WAV or FLAC file.
 pub fn read_audio_file(path: &Path) -> Result<Audio, AudioError> {
     let name = path.display().to_string();
-    let bytes = read_bounded(path, MAX_AUDIO_FILE_BYTES, "audio file").map_err(|e| AudioError {
+    let bytes = read_audio_bytes(path).map_err(|e| AudioError {
         source_name: name.clone(),
         problem: AudioProblem::Refused(e.problem),
     })?;

@@ -11,9 +11,7 @@ mod specaugment;
 #[cfg(test)]
 pub(crate) mod test_wav;
 
-pub use decode::{
-    Audio, AudioError, AudioProblem, MAX_AUDIO_FILE_BYTES, MAX_AUDIO_SAMPLES, decode_audio, read_audio_file,
-};
+pub use decode::{Audio, AudioError, AudioProblem, MAX_AUDIO_SAMPLES, decode_audio, read_audio_bytes, read_audio_file};
 pub use fbank::{FbankConfig, fbank};
 pub use normalize::FeatureStats;
 pub use probe::{AudioHeader, probe_audio_file};

@@ -5,8 +5,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use super::{CorpusIssue, CorpusPack, IndexEntry, scan_subset};
-use crate::audio::{FbankConfig, MAX_AUDIO_FILE_BYTES, SAMPLE_RATE, decode_audio, fbank, read_audio_file, resample};
-use crate::bounded_read::read_bounded;
+use crate::audio::{FbankConfig, SAMPLE_RATE, decode_audio, fbank, read_audio_bytes, read_audio_file, resample};
 use crate::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
 
 /// An item before decoding: where it came from, its transcript and its encoded audio.
@@ -217,7 +216,7 @@ pub fn load_layout_subset(root: &Path, subset: &str, options: &LoadOptions) -> R
         name: entry.audio_path.display().to_string(),
         id: entry.id,
         text: entry.text,
-        audio: read_bounded(&entry.audio_path, MAX_AUDIO_FILE_BYTES, "audio file")
+        audio: read_audio_bytes(&entry.audio_path)
             .map(Cow::Owned)
             .map_err(|e| e.problem),
     });

@@ -9,9 +9,7 @@ mod tokenizer;
 mod transcripts;
 mod wer;
 
-pub use normalize::{
-    normalize_for_alphabet, normalize_transcript, tokens_lost_in_normalisation, unwritable_character_problem,
-};
+pub use normalize::{normalize_for_alphabet, normalize_transcript, unwritable_character_problem};
 pub use scoring::ScoringRules;
 pub use tokenizer::{BLANK, CharTokenizer, SPACE};
 pub use transcripts::{

@@ -41,24 +41,9 @@ pub fn unwritable_character_problem(c: char) -> String {
     )
 }
 
-/// The whitespace-separated tokens of `text` that normalisation deletes outright: numbers,
-/// symbols, words in other scripts. Scoring never sees them, so tools that read transcripts
-/// from users say which were dropped instead of scoring a shorter sentence in silence.
-pub fn tokens_lost_in_normalisation(text: &str) -> impl Iterator<Item = &str> {
-    text.split_whitespace()
-        .filter(|token| !token.chars().any(|c| c.is_ascii_alphabetic() || c == '\''))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_that_normalise_to_nothing_are_listed() {
-        let lost: Vec<&str> = tokens_lost_in_normalisation("Meet at 10:30 — 東京 or Zürich, ok?").collect();
-        assert_eq!(lost, vec!["10:30", "—", "東京"]);
-        assert_eq!(tokens_lost_in_normalisation("IT'S FINE").count(), 0);
-    }
 
     #[test]
     fn digits_and_letters_outside_a_to_z_are_refused_not_dropped() {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use prunelab_engine::audio::{MAX_AUDIO_FILE_BYTES, SAMPLE_RATE, decode_audio};
+use prunelab_engine::audio::{SAMPLE_RATE, decode_audio, read_audio_bytes};
 use prunelab_engine::bounded_read::{limits, read_bounded};
 use prunelab_engine::data::{CorpusPack, SPLITS, check_utterance_length, is_librispeech_id, scan_subset, write_pack};
 use prunelab_engine::text::{CharTokenizer, normalize_for_alphabet, unwritable_character_problem};
@@ -176,8 +176,7 @@ pub fn run(args: CorpusArgs) -> Result<(), String> {
                     ));
                 }
                 for entry in scan.entries {
-                    let audio = read_bounded(&entry.audio_path, MAX_AUDIO_FILE_BYTES, "audio file")
-                        .map_err(|e| e.to_string())?;
+                    let audio = read_audio_bytes(&entry.audio_path).map_err(|e| e.to_string())?;
                     check_packable(&entry.audio_path, &entry.id, &audio, &entry.text)
                         .map_err(|problem| format!("refusing to pack {}: {problem}", dir.display()))?;
                     items.push((split, entry.id, entry.text, audio));

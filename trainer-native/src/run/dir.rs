@@ -29,16 +29,15 @@ const CHECKPOINTS: &str = "checkpoints";
 const INVOCATION: &str = "run.json";
 const FINAL_CHECKPOINT: &str = "checkpoint.plc";
 const LOCK: &str = "run.lock";
-/// The files a run writes beside `run.json` (with `hyp-*.txt` and everything under
-/// `checkpoints/` and `tensorboard/`).
-const RUN_FILES: [&str; 6] = [
-    FINAL_CHECKPOINT,
-    "summary.json",
-    "trace.pltrace",
-    "metrics.jsonl",
-    INVOCATION,
-    LOCK,
-];
+/// The results a run writes beside `run.json` (with the `hyp-*.txt` files, see
+/// [`is_hypothesis_file`], and everything under `checkpoints/` and `tensorboard/`): what a
+/// replacing run deletes.
+const RESULT_FILES: [&str; 4] = [FINAL_CHECKPOINT, "summary.json", "trace.pltrace", "metrics.jsonl"];
+
+/// Whether `name` is one of a run's hypothesis files (`hyp-<split>.txt`).
+fn is_hypothesis_file(name: &str) -> bool {
+    name.starts_with("hyp-") && name.ends_with(".txt")
+}
 
 /// The run directory `path` is one of the files of (a directory `prunelab train` wrote, by its
 /// `run.json`), if any.
@@ -49,7 +48,8 @@ fn run_owning(path: &Path) -> Option<PathBuf> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let is_run = |dir: &Path| dir.join(INVOCATION).is_file();
-    if is_run(parent) && (RUN_FILES.contains(&name.as_str()) || (name.starts_with("hyp-") && name.ends_with(".txt"))) {
+    let own = RESULT_FILES.contains(&name.as_str()) || [INVOCATION, LOCK].contains(&name.as_str());
+    if is_run(parent) && (own || is_hypothesis_file(&name)) {
         return Some(parent.to_path_buf());
     }
     let grandparent = parent.parent()?;
@@ -219,12 +219,12 @@ impl RunDir {
         for (_, path) in &old {
             delete(path)?;
         }
-        for name in &RUN_FILES[..4] {
+        for name in RESULT_FILES {
             delete(&self.path(name))?;
         }
         for entry in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("hyp-") && name.ends_with(".txt") {
+            if is_hypothesis_file(&name) {
                 delete(&entry.path())?;
             }
         }
