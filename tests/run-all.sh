@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every Prunelab test: Rust unit and integration tests (CPU and wgpu/lavapipe; the lab's state
 # crate natively), the Python tests (the Kaldi fbank reference, the bootstrap against NumPy, the
-# TensorBoard scalars, the layering of the sources, pruned exports in PyTorch and ONNX Runtime
+# TensorBoard scalars, the layering of the sources, the hostile-input replay, pruned exports in PyTorch and ONNX Runtime
 # against `prunelab logits`), a smoke run of the fuzzer on every file loader (3 s each; the
 # campaign is `tests/fuzz/run.sh all SECONDS`), the wasm build of the app, and the lab in
 # headless Chromium.
@@ -102,7 +102,7 @@ rm -f "$wasm_seconds"
 build_app > "$wasm_log" 2>&1 &
 wasm_build=$!
 stage "run the Rust tests (the wasm build beside them)" cargo test --quiet
-stage "Python: fbank, bootstrap, wer against jiwer, TensorBoard, layering, PyTorch and ONNX exports" run_python_tests
+stage "Python: fbank, bootstrap, wer against jiwer, hostile-input replay, TensorBoard, layering, PyTorch and ONNX exports" run_python_tests
 stage "fuzz every file loader for 3 s (tests/fuzz/run.sh all 3)" bash tests/fuzz/run.sh all 3
 stage "wait for the wasm build (trunk)" wait_for_app
 stage_names+=("  (the wasm build itself, begun after compiling the Rust tests)")

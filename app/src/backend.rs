@@ -10,7 +10,19 @@ pub struct Backend {
     /// Human-readable adapter description.
     pub label: String,
     pub is_webgpu: bool,
+    /// The largest buffer one tensor may take here, in bytes: a step whose largest tensor
+    /// (`train::largest_step_tensor`) is bigger is refused before it starts, since burn panics
+    /// on an allocation the device refuses and a panic ends the page.
+    pub largest_buffer: u64,
 }
+
+/// On the CPU backend every tensor lives in the wasm module's memory, at most 4 GiB for all of
+/// them together. Measured natively on the same backend (`prunelab bench --device cpu --preset
+/// tiny --batch N --seconds 5`, peak resident at 20, 80 and 240 s of audio: 213, 567 and
+/// 1,462 MB), a tiny step's memory grows by 5.6–5.9 MB per second of audio, about 24 times
+/// its largest tensor (the first subsampling convolution's output, 0.25 MB a second). 80 MiB
+/// for the largest keeps a step near 2 GiB: a batch of about 336 s.
+pub const CPU_LARGEST_BUFFER: u64 = 80 << 20;
 
 /// Initialises WebGPU once; falls back to the CPU backend with the reason in the label.
 pub async fn init_backend() -> Backend {
@@ -25,10 +37,13 @@ pub async fn init_backend() -> Backend {
             } else {
                 info.name
             };
+            // What cubecl takes as its largest page: the same two limits.
+            let limits = setup.device.limits();
             Backend {
                 device,
                 label: format!("WebGPU · {name} ({})", info.driver_info),
                 is_webgpu: true,
+                largest_buffer: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
             }
         }
         Err(e) => {
@@ -43,6 +58,7 @@ fn cpu_fallback(reason: &str) -> Backend {
         device: Device::flex(),
         label: format!("CPU (wasm) · {reason}"),
         is_webgpu: false,
+        largest_buffer: CPU_LARGEST_BUFFER,
     }
 }
 

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::prune::CutSource;
-use prunelab_engine::train::TrainerState;
+use prunelab_engine::train::{TrainerState, largest_step_tensor, most_batch_frames};
 
 use crate::backend::gpu_lost_reason;
 use crate::corpus::LabCorpus;
@@ -24,10 +24,17 @@ use prunelab_lab_state::session::{KeptRun, LabData, LabSession};
 use prunelab_lab_state::settings::LabSettings;
 
 /// Runs until the page closes.
-pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained: Option<Rc<TrainerState>>) {
-    let assets = Assets {
+pub async fn drive(
+    lab: Lab,
+    mut device: Device,
+    largest_buffer: u64,
+    corpus: Rc<LabCorpus>,
+    trained: Option<Rc<TrainerState>>,
+) {
+    let mut assets = Assets {
         corpus: &corpus,
         trained: trained.as_deref(),
+        largest_buffer,
     };
     // `None` until a start succeeds: a failed one leaves the page waiting for other settings.
     let mut running: Option<(Experiment, LabSettings)> = None;
@@ -50,6 +57,7 @@ pub async fn drive(lab: Lab, mut device: Device, corpus: Rc<LabCorpus>, trained:
                 },
                 Some(Command::ContinueOnCpu) => {
                     device = Device::flex();
+                    assets.largest_buffer = crate::backend::CPU_LARGEST_BUFFER;
                     let single = match &running {
                         Some((Experiment::Single(_), settings)) => Some(settings.clone()),
                         _ => None,
@@ -206,6 +214,8 @@ struct Assets<'a> {
     corpus: &'a LabCorpus,
     /// The trained start, if it loaded.
     trained: Option<&'a TrainerState>,
+    /// The backend's largest buffer in bytes ([`crate::backend::Backend::largest_buffer`]).
+    largest_buffer: u64,
 }
 
 impl<'a> Assets<'a> {
@@ -218,6 +228,36 @@ impl<'a> Assets<'a> {
             trained: self.trained,
             timed_pairs: settings.timed_pairs,
         }
+    }
+
+    /// Refuses settings whose batch would need a tensor larger than the backend's largest
+    /// buffer, with the largest batch that fits: a step that asks the device for more panics,
+    /// and a panic ends the page.
+    fn check_batch(&self, settings: &LabSettings) -> Result<(), String> {
+        let config = settings.train_config()?;
+        let bins = config.fbank.num_bins;
+        let longest = self
+            .corpus
+            .train
+            .iter()
+            .map(|u| u.feats.len() / bins)
+            .max()
+            .unwrap_or(1);
+        let needs = largest_step_tensor(&config.model, config.max_batch_frames, longest);
+        if needs.bytes <= self.largest_buffer {
+            return Ok(());
+        }
+        let most = most_batch_frames(&config.model, longest, self.largest_buffer);
+        let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+        Err(format!(
+            "a batch of {} s needs {:.0} MiB for {}, and this backend's largest buffer is {:.0} MiB: \
+             choose a batch of at most {:.0} s",
+            settings.batch_seconds,
+            mib(needs.bytes),
+            needs.what,
+            mib(self.largest_buffer),
+            (most as f64 / config.fbank.frames_per_second()).floor()
+        ))
     }
 
     /// What cuts are scored with beside greedy: the CLI's default lexicon search.
@@ -294,6 +334,7 @@ async fn resume(
 /// A fresh experiment: builds one run or a comparison as `settings` say, then clears the views
 /// and begins it.
 async fn start(lab: &Lab, device: &Device, assets: Assets<'_>, settings: LabSettings) -> Result<Experiment, String> {
+    assets.check_batch(&settings)?;
     lab.busy.set(Some("building the model…".into()));
     yield_to_browser().await;
     let (data, decoder) = (assets.data(&settings), assets.decoder());

@@ -1,5 +1,5 @@
 //! Prunelab in the browser. `main` runs the static constructors once, installs the panic hook
-//! and mounts the page.
+//! (which logs a panic and says on the page that the lab stopped) and mounts the page.
 
 mod backend;
 mod charts;
@@ -9,6 +9,7 @@ mod driver;
 mod lab;
 mod microphone;
 mod page;
+mod panic_notice;
 mod timing;
 mod views;
 
@@ -30,6 +31,6 @@ fn main() {
     unsafe {
         __wasm_call_ctors()
     };
-    console_error_panic_hook::set_once();
+    panic_notice::install();
     leptos::mount::mount_to_body(page::Page);
 }

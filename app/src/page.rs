@@ -84,7 +84,7 @@ pub fn Page() -> impl IntoView {
                 .ok()
                 .map(Rc::new);
                 lab.phase.set(Phase::Ready);
-                drive(lab, backend.device, loaded, trained).await;
+                drive(lab, backend.device, backend.largest_buffer, loaded, trained).await;
             }
             Err(e) => lab.phase.set(Phase::Failed(format!("cannot load the corpus: {e}"))),
         }

@@ -90,10 +90,16 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Read
     Ok(bytes)
 }
 
-/// [`read_bounded`] as UTF-8 text.
+/// [`read_bounded`] as UTF-8 text, without a leading byte-order mark.
 pub fn read_text_bounded(path: &Path, limit: u64, what: &str) -> Result<String, ReadError> {
-    String::from_utf8(read_bounded(path, limit, what)?)
-        .map_err(|e| refuse(path, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+    let mut text = String::from_utf8(read_bounded(path, limit, what)?)
+        .map_err(|e| refuse(path, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
+    // A byte-order mark is not text: dropped here, once, so that no reader keeps it in a first
+    // id or echoes it, invisible, in a message.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -112,6 +118,9 @@ mod tests {
             err.ends_with("five.bin: 5 bytes, more than any test file holds (4 bytes at most)"),
             "{err}"
         );
+        let marked = dir.join("marked.txt");
+        std::fs::write(&marked, "\u{feff}id text\n").unwrap();
+        assert_eq!(read_text_bounded(&marked, 100, "test file").unwrap(), "id text\n");
         let err = read_bounded(&dir, 5, "test file").unwrap_err().to_string();
         assert!(err.ends_with("is a directory, not a file"), "{err}");
         // /dev/zero never ends; reading it whole would take all memory.

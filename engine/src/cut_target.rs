@@ -168,6 +168,9 @@ mod tests {
             Err(TargetError::ShareOutOfRange("100%".into()))
         );
         assert_eq!(CutTarget::parse("12.5"), Err(TargetError::NotACount("12.5".into())));
+        // A count past what the machine counts in is refused as typed, never saturated (the lab
+        // once echoed "Cut to 1e30" as 4294967295, wasm32's usize::MAX).
+        assert_eq!(CutTarget::parse("1e30"), Err(TargetError::NotACount("1e30".into())));
         let zero = CutTarget::parse("0").unwrap_err().to_string();
         assert_eq!(format!("--budget {zero}"), "--budget 0 must be positive");
         let half = CutTarget::parse("half").unwrap_err().to_string();

@@ -53,6 +53,16 @@ impl Limit {
             Err(ConfigError(format!("{} {value} must be {self}", self.name)))
         }
     }
+
+    /// [`check`](Self::check) for a count, which the message echoes exactly: as an `f64`,
+    /// 18446744073709551615 would be echoed as 18446744073709552000.
+    pub fn check_count(&self, value: usize) -> Result<usize, ConfigError> {
+        if self.contains(value as f64) {
+            Ok(value)
+        } else {
+            Err(ConfigError(format!("{} {value} must be {self}", self.name)))
+        }
+    }
 }
 
 impl fmt::Display for Limit {
@@ -103,5 +113,11 @@ mod tests {
         let positive = Limit::new("temperature", Bound::Open(0.0), Bound::None);
         assert!(!positive.contains(0.0) && !positive.contains(f64::INFINITY));
         assert_eq!(positive.to_string(), "a finite number > 0");
+        let steps = Limit::new("steps", Bound::Closed(1.0), Bound::Closed(1e9));
+        assert_eq!(steps.check_count(600), Ok(600));
+        assert_eq!(
+            steps.check_count(usize::MAX).unwrap_err().to_string(),
+            format!("steps {} must be in [1, 1000000000]", usize::MAX)
+        );
     }
 }

@@ -448,6 +448,17 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   await page.waitForFunction(() => Number(document.querySelector('#sweep-points')?.dataset.points) > 0, null, { timeout: 600_000 });
   await waitForIdle(page);
   assert.ok(!(await shot(page, '#tradeoff-plot')).equals(plot), 'the sweep curve was not drawn');
+
+  // A batch larger than the backend can hold is refused before a step asks for it (that step
+  // would panic, and a panic ends the page), with the largest that fits; the run goes on with
+  // the batch it had.
+  const before = await step(page);
+  await page.fill('#batch', '1000');
+  await page.dispatchEvent('#batch', 'change');
+  await page.waitForFunction(() => /a batch of 1000 s needs \d+ MiB for the first subsampling convolution's output, and this backend's largest buffer is 80 MiB: choose a batch of at most \d+ s/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector('#batch')?.value === '16', null, { timeout: 60_000 });
+  await page.click('#step');
+  await waitForStep(page, before + 1);
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
   await context.close();
 });

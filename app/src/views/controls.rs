@@ -7,7 +7,7 @@ use prunelab_engine::model::Preset;
 
 use crate::lab::{Command, Lab, use_lab};
 use crate::views::CompareButton;
-use prunelab_lab_state::settings::Start;
+use prunelab_lab_state::settings::{Start, field_text};
 
 /// Applies `key=value` to a copy of the settings and restarts with it; a bad value is reported.
 fn change(lab: Lab, key: &'static str, value: String) {
@@ -123,7 +123,7 @@ fn NumberField(
     view! {
         <label>
             {label} " "
-            <input id=id type="number" step=step prop:value=move || format!("{}", (value.get() * 1e6).round() / 1e6) on:change=move |ev| change(lab, key, event_target_value(&ev)) />
+            <input id=id type="number" step=step prop:value=move || field_text(value.get()) on:change=move |ev| change(lab, key, event_target_value(&ev)) />
         </label>
     }
 }

@@ -185,7 +185,7 @@ impl LabSettings {
             "temperature" => self.temperature = number(gates::limit::TEMPERATURE)?,
             "target" => self.target_sparsity = number(gates::limit::TARGET_SPARSITY)?,
             "seed" => self.seed = value.parse().map_err(|_| "not a whole number".to_string())?,
-            "steps" => self.steps = train::limit::STEPS.check(whole()? as f64).map_err(|e| e.to_string())? as usize,
+            "steps" => self.steps = train::limit::STEPS.check_count(whole()?).map_err(|e| e.to_string())?,
             "batch" => {
                 let seconds: f64 = value.parse().map_err(|_| "not a number".to_string())?;
                 // The engine's limit is on padded frames.
@@ -324,6 +324,18 @@ impl LabSettings {
 
 /// A comparison's methods from their URL form, `adaptive-dropout,l0,magnitude`: at least two,
 /// each once.
+/// What a number field shows for `value`: six significant digits (2/3 shows as 0.666667),
+/// in exponent form outside 1e-4 to 1e9, so that 1e308 and 2e-8 show as themselves, not as an
+/// empty field (the former rounding made 1e308 infinite) or 0.
+pub fn field_text(value: f64) -> String {
+    let rounded: f64 = format!("{value:.5e}").parse().unwrap_or(value);
+    if rounded == 0.0 || (1e-4..1e9).contains(&rounded.abs()) {
+        format!("{rounded}")
+    } else {
+        format!("{rounded:e}")
+    }
+}
+
 fn parse_methods(value: &str) -> Result<Vec<Method>, String> {
     let mut methods = Vec::new();
     for name in value.split(',').map(str::trim) {
@@ -341,6 +353,25 @@ fn parse_methods(value: &str) -> Result<Vec<Method>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_number_field_shows_what_it_holds_at_every_magnitude() {
+        for (value, shown) in [
+            (2.0 / 3.0, "0.666667"),
+            (16.0, "16"),
+            (0.002, "0.002"),
+            (2e-8, "2e-8"),
+            (1e308, "1e308"),
+            (123456789012.0, "1.23457e11"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(field_text(value), shown);
+        }
+        // What the field shows reads back as what the settings hold, to six digits.
+        let mut settings = LabSettings::default();
+        settings.set("temperature", "1e308").unwrap();
+        assert_eq!(field_text(settings.temperature).parse::<f64>().unwrap(), 1e308);
+    }
+
     use super::*;
 
     #[test]

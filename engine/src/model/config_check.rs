@@ -33,15 +33,15 @@ impl ConformerConfig {
     /// Checks every dimension and, for a pruned model, every block's widths against the
     /// dense ones, so that [`ConformerConfig::init`] cannot fail.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        limit::NUM_BINS.check(self.num_bins as f64)?;
-        limit::VOCAB_SIZE.check(self.vocab_size as f64)?;
-        limit::D_MODEL.check(self.d_model as f64)?;
-        limit::NUM_BLOCKS.check(self.num_blocks as f64)?;
-        limit::NUM_HEADS.check(self.num_heads as f64)?;
-        limit::D_FF.check(self.d_ff as f64)?;
-        limit::CONV_KERNEL.check(self.conv_kernel as f64)?;
-        limit::SUBSAMPLING_CHANNELS.check(self.subsampling_channels as f64)?;
-        limit::MAX_REL_DISTANCE.check(self.max_rel_distance as f64)?;
+        limit::NUM_BINS.check_count(self.num_bins)?;
+        limit::VOCAB_SIZE.check_count(self.vocab_size)?;
+        limit::D_MODEL.check_count(self.d_model)?;
+        limit::NUM_BLOCKS.check_count(self.num_blocks)?;
+        limit::NUM_HEADS.check_count(self.num_heads)?;
+        limit::D_FF.check_count(self.d_ff)?;
+        limit::CONV_KERNEL.check_count(self.conv_kernel)?;
+        limit::SUBSAMPLING_CHANNELS.check_count(self.subsampling_channels)?;
+        limit::MAX_REL_DISTANCE.check_count(self.max_rel_distance)?;
         first_failure([
             (
                 self.d_model.is_multiple_of(self.num_heads),

@@ -75,27 +75,47 @@ fn safetensors_header(file: &[u8]) -> Result<(serde_json::Value, usize), String>
     Ok((header, header_len))
 }
 
-/// The name of the first F32 tensor in a safetensors `file` holding NaN or an infinite value.
-/// A file this cannot read (a bad header, offsets outside the file) is left to the loader,
-/// which refuses it with its own message.
-fn first_non_finite_tensor(file: &[u8]) -> Option<String> {
+/// The first tensor of a safetensors `file` that cannot be an export's weight, with why: a
+/// dtype other than F32 (an export holds f32 weights only, and a loader that converted another
+/// would hide a foreign file), data whose length disagrees with its shape, or NaN or infinite
+/// values. A file whose header this cannot read is left to the loader, which refuses it with
+/// its own message.
+fn tensor_problem(file: &[u8]) -> Option<String> {
     let (header, header_len) = safetensors_header(file).ok()?;
     let data = &file[8 + header_len..];
     for (name, entry) in header.as_object()? {
-        let offsets = entry["data_offsets"]
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = entry["dtype"].as_str().unwrap_or("missing");
+        if dtype != "F32" {
+            return Some(format!("{name} is {dtype}, not F32"));
+        }
+        let shape: Option<Vec<u64>> = entry["shape"]
             .as_array()
-            .map(|o| o.iter().map(serde_json::Value::as_u64).collect::<Vec<_>>());
-        let (Some("F32"), Some([Some(start), Some(end)])) = (entry["dtype"].as_str(), offsets.as_deref()) else {
-            continue;
+            .and_then(|dims| dims.iter().map(serde_json::Value::as_u64).collect());
+        let offsets: Option<Vec<u64>> = entry["data_offsets"]
+            .as_array()
+            .and_then(|o| o.iter().map(serde_json::Value::as_u64).collect());
+        let (Some(shape), Some([start, end])) = (shape, offsets.as_deref()) else {
+            return Some(format!("{name} has no readable shape or data offsets"));
         };
-        let Some(bytes) = data.get(*start as usize..*end as usize) else {
-            continue;
+        let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        let bytes = data.get(*start as usize..*end as usize);
+        let (Some(elements), Some(bytes)) = (elements, bytes) else {
+            return Some(format!("{name}'s data lies outside the file"));
         };
+        if elements.checked_mul(4) != Some(bytes.len() as u64) {
+            return Some(format!(
+                "{name} has shape {shape:?} ({elements} values) but {} bytes of data",
+                bytes.len()
+            ));
+        }
         if bytes
             .chunks_exact(4)
             .any(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
         {
-            return Some(name.clone());
+            return Some(format!("{name} holds NaN or infinite values"));
         }
     }
     None
@@ -168,8 +188,8 @@ pub fn load_export(
     }
     super::checkpoint::check_model_fits_its_weights(model_config, weights.len() as u64)
         .map_err(|detail| bad(format!("weights do not fit the manifest: {detail}")))?;
-    if let Some(tensor) = first_non_finite_tensor(weights) {
-        return Err(bad(format!("weights: {tensor} holds NaN or infinite values")));
+    if let Some(problem) = tensor_problem(weights) {
+        return Err(bad(format!("weights: {problem}")));
     }
     let mut model = model_config.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec())).validate(true);
@@ -291,6 +311,23 @@ mod tests {
                 .to_string();
             assert_eq!(err, "nan.json: weights: head.weight holds NaN or infinite values");
         }
+    }
+
+    #[test]
+    fn a_tensor_of_another_dtype_is_refused_by_name() {
+        let (manifest, weights, _) = export();
+        let (_, header_len) = safetensors_header(&weights).unwrap();
+        let header = std::str::from_utf8(&weights[8..8 + header_len]).unwrap();
+        // The same header with head.weight's dtype changed in place (I32: four bytes a value,
+        // so the sizes still agree and only the dtype is wrong).
+        let entry = header.find(r#""head.weight":{"#).unwrap();
+        let dtype = entry + header[entry..].find(r#""F32""#).unwrap();
+        let mut edited = weights.clone();
+        edited[8 + dtype + 1] = b'I';
+        let err = load_export(&manifest, &edited, &Device::flex(), "i32.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "i32.json: weights: head.weight is I32, not F32");
     }
 
     #[test]

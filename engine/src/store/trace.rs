@@ -188,8 +188,25 @@ pub fn decode_trace(bytes: &[u8], name: &str) -> Result<Trace, ContainerError> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(FORMAT.bad_header(name, "a retention score is not a finite number".into()));
+    // Every score a run records is in [0, 1] (retention, a keep probability, or a weight norm
+    // over its site's largest: `CutSource::display_scores`); the heatmaps would clamp anything
+    // else and show a wrong picture without a word, so it is refused with where it is.
+    if let Some(at) = values.iter().position(|v| !(0.0..=1.0).contains(v)) {
+        let (snapshot, unit) = (at / per_snapshot.max(1), at % per_snapshot.max(1));
+        let problem = if values[at].is_finite() {
+            "outside 0 to 1"
+        } else {
+            "not a finite number"
+        };
+        return Err(FORMAT.bad_header(
+            name,
+            format!(
+                "score {} of the snapshot at step {} is {}: {problem}",
+                unit + 1,
+                trace.steps[snapshot],
+                values[at]
+            ),
+        ));
     }
     trace.snapshots = values.chunks(per_snapshot.max(1)).map(<[f32]>::to_vec).collect();
     if per_snapshot == 0 {
@@ -257,6 +274,21 @@ mod tests {
         // Refused by the bound on units; the size arithmetic is checked as well (on wasm32 a
         // trace within the bounds can still claim more than memory holds).
         assert!(err.to_string().contains("is out of range or repeated"), "{err}");
+        for (bad, problem) in [
+            (1.5, "is 1.5: outside 0 to 1"),
+            (-0.25, "is -0.25: outside 0 to 1"),
+            (f32::NAN, "is NaN: not a finite number"),
+        ] {
+            let mut scored = sample();
+            scored.snapshots[1][4] = bad;
+            let err = decode_trace(&encode_trace(&scored), "odd.pltrace")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("score 5 of the snapshot at step 50 {problem}")),
+                "{err}"
+            );
+        }
         let other = decode_trace(b"PLCKPT01 and then some", "ckpt.plc").unwrap_err();
         assert_eq!(other.to_string(), "ckpt.plc: not a Prunelab trace (bad magic bytes)");
     }

@@ -93,14 +93,14 @@ impl TrainConfig {
     /// Checks ranges a user can get wrong; the message names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let o = &self.optim;
-        limit::STEPS.check(self.steps as f64)?;
-        limit::MAX_BATCH_FRAMES.check(self.max_batch_frames as f64)?;
+        limit::STEPS.check_count(self.steps)?;
+        limit::MAX_BATCH_FRAMES.check_count(self.max_batch_frames)?;
         limit::PEAK_LR.check(o.peak_lr)?;
         limit::FINAL_LR_FRACTION.check(o.final_lr_fraction)?;
         limit::GRAD_CLIP_NORM.check(f64::from(o.grad_clip_norm))?;
         limit::WEIGHT_DECAY.check(f64::from(o.weight_decay))?;
         limit::DROPOUT.check(self.model.dropout)?;
-        limit::SHARDS.check(self.shards as f64)?;
+        limit::SHARDS.check_count(self.shards)?;
         limit::TRAIN_SHARE.check(self.train_share)?;
         if let Some(d) = &self.distill {
             first_failure([(
@@ -227,7 +227,10 @@ impl TrainConfig {
 pub mod limit {
     use crate::limits::{Bound, Limit};
 
-    pub const STEPS: Limit = Limit::new("steps", Bound::Closed(1.0), Bound::None);
+    /// A billion steps is over a year at 25 steps a second; the bound keeps step arithmetic
+    /// (schedules, snapshot and checkpoint counts) inside wasm32's `usize`, where a larger
+    /// count would wrap.
+    pub const STEPS: Limit = Limit::new("steps", Bound::Closed(1.0), Bound::Closed(1e9));
     /// From 1 s to 1 hour of audio at the default frame rate; a batch of an hour would not fit
     /// any machine's memory.
     pub const MAX_BATCH_FRAMES: Limit = Limit::new("max_batch_frames", Bound::Closed(100.0), Bound::Closed(360_000.0));

@@ -16,6 +16,7 @@ mod objective;
 mod run;
 mod shards;
 mod state;
+mod step_memory;
 mod trainer;
 
 pub use batch::StepBatch;
@@ -27,4 +28,5 @@ pub use gating::{block_masks, gate_layout};
 pub use objective::{ctc_loss, ctc_min_frames};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use state::{TrainerState, load_gates, load_model};
+pub use step_memory::{LargestTensor, largest_step_tensor, most_batch_frames};
 pub use trainer::Trainer;

@@ -17,7 +17,7 @@ use crate::data::corpus_source::CorpusChoice;
 use crate::models::prunable::parse_budget;
 use crate::options::decoding::DecodeArgs;
 use crate::options::device::DeviceChoice;
-use crate::options::parse::{at_least_one, between, parse_method, parse_preset, parse_site};
+use crate::options::parse::{at_least_one, between, finite, parse_method, parse_preset, parse_site};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) max_bad_steps: u64,
     /// Peak learning rate.
-    #[arg(long, default_value_t = OptimConfig::default().peak_lr)]
+    #[arg(long, value_parser = finite, default_value_t = OptimConfig::default().peak_lr)]
     pub(super) lr: f64,
     /// Steps of linear learning-rate warm-up (default: a tenth of the run, at least 1 and at
     /// most 200).
@@ -85,16 +85,16 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "max_batch_seconds")]
     pub(super) max_batch_frames: Option<usize>,
     /// Padded seconds of audio per batch (batch size × longest utterance).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     pub(super) max_batch_seconds: Option<f64>,
     /// Speed-perturbation factors, comma-separated; each training utterance plays at one of
     /// them (`1` turns perturbation off). Default 0.9,1,1.1.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_parser = finite, value_delimiter = ',')]
     pub(super) speed_perturb: Vec<f64>,
     /// Train on this share of the training split's recorded utterances, every k-th in id order
     /// (so every speaker keeps about the same share), e.g. 0.25 for a model that is large for
     /// its data. Built-in corpus and train/dev/test trees only.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = finite, default_value_t = 1.0)]
     pub(super) train_share: f64,
     /// Feature-extraction threads for a streamed corpus (default: one per core).
     #[arg(long, value_parser = between::<1, 256>)]
@@ -131,57 +131,57 @@ pub(super) struct PruneArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_site)]
     pub(super) sites: Vec<SiteKind>,
     /// Adaptive dropout: strength alpha of the pull towards the falling target.
-    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().strength)]
+    #[arg(long, value_parser = finite, default_value_t = AdaptiveDropoutConfig::default().strength)]
     pub(super) strength: f64,
     /// Adaptive dropout: Gumbel-sigmoid temperature.
-    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().temperature)]
+    #[arg(long, value_parser = finite, default_value_t = AdaptiveDropoutConfig::default().temperature)]
     pub(super) temperature: f64,
     /// Adaptive dropout: fraction of the run over which the regulariser's target falls from
     /// --target-start to --target-end; it then stays there (1: the whole run).
-    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().ramp_fraction)]
+    #[arg(long, value_parser = finite, default_value_t = AdaptiveDropoutConfig::default().ramp_fraction)]
     pub(super) target_ramp: f64,
     /// Adaptive dropout: fraction of the run after which the strength alpha falls linearly to 0
     /// at the end (1: never). Without the pull, the gates the loss needs rise towards 1
     /// before the cut.
-    #[arg(long, default_value_t = AdaptiveDropoutConfig::default().strength_fade_from)]
+    #[arg(long, value_parser = finite, default_value_t = AdaptiveDropoutConfig::default().strength_fade_from)]
     pub(super) strength_fade_from: f64,
     /// Adaptive dropout: the logit every unit starts at (3 is a retention of 0.95).
-    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().initial_logit)]
+    #[arg(long, value_parser = finite, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().initial_logit)]
     pub(super) initial_logit: f64,
     /// Adaptive dropout: where the regulariser's target starts, as a logit. With
     /// --initial-logit and --target-end it sets the logit scale; doubling all three and halving
     /// --strength was measured in docs/results.md (session 11): it did not make the kept units'
     /// retention more decided.
-    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_start)]
+    #[arg(long, value_parser = finite, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_start)]
     pub(super) target_start: f64,
     /// Adaptive dropout: where the regulariser's target ends (see --target-start).
-    #[arg(long, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_end)]
+    #[arg(long, value_parser = finite, allow_hyphen_values = true, default_value_t = AdaptiveDropoutConfig::default().target_end)]
     pub(super) target_end: f64,
     /// Adaptive dropout: the FFN hidden gates replace that layer's standard dropout, so kept
     /// units are not dropped twice.
     #[arg(long)]
     pub(super) replace_dropout: bool,
     /// Learning rate of the gate parameters (their own Adam).
-    #[arg(long, default_value_t = GateConfig::default().lr)]
+    #[arg(long, value_parser = finite, default_value_t = GateConfig::default().lr)]
     pub(super) gate_lr: f64,
     /// Retention threshold for the final evaluation (units below it are pruned).
-    #[arg(long, default_value_t = GateConfig::default().threshold)]
+    #[arg(long, value_parser = finite, default_value_t = GateConfig::default().threshold)]
     pub(super) threshold: f64,
     /// Record every unit's retention every this many steps in trace.pltrace.
     #[arg(long, default_value_t = GateConfig::default().snapshot_every)]
     pub(super) snapshot_every: usize,
     /// L0: expected sparsity of the prunable parameters to drive the run to.
-    #[arg(long, default_value_t = HardConcreteConfig::default().target_sparsity)]
+    #[arg(long, value_parser = finite, default_value_t = HardConcreteConfig::default().target_sparsity)]
     pub(super) target_sparsity: f64,
     /// Distil from this unpruned checkpoint (same preset): KL on CTC posteriors plus MSE between
     /// mapped block outputs.
     #[arg(long)]
     pub(super) teacher: Option<PathBuf>,
     /// Weight of the KL term (with --teacher).
-    #[arg(long, default_value_t = DistillConfig::default().kl_weight)]
+    #[arg(long, value_parser = finite, default_value_t = DistillConfig::default().kl_weight)]
     pub(super) kl_weight: f64,
     /// Weight of the layer-wise MSE term (with --teacher).
-    #[arg(long, default_value_t = DistillConfig::default().layer_weight)]
+    #[arg(long, value_parser = finite, default_value_t = DistillConfig::default().layer_weight)]
     pub(super) layer_weight: f64,
     /// Magnitude: once `--prune-at` of the run is done, cut by weight norms to this target,
     /// then fine-tune the smaller model for the rest: parameters (686000), a share kept (50%
@@ -189,7 +189,7 @@ pub(super) struct PruneArgs {
     #[arg(long)]
     pub(super) budget: Option<String>,
     /// Magnitude: fraction of the steps after which to prune.
-    #[arg(long, default_value_t = GateConfig::default().magnitude_prune_at)]
+    #[arg(long, value_parser = finite, default_value_t = GateConfig::default().magnitude_prune_at)]
     pub(super) prune_at: f64,
 }
 
