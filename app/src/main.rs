@@ -1,5 +1,5 @@
 //! Prunelab in the browser. `main` runs the static constructors once, installs the panic hook
-//! (which logs a panic and says on the page that the lab stopped) and mounts the page.
+//! (which logs a panic and hands it to the page's notice of a stopped lab) and mounts the page.
 
 mod backend;
 mod charts;

@@ -380,6 +380,8 @@ test('in an L0 run the slider and the sweep change the model, and the heatmaps d
 test('without WebGPU the CPU badge appears and training still runs', { timeout: 900_000 }, async () => {
   const context = await cpuBrowser.newContext();
   await context.addInitScript({ path: join(root, 'tests/browser/microphone_timeline.js') });
+  // The module's raw exports, for the trap at the end of this test.
+  await context.addInitScript(() => addEventListener('TrunkApplicationStarted', (e) => { window.__wasmExports = e.detail.wasm; }));
   const { page, readyMs } = await openLab(context);
   figures.cpu_ready_ms = readyMs;
   assert.equal(await page.getAttribute('#backend', 'data-webgpu'), 'false');
@@ -460,6 +462,20 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   await page.click('#step');
   await waitForStep(page, before + 1);
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
+
+  // A trap — here an allocation the module cannot make, which runs no panic hook — stops the
+  // lab with a notice; Restart starts a fresh instance of the module in the same page, on the
+  // link's settings, and it trains.
+  const hash = await page.evaluate(() => location.hash);
+  await page.evaluate(() => setTimeout(() => window.__wasmExports.__wbindgen_malloc(0xfffffff0, 8)));
+  await page.waitForSelector('#stopped', { timeout: 60_000 });
+  assert.match(await page.textContent('#stopped'), /^The lab stopped on an internal error \(unreachable/);
+  await page.click('#restart');
+  await page.waitForFunction(() => !document.querySelector('#stopped') && document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 300_000 });
+  assert.equal(await page.evaluate(() => location.hash), hash);
+  await waitForIdle(page);
+  await page.click('#step');
+  await waitForStep(page, 1);
   await context.close();
 });
 
