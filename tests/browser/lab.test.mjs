@@ -506,7 +506,10 @@ test('compare trains three methods on the same batches and shows them side by si
   assert.ok(Object.values(curves).every((n) => Number(n) >= 5), JSON.stringify(curves));
   assert.match(await page.textContent('#compare-progress'), /^adaptive-dropout step 4\/4, loss [\d.]+ · l0 step 4\/4, loss [\d.]+ · magnitude step 4\/4, loss [\d.]+$/);
   const rows = await page.$$eval('#compare-table tr[data-method]', (trs) =>
-    trs.map((r) => ({ method: r.dataset.method, params: Number(r.dataset.params), wer: Number(r.dataset.wer), speedup: Number(r.dataset.speedup) })));
+    trs.map((r) => ({
+      method: r.dataset.method, params: Number(r.dataset.params), wer: Number(r.dataset.wer), speedup: Number(r.dataset.speedup),
+      change: Number(r.dataset.change), low: Number(r.dataset.changeLow), high: Number(r.dataset.changeHigh),
+    })));
   figures.compare_rows = rows;
   assert.deepEqual(rows.map((r) => r.method), ['start', 'adaptive-dropout', 'l0', 'magnitude']);
   const dense = rows[0].params;
@@ -514,6 +517,9 @@ test('compare trains three methods on the same batches and shows them side by si
     // Every method cut to the same budget, half of the parameters: at most half, within 2 %.
     assert.ok(r.params <= dense / 2 && r.params >= 0.98 * dense / 2, `${r.method}: ${r.params} of ${dense}`);
     assert.ok(r.speedup > 0 && Number.isFinite(r.wer), JSON.stringify(r));
+    // Its change against the start, with the paired-bootstrap interval around it.
+    assert.ok(Math.abs(r.change - (r.wer - rows[0].wer)) < 0.02, JSON.stringify(r));
+    assert.ok(r.low <= r.change && r.change <= r.high, JSON.stringify(r));
   }
   // All curves on one plot, drawn by plotters in each method's colour (blue, orange, green).
   const colours = await page.$eval('#compare-plot', (canvas) => {

@@ -11,6 +11,7 @@ use crate::charts::{Axes, Mark, Series, draw_chart, draw_note, palette};
 use crate::lab::{Command, CompareView, Lab, use_lab};
 use crate::views::curves::smoothed;
 use crate::views::heatmaps::draw_units;
+use prunelab_lab_state::intervals::change_from_start;
 use prunelab_lab_state::session::PrunePoint;
 use prunelab_lab_state::settings::COMPARED_METHODS;
 
@@ -221,20 +222,33 @@ fn CompareTable() -> impl IntoView {
     let rows = move || {
         lab.compare.with(|c| {
             let c = c.as_ref()?;
-            let dense = c.start.as_ref()?.dense_params as f64;
+            let start_point = c.start.as_ref()?;
+            let dense = start_point.dense_params as f64;
             let row = |label: String, method: &'static str, p: &PrunePoint| {
                 let latency = p.timing.map_or("–".to_string(), |t| {
                     format!("{:.0} ms ({:.2}×)", 1000.0 * t.pruned_seconds, t.speedup)
                 });
+                // The start's own row has no change; a change that cannot be computed says why.
+                let change = (method != "start").then(|| change_from_start(&start_point.transcripts, &p.transcripts));
+                let change_text = match &change {
+                    None => "–".to_string(),
+                    Some(Ok(d)) => format!("{:+.1} ({:+.1} to {:+.1})", d.difference, d.interval.low, d.interval.high),
+                    Some(Err(problem)) => problem.clone(),
+                };
+                let interval = change.and_then(Result::ok);
                 view! {
                     <tr data-method=method data-params=p.params.to_string() data-wer=format!("{:.2}", p.wer)
-                        data-speedup=p.timing.map(|t| format!("{:.3}", t.speedup))>
+                        data-speedup=p.timing.map(|t| format!("{:.3}", t.speedup))
+                        data-change=interval.map(|d| format!("{:.4}", d.difference))
+                        data-change-low=interval.map(|d| format!("{:.4}", d.interval.low))
+                        data-change-high=interval.map(|d| format!("{:.4}", d.interval.high))>
                         <th>{label}</th>
                         <td>{p.params}</td>
                         <td>{format!("{:.1}%", 100.0 * p.params as f64 / dense)}</td>
                         <td>{format!("{:.3}", p.flops_per_second / 1e9)}</td>
                         <td>{latency}</td>
                         <td>{format!("{:.1}% ({:.1}%)", p.wer, p.greedy_wer)}</td>
+                        <td>{change_text}</td>
                     </tr>
                 }
             };
@@ -248,7 +262,7 @@ fn CompareTable() -> impl IntoView {
                         view! {
                             <tr data-method=m.method.name() data-failed="true">
                                 <th>{m.method.name()}</th>
-                                <td colspan="5" class="error">{problem.clone()}</td>
+                                <td colspan="6" class="error">{problem.clone()}</td>
                             </tr>
                         }
                         .into_any(),
@@ -258,8 +272,8 @@ fn CompareTable() -> impl IntoView {
             let words = c.start.as_ref().map_or(0, |p| p.words);
             Some(view! {
                 <table id="compare-table" class="numbers">
-                    <caption>{format!("Each method cut to {}. Dev WER on {words} words (lexicon search; greedy in brackets); latency: median of timed passes over the first dev utterances, speed-up against the start.", c.budget)}</caption>
-                    <tr><th>"method"</th><th>"parameters"</th><th>"share"</th><th>"GFLOPs per s of audio"</th><th>"latency"</th><th>"dev WER"</th></tr>
+                    <caption>{format!("Each method cut to {}. Dev WER on {words} words (lexicon search; greedy in brackets); its change against the start in points, with the paired-bootstrap 95 % interval over the dev utterances (1,000 resamples, as prunelab compare); latency: median of timed passes over the first dev utterances, speed-up against the start.", c.budget)}</caption>
+                    <tr><th>"method"</th><th>"parameters"</th><th>"share"</th><th>"GFLOPs per s of audio"</th><th>"latency"</th><th>"dev WER"</th><th>"Δ WER vs start (95 %)"</th></tr>
                     {start}
                     {methods}
                 </table>
