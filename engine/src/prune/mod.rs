@@ -9,6 +9,7 @@ mod knob;
 mod magnitude;
 mod plan;
 mod target;
+mod undecided;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
 pub use cut::CutSource;
@@ -19,6 +20,7 @@ pub use plan::{
     removed_params_per_site,
 };
 pub use target::{CutTarget, TargetError};
+pub use undecided::UNDECIDED_SPREAD;
 
 use serde::{Deserialize, Serialize};
 
