@@ -117,12 +117,6 @@ pub(super) async fn cut_to_target(lab: &Lab, session: &LabSession, target: CutTa
         return;
     };
     refresh_uncut(lab, session, &source).await;
-    if source.ranked_by_norms {
-        lab.notify(format!(
-            "the gates have not learned yet (the middle 80 % of the units' retention within {}), so this cut keeps the units with the largest weights; train for them to decide",
-            prunelab_engine::prune::UNDECIDED_SPREAD
-        ));
-    }
     lab.busy.set(Some(format!("cutting to {target} and scoring it…")));
     yield_to_browser().await;
     let scored = session.score_target(&source, target).await;

@@ -4,12 +4,11 @@
 
 use burn::module::Module;
 
-use super::undecided::{gates_undecided, rank_by_norms};
 use super::{
     Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second, magnitude_scores,
     param_count, plan,
 };
-use crate::gates::{GateConfig, Gates, Method, SiteKind};
+use crate::gates::{GateConfig, Gates, Method};
 use crate::model::{BlockKeep, Conformer, ConformerConfig};
 use crate::readback::ReadBackError;
 
@@ -28,10 +27,6 @@ pub struct CutSource {
     pub scores: UnitScores,
     /// Per unit: the order a budget removes units in (weakest first).
     pub rank: UnitScores,
-    /// The gates had not learned yet (their ranks spread less than
-    /// [`super::UNDECIDED_SPREAD`]), so `rank` holds weight norms instead: a budget cut keeps the
-    /// units with the largest weights, and says so.
-    pub ranked_by_norms: bool,
     /// Whole-module gate values per block (L0; otherwise every module stays).
     pub modules: Vec<[f32; 4]>,
     /// Learned retention of every unit (gated runs), for the heatmaps.
@@ -57,23 +52,12 @@ impl CutSource {
         if let (Some(gates), Some(kind), false) = (gates, prune.gate_kind(), force_magnitude) {
             let snapshot = gates.snapshot().await?;
             let scores = snapshot.pruning_scores(prune);
-            // Gates that have not learned rank nothing: weight norms rank the units instead.
-            let by_norms = if gates_undecided(&scores.rank) {
-                rank_by_norms(
-                    &scores.rank,
-                    &magnitude_scores(&model, &SiteKind::ALL).await?,
-                    &scores.units,
-                )
-            } else {
-                None
-            };
             return Ok(Self {
                 model,
                 config,
                 method: prune.method,
                 scores: scores.units,
-                ranked_by_norms: by_norms.is_some(),
-                rank: by_norms.unwrap_or(scores.rank),
+                rank: scores.rank,
                 modules: scores.modules,
                 retention: Some(snapshot.retention(prune)),
                 kind: ScoreKind::Retention,
@@ -87,7 +71,6 @@ impl CutSource {
             config,
             method: Method::Magnitude,
             rank: scores.clone(),
-            ranked_by_norms: false,
             scores,
             modules: Vec::new(),
             retention: None,

@@ -9,7 +9,6 @@ mod knob;
 mod magnitude;
 mod plan;
 mod target;
-mod undecided;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};
 pub use cut::CutSource;
@@ -20,7 +19,6 @@ pub use plan::{
     removed_params_per_site,
 };
 pub use target::{CutTarget, TargetError};
-pub use undecided::UNDECIDED_SPREAD;
 
 use serde::{Deserialize, Serialize};
 

@@ -104,31 +104,8 @@ pub fn plan_budget(
             lo = mid + 1;
         }
     }
-    // A single removal can drop the count by more than a unit's weights (the last unit of a
-    // site takes its module, the last query dimension of a head takes the head), so the fewest
-    // removals may land well under the budget. Instead of the removal that crossed it, the one
-    // among the next few ranked units that lands closest under the budget is taken.
-    if lo == 0 {
-        return Ok(plan_removing(config, scores, kind, &units, 0));
-    }
-    let crossed = lo - 1;
-    let mut best = (count_params(&plan_removing(config, scores, kind, &units, lo)), None);
-    for candidate in lo..units.len().min(lo + LANDING_WINDOW) {
-        let mut order = units[..crossed].to_vec();
-        order.push(units[candidate]);
-        let count = count_params(&plan_removing(config, scores, kind, &order, order.len()));
-        if count <= budget && count > best.0 {
-            best = (count, Some(order));
-        }
-    }
-    Ok(match best.1 {
-        Some(order) => plan_removing(config, scores, kind, &order, order.len()),
-        None => plan_removing(config, scores, kind, &units, lo),
-    })
+    Ok(plan_removing(config, scores, kind, &units, lo))
 }
-
-/// How many of the units ranked after the one that crossed the budget are tried in its place.
-const LANDING_WINDOW: usize = 64;
 
 /// The plan that removes the first `n` of the ranked `units` and keeps everything else.
 fn plan_removing(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use prunelab_engine::prune::{
-    ScoreKind, Selection, UNDECIDED_SPREAD, flops_per_second, kept_map, kept_per_site, param_count, prunable_sparsity,
+    ScoreKind, Selection, flops_per_second, kept_map, kept_per_site, param_count, prunable_sparsity,
 };
 use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
 use serde_json::json;
@@ -51,14 +51,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     let dense_shapes = source.model.block_shapes();
     let dense = param_count(config, &dense_shapes);
     let selection = match (&args.budget, args.threshold) {
-        (Some(budget), _) => {
-            if source.ranked_by_norms {
-                eprintln!(
-                    "note: the gates have not learned yet (the middle 80 % of the units' retention within {UNDECIDED_SPREAD}): the budget keeps the units with the largest weights"
-                );
-            }
-            Selection::Budget(opened.budget_for(parse_budget(budget)?)?)
-        }
+        (Some(budget), _) => Selection::Budget(opened.budget_for(parse_budget(budget)?)?),
         (None, Some(t)) => Selection::Threshold(t),
         (None, None) => source
             .default_selection()
