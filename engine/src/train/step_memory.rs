@@ -55,33 +55,14 @@ pub fn largest_step_tensor(model: &ConformerConfig, batch_frames: usize, longest
 }
 
 /// The most padded frames a batch may hold so that [`largest_step_tensor`] stays within
-/// `limit_bytes` (at least one utterance of `longest_frames`; 0 when even that does not fit).
+/// `limit_bytes` (whole utterances of `longest_frames`; 0 when even one does not fit).
 pub fn most_batch_frames(model: &ConformerConfig, longest_frames: usize, limit_bytes: u64) -> usize {
-    let fits = |frames: usize| largest_step_tensor(model, frames, longest_frames).bytes <= limit_bytes;
     let longest = longest_frames.max(1);
-    if !fits(longest) {
-        return 0;
-    }
-    // Whole utterances of the longest length: the estimate grows with their number. Double
-    // until one does not fit, then halve the gap.
-    let (mut low, mut high) = (1usize, 2usize);
-    while fits(longest * high) {
-        low = high;
-        // Stop where the next count of frames would not fit a usize (wasm32's is 32 bits).
-        match high.checked_mul(2).filter(|&next| longest.checked_mul(next).is_some()) {
-            Some(next) => high = next,
-            None => return longest * low,
-        }
-    }
-    while high - low > 1 {
-        let mid = low + (high - low) / 2;
-        if fits(longest * mid) {
-            low = mid;
-        } else {
-            high = mid;
-        }
-    }
-    longest * low
+    // Every candidate tensor is a whole number of utterances times what one takes, so the
+    // largest grows in proportion to the utterances: the limit divided by one utterance's.
+    let one_utterance = largest_step_tensor(model, longest, longest).bytes.max(1);
+    let utterances = (limit_bytes / one_utterance).min((usize::MAX / longest) as u64);
+    utterances as usize * longest
 }
 
 #[cfg(test)]
