@@ -15,8 +15,9 @@ use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::{Distribution, Gradients};
 use prunelab_engine::kernels::{
-    OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
-    fused_head_scores, fused_layer_norm, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_swish_gate, fuses_on, runs_fused,
+    with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -174,6 +175,80 @@ fn fused_swish_gate_and_its_gradients_match_the_composed_swish_and_gate() {
 }
 
 #[test]
+fn fused_module_output_and_its_gradients_match_the_composed_bias_dropout_and_gate() {
+    let device = wgpu_device().autodiff();
+    // A `tiny` module's output (d = 144) with a gate per utterance, one shared, and none (ones);
+    // dropout at the feed-forward modules' weight ½ and off; odd sizes; one frame.
+    let half = HashedDropout::new(12_345, 0.9, 0.5);
+    for ([batch, frames, width], gate_batches, dropout) in [
+        ([8, 250, 144], 8, half),
+        ([8, 250, 144], 1, half),
+        ([8, 250, 144], 1, HashedDropout::none(1.0)),
+        ([3, 7, 33], 3, HashedDropout::new(7, 0.5, 1.0)),
+        ([1, 1, 5], 1, half),
+    ] {
+        let normal = |shape: [usize; 3], sd: f64| Tensor::<3>::random(shape, Distribution::Normal(0.0, sd), &device);
+        let residual = normal([batch, frames, width], 1.0);
+        let pre = normal([batch, frames, width], 2.0);
+        let bias = Tensor::<1>::random([width], Distribution::Normal(0.0, 1.0), &device);
+        let gate = Tensor::<3>::random([gate_batches, 1, 1], Distribution::Uniform(0.0, 1.0), &device);
+        let upstream = normal([batch, frames, width], 1.0);
+        let (fx, fp, fb, fg) = (leaf(&residual), leaf(&pre), leaf(&bias), leaf(&gate));
+        // The reference: the same mask hashed on the host, applied with burn's operations on the
+        // CPU backend. On wgpu (lavapipe) burn's `sum_dim` over an axis of 65,537 or 288,000
+        // elements is wrong (off by up to 80 from exact sums near 50, and not the same twice),
+        // which is how burn's autodiff reduces a shared gate's gradient: that reference would be wrong.
+        let cpu = Device::flex().autodiff();
+        let on_cpu = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), &cpu).require_grad();
+        let (rx, rp, rg) = (on_cpu(&residual), on_cpu(&pre), on_cpu(&gate));
+        let rb = Tensor::<1>::from_data(bias.to_data(), &cpu).require_grad();
+        let upstream_cpu = Tensor::<3>::from_data(upstream.to_data(), &cpu);
+        let fused = fused_module_output(fx.clone(), fp.clone(), fb.clone(), fg.clone(), dropout);
+        let mask = Tensor::<3>::from_data(
+            TensorData::new(dropout.mask(batch * frames * width), [batch, frames, width]),
+            &cpu,
+        );
+        let reference = rx.clone() + rg.clone() * ((rp.clone() + rb.clone().reshape([1, 1, width])) * mask);
+        let shape = format!("[{batch}, {frames}, {width}], gate [{gate_batches}, 1, 1], {dropout:?}");
+        let mut worst = vec![assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        )];
+        let fused_grads = (fused * upstream).sum().backward();
+        let reference_grads = (reference * upstream_cpu).sum().backward();
+        for (what, f, r) in [("dx", &fx, &rx), ("dpre", &fp, &rp)] {
+            worst.push(assert_grads_close(
+                &format!("{shape} {what}"),
+                f,
+                &fused_grads,
+                r,
+                &reference_grads,
+            ));
+        }
+        worst.push(assert_grads_close(
+            &format!("{shape} dbias"),
+            &fb,
+            &fused_grads,
+            &rb,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} dgate"),
+            &fg,
+            &fused_grads,
+            &rg,
+            &reference_grads,
+        ));
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, dx, dpre, dbias, dgate) {}",
+            worst.join(", ")
+        );
+    }
+}
+
+#[test]
 fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
     let device = wgpu_device().autodiff();
     // A `tiny` conv module's GLU (c = 144) with a gate per utterance and one shared; odd sizes.
@@ -317,12 +392,15 @@ fn composed_attention_softmax(scores: Tensor<4>, bias: Tensor<2>, padding: Tenso
 fn fused_attention_softmax_and_its_gradients_match_the_composed_bias_mask_and_softmax() {
     let device = wgpu_device().autodiff();
     let scale = 1.0 / 6.0_f32.sqrt();
-    // A `tiny`-sized batch (distances clipped at 64), distances clipped inside a short
-    // sequence, and a reach longer than the sequence; each with padded keys.
-    for ([batch, heads, frames], reach, lengths) in [
-        ([4, 4, 150], 64, vec![150, 120, 97, 33]),
-        ([2, 3, 13], 4, vec![13, 6]),
-        ([1, 2, 5], 8, vec![4]),
+    // A `tiny`-sized batch (distances clipped at 64) without and with the weights' dropout,
+    // distances clipped inside a short sequence, and a reach longer than the sequence; each with
+    // padded keys. The dropout's mask is hashed on the host for the reference.
+    let dropped = HashedDropout::new(99, 0.9, 1.0);
+    for ([batch, heads, frames], reach, lengths, dropout) in [
+        ([4, 4, 150], 64, vec![150, 120, 97, 33], HashedDropout::none(1.0)),
+        ([4, 4, 150], 64, vec![150, 120, 97, 33], dropped),
+        ([2, 3, 13], 4, vec![13, 6], HashedDropout::new(3, 0.5, 1.0)),
+        ([1, 2, 5], 8, vec![4], dropped),
     ] {
         let shape = [batch, heads, frames, frames];
         let scores = Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device);
@@ -332,11 +410,18 @@ fn fused_attention_softmax_and_its_gradients_match_the_composed_bias_mask_and_so
         let upstream = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let (fs, fb) = (leaf(&scores), leaf(&bias));
         let (rs, rb) = (leaf(&scores), leaf(&bias));
-        let fused = fused_attention_softmax(fs.clone(), fb.clone(), padding.clone().bool_not().float(), scale);
-        let reference = composed_attention_softmax(rs.clone(), rb.clone(), padding, scale);
+        let fused = fused_attention_softmax(
+            fs.clone(),
+            fb.clone(),
+            padding.clone().bool_not().float(),
+            scale,
+            dropout,
+        );
+        let mask = Tensor::<4>::from_data(TensorData::new(dropout.mask(shape.iter().product()), shape), &device);
+        let reference = composed_attention_softmax(rs.clone(), rb.clone(), padding, scale) * mask;
         let fused_grads = (fused.clone() * upstream.clone()).sum().backward();
         let reference_grads = (reference.clone() * upstream).sum().backward();
-        let what = format!("{shape:?}, reach {reach}");
+        let what = format!("{shape:?}, reach {reach}, {dropout:?}");
         let worst = [
             assert_close(&format!("{what}: weights"), fused, reference),
             assert_grads_close(&format!("{what}: dscores"), &fs, &fused_grads, &rs, &reference_grads),

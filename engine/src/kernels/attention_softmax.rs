@@ -1,7 +1,7 @@
 //! The attention weights from the raw scores, fused: the scale, the learned relative-position
 //! bias, the mask on padded keys and the softmax,
 //! `w[b, h, i, ·] = softmax_j(scale · q·k[b, h, i, j] + β[clamp(j − i, −R, R) + R, h])` with padded
-//! keys left out. Forward one kernel (a unit per row of scores); backward three: the scores'
+//! keys left out, then the attention dropout (hashed: `hashed_dropout.rs`). Forward one kernel (a unit per row of scores); backward three: the scores'
 //! gradient row by row, then the bias's gradient as sums along the diagonals of that gradient,
 //! folded into the bias's clipped distances.
 //!
@@ -19,6 +19,8 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::hashed_dropout::HashedDropout;
+use super::kept::kept;
 use super::launch::{empty_like, launch_shape};
 
 /// The masked logit of key `j` in the row of query `i`: a padded key gets the large finite
@@ -103,6 +105,9 @@ fn forward_kernel<F: Float>(
     heads: u32,
     reach: u32,
     scale: f32,
+    seed: u32,
+    threshold: u32,
+    multiplier: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = ABSOLUTE_POS as usize;
@@ -112,9 +117,11 @@ fn forward_kernel<F: Float>(
     let (frames, heads) = (frames as usize, heads as usize);
     let (largest, sum) = row_softmax_terms::<F>(scores, bias, keep, row, frames, heads, reach, scale);
     let (i, head, start, key_row) = row_place(row, frames, heads);
+    let multiplier = F::cast_from(multiplier);
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
-        weights[start + j] = (l - largest).exp() / sum;
+        let k = kept::<F>((start + j) as u32, seed, threshold, multiplier);
+        weights[start + j] = (l - largest).exp() / sum * k;
     }
 }
 
@@ -132,6 +139,9 @@ fn scores_grad_kernel<F: Float>(
     heads: u32,
     reach: u32,
     scale: f32,
+    seed: u32,
+    threshold: u32,
+    multiplier: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = ABSOLUTE_POS as usize;
@@ -141,15 +151,19 @@ fn scores_grad_kernel<F: Float>(
     let (frames, heads) = (frames as usize, heads as usize);
     let (largest, sum) = row_softmax_terms::<F>(scores, bias, keep, row, frames, heads, reach, scale);
     let (i, head, start, key_row) = row_place(row, frames, heads);
+    let multiplier = F::cast_from(multiplier);
+    // `grad` is the dropped weights'; the softmax's own is that times the same mask.
     let mut dot = F::new(0.0);
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
-        dot += grad[start + j] * (l - largest).exp() / sum;
+        let k = kept::<F>((start + j) as u32, seed, threshold, multiplier);
+        dot += grad[start + j] * k * (l - largest).exp() / sum;
     }
     for j in 0..frames {
         let l = logit::<F>(scores, bias, keep, start, key_row, head, heads, i, j, reach, scale);
+        let k = kept::<F>((start + j) as u32, seed, threshold, multiplier);
         let w = (l - largest).exp() / sum;
-        grad_scores[start + j] = w * (grad[start + j] - dot) * F::cast_from(scale);
+        grad_scores[start + j] = w * (grad[start + j] * k - dot) * F::cast_from(scale);
     }
 }
 
@@ -240,8 +254,15 @@ fn dims(scores: &CubeTensor, bias: &CubeTensor) -> ([usize; 4], u32) {
     ([batches, heads, frames, keys], ((buckets - 1) / 2) as u32)
 }
 
-/// The attention weights from the raw scores.
-pub(super) fn forward(scores: CubeTensor, bias: CubeTensor, keep: CubeTensor, scale: f32) -> CubeTensor {
+/// The attention weights from the raw scores, `dropout` applied.
+pub(super) fn forward(
+    scores: CubeTensor,
+    bias: CubeTensor,
+    keep: CubeTensor,
+    scale: f32,
+    dropout: HashedDropout,
+) -> CubeTensor {
+    indexable(&scores);
     let (scores, bias, keep) = (into_contiguous(scores), into_contiguous(bias), into_contiguous(keep));
     let ([batches, heads, frames, _], reach) = dims(&scores, &bias);
     let rows = batches * heads * frames;
@@ -262,18 +283,30 @@ pub(super) fn forward(scores: CubeTensor, bias: CubeTensor, keep: CubeTensor, sc
         heads as u32,
         reach,
         scale,
+        dropout.seed,
+        dropout.threshold,
+        dropout.multiplier,
         dtype,
     );
     weights
 }
 
-/// The gradients of the scores and of the bias from the weights'.
+/// The hash indexes a score with 32 bits.
+fn indexable(scores: &CubeTensor) {
+    assert!(
+        u32::try_from(scores.shape().num_elements()).is_ok(),
+        "attention scores are indexed with 32 bits"
+    );
+}
+
+/// The gradients of the scores and of the bias from the (dropped) weights'.
 pub(super) fn backward(
     grad: CubeTensor,
     scores: CubeTensor,
     bias: CubeTensor,
     keep: CubeTensor,
     scale: f32,
+    dropout: HashedDropout,
 ) -> (CubeTensor, CubeTensor) {
     let (grad, scores) = (into_contiguous(grad), into_contiguous(scores));
     let (bias, keep) = (into_contiguous(bias), into_contiguous(keep));
@@ -297,6 +330,9 @@ pub(super) fn backward(
         heads as u32,
         reach,
         scale,
+        dropout.seed,
+        dropout.threshold,
+        dropout.multiplier,
         dtype,
     );
     let diagonals = 2 * frames - 1;

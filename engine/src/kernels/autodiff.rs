@@ -10,6 +10,7 @@ use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend};
 
+use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 
@@ -18,16 +19,18 @@ use super::pack::PackGroup;
 type InputGrads<B, const N: usize> = [Option<FloatTensor<B>>; N];
 
 /// The backward pass of a fused operation with `N` inputs: the inputs it saved (checkpointed in
-/// the forward pass) and a scalar go to the inner backend's backward method, whose gradients
-/// are registered on the inputs that track theirs.
+/// the forward pass) and its scalar settings `S` (an epsilon, a dropout's seed) go to the inner
+/// backend's backward method, whose gradients are registered on the inputs that track theirs.
 #[derive(Debug)]
-struct FusedBackward<B: Backend, const N: usize> {
-    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+struct FusedBackward<B: Backend, S, const N: usize> {
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
 }
 
-impl<B: Backend, const N: usize> Backward<B, N> for FusedBackward<B, N> {
-    /// The saved inputs and the scalar.
-    type State = (Vec<NodeId>, f32);
+impl<B: Backend, S: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<B, N>
+    for FusedBackward<B, S, N>
+{
+    /// The saved inputs and the scalar settings.
+    type State = (Vec<NodeId>, S);
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let (saved, scalar) = ops.state;
@@ -46,12 +49,12 @@ impl<B: Backend, const N: usize> Backward<B, N> for FusedBackward<B, N> {
 
 /// Runs `forward` on the inner backend and, where any input is tracked, registers `backward`
 /// with the inputs at `saved` (their positions in `inputs`) checkpointed for it.
-fn fused_op<B: FusedOps, C: CheckpointStrategy, const N: usize>(
+fn fused_op<B: FusedOps, C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
     inputs: [FloatTensor<Autodiff<B, C>>; N],
     saved: &[usize],
-    scalar: f32,
+    scalar: S,
     forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
-    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, f32) -> InputGrads<B, N>,
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
 ) -> FloatTensor<Autodiff<B, C>> {
     let nodes = std::array::from_fn(|i| inputs[i].node());
     let op = FusedBackward { backward };
@@ -85,7 +88,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     ) -> FloatTensor<Self> {
         // The backward pass recomputes the statistics from the input (a row is one pass over
         // memory that the backward kernel reads anyway), so only the input and γ are saved.
-        fused_op::<B, C, 3>(
+        fused_op::<B, C, _, 3>(
             [input, gamma, beta],
             &[0, 1],
             epsilon,
@@ -98,7 +101,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
-        fused_op::<B, C, 3>(
+        fused_op::<B, C, _, 3>(
             [pre, bias, gate],
             &[0, 1, 2],
             0.0,
@@ -110,13 +113,35 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_module_output(
+        residual: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        // The mask is not saved: the backward pass hashes it again from the same settings.
+        fused_op::<B, C, _, 4>(
+            [residual, pre, bias, gate],
+            &[1, 2, 3],
+            dropout,
+            |[residual, pre, bias, gate]| B::fused_module_output(residual, pre, bias, gate, dropout),
+            |grad, saved, dropout| {
+                let [pre, bias, gate] = saved_inputs(saved);
+                let (grad_pre, grad_bias, grad_gate) =
+                    B::fused_module_output_backward(grad.clone(), pre, bias, gate, dropout);
+                [Some(grad), Some(grad_pre), Some(grad_bias), Some(grad_gate)]
+            },
+        )
+    }
+
     fn fused_glu_gate(
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        fused_op::<B, C, 4>(
+        fused_op::<B, C, _, 4>(
             [pre, bias, gate, keep],
             &[0, 1, 2, 3],
             0.0,
@@ -134,22 +159,24 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> FloatTensor<Self> {
-        fused_op::<B, C, 3>(
+        fused_op::<B, C, _, 3>(
             [scores, bias, keep],
             &[0, 1, 2],
-            scale,
-            |[scores, bias, keep]| B::fused_attention_softmax(scores, bias, keep, scale),
-            |grad, saved, scale| {
+            (scale, dropout),
+            |[scores, bias, keep]| B::fused_attention_softmax(scores, bias, keep, scale, dropout),
+            |grad, saved, (scale, dropout)| {
                 let [scores, bias, keep] = saved_inputs(saved);
-                let (grad_scores, grad_bias) = B::fused_attention_softmax_backward(grad, scores, bias, keep, scale);
+                let (grad_scores, grad_bias) =
+                    B::fused_attention_softmax_backward(grad, scores, bias, keep, scale, dropout);
                 [Some(grad_scores), Some(grad_bias), None]
             },
         )
     }
 
     fn fused_head_scores(query: FloatTensor<Self>, key: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
-        fused_op::<B, C, 2>(
+        fused_op::<B, C, _, 2>(
             [query, key],
             &[0, 1],
             0.0,
@@ -163,7 +190,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     fn fused_head_mix(weights: FloatTensor<Self>, value: FloatTensor<Self>) -> FloatTensor<Self> {
-        fused_op::<B, C, 2>(
+        fused_op::<B, C, _, 2>(
             [weights, value],
             &[0, 1],
             0.0,
@@ -207,7 +234,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         variance: FloatTensor<Self>,
         epsilon: f32,
     ) -> FloatTensor<Self> {
-        fused_op::<B, C, 5>(
+        fused_op::<B, C, _, 5>(
             [input, gamma, beta, mean, variance],
             &[0, 1, 2, 3, 4],
             epsilon,
@@ -256,6 +283,22 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         ))
     }
 
+    fn fused_module_output_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_module_output_backward(
+            Self::inner(grad),
+            Self::inner(pre),
+            Self::inner(bias),
+            Self::inner(gate),
+            dropout,
+        ))
+    }
+
     fn fused_glu_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
@@ -278,6 +321,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (grad_scores, grad_bias) = B::fused_attention_softmax_backward(
             Self::inner(grad),
@@ -285,6 +329,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(keep),
             scale,
+            dropout,
         );
         (Self::from_inner(grad_scores), Self::from_inner(grad_bias))
     }

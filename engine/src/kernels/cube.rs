@@ -4,9 +4,12 @@ use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
+use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
-use super::{attention_softmax, batch_norm_swish, flat_pack, glu_gate, head_products, layer_norm, swish_gate};
+use super::{
+    attention_softmax, batch_norm_swish, flat_pack, glu_gate, head_products, layer_norm, module_output, swish_gate,
+};
 
 impl FusedOps for CubeBackend {
     fn fused_layer_norm(
@@ -38,6 +41,26 @@ impl FusedOps for CubeBackend {
         gate: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         swish_gate::backward(grad, pre, bias, gate)
+    }
+
+    fn fused_module_output(
+        residual: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        module_output::forward(residual, pre, bias, gate, dropout)
+    }
+
+    fn fused_module_output_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        module_output::backward(grad, pre, bias, gate, dropout)
     }
 
     fn fused_glu_gate(
@@ -91,8 +114,9 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> FloatTensor<Self> {
-        attention_softmax::forward(scores, bias, keep, scale)
+        attention_softmax::forward(scores, bias, keep, scale, dropout)
     }
 
     fn fused_attention_softmax_backward(
@@ -101,8 +125,9 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        attention_softmax::backward(grad, scores, bias, keep, scale)
+        attention_softmax::backward(grad, scores, bias, keep, scale, dropout)
     }
 
     fn fused_head_scores(query: FloatTensor<Self>, key: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {

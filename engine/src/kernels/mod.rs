@@ -16,7 +16,9 @@
 //! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
 //! (`batch_norm_swish.rs`), the attention's scale, relative-position bias, key mask and softmax
 //! (`attention_softmax.rs`) and its two products per head in the projections' layout, no head
-//! split or merged (`head_products.rs`); and, for the flat optimiser, packing gradients into one buffer and
+//! split or merged (`head_products.rs`); each module's output bias, dropout, weight and gate
+//! added to the residual stream (`module_output.rs`, its dropout hashed from the element's
+//! position, `hashed_dropout.rs`, so no mask is drawn or kept); and, for the flat optimiser, packing gradients into one buffer and
 //! taking parameters back out as views (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
 //! wgpu on Metal keeps one), which is why some backward passes are two or three kernels
 //! (`column_sums.rs`); `launch.rs` holds what every launch needs.
@@ -39,12 +41,17 @@ mod cube;
 mod flat_pack;
 #[cfg(feature = "wgpu")]
 mod glu_gate;
+mod hashed_dropout;
 #[cfg(feature = "wgpu")]
 mod head_products;
+#[cfg(feature = "wgpu")]
+mod kept;
 #[cfg(feature = "wgpu")]
 mod launch;
 #[cfg(feature = "wgpu")]
 mod layer_norm;
+#[cfg(feature = "wgpu")]
+mod module_output;
 #[cfg(feature = "wgpu")]
 mod ops;
 mod pack;
@@ -52,10 +59,11 @@ mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
 
+pub use hashed_dropout::HashedDropout;
 #[cfg(feature = "wgpu")]
 pub use ops::{
     fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
-    fused_head_scores, fused_layer_norm, fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view, runs_fused,
 };
 pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
@@ -97,7 +105,13 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
-    pub fn fused_attention_softmax(_: Tensor<4>, _: Tensor<2>, _: Tensor<2>, _: f32) -> Tensor<4> {
+    pub fn fused_attention_softmax(
+        _: Tensor<4>,
+        _: Tensor<2>,
+        _: Tensor<2>,
+        _: f32,
+        _: super::HashedDropout,
+    ) -> Tensor<4> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -106,6 +120,16 @@ mod absent {
     }
 
     pub fn fused_head_mix(_: Tensor<4>, _: Tensor<3>) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_module_output(
+        _: Tensor<3>,
+        _: Tensor<3>,
+        _: Tensor<1>,
+        _: Tensor<3>,
+        _: super::HashedDropout,
+    ) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -124,5 +148,5 @@ mod absent {
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
     fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
-    fused_head_scores, fused_layer_norm, fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view, runs_fused,
 };

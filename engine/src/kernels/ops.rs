@@ -6,6 +6,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
 use burn::prelude::*;
 
+use super::hashed_dropout::HashedDropout;
 use super::pack::{PACK_PARTS, PackGroup};
 
 /// The fused operations, one method for each forward pass and one for each backward pass.
@@ -109,23 +110,26 @@ pub trait FusedOps: Backend {
     /// The attention weights from the raw scores `[b, h, s, s]` (q·kᵀ): `softmax_j(scale · score
     /// + bias[clamp(j − i, −R, R) + R, h])` over the keys that `keep` `[b, s]` marks (1; 0 on
     /// padding), with `bias` `[2R + 1, h]`.
+    /// The weights then go through the hashed dropout `dropout`.
     #[fusion(dtype = scores, shape = scores)]
     fn fused_attention_softmax(
         scores: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> FloatTensor<Self>;
 
     /// The gradients of [`FusedOps::fused_attention_softmax`] with respect to the scores and the
     /// bias (`keep` is a constant).
-    #[fusion(meta = |_grad, scores, bias, _keep, _scale| (scores.clone(), bias.clone()))]
+    #[fusion(meta = |_grad, scores, bias, _keep, _scale, _dropout| (scores.clone(), bias.clone()))]
     fn fused_attention_softmax_backward(
         grad: FloatTensor<Self>,
         scores: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         keep: FloatTensor<Self>,
         scale: f32,
+        dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// Per head, every row of `query` against every row of `key` (both `[b, s, h·w]`, head `h`
@@ -156,6 +160,29 @@ pub trait FusedOps: Backend {
         weights: FloatTensor<Self>,
         value: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// What a module adds to the residual stream after its last matrix product:
+    /// `residual + gate · drop(pre + bias)`, with `residual` and `pre` `[batch, frames, d]`,
+    /// `bias` `[d]`, `gate` `[batch or 1, 1, 1]` and `drop` the hashed dropout `dropout`.
+    #[fusion(dtype = pre, shape = pre)]
+    fn fused_module_output(
+        residual: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_module_output`] with respect to `pre`, `bias` and
+    /// `gate` (the residual's is the output's own).
+    #[fusion(meta = |_grad, pre, bias, gate, _dropout| (pre.clone(), bias.clone(), gate.clone()))]
+    fn fused_module_output_backward(
+        grad: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `flat` with `group`'s range written from the six parts (any ranks and strides; a part
     /// whose length in `group` is 0 is not read), in place where nothing else holds `flat`. The
@@ -260,14 +287,21 @@ pub fn fused_batch_norm_swish(
 
 /// The attention weights from the raw scores `[b, h, s, s]`: the scale, the relative-position
 /// bias `[2R + 1, h]` (by clipped distance `j − i`), the mask on padded keys (`keep` `[b, s]`,
-/// 0 on padding) and the softmax over keys, fused: one kernel forward, three backward. Only for
-/// tensors on a cube backend ([`runs_fused`]).
-pub fn fused_attention_softmax(scores: Tensor<4>, bias: Tensor<2>, keep: Tensor<2>, scale: f32) -> Tensor<4> {
+/// 0 on padding), the softmax over keys and the hashed `dropout` of the weights, fused: one
+/// kernel forward, three backward, no mask. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_attention_softmax(
+    scores: Tensor<4>,
+    bias: Tensor<2>,
+    keep: Tensor<2>,
+    scale: f32,
+    dropout: HashedDropout,
+) -> Tensor<4> {
     Tensor::from_dispatch(Dispatch::fused_attention_softmax(
         scores.into_dispatch(),
         bias.into_dispatch(),
         keep.into_dispatch(),
         scale,
+        dropout,
     ))
 }
 
@@ -287,6 +321,26 @@ pub fn fused_head_scores(query: Tensor<3>, key: Tensor<3>, heads: usize) -> Tens
 /// cube backend ([`runs_fused`]).
 pub fn fused_head_mix(weights: Tensor<4>, value: Tensor<3>) -> Tensor<3> {
     Tensor::from_dispatch(Dispatch::fused_head_mix(weights.into_dispatch(), value.into_dispatch()))
+}
+
+/// `residual + gate · drop(pre + bias)`, fused: one kernel forward, two backward, the mask
+/// never made. `residual` and `pre` are `[batch, frames, d]` (`pre` a matrix product without its
+/// bias), `bias` `[d]`, `gate` `[batch or 1, 1, 1]`. Only for tensors on a cube backend
+/// ([`runs_fused`]).
+pub fn fused_module_output(
+    residual: Tensor<3>,
+    pre: Tensor<3>,
+    bias: Tensor<1>,
+    gate: Tensor<3>,
+    dropout: HashedDropout,
+) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_module_output(
+        residual.into_dispatch(),
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        dropout,
+    ))
 }
 
 /// `flat` (`[len]`) with `group`'s range written from `parts` (at most [`PACK_PARTS`], any

@@ -14,12 +14,13 @@ use burn::prelude::*;
 
 use burn::tensor::activation::softmax;
 
-use super::dropout::dropout;
+use super::dropout::{apply_hashed, hashed_draw};
 use super::head_layout::PaddedHeads;
+use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
-use crate::kernels;
+use crate::kernels::{self, HashedDropout};
 
 #[derive(Config, Debug)]
 pub struct RelPosSelfAttentionConfig {
@@ -109,6 +110,12 @@ impl RelPosSelfAttention {
     /// - `padding`: of `[b, s]` frames (padded ones are never attended to)
     /// - returns `[b, s, d]` (the residual is added by the block)
     pub fn forward(&self, x: Tensor<3>, padding: &Padding, masks: AttentionMasks) -> Tensor<3> {
+        self.output(x, padding, masks).value()
+    }
+
+    /// [`forward`](Self::forward) up to the output projection's matrix product: its bias and
+    /// the output's dropout are left to the block (`model::add_module_output`).
+    pub fn output(&self, x: Tensor<3>, padding: &Padding, masks: AttentionMasks) -> ModuleOutput<'_> {
         let [b, s, _] = x.dims();
         let x = layer_norm(&self.norm, x);
         // Pruned heads of unequal widths run padded to their block's widest head (see
@@ -132,43 +139,54 @@ impl RelPosSelfAttention {
         // On the fused path both products read and write the heads in the projections' layout
         // `[b, s, h·w]`; composed, each head is split out as `[b, h, s, w]` and merged back.
         let fused = kernels::fuses_on(&device);
+        // The weights' dropout, hashed: inside the softmax's kernels on the fused path.
+        let drop = hashed_draw(&self.dropout, &device, 1.0);
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
         let weights = match (q, key) {
-            (Some(q), Some(key)) if fused => self.attention_weights(kernels::fused_head_scores(q, key, h), padding),
+            (Some(q), Some(key)) if fused => {
+                self.attention_weights(kernels::fused_head_scores(q, key, h), padding, drop)
+            }
             (Some(q), Some(key)) => {
                 let scores = split_heads(q, q_heads.width).matmul(split_heads(key, q_heads.width).swap_dims(2, 3));
-                self.attention_weights(scores, padding)
+                self.attention_weights(scores, padding, drop)
             }
             _ => {
                 // Every head attends by position alone.
                 let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
-                masked_softmax(bias.expand([b, h, s, s]), padding.padded.clone())
+                apply_hashed(masked_softmax(bias.expand([b, h, s, s]), padding.padded.clone()), drop)
             }
-        }; // [b, h, s, s]
-        let weights = dropout(&self.dropout, weights);
+        }; // [b, h, s, s], dropped
         let context = if fused {
             kernels::fused_head_mix(weights, v)
         } else {
             let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
             context.swap_dims(1, 2).reshape([b, s, h * v_heads.width])
         };
-        dropout(&self.dropout, v_heads.project_from(&self.output, context))
+        ModuleOutput {
+            pre: v_heads.product_from(&self.output, context),
+            bias: self.output.bias.as_ref().map(|b| b.val()),
+            dropout: &self.dropout,
+        }
     }
 
     /// The weights from the raw scores q·kᵀ `[b, h, s, s]`: scaled, plus the position bias, padded
     /// keys masked, softmax over keys. One fused operation where this thread's path and the
     /// device allow it (`kernels::fuses_on`), burn's composed ones otherwise.
-    fn attention_weights(&self, scores: Tensor<4>, padding: &Padding) -> Tensor<4> {
+    fn attention_weights(&self, scores: Tensor<4>, padding: &Padding, drop: HashedDropout) -> Tensor<4> {
         // The unpruned head width sets the scale, so a pruned head computes what the gated one did.
         let root = (self.head_dim as f64).sqrt();
         let device = scores.device();
         if kernels::fuses_on(&device) {
             let keep = padding.keep.clone();
-            return kernels::fused_attention_softmax(scores, self.rel_bias.val(), keep, (1.0 / root) as f32);
+            let scale = (1.0 / root) as f32;
+            return kernels::fused_attention_softmax(scores, self.rel_bias.val(), keep, scale, drop);
         }
         let s = scores.dims()[2];
         let bias = self.position_bias(s, &device).unsqueeze::<4>(); // [1, h, s, s]
-        masked_softmax(scores.div_scalar(root) + bias, padding.padded.clone())
+        apply_hashed(
+            masked_softmax(scores.div_scalar(root) + bias, padding.padded.clone()),
+            drop,
+        )
     }
 
     /// `[h, s, s]` bias for every query/key pair (the composed path).

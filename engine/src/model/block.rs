@@ -11,6 +11,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::attention::AttentionMasks;
+use super::module_output::{ModuleOutput, add_module_output};
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
 use super::resize::{KeptUnits, param};
@@ -156,11 +157,12 @@ impl ConformerBlock {
     /// - `x`: `[b, s, d]`, `padding` of `[b, s]` → `[b, s, d]`
     pub fn forward(&self, x: Tensor<3>, padding: &Padding, masks: &BlockMasks) -> Tensor<3> {
         let [m1, ma, mc, m2] = masks.modules.clone();
-        let out = self.ffn1.as_ref().map(|f| {
-            f.forward_gated(x.clone(), masks.ffn1.clone(), masks.ffn_masks_are_dropout)
-                .mul_scalar(0.5)
-        });
-        let x = self.add(x, 0, out, m1);
+        let replaced = masks.ffn_masks_are_dropout;
+        let out = self
+            .ffn1
+            .as_ref()
+            .map(|f| f.output(x.clone(), masks.ffn1.clone(), replaced));
+        let x = self.add(x, 0, out, 0.5, m1, padding);
         let attention_masks = AttentionMasks {
             query: masks.query.clone(),
             value: masks.value.clone(),
@@ -168,25 +170,34 @@ impl ConformerBlock {
         let out = self
             .attention
             .as_ref()
-            .map(|a| a.forward(x.clone(), padding, attention_masks));
-        let x = self.add(x, 1, out, ma);
+            .map(|a| a.output(x.clone(), padding, attention_masks));
+        let x = self.add(x, 1, out, 1.0, ma, padding);
         let out = self
             .conv
             .as_ref()
-            .map(|c| c.forward(x.clone(), padding, masks.conv.clone()));
-        let x = self.add(x, 2, out, mc);
-        let out = self.ffn2.as_ref().map(|f| {
-            f.forward_gated(x.clone(), masks.ffn2.clone(), masks.ffn_masks_are_dropout)
-                .mul_scalar(0.5)
-        });
-        let x = self.add(x, 3, out, m2);
+            .map(|c| c.output(x.clone(), padding, masks.conv.clone()));
+        let x = self.add(x, 2, out, 1.0, mc, padding);
+        let out = self
+            .ffn2
+            .as_ref()
+            .map(|f| f.output(x.clone(), masks.ffn2.clone(), replaced));
+        let x = self.add(x, 3, out, 0.5, m2, padding);
         layer_norm(&self.norm, x)
     }
 
-    /// Residual add of module `slot`'s output, or of its constant when the module is gone.
-    fn add(&self, x: Tensor<3>, slot: usize, output: Option<Tensor<3>>, module_mask: Option<Tensor<3>>) -> Tensor<3> {
+    /// Residual add of module `slot`'s output at `weight`, gated by `module_mask`, or of its
+    /// constant when the module is gone.
+    fn add(
+        &self,
+        x: Tensor<3>,
+        slot: usize,
+        output: Option<ModuleOutput>,
+        weight: f32,
+        module_mask: Option<Tensor<3>>,
+        padding: &Padding,
+    ) -> Tensor<3> {
         match (output, &self.removed_outputs) {
-            (Some(y), _) => x + module_mask.map_or(y.clone(), |m| y * m),
+            (Some(output), _) => add_module_output(x, output, weight, module_mask, padding),
             (None, Some(constants)) => {
                 let d = x.dims()[2];
                 x + constants.val().narrow(0, slot, 1).reshape([1, 1, d])

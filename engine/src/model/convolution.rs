@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{glu, silu};
 use burn::tensor::module::linear;
 
-use super::dropout::dropout;
+use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
@@ -84,10 +84,20 @@ impl ConvModule {
     /// - `channel_mask`: `[b or 1, 1, c]`, multiplies the depthwise input channels (the pruning gate)
     /// - returns `[b, s, d]` (the residual is added by the block)
     pub fn forward(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
+        self.output(x, padding, channel_mask).value()
+    }
+
+    /// [`forward`](Self::forward) up to the last pointwise matrix product: its bias and the
+    /// output's dropout are left to the block (`model::add_module_output`).
+    pub fn output(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> ModuleOutput<'_> {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
         let x = self.normalised_swish(x).swap_dims(1, 2); // [b, s, c]
-        dropout(&self.dropout, self.pointwise_out.forward(x))
+        ModuleOutput {
+            pre: linear(x, self.pointwise_out.weight.val(), None),
+            bias: self.pointwise_out.bias.as_ref().map(|b| b.val()),
+            dropout: &self.dropout,
+        }
     }
 
     /// `glu(pointwise_in(x)) · mask` with padded frames zeroed, so that the depthwise kernel

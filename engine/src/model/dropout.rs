@@ -13,10 +13,54 @@ use std::cell::RefCell;
 use burn::nn::Dropout;
 use burn::prelude::*;
 
+use crate::kernels::HashedDropout;
 use crate::rng::SplitMix64;
 
 thread_local! {
     static STREAM: RefCell<Option<SplitMix64>> = const { RefCell::new(None) };
+    /// Seeds of the hashed masks at the modules' outputs (`model::module_output`) when no
+    /// dropout stream is set; a trainer reseeds it each step ([`seed_hashed_dropout`]).
+    static HASH_SEEDS: RefCell<SplitMix64> = const { RefCell::new(SplitMix64::new(0)) };
+}
+
+/// Starts this thread's seeds of hashed dropout masks from `seed`: the trainer calls it each
+/// step with a seed derived from the run's and the step's, so a resumed run hashes what the
+/// uninterrupted one did.
+pub fn seed_hashed_dropout(seed: u64) {
+    HASH_SEEDS.with(|s| *s.borrow_mut() = SplitMix64::new(seed));
+}
+
+/// The hashed dropout of one call of `layer`: keyed by the next seed of this thread's stream
+/// where the layer drops anything (burn's conditions: training on, an autodiff device, p > 0),
+/// keeping everything otherwise; `weight` is folded into the multiplier.
+pub(crate) fn hashed_draw(layer: &Dropout, device: &Device, weight: f32) -> HashedDropout {
+    if !layer.training.is_enabled() || !device.is_autodiff() || layer.prob == 0.0 {
+        return HashedDropout::none(weight);
+    }
+    HashedDropout::new(next_hashed_dropout_seed(), 1.0 - layer.prob, weight)
+}
+
+/// `x` through `drop` with burn's operations (the composed path): the mask made on the host and
+/// uploaded, or only the multiplier where nothing is dropped.
+pub(crate) fn apply_hashed<const D: usize>(x: Tensor<D>, drop: HashedDropout) -> Tensor<D> {
+    if drop == HashedDropout::none(drop.multiplier) {
+        return if drop.multiplier == 1.0 {
+            x
+        } else {
+            x.mul_scalar(drop.multiplier)
+        };
+    }
+    let shape = x.shape();
+    let mask = Tensor::<D>::from_data(TensorData::new(drop.mask(shape.num_elements()), shape), &x.device());
+    x * mask
+}
+
+/// The seed of the next hashed dropout mask: from the dropout stream where one is set (a
+/// shard's), from this thread's seeds otherwise.
+fn next_hashed_dropout_seed() -> u64 {
+    STREAM
+        .with(|s| s.borrow_mut().as_mut().map(SplitMix64::next_u64))
+        .unwrap_or_else(|| HASH_SEEDS.with(|s| s.borrow_mut().next_u64()))
 }
 
 /// Runs `work` with this thread's dropout masks drawn from a stream seeded with `seed`.

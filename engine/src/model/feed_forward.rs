@@ -8,6 +8,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::linear;
 
 use super::dropout::dropout;
+use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
 use crate::kernels;
@@ -53,6 +54,12 @@ impl FeedForward {
     /// learned dropout (adaptive dropout's samples): the standard dropout of the hidden layer is
     /// then skipped, so kept units are not dropped twice. Without a mask it changes nothing.
     pub fn forward_gated(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> Tensor<3> {
+        self.output(x, hidden_mask, mask_is_dropout).value()
+    }
+
+    /// [`forward_gated`](Self::forward_gated) up to the contraction's matrix product: its bias
+    /// and the output's dropout are left to the block (`model::add_module_output`).
+    pub fn output(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> ModuleOutput<'_> {
         let replaces_dropout = mask_is_dropout && hidden_mask.is_some();
         let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask); // [b, s, u]
         let hidden = if replaces_dropout {
@@ -60,7 +67,11 @@ impl FeedForward {
         } else {
             dropout(&self.dropout, hidden)
         };
-        dropout(&self.dropout, self.contract.forward(hidden))
+        ModuleOutput {
+            pre: linear(hidden, self.contract.weight.val(), None),
+            bias: self.contract.bias.as_ref().map(|b| b.val()),
+            dropout: &self.dropout,
+        }
     }
 
     /// `swish(expand(x)) · mask`: one fused operation after the matrix product where this
@@ -148,10 +159,16 @@ mod tests {
         let x = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
         let mask = Tensor::<3>::random([2, 1, 16], Distribution::Uniform(0.0, 1.0), &device);
         let run = |f: &dyn Fn() -> Tensor<3>| -> Vec<f32> { with_dropout_stream(5, f).try_into_vec_as().unwrap() };
-        // Only the output dropout draws from the stream when the mask replaces the hidden one.
+        // Only the output's (hashed) dropout draws from the stream when the mask replaces the
+        // hidden one.
         let expected = run(&|| {
             let hidden = silu(ffn.expand.forward(layer_norm(&ffn.norm, x.clone()))) * mask.clone();
-            dropout(&ffn.dropout, ffn.contract.forward(hidden))
+            ModuleOutput {
+                pre: linear(hidden, ffn.contract.weight.val(), None),
+                bias: ffn.contract.bias.as_ref().map(|b| b.val()),
+                dropout: &ffn.dropout,
+            }
+            .value()
         });
         let replaced = run(&|| ffn.forward_gated(x.clone(), Some(mask.clone()), true));
         let both = run(&|| ffn.forward_gated(x.clone(), Some(mask.clone()), false));

@@ -76,16 +76,16 @@ impl PaddedHeads {
         }
     }
 
-    /// `linear` (which reads the compact heads) applied to `x` given in the padded layout.
-    pub fn project_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-        if self.gather.is_none() {
-            return linear.forward(x);
-        }
-        let y = x.matmul(self.spread(linear.weight.val(), 0).unsqueeze());
-        match &linear.bias {
-            Some(bias) => y + bias.val().unsqueeze(),
-            None => y,
-        }
+    /// `linear`'s matrix product (it reads the compact heads) applied to `x` given in the
+    /// padded layout, without its bias (the block adds that with the module's output).
+    pub fn product_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+        let weight = linear.weight.val();
+        let weight = if self.gather.is_none() {
+            weight
+        } else {
+            self.spread(weight, 0)
+        };
+        burn::tensor::module::linear(x, weight, None)
     }
 
     /// A gate `[b or 1, 1, Σw]` on the compact heads, moved to the padded layout (its value on

@@ -21,6 +21,10 @@ pub struct Padding {
     pub padded: Tensor<2, Bool>,
     /// `[b, s]`, 1 on real frames and 0 on padding.
     pub keep: Tensor<2>,
+    /// `[1, 1, 1]` of 1: the gate the fused module output takes for a module without one
+    /// (`model::add_module_output`), uploaded with the masks rather than made by a fill kernel
+    /// (or uploaded) at each of a pass's modules.
+    pub no_gate: Tensor<3>,
 }
 
 impl Padding {
@@ -33,6 +37,7 @@ impl Padding {
         Self {
             padded: frame_mask(lengths, max_len, device),
             keep: Tensor::from_data(TensorData::new(keep, [lengths.len(), max_len]), device),
+            no_gate: Tensor::from_data(TensorData::new(vec![1.0_f32], [1, 1, 1]), device),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::{LayerMaps, TrainConfig, TrainError, TrainEvent};
 use crate::audio::FeatureStats;
 use crate::data::{BatchPlan, Utterance, make_batches};
 use crate::gates::Gates;
-use crate::model::{BlockMasks, Conformer};
+use crate::model::{BlockMasks, Conformer, seed_hashed_dropout};
 use crate::optim::{FlatAdamConfig, Optimiser, learning_rate};
 use crate::prune::CutSource;
 use crate::readback::{ReadBackError, read_floats, settled};
@@ -246,6 +246,8 @@ impl Trainer {
         // run resumed at any step draw exactly what the uninterrupted run drew.
         let dropout_seed = SplitMix64::derive(self.config.seed, &format!("dropout-{}", self.step)).next_u64();
         self.device.clone().inner().seed(dropout_seed);
+        // The modules' output masks are hashed from seeds of their own stream (`model::add_module_output`).
+        seed_hashed_dropout(SplitMix64::derive(self.config.seed, &format!("hashed-dropout-{}", self.step)).next_u64());
         let position = StepPosition {
             step: self.step,
             shard: None,
