@@ -1,9 +1,10 @@
 //! The attention weights from the raw scores, fused: the scale, the learned relative-position
 //! bias, the mask on padded keys and the softmax,
 //! `w[b, h, i, ·] = softmax_j(scale · q·k[b, h, i, j] + β[clamp(j − i, −R, R) + R, h])` with padded
-//! keys left out, then the attention dropout (hashed: `hashed_dropout.rs`). Forward one kernel (a unit per row of scores); backward three: the scores'
-//! gradient row by row, then the bias's gradient as sums along the diagonals of that gradient,
-//! folded into the bias's clipped distances.
+//! keys left out, then the attention dropout (hashed: `hashed_dropout.rs`). Forward one kernel
+//! (a unit per row of scores); backward three: the scores' gradient row by row, then the bias's
+//! gradient as sums along the diagonals of that gradient, folded into the bias's clipped
+//! distances.
 //!
 //! Composed, the same function gathers the bias into a `[h, s, s]` tensor (an index upload, a
 //! `select` and a permute), masks, and runs burn's softmax (a max, an exponential, a sum, a
@@ -19,7 +20,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::hashed_dropout::HashedDropout;
+use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::kept;
 use super::launch::{empty_like, launch_shape};
 
@@ -262,7 +263,7 @@ pub(super) fn forward(
     scale: f32,
     dropout: HashedDropout,
 ) -> CubeTensor {
-    indexable(&scores);
+    hashed_index_count(scores.shape().num_elements());
     let (scores, bias, keep) = (into_contiguous(scores), into_contiguous(bias), into_contiguous(keep));
     let ([batches, heads, frames, _], reach) = dims(&scores, &bias);
     let rows = batches * heads * frames;
@@ -289,14 +290,6 @@ pub(super) fn forward(
         dtype,
     );
     weights
-}
-
-/// The hash indexes a score with 32 bits.
-fn indexable(scores: &CubeTensor) {
-    assert!(
-        u32::try_from(scores.shape().num_elements()).is_ok(),
-        "attention scores are indexed with 32 bits"
-    );
 }
 
 /// The gradients of the scores and of the bias from the (dropped) weights'.

@@ -7,7 +7,7 @@
 //! ([`HashedDropout::mask`]) for the composed reference, so both paths drop the same elements.
 //!
 //! Plain data and host code, so the model builds without the `wgpu` feature too; the kernels'
-//! copy of the hash is `module_output.rs`'s `kept`.
+//! copy of the hash is `kept.rs`.
 
 /// One dropout mask: which elements survive and what a survivor is multiplied by.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +49,11 @@ impl HashedDropout {
         }
     }
 
+    /// Whether every element is kept (only the multiplier applies).
+    pub fn drops_nothing(&self) -> bool {
+        self.threshold >= LEVELS
+    }
+
     /// Whether element `index` (row-major position in the tensor) survives.
     pub fn keeps(&self, index: u32) -> bool {
         (mix(mix(index) ^ self.seed) >> 8) < self.threshold
@@ -56,19 +61,21 @@ impl HashedDropout {
 
     /// The mask of a tensor of `elements` as factors: the multiplier where kept, 0 elsewhere.
     pub fn mask(&self, elements: usize) -> Vec<f32> {
-        assert!(
-            u32::try_from(elements).is_ok(),
-            "a hashed mask indexes elements with 32 bits"
-        );
-        (0..elements as u32)
+        (0..hashed_index_count(elements))
             .map(|i| if self.keeps(i) { self.multiplier } else { 0.0 })
             .collect()
     }
 }
 
+/// `elements` as the u32 the hash indexes them with; a tensor too large for that is refused
+/// rather than masked with repeating indices (the host's mask and every kernel check here).
+pub(super) fn hashed_index_count(elements: usize) -> u32 {
+    u32::try_from(elements).expect("a hashed dropout indexes a tensor's elements with 32 bits")
+}
+
 /// A 32-bit integer hash with good avalanche (two xor-shift-multiply rounds, Wellons'
 /// "lowbias32" constants). The kernels compute exactly this, with wrapping products.
-pub fn mix(mut x: u32) -> u32 {
+fn mix(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
     x ^= x >> 15;
@@ -104,6 +111,8 @@ mod tests {
         assert!((1700..2400).contains(&same), "{same} of 4096 agree");
         assert_eq!(HashedDropout::new(1, 0.5, 1.0).mask(64), a[..64]);
         assert!(HashedDropout::none(0.5).mask(1000).iter().all(|&v| v == 0.5));
+        assert!(HashedDropout::none(0.5).drops_nothing() && HashedDropout::new(9, 1.0, 1.0).drops_nothing());
+        assert!(!HashedDropout::new(1, 0.5, 1.0).drops_nothing());
         assert!(HashedDropout::new(9, 1.0, 1.0).mask(1000).iter().all(|&v| v == 1.0));
     }
 

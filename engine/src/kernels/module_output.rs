@@ -18,7 +18,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::hashed_dropout::HashedDropout;
+use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::kept;
 use super::launch::{empty_like, launch_shape};
 
@@ -137,10 +137,6 @@ fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
     ([batches, frames, width], if shared { 0 } else { 1 })
 }
 
-fn indexable(elements: usize) -> u32 {
-    u32::try_from(elements).expect("a module's output is indexed with 32 bits")
-}
-
 /// `residual + gate · drop(pre + bias)`.
 pub(super) fn forward(
     residual: CubeTensor,
@@ -166,7 +162,7 @@ pub(super) fn forward(
         bias.into_tensor_arg(),
         gate.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        indexable(elements),
+        hashed_index_count(elements),
         width as u32,
         frames as u32,
         stride as u32,
@@ -189,7 +185,6 @@ pub(super) fn backward(
     let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
     let (bias, gate) = (into_contiguous(bias), into_contiguous(gate));
     let ([batches, frames, width], stride) = layout(&pre, &gate);
-    indexable(pre.shape().num_elements());
     let grad_pre = empty_like(&pre, pre.shape());
     let bias_parts = empty_like(&pre, [batches, width].into());
     let gate_parts = empty_like(&pre, [batches, width].into());

@@ -49,7 +49,7 @@ pub(crate) fn hashed_draw(layer: &Dropout, device: &Device, weight: f32) -> Hash
 /// `x` through `drop` with burn's operations (the composed path): the mask made on the host and
 /// uploaded, or only the multiplier where nothing is dropped.
 pub(crate) fn apply_hashed<const D: usize>(x: Tensor<D>, drop: HashedDropout) -> Tensor<D> {
-    if drop == HashedDropout::none(drop.multiplier) {
+    if drop.drops_nothing() {
         return if drop.multiplier == 1.0 {
             x
         } else {

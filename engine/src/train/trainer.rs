@@ -246,7 +246,7 @@ impl Trainer {
         // run resumed at any step draw exactly what the uninterrupted run drew.
         let dropout_seed = SplitMix64::derive(self.config.seed, &format!("dropout-{}", self.step)).next_u64();
         self.device.clone().inner().seed(dropout_seed);
-        // The modules' output masks are hashed from seeds of their own stream (`model::add_module_output`).
+        // The hashed masks (module outputs, attention weights) take seeds from a stream of their own.
         seed_hashed_dropout(SplitMix64::derive(self.config.seed, &format!("hashed-dropout-{}", self.step)).next_u64());
         let position = StepPosition {
             step: self.step,
