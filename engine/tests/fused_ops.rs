@@ -14,13 +14,17 @@ use prunelab_engine::burn::module::{Module, ModuleVisitor, Param};
 use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::{Distribution, Gradients};
+use prunelab_engine::gates::{
+    AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
+};
 use prunelab_engine::kernels::{
-    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_swish_gate, fuses_on, runs_fused,
-    with_ops_path,
+    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample,
+    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_swish_gate,
+    fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
+use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::ctc_loss;
 
 /// `fused` against `reference`: their largest absolute difference relative to the reference's
@@ -123,21 +127,32 @@ fn fused_layer_norm_and_its_gradients_match_burns_composed_layer_norm() {
 #[test]
 fn fused_swish_gate_and_its_gradients_match_the_composed_swish_and_gate() {
     let device = wgpu_device().autodiff();
-    // A `tiny` FFN's hidden layer with a gate per utterance and with one shared by the batch;
-    // odd sizes; one frame.
-    for ([batch, frames, units], gate_batches) in
-        [([8, 250, 576], 8), ([8, 250, 576], 1), ([3, 7, 33], 3), ([1, 1, 5], 1)]
-    {
+    // A `tiny` FFN's hidden layer with a gate per utterance and with one shared by the batch,
+    // its dropout at the default keep 0.9 and off; odd sizes at keep 0.5; one frame.
+    let default = HashedDropout::new(2_024, 0.9, 1.0);
+    for ([batch, frames, units], gate_batches, dropout) in [
+        ([8, 250, 576], 8, default),
+        ([8, 250, 576], 1, default),
+        ([8, 250, 576], 8, HashedDropout::none(1.0)),
+        ([3, 7, 33], 3, HashedDropout::new(5, 0.5, 1.0)),
+        ([1, 1, 5], 1, default),
+    ] {
         let pre = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 3.0), &device);
         let bias = Tensor::<1>::random([units], Distribution::Normal(0.0, 1.0), &device);
         let gate = Tensor::<3>::random([gate_batches, 1, units], Distribution::Uniform(0.0, 1.0), &device);
         let upstream = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 1.0), &device);
         let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
         let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
-        let fused = fused_swish_gate(fp.clone(), fb.clone(), fg.clone());
+        let fused = fused_swish_gate(fp.clone(), fb.clone(), fg.clone(), dropout);
+        // The reference applies the same mask, hashed on the host.
+        let mask = Tensor::<3>::from_data(
+            TensorData::new(dropout.mask(batch * frames * units), [batch, frames, units]),
+            &device,
+        );
         let reference = prunelab_engine::burn::tensor::activation::silu(rp.clone() + rb.clone().reshape([1, 1, units]))
-            * rg.clone();
-        let shape = format!("[{batch}, {frames}, {units}], gate [{gate_batches}, 1, {units}]");
+            * rg.clone()
+            * mask;
+        let shape = format!("[{batch}, {frames}, {units}], gate [{gate_batches}, 1, {units}], {dropout:?}");
         let mut worst = vec![assert_close(
             &format!("{shape} output"),
             fused.clone(),
@@ -468,6 +483,140 @@ fn fused_head_products_and_their_gradients_match_split_heads_and_matrix_products
         ];
         eprintln!(
             "{what}: largest differences relative to scale: context {c:.2e}, dq {dq:.2e}, dk {dk:.2e}, dv {dv:.2e}"
+        );
+    }
+}
+
+#[test]
+fn fused_gate_sample_and_its_gradient_match_the_composed_relaxations_and_pull() {
+    let device = wgpu_device().autodiff();
+    let adaptive = AdaptiveDropoutConfig::default();
+    let l0 = HardConcreteConfig::default();
+    // Adaptive dropout's Gumbel-sigmoid with its pull folded in (rows per utterance, as it
+    // trains) and without; hard concrete (one shared row, saturating at 0 and 1 on purpose).
+    let (pull, target) = (0.3, -1.0);
+    let cases: [(&str, &dyn GateKind, [usize; 2], bool); 5] = [
+        ("adaptive dropout", &adaptive, [8, 576], true),
+        ("adaptive dropout", &adaptive, [8, 144], false),
+        ("adaptive dropout", &adaptive, [3, 7], true),
+        ("hard concrete", &l0, [1, 576], false),
+        ("hard concrete", &l0, [1, 4], false),
+    ];
+    for (name, kind, [rows, units], pulled) in cases {
+        let logits = Tensor::<1>::random([units], Distribution::Normal(0.0, 3.0), &device);
+        // Logistic draws as the gates make them, with the tails (|n| up to 13.8) included.
+        let uniform = Tensor::<2>::random([rows, units], Distribution::Uniform(1e-6, 1.0 - 1e-6), &device);
+        let noise = uniform.clone().log() - uniform.neg().add_scalar(1.0).log();
+        let upstream = Tensor::<2>::random([rows, units], Distribution::Normal(0.0, 1.0), &device);
+        let relaxation = if pulled {
+            kind.relaxation().with_pull(pull, target)
+        } else {
+            kind.relaxation()
+        };
+        let (fl, rl) = (leaf(&logits), leaf(&logits));
+        let fused = fused_gate_sample(fl.clone(), noise.clone(), relaxation);
+        let reference = kind.sample(rl.clone(), noise);
+        let what = format!("{name} [{rows}, {units}], pull {pulled}");
+        let output = assert_close(&format!("{what} sample"), fused.clone(), reference.clone());
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        // The reference differentiates the pull's own penalty, `pull/2 · Σ (a − target)²`.
+        let reference_objective = (reference * upstream).sum();
+        let reference_objective = if pulled {
+            let penalty = rl.clone().sub_scalar(target).powf_scalar(2.0).sum();
+            reference_objective + penalty.mul_scalar(pull / 2.0)
+        } else {
+            reference_objective
+        };
+        let reference_grads = reference_objective.backward();
+        let grad = assert_grads_close(&format!("{what} dlogits"), &fl, &fused_grads, &rl, &reference_grads);
+        eprintln!("{what}: largest differences relative to scale (sample, dlogits) {output:.2e}, {grad:.2e}");
+    }
+}
+
+/// The penalty and every gate logit's gradient after `gates` draw one pass's samples on `path`
+/// and a fixed weighting of them is added to the penalty (the objective the masks would feed).
+fn gate_logit_gradients(
+    gates: &Gates,
+    config: &GateConfig,
+    layout: GateLayout,
+    path: OpsPath,
+) -> (Tensor<1>, Vec<Tensor<1>>) {
+    let (step, steps, batch) = (50, 100, 3);
+    with_ops_path(path, || {
+        let device = wgpu_device().autodiff();
+        let values = gates.sample(config, batch, &mut SplitMix64::new(17), Some((step, steps)));
+        let penalty = gates.penalty(config, layout, step, steps);
+        let mut objective = penalty.clone();
+        let mut weights = SplitMix64::new(5);
+        let mut weigh = |t: Tensor<2>| {
+            let [rows, units] = t.dims();
+            let w: Vec<f32> = (0..rows * units).map(|_| weights.next_f64() as f32 - 0.5).collect();
+            (t * Tensor::<2>::from_data(TensorData::new(w, [rows, units]), &device)).sum()
+        };
+        for block in values {
+            for site in block.sites.into_iter().flatten() {
+                objective = objective + weigh(site);
+            }
+            if let Some(modules) = block.modules {
+                objective = objective + weigh(modules.reshape([1, 4]));
+            }
+        }
+        let grads = objective.backward();
+        let tensors = gates.tensors();
+        let units = tensors.units.iter().flatten().flatten();
+        let logit_grads = units
+            .chain(&tensors.heads)
+            .chain(&tensors.modules)
+            .map(|t| t.grad(&grads).unwrap())
+            .collect();
+        (penalty.inner(), logit_grads)
+    })
+}
+
+#[test]
+fn the_gates_samplers_carry_adaptive_dropouts_pull_and_match_the_reference_path() {
+    let device = wgpu_device().autodiff();
+    let layout = GateLayout {
+        blocks: 2,
+        d_model: 16,
+        num_heads: 4,
+        d_ff: 24,
+        conv_kernel: 7,
+    };
+    // A strong pull at mid-run (target 0, logits at 3), so a pull lost, or counted both in the
+    // samplers and in the penalty, shows; L0 keeps its penalty's own backward pass.
+    let adaptive = GateConfig {
+        method: Method::AdaptiveDropout,
+        adaptive_dropout: AdaptiveDropoutConfig {
+            strength: 0.05,
+            ..AdaptiveDropoutConfig::default()
+        },
+        ..GateConfig::default()
+    };
+    let l0 = GateConfig {
+        method: Method::L0,
+        ..GateConfig::default()
+    };
+    for config in [adaptive, l0] {
+        let gates = Gates::new(&config, layout, &device);
+        let (fused_penalty, fused) = gate_logit_gradients(&gates, &config, layout, OpsPath::Fused);
+        let (reference_penalty, reference) = gate_logit_gradients(&gates, &config, layout, OpsPath::Reference);
+        // The fused path reports adaptive dropout's penalty from the logits packed into one tensor.
+        let penalty = assert_close(
+            &format!("{:?} penalty", config.method),
+            fused_penalty,
+            reference_penalty,
+        );
+        assert_eq!(fused.len(), reference.len());
+        let worst = fused
+            .into_iter()
+            .zip(reference)
+            .enumerate()
+            .map(|(i, (f, r))| assert_close(&format!("{:?} gate tensor {i}", config.method), f, r))
+            .fold(0.0_f32, f32::max);
+        eprintln!(
+            "{:?}: the penalty within {penalty:.2e} and every gate logit's gradient within {worst:.2e} of scale, fused against reference",
+            config.method
         );
     }
 }

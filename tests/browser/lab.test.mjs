@@ -116,10 +116,11 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   // 3,861 dispatches a step with burn's per-tensor optimiser, 2,763–2,796 with the flat one
   // (issue 15), 1,757 with the fused LayerNorm, Swish, GLU and BatchNorm, 1,325 with the packed
   // optimiser and the fused attention softmax, 1,193 with the per-head products, 1,124 with the
-  // fused module outputs and hashed dropout (issue 32; `#ops=reference` still makes 2,778): a
-  // step that needs more than 1,250 has lost a fused operation or brought a per-tensor loop back
-  // (docs/results.md).
-  assert.ok(figures.webgpu_per_step.dispatches <= 1_250, `a training step made ${figures.webgpu_per_step.dispatches} compute dispatches`);
+  // fused module outputs and hashed dropout, 919 with the hidden layers' dropout hashed, the gate
+  // samplers fused and the penalty packed (issue 32; a step from scratch, as here, counts some
+  // 30–45 more; `#ops=reference` still makes 2,718): a step that needs more than 1,050 has lost a
+  // fused operation or brought a per-tensor loop back (docs/results.md).
+  assert.ok(figures.webgpu_per_step.dispatches <= 1_050, `a training step made ${figures.webgpu_per_step.dispatches} compute dispatches`);
   await page.click('#play');
   await waitForIdle(page);
   await page.screenshot({ path: join(artefacts, 'lab-webgpu-trained.png'), fullPage: true });
@@ -174,13 +175,18 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   // SwiftShader step).
   await page.waitForSelector('#kept-copy [data-step]', { timeout: 300_000 });
   await waitForIdle(page);
-  const kept = Number(await page.getAttribute('#kept-copy [data-step]', 'data-step'));
   figures.webgpu_copy_ms = Number(await page.getAttribute('#kept-copy [data-step]', 'data-ms'));
-  assert.ok(kept >= 1 && kept <= paused + 1, `the copy is of step ${kept}`);
   await page.evaluate(() => window.__testGpuDevices.forEach((device) => device.destroy()));
   await page.waitForSelector('#gpu-lost', { timeout: 60_000 });
   phase('idle, GPU lost');
-  assert.match(await page.textContent('#gpu-lost'), new RegExp(`The GPU was lost.*a copy of the run from step ${kept} is in memory`));
+  // Which step the copy is of is read from the notice, after the loss: a copy still being made
+  // when the page went idle can land after any earlier look (session 34: step 2 read from the
+  // status line, then the saved trace was of step 3).
+  const lostNotice = await page.textContent('#gpu-lost');
+  const noticed = lostNotice.match(/The GPU was lost.*a copy of the run from step (\d+) is in memory/);
+  assert.ok(noticed, `the notice does not name the copy: ${lostNotice}`);
+  const kept = Number(noticed[1]);
+  assert.ok(kept >= 1 && kept <= paused + 1, `the copy is of step ${kept}`);
   const [lostTrace] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#gpu-lost-save')]);
   assert.match(lostTrace.suggestedFilename(), new RegExp(`-step${kept}\\.pltrace$`));
   assert.match(await page.textContent('#continue-on-cpu'), new RegExp(`from step ${kept}`));
@@ -206,8 +212,8 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
 
 // Issue 32: the page still runs burn's composed operations when asked (`#ops=reference`), the
 // path the fused kernels are checked against natively (engine/tests/fused_ops.rs). A step there
-// must train, and ask WebGPU for far more dispatches than the fused step's ≤ 1,250 (2,778 in
-// session 29), which shows the setting reaches the engine. Two steps from scratch, as above.
+// must train, and ask WebGPU for far more dispatches than the fused step's ≤ 1,050 (2,718 in
+// session 34), which shows the setting reaches the engine. Two steps from scratch, as above.
 test('on WebGPU, #ops=reference trains on burn\'s composed operations', { timeout: 900_000 }, async () => {
   const context = await browser.newContext();
   await context.addInitScript({ path: join(root, 'tests/browser/webgpu_counter.js') });

@@ -174,12 +174,20 @@ def cases(replay, work):
     # --- outputs overwrite other runs ------------------------------------------------------
     def two_trains_together():
         first = subprocess.Popen([str(replay.binary), *map(str, train)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        time.sleep(0.3)
+        # The second starts once the first holds the directory (its lock names its process): a
+        # fixed pause lost that race on a loaded machine (session 34: the second took the lock
+        # and trained past the deadline).
+        lock, since = run_dir / "run.lock", time.monotonic()
+        while first.poll() is None and time.monotonic() - since < 10 * DEADLINE_S:
+            if lock.is_file() and lock.read_text().strip() == str(first.pid):
+                break
+            time.sleep(0.05)
         second = replay.call(train)
         # The first is an ordinary short run, not a case under the deadline.
         first_err = first.communicate(timeout=10 * DEADLINE_S)[1].decode()
         outcomes = [second, Outcome(first.returncode, "", first_err, 0.0, 0)]
-        codes = sorted([first.returncode, second.code])
+        # A case killed at its deadline has a text for a code.
+        codes = sorted([first.returncode, second.code], key=str)
         losers = [o.stderr for o in outcomes if o.code == 1]
         if codes != [0, 1] or "another prunelab train (process" not in "".join(losers):
             return outcomes, f"exit codes {codes}; the refused one should name the holder: {''.join(losers)[-300:]}"

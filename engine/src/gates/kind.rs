@@ -4,6 +4,8 @@
 
 use burn::prelude::*;
 
+use crate::kernels::GateRelaxation;
+
 use super::{AdaptiveDropoutConfig, GateLayout, GateTensors, HardConcreteConfig, SiteKind, adaptive_dropout};
 
 /// How one kind of learned gate trains, scores and keeps units.
@@ -22,6 +24,16 @@ pub trait GateKind {
 
     /// Training gate values from `logits` `[u]` and logistic noise `[rows, u]` → `[rows, u]`.
     fn sample(&self, logits: Tensor<1>, logistic: Tensor<2>) -> Tensor<2>;
+
+    /// The relaxation [`GateKind::sample`] computes, as the fused sampler's settings.
+    fn relaxation(&self) -> GateRelaxation;
+
+    /// Where the regulariser is exactly `Σ a/2 · (logit − c)²` over the unit logits (each pulled
+    /// on its own), `(a, c)` at `step` of `steps`: its gradient `a · (logit − c)` is then added
+    /// by the fused sampler's backward pass, and the fused path computes the penalty only as a
+    /// value to report (`Gates::sample`, `Gates::penalty`). `None` where the penalty couples the
+    /// gates (L0's Lagrangian), which then keeps its own backward pass.
+    fn unit_pull(&self, step: usize, steps: usize) -> Option<(f32, f32)>;
 
     /// The probability that a unit with this logit is kept in training (what the heatmaps show).
     fn retention_of(&self, logit: f32) -> f32;
@@ -74,6 +86,24 @@ impl GateKind for AdaptiveDropoutConfig {
 
     fn sample(&self, logits: Tensor<1>, logistic: Tensor<2>) -> Tensor<2> {
         AdaptiveDropoutConfig::sample(self, logits, logistic)
+    }
+
+    fn relaxation(&self) -> GateRelaxation {
+        GateRelaxation {
+            inverse_temperature: (1.0 / self.temperature) as f32,
+            stretch: 1.0,
+            shift: 0.0,
+            pull: 0.0,
+            pull_target: 0.0,
+        }
+    }
+
+    /// `α(t) Σ (β − c(t))²` differentiates to `2α(t) · (β − c(t))`.
+    fn unit_pull(&self, step: usize, steps: usize) -> Option<(f32, f32)> {
+        Some((
+            (2.0 * self.strength_at(step, steps)) as f32,
+            self.target(step, steps) as f32,
+        ))
     }
 
     fn retention_of(&self, logit: f32) -> f32 {
@@ -135,6 +165,20 @@ impl GateKind for HardConcreteConfig {
 
     fn sample(&self, logits: Tensor<1>, logistic: Tensor<2>) -> Tensor<2> {
         HardConcreteConfig::sample(self, logits, logistic)
+    }
+
+    fn relaxation(&self) -> GateRelaxation {
+        GateRelaxation {
+            inverse_temperature: (1.0 / self.temperature) as f32,
+            stretch: (self.r - self.l) as f32,
+            shift: self.l as f32,
+            pull: 0.0,
+            pull_target: 0.0,
+        }
+    }
+
+    fn unit_pull(&self, _step: usize, _steps: usize) -> Option<(f32, f32)> {
+        None
     }
 
     fn retention_of(&self, logit: f32) -> f32 {

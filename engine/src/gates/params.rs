@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use super::{BlockGateValues, GateConfig, GateLayout, GateSnapshot, GateTensors, PerSite, PruningScores, SiteKind};
+use crate::kernels::{self, GateRelaxation, PACK_PARTS, PackGroup};
 use crate::readback::{ReadBackError, read_floats};
 use crate::rng::SplitMix64;
 
@@ -85,32 +86,72 @@ impl Gates {
     /// Training gate values: `[rows, u]` per gated site (rows from [`GateKind::draw_rows`]),
     /// heads spread over their value dimensions, and module gates where the kind has them. The
     /// logistic noise comes from `rng` on the host, so every backend sees the same draws.
-    pub fn sample(&self, config: &GateConfig, batch: usize, rng: &mut SplitMix64) -> Vec<BlockGateValues> {
+    ///
+    /// `regularised`: `Some((step, steps))` when this pass adds the penalty (one shard of a
+    /// batch does). On the fused path a penalty that pulls each unit on its own
+    /// ([`GateKind::unit_pull`]) then has its gradient added by the samplers' backward kernels,
+    /// and [`Gates::penalty`] is only its value.
+    pub fn sample(
+        &self,
+        config: &GateConfig,
+        batch: usize,
+        rng: &mut SplitMix64,
+        regularised: Option<(usize, usize)>,
+    ) -> Vec<BlockGateValues> {
         let kind = config.gate_kind().expect("gates exist only for a gated method");
         let rows = kind.draw_rows(batch);
-        let mut noise = |n: usize, device: &Device| logistic_noise(rows, n, rng, device);
+        let fused = kernels::fuses_on(&self.device());
+        let relaxation = kind.relaxation();
+        let units_relaxation = match regularised.and_then(|(step, steps)| kind.unit_pull(step, steps)) {
+            Some((pull, target)) if fused => relaxation.with_pull(pull, target),
+            _ => relaxation,
+        };
+        let mut draw = |logits: Tensor<1>, relaxation: GateRelaxation| {
+            let noise = logistic_noise(rows, logits.dims()[0], rng, &logits.device());
+            if fused {
+                kernels::fused_gate_sample(logits, noise, relaxation)
+            } else {
+                kind.sample(logits, noise)
+            }
+        };
         (0..self.blocks)
             .map(|b| {
-                let mut sites: PerSite<Tensor<2>> = std::array::from_fn(|s| {
-                    self.logits[b * 5 + s].as_ref().map(|p| {
-                        let logits = p.val();
-                        let [u] = logits.dims();
-                        let n = noise(u, &logits.device());
-                        kind.sample(logits, n)
-                    })
-                });
+                let mut sites: PerSite<Tensor<2>> =
+                    std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| draw(p.val(), units_relaxation)));
                 let modules = kind.gates_heads_and_modules().then(|| {
-                    let heads = self.heads[b].val();
-                    let n = noise(self.num_heads, &heads.device());
-                    let z = kind.sample(heads, n);
+                    let z = draw(self.heads[b].val(), relaxation);
                     sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(z));
-                    let modules = self.modules[b].val();
-                    let n = noise(4, &modules.device());
-                    kind.sample(modules, n).reshape([4])
+                    draw(self.modules[b].val(), relaxation).reshape([4])
                 });
                 BlockGateValues { sites, modules }
             })
             .collect()
+    }
+
+    /// Every unit logit in one flat tensor, by block and site, packed six tensors a dispatch
+    /// (cube backends only; not differentiated).
+    fn packed_unit_logits(&self) -> Tensor<1> {
+        let logits: Vec<Tensor<1>> = self.logits.iter().flatten().map(|p| p.val()).collect();
+        let total: usize = logits.iter().map(|t| t.dims()[0]).sum();
+        let mut flat = Tensor::<1>::empty([total], &self.device());
+        let mut start = 0;
+        for chunk in logits.chunks(PACK_PARTS) {
+            let mut parts = [(0u32, 0u32); PACK_PARTS];
+            let mut len = 0;
+            for (slot, t) in parts.iter_mut().zip(chunk) {
+                *slot = (len as u32, t.dims()[0] as u32);
+                len += t.dims()[0];
+            }
+            let group = PackGroup {
+                start: start as u32,
+                len: len as u32,
+                parts,
+            };
+            let chunk = chunk.iter().map(|t| t.clone().into_dispatch()).collect();
+            flat = kernels::fused_pack(flat, chunk, group);
+            start += len;
+        }
+        flat
     }
 
     /// Inference gate values at `threshold` (see [`Gates::inference_values`]), after reading
@@ -210,10 +251,21 @@ impl Gates {
         }
     }
 
-    /// The regulariser, `[1]` (see [`GateKind::penalty`]).
+    /// The regulariser, `[1]` (see [`GateKind::penalty`]). On the fused path a penalty that
+    /// pulls each unit on its own is only a value to report, its gradient already added by the
+    /// pass's samplers (drawn with `regularised` set, [`Gates::sample`]): `pull/2 · Σ (a − c)²`
+    /// over every unit logit packed into one tensor, one reduction instead of one per site.
     pub fn penalty(&self, config: &GateConfig, layout: GateLayout, step: usize, steps: usize) -> Tensor<1> {
         let kind = config.gate_kind().expect("gates exist only for a gated method");
-        kind.penalty(&self.tensors(), layout, step, steps)
+        match kind.unit_pull(step, steps) {
+            Some((pull, target)) if kernels::fuses_on(&self.device()) => self
+                .packed_unit_logits()
+                .sub_scalar(target)
+                .powf_scalar(2.0)
+                .sum()
+                .mul_scalar(pull / 2.0),
+            _ => kind.penalty(&self.tensors(), layout, step, steps),
+        }
     }
 
     /// The Lagrange multipliers' parameter id (their gradient is negated for ascent).

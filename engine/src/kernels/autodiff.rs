@@ -1,83 +1,17 @@
 //! The fused operations on burn's autodiff backend: each forward pass runs on the inner backend
-//! and registers its hand-written backward pass on the graph (`fused_op`), which checkpoints the
-//! inputs the backward needs and registers the gradients of the inputs that track one.
+//! and registers its hand-written backward pass on the graph (`autodiff_graph.rs`); a backward
+//! method called on autodiff tensors runs on the inner backend and tracks nothing.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::AutodiffBackend;
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend};
 
+use super::autodiff_graph::{all_three, fused_op, saved_inputs, untracked};
+use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
-
-/// The gradients a fused operation's backward pass gives its `N` inputs, in their order
-/// (`None` for an input that is a constant, such as a padding mask).
-type InputGrads<B, const N: usize> = [Option<FloatTensor<B>>; N];
-
-/// The backward pass of a fused operation with `N` inputs: the inputs it saved (checkpointed in
-/// the forward pass) and its scalar settings `S` (an epsilon, a dropout's seed) go to the inner
-/// backend's backward method, whose gradients are registered on the inputs that track theirs.
-#[derive(Debug)]
-struct FusedBackward<B: Backend, S, const N: usize> {
-    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
-}
-
-impl<B: Backend, S: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<B, N>
-    for FusedBackward<B, S, N>
-{
-    /// The saved inputs and the scalar settings.
-    type State = (Vec<NodeId>, S);
-
-    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let (saved, scalar) = ops.state;
-        let saved = saved
-            .into_iter()
-            .map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id))
-            .collect();
-        let grad = grads.consume::<B>(&ops.node);
-        for (parent, grad) in ops.parents.into_iter().zip((self.backward)(grad, saved, scalar)) {
-            if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
-    }
-}
-
-/// Runs `forward` on the inner backend and, where any input is tracked, registers `backward`
-/// with the inputs at `saved` (their positions in `inputs`) checkpointed for it.
-fn fused_op<B: FusedOps, C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
-    inputs: [FloatTensor<Autodiff<B, C>>; N],
-    saved: &[usize],
-    scalar: S,
-    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
-    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
-) -> FloatTensor<Autodiff<B, C>> {
-    let nodes = std::array::from_fn(|i| inputs[i].node());
-    let op = FusedBackward { backward };
-    match op.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(mut prep) => {
-            let ids = saved.iter().map(|&i| prep.checkpoint(&inputs[i])).collect();
-            prep.finish((ids, scalar), forward(inputs.map(|t| t.into_primitive())))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_primitive()))),
-    }
-}
-
-/// The saved inputs as an array of `M` (as many as the operation saved).
-fn saved_inputs<T, const M: usize>(saved: Vec<T>) -> [T; M] {
-    saved
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("a fused operation's backward gets what its forward saved"))
-}
-
-/// Three gradients, all of inputs that can track one.
-fn all_three<T>((a, b, c): (T, T, T)) -> [Option<T>; 3] {
-    [Some(a), Some(b), Some(c)]
-}
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_layer_norm(
@@ -100,15 +34,21 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
-    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_swish_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        // As for the module output, the backward pass hashes the mask again.
         fused_op::<B, C, _, 3>(
             [pre, bias, gate],
             &[0, 1, 2],
-            0.0,
-            |[pre, bias, gate]| B::fused_swish_gate(pre, bias, gate),
-            |grad, saved, _| {
+            dropout,
+            |[pre, bias, gate]| B::fused_swish_gate(pre, bias, gate, dropout),
+            |grad, saved, dropout| {
                 let [pre, bias, gate] = saved_inputs(saved);
-                all_three(B::fused_swish_gate_backward(grad, pre, bias, gate))
+                all_three(B::fused_swish_gate_backward(grad, pre, bias, gate, dropout))
             },
         )
     }
@@ -131,6 +71,27 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 let (grad_pre, grad_bias, grad_gate) =
                     B::fused_module_output_backward(grad.clone(), pre, bias, gate, dropout);
                 [Some(grad), Some(grad_pre), Some(grad_bias), Some(grad_gate)]
+            },
+        )
+    }
+
+    fn fused_gate_sample(
+        logits: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        relaxation: GateRelaxation,
+    ) -> FloatTensor<Self> {
+        // The sample is not saved: the backward recomputes it from the logits and the noise.
+        fused_op::<B, C, _, 2>(
+            [logits, noise],
+            &[0, 1],
+            relaxation,
+            |[logits, noise]| B::fused_gate_sample(logits, noise, relaxation),
+            |grad, saved, relaxation| {
+                let [logits, noise] = saved_inputs(saved);
+                [
+                    Some(B::fused_gate_sample_backward(grad, logits, noise, relaxation)),
+                    None,
+                ]
             },
         )
     }
@@ -274,12 +235,14 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_swish_gate_backward(
             Self::inner(grad),
             Self::inner(pre),
             Self::inner(bias),
             Self::inner(gate),
+            dropout,
         ))
     }
 
@@ -296,6 +259,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(gate),
             dropout,
+        ))
+    }
+
+    fn fused_gate_sample_backward(
+        grad: FloatTensor<Self>,
+        logits: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        relaxation: GateRelaxation,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::fused_gate_sample_backward(
+            Self::inner(grad),
+            Self::inner(logits),
+            Self::inner(noise),
+            relaxation,
         ))
     }
 
@@ -373,19 +350,4 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             epsilon,
         ))
     }
-}
-
-/// Three inner-backend tensors as autodiff tensors that track nothing.
-fn untracked<B: Backend, C: CheckpointStrategy>(
-    (a, b, c): (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>),
-) -> (
-    FloatTensor<Autodiff<B, C>>,
-    FloatTensor<Autodiff<B, C>>,
-    FloatTensor<Autodiff<B, C>>,
-) {
-    (
-        Autodiff::<B, C>::from_inner(a),
-        Autodiff::<B, C>::from_inner(b),
-        Autodiff::<B, C>::from_inner(c),
-    )
 }

@@ -4,11 +4,13 @@ use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
+use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
-    attention_softmax, batch_norm_swish, flat_pack, glu_gate, head_products, layer_norm, module_output, swish_gate,
+    attention_softmax, batch_norm_swish, flat_pack, gate_sample, glu_gate, head_products, layer_norm, module_output,
+    swish_gate,
 };
 
 impl FusedOps for CubeBackend {
@@ -30,8 +32,13 @@ impl FusedOps for CubeBackend {
         layer_norm::backward(grad, input, gamma, epsilon)
     }
 
-    fn fused_swish_gate(pre: FloatTensor<Self>, bias: FloatTensor<Self>, gate: FloatTensor<Self>) -> FloatTensor<Self> {
-        swish_gate::forward(pre, bias, gate)
+    fn fused_swish_gate(
+        pre: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        swish_gate::forward(pre, bias, gate, dropout)
     }
 
     fn fused_swish_gate_backward(
@@ -39,8 +46,9 @@ impl FusedOps for CubeBackend {
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        swish_gate::backward(grad, pre, bias, gate)
+        swish_gate::backward(grad, pre, bias, gate, dropout)
     }
 
     fn fused_module_output(
@@ -61,6 +69,23 @@ impl FusedOps for CubeBackend {
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         module_output::backward(grad, pre, bias, gate, dropout)
+    }
+
+    fn fused_gate_sample(
+        logits: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        relaxation: GateRelaxation,
+    ) -> FloatTensor<Self> {
+        gate_sample::forward(logits, noise, relaxation)
+    }
+
+    fn fused_gate_sample_backward(
+        grad: FloatTensor<Self>,
+        logits: FloatTensor<Self>,
+        noise: FloatTensor<Self>,
+        relaxation: GateRelaxation,
+    ) -> FloatTensor<Self> {
+        gate_sample::backward(grad, logits, noise, relaxation)
     }
 
     fn fused_glu_gate(

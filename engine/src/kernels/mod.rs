@@ -7,21 +7,25 @@
 //!
 //! The operations reach burn through a backend extension (`ops.rs`, with the `wgpu` feature):
 //! one trait, implemented for the cube backend (the kernels, `cube.rs`), for autodiff (the
-//! backward passes, `autodiff.rs`) and, in the browser, for burn's fusion backend (generated:
-//! it queues them like any other operation).
-//! `path.rs` says which way a thread runs them.
+//! backward passes, `autodiff.rs`, joined to burn's graph by `autodiff_graph.rs`) and, in the
+//! browser, for burn's fusion backend (generated: it queues them like any other operation);
+//! `functions.rs` holds the tensor-level functions the model calls. `path.rs` says which way a
+//! thread runs them.
 //!
-//! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`),
-//! the feed-forward module's bias, Swish and gate (`swish_gate.rs`), and the convolution
-//! module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish in training
-//! (`batch_norm_swish.rs`), the attention's scale, relative-position bias, key mask and softmax
-//! (`attention_softmax.rs`) and its two products per head in the projections' layout, no head
-//! split or merged (`head_products.rs`); each module's output bias, dropout, weight and gate
-//! added to the residual stream (`module_output.rs`, its dropout hashed from the element's
-//! position, `hashed_dropout.rs`, so no mask is drawn or kept); and, for the flat optimiser, packing gradients into one buffer and
-//! taking parameters back out as views (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage buffers (WebGPU guarantees 8;
-//! wgpu on Metal keeps one), which is why some backward passes are two or three kernels
-//! (`column_sums.rs`); `launch.rs` holds what every launch needs.
+//! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`);
+//! the feed-forward module's bias, Swish, gate and hidden dropout (`swish_gate.rs`); the
+//! convolution module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish
+//! in training (`batch_norm_swish.rs`); the attention's scale, relative-position bias, key mask,
+//! softmax and dropout (`attention_softmax.rs`) and its two products per head in the
+//! projections' layout, no head split or merged (`head_products.rs`); each module's output
+//! bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
+//! dropout hashed from the element's position (`hashed_dropout.rs`, `kept.rs`), so no mask is
+//! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
+//! backward pass (`gate_sample.rs`, settings in `gate_relaxation.rs`); and, for the flat
+//! optimiser, packing gradients into one buffer and taking parameters back out as views
+//! (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage
+//! buffers (WebGPU guarantees 8; wgpu on Metal keeps one), which is why some backward passes
+//! are two or three kernels (`column_sums.rs`); `launch.rs` holds what every launch needs.
 //!
 //! Floor 0: uses burn and cubecl only.
 
@@ -32,6 +36,8 @@ mod attention_softmax;
 #[cfg(feature = "wgpu")]
 mod autodiff;
 #[cfg(feature = "wgpu")]
+mod autodiff_graph;
+#[cfg(feature = "wgpu")]
 mod batch_norm_swish;
 #[cfg(feature = "wgpu")]
 mod column_sums;
@@ -39,6 +45,11 @@ mod column_sums;
 mod cube;
 #[cfg(feature = "wgpu")]
 mod flat_pack;
+#[cfg(feature = "wgpu")]
+mod functions;
+mod gate_relaxation;
+#[cfg(feature = "wgpu")]
+mod gate_sample;
 #[cfg(feature = "wgpu")]
 mod glu_gate;
 mod hashed_dropout;
@@ -59,12 +70,14 @@ mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
 
-pub use hashed_dropout::HashedDropout;
 #[cfg(feature = "wgpu")]
-pub use ops::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
-    fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view, runs_fused,
+pub use functions::{
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample, fused_glu_gate,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view,
+    runs_fused,
 };
+pub use gate_relaxation::GateRelaxation;
+pub use hashed_dropout::HashedDropout;
 pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 
@@ -82,7 +95,11 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
-    pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>) -> Tensor<3> {
+    pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: super::HashedDropout) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_gate_sample(_: Tensor<1>, _: Tensor<2>, _: super::GateRelaxation) -> Tensor<2> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -147,6 +164,7 @@ mod absent {
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_glu_gate, fused_head_mix,
-    fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample, fused_glu_gate,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view,
+    runs_fused,
 };

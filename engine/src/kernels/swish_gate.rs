@@ -1,13 +1,16 @@
 //! The feed-forward module's hidden layer after its matrix product, fused: the expansion's bias,
-//! Swish and the pruning gate, `y = swish(h + b) · m`, with `h` `[batch, frames, units]`, `b`
-//! `[units]` and `m` `[batch or 1, 1, units]`. Forward one element-wise kernel; backward one
-//! kernel in which a unit owns a column (a hidden unit) and walks its batches and frames, so the
-//! bias's and the gate's sums over frames come out of the same pass that writes `dh` (composed,
-//! each is a reduction kernel of its own after several element-wise ones).
+//! Swish, the pruning gate and the hidden layer's dropout, `y = drop(swish(h + b) · m)`, with
+//! `h` `[batch, frames, units]`, `b` `[units]`, `m` `[batch or 1, 1, units]` and `drop` a hashed
+//! dropout (its mask recomputed where it is used, never stored). Forward one element-wise
+//! kernel; backward one kernel in which a unit owns a column (a hidden unit) and walks its
+//! batches and frames, so the bias's and the gate's sums over frames come out of the same pass
+//! that writes `dh` (composed, each is a reduction kernel of its own after several element-wise
+//! ones).
 //!
-//! With z = h + b, σ = sigmoid(z), swish(z) = z·σ and swish′(z) = σ·(1 + z·(1 − σ)):
-//! - dh = dy · m · swish′(z), db = Σ_(batch, frames) dh,
-//! - dm = Σ_frames dy · swish(z) (summed over the batch too when `m` is shared by the batch).
+//! With z = h + b, σ = sigmoid(z), swish(z) = z·σ, swish′(z) = σ·(1 + z·(1 − σ)) and k the
+//! dropout's factor at the element (its multiplier or 0):
+//! - dh = dy · k · m · swish′(z), db = Σ_(batch, frames) dh,
+//! - dm = Σ_frames dy · k · swish(z) (summed over the batch too when `m` is shared by the batch).
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -16,6 +19,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
+use super::hashed_dropout::{HashedDropout, hashed_index_count};
+use super::kept::kept;
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -28,6 +33,9 @@ fn forward_kernel<F: Float>(
     units: u32,
     frames: u32,
     gate_batch_stride: u32,
+    seed: u32,
+    threshold: u32,
+    multiplier: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     let at = ABSOLUTE_POS as usize;
@@ -38,7 +46,8 @@ fn forward_kernel<F: Float>(
     let unit = at % units;
     let batch = at / (units * frames as usize);
     let z = pre[at] + bias[unit];
-    output[at] = z * sigmoid::<F>(z) * gate[batch * gate_batch_stride as usize + unit];
+    let k = kept::<F>(at as u32, seed, threshold, F::cast_from(multiplier));
+    output[at] = z * sigmoid::<F>(z) * gate[batch * gate_batch_stride as usize + unit] * k;
 }
 
 /// One unit per hidden unit (column): dh for every batch and frame, db, and dm per batch (or
@@ -56,6 +65,9 @@ fn backward_kernel<F: Float>(
     frames: u32,
     units: u32,
     gate_batch_stride: u32,
+    seed: u32,
+    threshold: u32,
+    multiplier: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS as usize;
@@ -64,6 +76,7 @@ fn backward_kernel<F: Float>(
     }
     let (frames, units, stride) = (frames as usize, units as usize, gate_batch_stride as usize);
     let b = bias[unit];
+    let multiplier = F::cast_from(multiplier);
     let mut sum_bias = F::new(0.0);
     let mut sum_gate = F::new(0.0);
     for batch in 0..batches as usize {
@@ -73,7 +86,7 @@ fn backward_kernel<F: Float>(
             let at = (batch * frames + frame) * units + unit;
             let z = pre[at] + b;
             let s = sigmoid::<F>(z);
-            let dy = grad[at];
+            let dy = grad[at] * kept::<F>(at as u32, seed, threshold, multiplier);
             let dh = dy * m * s * (F::new(1.0) + z * (F::new(1.0) - s));
             grad_pre[at] = dh;
             sum_bias += dh;
@@ -97,8 +110,8 @@ fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
     ([batches, frames, units], if shared { 0 } else { units })
 }
 
-/// `swish(pre + bias) · gate`.
-pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor) -> CubeTensor {
+/// `drop(swish(pre + bias) · gate)`.
+pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor, dropout: HashedDropout) -> CubeTensor {
     let (pre, bias, gate) = (into_contiguous(pre), into_contiguous(bias), into_contiguous(gate));
     let ([_, frames, units], stride) = layout(&pre, &gate);
     let elements = pre.shape().num_elements();
@@ -114,10 +127,13 @@ pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor) -> Cu
         bias.into_tensor_arg(),
         gate.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        elements as u32,
+        hashed_index_count(elements),
         units as u32,
         frames as u32,
         stride as u32,
+        dropout.seed,
+        dropout.threshold,
+        dropout.multiplier,
         dtype,
     );
     output
@@ -129,6 +145,7 @@ pub(super) fn backward(
     pre: CubeTensor,
     bias: CubeTensor,
     gate: CubeTensor,
+    dropout: HashedDropout,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
     let (bias, gate) = (into_contiguous(bias), into_contiguous(gate));
@@ -154,6 +171,9 @@ pub(super) fn backward(
         frames as u32,
         units as u32,
         stride as u32,
+        dropout.seed,
+        dropout.threshold,
+        dropout.multiplier,
         dtype,
     );
     (grad_pre, grad_bias, grad_gate)

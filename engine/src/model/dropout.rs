@@ -8,11 +8,12 @@
 //! layer is burn's own dropout, unchanged (so single-threaded training and WebGPU, where a
 //! host-made mask would cost an upload per layer, keep the device generator).
 //!
-//! The dropouts at the modules' outputs and on the attention weights are hashed instead
-//! ([`hashed_draw`], `kernels::HashedDropout`): each call takes a seed, from the thread's
-//! stream where one is set and from its own seed stream otherwise (reseeded by the trainer each
-//! step, [`seed_hashed_dropout`]), and the mask is a hash of the seed and each element's
-//! position, computed inside the fused kernels or uploaded by the composed path ([`apply_hashed`]).
+//! Every dropout but the subsampling's (the modules' outputs, the feed-forward hidden layers,
+//! the attention weights) is hashed instead ([`hashed_draw`], `kernels::HashedDropout`): each
+//! call takes a seed, from the thread's stream where one is set and from its own seed stream
+//! otherwise (reseeded by the trainer each step, [`seed_hashed_dropout`]), and the mask is a
+//! hash of the seed and each element's position, computed inside the fused kernels or uploaded
+//! by the composed path ([`apply_hashed`]).
 
 use std::cell::RefCell;
 
@@ -24,8 +25,9 @@ use crate::rng::SplitMix64;
 
 thread_local! {
     static STREAM: RefCell<Option<SplitMix64>> = const { RefCell::new(None) };
-    /// Seeds of the hashed masks (the modules' outputs, the attention weights) when no dropout
-    /// stream is set; a trainer reseeds it each step ([`seed_hashed_dropout`]).
+    /// Seeds of the hashed masks (the modules' outputs, the feed-forward hidden layers, the
+    /// attention weights) when no dropout stream is set; a trainer reseeds it each step
+    /// ([`seed_hashed_dropout`]).
     static HASH_SEEDS: RefCell<SplitMix64> = const { RefCell::new(SplitMix64::new(0)) };
 }
 

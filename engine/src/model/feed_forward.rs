@@ -7,11 +7,11 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::module::linear;
 
-use super::dropout::dropout;
+use super::dropout::{apply_hashed, hashed_draw};
 use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
-use crate::kernels;
+use crate::kernels::{self, HashedDropout};
 
 #[derive(Config, Debug)]
 pub struct FeedForwardConfig {
@@ -60,13 +60,12 @@ impl FeedForward {
     /// [`forward_gated`](Self::forward_gated) up to the contraction's matrix product: its bias
     /// and the output's dropout are left to the block (`model::add_module_output`).
     pub fn output(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> ModuleOutput<'_> {
-        let replaces_dropout = mask_is_dropout && hidden_mask.is_some();
-        let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask); // [b, s, u]
-        let hidden = if replaces_dropout {
-            hidden
+        let hidden_dropout = if mask_is_dropout && hidden_mask.is_some() {
+            HashedDropout::none(1.0)
         } else {
-            dropout(&self.dropout, hidden)
+            hashed_draw(&self.dropout, &x.device(), 1.0)
         };
+        let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask, hidden_dropout); // [b, s, u]
         ModuleOutput {
             pre: linear(hidden, self.contract.weight.val(), None),
             bias: self.contract.bias.as_ref().map(|b| b.val()),
@@ -74,23 +73,24 @@ impl FeedForward {
         }
     }
 
-    /// `swish(expand(x)) · mask`: one fused operation after the matrix product where this
-    /// thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
-    /// otherwise.
-    fn gated_hidden(&self, x: Tensor<3>, mask: Option<Tensor<3>>) -> Tensor<3> {
+    /// `drop(swish(expand(x)) · mask)`: one fused operation after the matrix product where
+    /// this thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
+    /// otherwise (the same hashed mask, uploaded).
+    fn gated_hidden(&self, x: Tensor<3>, mask: Option<Tensor<3>>, drop: HashedDropout) -> Tensor<3> {
         match &self.expand.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
                 let pre = linear(x, self.expand.weight.val(), None);
                 let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device));
-                kernels::fused_swish_gate(pre, bias.val(), mask)
+                kernels::fused_swish_gate(pre, bias.val(), mask, drop)
             }
             _ => {
                 let hidden = silu(self.expand.forward(x));
-                match mask {
+                let hidden = match mask {
                     Some(mask) => hidden * mask,
                     None => hidden,
-                }
+                };
+                apply_hashed(hidden, drop)
             }
         }
     }

@@ -84,7 +84,8 @@ pub(super) fn forward_pass(
     let prune = &config.prune;
     let masks = modules.gates.map_or_else(Vec::new, |gates| {
         let mut rng = SplitMix64::derive(config.seed, &position.stream("gates"));
-        let mut masks = block_masks(gates.sample(prune, utterances.len(), &mut rng));
+        let regularised = position.adds_penalty().then_some((position.step, config.steps));
+        let mut masks = block_masks(gates.sample(prune, utterances.len(), &mut rng, regularised));
         let replaces = prune.gate_kind().is_some_and(|k| k.replaces_ffn_dropout());
         masks.iter_mut().for_each(|m| m.ffn_masks_are_dropout = replaces);
         masks

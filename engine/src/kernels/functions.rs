@@ -1,0 +1,197 @@
+//! The tensor-level functions the model calls, one per fused operation: each hands its
+//! tensors to burn's dispatch, which routes them to the backend's [`FusedOps`] method.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::prelude::*;
+
+use super::gate_relaxation::GateRelaxation;
+use super::hashed_dropout::HashedDropout;
+use super::ops::FusedOps;
+use super::pack::{PACK_PARTS, PackGroup};
+
+/// Whether tensors on `device` run the fused operations (a cube backend: wgpu natively and in
+/// the browser) rather than burn's composed reference.
+pub fn runs_fused(device: &Device) -> bool {
+    // An autodiff device answers for the device it wraps.
+    matches!(device.clone().without_autodiff().as_dispatch(), DispatchDevice::Cube(_))
+}
+
+/// LayerNorm over the last axis of `input` with scale `gamma` and shift `beta` (both the last
+/// axis long), fused: one kernel forward, two backward. Only for tensors on a cube backend
+/// ([`runs_fused`]); burn's `LayerNorm` is the reference elsewhere.
+pub fn fused_layer_norm<const D: usize>(
+    input: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f32,
+) -> Tensor<D> {
+    Tensor::from_dispatch(Dispatch::fused_layer_norm(
+        input.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    ))
+}
+
+/// `drop(swish(pre + bias) · gate)`, fused: one kernel forward, one backward, the dropout's
+/// mask never made. `pre` is `[batch, frames, units]` (a matrix product without its bias),
+/// `bias` `[units]`, `gate` `[batch or 1, 1, units]`. Only for tensors on a cube backend
+/// ([`runs_fused`]).
+pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, dropout: HashedDropout) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_swish_gate(
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        dropout,
+    ))
+}
+
+/// The convolution module's `glu(pre + bias) · gate`, padded frames zeroed, fused: one kernel
+/// forward, two backward, no slices. `pre` is `[batch, frames, 2c]` (a matrix product without
+/// its bias), `bias` `[2c]`, `gate` `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real
+/// frames, 0 on padding). Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, keep: Tensor<2>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_glu_gate(
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        keep.into_dispatch(),
+    ))
+}
+
+/// Each channel's mean and biased variance over the batch and frames of `input`
+/// `[batch, channels, frames]`: BatchNorm's batch statistics, one kernel, not differentiated.
+/// Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_channel_moments(input: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
+    let (mean, variance) = Dispatch::fused_channel_moments(input.into_dispatch());
+    (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance))
+}
+
+/// `swish(BatchNorm(input))` in training (normalised by the batch's own `mean` and `variance`,
+/// from [`fused_channel_moments`]), fused: one kernel forward, three backward. Only for tensors
+/// on a cube backend ([`runs_fused`]).
+pub fn fused_batch_norm_swish(
+    input: Tensor<3>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f32,
+) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_batch_norm_swish(
+        input.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        variance.into_dispatch(),
+        epsilon,
+    ))
+}
+
+/// The attention weights from the raw scores `[b, h, s, s]`: the scale, the relative-position
+/// bias `[2R + 1, h]` (by clipped distance `j − i`), the mask on padded keys (`keep` `[b, s]`,
+/// 0 on padding), the softmax over keys and the hashed `dropout` of the weights, fused: one
+/// kernel forward, three backward, no mask. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_attention_softmax(
+    scores: Tensor<4>,
+    bias: Tensor<2>,
+    keep: Tensor<2>,
+    scale: f32,
+    dropout: HashedDropout,
+) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_attention_softmax(
+        scores.into_dispatch(),
+        bias.into_dispatch(),
+        keep.into_dispatch(),
+        scale,
+        dropout,
+    ))
+}
+
+/// Per head, the scores `[b, h, s, s]` of `query` against `key` (both `[b, s, h·w]`, head `h` in
+/// columns `h·w .. (h + 1)·w`), read in that layout: one kernel forward, two backward. Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_head_scores(query: Tensor<3>, key: Tensor<3>, heads: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_head_scores(
+        query.into_dispatch(),
+        key.into_dispatch(),
+        heads,
+    ))
+}
+
+/// Per head, `value` `[b, s, h·w]` mixed by the attention `weights` `[b, h, s, s]`: the context
+/// `[b, s, h·w]` with the heads merged, one kernel forward, two backward. Only for tensors on a
+/// cube backend ([`runs_fused`]).
+pub fn fused_head_mix(weights: Tensor<4>, value: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_head_mix(weights.into_dispatch(), value.into_dispatch()))
+}
+
+/// `residual + gate · drop(pre + bias)`, fused: one kernel forward, two backward, the mask
+/// never made. `residual` and `pre` are `[batch, frames, d]` (`pre` a matrix product without its
+/// bias), `bias` `[d]`, `gate` `[batch or 1, 1, 1]`. Only for tensors on a cube backend
+/// ([`runs_fused`]).
+pub fn fused_module_output(
+    residual: Tensor<3>,
+    pre: Tensor<3>,
+    bias: Tensor<1>,
+    gate: Tensor<3>,
+    dropout: HashedDropout,
+) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_module_output(
+        residual.into_dispatch(),
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        dropout,
+    ))
+}
+
+/// A site's relaxed gate sample `clamp(σ((noise + logits) / τ) · stretch + shift, 0, 1)`,
+/// fused: one kernel forward, one backward, which also adds the pull `relaxation` folds in.
+/// `logits` is `[units]`, `noise` `[rows, units]`. Only for tensors on a cube backend
+/// ([`runs_fused`]).
+pub fn fused_gate_sample(logits: Tensor<1>, noise: Tensor<2>, relaxation: GateRelaxation) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::fused_gate_sample(
+        logits.into_dispatch(),
+        noise.into_dispatch(),
+        relaxation,
+    ))
+}
+
+/// `flat` (`[len]`) with `group`'s range written from `parts` (at most [`PACK_PARTS`], any
+/// ranks), one dispatch. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: PackGroup) -> Tensor<1> {
+    assert!(
+        parts.len() <= PACK_PARTS,
+        "a packing dispatch reads at most {PACK_PARTS} tensors"
+    );
+    // Slots without a part are bound to one one-element buffer that is never read (length 0).
+    let device = flat.device();
+    let mut spare: Option<FloatTensor<Dispatch>> = None;
+    let mut parts = parts.into_iter();
+    let mut next = || {
+        parts.next().unwrap_or_else(|| {
+            spare
+                .get_or_insert_with(|| Tensor::<1>::empty([1], &device).into_dispatch())
+                .clone()
+        })
+    };
+    let [p0, p1, p2, p3, p4, p5] = std::array::from_fn(|_| next());
+    Tensor::from_dispatch(Dispatch::fused_pack(
+        flat.into_dispatch(),
+        p0,
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        group,
+    ))
+}
+
+/// `flat[start..start + len]` as a view (no kernel, whatever `len`); `start` must be a
+/// multiple of 64 elements. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_view(flat: Tensor<1>, start: usize, len: usize) -> Tensor<1> {
+    Tensor::from_dispatch(Dispatch::fused_view(flat.into_dispatch(), start, len))
+}
