@@ -13,14 +13,15 @@ use miniature::wgpu_device;
 use prunelab_engine::burn::module::{Module, ModuleVisitor, Param};
 use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
+use prunelab_engine::burn::tensor::ops::ConvOptions;
 use prunelab_engine::burn::tensor::{Distribution, Gradients};
 use prunelab_engine::gates::{
     AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
 };
 use prunelab_engine::kernels::{
-    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample,
-    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_swish_gate,
-    fuses_on, runs_fused, with_ops_path,
+    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments,
+    fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
+    fused_module_output, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -328,26 +329,90 @@ fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
 }
 
 #[test]
+fn fused_depthwise_conv_and_its_gradients_match_burns_grouped_conv1d() {
+    let device = wgpu_device().autodiff();
+    // A `tiny` conv module's depthwise convolution, channels last [b, s, c] (burn's Conv1d takes
+    // [b, c, s]: the reference convolves the transpose); more taps than frames; one frame.
+    for ([batch, frames, channels], taps) in [([8, 250, 144], 15), ([3, 7, 33], 31), ([1, 1, 5], 3)] {
+        let normal = |shape: [usize; 3], sd: f64| Tensor::<3>::random(shape, Distribution::Normal(0.0, sd), &device);
+        let x = normal([batch, frames, channels], 1.0);
+        let weight = normal([channels, 1, taps], 0.3);
+        let bias = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &device);
+        let upstream = normal([batch, frames, channels], 1.0);
+        let (fx, fw, fb) = (leaf(&x), leaf(&weight), leaf(&bias));
+        let (rx, rw, rb) = (leaf(&x), leaf(&weight), leaf(&bias));
+        let fused = fused_depthwise_conv(fx.clone(), fw.clone(), fb.clone());
+        let options = ConvOptions::new([1], [taps / 2], [1], channels);
+        let reference = prunelab_engine::burn::tensor::module::conv1d(
+            rx.clone().swap_dims(1, 2),
+            rw.clone(),
+            Some(rb.clone()),
+            options,
+        )
+        .swap_dims(1, 2);
+        let shape = format!("[{batch}, {frames}, {channels}], {taps} taps");
+        let mut worst = vec![assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        )];
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let reference_grads = (reference * upstream).sum().backward();
+        worst.push(assert_grads_close(
+            &format!("{shape} dx"),
+            &fx,
+            &fused_grads,
+            &rx,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} dw"),
+            &fw,
+            &fused_grads,
+            &rw,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} db"),
+            &fb,
+            &fused_grads,
+            &rb,
+            &reference_grads,
+        ));
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, dx, dw, db) {}",
+            worst.join(", ")
+        );
+    }
+}
+
+#[test]
 fn fused_batch_norm_swish_and_its_gradients_match_burns_batch_norm_and_swish() {
     let device = wgpu_device().autodiff();
-    // A `tiny` conv module's depthwise output [b, c, s]; odd sizes; one value per channel.
-    for [batch, channels, frames] in [[8_usize, 144, 250], [3, 33, 7], [1, 5, 1]] {
-        let x = Tensor::<3>::random([batch, channels, frames], Distribution::Normal(0.5, 2.0), &device);
+    // A `tiny` conv module's depthwise output, channels last [b, s, c]; odd sizes; one value per
+    // channel. burn's BatchNorm takes [b, c, s]: the reference normalises the transpose.
+    for [batch, frames, channels] in [[8_usize, 250, 144], [3, 7, 33], [1, 1, 5]] {
+        let x = Tensor::<3>::random([batch, frames, channels], Distribution::Normal(0.5, 2.0), &device);
         let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.3), &device);
         let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.3), &device);
-        let upstream = Tensor::<3>::random([batch, channels, frames], Distribution::Normal(0.0, 1.0), &device);
+        let upstream = Tensor::<3>::random([batch, frames, channels], Distribution::Normal(0.0, 1.0), &device);
         let (fx, fg, fb) = (leaf(&x), leaf(&gamma), leaf(&beta));
         let (rx, rg, rb) = (leaf(&x), leaf(&gamma), leaf(&beta));
         let (mean, variance) = fused_channel_moments(fx.clone());
         let fused = fused_batch_norm_swish(fx.clone(), fg.clone(), fb.clone(), mean.clone(), variance.clone(), 1e-5);
-        let reference =
-            prunelab_engine::burn::tensor::module::batch_norm_train(rx.clone(), rg.clone(), rb.clone(), 1e-5);
-        let shape = format!("[{batch}, {channels}, {frames}]");
+        let reference = prunelab_engine::burn::tensor::module::batch_norm_train(
+            rx.clone().swap_dims(1, 2),
+            rg.clone(),
+            rb.clone(),
+            1e-5,
+        );
+        let shape = format!("[{batch}, {frames}, {channels}]");
         let mut worst = vec![
             assert_close(&format!("{shape} mean"), mean, reference.mean.clone()),
             assert_close(&format!("{shape} variance"), variance, reference.variance.clone()),
         ];
-        let reference = prunelab_engine::burn::tensor::activation::silu(reference.output);
+        let reference = prunelab_engine::burn::tensor::activation::silu(reference.output).swap_dims(1, 2);
         worst.push(assert_close(
             &format!("{shape} output"),
             fused.clone(),

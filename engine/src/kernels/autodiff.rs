@@ -75,6 +75,23 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_depthwise_conv(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        fused_op::<B, C, _, 3>(
+            [input, weight, bias],
+            &[0, 1, 2],
+            (),
+            |[input, weight, bias]| B::fused_depthwise_conv(input, weight, bias),
+            |grad, saved, ()| {
+                let [input, weight, bias] = saved_inputs(saved);
+                all_three(B::fused_depthwise_conv_backward(grad, input, weight, bias))
+            },
+        )
+    }
+
     fn fused_gate_sample(
         logits: FloatTensor<Self>,
         noise: FloatTensor<Self>,
@@ -259,6 +276,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(gate),
             dropout,
+        ))
+    }
+
+    fn fused_depthwise_conv_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_depthwise_conv_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(weight),
+            Self::inner(bias),
         ))
     }
 

@@ -1,6 +1,7 @@
 //! The convolution module's BatchNorm (training: the batch's own statistics) and Swish, fused.
-//! The input is the depthwise convolution's output, `[batch, channels, frames]`; BatchNorm
-//! normalises each channel over batches and frames (padded frames included, as burn's does).
+//! The input is the depthwise convolution's output in the module's layout, channels last
+//! (`[batch, frames, channels]`, `depthwise_conv.rs`); BatchNorm normalises each channel over
+//! batches and frames (padded frames included, as burn's does on `[batch, channels, frames]`).
 //!
 //! Forward two kernels: the channels' moments (one unit per channel: the mean, then the biased
 //! variance around it; also what the running statistics are updated from), then one
@@ -20,41 +21,32 @@ use cubecl::prelude::*;
 use super::activation::sigmoid;
 use super::launch::{empty_like, launch_shape};
 
-/// Where value `i` of channel `channel` sits in `[batch, channels, frames]`.
-#[cube]
-fn position(i: usize, channel: usize, channels: usize, frames: usize) -> usize {
-    let batch = i / frames;
-    (batch * channels + channel) * frames + i % frames
-}
-
 #[cube(launch)]
 fn moments_kernel<F: Float>(
     input: &Tensor<F>,
     mean: &mut Tensor<F>,
     variance: &mut Tensor<F>,
-    batches: u32,
+    rows: u32,
     channels: u32,
-    frames: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let channel = ABSOLUTE_POS as usize;
     if channel >= channels as usize {
         terminate!();
     }
-    let (channels, frames) = (channels as usize, frames as usize);
-    let count = batches as usize * frames;
+    let (rows, channels) = (rows as usize, channels as usize);
     let mut sum = F::new(0.0);
-    for i in 0..count {
-        sum += input[position(i, channel, channels, frames)];
+    for row in 0..rows {
+        sum += input[row * channels + channel];
     }
-    let mu = sum / F::cast_from(count as u32);
+    let mu = sum / F::cast_from(rows as u32);
     let mut squares = F::new(0.0);
-    for i in 0..count {
-        let centred = input[position(i, channel, channels, frames)] - mu;
+    for row in 0..rows {
+        let centred = input[row * channels + channel] - mu;
         squares += centred * centred;
     }
     mean[channel] = mu;
-    variance[channel] = squares / F::cast_from(count as u32);
+    variance[channel] = squares / F::cast_from(rows as u32);
 }
 
 #[cube(launch)]
@@ -67,7 +59,6 @@ fn forward_kernel<F: Float>(
     output: &mut Tensor<F>,
     elements: u32,
     channels: u32,
-    frames: u32,
     epsilon: f32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -75,7 +66,7 @@ fn forward_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    let channel = (at / frames as usize) % channels as usize;
+    let channel = at % channels as usize;
     let inverse_std = F::new(1.0) / (variance[channel] + F::cast_from(epsilon)).sqrt();
     let z = (input[at] - mean[channel]) * inverse_std * gamma[channel] + beta[channel];
     output[at] = z * sigmoid::<F>(z);
@@ -99,9 +90,8 @@ fn channel_terms_kernel<F: Float>(
     mean: &Tensor<F>,
     variance: &Tensor<F>,
     terms: &mut Tensor<F>,
-    batches: u32,
+    rows: u32,
     channels: u32,
-    frames: u32,
     epsilon: f32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -109,13 +99,13 @@ fn channel_terms_kernel<F: Float>(
     if channel >= channels as usize {
         terminate!();
     }
-    let (channels, frames) = (channels as usize, frames as usize);
+    let channels = channels as usize;
     let (g, b, mu) = (gamma[channel], beta[channel], mean[channel]);
     let inverse_std = F::new(1.0) / (variance[channel] + F::cast_from(epsilon)).sqrt();
     let mut sum_dz = F::new(0.0);
     let mut sum_dz_normalised = F::new(0.0);
-    for i in 0..batches as usize * frames {
-        let at = position(i, channel, channels, frames);
+    for row in 0..rows as usize {
+        let at = row * channels + channel;
         let normalised = (input[at] - mu) * inverse_std;
         let dz = swish_grad::<F>(grad[at], normalised * g + b);
         sum_dz += dz;
@@ -137,7 +127,6 @@ fn input_grad_kernel<F: Float>(
     grad_input: &mut Tensor<F>,
     elements: u32,
     channels: u32,
-    frames: u32,
     count: u32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -145,7 +134,7 @@ fn input_grad_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    let channel = (at / frames as usize) % channels as usize;
+    let channel = at % channels as usize;
     let (mu, inverse_std) = (terms[4 * channel], terms[4 * channel + 1]);
     let n = F::cast_from(count);
     let (mean_dz, mean_dz_normalised) = (terms[4 * channel + 2] / n, terms[4 * channel + 3] / n);
@@ -171,14 +160,16 @@ fn parameter_grads_kernel<F: Float>(
     grad_gamma[channel] = terms[4 * channel + 3];
 }
 
-fn dims(input: &CubeTensor) -> [usize; 3] {
-    input.shape().dims::<3>()
+/// Rows (batch × frames) and channels of `[batch, frames, channels]`.
+fn dims(input: &CubeTensor) -> (usize, usize) {
+    let [batches, frames, channels] = input.shape().dims::<3>();
+    (batches * frames, channels)
 }
 
 /// Each channel's mean and biased variance over batches and frames.
 pub(super) fn moments(input: CubeTensor) -> (CubeTensor, CubeTensor) {
     let input = into_contiguous(input);
-    let [batches, channels, frames] = dims(&input);
+    let (rows, channels) = dims(&input);
     let mean = empty_like(&input, [channels].into());
     let variance = empty_like(&input, [channels].into());
     let (count, dim) = launch_shape(&input, channels);
@@ -191,9 +182,8 @@ pub(super) fn moments(input: CubeTensor) -> (CubeTensor, CubeTensor) {
         input.into_tensor_arg(),
         mean.clone().into_tensor_arg(),
         variance.clone().into_tensor_arg(),
-        batches as u32,
+        rows as u32,
         channels as u32,
-        frames as u32,
         dtype,
     );
     (mean, variance)
@@ -210,7 +200,7 @@ pub(super) fn forward(
 ) -> CubeTensor {
     let (input, gamma, beta) = (into_contiguous(input), into_contiguous(gamma), into_contiguous(beta));
     let (mean, variance) = (into_contiguous(mean), into_contiguous(variance));
-    let [_, channels, frames] = dims(&input);
+    let (_, channels) = dims(&input);
     let elements = input.shape().num_elements();
     let output = empty_like(&input, input.shape());
     let (count, dim) = launch_shape(&input, elements);
@@ -228,7 +218,6 @@ pub(super) fn forward(
         output.clone().into_tensor_arg(),
         elements as u32,
         channels as u32,
-        frames as u32,
         epsilon,
         dtype,
     );
@@ -248,7 +237,7 @@ pub(super) fn backward(
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
     let (beta, mean, variance) = (into_contiguous(beta), into_contiguous(mean), into_contiguous(variance));
-    let [batches, channels, frames] = dims(&input);
+    let (rows, channels) = dims(&input);
     let elements = input.shape().num_elements();
     let terms = empty_like(&input, [channels, 4].into());
     let grad_input = empty_like(&input, input.shape());
@@ -267,9 +256,8 @@ pub(super) fn backward(
         mean.into_tensor_arg(),
         variance.into_tensor_arg(),
         terms.clone().into_tensor_arg(),
-        batches as u32,
+        rows as u32,
         channels as u32,
-        frames as u32,
         epsilon,
         dtype,
     );
@@ -286,8 +274,7 @@ pub(super) fn backward(
         grad_input.clone().into_tensor_arg(),
         elements as u32,
         channels as u32,
-        frames as u32,
-        (batches * frames) as u32,
+        rows as u32,
         dtype,
     );
     let (count, dim) = launch_shape(&terms, channels);

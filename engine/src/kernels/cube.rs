@@ -9,8 +9,8 @@ use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
-    attention_softmax, batch_norm_swish, flat_pack, gate_sample, glu_gate, head_products, layer_norm, module_output,
-    swish_gate,
+    attention_softmax, batch_norm_swish, depthwise_conv, flat_pack, gate_sample, glu_gate, head_products, layer_norm,
+    module_output, swish_gate,
 };
 
 impl FusedOps for CubeBackend {
@@ -69,6 +69,23 @@ impl FusedOps for CubeBackend {
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         module_output::backward(grad, pre, bias, gate, dropout)
+    }
+
+    fn fused_depthwise_conv(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        depthwise_conv::forward(input, weight, bias)
+    }
+
+    fn fused_depthwise_conv_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        depthwise_conv::backward(grad, input, weight, bias)
     }
 
     fn fused_gate_sample(

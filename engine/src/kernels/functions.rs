@@ -60,17 +60,30 @@ pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, keep: Te
     ))
 }
 
+/// The depthwise convolution of `input` `[batch, frames, channels]` (channels last: the
+/// convolution module's own layout) with `weight` `[channels, 1, taps]` (an odd number of taps)
+/// and `bias` `[channels]`, "same" zero padding: burn's grouped `Conv1d` on the transposed
+/// input, without the transposes. One kernel forward, two backward. Only for tensors on a cube
+/// backend ([`runs_fused`]).
+pub fn fused_depthwise_conv(input: Tensor<3>, weight: Tensor<3>, bias: Tensor<1>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_depthwise_conv(
+        input.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
 /// Each channel's mean and biased variance over the batch and frames of `input`
-/// `[batch, channels, frames]`: BatchNorm's batch statistics, one kernel, not differentiated.
+/// `[batch, frames, channels]`: BatchNorm's batch statistics, one kernel, not differentiated.
 /// Only for tensors on a cube backend ([`runs_fused`]).
 pub fn fused_channel_moments(input: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
     let (mean, variance) = Dispatch::fused_channel_moments(input.into_dispatch());
     (Tensor::from_dispatch(mean), Tensor::from_dispatch(variance))
 }
 
-/// `swish(BatchNorm(input))` in training (normalised by the batch's own `mean` and `variance`,
-/// from [`fused_channel_moments`]), fused: one kernel forward, three backward. Only for tensors
-/// on a cube backend ([`runs_fused`]).
+/// `swish(BatchNorm(input))` in training for `input` `[batch, frames, channels]` (normalised by
+/// the batch's own `mean` and `variance`, from [`fused_channel_moments`]), fused: one kernel
+/// forward, three backward. Only for tensors on a cube backend ([`runs_fused`]).
 pub fn fused_batch_norm_swish(
     input: Tensor<3>,
     gamma: Tensor<1>,

@@ -14,8 +14,9 @@
 //!
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`);
 //! the feed-forward module's bias, Swish, gate and hidden dropout (`swish_gate.rs`); the
-//! convolution module's bias, GLU, gate and padding (`glu_gate.rs`) and its BatchNorm and Swish
-//! in training (`batch_norm_swish.rs`); the attention's scale, relative-position bias, key mask,
+//! convolution module's bias, GLU, gate and padding (`glu_gate.rs`), its depthwise convolution
+//! (`depthwise_conv.rs`) and its BatchNorm and Swish in training (`batch_norm_swish.rs`), both
+//! channels last as the module's tensors are; the attention's scale, relative-position bias, key mask,
 //! softmax and dropout (`attention_softmax.rs`) and its two products per head in the
 //! projections' layout, no head split or merged (`head_products.rs`); each module's output
 //! bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
@@ -43,6 +44,8 @@ mod batch_norm_swish;
 mod column_sums;
 #[cfg(feature = "wgpu")]
 mod cube;
+#[cfg(feature = "wgpu")]
+mod depthwise_conv;
 #[cfg(feature = "wgpu")]
 mod flat_pack;
 #[cfg(feature = "wgpu")]
@@ -72,9 +75,9 @@ mod swish_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample, fused_glu_gate,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view,
-    runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
+    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
+    fused_swish_gate, fused_view, runs_fused,
 };
 pub use gate_relaxation::GateRelaxation;
 pub use hashed_dropout::HashedDropout;
@@ -96,6 +99,10 @@ mod absent {
     }
 
     pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: super::HashedDropout) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_depthwise_conv(_: Tensor<3>, _: Tensor<3>, _: Tensor<1>) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -164,7 +171,7 @@ mod absent {
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_gate_sample, fused_glu_gate,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_swish_gate, fused_view,
-    runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
+    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
+    fused_swish_gate, fused_view, runs_fused,
 };

@@ -78,10 +78,30 @@ pub trait FusedOps: Backend {
         keep: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// The convolution module's depthwise convolution in its own layout: `input`
+    /// `[batch, frames, channels]`, `weight` `[channels, 1, taps]` (burn's `Conv1d` with one
+    /// group per channel), `bias` `[channels]`, "same" zero padding.
+    #[fusion(dtype = input, shape = input)]
+    fn fused_depthwise_conv(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_depthwise_conv`] with respect to `input`, `weight` and
+    /// `bias` (`bias` is only the shape of its gradient).
+    #[fusion(meta = |_grad, input, weight, bias| (input.clone(), weight.clone(), bias.clone()))]
+    fn fused_depthwise_conv_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// Each channel's mean and biased variance over batches and frames of `input`
-    /// `[batch, channels, frames]` (BatchNorm's batch statistics). Not differentiated.
+    /// `[batch, frames, channels]` (BatchNorm's batch statistics). Not differentiated.
     #[fusion(meta = |input| {
-        let channels: burn::backend::Shape = [input.shape[1]].into();
+        let channels: burn::backend::Shape = [input.shape[2]].into();
         (
             burn::backend::fusion::custom::TensorSpec::new(channels.clone(), input.dtype),
             burn::backend::fusion::custom::TensorSpec::new(channels, input.dtype),
@@ -90,7 +110,7 @@ pub trait FusedOps: Backend {
     fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// `swish(BatchNorm(input))` with the batch's own `mean` and `variance` (from
-    /// [`FusedOps::fused_channel_moments`]), `input` `[batch, channels, frames]`.
+    /// [`FusedOps::fused_channel_moments`]), `input` `[batch, frames, channels]`.
     #[fusion(dtype = input, shape = input)]
     fn fused_batch_norm_swish(
         input: FloatTensor<Self>,

@@ -91,8 +91,7 @@ impl ConvModule {
     /// output's dropout are left to the block (`model::add_module_output`).
     pub fn output(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> ModuleOutput<'_> {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
-        let x = self.depthwise.forward(x.swap_dims(1, 2)); // [b, c, s]
-        let x = self.normalised_swish(x).swap_dims(1, 2); // [b, s, c]
+        let x = self.convolved(x); // [b, s, c]
         ModuleOutput {
             pre: linear(x, self.pointwise_out.weight.val(), None),
             bias: self.pointwise_out.bias.as_ref().map(|b| b.val()),
@@ -125,17 +124,20 @@ impl ConvModule {
         }
     }
 
-    /// `swish(BatchNorm(x))` for `x` `[b, c, s]`. In training on a device that fuses (see
-    /// `kernels::fuses_on`), the batch's moments and the normalisation are fused operations and
-    /// the running statistics are updated as burn's layer updates them (momentum, the biased
-    /// variance); otherwise burn's layer and Swish.
-    fn normalised_swish(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `swish(BatchNorm(depthwise(x)))` for `x` `[b, s, c]`. In training on a device that fuses
+    /// (see `kernels::fuses_on`), the convolution, the batch's moments and the normalisation are
+    /// fused operations in this layout (no transposes), and the running statistics are updated
+    /// as burn's layer updates them (momentum, the biased variance); otherwise burn's
+    /// convolution, layer and Swish on the transposed `[b, c, s]`.
+    fn convolved(&self, x: Tensor<3>) -> Tensor<3> {
         let norm = &self.batch_norm;
         let device = x.device();
         let training = device.is_autodiff() && norm.training.is_enabled();
-        if !(training && kernels::fuses_on(&device)) {
-            return silu(norm.forward(x));
-        }
+        let bias = match &self.depthwise.bias {
+            Some(bias) if training && kernels::fuses_on(&device) => bias.val(),
+            _ => return silu(norm.forward(self.depthwise.forward(x.swap_dims(1, 2)))).swap_dims(1, 2),
+        };
+        let x = kernels::fused_depthwise_conv(x, self.depthwise.weight.val(), bias);
         let (mean, variance) = kernels::fused_channel_moments(x.clone());
         let momentum = norm.momentum;
         for (state, batch) in [(&norm.running_mean, &mean), (&norm.running_var, &variance)] {

@@ -1,0 +1,205 @@
+//! The convolution module's depthwise convolution in the module's own layout, fused: channels
+//! last, `[batch, frames, channels]`, with an odd number of taps `k` per channel and "same"
+//! zero padding (`(k − 1)/2` frames each side), `y[t] = b + Σ_j w[j] · x[t + j − (k − 1)/2]`
+//! per utterance and channel, as burn's `Conv1d` with `groups = channels` computes it on
+//! `[batch, channels, frames]`. Working in the module's layout leaves out the two transposes
+//! around the convolution (and their copies) and burn's convolution's own relayouts.
+//!
+//! Forward one element-wise kernel; backward two: the input's gradient (element-wise, the taps
+//! read backwards, `dx[t] = Σ_j w[j] · dy[t − j + (k − 1)/2]`) and one unit per (tap, channel)
+//! walking every frame for `dw[j] = Σ dy[t] · x[t + j − (k − 1)/2]`, with one more row of units
+//! for the bias, `db = Σ dy`.
+
+use burn::backend::TensorMetadata;
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::launch::{empty_like, launch_shape};
+
+#[cube(launch)]
+fn forward_kernel<F: Float>(
+    input: &Tensor<F>,
+    weight: &Tensor<F>,
+    bias: &Tensor<F>,
+    output: &mut Tensor<F>,
+    elements: u32,
+    frames: u32,
+    channels: u32,
+    taps: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let at = ABSOLUTE_POS as usize;
+    if at >= elements as usize {
+        terminate!();
+    }
+    let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
+    let channel = at % channels;
+    let row = at / channels;
+    let frame = row % frames;
+    let first = row - frame;
+    let half = taps / 2;
+    let mut sum = bias[channel];
+    // Tap j reads frame `frame + j − half`, kept inside the utterance (unsigned: compare first).
+    for j in 0..taps {
+        let shifted = frame + j;
+        if shifted >= half && shifted < frames + half {
+            sum += weight[channel * taps + j] * input[(first + shifted - half) * channels + channel];
+        }
+    }
+    output[at] = sum;
+}
+
+#[cube(launch)]
+fn input_grad_kernel<F: Float>(
+    grad: &Tensor<F>,
+    weight: &Tensor<F>,
+    grad_input: &mut Tensor<F>,
+    elements: u32,
+    frames: u32,
+    channels: u32,
+    taps: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let at = ABSOLUTE_POS as usize;
+    if at >= elements as usize {
+        terminate!();
+    }
+    let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
+    let channel = at % channels;
+    let row = at / channels;
+    let frame = row % frames;
+    let first = row - frame;
+    let half = taps / 2;
+    let mut sum = F::new(0.0);
+    // Output frame `frame − j + half` read input `frame` through tap j.
+    for j in 0..taps {
+        let shifted = frame + half;
+        if shifted >= j && shifted < frames + j {
+            sum += weight[channel * taps + j] * grad[(first + shifted - j) * channels + channel];
+        }
+    }
+    grad_input[at] = sum;
+}
+
+/// Units `tap · channels + channel` for the taps, `taps · channels + channel` for the bias
+/// (adjacent units read adjacent channels of the same frame).
+#[cube(launch)]
+fn parameter_grads_kernel<F: Float>(
+    grad: &Tensor<F>,
+    input: &Tensor<F>,
+    grad_weight: &mut Tensor<F>,
+    grad_bias: &mut Tensor<F>,
+    rows: u32,
+    frames: u32,
+    channels: u32,
+    taps: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS as usize;
+    let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
+    if unit >= (taps + 1) * channels {
+        terminate!();
+    }
+    let channel = unit % channels;
+    let tap = unit / channels;
+    let half = taps / 2;
+    let mut sum = F::new(0.0);
+    for row in 0..rows as usize {
+        let dy = grad[row * channels + channel];
+        if tap == taps {
+            sum += dy;
+        } else {
+            let frame = row % frames;
+            let shifted = frame + tap;
+            if shifted >= half && shifted < frames + half {
+                sum += dy * input[(row - frame + shifted - half) * channels + channel];
+            }
+        }
+    }
+    if tap == taps {
+        grad_bias[channel] = sum;
+    } else {
+        grad_weight[channel * taps + tap] = sum;
+    }
+}
+
+/// `[batch, frames, channels]` and the taps of `weight` `[channels, 1, taps]`.
+fn layout(input: &CubeTensor, weight: &CubeTensor) -> ([usize; 3], usize) {
+    (input.shape().dims::<3>(), weight.shape()[2])
+}
+
+/// The convolution of `input` `[batch, frames, channels]` with `weight` `[channels, 1, taps]`
+/// plus `bias` `[channels]`.
+pub(super) fn forward(input: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> CubeTensor {
+    let (input, weight, bias) = (into_contiguous(input), into_contiguous(weight), into_contiguous(bias));
+    let ([_, frames, channels], taps) = layout(&input, &weight);
+    let elements = input.shape().num_elements();
+    let output = empty_like(&input, input.shape());
+    let (count, dim) = launch_shape(&input, elements);
+    let dtype = dtype_to_storage_type(input.dtype);
+    let client = input.client.clone();
+    forward_kernel::launch(
+        &client,
+        count,
+        dim,
+        input.into_tensor_arg(),
+        weight.into_tensor_arg(),
+        bias.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        elements as u32,
+        frames as u32,
+        channels as u32,
+        taps as u32,
+        dtype,
+    );
+    output
+}
+
+/// The gradients of the input, the weight and the bias from the output's.
+pub(super) fn backward(
+    grad: CubeTensor,
+    input: CubeTensor,
+    weight: CubeTensor,
+    bias: CubeTensor,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (grad, input, weight) = (into_contiguous(grad), into_contiguous(input), into_contiguous(weight));
+    let ([batches, frames, channels], taps) = layout(&input, &weight);
+    let elements = input.shape().num_elements();
+    let grad_input = empty_like(&input, input.shape());
+    let grad_weight = empty_like(&weight, weight.shape());
+    let grad_bias = empty_like(&weight, bias.shape());
+    let dtype = dtype_to_storage_type(input.dtype);
+    let client = input.client.clone();
+    let (count, dim) = launch_shape(&input, elements);
+    input_grad_kernel::launch(
+        &client,
+        count,
+        dim,
+        grad.clone().into_tensor_arg(),
+        weight.into_tensor_arg(),
+        grad_input.clone().into_tensor_arg(),
+        elements as u32,
+        frames as u32,
+        channels as u32,
+        taps as u32,
+        dtype,
+    );
+    let (count, dim) = launch_shape(&input, (taps + 1) * channels);
+    parameter_grads_kernel::launch(
+        &client,
+        count,
+        dim,
+        grad.into_tensor_arg(),
+        input.into_tensor_arg(),
+        grad_weight.clone().into_tensor_arg(),
+        grad_bias.clone().into_tensor_arg(),
+        (batches * frames) as u32,
+        frames as u32,
+        channels as u32,
+        taps as u32,
+        dtype,
+    );
+    (grad_input, grad_weight, grad_bias)
+}
