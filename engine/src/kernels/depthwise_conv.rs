@@ -18,6 +18,36 @@ use cubecl::prelude::*;
 
 use super::launch::{empty_like, launch_shape};
 
+/// Σ_j w[j'] · values[t + j − half] over the taps inside the utterance, for the element at
+/// `at` of `[batch, frames, channels]`: j' = j (the convolution) or taps − 1 − j (`flipped`:
+/// the taps read backwards, which is the input's gradient, since taps − 1 = 2·half).
+#[cube]
+fn tap_sum<F: Float>(
+    values: &Tensor<F>,
+    weight: &Tensor<F>,
+    at: usize,
+    frames: usize,
+    channels: usize,
+    taps: usize,
+    #[comptime] flipped: bool,
+) -> F {
+    let channel = at % channels;
+    let row = at / channels;
+    let frame = row % frames;
+    let first = row - frame;
+    let half = taps / 2;
+    let mut sum = F::new(0.0);
+    // Tap j reads frame `frame + j − half`, kept inside the utterance (unsigned: compare first).
+    for j in 0..taps {
+        let shifted = frame + j;
+        if shifted >= half && shifted < frames + half {
+            let tap = if flipped { taps - 1 - j } else { j };
+            sum += weight[channel * taps + tap] * values[(first + shifted - half) * channels + channel];
+        }
+    }
+    sum
+}
+
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     input: &Tensor<F>,
@@ -35,20 +65,7 @@ fn forward_kernel<F: Float>(
         terminate!();
     }
     let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
-    let channel = at % channels;
-    let row = at / channels;
-    let frame = row % frames;
-    let first = row - frame;
-    let half = taps / 2;
-    let mut sum = bias[channel];
-    // Tap j reads frame `frame + j − half`, kept inside the utterance (unsigned: compare first).
-    for j in 0..taps {
-        let shifted = frame + j;
-        if shifted >= half && shifted < frames + half {
-            sum += weight[channel * taps + j] * input[(first + shifted - half) * channels + channel];
-        }
-    }
-    output[at] = sum;
+    output[at] = bias[at % channels] + tap_sum::<F>(input, weight, at, frames, channels, taps, false);
 }
 
 #[cube(launch)]
@@ -67,20 +84,7 @@ fn input_grad_kernel<F: Float>(
         terminate!();
     }
     let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
-    let channel = at % channels;
-    let row = at / channels;
-    let frame = row % frames;
-    let first = row - frame;
-    let half = taps / 2;
-    let mut sum = F::new(0.0);
-    // Output frame `frame − j + half` read input `frame` through tap j.
-    for j in 0..taps {
-        let shifted = frame + half;
-        if shifted >= j && shifted < frames + j {
-            sum += weight[channel * taps + j] * grad[(first + shifted - j) * channels + channel];
-        }
-    }
-    grad_input[at] = sum;
+    grad_input[at] = tap_sum::<F>(grad, weight, at, frames, channels, taps, true);
 }
 
 /// Units `tap · channels + channel` for the taps, `taps · channels + channel` for the bias
