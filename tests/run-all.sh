@@ -95,9 +95,19 @@ browser_rows() {
        /^  duration_ms: / && name != "" { printf "  browser: %s\t%d\n", substr(name, 1, 50), $2 / 1000 + 0.5; name = "" }' "$browser_timings"
 }
 
+# A clean clone's build and tests take about 7 GiB (native and wasm targets, the tests' scratch
+# files): with less free, stop now with a clear message rather than at "No space left on device"
+# a quarter of an hour into the build (as one CI run did, 2026-12-06, on a nearly full disk).
+mkdir -p "$target_dir"
+free_gib=$(( $(df -Pk "$target_dir" | awk 'NR == 2 { print $4 }') / 1048576 ))
+printf '== disk: %s GiB free where the build goes (%s)\n' "$free_gib" "$target_dir"
+if [ "$free_gib" -lt 8 ]; then
+  echo "error: the build and tests need about 8 GiB free under $target_dir; free some space first" >&2
+  exit 1
+fi
+
 stage "cargo build (engine, CLI, the lab's state, the fuzzer)" cargo build --quiet
 stage "compile the Rust tests" cargo test --quiet --no-run
-mkdir -p "$target_dir"
 rm -f "$wasm_seconds"
 build_app > "$wasm_log" 2>&1 &
 wasm_build=$!

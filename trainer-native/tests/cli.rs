@@ -208,7 +208,7 @@ fn wer_reports_utterances_missing_on_either_side() {
 /// A LibriSpeech-layout corpus with one good utterance per split and every kind of bad item in train.
 /// `tag` keeps the directory apart from other tests' (tests run in parallel in one process, and
 /// `scratch` clears its directory first).
-fn corpus_with_bad_files(tag: &str) -> PathBuf {
+fn corpus_with_bad_files(tag: &str) -> common::Scratch {
     let root = scratch(&format!("badcorpus-{tag}"));
     for (split, speaker) in [("train", "1"), ("dev", "2"), ("test", "3")] {
         let chapter = root.join(split).join(speaker).join("1");
@@ -333,7 +333,7 @@ fn train_two_steps(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 /// A two-step adaptive-dropout run on the small corpus, for the pruning commands to work on.
-fn gated_checkpoint() -> (PathBuf, PathBuf) {
+fn gated_checkpoint() -> (common::Scratch, PathBuf) {
     let corpus = corpus_with_bad_files("gated");
     let run_dir = corpus.join("gated");
     let run = train_two_steps(

@@ -1,8 +1,12 @@
 //! `prunelab corpus eval-set` and `prunelab compare` end to end: the evaluation set is new to
 //! the built-in corpus, and a comparison of four short runs reports intervals and draws charts.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
+
+use common::scratch;
 
 fn prunelab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prunelab"))
@@ -20,13 +24,6 @@ fn succeed(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prunelab-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Every `id TEXT` line of the transcript files under `root/split`.
