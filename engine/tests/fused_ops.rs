@@ -19,7 +19,7 @@ use prunelab_engine::gates::{
     AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
 };
 use prunelab_engine::kernels::{
-    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments,
+    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments,
     fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
     fused_module_output, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
@@ -126,17 +126,22 @@ fn fused_layer_norm_and_its_gradients_match_burns_composed_layer_norm() {
 }
 
 #[test]
-fn fused_swish_gate_and_its_gradients_match_the_composed_swish_and_gate() {
+fn fused_bias_gates_and_their_gradients_match_the_composed_bias_activation_and_gate() {
     let device = wgpu_device().autodiff();
-    // A `tiny` FFN's hidden layer with a gate per utterance and with one shared by the batch,
-    // its dropout at the default keep 0.9 and off; odd sizes at keep 0.5; one frame.
-    let default = HashedDropout::new(2_024, 0.9, 1.0);
-    for ([batch, frames, units], gate_batches, dropout) in [
-        ([8, 250, 576], 8, default),
-        ([8, 250, 576], 1, default),
-        ([8, 250, 576], 8, HashedDropout::none(1.0)),
-        ([3, 7, 33], 3, HashedDropout::new(5, 0.5, 1.0)),
-        ([1, 1, 5], 1, default),
+    // A `tiny` FFN's hidden layer (Swish) with a gate per utterance and with one shared by the
+    // batch, its dropout at the default keep 0.9 and off; odd sizes at keep 0.5; one frame. Then
+    // the attention's projections (no activation, no dropout): `tiny`'s width, a gate per
+    // utterance and a shared one (the key's, all ones), odd sizes.
+    let (default, none) = (HashedDropout::new(2_024, 0.9, 1.0), HashedDropout::none(1.0));
+    for ([batch, frames, units], gate_batches, dropout, swish) in [
+        ([8, 250, 576], 8, default, true),
+        ([8, 250, 576], 1, default, true),
+        ([8, 250, 576], 8, none, true),
+        ([3, 7, 33], 3, HashedDropout::new(5, 0.5, 1.0), true),
+        ([1, 1, 5], 1, default, true),
+        ([8, 250, 144], 8, none, false),
+        ([8, 250, 144], 1, none, false),
+        ([3, 7, 33], 3, none, false),
     ] {
         let pre = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 3.0), &device);
         let bias = Tensor::<1>::random([units], Distribution::Normal(0.0, 1.0), &device);
@@ -144,16 +149,26 @@ fn fused_swish_gate_and_its_gradients_match_the_composed_swish_and_gate() {
         let upstream = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 1.0), &device);
         let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
         let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
-        let fused = fused_swish_gate(fp.clone(), fb.clone(), fg.clone(), dropout);
+        let fused = if swish {
+            fused_swish_gate(fp.clone(), fb.clone(), fg.clone(), dropout)
+        } else {
+            fused_bias_gate(fp.clone(), fb.clone(), fg.clone())
+        };
         // The reference applies the same mask, hashed on the host.
         let mask = Tensor::<3>::from_data(
             TensorData::new(dropout.mask(batch * frames * units), [batch, frames, units]),
             &device,
         );
-        let reference = prunelab_engine::burn::tensor::activation::silu(rp.clone() + rb.clone().reshape([1, 1, units]))
-            * rg.clone()
-            * mask;
-        let shape = format!("[{batch}, {frames}, {units}], gate [{gate_batches}, 1, {units}], {dropout:?}");
+        let z = rp.clone() + rb.clone().reshape([1, 1, units]);
+        let activated = if swish {
+            prunelab_engine::burn::tensor::activation::silu(z)
+        } else {
+            z
+        };
+        let reference = activated * rg.clone() * mask;
+        let activation = if swish { "Swish" } else { "no activation" };
+        let shape =
+            format!("{activation}, [{batch}, {frames}, {units}], gate [{gate_batches}, 1, {units}], {dropout:?}");
         let mut worst = vec![assert_close(
             &format!("{shape} output"),
             fused.clone(),
@@ -721,6 +736,8 @@ fn the_model_takes_the_fused_path_on_wgpu_and_matches_the_reference() {
     let masks: Vec<BlockMasks> = (0..config.num_blocks)
         .map(|_| BlockMasks {
             ffn1: gate(config.d_ff),
+            query: gate(config.d_model),
+            value: gate(config.d_model),
             conv: gate(config.d_model),
             modules: [None, None, None, gate(1)],
             ..Default::default()

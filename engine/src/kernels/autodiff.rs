@@ -7,6 +7,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::tensor::FloatTensor;
 
+use super::activation::GateActivation;
 use super::autodiff_graph::{all_three, fused_op, saved_inputs, untracked};
 use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
@@ -34,21 +35,22 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
-    fn fused_swish_gate(
+    fn fused_bias_gate(
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> FloatTensor<Self> {
         // As for the module output, the backward pass hashes the mask again.
         fused_op::<B, C, _, 3>(
             [pre, bias, gate],
             &[0, 1, 2],
-            dropout,
-            |[pre, bias, gate]| B::fused_swish_gate(pre, bias, gate, dropout),
-            |grad, saved, dropout| {
+            (activation, dropout),
+            |[pre, bias, gate]| B::fused_bias_gate(pre, bias, gate, activation, dropout),
+            |grad, saved, (activation, dropout)| {
                 let [pre, bias, gate] = saved_inputs(saved);
-                all_three(B::fused_swish_gate_backward(grad, pre, bias, gate, dropout))
+                all_three(B::fused_bias_gate_backward(grad, pre, bias, gate, activation, dropout))
             },
         )
     }
@@ -247,18 +249,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         ))
     }
 
-    fn fused_swish_gate_backward(
+    fn fused_bias_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        untracked::<B, C>(B::fused_swish_gate_backward(
+        untracked::<B, C>(B::fused_bias_gate_backward(
             Self::inner(grad),
             Self::inner(pre),
             Self::inner(bias),
             Self::inner(gate),
+            activation,
             dropout,
         ))
     }

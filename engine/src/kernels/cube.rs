@@ -4,6 +4,7 @@ use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
+use super::activation::GateActivation;
 use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
@@ -32,23 +33,25 @@ impl FusedOps for CubeBackend {
         layer_norm::backward(grad, input, gamma, epsilon)
     }
 
-    fn fused_swish_gate(
+    fn fused_bias_gate(
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> FloatTensor<Self> {
-        swish_gate::forward(pre, bias, gate, dropout)
+        swish_gate::forward(pre, bias, gate, activation, dropout)
     }
 
-    fn fused_swish_gate_backward(
+    fn fused_bias_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        swish_gate::backward(grad, pre, bias, gate, dropout)
+        swish_gate::backward(grad, pre, bias, gate, activation, dropout)
     }
 
     fn fused_module_output(

@@ -5,6 +5,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::prelude::*;
 
+use super::activation::GateActivation;
 use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
@@ -39,11 +40,27 @@ pub fn fused_layer_norm<const D: usize>(
 /// `bias` `[units]`, `gate` `[batch or 1, 1, units]`. Only for tensors on a cube backend
 /// ([`runs_fused`]).
 pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, dropout: HashedDropout) -> Tensor<3> {
-    Tensor::from_dispatch(Dispatch::fused_swish_gate(
+    Tensor::from_dispatch(Dispatch::fused_bias_gate(
         pre.into_dispatch(),
         bias.into_dispatch(),
         gate.into_dispatch(),
+        GateActivation::Swish,
         dropout,
+    ))
+}
+
+/// An attention projection after its matrix product: `(pre + bias) · gate`, fused as the
+/// feed-forward module's hidden layer is, without the activation or a dropout: one kernel
+/// forward, one backward, which also sums the bias's and the gate's gradients. `pre`
+/// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`. Only for tensors
+/// on a cube backend ([`runs_fused`]).
+pub fn fused_bias_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_bias_gate(
+        pre.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        GateActivation::Identity,
+        HashedDropout::none(1.0),
     ))
 }
 

@@ -75,9 +75,9 @@ mod swish_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
-    fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv,
+    fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
+    fused_pack, fused_swish_gate, fused_view, runs_fused,
 };
 pub use gate_relaxation::GateRelaxation;
 pub use hashed_dropout::HashedDropout;
@@ -99,6 +99,10 @@ mod absent {
     }
 
     pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: super::HashedDropout) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_bias_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -171,7 +175,7 @@ mod absent {
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
-    fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv,
+    fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
+    fused_pack, fused_swish_gate, fused_view, runs_fused,
 };

@@ -5,6 +5,7 @@
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 
+use super::activation::GateActivation;
 use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::pack::PackGroup;
@@ -30,24 +31,27 @@ pub trait FusedOps: Backend {
         gamma: FloatTensor<Self>,
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-    /// The feed-forward module's hidden layer after its matrix product:
-    /// `drop(swish(pre + bias) · gate)`, with `pre` `[batch, frames, units]`, `bias` `[units]`,
-    /// `gate` `[batch or 1, 1, units]` and `drop` the hashed dropout `dropout`.
+    /// A gated layer after its matrix product: `drop(act(pre + bias) · gate)`, with `pre`
+    /// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`, `act` Swish
+    /// (the feed-forward module's hidden layer) or none (the attention's projections) and `drop`
+    /// the hashed dropout `dropout`.
     #[fusion(dtype = pre, shape = pre)]
-    fn fused_swish_gate(
+    fn fused_bias_gate(
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> FloatTensor<Self>;
 
-    /// The gradients of [`FusedOps::fused_swish_gate`] with respect to `pre`, `bias` and `gate`.
-    #[fusion(meta = |_grad, pre, bias, gate, _dropout| (pre.clone(), bias.clone(), gate.clone()))]
-    fn fused_swish_gate_backward(
+    /// The gradients of [`FusedOps::fused_bias_gate`] with respect to `pre`, `bias` and `gate`.
+    #[fusion(meta = |_grad, pre, bias, gate, _activation, _dropout| (pre.clone(), bias.clone(), gate.clone()))]
+    fn fused_bias_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
+        activation: GateActivation,
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 

@@ -1,16 +1,17 @@
-//! The feed-forward module's hidden layer after its matrix product, fused: the expansion's bias,
-//! Swish, the pruning gate and the hidden layer's dropout, `y = drop(swish(h + b) · m)`, with
-//! `h` `[batch, frames, units]`, `b` `[units]`, `m` `[batch or 1, 1, units]` and `drop` a hashed
-//! dropout (its mask recomputed where it is used, never stored). Forward one element-wise
-//! kernel; backward one kernel in which a unit owns a column (a hidden unit) and walks its
-//! batches and frames, so the bias's and the gate's sums over frames come out of the same pass
-//! that writes `dh` (composed, each is a reduction kernel of its own after several element-wise
-//! ones).
+//! A gated layer after its matrix product, fused: the bias, an activation, the pruning gate and
+//! a dropout, `y = drop(act(h + b) · m)`, with `h` `[batch, frames, units]`, `b` `[units]`,
+//! `m` `[batch or 1, 1, units]` and `drop` a hashed dropout (its mask recomputed where it is
+//! used, never stored). The feed-forward module's hidden layer uses it with Swish; the
+//! attention's query, key and value projections with no activation (`act(z) = z`; the key's
+//! gate all ones, no dropout). Forward one element-wise kernel; backward one kernel in which a
+//! unit owns a column and walks its batches and frames, so the bias's and the gate's sums over
+//! frames come out of the same pass that writes `dh` (composed, each is a reduction kernel of
+//! its own after several element-wise ones).
 //!
 //! With z = h + b, σ = sigmoid(z), swish(z) = z·σ, swish′(z) = σ·(1 + z·(1 − σ)) and k the
 //! dropout's factor at the element (its multiplier or 0):
-//! - dh = dy · k · m · swish′(z), db = Σ_(batch, frames) dh,
-//! - dm = Σ_frames dy · k · swish(z) (summed over the batch too when `m` is shared by the batch).
+//! - dh = dy · k · m · act′(z), db = Σ_(batch, frames) dh,
+//! - dm = Σ_frames dy · k · act(z) (summed over the batch too when `m` is shared by the batch).
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -18,7 +19,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::activation::sigmoid;
+use super::activation::{GateActivation, sigmoid};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::kept;
 use super::launch::{empty_like, launch_shape};
@@ -36,6 +37,7 @@ fn forward_kernel<F: Float>(
     seed: u32,
     threshold: u32,
     multiplier: f32,
+    #[comptime] swish: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let at = ABSOLUTE_POS as usize;
@@ -47,7 +49,8 @@ fn forward_kernel<F: Float>(
     let batch = at / (units * frames as usize);
     let z = pre[at] + bias[unit];
     let k = kept::<F>(at as u32, seed, threshold, F::cast_from(multiplier));
-    output[at] = z * sigmoid::<F>(z) * gate[batch * gate_batch_stride as usize + unit] * k;
+    let activated = if swish { z * sigmoid::<F>(z) } else { z };
+    output[at] = activated * gate[batch * gate_batch_stride as usize + unit] * k;
 }
 
 /// One unit per hidden unit (column): dh for every batch and frame, db, and dm per batch (or
@@ -68,6 +71,7 @@ fn backward_kernel<F: Float>(
     seed: u32,
     threshold: u32,
     multiplier: f32,
+    #[comptime] swish: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS as usize;
@@ -85,12 +89,17 @@ fn backward_kernel<F: Float>(
         for frame in 0..frames {
             let at = (batch * frames + frame) * units + unit;
             let z = pre[at] + b;
-            let s = sigmoid::<F>(z);
             let dy = grad[at] * kept::<F>(at as u32, seed, threshold, multiplier);
-            let dh = dy * m * s * (F::new(1.0) + z * (F::new(1.0) - s));
+            let (activated, slope) = if swish {
+                let s = sigmoid::<F>(z);
+                (z * s, s * (F::new(1.0) + z * (F::new(1.0) - s)))
+            } else {
+                (z, F::new(1.0))
+            };
+            let dh = dy * m * slope;
             grad_pre[at] = dh;
             sum_bias += dh;
-            sum_gate_batch += dy * z * s;
+            sum_gate_batch += dy * activated;
         }
         if stride != 0 {
             grad_gate[batch * units + unit] = sum_gate_batch;
@@ -110,8 +119,14 @@ fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
     ([batches, frames, units], if shared { 0 } else { units })
 }
 
-/// `drop(swish(pre + bias) · gate)`.
-pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor, dropout: HashedDropout) -> CubeTensor {
+/// `drop(act(pre + bias) · gate)`.
+pub(super) fn forward(
+    pre: CubeTensor,
+    bias: CubeTensor,
+    gate: CubeTensor,
+    activation: GateActivation,
+    dropout: HashedDropout,
+) -> CubeTensor {
     let (pre, bias, gate) = (into_contiguous(pre), into_contiguous(bias), into_contiguous(gate));
     let ([_, frames, units], stride) = layout(&pre, &gate);
     let elements = pre.shape().num_elements();
@@ -134,6 +149,7 @@ pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor, dropo
         dropout.seed,
         dropout.threshold,
         dropout.multiplier,
+        activation == GateActivation::Swish,
         dtype,
     );
     output
@@ -145,6 +161,7 @@ pub(super) fn backward(
     pre: CubeTensor,
     bias: CubeTensor,
     gate: CubeTensor,
+    activation: GateActivation,
     dropout: HashedDropout,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
@@ -174,6 +191,7 @@ pub(super) fn backward(
         dropout.seed,
         dropout.threshold,
         dropout.multiplier,
+        activation == GateActivation::Swish,
         dtype,
     );
     (grad_pre, grad_bias, grad_gate)

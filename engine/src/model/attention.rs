@@ -125,20 +125,27 @@ impl RelPosSelfAttention {
             PaddedHeads::new(&self.query_widths, &device),
             PaddedHeads::new(&self.value_widths, &device),
         );
-        let gate = |t: Tensor<3>, mask: Option<Tensor<3>>, heads: &PaddedHeads| {
-            mask.map_or(t.clone(), |m| t * heads.spread_gate(m))
+        let fused = kernels::fuses_on(&device);
+        // A projection and its gate. On the fused path a gated projection's bias and gate are
+        // one operation after the matrix product, its backward summing both gradients; without
+        // a gate (the key's) burn's linear costs fewer dispatches than that operation would.
+        let project = |linear: &Linear, mask: Option<Tensor<3>>, heads: &PaddedHeads| match (&linear.bias, mask) {
+            (Some(bias), Some(mask)) if fused => {
+                let pre = heads.product_into(linear, x.clone());
+                kernels::fused_bias_gate(pre, heads.spread_bias(bias.val()), heads.spread_gate(mask))
+            }
+            (_, mask) => {
+                let projected = heads.project_into(linear, x.clone());
+                mask.map_or(projected.clone(), |m| projected * heads.spread_gate(m))
+            }
         };
         // [b, s, h·wq] each; absent when no head has a query dimension left.
-        let q = self
-            .query
-            .as_ref()
-            .map(|l| gate(q_heads.project_into(l, x.clone()), masks.query, &q_heads));
-        let key = self.key.as_ref().map(|l| q_heads.project_into(l, x.clone()));
-        let v = gate(v_heads.project_into(&self.value, x), masks.value, &v_heads); // [b, s, h·wv]
+        let q = self.query.as_ref().map(|l| project(l, masks.query, &q_heads));
+        let key = self.key.as_ref().map(|l| project(l, None, &q_heads));
+        let v = project(&self.value, masks.value, &v_heads); // [b, s, h·wv]
         let h = v_heads.heads;
         // On the fused path both products read and write the heads in the projections' layout
         // `[b, s, h·w]`; composed, each head is split out as `[b, h, s, w]` and merged back.
-        let fused = kernels::fuses_on(&device);
         // The weights' dropout, hashed: inside the softmax's kernels on the fused path.
         let drop = hashed_draw(&self.dropout, &device, 1.0);
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]

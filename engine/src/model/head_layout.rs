@@ -76,6 +76,18 @@ impl PaddedHeads {
         }
     }
 
+    /// `linear`'s matrix product (it outputs the compact heads) applied to `x`, without its
+    /// bias, in the padded layout `[b, s, heads · width]` (the bias goes with the gate into one
+    /// fused operation, [`spread_bias`](Self::spread_bias)).
+    pub fn product_into(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+        burn::tensor::module::linear(x, self.spread(linear.weight.val(), 1), None)
+    }
+
+    /// A projection's bias `[Σw]` in the padded layout `[heads · width]`.
+    pub fn spread_bias(&self, bias: Tensor<1>) -> Tensor<1> {
+        self.spread(bias, 0)
+    }
+
     /// `linear`'s matrix product (it reads the compact heads) applied to `x` given in the
     /// padded layout, without its bias (the block adds that with the module's output).
     pub fn product_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
