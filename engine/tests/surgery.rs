@@ -203,7 +203,7 @@ fn out_of_range_thresholds_and_budgets_are_clear_errors() {
         assert!(matches!(err, PlanError::ThresholdOutOfRange(_)), "{err}");
     }
     let dense = model.num_params();
-    let too_big = plan_budget(&config, &scores, &scores, ScoreKind::Retention, dense + 1, count).unwrap_err();
+    let too_big = plan_budget(&config, &scores, &scores, None, ScoreKind::Retention, dense + 1, count).unwrap_err();
     assert_eq!(
         too_big.to_string(),
         format!(
@@ -211,10 +211,19 @@ fn out_of_range_thresholds_and_budgets_are_clear_errors() {
             dense + 1
         )
     );
-    let too_small = plan_budget(&config, &scores, &scores, ScoreKind::Retention, 10, count).unwrap_err();
+    let too_small = plan_budget(&config, &scores, &scores, None, ScoreKind::Retention, 10, count).unwrap_err();
     assert!(matches!(too_small, PlanError::BudgetTooSmall { .. }), "{too_small}");
     // A feasible budget is met, and by the units with the lowest scores.
-    let plan = plan_budget(&config, &scores, &scores, ScoreKind::Retention, dense * 6 / 10, count).unwrap();
+    let plan = plan_budget(
+        &config,
+        &scores,
+        &scores,
+        None,
+        ScoreKind::Retention,
+        dense * 6 / 10,
+        count,
+    )
+    .unwrap();
     assert!(count(&plan) <= dense * 6 / 10);
     let kept_min = plan[0].ffn1.scale.iter().copied().fold(f32::INFINITY, f32::min);
     let ffn1 = scores[0][SiteKind::Ffn1Hidden.index()].as_ref().unwrap();

@@ -281,6 +281,7 @@ pub(super) async fn open_export(
             kept_map: opened_map,
             transcripts: Vec::new(),
             cut: None,
+            chosen_by_norm: false,
         })
     });
 }

@@ -156,6 +156,12 @@ pub fn TradeOffPanel() -> impl IntoView {
                 data-step=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.step.to_string()))
                 data-dense-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.dense_params.to_string()))>{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
+            <p id="chosen-by-norm" class="hint">
+                {move || lab.trade_off.with(|t| t.current.as_ref().filter(|p| p.chosen_by_norm).map(|_| {
+                    "The gates have not learned yet (every unit's retention is the same), so this cut kept \
+                     the units with the largest weight norms. Train a few steps for the gates to choose."
+                }))}
+            </p>
             <p id="latency" class="numbers"
                 data-dense-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.dense_seconds)))
                 data-pruned-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.pruned_seconds)))>

@@ -45,6 +45,8 @@ pub struct PrunePoint {
     /// How the cut was asked for, so it can be made again (to time it, or to hear a recording
     /// through it); `None` for a model opened from an export.
     pub cut: Option<Cut>,
+    /// The gates had not learned yet, so the cut kept the units with the largest weight norms.
+    pub chosen_by_norm: bool,
 }
 
 /// What the dense and the cut model hear in a recording (decoded as cuts are scored).
@@ -80,6 +82,7 @@ impl From<CutEval> for PrunePoint {
                 .map(|u| (u.id, u.reference, u.hypothesis))
                 .collect(),
             cut: eval.knob.is_finite().then_some(Cut::Knob(eval.knob)),
+            chosen_by_norm: eval.chosen_by_norm,
         }
     }
 }
@@ -603,6 +606,53 @@ mod tests {
         };
         let refused = LabSession::new(&mismatched, data, None, &Device::flex()).err().unwrap();
         assert!(refused.contains("scratch"), "{refused}");
+    }
+
+    /// "Cut to 50%" before any training, the first thing a newcomer tries: the fresh gates all
+    /// rank equal, so the cut keeps the units with the largest weight norms (the magnitude
+    /// method's choice at that budget), and says so; once the gates have trained a step they
+    /// choose again.
+    #[test]
+    fn a_budget_cut_before_the_gates_learn_keeps_the_strongest_units_by_norm() {
+        let _turn = device_rng_turn();
+        use prunelab_engine::prune::Selection;
+        let trained = trained_start();
+        let (train, dev) = (utterances(4, 1), utterances(2, 2));
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
+        };
+        let mut session = LabSession::new(&short_run(Method::AdaptiveDropout, 2), data, None, &Device::flex()).unwrap();
+        block_on(session.begin()).unwrap();
+        let source = block_on(session.scores()).unwrap();
+        let half = Selection::Budget(source.dense_params() / 2);
+        assert!(source.chooses_by_norm(half) && !source.chooses_by_norm(Selection::Threshold(0.5)));
+        let norms = block_on(session.run.trainer().cut_source(true)).unwrap();
+        let indices = |plan: Vec<prunelab_engine::model::BlockKeep>| -> Vec<Vec<usize>> {
+            plan.iter()
+                .flat_map(|k| {
+                    let heads = k.query.iter().chain(&k.value).map(|h| h.index.clone());
+                    [k.ffn1.index.clone(), k.conv.index.clone(), k.ffn2.index.clone()]
+                        .into_iter()
+                        .chain(heads)
+                })
+                .collect()
+        };
+        assert_eq!(
+            indices(source.plan(half).unwrap()),
+            indices(norms.plan(half).unwrap()),
+            "tied gates cut as weight norms would"
+        );
+        let point = block_on(session.score_target(&source, CutTarget::Share(0.5))).unwrap();
+        assert!(point.chosen_by_norm, "the page is told why");
+        block_on(session.train_step(&train)).unwrap();
+        let learned = block_on(session.scores()).unwrap();
+        assert!(
+            !learned.chooses_by_norm(half),
+            "one step apart, the gates rank the units themselves"
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct CutSource {
     pub scores: UnitScores,
     /// Per unit: the order a budget removes units in (weakest first).
     pub rank: UnitScores,
+    /// Weight norms per unit, where the learned gates have not learned yet (every gated site's
+    /// units rank equal): a budget then removes the weakest units by norm, not by position.
+    pub tie_break: Option<UnitScores>,
     /// Whole-module gate values per block (L0; otherwise every module stays).
     pub modules: Vec<[f32; 4]>,
     /// Learned retention of every unit (gated runs), for the heatmaps.
@@ -52,12 +55,19 @@ impl CutSource {
         if let (Some(gates), Some(kind), false) = (gates, prune.gate_kind(), force_magnitude) {
             let snapshot = gates.snapshot().await?;
             let scores = snapshot.pruning_scores(prune);
+            // A second read-back only for gates that have not learned (the norms are ~30
+            // dispatches, kept out of every other scoring).
+            let tie_break = match every_site_tied(&scores.rank) {
+                true => Some(magnitude_scores(&model, &prune.sites).await?),
+                false => None,
+            };
             return Ok(Self {
                 model,
                 config,
                 method: prune.method,
                 scores: scores.units,
                 rank: scores.rank,
+                tie_break,
                 modules: scores.modules,
                 retention: Some(snapshot.retention(prune)),
                 kind: ScoreKind::Retention,
@@ -72,12 +82,20 @@ impl CutSource {
             method: Method::Magnitude,
             rank: scores.clone(),
             scores,
+            tie_break: None,
             modules: Vec::new(),
             retention: None,
             kind: ScoreKind::Magnitude,
             keep_floor: 0.0,
             run_threshold: prune.threshold,
         })
+    }
+
+    /// Whether a cut by `selection` chooses its units by weight norm because the learned gates
+    /// have not learned yet (every gated site's units rank equal): a budget's cut does; a
+    /// threshold keeps all of a site's tied units or none.
+    pub fn chooses_by_norm(&self, selection: Selection) -> bool {
+        self.tie_break.is_some() && matches!(selection, Selection::Budget(_))
     }
 
     /// Whether the method's own rule removes units even at threshold 0 (L0's closed gates and
@@ -145,6 +163,7 @@ impl CutSource {
             &self.config,
             &self.scores,
             &self.rank,
+            self.tie_break.as_ref(),
             &self.modules,
             self.kind,
             selection,
@@ -247,4 +266,11 @@ impl CutSource {
         }
         scores
     }
+}
+
+/// Whether every gated site's units all rank equal (and there is at least one): gates that have
+/// not learned yet, as at the start of a run.
+fn every_site_tied(rank: &UnitScores) -> bool {
+    let mut sites = rank.iter().flatten().flatten().peekable();
+    sites.peek().is_some() && sites.all(|site| site.windows(2).all(|pair| pair[0].to_bits() == pair[1].to_bits()))
 }

@@ -43,13 +43,14 @@ pub struct Pruned {
     pub flops_per_second: f64,
 }
 
-/// The keep-plan `selection` makes from `scores` (ranked by `rank` for a budget) for the dense
-/// model of `config`. `module_gates` are whole-module gate values per block (L0; empty: every
-/// module kept whole).
+/// The keep-plan `selection` makes from `scores` (ranked by `rank` for a budget, equal ranks
+/// ordered by `tie_break`) for the dense model of `config`. `module_gates` are whole-module
+/// gate values per block (L0; empty: every module kept whole).
 fn plan(
     config: &ConformerConfig,
     scores: &UnitScores,
     rank: &UnitScores,
+    tie_break: Option<&UnitScores>,
     module_gates: &[[f32; 4]],
     kind: ScoreKind,
     selection: Selection,
@@ -64,7 +65,7 @@ fn plan(
         Selection::Threshold(t) => plan_threshold(config, scores, kind, t)?,
         // Counted as the model will be: a module its gate removes holds no parameters, so the
         // budget goes to units that remain (counting them filled budgets far below the target).
-        Selection::Budget(b) => plan_budget(config, scores, rank, kind, b, |plan| {
+        Selection::Budget(b) => plan_budget(config, scores, rank, tie_break, kind, b, |plan| {
             planned_params(config, &with_modules(plan.to_vec())).total()
         })?,
     }))

@@ -60,36 +60,55 @@ pub fn plan_threshold(
 ///
 /// Magnitude scores are not comparable across site kinds (a query norm is not an FFN norm), so
 /// each site's scores are divided by their mean before ranking; retention scores are ranked as
-/// they are.
+/// they are. Units that rank equal are ordered by `tie_break` (weight norms, divided by their
+/// site's mean the same way) where given, and by position otherwise: gates that have not
+/// learned yet all rank equal, and a cut by position would remove whole blocks' units.
 pub fn plan_budget(
     config: &ConformerConfig,
     scores: &UnitScores,
     rank: &UnitScores,
+    tie_break: Option<&UnitScores>,
     kind: ScoreKind,
     budget: usize,
     count_params: impl Fn(&[BlockKeep]) -> usize,
 ) -> Result<Vec<BlockKeep>, PlanError> {
     check_blocks(config, scores)?;
     check_blocks(config, rank)?;
+    if let Some(tie_break) = tie_break {
+        check_blocks(config, tie_break)?;
+    }
     let dense = count_params(&plan_removing(config, scores, kind, &[], 0));
     if budget >= dense {
         return Err(PlanError::BudgetTooLarge { budget, dense });
     }
-    // Every gated unit as (rank score, block, site, unit).
-    let mut units: Vec<(f32, usize, usize, usize)> = Vec::new();
+    // Every gated unit as (rank score, tie-break, block, site, unit).
+    let per_site_mean =
+        |values: &[f32]| (values.iter().sum::<f32>() / values.len().max(1) as f32).max(f32::MIN_POSITIVE);
+    let mut units: Vec<(f32, f32, usize, usize, usize)> = Vec::new();
     for (b, sites) in rank.iter().enumerate() {
         for (s, site) in sites.iter().enumerate() {
             let Some(values) = site else { continue };
             let norm = match kind {
                 ScoreKind::Retention => 1.0,
-                ScoreKind::Magnitude => {
-                    (values.iter().sum::<f32>() / values.len().max(1) as f32).max(f32::MIN_POSITIVE)
-                }
+                ScoreKind::Magnitude => per_site_mean(values),
             };
-            units.extend(values.iter().enumerate().map(|(u, &x)| (x / norm, b, s, u)));
+            let ties = tie_break
+                .and_then(|t| t[b][s].as_deref())
+                .filter(|t| t.len() == values.len());
+            let tie_norm = ties.map_or(1.0, per_site_mean);
+            units.extend(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(u, &x)| (x / norm, ties.map_or(0.0, |t| t[u] / tie_norm), b, s, u)),
+            );
         }
     }
-    units.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2, a.3).cmp(&(b.1, b.2, b.3))));
+    units.sort_by(|a, b| {
+        (a.0.total_cmp(&b.0))
+            .then(a.1.total_cmp(&b.1))
+            .then((a.2, a.3, a.4).cmp(&(b.2, b.3, b.4)))
+    });
     let floor = count_params(&plan_removing(config, scores, kind, &units, units.len()));
     if budget < floor {
         return Err(PlanError::BudgetTooSmall { budget, floor });
@@ -112,14 +131,14 @@ fn plan_removing(
     config: &ConformerConfig,
     scores: &UnitScores,
     kind: ScoreKind,
-    units: &[(f32, usize, usize, usize)],
+    units: &[(f32, f32, usize, usize, usize)],
     n: usize,
 ) -> Vec<BlockKeep> {
     let mut keep: Vec<[Vec<bool>; 5]> = scores
         .iter()
         .map(|sites| std::array::from_fn(|s| vec![true; sites[s].as_ref().map_or(0, Vec::len)]))
         .collect();
-    for &(_, b, s, u) in &units[..n] {
+    for &(_, _, b, s, u) in &units[..n] {
         keep[b][s][u] = false;
     }
     scores
@@ -324,5 +343,67 @@ mod tests {
             prunable_sparsity(&config, &[every_unit(&config), every_unit(&config)]),
             0.0
         );
+    }
+
+    #[test]
+    fn tied_ranks_are_cut_by_the_tie_break_not_by_position() {
+        let config = ConformerConfig::new(80, 29, 8, 2, 2, 16, 3, 4);
+        // Gates that have not learned: every FFN unit ranks 0.9. The norms are distinct, block
+        // 1's twice block 0's scale, so dividing by each site's mean is what makes them
+        // comparable; the weakest are spread over both blocks (u · 7 mod 16 is a permutation).
+        let tied: UnitScores = (0..2)
+            .map(|_| std::array::from_fn(|s| (s == SiteKind::Ffn1Hidden.index()).then(|| vec![0.9_f32; 16])))
+            .collect();
+        let norm = |b: usize, u: usize| (1 + (u * 7 + b * 3) % 16) as f32 * (1 + b) as f32;
+        let norms: UnitScores = (0..2)
+            .map(|b| {
+                std::array::from_fn(|s| {
+                    (s == SiteKind::Ffn1Hidden.index()).then(|| (0..16).map(|u| norm(b, u)).collect())
+                })
+            })
+            .collect();
+        let count = |plan: &[BlockKeep]| crate::prune::planned_params(&config, plan).total();
+        let dense = count(&[every_unit(&config), every_unit(&config)]);
+        // An FFN unit owns 2d + 1 = 17 parameters: this budget removes 16 of the 32.
+        let budget = dense - 16 * 17;
+        let kept = |plan: &[BlockKeep]| -> Vec<(usize, usize)> {
+            plan.iter()
+                .enumerate()
+                .flat_map(|(b, keep)| keep.ffn1.index.iter().map(move |&u| (b, u)))
+                .collect()
+        };
+        let by_norm = plan_budget(&config, &tied, &tied, Some(&norms), ScoreKind::Retention, budget, count).unwrap();
+        // Each site's norms over their mean: the 16 largest survive.
+        let mean = |b: usize| (0..16).map(|u| norm(b, u)).sum::<f32>() / 16.0;
+        let mut ranked: Vec<(f32, usize, usize)> = (0..2)
+            .flat_map(|b| (0..16).map(move |u| (norm(b, u) / mean(b), b, u)))
+            .collect();
+        ranked.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let mut strongest: Vec<(usize, usize)> = ranked[..16].iter().map(|&(_, b, u)| (b, u)).collect();
+        strongest.sort();
+        assert_eq!(kept(&by_norm), strongest);
+        // Without a tie-break the order is by position: block 0's units go first, all of them
+        // (and one of block 1's: the emptied module's count is not quite 16 units').
+        let by_position = plan_budget(&config, &tied, &tied, None, ScoreKind::Retention, budget, count).unwrap();
+        assert!(
+            kept(&by_position).iter().all(|&(b, _)| b == 1),
+            "{:?}",
+            kept(&by_position)
+        );
+        // A tie-break never overrides the ranks themselves: with unit 3 of block 0 ranked
+        // lowest, it goes even though its norm is among the largest.
+        let mut ranked_apart = tied.clone();
+        let weakest = (0..16).max_by(|&a, &b| norm(0, a).total_cmp(&norm(0, b))).unwrap();
+        ranked_apart[0][SiteKind::Ffn1Hidden.index()].as_mut().unwrap()[weakest] = 0.1;
+        let plan = plan_budget(
+            &config,
+            &ranked_apart,
+            &ranked_apart,
+            Some(&norms),
+            ScoreKind::Retention,
+            budget,
+            count,
+        );
+        assert!(!kept(&plan.unwrap()).contains(&(0, weakest)));
     }
 }

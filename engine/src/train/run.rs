@@ -67,6 +67,9 @@ pub struct CutEval {
     pub report: EvalReport,
     /// The same logits decoded by [`RunOptions::decoder`], when the run has one.
     pub decoded: Option<EvalReport>,
+    /// The cut chose its units by weight norm: the gates have not learned yet
+    /// ([`CutSource::chooses_by_norm`]).
+    pub chosen_by_norm: bool,
 }
 
 impl CutEval {
@@ -242,6 +245,7 @@ impl Run {
             kept_map: kept_map(&config.model, &pruned.keep),
             report: scored.reports.remove(0),
             decoded,
+            chosen_by_norm: source.chooses_by_norm(selection),
         })
     }
 
