@@ -27,8 +27,9 @@ pub struct CutSource {
     pub scores: UnitScores,
     /// Per unit: the order a budget removes units in (weakest first).
     pub rank: UnitScores,
-    /// Weight norms per unit, where the learned gates have not learned yet (every gated site's
-    /// units rank equal): a budget then removes the weakest units by norm, not by position.
+    /// Weight norms per unit, where unit-wise gates (adaptive dropout's) have not learned yet
+    /// (every gated site's units rank equal): a budget then removes the weakest units by norm,
+    /// not by position.
     pub tie_break: Option<UnitScores>,
     /// Whole-module gate values per block (L0; otherwise every module stays).
     pub modules: Vec<[f32; 4]>,
@@ -56,8 +57,10 @@ impl CutSource {
             let snapshot = gates.snapshot().await?;
             let scores = snapshot.pruning_scores(prune);
             // A second read-back only for gates that have not learned (the norms are ~30
-            // dispatches, kept out of every other scoring).
-            let tie_break = match every_site_tied(&scores.rank) {
+            // dispatches, kept out of every other scoring). Only where every gate is a unit's:
+            // L0 gates heads and whole modules too, and ranking its value dimensions one by one
+            // would cut heads partially, which L0 never does (its ties stay with its own rule).
+            let tie_break = match every_site_tied(&scores.rank) && !kind.gates_heads_and_modules() {
                 true => Some(magnitude_scores(&model, &prune.sites).await?),
                 false => None,
             };
