@@ -70,8 +70,9 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         dropout: HashedDropout,
+        gate_wanted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        module_output::backward(grad, pre, bias, gate, dropout)
+        module_output::backward(grad, pre, bias, gate, dropout, gate_wanted)
     }
 
     fn fused_depthwise_conv(
