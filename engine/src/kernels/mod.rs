@@ -13,7 +13,8 @@
 //! thread runs them.
 //!
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`);
-//! the feed-forward module's bias, Swish, gate and hidden dropout (`swish_gate.rs`); the
+//! the feed-forward module's bias, Swish, gate and hidden dropout, and without the Swish the
+//! attention's gated projections' bias and gate (`swish_gate.rs`); the
 //! convolution module's bias, GLU, gate and padding (`glu_gate.rs`), its depthwise convolution
 //! (`depthwise_conv.rs`) and its BatchNorm and Swish in training (`batch_norm_swish.rs`), both
 //! channels last as the module's tensors are; the attention's scale, relative-position bias, key mask,
