@@ -60,9 +60,10 @@ impl CutSource {
             // dispatches, kept out of every other scoring). Only where every gate is a unit's:
             // L0 gates heads and whole modules too, and ranking its value dimensions one by one
             // would cut heads partially, which L0 never does (its ties stay with its own rule).
-            let tie_break = match every_site_tied(&scores.rank) && !kind.gates_heads_and_modules() {
-                true => Some(magnitude_scores(&model, &prune.sites).await?),
-                false => None,
+            let tie_break = if every_site_tied(&scores.rank) && !kind.gates_heads_and_modules() {
+                Some(magnitude_scores(&model, &prune.sites).await?)
+            } else {
+                None
             };
             return Ok(Self {
                 model,
