@@ -5,6 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
+use prunelab_lab_state::legend::{Corner, Drawn, legend_corner};
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -190,20 +191,55 @@ fn draw_on(area: &DrawingArea<CanvasBackend, Shift>, axes: &Axes, series: &[Seri
             }
         }
     }
-    let legend_has_entries = series
+    let entries: Vec<&str> = series
         .iter()
         .zip(&visible)
-        .any(|(s, points)| !s.label.is_empty() && !points.is_empty());
-    if legend_has_entries {
+        .filter(|(s, points)| !s.label.is_empty() && !points.is_empty())
+        .map(|(s, _)| s.label.as_str())
+        .collect();
+    if !entries.is_empty() {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_position(area, series, &visible, &entries, x_range, y_range))
             .label_font(text.color(&RGBColor(0x1d, 0x27, 0x33)))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(0xd8, 0xde, 0xe4))
             .draw()?;
     }
     area.present()
+}
+
+/// The corner whose legend box covers the fewest data points (`prunelab_lab_state::legend`),
+/// the box's size estimated from the entries: ~17 px a row, ~6.5 px a character of 11 px text,
+/// over the plotting area (the canvas less the axis label areas and margins).
+fn legend_position(
+    area: &DrawingArea<CanvasBackend, Shift>,
+    series: &[Series],
+    visible: &[Vec<(f64, f64)>],
+    entries: &[&str],
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+) -> SeriesLabelPosition {
+    let (width, height) = area.dim_in_pixel();
+    let plot_width = f64::from(width).max(100.0) - 46.0 - 16.0;
+    let plot_height = f64::from(height).max(100.0) - 34.0 - 16.0;
+    let longest = entries.iter().map(|e| e.chars().count()).max().unwrap_or(0) as f64;
+    let box_width = ((30.0 + 6.5 * longest) / plot_width).min(1.0);
+    let box_height = ((10.0 + 17.0 * entries.len() as f64) / plot_height).min(1.0);
+    let drawn: Vec<Drawn> = series
+        .iter()
+        .zip(visible)
+        .map(|(s, points)| Drawn {
+            points,
+            joined: matches!(s.mark, Mark::Line | Mark::LineAndDots(_)),
+        })
+        .collect();
+    match legend_corner(&drawn, x_range, y_range, box_width, box_height) {
+        Corner::UpperRight => SeriesLabelPosition::UpperRight,
+        Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Corner::LowerRight => SeriesLabelPosition::LowerRight,
+        Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+    }
 }
 
 /// A range around `values` with 5 % padding; (0, 1) for no values, ±0.5 around a single one.
