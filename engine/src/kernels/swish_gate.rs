@@ -2,8 +2,8 @@
 //! a dropout, `y = drop(act(h + b) · m)`, with `h` `[batch, frames, units]`, `b` `[units]`,
 //! `m` `[batch or 1, 1, units]` and `drop` a hashed dropout (its mask recomputed where it is
 //! used, never stored). The feed-forward module's hidden layer uses it with Swish; the
-//! attention's query, key and value projections with no activation (`act(z) = z`; the key's
-//! gate all ones, no dropout). Forward one element-wise kernel; backward one kernel in which a
+//! attention's gated query and value projections with no activation (`act(z) = z`) and no
+//! dropout. Forward one element-wise kernel; backward one kernel in which a
 //! unit owns a column and walks its batches and frames, so the bias's and the gate's sums over
 //! frames come out of the same pass that writes `dh` (composed, each is a reduction kernel of
 //! its own after several element-wise ones).
