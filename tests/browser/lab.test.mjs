@@ -386,6 +386,38 @@ test('in an L0 run the slider and the sweep change the model, and the heatmaps d
   await context.close();
 });
 
+// Issue 34: the method `none` (no gates, plain training) cuts by weight norms with every
+// control, before training and after a step: the slider's share removed and a typed target.
+test('with the method none the slider and Cut to cut by weight norms, before and after a step', { timeout: 900_000 }, async () => {
+  const context = await cpuBrowser.newContext();
+  const { page } = await openLab(context, '#method=none&threshold=0&dev=4&batch=2');
+  assert.match(await page.textContent('#knob-label'), /share of parameters removed/i);
+  // A cut is shown when #params carries its knob (NaN for a typed target) and nothing is busy.
+  const shown = (knob) => page.waitForFunction((k) => document.querySelector('#params')?.dataset.knob === k && !document.querySelector('#busy')?.textContent, knob, { timeout: 300_000 });
+  await shown('0.00');
+  const dense = Number(await page.getAttribute('#params', 'data-dense-params'));
+  const params = async () => Number(await page.getAttribute('#params', 'data-params'));
+  await setSlider(page, '#threshold', '0.4');
+  await shown('0.40');
+  const slid = await params();
+  assert.ok(Math.abs(slid - 0.6 * dense) <= 0.02 * dense, `a share of 0.4 removed left ${slid} of ${dense}`);
+  await page.fill('#cut-target', '50%');
+  await page.dispatchEvent('#cut-target', 'change');
+  await shown('NaN');
+  const typed = await params();
+  assert.ok(typed <= dense / 2 && typed >= 0.98 * dense / 2, `Cut to 50% gave ${typed} of ${dense}`);
+  assert.equal((await page.textContent('#chosen-by-norm')).trim(), '', 'no gates, so no tie to break');
+  await page.click('#step');
+  await waitForStep(page, 1);
+  await waitForIdle(page);
+  await setSlider(page, '#threshold', '0.2');
+  await shown('0.20');
+  const after = await params();
+  assert.equal(Number(await page.getAttribute('#params', 'data-step')), 1, 'the cut is of the model after its step');
+  assert.ok(Math.abs(after - 0.8 * dense) <= 0.02 * dense, `after a step, a share of 0.2 removed left ${after} of ${dense}`);
+  await context.close();
+});
+
 test('without WebGPU the CPU badge appears and training still runs', { timeout: 900_000 }, async () => {
   const context = await cpuBrowser.newContext();
   await context.addInitScript({ path: join(root, 'tests/browser/microphone_timeline.js') });
