@@ -136,7 +136,10 @@ impl RelPosSelfAttention {
             }
             (_, mask) => {
                 let projected = heads.project_into(linear, x.clone());
-                mask.map_or(projected.clone(), |m| projected * heads.spread_gate(m))
+                match mask {
+                    Some(mask) => projected * heads.spread_gate(mask),
+                    None => projected,
+                }
             }
         };
         // [b, s, h·wq] each; absent when no head has a query dimension left.
