@@ -10,7 +10,7 @@
 mod miniature;
 
 use miniature::wgpu_device;
-use prunelab_engine::burn::module::{Module, ModuleVisitor, Param};
+use prunelab_engine::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use prunelab_engine::burn::optim::GradientsParams;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::ops::ConvOptions;
@@ -19,12 +19,13 @@ use prunelab_engine::gates::{
     AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
 };
 use prunelab_engine::kernels::{
-    HashedDropout, OpsPath, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments,
-    fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
-    fused_module_output, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
+    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores,
+    fused_layer_norm, fused_module_output, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
+use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::ctc_loss;
 
@@ -150,9 +151,9 @@ fn fused_bias_gates_and_their_gradients_match_the_composed_bias_activation_and_g
         let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
         let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
         let fused = if swish {
-            fused_swish_gate(fp.clone(), fb.clone(), fg.clone(), dropout)
+            fused_swish_gate(fp.clone(), fb.clone(), fg.clone().into(), dropout)
         } else {
-            fused_bias_gate(fp.clone(), fb.clone(), fg.clone())
+            fused_bias_gate(fp.clone(), fb.clone(), fg.clone().into())
         };
         // The reference applies the same mask, hashed on the host.
         let mask = Tensor::<3>::from_data(
@@ -309,7 +310,12 @@ fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
         let padding = prunelab_engine::model::frame_mask(&lengths, frames, &device); // true on padding
         let (fp, fb, fg) = (leaf(&pre), leaf(&bias), leaf(&gate));
         let (rp, rb, rg) = (leaf(&pre), leaf(&bias), leaf(&gate));
-        let fused = fused_glu_gate(fp.clone(), fb.clone(), fg.clone(), padding.clone().bool_not().float());
+        let fused = fused_glu_gate(
+            fp.clone(),
+            fb.clone(),
+            fg.clone().into(),
+            padding.clone().bool_not().float(),
+        );
         let reference =
             prunelab_engine::burn::tensor::activation::glu(rp.clone() + rb.clone().reshape([1, 1, 2 * channels]), 2)
                 * rg.clone();
@@ -624,6 +630,105 @@ fn fused_gate_sample_and_its_gradient_match_the_composed_relaxations_and_pull() 
     }
 }
 
+/// The layers that draw a gate from its logits inside their kernels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DrawingLayer {
+    /// The feed-forward module's hidden layer: bias, Swish, gate, dropout.
+    Hidden,
+    /// An attention projection: bias and gate.
+    Projection,
+    /// The convolution module's bias, GLU, gate and padding.
+    Glu,
+}
+
+#[test]
+fn gates_drawn_inside_the_gated_layers_match_the_composed_sample_and_pull() {
+    use DrawingLayer::*;
+    let device = wgpu_device().autodiff();
+    let (adaptive, l0) = (AdaptiveDropoutConfig::default(), HardConcreteConfig::default());
+    // Adaptive dropout's rows per utterance, with its pull and without; hard concrete's one
+    // shared row; `tiny`'s widths and odd ones.
+    let dropout = HashedDropout::new(9, 0.9, 1.0);
+    let cases: [(&str, &dyn GateKind, [usize; 3], usize, bool, DrawingLayer); 8] = [
+        ("adaptive dropout", &adaptive, [8, 250, 576], 8, true, Hidden),
+        ("adaptive dropout", &adaptive, [8, 250, 144], 8, false, Projection),
+        ("adaptive dropout", &adaptive, [3, 7, 33], 3, true, Projection),
+        ("adaptive dropout", &adaptive, [8, 250, 144], 8, true, Glu),
+        ("adaptive dropout", &adaptive, [3, 7, 33], 3, false, Glu),
+        ("hard concrete", &l0, [8, 250, 576], 1, false, Hidden),
+        ("hard concrete", &l0, [2, 5, 4], 1, false, Projection),
+        ("hard concrete", &l0, [8, 250, 144], 1, false, Glu),
+    ];
+    let (pull, target) = (0.3, -1.0);
+    for (name, kind, [batch, frames, units], rows, pulled, layer) in cases {
+        let width = if layer == Glu { 2 * units } else { units };
+        let pre = Tensor::<3>::random([batch, frames, width], Distribution::Normal(0.0, 3.0), &device);
+        let bias = Tensor::<1>::random([width], Distribution::Normal(0.0, 1.0), &device);
+        let logits = Tensor::<1>::random([units], Distribution::Normal(0.0, 3.0), &device);
+        let upstream = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 1.0), &device);
+        let lengths: Vec<usize> = (0..batch).map(|i| frames.saturating_sub(2 * i).max(1)).collect();
+        let padding = prunelab_engine::model::frame_mask(&lengths, frames, &device); // true on padding
+        let relaxation = if pulled {
+            kind.relaxation().with_pull(pull, target)
+        } else {
+            kind.relaxation()
+        };
+        let draw = GateDraw::new(77, rows, relaxation);
+        let drop = if layer == Hidden {
+            dropout
+        } else {
+            HashedDropout::none(1.0)
+        };
+        let (fp, fb, fl) = (leaf(&pre), leaf(&bias), leaf(&logits));
+        let (rp, rb, rl) = (leaf(&pre), leaf(&bias), leaf(&logits));
+        let gate = UnitGate::Drawn {
+            logits: fl.clone(),
+            draw,
+        };
+        let fused = match layer {
+            Hidden => fused_swish_gate(fp.clone(), fb.clone(), gate, drop),
+            Projection => fused_bias_gate(fp.clone(), fb.clone(), gate),
+            Glu => fused_glu_gate(fp.clone(), fb.clone(), gate, padding.clone().bool_not().float()),
+        };
+        // The reference: the method's own composed sample from the same draws made on the host,
+        // then the layer composed from burn's operations.
+        let noise = Tensor::<2>::from_data(TensorData::new(draw.noise(units), [rows, units]), &device);
+        let sample = kind.sample(rl.clone(), noise).reshape([rows, 1, units]);
+        let z = rp.clone() + rb.clone().reshape([1, 1, width]);
+        let reference = match layer {
+            Hidden => {
+                let mask = TensorData::new(drop.mask(batch * frames * units), [batch, frames, units]);
+                prunelab_engine::burn::tensor::activation::silu(z) * sample * Tensor::<3>::from_data(mask, &device)
+            }
+            Projection => z * sample,
+            Glu => (prunelab_engine::burn::tensor::activation::glu(z, 2) * sample)
+                .mask_fill(padding.reshape([batch, frames, 1]).expand([batch, frames, units]), 0.0),
+        };
+        let what = format!("{layer:?} of {name} [{batch}, {frames}, {units}], {rows} row(s), pull {pulled}");
+        let output = assert_close(&format!("{what} output"), fused.clone(), reference.clone());
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let reference_objective = (reference * upstream).sum();
+        let reference_objective = if pulled {
+            let penalty = rl.clone().sub_scalar(target).powf_scalar(2.0).sum();
+            reference_objective + penalty.mul_scalar(pull / 2.0)
+        } else {
+            reference_objective
+        };
+        let reference_grads = reference_objective.backward();
+        let worst = [
+            output,
+            assert_grads_close(&format!("{what} dpre"), &fp, &fused_grads, &rp, &reference_grads),
+            assert_grads_close(&format!("{what} dbias"), &fb, &fused_grads, &rb, &reference_grads),
+            assert_grads_close(&format!("{what} dlogits"), &fl, &fused_grads, &rl, &reference_grads),
+        ];
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{what}: largest differences relative to scale (output, dpre, dbias, dlogits) {}",
+            worst.join(", ")
+        );
+    }
+}
+
 /// The penalty and every gate logit's gradient after `gates` draw one pass's samples on `path`
 /// and a fixed weighting of them is added to the penalty (the objective the masks would feed).
 fn gate_logit_gradients(
@@ -646,7 +751,9 @@ fn gate_logit_gradients(
         };
         for block in values {
             for site in block.sites.into_iter().flatten() {
-                objective = objective + weigh(site);
+                let site = site.values();
+                let [rows, _, units] = site.dims();
+                objective = objective + weigh(site.reshape([rows, units]));
             }
             if let Some(modules) = block.modules {
                 objective = objective + weigh(modules.reshape([1, 4]));
@@ -712,6 +819,54 @@ fn the_gates_samplers_carry_adaptive_dropouts_pull_and_match_the_reference_path(
     }
 }
 
+/// Sets every parameter to values no other parameter has: 0.01, 0.02, … across the module.
+struct Distinct(f32);
+
+impl ModuleMapper for Distinct {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let shape = tensor.shape();
+        let values: Vec<f32> = (0..shape.num_elements())
+            .map(|_| {
+                self.0 += 0.01;
+                self.0
+            })
+            .collect();
+        let tensor = Tensor::from_data(TensorData::new(values, shape), &tensor.device()).require_grad();
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+#[test]
+fn the_gates_snapshot_reads_the_same_numbers_packed_as_concatenated() {
+    let device = wgpu_device().autodiff();
+    let layout = GateLayout {
+        blocks: 2,
+        d_model: 16,
+        num_heads: 4,
+        d_ff: 24,
+        conv_kernel: 7,
+    };
+    // L0 has unit, head and module gates: 10 unit logits, 2 heads and 2 modules, three packs.
+    for method in [Method::AdaptiveDropout, Method::L0] {
+        let config = GateConfig {
+            method,
+            ..GateConfig::default()
+        };
+        // Every logit different, so a part packed out of place shows.
+        let gates = Gates::new(&config, layout, &device).map(&mut Distinct(0.0));
+        let read = |path| {
+            with_ops_path(path, || block_on(gates.snapshot()))
+                .unwrap()
+                .retention(&config)
+        };
+        let (packed, concatenated) = (read(OpsPath::Fused), read(OpsPath::Reference));
+        let units: usize = packed.iter().flatten().flatten().map(Vec::len).sum();
+        assert!(units > 60, "{units} units");
+        assert_eq!(packed, concatenated, "{method:?}");
+    }
+}
+
 /// Every trained parameter's gradient, in the model's order, flattened.
 fn parameter_gradients(model: &Conformer, grads: &GradientsParams) -> Vec<Tensor<1>> {
     struct Collect<'a>(&'a GradientsParams, Vec<Tensor<1>>);
@@ -746,10 +901,10 @@ fn the_model_takes_the_fused_path_on_wgpu_and_matches_the_reference() {
     };
     let masks: Vec<BlockMasks> = (0..config.num_blocks)
         .map(|_| BlockMasks {
-            ffn1: gate(config.d_ff),
-            query: gate(config.d_model),
-            value: gate(config.d_model),
-            conv: gate(config.d_model),
+            ffn1: gate(config.d_ff).map(Into::into),
+            query: gate(config.d_model).map(Into::into),
+            value: gate(config.d_model).map(Into::into),
+            conv: gate(config.d_model).map(Into::into),
             modules: [None, None, None, gate(1)],
             ..Default::default()
         })

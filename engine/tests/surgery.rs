@@ -9,6 +9,7 @@ use prunelab_engine::audio::FeatureStats;
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::burn::tensor::Distribution;
 use prunelab_engine::gates::{PerSite, SiteKind};
+use prunelab_engine::kernels::UnitGate;
 use prunelab_engine::model::{BlockKeep, BlockMasks, Conformer};
 use prunelab_engine::prune::{ScoreKind, UnitScores, flops_per_second, plan_threshold, planned_params, planned_shapes};
 use prunelab_engine::rng::SplitMix64;
@@ -64,7 +65,7 @@ fn masks_of(scores: &UnitScores, modules: &[[f32; 4]], device: &Device) -> Vec<B
                         .map(|&x| if f64::from(x) >= THRESHOLD { x } else { 0.0 })
                         .collect();
                     let u = values.len();
-                    Tensor::<1>::from_data(TensorData::new(values, [u]), device).reshape([1, 1, u])
+                    UnitGate::from(Tensor::<1>::from_data(TensorData::new(values, [u]), device).reshape([1, 1, u]))
                 })
             };
             BlockMasks {

@@ -28,13 +28,16 @@ pub use tensors::GateTensors;
 
 use burn::prelude::*;
 
+use crate::kernels::UnitGate;
+
 /// One value per site kind of a block (`None` where the site is not gated).
 pub type PerSite<T> = [Option<T>; 5];
 
-/// One block's gate values for a forward pass: unit masks `[b or 1, units]` per site and, for
-/// L0, the whole-module gates `[4]` (FFN1, attention, conv, FFN2).
+/// One block's gate values for a forward pass: unit masks of `[b or 1, 1, units]` per site
+/// (values, or drawn by the fused layer that uses them) and, for L0, the whole-module gates
+/// `[4]` (FFN1, attention, conv, FFN2).
 #[derive(Debug, Clone, Default)]
 pub struct BlockGateValues {
-    pub sites: PerSite<Tensor<2>>,
+    pub sites: PerSite<UnitGate>,
     pub modules: Option<Tensor<1>>,
 }

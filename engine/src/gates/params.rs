@@ -5,7 +5,7 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use super::{BlockGateValues, GateConfig, GateLayout, GateSnapshot, GateTensors, PerSite, PruningScores, SiteKind};
-use crate::kernels::{self, GateRelaxation, PACK_PARTS, PackGroup};
+use crate::kernels::{self, GateDraw, GateRelaxation, PACK_PARTS, PackGroup, UnitGate};
 use crate::readback::{ReadBackError, read_floats};
 use crate::rng::SplitMix64;
 
@@ -77,15 +77,17 @@ impl Gates {
         }
     }
 
-    /// `[1, h]` head values → `[1, d]`: each head's value repeated over its value dimensions.
-    fn heads_to_value_dims(&self, heads: Tensor<2>) -> Tensor<2> {
+    /// `[1, 1, h]` head values → `[1, 1, d]`: each head's value repeated over its value dimensions.
+    fn heads_to_value_dims(&self, heads: Tensor<3>) -> Tensor<3> {
         let (h, d) = (self.num_heads, self.d_model);
-        heads.reshape([h, 1]).expand([h, d / h]).reshape([1, d])
+        heads.reshape([h, 1]).expand([h, d / h]).reshape([1, 1, d])
     }
 
-    /// Training gate values: `[rows, u]` per gated site (rows from [`GateKind::draw_rows`]),
-    /// heads spread over their value dimensions, and module gates where the kind has them. The
-    /// logistic noise comes from `rng` on the host, so every backend sees the same draws.
+    /// Training gate values: of `[rows, 1, u]` per gated site (rows from
+    /// [`GateKind::draw_rows`]), heads spread over their value dimensions, and module gates
+    /// where the kind has them. Each site's logistic noise is hashed from a seed that `rng`
+    /// draws ([`GateDraw`]), so every backend sees the same draws; on the fused path a unit
+    /// site's gate is left to be drawn by the layer that uses it.
     ///
     /// `regularised`: `Some((step, steps))` when this pass adds the penalty (one shard of a
     /// batch does). On the fused path a penalty that pulls each unit on its own
@@ -107,51 +109,33 @@ impl Gates {
             _ => relaxation,
         };
         let mut draw = |logits: Tensor<1>, relaxation: GateRelaxation| {
-            let noise = logistic_noise(rows, logits.dims()[0], rng, &logits.device());
+            let draw = GateDraw::new(rng.next_u64(), rows, relaxation);
             if fused {
-                kernels::fused_gate_sample(logits, noise, relaxation)
-            } else {
-                kind.sample(logits, noise)
+                return UnitGate::Drawn { logits, draw };
             }
+            let units = logits.dims()[0];
+            let noise = Tensor::<2>::from_data(TensorData::new(draw.noise(units), [rows, units]), &logits.device());
+            UnitGate::Values(kind.sample(logits, noise).reshape([rows, 1, units]))
         };
         (0..self.blocks)
             .map(|b| {
-                let mut sites: PerSite<Tensor<2>> =
+                let mut sites: PerSite<UnitGate> =
                     std::array::from_fn(|s| self.logits[b * 5 + s].as_ref().map(|p| draw(p.val(), units_relaxation)));
                 let modules = kind.gates_heads_and_modules().then(|| {
-                    let z = draw(self.heads[b].val(), relaxation);
-                    sites[SiteKind::AttnValue.index()] = Some(self.heads_to_value_dims(z));
-                    draw(self.modules[b].val(), relaxation).reshape([4])
+                    let heads = draw(self.heads[b].val(), relaxation).values();
+                    sites[SiteKind::AttnValue.index()] = Some(UnitGate::Values(self.heads_to_value_dims(heads)));
+                    draw(self.modules[b].val(), relaxation).values().reshape([4])
                 });
                 BlockGateValues { sites, modules }
             })
             .collect()
     }
 
-    /// Every unit logit in one flat tensor, by block and site, packed six tensors a dispatch
-    /// (cube backends only; not differentiated).
+    /// Every unit logit in one flat tensor, by block and site (cube backends only: packed six
+    /// tensors a dispatch; not differentiated).
     fn packed_unit_logits(&self) -> Tensor<1> {
         let logits: Vec<Tensor<1>> = self.logits.iter().flatten().map(|p| p.val()).collect();
-        let total: usize = logits.iter().map(|t| t.dims()[0]).sum();
-        let mut flat = Tensor::<1>::empty([total], &self.device());
-        let mut start = 0;
-        for chunk in logits.chunks(PACK_PARTS) {
-            let mut parts = [(0u32, 0u32); PACK_PARTS];
-            let mut len = 0;
-            for (slot, t) in parts.iter_mut().zip(chunk) {
-                *slot = (len as u32, t.dims()[0] as u32);
-                len += t.dims()[0];
-            }
-            let group = PackGroup {
-                start: start as u32,
-                len: len as u32,
-                parts,
-            };
-            let chunk = chunk.iter().map(|t| t.clone().into_dispatch()).collect();
-            flat = kernels::fused_pack(flat, chunk, group);
-            start += len;
-        }
-        flat
+        end_to_end(logits, &self.device())
     }
 
     /// Inference gate values at `threshold` (see [`Gates::inference_values`]), after reading
@@ -165,7 +149,7 @@ impl Gates {
         Ok(self.inference_values(config, &scores, threshold))
     }
 
-    /// Inference gate values `[1, u]` per site (and module gates) from scores already on the
+    /// Inference gate values `[1, 1, u]` per site (and module gates) from scores already on the
     /// host: each unit's [`GateKind::mask_value`] at `threshold`.
     pub fn inference_values(
         &self,
@@ -185,7 +169,7 @@ impl Gates {
                 sites: std::array::from_fn(|s| {
                     sites[s].as_ref().map(|v| {
                         let kept: Vec<f32> = v.iter().map(|&p| kind.mask_value(p, threshold)).collect();
-                        row(&kept)
+                        UnitGate::Values(row(&kept).unsqueeze())
                     })
                 }),
                 modules: kind.gates_heads_and_modules().then(|| row(modules).reshape([4])),
@@ -220,7 +204,7 @@ impl Gates {
             .chain(&self.modules)
             .map(|p| p.val())
             .collect();
-        Tensor::cat(parts, 0)
+        end_to_end(parts, &self.device())
     }
 
     /// The gate parameters on the host (one read-back; a sync point on native backends).
@@ -274,14 +258,31 @@ impl Gates {
     }
 }
 
-/// `[rows, n]` draws of `ln u − ln(1 − u)`, `u` uniform in (0, 1).
-fn logistic_noise(rows: usize, n: usize, rng: &mut SplitMix64, device: &Device) -> Tensor<2> {
-    let noise: Vec<f32> = (0..rows * n)
-        .map(|_| {
-            // Keep u away from 0 and 1 so the logarithms stay finite.
-            let x = (rng.next_f64() * (1.0 - 2e-6) + 1e-6) as f32;
-            x.ln() - (1.0 - x).ln()
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(noise, [rows, n]), device)
+/// `parts` end to end in one tensor: on the fused path six parts a dispatch
+/// (`kernels::fused_pack`), otherwise burn's `cat` (a dispatch or more a part). Not
+/// differentiated.
+fn end_to_end(parts: Vec<Tensor<1>>, device: &Device) -> Tensor<1> {
+    if !kernels::fuses_on(device) {
+        return Tensor::cat(parts, 0);
+    }
+    let total: usize = parts.iter().map(|t| t.dims()[0]).sum();
+    let mut flat = Tensor::<1>::empty([total], device);
+    let mut start = 0;
+    for chunk in parts.chunks(PACK_PARTS) {
+        let mut slots = [(0u32, 0u32); PACK_PARTS];
+        let mut len = 0;
+        for (slot, t) in slots.iter_mut().zip(chunk) {
+            *slot = (len as u32, t.dims()[0] as u32);
+            len += t.dims()[0];
+        }
+        let group = PackGroup {
+            start: start as u32,
+            len: len as u32,
+            parts: slots,
+        };
+        let chunk = chunk.iter().map(|t| t.clone().into_dispatch()).collect();
+        flat = kernels::fused_pack(flat, chunk, group);
+        start += len;
+    }
+    flat
 }

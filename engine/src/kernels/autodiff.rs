@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 
 use super::activation::GateActivation;
 use super::autodiff_graph::{all_three, fused_op, saved_inputs, untracked};
-use super::gate_relaxation::GateRelaxation;
+use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
@@ -41,16 +41,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self> {
-        // As for the module output, the backward pass hashes the mask again.
+        // As for the module output, the backward pass hashes the mask again (and a drawn
+        // gate's noise: only its logits are saved).
         fused_op::<B, C, _, 3>(
             [pre, bias, gate],
             &[0, 1, 2],
-            (activation, dropout),
-            |[pre, bias, gate]| B::fused_bias_gate(pre, bias, gate, activation, dropout),
-            |grad, saved, (activation, dropout)| {
+            (activation, dropout, drawn),
+            |[pre, bias, gate]| B::fused_bias_gate(pre, bias, gate, activation, dropout, drawn),
+            |grad, saved, (activation, dropout, drawn)| {
                 let [pre, bias, gate] = saved_inputs(saved);
-                all_three(B::fused_bias_gate_backward(grad, pre, bias, gate, activation, dropout))
+                all_three(B::fused_bias_gate_backward(
+                    grad, pre, bias, gate, activation, dropout, drawn,
+                ))
             },
         )
     }
@@ -128,15 +132,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self> {
         fused_op::<B, C, _, 4>(
             [pre, bias, gate, keep],
             &[0, 1, 2, 3],
-            0.0,
-            |[pre, bias, gate, keep]| B::fused_glu_gate(pre, bias, gate, keep),
-            |grad, saved, _| {
+            drawn,
+            |[pre, bias, gate, keep]| B::fused_glu_gate(pre, bias, gate, keep, drawn),
+            |grad, saved, drawn| {
                 let [pre, bias, gate, keep] = saved_inputs(saved);
-                let [pre, bias, gate] = all_three(B::fused_glu_gate_backward(grad, pre, bias, gate, keep));
+                let [pre, bias, gate] = all_three(B::fused_glu_gate_backward(grad, pre, bias, gate, keep, drawn));
                 [pre, bias, gate, None]
             },
         )
@@ -264,6 +269,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_bias_gate_backward(
             Self::inner(grad),
@@ -272,6 +278,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(gate),
             activation,
             dropout,
+            drawn,
         ))
     }
 
@@ -327,6 +334,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_glu_gate_backward(
             Self::inner(grad),
@@ -334,6 +342,7 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(gate),
             Self::inner(keep),
+            drawn,
         ))
     }
 

@@ -5,7 +5,7 @@ use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
 use super::activation::GateActivation;
-use super::gate_relaxation::GateRelaxation;
+use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
@@ -39,8 +39,9 @@ impl FusedOps for CubeBackend {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self> {
-        swish_gate::forward(pre, bias, gate, activation, dropout)
+        swish_gate::forward(pre, bias, gate, activation, dropout, drawn)
     }
 
     fn fused_bias_gate_backward(
@@ -50,8 +51,9 @@ impl FusedOps for CubeBackend {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        swish_gate::backward(grad, pre, bias, gate, activation, dropout)
+        swish_gate::backward(grad, pre, bias, gate, activation, dropout, drawn)
     }
 
     fn fused_module_output(
@@ -114,8 +116,9 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self> {
-        glu_gate::forward(pre, bias, gate, keep)
+        glu_gate::forward(pre, bias, gate, keep, drawn)
     }
 
     fn fused_glu_gate_backward(
@@ -124,8 +127,9 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        glu_gate::backward(grad, pre, bias, gate, keep)
+        glu_gate::backward(grad, pre, bias, gate, keep, drawn)
     }
 
     fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {

@@ -6,10 +6,11 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::prelude::*;
 
 use super::activation::GateActivation;
-use super::gate_relaxation::GateRelaxation;
+use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::{PACK_PARTS, PackGroup};
+use super::unit_gate::UnitGate;
 
 /// Whether tensors on `device` run the fused operations (a cube backend: wgpu natively and in
 /// the browser) rather than burn's composed reference.
@@ -36,44 +37,53 @@ pub fn fused_layer_norm<const D: usize>(
 }
 
 /// `drop(swish(pre + bias) · gate)`, fused: one kernel forward, one backward, the dropout's
-/// mask never made. `pre` is `[batch, frames, units]` (a matrix product without its bias),
-/// `bias` `[units]`, `gate` `[batch or 1, 1, units]`. Only for tensors on a cube backend
-/// ([`runs_fused`]).
-pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, dropout: HashedDropout) -> Tensor<3> {
-    Tensor::from_dispatch(Dispatch::fused_bias_gate(
-        pre.into_dispatch(),
-        bias.into_dispatch(),
-        gate.into_dispatch(),
-        GateActivation::Swish,
-        dropout,
-    ))
+/// mask never made, a drawn gate sampled inside both. `pre` is `[batch, frames, units]` (a
+/// matrix product without its bias), `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only
+/// for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, dropout: HashedDropout) -> Tensor<3> {
+    bias_gate(pre, bias, gate, GateActivation::Swish, dropout)
 }
 
 /// An attention projection after its matrix product: `(pre + bias) · gate`, fused as the
 /// feed-forward module's hidden layer is, without the activation or a dropout: one kernel
 /// forward, one backward, which also sums the bias's and the gate's gradients. `pre`
-/// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`. Only for tensors
-/// on a cube backend ([`runs_fused`]).
-pub fn fused_bias_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>) -> Tensor<3> {
+/// `[batch, frames, units]`, `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_bias_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate) -> Tensor<3> {
+    bias_gate(pre, bias, gate, GateActivation::Identity, HashedDropout::none(1.0))
+}
+
+fn bias_gate(
+    pre: Tensor<3>,
+    bias: Tensor<1>,
+    gate: UnitGate,
+    activation: GateActivation,
+    dropout: HashedDropout,
+) -> Tensor<3> {
+    let (gate, drawn) = gate.into_dispatch();
     Tensor::from_dispatch(Dispatch::fused_bias_gate(
         pre.into_dispatch(),
         bias.into_dispatch(),
-        gate.into_dispatch(),
-        GateActivation::Identity,
-        HashedDropout::none(1.0),
+        gate,
+        activation,
+        dropout,
+        drawn,
     ))
 }
 
 /// The convolution module's `glu(pre + bias) · gate`, padded frames zeroed, fused: one kernel
-/// forward, two backward, no slices. `pre` is `[batch, frames, 2c]` (a matrix product without
-/// its bias), `bias` `[2c]`, `gate` `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real
-/// frames, 0 on padding). Only for tensors on a cube backend ([`runs_fused`]).
-pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: Tensor<3>, keep: Tensor<2>) -> Tensor<3> {
+/// forward, two backward, no slices, a drawn gate sampled inside both. `pre` is
+/// `[batch, frames, 2c]` (a matrix product without its bias), `bias` `[2c]`, `gate` of
+/// `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real frames, 0 on padding). Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, keep: Tensor<2>) -> Tensor<3> {
+    let (gate, drawn) = gate.into_dispatch();
     Tensor::from_dispatch(Dispatch::fused_glu_gate(
         pre.into_dispatch(),
         bias.into_dispatch(),
-        gate.into_dispatch(),
+        gate,
         keep.into_dispatch(),
+        drawn,
     ))
 }
 
@@ -224,4 +234,14 @@ pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: Pac
 /// multiple of 64 elements. Only for tensors on a cube backend ([`runs_fused`]).
 pub fn fused_view(flat: Tensor<1>, start: usize, len: usize) -> Tensor<1> {
     Tensor::from_dispatch(Dispatch::fused_view(flat.into_dispatch(), start, len))
+}
+
+impl UnitGate {
+    /// What a fused operation takes for the gate: its values, or its logits with the draw.
+    fn into_dispatch(self) -> (FloatTensor<Dispatch>, Option<GateDraw>) {
+        match self {
+            UnitGate::Values(values) => (values.into_dispatch(), None),
+            UnitGate::Drawn { logits, draw } => (logits.into_dispatch(), Some(draw)),
+        }
+    }
 }

@@ -11,6 +11,10 @@
 //! With A = a + b_a, s = σ(g + b_g) and e = dy · m · keep:
 //! - da = e · s, dg = e · A · s · (1 − s), db_a = Σ da, db_g = Σ dg (over batches and frames),
 //! - dm = Σ_frames dy · keep · A · s (summed over the batch too when `m` is shared).
+//!
+//! As in `swish_gate.rs`, the gate may be drawn here from its logits in training (`GateDraw`):
+//! `m` is then the relaxed sample and the first backward kernel returns the logits' gradient,
+//! `Σ_rows dm · dm/da + pull · (a − c)`.
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -20,6 +24,8 @@ use cubecl::prelude::*;
 
 use super::activation::sigmoid;
 use super::column_sums::column_sums;
+use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
+use super::kept::{relaxed_gate, relaxed_sigmoid, relaxed_slope};
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -33,6 +39,11 @@ fn forward_kernel<F: Float>(
     channels: u32,
     frames: u32,
     gate_batch_stride: u32,
+    draw_seed: u32,
+    inverse_temperature: f32,
+    stretch: f32,
+    shift: f32,
+    #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let at = ABSOLUTE_POS as usize;
@@ -45,11 +56,24 @@ fn forward_kernel<F: Float>(
     let batch = row / frames as usize;
     let a = pre[2 * row * channels + channel] + bias[channel];
     let g = pre[2 * row * channels + channels + channel] + bias[channels + channel];
-    output[at] = a * sigmoid::<F>(g) * gate[batch * gate_batch_stride as usize + channel] * keep[row];
+    let gate_at = batch * gate_batch_stride as usize + channel;
+    let m = if drawn {
+        let s = relaxed_sigmoid::<F>(
+            gate[channel],
+            gate_at as u32,
+            draw_seed,
+            F::cast_from(inverse_temperature),
+        );
+        relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift))
+    } else {
+        gate[gate_at]
+    };
+    output[at] = a * sigmoid::<F>(g) * m * keep[row];
 }
 
 /// One unit per channel: both halves' gradients at every batch and frame, and the gate's per
-/// batch (or summed over the batch when shared, `gate_batch_stride` 0).
+/// batch (or summed over the batch when shared, `gate_batch_stride` 0); for a drawn gate, the
+/// logit's gradient instead.
 #[cube(launch)]
 fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
@@ -63,6 +87,13 @@ fn backward_kernel<F: Float>(
     frames: u32,
     channels: u32,
     gate_batch_stride: u32,
+    draw_seed: u32,
+    inverse_temperature: f32,
+    stretch: f32,
+    shift: f32,
+    pull: f32,
+    pull_target: f32,
+    #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let channel = ABSOLUTE_POS as usize;
@@ -72,8 +103,20 @@ fn backward_kernel<F: Float>(
     let (frames, channels, stride) = (frames as usize, channels as usize, gate_batch_stride as usize);
     let (bias_a, bias_g) = (bias[channel], bias[channels + channel]);
     let mut sum_gate = F::new(0.0);
+    let (inverse_temperature, stretch) = (F::cast_from(inverse_temperature), F::cast_from(stretch));
+    let shift = F::cast_from(shift);
     for batch in 0..batches as usize {
-        let m = gate[batch * stride + channel];
+        let gate_at = batch * stride + channel;
+        // A drawn gate's value and its slope dm/da at this row; a given one's value.
+        let (m, slope) = if drawn {
+            let s = relaxed_sigmoid::<F>(gate[channel], gate_at as u32, draw_seed, inverse_temperature);
+            (
+                relaxed_gate::<F>(s, stretch, shift),
+                relaxed_slope::<F>(s, stretch, shift, inverse_temperature),
+            )
+        } else {
+            (gate[gate_at], F::new(1.0))
+        };
         let mut sum_gate_batch = F::new(0.0);
         for frame in 0..frames {
             let row = batch * frames + frame;
@@ -88,29 +131,42 @@ fn backward_kernel<F: Float>(
             grad_pre[at_g] = dg;
             sum_gate_batch += dy_kept * a * s;
         }
-        if stride != 0 {
-            grad_gate[batch * channels + channel] = sum_gate_batch;
+        if drawn {
+            sum_gate += sum_gate_batch * slope;
+        } else {
+            if stride != 0 {
+                grad_gate[batch * channels + channel] = sum_gate_batch;
+            }
+            sum_gate += sum_gate_batch;
         }
-        sum_gate += sum_gate_batch;
     }
-    if stride == 0 {
+    if drawn {
+        grad_gate[channel] = sum_gate + F::cast_from(pull) * (gate[channel] - F::cast_from(pull_target));
+    } else if stride == 0 {
         grad_gate[channel] = sum_gate;
     }
 }
 
 /// `[batch, frames, channels]` of the output, and the gate's batch stride (0: shared).
-fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
+fn layout(pre: &CubeTensor, gate: &CubeTensor, drawn: Option<GateDraw>) -> ([usize; 3], usize) {
     let [batches, frames, both] = pre.shape().dims::<3>();
     let channels = both / 2;
-    let shared = gate.shape()[0] == 1;
-    ([batches, frames, channels], if shared { 0 } else { channels })
+    let stride = gate_batch_stride(batches, channels, gate.shape()[0], drawn);
+    ([batches, frames, channels], stride)
 }
 
-/// `(a + b_a) · σ(g + b_g) · gate · keep`.
-pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor, keep: CubeTensor) -> CubeTensor {
+/// `(a + b_a) · σ(g + b_g) · gate · keep`, `gate` the values or, when `drawn`, the logits `[c]`.
+pub(super) fn forward(
+    pre: CubeTensor,
+    bias: CubeTensor,
+    gate: CubeTensor,
+    keep: CubeTensor,
+    drawn: Option<GateDraw>,
+) -> CubeTensor {
     let (pre, bias) = (into_contiguous(pre), into_contiguous(bias));
     let (gate, keep) = (into_contiguous(gate), into_contiguous(keep));
-    let ([batches, frames, channels], stride) = layout(&pre, &gate);
+    let ([batches, frames, channels], stride) = layout(&pre, &gate, drawn);
+    let (draw_seed, relaxation) = draw_settings(drawn);
     let output = empty_like(&pre, [batches, frames, channels].into());
     let elements = batches * frames * channels;
     let (count, dim) = launch_shape(&pre, elements);
@@ -129,22 +185,30 @@ pub(super) fn forward(pre: CubeTensor, bias: CubeTensor, gate: CubeTensor, keep:
         channels as u32,
         frames as u32,
         stride as u32,
+        draw_seed,
+        relaxation.inverse_temperature,
+        relaxation.stretch,
+        relaxation.shift,
+        drawn.is_some(),
         dtype,
     );
     output
 }
 
-/// The gradients of `pre`, `bias` and `gate` from the output's (`keep` is a constant).
+/// The gradients of `pre`, `bias` and `gate` (of its logits when `drawn`, the pull added) from
+/// the output's (`keep` is a constant).
 pub(super) fn backward(
     grad: CubeTensor,
     pre: CubeTensor,
     bias: CubeTensor,
     gate: CubeTensor,
     keep: CubeTensor,
+    drawn: Option<GateDraw>,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, pre, bias) = (into_contiguous(grad), into_contiguous(pre), into_contiguous(bias));
     let (gate, keep) = (into_contiguous(gate), into_contiguous(keep));
-    let ([batches, frames, channels], stride) = layout(&pre, &gate);
+    let ([batches, frames, channels], stride) = layout(&pre, &gate, drawn);
+    let (draw_seed, relaxation) = draw_settings(drawn);
     let grad_pre = empty_like(&pre, pre.shape());
     let grad_gate = empty_like(&gate, gate.shape());
     let (count, dim) = launch_shape(&pre, channels);
@@ -165,6 +229,13 @@ pub(super) fn backward(
         frames as u32,
         channels as u32,
         stride as u32,
+        draw_seed,
+        relaxation.inverse_temperature,
+        relaxation.stretch,
+        relaxation.shift,
+        relaxation.pull,
+        relaxation.pull_target,
+        drawn.is_some(),
         dtype,
     );
     let grad_bias = column_sums(grad_pre.clone());

@@ -75,7 +75,7 @@ pub(super) fn hashed_index_count(elements: usize) -> u32 {
 
 /// A 32-bit integer hash with good avalanche (two xor-shift-multiply rounds, Wellons'
 /// "lowbias32" constants). The kernels compute exactly this, with wrapping products.
-fn mix(mut x: u32) -> u32 {
+pub(super) fn mix(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
     x ^= x >> 15;

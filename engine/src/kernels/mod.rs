@@ -14,8 +14,9 @@
 //!
 //! So far: LayerNorm (`layer_norm.rs`), used by every LayerNorm of the model (`model::norm`);
 //! the feed-forward module's bias, Swish, gate and hidden dropout, and without the Swish the
-//! attention's gated projections' bias and gate (`swish_gate.rs`); the
-//! convolution module's bias, GLU, gate and padding (`glu_gate.rs`), its depthwise convolution
+//! attention's gated projections' bias and gate, either gate drawn there from its logits in
+//! training (`swish_gate.rs`, the gate as `unit_gate.rs` hands it over); the
+//! convolution module's bias, GLU, gate (drawn there too) and padding (`glu_gate.rs`), its depthwise convolution
 //! (`depthwise_conv.rs`) and its BatchNorm and Swish in training (`batch_norm_swish.rs`), both
 //! channels last as the module's tensors are; the attention's scale, relative-position bias, key mask,
 //! softmax and dropout (`attention_softmax.rs`) and its two products per head in the
@@ -73,6 +74,7 @@ mod pack;
 mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
+mod unit_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
@@ -80,10 +82,11 @@ pub use functions::{
     fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
     fused_pack, fused_swish_gate, fused_view, runs_fused,
 };
-pub use gate_relaxation::GateRelaxation;
+pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;
 pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
+pub use unit_gate::UnitGate;
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
 /// every device, so the model never calls the functions below.
@@ -99,11 +102,11 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
-    pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: super::HashedDropout) -> Tensor<3> {
+    pub fn fused_swish_gate(_: Tensor<3>, _: Tensor<1>, _: super::UnitGate, _: super::HashedDropout) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
-    pub fn fused_bias_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>) -> Tensor<3> {
+    pub fn fused_bias_gate(_: Tensor<3>, _: Tensor<1>, _: super::UnitGate) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -115,7 +118,7 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
-    pub fn fused_glu_gate(_: Tensor<3>, _: Tensor<1>, _: Tensor<3>, _: Tensor<2>) -> Tensor<3> {
+    pub fn fused_glu_gate(_: Tensor<3>, _: Tensor<1>, _: super::UnitGate, _: Tensor<2>) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 

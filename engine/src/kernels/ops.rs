@@ -6,7 +6,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 
 use super::activation::GateActivation;
-use super::gate_relaxation::GateRelaxation;
+use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::pack::PackGroup;
 
@@ -34,7 +34,8 @@ pub trait FusedOps: Backend {
     /// A gated layer after its matrix product: `drop(act(pre + bias) · gate)`, with `pre`
     /// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`, `act` Swish
     /// (the feed-forward module's hidden layer) or none (the attention's projections) and `drop`
-    /// the hashed dropout `dropout`.
+    /// the hashed dropout `dropout`. With `drawn`, `gate` is the logits `[units]` of a relaxed
+    /// sample drawn inside the kernels.
     #[fusion(dtype = pre, shape = pre)]
     fn fused_bias_gate(
         pre: FloatTensor<Self>,
@@ -42,10 +43,12 @@ pub trait FusedOps: Backend {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self>;
 
-    /// The gradients of [`FusedOps::fused_bias_gate`] with respect to `pre`, `bias` and `gate`.
-    #[fusion(meta = |_grad, pre, bias, gate, _activation, _dropout| (pre.clone(), bias.clone(), gate.clone()))]
+    /// The gradients of [`FusedOps::fused_bias_gate`] with respect to `pre`, `bias` and `gate`
+    /// (the logits when `drawn`, with the draw's pull added).
+    #[fusion(meta = |_grad, pre, bias, gate, _activation, _dropout, _drawn| (pre.clone(), bias.clone(), gate.clone()))]
     fn fused_bias_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
@@ -53,12 +56,13 @@ pub trait FusedOps: Backend {
         gate: FloatTensor<Self>,
         activation: GateActivation,
         dropout: HashedDropout,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The convolution module's gated linear unit after its first matrix product:
     /// `(a + b_a) · σ(g + b_g) · gate · keep`, with `pre` `[batch, frames, 2c]` (`a` then `g`),
     /// `bias` `[2c]`, `gate` `[batch or 1, 1, c]` and `keep` `[batch, frames]` (0 on padding).
-    #[fusion(meta = |pre, _bias, _gate, _keep| {
+    #[fusion(meta = |pre, _bias, _gate, _keep, _drawn| {
         let mut shape = pre.shape.clone();
         let last = shape.num_dims() - 1;
         shape[last] /= 2;
@@ -69,17 +73,19 @@ pub trait FusedOps: Backend {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> FloatTensor<Self>;
 
     /// The gradients of [`FusedOps::fused_glu_gate`] with respect to `pre`, `bias` and `gate`
-    /// (`keep` is a constant).
-    #[fusion(meta = |_grad, pre, bias, gate, _keep| (pre.clone(), bias.clone(), gate.clone()))]
+    /// (the logits when `drawn`, with the draw's pull added; `keep` is a constant).
+    #[fusion(meta = |_grad, pre, bias, gate, _keep, _drawn| (pre.clone(), bias.clone(), gate.clone()))]
     fn fused_glu_gate_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+        drawn: Option<GateDraw>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The convolution module's depthwise convolution in its own layout: `input`

@@ -8,10 +8,16 @@
 //! frames come out of the same pass that writes `dh` (composed, each is a reduction kernel of
 //! its own after several element-wise ones).
 //!
+//! The gate is given as values, or, in training, drawn here from its logits (`GateDraw`): then
+//! `m = clamp(σ((n + a) / τ) · k + l, 0, 1)` with the logistic noise `n` hashed in place, and
+//! the backward pass returns the logits' gradient, so a site's sample costs no kernel of its own
+//! either way (with a sampler, two: `gate_sample.rs`).
+//!
 //! With z = h + b, σ = sigmoid(z), swish(z) = z·σ, swish′(z) = σ·(1 + z·(1 − σ)) and k the
 //! dropout's factor at the element (its multiplier or 0):
 //! - dh = dy · k · m · act′(z), db = Σ_(batch, frames) dh,
-//! - dm = Σ_frames dy · k · act(z) (summed over the batch too when `m` is shared by the batch).
+//! - dm = Σ_frames dy · k · act(z) (summed over the batch too when `m` is shared by the batch),
+//! - drawn: da = Σ_rows dm · dm/da + pull · (a − c) (`kept::relaxed_slope`).
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -20,8 +26,9 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::{GateActivation, sigmoid};
+use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
-use super::kept::kept;
+use super::kept::{kept, relaxed_gate, relaxed_sigmoid, relaxed_slope};
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -37,7 +44,12 @@ fn forward_kernel<F: Float>(
     seed: u32,
     threshold: u32,
     multiplier: f32,
+    draw_seed: u32,
+    inverse_temperature: f32,
+    stretch: f32,
+    shift: f32,
     #[comptime] swish: bool,
+    #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let at = ABSOLUTE_POS as usize;
@@ -50,11 +62,19 @@ fn forward_kernel<F: Float>(
     let z = pre[at] + bias[unit];
     let k = kept::<F>(at as u32, seed, threshold, F::cast_from(multiplier));
     let activated = if swish { z * sigmoid::<F>(z) } else { z };
-    output[at] = activated * gate[batch * gate_batch_stride as usize + unit] * k;
+    let gate_at = batch * gate_batch_stride as usize + unit;
+    let m = if drawn {
+        let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, F::cast_from(inverse_temperature));
+        relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift))
+    } else {
+        gate[gate_at]
+    };
+    output[at] = activated * m * k;
 }
 
 /// One unit per hidden unit (column): dh for every batch and frame, db, and dm per batch (or
-/// summed over the batch when the gate is shared, `gate_batch_stride` 0).
+/// summed over the batch when the gate is shared, `gate_batch_stride` 0); for a drawn gate, the
+/// logit's gradient instead of dm.
 #[cube(launch)]
 fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
@@ -71,7 +91,14 @@ fn backward_kernel<F: Float>(
     seed: u32,
     threshold: u32,
     multiplier: f32,
+    draw_seed: u32,
+    inverse_temperature: f32,
+    stretch: f32,
+    shift: f32,
+    pull: f32,
+    pull_target: f32,
     #[comptime] swish: bool,
+    #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS as usize;
@@ -83,8 +110,20 @@ fn backward_kernel<F: Float>(
     let multiplier = F::cast_from(multiplier);
     let mut sum_bias = F::new(0.0);
     let mut sum_gate = F::new(0.0);
+    let (inverse_temperature, stretch) = (F::cast_from(inverse_temperature), F::cast_from(stretch));
+    let shift = F::cast_from(shift);
     for batch in 0..batches as usize {
-        let m = gate[batch * stride + unit];
+        let gate_at = batch * stride + unit;
+        // A drawn gate's value and its slope dm/da at this row; a given one's value.
+        let (m, slope) = if drawn {
+            let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, inverse_temperature);
+            (
+                relaxed_gate::<F>(s, stretch, shift),
+                relaxed_slope::<F>(s, stretch, shift, inverse_temperature),
+            )
+        } else {
+            (gate[gate_at], F::new(1.0))
+        };
         let mut sum_gate_batch = F::new(0.0);
         for frame in 0..frames {
             let at = (batch * frames + frame) * units + unit;
@@ -101,34 +140,42 @@ fn backward_kernel<F: Float>(
             sum_bias += dh;
             sum_gate_batch += dy * activated;
         }
-        if stride != 0 {
-            grad_gate[batch * units + unit] = sum_gate_batch;
+        if drawn {
+            sum_gate += sum_gate_batch * slope;
+        } else {
+            if stride != 0 {
+                grad_gate[batch * units + unit] = sum_gate_batch;
+            }
+            sum_gate += sum_gate_batch;
         }
-        sum_gate += sum_gate_batch;
     }
     grad_bias[unit] = sum_bias;
-    if stride == 0 {
+    if drawn {
+        grad_gate[unit] = sum_gate + F::cast_from(pull) * (gate[unit] - F::cast_from(pull_target));
+    } else if stride == 0 {
         grad_gate[unit] = sum_gate;
     }
 }
 
 /// `[batch, frames, units]` of the pre-activation, and the gate's batch stride (0: shared).
-fn layout(pre: &CubeTensor, gate: &CubeTensor) -> ([usize; 3], usize) {
+fn layout(pre: &CubeTensor, gate: &CubeTensor, drawn: Option<GateDraw>) -> ([usize; 3], usize) {
     let [batches, frames, units] = pre.shape().dims::<3>();
-    let shared = gate.shape()[0] == 1;
-    ([batches, frames, units], if shared { 0 } else { units })
+    let stride = gate_batch_stride(batches, units, gate.shape()[0], drawn);
+    ([batches, frames, units], stride)
 }
 
-/// `drop(act(pre + bias) · gate)`.
+/// `drop(act(pre + bias) · gate)`, `gate` the values or, when `drawn`, the logits `[units]`.
 pub(super) fn forward(
     pre: CubeTensor,
     bias: CubeTensor,
     gate: CubeTensor,
     activation: GateActivation,
     dropout: HashedDropout,
+    drawn: Option<GateDraw>,
 ) -> CubeTensor {
     let (pre, bias, gate) = (into_contiguous(pre), into_contiguous(bias), into_contiguous(gate));
-    let ([_, frames, units], stride) = layout(&pre, &gate);
+    let ([_, frames, units], stride) = layout(&pre, &gate, drawn);
+    let (draw_seed, relaxation) = draw_settings(drawn);
     let elements = pre.shape().num_elements();
     let output = empty_like(&pre, pre.shape());
     let (count, dim) = launch_shape(&pre, elements);
@@ -149,13 +196,19 @@ pub(super) fn forward(
         dropout.seed,
         dropout.threshold,
         dropout.multiplier,
+        draw_seed,
+        relaxation.inverse_temperature,
+        relaxation.stretch,
+        relaxation.shift,
         activation == GateActivation::Swish,
+        drawn.is_some(),
         dtype,
     );
     output
 }
 
-/// The gradients of `pre`, `bias` and `gate` from the output's.
+/// The gradients of `pre`, `bias` and `gate` (of its logits when `drawn`, the pull added) from
+/// the output's.
 pub(super) fn backward(
     grad: CubeTensor,
     pre: CubeTensor,
@@ -163,10 +216,12 @@ pub(super) fn backward(
     gate: CubeTensor,
     activation: GateActivation,
     dropout: HashedDropout,
+    drawn: Option<GateDraw>,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
     let (bias, gate) = (into_contiguous(bias), into_contiguous(gate));
-    let ([batches, frames, units], stride) = layout(&pre, &gate);
+    let ([batches, frames, units], stride) = layout(&pre, &gate, drawn);
+    let (draw_seed, relaxation) = draw_settings(drawn);
     let grad_pre = empty_like(&pre, pre.shape());
     let grad_bias = empty_like(&bias, bias.shape());
     let grad_gate = empty_like(&gate, gate.shape());
@@ -191,7 +246,14 @@ pub(super) fn backward(
         dropout.seed,
         dropout.threshold,
         dropout.multiplier,
+        draw_seed,
+        relaxation.inverse_temperature,
+        relaxation.stretch,
+        relaxation.shift,
+        relaxation.pull,
+        relaxation.pull_target,
         activation == GateActivation::Swish,
+        drawn.is_some(),
         dtype,
     );
     (grad_pre, grad_bias, grad_gate)

@@ -20,7 +20,7 @@ use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
-use crate::kernels::{self, HashedDropout};
+use crate::kernels::{self, HashedDropout, UnitGate};
 
 #[derive(Config, Debug)]
 pub struct RelPosSelfAttentionConfig {
@@ -97,11 +97,11 @@ impl RelPosSelfAttentionConfig {
     }
 }
 
-/// Gates on the attention's unit vectors, each `[b or 1, 1, width]`.
+/// Gates on the attention's unit vectors, each of `[b or 1, 1, width]`.
 #[derive(Debug, Clone, Default)]
 pub struct AttentionMasks {
-    pub query: Option<Tensor<3>>,
-    pub value: Option<Tensor<3>>,
+    pub query: Option<UnitGate>,
+    pub value: Option<UnitGate>,
 }
 
 impl RelPosSelfAttention {
@@ -127,17 +127,18 @@ impl RelPosSelfAttention {
         );
         let fused = kernels::fuses_on(&device);
         // A projection and its gate. On the fused path a gated projection's bias and gate are
-        // one operation after the matrix product, its backward summing both gradients; without
-        // a gate (the key's) burn's linear costs fewer dispatches than that operation would.
-        let project = |linear: &Linear, mask: Option<Tensor<3>>, heads: &PaddedHeads| match (&linear.bias, mask) {
+        // one operation after the matrix product, its backward summing both gradients (and a
+        // drawn gate drawn there); without a gate (the key's) burn's linear costs fewer
+        // dispatches than that operation would.
+        let project = |linear: &Linear, mask: Option<UnitGate>, heads: &PaddedHeads| match (&linear.bias, mask) {
             (Some(bias), Some(mask)) if fused => {
                 let pre = heads.product_into(linear, x.clone());
-                kernels::fused_bias_gate(pre, heads.spread_bias(bias.val()), heads.spread_gate(mask))
+                kernels::fused_bias_gate(pre, heads.spread_bias(bias.val()), heads.spread_unit_gate(mask))
             }
             (_, mask) => {
                 let projected = heads.project_into(linear, x.clone());
                 match mask {
-                    Some(mask) => projected * heads.spread_gate(mask),
+                    Some(mask) => projected * heads.spread_gate(mask.values()),
                     None => projected,
                 }
             }

@@ -10,6 +10,8 @@ use burn::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::UnitGate;
+
 use super::attention::AttentionMasks;
 use super::module_output::{ModuleOutput, add_module_output};
 use super::norm::{layer_norm, layer_norm_init};
@@ -123,15 +125,16 @@ impl ConformerBlockConfig {
     }
 }
 
-/// Gates for one block's forward pass. Unit masks are `[b or 1, 1, units]`; module masks
-/// `[b or 1, 1, 1]` multiply a module's whole (weighted) output.
+/// Gates for one block's forward pass. Unit masks are of `[b or 1, 1, units]` (values, or drawn
+/// by the fused layer that uses them, `kernels::UnitGate`); module masks `[b or 1, 1, 1]`
+/// multiply a module's whole (weighted) output.
 #[derive(Debug, Clone, Default)]
 pub struct BlockMasks {
-    pub ffn1: Option<Tensor<3>>,
-    pub query: Option<Tensor<3>>,
-    pub value: Option<Tensor<3>>,
-    pub conv: Option<Tensor<3>>,
-    pub ffn2: Option<Tensor<3>>,
+    pub ffn1: Option<UnitGate>,
+    pub query: Option<UnitGate>,
+    pub value: Option<UnitGate>,
+    pub conv: Option<UnitGate>,
+    pub ffn2: Option<UnitGate>,
     pub modules: [Option<Tensor<3>>; 4],
     /// The FFN hidden masks are adaptive-dropout samples that stand in for the hidden layer's
     /// standard dropout (training only; see `FeedForward::forward_gated`).

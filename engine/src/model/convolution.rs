@@ -18,7 +18,7 @@ use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
-use crate::kernels;
+use crate::kernels::{self, UnitGate};
 
 #[derive(Config, Debug)]
 pub struct ConvModuleConfig {
@@ -84,12 +84,12 @@ impl ConvModule {
     /// - `channel_mask`: `[b or 1, 1, c]`, multiplies the depthwise input channels (the pruning gate)
     /// - returns `[b, s, d]` (the residual is added by the block)
     pub fn forward(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> Tensor<3> {
-        self.output(x, padding, channel_mask).value()
+        self.output(x, padding, channel_mask.map(UnitGate::from)).value()
     }
 
     /// [`forward`](Self::forward) up to the last pointwise matrix product: its bias and the
     /// output's dropout are left to the block (`model::add_module_output`).
-    pub fn output(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<Tensor<3>>) -> ModuleOutput<'_> {
+    pub fn output(&self, x: Tensor<3>, padding: &Padding, channel_mask: Option<UnitGate>) -> ModuleOutput<'_> {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.convolved(x); // [b, s, c]
         ModuleOutput {
@@ -101,22 +101,22 @@ impl ConvModule {
 
     /// `glu(pointwise_in(x)) · mask` with padded frames zeroed, so that the depthwise kernel
     /// cannot smear them into real ones: one fused operation after the matrix product where
-    /// this thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
-    /// otherwise.
-    fn gated_glu(&self, x: Tensor<3>, padding: &Padding, mask: Option<Tensor<3>>) -> Tensor<3> {
+    /// this thread's path and the device allow it (`kernels::fuses_on`; a drawn mask is drawn
+    /// there too), burn's composed ones otherwise.
+    fn gated_glu(&self, x: Tensor<3>, padding: &Padding, mask: Option<UnitGate>) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let c = self.channels();
         match &self.pointwise_in.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
                 let pre = linear(x, self.pointwise_in.weight.val(), None);
-                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, c], &device));
+                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, c], &device).into());
                 kernels::fused_glu_gate(pre, bias.val(), mask, padding.keep.clone())
             }
             _ => {
                 let x = glu(self.pointwise_in.forward(x), 2);
                 let x = match mask {
-                    Some(mask) => x * mask,
+                    Some(mask) => x * mask.values(),
                     None => x,
                 };
                 x.mask_fill(padding.padded.clone().reshape([b, s, 1]).expand([b, s, c]), 0.0)

@@ -11,7 +11,7 @@ use super::dropout::{apply_hashed, hashed_draw};
 use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
-use crate::kernels::{self, HashedDropout};
+use crate::kernels::{self, HashedDropout, UnitGate};
 
 #[derive(Config, Debug)]
 pub struct FeedForwardConfig {
@@ -54,12 +54,12 @@ impl FeedForward {
     /// learned dropout (adaptive dropout's samples): the standard dropout of the hidden layer is
     /// then skipped, so kept units are not dropped twice. Without a mask it changes nothing.
     pub fn forward_gated(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> Tensor<3> {
-        self.output(x, hidden_mask, mask_is_dropout).value()
+        self.output(x, hidden_mask.map(UnitGate::from), mask_is_dropout).value()
     }
 
     /// [`forward_gated`](Self::forward_gated) up to the contraction's matrix product: its bias
     /// and the output's dropout are left to the block (`model::add_module_output`).
-    pub fn output(&self, x: Tensor<3>, hidden_mask: Option<Tensor<3>>, mask_is_dropout: bool) -> ModuleOutput<'_> {
+    pub fn output(&self, x: Tensor<3>, hidden_mask: Option<UnitGate>, mask_is_dropout: bool) -> ModuleOutput<'_> {
         let hidden_dropout = if mask_is_dropout && hidden_mask.is_some() {
             HashedDropout::none(1.0)
         } else {
@@ -74,20 +74,20 @@ impl FeedForward {
     }
 
     /// `drop(swish(expand(x)) · mask)`: one fused operation after the matrix product where
-    /// this thread's path and the device allow it (`kernels::fuses_on`), burn's composed ones
-    /// otherwise (the same hashed mask, uploaded).
-    fn gated_hidden(&self, x: Tensor<3>, mask: Option<Tensor<3>>, drop: HashedDropout) -> Tensor<3> {
+    /// this thread's path and the device allow it (`kernels::fuses_on`; a drawn mask is drawn
+    /// there too), burn's composed ones otherwise (the same hashed mask, uploaded).
+    fn gated_hidden(&self, x: Tensor<3>, mask: Option<UnitGate>, drop: HashedDropout) -> Tensor<3> {
         match &self.expand.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
                 let pre = linear(x, self.expand.weight.val(), None);
-                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device));
+                let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device).into());
                 kernels::fused_swish_gate(pre, bias.val(), mask, drop)
             }
             _ => {
                 let hidden = silu(self.expand.forward(x));
                 let hidden = match mask {
-                    Some(mask) => hidden * mask,
+                    Some(mask) => hidden * mask.values(),
                     None => hidden,
                 };
                 apply_hashed(hidden, drop)

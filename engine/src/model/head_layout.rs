@@ -12,6 +12,8 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use crate::kernels::UnitGate;
+
 /// Where each of the `heads · width` padded positions reads from in the compact concatenation
 /// of heads of the given widths, on the device.
 #[derive(Debug, Clone)]
@@ -104,6 +106,15 @@ impl PaddedHeads {
     /// the padding does not matter: it multiplies zeros).
     pub fn spread_gate(&self, gate: Tensor<3>) -> Tensor<3> {
         self.spread(gate, 2)
+    }
+
+    /// [`spread_gate`](Self::spread_gate) for a gate that may still be drawn: kept as it is
+    /// where the layouts agree, its values spread otherwise.
+    pub fn spread_unit_gate(&self, gate: UnitGate) -> UnitGate {
+        match self.gather {
+            None => gate,
+            Some(_) => UnitGate::Values(self.spread_gate(gate.values())),
+        }
     }
 }
 

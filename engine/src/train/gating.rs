@@ -14,18 +14,13 @@ pub fn gate_layout(config: &ConformerConfig) -> GateLayout {
     }
 }
 
-/// Gate values (`[rows, u]` per site, `[4]` per block's modules) → the model's block masks
-/// (`[rows, 1, u]` and `[1, 1, 1]`).
+/// Gate values (of `[rows, 1, u]` per site, `[4]` per block's modules) → the model's block
+/// masks (the same unit gates, and `[1, 1, 1]` per module).
 pub fn block_masks(values: Vec<BlockGateValues>) -> Vec<BlockMasks> {
     values
         .into_iter()
         .map(|block| {
-            let [ffn1, query, value, conv, ffn2] = block.sites.map(|m| {
-                m.map(|m| {
-                    let [rows, u] = m.dims();
-                    m.reshape([rows, 1, u])
-                })
-            });
+            let [ffn1, query, value, conv, ffn2] = block.sites;
             let modules = match block.modules {
                 Some(z) => std::array::from_fn(|i| Some(z.clone().narrow(0, i, 1).reshape([1, 1, 1]))),
                 None => Default::default(),
