@@ -6,8 +6,9 @@
 // reading (read-backs) and bytes written by queue.writeBuffer. With attribute(true) every
 // dispatch also records the wasm call stack that issued it, and parts() sorts them into the
 // model's parts by the Rust function names in those stacks (see PARTS), and counts them by the
-// label of the pipeline each runs (the kernel's entry point). watchSteps() and
-// perStep() turn the totals into figures per training step.
+// label of the pipeline each runs (the kernel's entry point), and keeps the labels in the order
+// they ran (the last step's come back as last_step_sequence). watchSteps() and perStep() turn
+// the totals into figures per training step.
 (() => {
   const totals = { dispatches: 0, submits: 0, bind_groups: 0, pipelines: 0, shader_modules: 0, read_bytes: 0, write_bytes: 0 };
   let stacks = null;
@@ -43,12 +44,15 @@
   // where burn's fusion was made to run it.
   const pipelineOf = new WeakMap();
   const byPipeline = {};
+  // The labels in the order they ran, so a kernel can be told by its neighbours.
+  const sequence = [];
   const dispatched = function () {
     totals.dispatches += 1;
     if (!stacks) return;
     stacks.push(new Error().stack);
     const label = pipelineOf.get(this) ?? '?';
     byPipeline[label] = (byPipeline[label] ?? 0) + 1;
+    sequence.push(label);
   };
   wrap('GPUComputePassEncoder', 'setPipeline', function (pipeline) {
     if (stacks) pipelineOf.set(this, pipeline?.label || '(no label)');
@@ -96,7 +100,7 @@
     watchSteps(attribute) {
       const counter = document.querySelector('#step-count');
       if (attribute) this.attribute(true);
-      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts(), pipelines: { ...byPipeline } }))
+      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts(), pipelines: { ...byPipeline }, ran: sequence.length }))
         .observe(counter, { attributes: true, attributeFilter: ['data-step'] });
     },
     /**
@@ -134,7 +138,10 @@
       if (parts.length) figures.dispatches_by_part = Object.fromEntries(parts.sort((a, b) => b[1] - a[1]));
       const pipelines = Object.keys(last.pipelines).map((label) => [label, last.pipelines[label] - (before.pipelines[label] ?? 0)]);
       const counted = pipelines.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
-      if (counted.length) figures.dispatches_by_pipeline = Object.fromEntries(counted);
+      if (counted.length) {
+        figures.dispatches_by_pipeline = Object.fromEntries(counted);
+        figures.last_step_sequence = sequence.slice(before.ran, last.ran);
+      }
       return figures;
     },
   };

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dropout::dropout;
+use super::product::apply_linear;
 use super::{
     BlockKeep, BlockMasks, BlockShape, ConformerBlock, ConformerBlockConfig, ConvModule, ConvSubsampling,
     ConvSubsamplingConfig, Padding,
@@ -161,7 +162,7 @@ impl Conformer {
             y
         });
         ConformerOutput {
-            logits: self.head.forward(x),
+            logits: apply_linear(&self.head, x),
             lengths,
             hidden,
         }

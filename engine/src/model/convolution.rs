@@ -12,11 +12,11 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, Li
 use burn::prelude::*;
 
 use burn::tensor::activation::{glu, silu};
-use burn::tensor::module::linear;
 
 use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
 use super::padding::Padding;
+use super::product::{apply_linear, product};
 use super::resize::{KeptUnits, Side, keep, param, resize_linear, scale_linear};
 use crate::kernels::{self, UnitGate};
 
@@ -93,7 +93,7 @@ impl ConvModule {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.convolved(x); // [b, s, c]
         ModuleOutput {
-            pre: linear(x, self.pointwise_out.weight.val(), None),
+            pre: product(x, self.pointwise_out.weight.val()),
             bias: self.pointwise_out.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }
@@ -109,12 +109,12 @@ impl ConvModule {
         match &self.pointwise_in.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
-                let pre = linear(x, self.pointwise_in.weight.val(), None);
+                let pre = product(x, self.pointwise_in.weight.val());
                 let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, c], &device).into());
                 kernels::fused_glu_gate(pre, bias.val(), mask, padding.keep.clone())
             }
             _ => {
-                let x = glu(self.pointwise_in.forward(x), 2);
+                let x = glu(apply_linear(&self.pointwise_in, x), 2);
                 let x = match mask {
                     Some(mask) => x * mask.values(),
                     None => x,

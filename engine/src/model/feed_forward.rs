@@ -5,11 +5,11 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 
 use burn::tensor::activation::silu;
-use burn::tensor::module::linear;
 
 use super::dropout::{apply_hashed, hashed_draw};
 use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
+use super::product::{apply_linear, product};
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
 use crate::kernels::{self, HashedDropout, UnitGate};
 
@@ -67,7 +67,7 @@ impl FeedForward {
         };
         let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask, hidden_dropout); // [b, s, u]
         ModuleOutput {
-            pre: linear(hidden, self.contract.weight.val(), None),
+            pre: product(hidden, self.contract.weight.val()),
             bias: self.contract.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }
@@ -80,12 +80,12 @@ impl FeedForward {
         match &self.expand.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
-                let pre = linear(x, self.expand.weight.val(), None);
+                let pre = product(x, self.expand.weight.val());
                 let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device).into());
                 kernels::fused_swish_gate(pre, bias.val(), mask, drop)
             }
             _ => {
-                let hidden = silu(self.expand.forward(x));
+                let hidden = silu(apply_linear(&self.expand, x));
                 let hidden = match mask {
                     Some(mask) => hidden * mask.values(),
                     None => hidden,
@@ -164,7 +164,7 @@ mod tests {
         let expected = run(&|| {
             let hidden = silu(ffn.expand.forward(layer_norm(&ffn.norm, x.clone()))) * mask.clone();
             ModuleOutput {
-                pre: linear(hidden, ffn.contract.weight.val(), None),
+                pre: product(hidden, ffn.contract.weight.val()),
                 bias: ffn.contract.bias.as_ref().map(|b| b.val()),
                 dropout: &ffn.dropout,
             }

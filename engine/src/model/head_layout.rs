@@ -12,6 +12,7 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use super::product::{apply_linear, product};
 use crate::kernels::UnitGate;
 
 /// Where each of the `heads · width` padded positions reads from in the compact concatenation
@@ -69,9 +70,9 @@ impl PaddedHeads {
     /// layout `[b, s, heads · width]`.
     pub fn project_into(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
         if self.gather.is_none() {
-            return linear.forward(x);
+            return apply_linear(linear, x);
         }
-        let y = x.matmul(self.spread(linear.weight.val(), 1).unsqueeze());
+        let y = product(x, self.spread(linear.weight.val(), 1));
         match &linear.bias {
             Some(bias) => y + self.spread(bias.val(), 0).unsqueeze(),
             None => y,
@@ -82,7 +83,7 @@ impl PaddedHeads {
     /// bias, in the padded layout `[b, s, heads · width]` (the bias goes with the gate into one
     /// fused operation, [`spread_bias`](Self::spread_bias)).
     pub fn product_into(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-        burn::tensor::module::linear(x, self.spread(linear.weight.val(), 1), None)
+        product(x, self.spread(linear.weight.val(), 1))
     }
 
     /// A projection's bias `[Σw]` in the padded layout `[heads · width]`.
@@ -99,7 +100,7 @@ impl PaddedHeads {
         } else {
             self.spread(weight, 0)
         };
-        burn::tensor::module::linear(x, weight, None)
+        product(x, weight)
     }
 
     /// A gate `[b or 1, 1, Σw]` on the compact heads, moved to the padded layout (its value on

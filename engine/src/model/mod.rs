@@ -19,6 +19,7 @@ mod head_layout;
 mod module_output;
 mod norm;
 mod padding;
+mod product;
 mod resize;
 mod subsampling;
 

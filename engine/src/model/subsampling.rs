@@ -9,6 +9,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::product::apply_linear;
+
 #[derive(Config, Debug)]
 pub struct ConvSubsamplingConfig {
     /// Mel bins of the input features.
@@ -70,7 +72,7 @@ impl ConvSubsampling {
         let x = relu(self.conv2.forward(x)); // [b, c, s, f/4]
         let [_, c, s, f4] = x.dims();
         let x = x.swap_dims(1, 2).reshape([b, s, c * f4]); // [b, s, c·f/4]
-        self.projection.forward(x)
+        apply_linear(&self.projection, x)
     }
 }
 
