@@ -1,16 +1,15 @@
 //! The tensor-level functions the model calls, one per fused operation: each hands its
-//! tensors to burn's dispatch, which routes them to the backend's [`FusedOps`] method.
+//! tensors to burn's dispatch, which routes them to the backend's [`FusedOps`] method (those
+//! of the layers that take a gate are with the gate, `unit_gate.rs`).
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::prelude::*;
 
-use super::activation::GateActivation;
-use super::gate_relaxation::{GateDraw, GateRelaxation};
+use super::gate_relaxation::GateRelaxation;
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::{PACK_PARTS, PackGroup};
-use super::unit_gate::UnitGate;
 
 /// Whether tensors on `device` run the fused operations (a cube backend: wgpu natively and in
 /// the browser) rather than burn's composed reference.
@@ -33,57 +32,6 @@ pub fn fused_layer_norm<const D: usize>(
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
-    ))
-}
-
-/// `drop(swish(pre + bias) · gate)`, fused: one kernel forward, one backward, the dropout's
-/// mask never made, a drawn gate sampled inside both. `pre` is `[batch, frames, units]` (a
-/// matrix product without its bias), `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only
-/// for tensors on a cube backend ([`runs_fused`]).
-pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, dropout: HashedDropout) -> Tensor<3> {
-    bias_gate(pre, bias, gate, GateActivation::Swish, dropout)
-}
-
-/// An attention projection after its matrix product: `(pre + bias) · gate`, fused as the
-/// feed-forward module's hidden layer is, without the activation or a dropout: one kernel
-/// forward, one backward, which also sums the bias's and the gate's gradients. `pre`
-/// `[batch, frames, units]`, `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only for
-/// tensors on a cube backend ([`runs_fused`]).
-pub fn fused_bias_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate) -> Tensor<3> {
-    bias_gate(pre, bias, gate, GateActivation::Identity, HashedDropout::none(1.0))
-}
-
-fn bias_gate(
-    pre: Tensor<3>,
-    bias: Tensor<1>,
-    gate: UnitGate,
-    activation: GateActivation,
-    dropout: HashedDropout,
-) -> Tensor<3> {
-    let (gate, drawn) = gate.into_dispatch();
-    Tensor::from_dispatch(Dispatch::fused_bias_gate(
-        pre.into_dispatch(),
-        bias.into_dispatch(),
-        gate,
-        activation,
-        dropout,
-        drawn,
-    ))
-}
-
-/// The convolution module's `glu(pre + bias) · gate`, padded frames zeroed, fused: one kernel
-/// forward, two backward, no slices, a drawn gate sampled inside both. `pre` is
-/// `[batch, frames, 2c]` (a matrix product without its bias), `bias` `[2c]`, `gate` of
-/// `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real frames, 0 on padding). Only for
-/// tensors on a cube backend ([`runs_fused`]).
-pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, keep: Tensor<2>) -> Tensor<3> {
-    let (gate, drawn) = gate.into_dispatch();
-    Tensor::from_dispatch(Dispatch::fused_glu_gate(
-        pre.into_dispatch(),
-        bias.into_dispatch(),
-        gate,
-        keep.into_dispatch(),
-        drawn,
     ))
 }
 
@@ -234,14 +182,4 @@ pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: Pac
 /// multiple of 64 elements. Only for tensors on a cube backend ([`runs_fused`]).
 pub fn fused_view(flat: Tensor<1>, start: usize, len: usize) -> Tensor<1> {
     Tensor::from_dispatch(Dispatch::fused_view(flat.into_dispatch(), start, len))
-}
-
-impl UnitGate {
-    /// What a fused operation takes for the gate: its values, or its logits with the draw.
-    fn into_dispatch(self) -> (FloatTensor<Dispatch>, Option<GateDraw>) {
-        match self {
-            UnitGate::Values(values) => (values.into_dispatch(), None),
-            UnitGate::Drawn { logits, draw } => (logits.into_dispatch(), Some(draw)),
-        }
-    }
 }

@@ -78,15 +78,16 @@ mod unit_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv,
-    fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
-    fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_view, runs_fused,
 };
 pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;
 pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 pub use unit_gate::UnitGate;
+#[cfg(feature = "wgpu")]
+pub use unit_gate::{fused_bias_gate, fused_glu_gate, fused_swish_gate};
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
 /// every device, so the model never calls the functions below.

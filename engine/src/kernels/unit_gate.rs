@@ -1,4 +1,7 @@
-//! A unit gate as the model hands it to the layer it gates, for one forward pass.
+//! A unit gate as the model hands it to the layer it gates, for one forward pass, and the fused
+//! operations of the layers that take one (the feed-forward module's hidden layer, the
+//! attention's gated projections, the convolution module's GLU), which draw a drawn gate
+//! themselves.
 
 use burn::prelude::*;
 
@@ -20,18 +23,104 @@ impl UnitGate {
     pub fn values(self) -> Tensor<3> {
         match self {
             Self::Values(values) => values,
-            Self::Drawn { logits, draw } => {
-                let units = logits.dims()[0];
-                let noise = TensorData::new(draw.noise(units), [draw.rows, units]);
-                let noise = Tensor::<2>::from_data(noise, &logits.device());
-                super::fused_gate_sample(logits, noise, draw.relaxation).reshape([draw.rows, 1, units])
-            }
+            Self::Drawn { logits, draw } => sampled(logits, draw),
         }
     }
+}
+
+/// A drawn gate's values from the fused sampler.
+#[cfg(feature = "wgpu")]
+fn sampled(logits: Tensor<1>, draw: GateDraw) -> Tensor<3> {
+    let units = logits.dims()[0];
+    let noise = TensorData::new(draw.noise(units), [draw.rows, units]);
+    let noise = Tensor::<2>::from_data(noise, &logits.device());
+    super::functions::fused_gate_sample(logits, noise, draw.relaxation).reshape([draw.rows, 1, units])
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn sampled(_: Tensor<1>, _: GateDraw) -> Tensor<3> {
+    unreachable!("gates are drawn only on the fused path, which needs the wgpu feature")
 }
 
 impl From<Tensor<3>> for UnitGate {
     fn from(values: Tensor<3>) -> Self {
         Self::Values(values)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+pub use fused::{fused_bias_gate, fused_glu_gate, fused_swish_gate};
+
+#[cfg(feature = "wgpu")]
+mod fused {
+    use burn::backend::Dispatch;
+    use burn::backend::tensor::FloatTensor;
+    use burn::prelude::*;
+
+    use super::UnitGate;
+    use crate::kernels::activation::GateActivation;
+    use crate::kernels::gate_relaxation::GateDraw;
+    use crate::kernels::hashed_dropout::HashedDropout;
+    use crate::kernels::ops::FusedOps;
+
+    /// `drop(swish(pre + bias) · gate)`, fused: one kernel forward, one backward, the dropout's
+    /// mask never made, a drawn gate sampled inside both. `pre` is `[batch, frames, units]` (a
+    /// matrix product without its bias), `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only
+    /// for tensors on a cube backend (`kernels::runs_fused`).
+    pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, dropout: HashedDropout) -> Tensor<3> {
+        bias_gate(pre, bias, gate, GateActivation::Swish, dropout)
+    }
+
+    /// An attention projection after its matrix product: `(pre + bias) · gate`, fused as the
+    /// feed-forward module's hidden layer is, without the activation or a dropout: one kernel
+    /// forward, one backward, which also sums the bias's and the gate's gradients. `pre`
+    /// `[batch, frames, units]`, `bias` `[units]`, `gate` of `[batch or 1, 1, units]`. Only for
+    /// tensors on a cube backend (`kernels::runs_fused`).
+    pub fn fused_bias_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate) -> Tensor<3> {
+        bias_gate(pre, bias, gate, GateActivation::Identity, HashedDropout::none(1.0))
+    }
+
+    fn bias_gate(
+        pre: Tensor<3>,
+        bias: Tensor<1>,
+        gate: UnitGate,
+        activation: GateActivation,
+        dropout: HashedDropout,
+    ) -> Tensor<3> {
+        let (gate, drawn) = gate.into_dispatch();
+        Tensor::from_dispatch(Dispatch::fused_bias_gate(
+            pre.into_dispatch(),
+            bias.into_dispatch(),
+            gate,
+            activation,
+            dropout,
+            drawn,
+        ))
+    }
+
+    /// The convolution module's `glu(pre + bias) · gate`, padded frames zeroed, fused: one kernel
+    /// forward, two backward, no slices, a drawn gate sampled inside both. `pre` is
+    /// `[batch, frames, 2c]` (a matrix product without its bias), `bias` `[2c]`, `gate` of
+    /// `[batch or 1, 1, c]`, `keep` `[batch, frames]` (1 on real frames, 0 on padding). Only for
+    /// tensors on a cube backend (`kernels::runs_fused`).
+    pub fn fused_glu_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, keep: Tensor<2>) -> Tensor<3> {
+        let (gate, drawn) = gate.into_dispatch();
+        Tensor::from_dispatch(Dispatch::fused_glu_gate(
+            pre.into_dispatch(),
+            bias.into_dispatch(),
+            gate,
+            keep.into_dispatch(),
+            drawn,
+        ))
+    }
+
+    impl UnitGate {
+        /// What a fused operation takes for the gate: its values, or its logits with the draw.
+        fn into_dispatch(self) -> (FloatTensor<Dispatch>, Option<GateDraw>) {
+            match self {
+                UnitGate::Values(values) => (values.into_dispatch(), None),
+                UnitGate::Drawn { logits, draw } => (logits.into_dispatch(), Some(draw)),
+            }
+        }
     }
 }
