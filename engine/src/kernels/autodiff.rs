@@ -20,19 +20,26 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f32,
-    ) -> FloatTensor<Self> {
-        // The backward pass recomputes the statistics from the input (a row is one pass over
-        // memory that the backward kernel reads anyway), so only the input and γ are saved.
-        fused_op::<B, C, _, 3>(
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // The forward pass runs first so that its statistics can be kept for the backward pass
+        // (with the input and γ); the statistics themselves track nothing.
+        let (output, statistics) = B::fused_layer_norm(
+            input.clone().into_primitive(),
+            gamma.clone().into_primitive(),
+            beta.clone().into_primitive(),
+            epsilon,
+        );
+        let output = fused_op::<B, C, _, 3>(
             [input, gamma, beta],
             &[0, 1],
-            epsilon,
-            |[input, gamma, beta]| B::fused_layer_norm(input, gamma, beta, epsilon),
-            |grad, saved, epsilon| {
+            statistics.clone(),
+            |_| output,
+            |grad, saved, statistics| {
                 let [input, gamma] = saved_inputs(saved);
-                all_three(B::fused_layer_norm_backward(grad, input, gamma, epsilon))
+                all_three(B::fused_layer_norm_backward(grad, input, gamma, statistics))
             },
-        )
+        );
+        (output, Self::from_inner(statistics))
     }
 
     fn fused_bias_gate(
@@ -252,13 +259,13 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         grad: FloatTensor<Self>,
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
-        epsilon: f32,
+        statistics: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_layer_norm_backward(
             Self::inner(grad),
             Self::inner(input),
             Self::inner(gamma),
-            epsilon,
+            Self::inner(statistics),
         ))
     }
 

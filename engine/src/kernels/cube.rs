@@ -20,7 +20,7 @@ impl FusedOps for CubeBackend {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f32,
-    ) -> FloatTensor<Self> {
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         layer_norm::forward(input, gamma, beta, epsilon)
     }
 
@@ -28,9 +28,9 @@ impl FusedOps for CubeBackend {
         grad: FloatTensor<Self>,
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
-        epsilon: f32,
+        statistics: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        layer_norm::backward(grad, input, gamma, epsilon)
+        layer_norm::backward(grad, input, gamma, statistics)
     }
 
     fn fused_bias_gate(

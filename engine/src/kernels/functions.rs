@@ -19,7 +19,7 @@ pub fn runs_fused(device: &Device) -> bool {
 }
 
 /// LayerNorm over the last axis of `input` with scale `gamma` and shift `beta` (both the last
-/// axis long), fused: one kernel forward, two backward. Only for tensors on a cube backend
+/// axis long), fused: one kernel forward, one backward. Only for tensors on a cube backend
 /// ([`runs_fused`]); burn's `LayerNorm` is the reference elsewhere.
 pub fn fused_layer_norm<const D: usize>(
     input: Tensor<D>,
@@ -27,12 +27,13 @@ pub fn fused_layer_norm<const D: usize>(
     beta: Tensor<1>,
     epsilon: f32,
 ) -> Tensor<D> {
-    Tensor::from_dispatch(Dispatch::fused_layer_norm(
+    let (output, _statistics) = Dispatch::fused_layer_norm(
         input.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
-    ))
+    );
+    Tensor::from_dispatch(output)
 }
 
 /// The depthwise convolution of `input` `[batch, frames, channels]` (channels last: the

@@ -28,6 +28,24 @@ use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::kept::{relaxed_gate, relaxed_sigmoid, relaxed_slope};
 use super::launch::{empty_like, launch_shape};
 
+/// `(a + b_a) · σ(g + b_g) · m · keep` at row `row` (batch · frames + frame) and `channel`.
+#[cube]
+fn glu_element<F: Float>(
+    pre: &Tensor<F>,
+    bias: &Tensor<F>,
+    keep: &Tensor<F>,
+    row: usize,
+    channel: usize,
+    channels: usize,
+    m: F,
+) -> F {
+    let a = pre[2 * row * channels + channel] + bias[channel];
+    let g = pre[2 * row * channels + channels + channel] + bias[channels + channel];
+    a * sigmoid::<F>(g) * m * keep[row]
+}
+
+/// A given gate: one unit per element. A drawn one: one unit per batch and channel, walking the
+/// frames, so each gate is drawn once rather than once a frame.
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     pre: &Tensor<F>,
@@ -35,9 +53,9 @@ fn forward_kernel<F: Float>(
     gate: &Tensor<F>,
     keep: &Tensor<F>,
     output: &mut Tensor<F>,
-    elements: u32,
-    channels: u32,
+    batches: u32,
     frames: u32,
+    channels: u32,
     gate_batch_stride: u32,
     draw_seed: u32,
     inverse_temperature: f32,
@@ -46,29 +64,35 @@ fn forward_kernel<F: Float>(
     #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let at = ABSOLUTE_POS as usize;
-    if at >= elements as usize {
-        terminate!();
-    }
-    let channels = channels as usize;
-    let channel = at % channels;
-    let row = at / channels; // batch · frames + frame
-    let batch = row / frames as usize;
-    let a = pre[2 * row * channels + channel] + bias[channel];
-    let g = pre[2 * row * channels + channels + channel] + bias[channels + channel];
-    let gate_at = batch * gate_batch_stride as usize + channel;
-    let m = if drawn {
+    let (frames, channels, stride) = (frames as usize, channels as usize, gate_batch_stride as usize);
+    if drawn {
+        let column = ABSOLUTE_POS as usize;
+        if column >= batches as usize * channels {
+            terminate!();
+        }
+        let (batch, channel) = (column / channels, column % channels);
+        let gate_at = batch * stride + channel;
         let s = relaxed_sigmoid::<F>(
             gate[channel],
             gate_at as u32,
             draw_seed,
             F::cast_from(inverse_temperature),
         );
-        relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift))
+        let m = relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift));
+        for frame in 0..frames {
+            let row = batch * frames + frame;
+            output[row * channels + channel] = glu_element::<F>(pre, bias, keep, row, channel, channels, m);
+        }
     } else {
-        gate[gate_at]
-    };
-    output[at] = a * sigmoid::<F>(g) * m * keep[row];
+        let at = ABSOLUTE_POS as usize;
+        if at >= batches as usize * frames * channels {
+            terminate!();
+        }
+        let channel = at % channels;
+        let row = at / channels; // batch · frames + frame
+        let m = gate[(row / frames) * stride + channel];
+        output[at] = glu_element::<F>(pre, bias, keep, row, channel, channels, m);
+    }
 }
 
 /// One unit per channel: both halves' gradients at every batch and frame, and the gate's per
@@ -168,8 +192,12 @@ pub(super) fn forward(
     let ([batches, frames, channels], stride) = layout(&pre, &gate, drawn);
     let (draw_seed, relaxation) = draw_settings(drawn);
     let output = empty_like(&pre, [batches, frames, channels].into());
-    let elements = batches * frames * channels;
-    let (count, dim) = launch_shape(&pre, elements);
+    let units = if drawn.is_some() {
+        batches * channels
+    } else {
+        batches * frames * channels
+    };
+    let (count, dim) = launch_shape(&pre, units);
     let dtype = dtype_to_storage_type(pre.dtype);
     let client = pre.client.clone();
     forward_kernel::launch(
@@ -181,9 +209,9 @@ pub(super) fn forward(
         gate.into_tensor_arg(),
         keep.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        elements as u32,
-        channels as u32,
+        batches as u32,
         frames as u32,
+        channels as u32,
         stride as u32,
         draw_seed,
         relaxation.inverse_temperature,

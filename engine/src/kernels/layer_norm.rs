@@ -1,7 +1,9 @@
-//! LayerNorm over the last axis, fused: the forward pass is one kernel, the backward pass two
-//! (the input's gradient row by row, then γ's and β's column by column). One unit handles one
-//! row (`d_model` values: 144 for `tiny`), computing its mean and variance in two passes over it,
-//! as the composed reference does; the backward pass recomputes them rather than saving them.
+//! LayerNorm over the last axis, fused: one kernel forward, one backward. In the forward pass
+//! one unit handles one row (`d_model` values: 144 for `tiny`), computing its mean and variance
+//! in two passes over it, as the composed reference does, and keeps each row's mean and
+//! 1/√(var + ε) for the backward pass. That one kernel has two kinds of unit: one per row for
+//! the input's gradient, then one per column for γ's and β's, which read the kept statistics
+//! rather than wait for the rows' units to compute them.
 //!
 //! With x̂ = (x − mean)·r, r = 1/√(var + ε), g = dy·γ and n the row's width (the mean over a row
 //! written ⟨·⟩):
@@ -37,12 +39,14 @@ fn row_inverse_std<F: Float>(input: &Tensor<F>, start: usize, width: usize, mean
     F::new(1.0) / (squares / F::cast_from(width as u32) + F::cast_from(epsilon)).sqrt()
 }
 
+/// The normalised rows, and each row's mean and 1/√(var + ε) into `statistics` (two per row).
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     input: &Tensor<F>,
     gamma: &Tensor<F>,
     beta: &Tensor<F>,
     output: &mut Tensor<F>,
+    statistics: &mut Tensor<F>,
     rows: u32,
     width: u32,
     epsilon: f32,
@@ -59,76 +63,61 @@ fn forward_kernel<F: Float>(
     for j in 0..width {
         output[start + j] = (input[start + j] - mean) * inverse_std * gamma[j] + beta[j];
     }
-}
-
-/// dx for each row, and each row's mean and 1/√(var + ε) into `statistics` (two per row) for
-/// the parameters' kernel.
-#[cube(launch)]
-fn backward_input_kernel<F: Float>(
-    grad: &Tensor<F>,
-    input: &Tensor<F>,
-    gamma: &Tensor<F>,
-    grad_input: &mut Tensor<F>,
-    statistics: &mut Tensor<F>,
-    rows: u32,
-    width: u32,
-    epsilon: f32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let row = ABSOLUTE_POS as usize;
-    if row >= rows as usize {
-        terminate!();
-    }
-    let width = width as usize;
-    let start = row * width;
-    let mean = row_mean::<F>(input, start, width);
-    let inverse_std = row_inverse_std::<F>(input, start, width, mean, epsilon);
-    let mut sum_g = F::new(0.0);
-    let mut sum_g_normalised = F::new(0.0);
-    for j in 0..width {
-        let g = grad[start + j] * gamma[j];
-        sum_g += g;
-        sum_g_normalised += g * (input[start + j] - mean) * inverse_std;
-    }
-    let n = F::cast_from(width as u32);
-    let mean_g = sum_g / n;
-    let mean_g_normalised = sum_g_normalised / n;
-    for j in 0..width {
-        let g = grad[start + j] * gamma[j];
-        let normalised = (input[start + j] - mean) * inverse_std;
-        grad_input[start + j] = inverse_std * (g - mean_g - normalised * mean_g_normalised);
-    }
     statistics[2 * row] = mean;
     statistics[2 * row + 1] = inverse_std;
 }
 
-/// dγ and dβ, one unit per column summing over the rows.
+/// Units `0..rows`: dx of their row. Units `rows..rows + width`: dγ and dβ of their column,
+/// summed over the rows. Both read the statistics the forward pass kept.
 #[cube(launch)]
-fn backward_params_kernel<F: Float>(
+fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
     input: &Tensor<F>,
+    gamma: &Tensor<F>,
     statistics: &Tensor<F>,
+    grad_input: &mut Tensor<F>,
     grad_gamma: &mut Tensor<F>,
     grad_beta: &mut Tensor<F>,
     rows: u32,
     width: u32,
     #[define(F)] _dtype: ElemType,
 ) {
-    let column = ABSOLUTE_POS as usize;
-    if column >= width as usize {
+    let unit = ABSOLUTE_POS as usize;
+    let (rows, width) = (rows as usize, width as usize);
+    if unit >= rows + width {
         terminate!();
     }
-    let width = width as usize;
-    let mut sum_gamma = F::new(0.0);
-    let mut sum_beta = F::new(0.0);
-    for row in 0..rows as usize {
-        let at = row * width + column;
-        let dy = grad[at];
-        sum_gamma += dy * (input[at] - statistics[2 * row]) * statistics[2 * row + 1];
-        sum_beta += dy;
+    if unit < rows {
+        let start = unit * width;
+        let (mean, inverse_std) = (statistics[2 * unit], statistics[2 * unit + 1]);
+        let mut sum_g = F::new(0.0);
+        let mut sum_g_normalised = F::new(0.0);
+        for j in 0..width {
+            let g = grad[start + j] * gamma[j];
+            sum_g += g;
+            sum_g_normalised += g * (input[start + j] - mean) * inverse_std;
+        }
+        let n = F::cast_from(width as u32);
+        let mean_g = sum_g / n;
+        let mean_g_normalised = sum_g_normalised / n;
+        for j in 0..width {
+            let g = grad[start + j] * gamma[j];
+            let normalised = (input[start + j] - mean) * inverse_std;
+            grad_input[start + j] = inverse_std * (g - mean_g - normalised * mean_g_normalised);
+        }
+    } else {
+        let column = unit - rows;
+        let mut sum_gamma = F::new(0.0);
+        let mut sum_beta = F::new(0.0);
+        for row in 0..rows {
+            let at = row * width + column;
+            let dy = grad[at];
+            sum_gamma += dy * (input[at] - statistics[2 * row]) * statistics[2 * row + 1];
+            sum_beta += dy;
+        }
+        grad_gamma[column] = sum_gamma;
+        grad_beta[column] = sum_beta;
     }
-    grad_gamma[column] = sum_gamma;
-    grad_beta[column] = sum_beta;
 }
 
 /// Rows and width of a tensor normalised over its last axis.
@@ -137,11 +126,17 @@ fn rows_and_width(shape: &Shape) -> (usize, usize) {
     (shape.num_elements() / width.max(1), width)
 }
 
-/// LayerNorm of `input`'s rows.
-pub(super) fn forward(input: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> CubeTensor {
+/// LayerNorm of `input`'s rows, and the statistics `[rows, 2]` its backward pass reads.
+pub(super) fn forward(
+    input: CubeTensor,
+    gamma: CubeTensor,
+    beta: CubeTensor,
+    epsilon: f32,
+) -> (CubeTensor, CubeTensor) {
     let (input, gamma, beta) = (into_contiguous(input), into_contiguous(gamma), into_contiguous(beta));
     let (rows, width) = rows_and_width(&input.shape());
     let output = empty_like(&input, input.shape());
+    let statistics = empty_like(&input, Shape::new([rows, 2]));
     let (count, dim) = launch_shape(&input, rows);
     let dtype = dtype_to_storage_type(input.dtype);
     let client = input.client.clone();
@@ -153,51 +148,39 @@ pub(super) fn forward(input: CubeTensor, gamma: CubeTensor, beta: CubeTensor, ep
         gamma.into_tensor_arg(),
         beta.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        rows as u32,
-        width as u32,
-        epsilon,
-        dtype,
-    );
-    output
-}
-
-/// The gradients of the input, γ and β from the output's.
-pub(super) fn backward(
-    grad: CubeTensor,
-    input: CubeTensor,
-    gamma: CubeTensor,
-    epsilon: f32,
-) -> (CubeTensor, CubeTensor, CubeTensor) {
-    let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
-    let (rows, width) = rows_and_width(&input.shape());
-    let grad_input = empty_like(&input, input.shape());
-    let statistics = empty_like(&input, Shape::new([rows, 2]));
-    let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
-    let dtype = dtype_to_storage_type(input.dtype);
-    let client = input.client.clone();
-    let (count, dim) = launch_shape(&input, rows);
-    backward_input_kernel::launch(
-        &client,
-        count,
-        dim,
-        grad.clone().into_tensor_arg(),
-        input.clone().into_tensor_arg(),
-        gamma.into_tensor_arg(),
-        grad_input.clone().into_tensor_arg(),
         statistics.clone().into_tensor_arg(),
         rows as u32,
         width as u32,
         epsilon,
         dtype,
     );
-    let (count, dim) = launch_shape(&input, width);
-    backward_params_kernel::launch(
+    (output, statistics)
+}
+
+/// The gradients of the input, γ and β from the output's, with the forward pass's statistics.
+pub(super) fn backward(
+    grad: CubeTensor,
+    input: CubeTensor,
+    gamma: CubeTensor,
+    statistics: CubeTensor,
+) -> (CubeTensor, CubeTensor, CubeTensor) {
+    let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
+    let statistics = into_contiguous(statistics);
+    let (rows, width) = rows_and_width(&input.shape());
+    let grad_input = empty_like(&input, input.shape());
+    let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
+    let dtype = dtype_to_storage_type(input.dtype);
+    let client = input.client.clone();
+    let (count, dim) = launch_shape(&input, rows + width);
+    backward_kernel::launch(
         &client,
         count,
         dim,
         grad.into_tensor_arg(),
         input.into_tensor_arg(),
+        gamma.into_tensor_arg(),
         statistics.into_tensor_arg(),
+        grad_input.clone().into_tensor_arg(),
         grad_gamma.clone().into_tensor_arg(),
         grad_beta.clone().into_tensor_arg(),
         rows as u32,

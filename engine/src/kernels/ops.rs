@@ -13,23 +13,29 @@ use super::pack::PackGroup;
 /// The fused operations, one method for each forward pass and one for each backward pass.
 #[backend_extension(Cube, Fusion: cfg(target_family = "wasm"), Autodiff)]
 pub trait FusedOps: Backend {
-    /// LayerNorm over the last axis: `(x − mean) / √(var + ε) · γ + β`, the variance biased.
-    #[fusion(dtype = input, shape = input)]
+    /// LayerNorm over the last axis: `(x − mean) / √(var + ε) · γ + β`, the variance biased;
+    /// and each row's mean and 1/√(var + ε), `[rows, 2]`, for the backward pass.
+    #[fusion(meta = |input, _gamma, _beta, _epsilon| {
+        let width = input.shape[input.shape.num_dims() - 1].max(1);
+        let rows = input.shape.num_elements() / width;
+        let statistics = burn::backend::fusion::custom::TensorSpec::new([rows, 2].into(), input.dtype);
+        (input.clone(), statistics)
+    })]
     fn fused_layer_norm(
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f32,
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients of [`FusedOps::fused_layer_norm`] with respect to its input, γ and β, from the
-    /// gradient of its output.
-    #[fusion(meta = |_grad, input, gamma, _epsilon| (input.clone(), gamma.clone(), gamma.clone()))]
+    /// gradient of its output and the statistics its forward pass kept.
+    #[fusion(meta = |_grad, input, gamma, _statistics| (input.clone(), gamma.clone(), gamma.clone()))]
     fn fused_layer_norm_backward(
         grad: FloatTensor<Self>,
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
-        epsilon: f32,
+        statistics: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// A gated layer after its matrix product: `drop(act(pre + bias) · gate)`, with `pre`
     /// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`, `act` Swish

@@ -31,15 +31,38 @@ use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::{kept, relaxed_gate, relaxed_sigmoid, relaxed_slope};
 use super::launch::{empty_like, launch_shape};
 
+/// `drop(act(h + b) · m)` at element `at` (of unit `unit`) for the gate value `m`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn gated_element<F: Float>(
+    pre: &Tensor<F>,
+    bias: &Tensor<F>,
+    at: usize,
+    unit: usize,
+    m: F,
+    seed: u32,
+    threshold: u32,
+    multiplier: f32,
+    #[comptime] swish: bool,
+) -> F {
+    let z = pre[at] + bias[unit];
+    let k = kept::<F>(at as u32, seed, threshold, F::cast_from(multiplier));
+    let activated = if swish { z * sigmoid::<F>(z) } else { z };
+    activated * m * k
+}
+
+/// A given gate: one unit per element. A drawn one: one unit per batch and hidden unit, walking
+/// the frames, so each gate is drawn once rather than once a frame (a draw is two logarithms
+/// and an exponential).
 #[cube(launch)]
 fn forward_kernel<F: Float>(
     pre: &Tensor<F>,
     bias: &Tensor<F>,
     gate: &Tensor<F>,
     output: &mut Tensor<F>,
-    elements: u32,
-    units: u32,
+    batches: u32,
     frames: u32,
+    units: u32,
     gate_batch_stride: u32,
     seed: u32,
     threshold: u32,
@@ -52,24 +75,30 @@ fn forward_kernel<F: Float>(
     #[comptime] drawn: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let at = ABSOLUTE_POS as usize;
-    if at >= elements as usize {
-        terminate!();
-    }
-    let units = units as usize;
-    let unit = at % units;
-    let batch = at / (units * frames as usize);
-    let z = pre[at] + bias[unit];
-    let k = kept::<F>(at as u32, seed, threshold, F::cast_from(multiplier));
-    let activated = if swish { z * sigmoid::<F>(z) } else { z };
-    let gate_at = batch * gate_batch_stride as usize + unit;
-    let m = if drawn {
+    let (frames, units, stride) = (frames as usize, units as usize, gate_batch_stride as usize);
+    if drawn {
+        let column = ABSOLUTE_POS as usize;
+        if column >= batches as usize * units {
+            terminate!();
+        }
+        let (batch, unit) = (column / units, column % units);
+        let gate_at = batch * stride + unit;
         let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, F::cast_from(inverse_temperature));
-        relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift))
+        let m = relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift));
+        for frame in 0..frames {
+            let at = (batch * frames + frame) * units + unit;
+            output[at] = gated_element::<F>(pre, bias, at, unit, m, seed, threshold, multiplier, swish);
+        }
     } else {
-        gate[gate_at]
-    };
-    output[at] = activated * m * k;
+        let at = ABSOLUTE_POS as usize;
+        if at >= batches as usize * frames * units {
+            terminate!();
+        }
+        let unit = at % units;
+        let batch = at / (units * frames);
+        let m = gate[batch * stride + unit];
+        output[at] = gated_element::<F>(pre, bias, at, unit, m, seed, threshold, multiplier, swish);
+    }
 }
 
 /// One unit per hidden unit (column): dh for every batch and frame, db, and dm per batch (or
@@ -174,11 +203,17 @@ pub(super) fn forward(
     drawn: Option<GateDraw>,
 ) -> CubeTensor {
     let (pre, bias, gate) = (into_contiguous(pre), into_contiguous(bias), into_contiguous(gate));
-    let ([_, frames, units], stride) = layout(&pre, &gate, drawn);
+    let ([batches, frames, units], stride) = layout(&pre, &gate, drawn);
     let (draw_seed, relaxation) = draw_settings(drawn);
-    let elements = pre.shape().num_elements();
+    // Every element's index is hashed for the dropout: refuse a tensor too large for u32.
+    hashed_index_count(pre.shape().num_elements());
     let output = empty_like(&pre, pre.shape());
-    let (count, dim) = launch_shape(&pre, elements);
+    let units_launched = if drawn.is_some() {
+        batches * units
+    } else {
+        batches * frames * units
+    };
+    let (count, dim) = launch_shape(&pre, units_launched);
     let dtype = dtype_to_storage_type(pre.dtype);
     let client = pre.client.clone();
     forward_kernel::launch(
@@ -189,9 +224,9 @@ pub(super) fn forward(
         bias.into_tensor_arg(),
         gate.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        hashed_index_count(elements),
-        units as u32,
+        batches as u32,
         frames as u32,
+        units as u32,
         stride as u32,
         dropout.seed,
         dropout.threshold,
