@@ -1,6 +1,5 @@
 //! The fused operations on burn's cube backend: each method launches its module's kernels.
 
-use burn::backend::TensorMetadata;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
@@ -190,14 +189,11 @@ impl FusedOps for CubeBackend {
         key: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         // dq = dS·k, dk = dSᵀ·q, per head.
-        (
-            head_products::mix(grad.clone(), key, false),
-            head_products::mix(grad, query, true),
-        )
+        head_products::scores_backward(grad, query, key)
     }
 
     fn fused_head_mix(weights: FloatTensor<Self>, value: FloatTensor<Self>) -> FloatTensor<Self> {
-        head_products::mix(weights, value, false)
+        head_products::mix(weights, value)
     }
 
     fn fused_head_mix_backward(
@@ -206,11 +202,7 @@ impl FusedOps for CubeBackend {
         value: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         // dW = dC·vᵀ, dv = Wᵀ·dC, per head.
-        let heads = weights.shape()[1];
-        (
-            head_products::pair_dots(grad.clone(), value, heads),
-            head_products::mix(weights, grad, true),
-        )
+        head_products::mix_backward(grad, weights, value)
     }
 
     fn fused_pack(

@@ -5,10 +5,10 @@
 //! `[batch, channels, frames]`. Working in the module's layout leaves out the two transposes
 //! around the convolution (and their copies) and burn's convolution's own relayouts.
 //!
-//! Forward one element-wise kernel; backward two: the input's gradient (element-wise, the taps
-//! read backwards, `dx[t] = Σ_j w[j] · dy[t − j + (k − 1)/2]`) and one unit per (tap, channel)
+//! Forward one element-wise kernel; backward one with two kinds of unit: one per (tap, channel)
 //! walking every frame for `dw[j] = Σ dy[t] · x[t + j − (k − 1)/2]`, with one more row of units
-//! for the bias, `db = Σ dy`.
+//! for the bias, `db = Σ dy`; and one per element for the input's gradient (the taps read
+//! backwards, `dx[t] = Σ_j w[j] · dy[t − j + (k − 1)/2]`).
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -68,34 +68,19 @@ fn forward_kernel<F: Float>(
     output[at] = bias[at % channels] + tap_sum::<F>(input, weight, at, frames, channels, taps, false);
 }
 
+/// Units `0..(taps + 1) · channels`: `tap · channels + channel` for the taps' gradients,
+/// `taps · channels + channel` for the bias's (adjacent units read adjacent channels of the same
+/// frame), each walking every frame. Then one unit per element for the input's gradient. Both
+/// kinds read only the output's gradient and the forward's operands, so one dispatch holds them.
 #[cube(launch)]
-fn input_grad_kernel<F: Float>(
-    grad: &Tensor<F>,
-    weight: &Tensor<F>,
-    grad_input: &mut Tensor<F>,
-    elements: u32,
-    frames: u32,
-    channels: u32,
-    taps: u32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let at = ABSOLUTE_POS as usize;
-    if at >= elements as usize {
-        terminate!();
-    }
-    let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
-    grad_input[at] = tap_sum::<F>(grad, weight, at, frames, channels, taps, true);
-}
-
-/// Units `tap · channels + channel` for the taps, `taps · channels + channel` for the bias
-/// (adjacent units read adjacent channels of the same frame).
-#[cube(launch)]
-fn parameter_grads_kernel<F: Float>(
+fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
     input: &Tensor<F>,
+    weight: &Tensor<F>,
+    grad_input: &mut Tensor<F>,
     grad_weight: &mut Tensor<F>,
     grad_bias: &mut Tensor<F>,
-    rows: u32,
+    elements: u32,
     frames: u32,
     channels: u32,
     taps: u32,
@@ -103,29 +88,35 @@ fn parameter_grads_kernel<F: Float>(
 ) {
     let unit = ABSOLUTE_POS as usize;
     let (frames, channels, taps) = (frames as usize, channels as usize, taps as usize);
-    if unit >= (taps + 1) * channels {
+    let parameter_units = (taps + 1) * channels;
+    if unit >= parameter_units + elements as usize {
         terminate!();
     }
-    let channel = unit % channels;
-    let tap = unit / channels;
-    let half = taps / 2;
-    let mut sum = F::new(0.0);
-    for row in 0..rows as usize {
-        let dy = grad[row * channels + channel];
-        if tap == taps {
-            sum += dy;
-        } else {
-            let frame = row % frames;
-            let shifted = frame + tap;
-            if shifted >= half && shifted < frames + half {
-                sum += dy * input[(row - frame + shifted - half) * channels + channel];
+    if unit < parameter_units {
+        let channel = unit % channels;
+        let tap = unit / channels;
+        let half = taps / 2;
+        let mut sum = F::new(0.0);
+        for row in 0..elements as usize / channels {
+            let dy = grad[row * channels + channel];
+            if tap == taps {
+                sum += dy;
+            } else {
+                let frame = row % frames;
+                let shifted = frame + tap;
+                if shifted >= half && shifted < frames + half {
+                    sum += dy * input[(row - frame + shifted - half) * channels + channel];
+                }
             }
         }
-    }
-    if tap == taps {
-        grad_bias[channel] = sum;
+        if tap == taps {
+            grad_bias[channel] = sum;
+        } else {
+            grad_weight[channel * taps + tap] = sum;
+        }
     } else {
-        grad_weight[channel * taps + tap] = sum;
+        let at = unit - parameter_units;
+        grad_input[at] = tap_sum::<F>(grad, weight, at, frames, channels, taps, true);
     }
 }
 
@@ -169,37 +160,25 @@ pub(super) fn backward(
     bias: CubeTensor,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, input, weight) = (into_contiguous(grad), into_contiguous(input), into_contiguous(weight));
-    let ([batches, frames, channels], taps) = layout(&input, &weight);
+    let ([_, frames, channels], taps) = layout(&input, &weight);
     let elements = input.shape().num_elements();
     let grad_input = empty_like(&input, input.shape());
     let grad_weight = empty_like(&weight, weight.shape());
     let grad_bias = empty_like(&weight, bias.shape());
     let dtype = dtype_to_storage_type(input.dtype);
     let client = input.client.clone();
-    let (count, dim) = launch_shape(&input, elements);
-    input_grad_kernel::launch(
-        &client,
-        count,
-        dim,
-        grad.clone().into_tensor_arg(),
-        weight.into_tensor_arg(),
-        grad_input.clone().into_tensor_arg(),
-        elements as u32,
-        frames as u32,
-        channels as u32,
-        taps as u32,
-        dtype,
-    );
-    let (count, dim) = launch_shape(&input, (taps + 1) * channels);
-    parameter_grads_kernel::launch(
+    let (count, dim) = launch_shape(&input, (taps + 1) * channels + elements);
+    backward_kernel::launch(
         &client,
         count,
         dim,
         grad.into_tensor_arg(),
         input.into_tensor_arg(),
+        weight.into_tensor_arg(),
+        grad_input.clone().into_tensor_arg(),
         grad_weight.clone().into_tensor_arg(),
         grad_bias.clone().into_tensor_arg(),
-        (batches * frames) as u32,
+        elements as u32,
         frames as u32,
         channels as u32,
         taps as u32,

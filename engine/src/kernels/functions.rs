@@ -39,7 +39,7 @@ pub fn fused_layer_norm<const D: usize>(
 /// The depthwise convolution of `input` `[batch, frames, channels]` (channels last: the
 /// convolution module's own layout) with `weight` `[channels, 1, taps]` (an odd number of taps)
 /// and `bias` `[channels]`, "same" zero padding: burn's grouped `Conv1d` on the transposed
-/// input, without the transposes. One kernel forward, two backward. Only for tensors on a cube
+/// input, without the transposes. One kernel forward, one backward. Only for tensors on a cube
 /// backend ([`runs_fused`]).
 pub fn fused_depthwise_conv(input: Tensor<3>, weight: Tensor<3>, bias: Tensor<1>) -> Tensor<3> {
     Tensor::from_dispatch(Dispatch::fused_depthwise_conv(

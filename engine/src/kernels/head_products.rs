@@ -4,8 +4,8 @@
 //! - scores `S[b, h, i, j] = Σ_c q[b, i, h, c] · k[b, j, h, c]` (the pair-dots kernel),
 //! - context `C[b, i, h, c] = Σ_j W[b, h, i, j] · v[b, j, h, c]` (the mix kernel).
 //!
-//! Their backward passes are the same two kernels: dq = mix(dS, k), dk = mixᵀ(dS, q) (the
-//! weights read by column), dW = pair-dots(dC, v), dv = mixᵀ(W, dC).
+//! Each backward pass is one kernel with two kinds of unit, the same sums: dq = mix(dS, k) and
+//! dk = mixᵀ(dS, q) (the weights read by column); dW = pair-dots(dC, v) and dv = mixᵀ(W, dC).
 //!
 //! Composed, each product is a `swap_dims` per operand, copies to make them contiguous for the
 //! matrix-product kernel, the product, and a copy to merge the heads back: a block's forward
@@ -21,6 +21,50 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::launch::{empty_like, launch_shape};
+
+/// `Σ_c x[b, i, h, c] · y[b, j, h, c]` for the element `at` of `[b, h, s, s]`.
+#[cube]
+fn pair_dot<F: Float>(x: &Tensor<F>, y: &Tensor<F>, at: usize, frames: usize, heads: usize, width: usize) -> F {
+    let j = at % frames;
+    let i = (at / frames) % frames;
+    let head = (at / (frames * frames)) % heads;
+    let batch = at / (frames * frames * heads);
+    let row = heads * width;
+    let x_start = (batch * frames + i) * row + head * width;
+    let y_start = (batch * frames + j) * row + head * width;
+    let mut sum = F::new(0.0);
+    for c in 0..width {
+        sum += x[x_start + c] * y[y_start + c];
+    }
+    sum
+}
+
+/// `Σ_u A[b, h, t, u] · x[b, u, h, c]` for the element `at` of `[b, s, h·w]`; `by_column` reads
+/// the weights as `A[b, h, u, t]`.
+#[cube]
+fn mixed<F: Float>(
+    weights: &Tensor<F>,
+    x: &Tensor<F>,
+    at: usize,
+    frames: usize,
+    heads: usize,
+    width: usize,
+    #[comptime] by_column: bool,
+) -> F {
+    let c = at % width;
+    let head = (at / width) % heads;
+    let t = (at / (width * heads)) % frames;
+    let batch = at / (width * heads * frames);
+    let (row_stride, column_stride) = if by_column { (1, frames) } else { (frames, 1) };
+    let weights_start = (batch * heads + head) * frames * frames + t * row_stride;
+    let row = heads * width;
+    let x_start = batch * frames * row + head * width + c;
+    let mut sum = F::new(0.0);
+    for u in 0..frames {
+        sum += weights[weights_start + u * column_stride] * x[x_start + u * row];
+    }
+    sum
+}
 
 /// `out[b, h, i, j] = Σ_c x[b, i, h, c] · y[b, j, h, c]`, one unit per output element.
 #[cube(launch)]
@@ -38,26 +82,11 @@ fn pair_dots_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    let (frames, heads, width) = (frames as usize, heads as usize, width as usize);
-    let j = at % frames;
-    let i = (at / frames) % frames;
-    let head = (at / (frames * frames)) % heads;
-    let batch = at / (frames * frames * heads);
-    let row = heads * width;
-    let x_start = (batch * frames + i) * row + head * width;
-    let y_start = (batch * frames + j) * row + head * width;
-    let mut sum = F::new(0.0);
-    for c in 0..width {
-        sum += x[x_start + c] * y[y_start + c];
-    }
-    out[at] = sum;
+    out[at] = pair_dot::<F>(x, y, at, frames as usize, heads as usize, width as usize);
 }
 
-/// `out[b, t, h, c] = Σ_u A[b, h, t, u] · x[b, u, h, c]`, or with `A[b, h, u, t]` (the weights
-/// read by column) when `row_stride` is 1 and `column_stride` the frames. One unit per output
-/// element.
+/// `out[b, t, h, c] = Σ_u A[b, h, t, u] · x[b, u, h, c]`, one unit per output element.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
 fn mix_kernel<F: Float>(
     weights: &Tensor<F>,
     x: &Tensor<F>,
@@ -66,28 +95,75 @@ fn mix_kernel<F: Float>(
     frames: u32,
     heads: u32,
     width: u32,
-    row_stride: u32,
-    column_stride: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let at = ABSOLUTE_POS as usize;
     if at >= elements as usize {
         terminate!();
     }
-    let (frames, heads, width) = (frames as usize, heads as usize, width as usize);
-    let c = at % width;
-    let head = (at / width) % heads;
-    let t = (at / (width * heads)) % frames;
-    let batch = at / (width * heads * frames);
-    let (row_stride, column_stride) = (row_stride as usize, column_stride as usize);
-    let weights_start = (batch * heads + head) * frames * frames + t * row_stride;
-    let row = heads * width;
-    let x_start = batch * frames * row + head * width + c;
-    let mut sum = F::new(0.0);
-    for u in 0..frames {
-        sum += weights[weights_start + u * column_stride] * x[x_start + u * row];
+    out[at] = mixed::<F>(weights, x, at, frames as usize, heads as usize, width as usize, false);
+}
+
+/// The scores' backward pass in one dispatch: units `0..n` write dq = dS·k, units `n..2n`
+/// dk = dSᵀ·q (`n` the elements of `q`); both read only dS, q and k.
+#[cube(launch)]
+fn scores_backward_kernel<F: Float>(
+    grad: &Tensor<F>,
+    query: &Tensor<F>,
+    key: &Tensor<F>,
+    grad_query: &mut Tensor<F>,
+    grad_key: &mut Tensor<F>,
+    elements: u32,
+    frames: u32,
+    heads: u32,
+    width: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS as usize;
+    let (elements, frames, heads, width) = (elements as usize, frames as usize, heads as usize, width as usize);
+    if unit >= 2 * elements {
+        terminate!();
     }
-    out[at] = sum;
+    if unit < elements {
+        grad_query[unit] = mixed::<F>(grad, key, unit, frames, heads, width, false);
+    } else {
+        let at = unit - elements;
+        grad_key[at] = mixed::<F>(grad, query, at, frames, heads, width, true);
+    }
+}
+
+/// The mix's backward pass in one dispatch: units `0..m` write dW = dC·vᵀ (`m` the weights'
+/// elements), units `m..m + n` dv = Wᵀ·dC (`n` the value's); both read only dC, W and v.
+#[cube(launch)]
+fn mix_backward_kernel<F: Float>(
+    grad: &Tensor<F>,
+    weights: &Tensor<F>,
+    value: &Tensor<F>,
+    grad_weights: &mut Tensor<F>,
+    grad_value: &mut Tensor<F>,
+    weight_elements: u32,
+    value_elements: u32,
+    frames: u32,
+    heads: u32,
+    width: u32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS as usize;
+    let (weight_elements, frames, heads, width) = (
+        weight_elements as usize,
+        frames as usize,
+        heads as usize,
+        width as usize,
+    );
+    if unit >= weight_elements + value_elements as usize {
+        terminate!();
+    }
+    if unit < weight_elements {
+        grad_weights[unit] = pair_dot::<F>(grad, value, unit, frames, heads, width);
+    } else {
+        let at = unit - weight_elements;
+        grad_value[at] = mixed::<F>(weights, grad, at, frames, heads, width, true);
+    }
 }
 
 /// `[b, s, h·w]` with `h` heads: `(b, s, w)`.
@@ -125,17 +201,12 @@ pub(super) fn pair_dots(x: CubeTensor, y: CubeTensor, heads: usize) -> CubeTenso
     out
 }
 
-/// `[b, s, h·w]`: each head's rows of `x` mixed by `weights` `[b, h, s, s]`, by row (`W·x`) or,
-/// `by_column`, by column (`Wᵀ·x`).
-pub(super) fn mix(weights: CubeTensor, x: CubeTensor, by_column: bool) -> CubeTensor {
+/// `[b, s, h·w]`: each head's rows of `x` mixed by `weights` `[b, h, s, s]` (`W·x`).
+pub(super) fn mix(weights: CubeTensor, x: CubeTensor) -> CubeTensor {
     let (weights, x) = (into_contiguous(weights), into_contiguous(x));
-    let [batches, heads, frames, keys] = weights.shape().dims::<4>();
-    assert_eq!(frames, keys, "attention weights are square per head");
-    let (x_batches, x_frames, width) = head_dims(&x, heads);
-    assert_eq!((x_batches, x_frames), (batches, frames), "weights and rows disagree");
+    let (batches, frames, heads, width) = mix_dims(&weights, &x);
     let out = empty_like(&x, x.shape());
-    let elements = x.shape().num_elements();
-    let (row_stride, column_stride) = if by_column { (1, frames) } else { (frames, 1) };
+    let elements = batches * frames * heads * width;
     let (count, dim) = launch_shape(&x, elements);
     let dtype = dtype_to_storage_type(x.dtype);
     mix_kernel::launch(
@@ -149,9 +220,74 @@ pub(super) fn mix(weights: CubeTensor, x: CubeTensor, by_column: bool) -> CubeTe
         frames as u32,
         heads as u32,
         width as u32,
-        row_stride as u32,
-        column_stride as u32,
         dtype,
     );
     out
+}
+
+/// `(b, s, h, w)` of weights `[b, h, s, s]` mixing rows `[b, s, h·w]`.
+fn mix_dims(weights: &CubeTensor, x: &CubeTensor) -> (usize, usize, usize, usize) {
+    let [batches, heads, frames, keys] = weights.shape().dims::<4>();
+    assert_eq!(frames, keys, "attention weights are square per head");
+    let (x_batches, x_frames, width) = head_dims(x, heads);
+    assert_eq!((x_batches, x_frames), (batches, frames), "weights and rows disagree");
+    (batches, frames, heads, width)
+}
+
+/// The gradients of the query and the key from the scores' (`grad` `[b, h, s, s]`).
+pub(super) fn scores_backward(grad: CubeTensor, query: CubeTensor, key: CubeTensor) -> (CubeTensor, CubeTensor) {
+    let (grad, query, key) = (into_contiguous(grad), into_contiguous(query), into_contiguous(key));
+    let (_, frames, heads, width) = mix_dims(&grad, &query);
+    assert_eq!(
+        query.shape(),
+        key.shape(),
+        "both sides of a per-head product have one layout"
+    );
+    let (grad_query, grad_key) = (empty_like(&query, query.shape()), empty_like(&key, key.shape()));
+    let elements = query.shape().num_elements();
+    let (count, dim) = launch_shape(&query, 2 * elements);
+    let dtype = dtype_to_storage_type(query.dtype);
+    scores_backward_kernel::launch(
+        &query.client.clone(),
+        count,
+        dim,
+        grad.into_tensor_arg(),
+        query.into_tensor_arg(),
+        key.into_tensor_arg(),
+        grad_query.clone().into_tensor_arg(),
+        grad_key.clone().into_tensor_arg(),
+        elements as u32,
+        frames as u32,
+        heads as u32,
+        width as u32,
+        dtype,
+    );
+    (grad_query, grad_key)
+}
+
+/// The gradients of the weights and the value from the mixed rows' (`grad` `[b, s, h·w]`).
+pub(super) fn mix_backward(grad: CubeTensor, weights: CubeTensor, value: CubeTensor) -> (CubeTensor, CubeTensor) {
+    let (grad, weights, value) = (into_contiguous(grad), into_contiguous(weights), into_contiguous(value));
+    let (_, frames, heads, width) = mix_dims(&weights, &value);
+    let (grad_weights, grad_value) = (empty_like(&weights, weights.shape()), empty_like(&value, value.shape()));
+    let (weight_elements, value_elements) = (weights.shape().num_elements(), value.shape().num_elements());
+    let (count, dim) = launch_shape(&value, weight_elements + value_elements);
+    let dtype = dtype_to_storage_type(value.dtype);
+    mix_backward_kernel::launch(
+        &value.client.clone(),
+        count,
+        dim,
+        grad.into_tensor_arg(),
+        weights.into_tensor_arg(),
+        value.into_tensor_arg(),
+        grad_weights.clone().into_tensor_arg(),
+        grad_value.clone().into_tensor_arg(),
+        weight_elements as u32,
+        value_elements as u32,
+        frames as u32,
+        heads as u32,
+        width as u32,
+        dtype,
+    );
+    (grad_weights, grad_value)
 }
