@@ -25,7 +25,7 @@ use cubecl::prelude::*;
 use super::activation::sigmoid;
 use super::column_sums::column_sums;
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
-use super::kept::{relaxed_gate, relaxed_sigmoid, relaxed_slope};
+use super::kept::{gate_and_slope, relaxed_gate, relaxed_sigmoid};
 use super::launch::{empty_like, launch_shape};
 
 /// `(a + b_a) · σ(g + b_g) · m · keep` at row `row` (batch · frames + frame) and `channel`.
@@ -131,16 +131,16 @@ fn backward_kernel<F: Float>(
     let shift = F::cast_from(shift);
     for batch in 0..batches as usize {
         let gate_at = batch * stride + channel;
-        // A drawn gate's value and its slope dm/da at this row; a given one's value.
-        let (m, slope) = if drawn {
-            let s = relaxed_sigmoid::<F>(gate[channel], gate_at as u32, draw_seed, inverse_temperature);
-            (
-                relaxed_gate::<F>(s, stretch, shift),
-                relaxed_slope::<F>(s, stretch, shift, inverse_temperature),
-            )
-        } else {
-            (gate[gate_at], F::new(1.0))
-        };
+        let (m, slope) = gate_and_slope::<F>(
+            gate,
+            channel,
+            gate_at,
+            draw_seed,
+            inverse_temperature,
+            stretch,
+            shift,
+            drawn,
+        );
         let mut sum_gate_batch = F::new(0.0);
         for frame in 0..frames {
             let row = batch * frames + frame;

@@ -65,3 +65,28 @@ pub(super) fn relaxed_slope<F: Float>(s: F, stretch: F, shift: F, inverse_temper
     }
     slope
 }
+
+/// A gate's value at `gate_at` (`row · units + unit`) and its slope dm/da there: a drawn gate's
+/// relaxed sample from its logit `gate[unit]`, or a given gate's value with slope 1 (unused).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gate_and_slope<F: Float>(
+    gate: &Tensor<F>,
+    unit: usize,
+    gate_at: usize,
+    draw_seed: u32,
+    inverse_temperature: F,
+    stretch: F,
+    shift: F,
+    #[comptime] drawn: bool,
+) -> (F, F) {
+    if drawn {
+        let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, inverse_temperature);
+        (
+            relaxed_gate::<F>(s, stretch, shift),
+            relaxed_slope::<F>(s, stretch, shift, inverse_temperature),
+        )
+    } else {
+        (gate[gate_at], F::new(1.0))
+    }
+}

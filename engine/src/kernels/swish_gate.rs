@@ -28,7 +28,7 @@ use cubecl::prelude::*;
 use super::activation::{GateActivation, sigmoid};
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
-use super::kept::{kept, relaxed_gate, relaxed_sigmoid, relaxed_slope};
+use super::kept::{gate_and_slope, kept, relaxed_gate, relaxed_sigmoid};
 use super::launch::{empty_like, launch_shape};
 
 /// `drop(act(h + b) · m)` at element `at` (of unit `unit`) for the gate value `m`.
@@ -143,16 +143,16 @@ fn backward_kernel<F: Float>(
     let shift = F::cast_from(shift);
     for batch in 0..batches as usize {
         let gate_at = batch * stride + unit;
-        // A drawn gate's value and its slope dm/da at this row; a given one's value.
-        let (m, slope) = if drawn {
-            let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, inverse_temperature);
-            (
-                relaxed_gate::<F>(s, stretch, shift),
-                relaxed_slope::<F>(s, stretch, shift, inverse_temperature),
-            )
-        } else {
-            (gate[gate_at], F::new(1.0))
-        };
+        let (m, slope) = gate_and_slope::<F>(
+            gate,
+            unit,
+            gate_at,
+            draw_seed,
+            inverse_temperature,
+            stretch,
+            shift,
+            drawn,
+        );
         let mut sum_gate_batch = F::new(0.0);
         for frame in 0..frames {
             let at = (batch * frames + frame) * units + unit;
