@@ -9,8 +9,8 @@ use super::gate_relaxation::GateDraw;
 
 /// The gate of a site's units: its values `[rows, 1, u]` (one row per utterance, or one shared),
 /// or, in training on the fused path, a relaxed sample still to be drawn from the logits `[u]`
-/// by the kernel that uses it (`swish_gate.rs`), so that the sample is never a tensor of its
-/// own and its backward pass no kernel of its own.
+/// by the kernel that uses it (`swish_gate.rs`, `glu_gate.rs`), so that the sample is never a
+/// tensor of its own and its backward pass no kernel of its own.
 #[derive(Debug, Clone)]
 pub enum UnitGate {
     Values(Tensor<3>),
