@@ -584,6 +584,23 @@ fn fused_head_products_and_their_gradients_match_split_heads_and_matrix_products
     }
 }
 
+/// `objective` plus the penalty whose gradient a sampler's pull folds in,
+/// `pull/2 · Σ (a − target)²` over `logits` (the reference differentiates it itself).
+fn with_pull_penalty(objective: Tensor<1>, logits: &Tensor<1>, pull: Option<(f32, f32)>) -> Tensor<1> {
+    match pull {
+        Some((pull, target)) => {
+            objective
+                + logits
+                    .clone()
+                    .sub_scalar(target)
+                    .powf_scalar(2.0)
+                    .sum()
+                    .mul_scalar(pull / 2.0)
+        }
+        None => objective,
+    }
+}
+
 #[test]
 fn fused_gate_sample_and_its_gradient_match_the_composed_relaxations_and_pull() {
     let device = wgpu_device().autodiff();
@@ -616,14 +633,8 @@ fn fused_gate_sample_and_its_gradient_match_the_composed_relaxations_and_pull() 
         let what = format!("{name} [{rows}, {units}], pull {pulled}");
         let output = assert_close(&format!("{what} sample"), fused.clone(), reference.clone());
         let fused_grads = (fused * upstream.clone()).sum().backward();
-        // The reference differentiates the pull's own penalty, `pull/2 · Σ (a − target)²`.
-        let reference_objective = (reference * upstream).sum();
-        let reference_objective = if pulled {
-            let penalty = rl.clone().sub_scalar(target).powf_scalar(2.0).sum();
-            reference_objective + penalty.mul_scalar(pull / 2.0)
-        } else {
-            reference_objective
-        };
+        let reference_objective =
+            with_pull_penalty((reference * upstream).sum(), &rl, pulled.then_some((pull, target)));
         let reference_grads = reference_objective.backward();
         let grad = assert_grads_close(&format!("{what} dlogits"), &fl, &fused_grads, &rl, &reference_grads);
         eprintln!("{what}: largest differences relative to scale (sample, dlogits) {output:.2e}, {grad:.2e}");
@@ -707,13 +718,8 @@ fn gates_drawn_inside_the_gated_layers_match_the_composed_sample_and_pull() {
         let what = format!("{layer:?} of {name} [{batch}, {frames}, {units}], {rows} row(s), pull {pulled}");
         let output = assert_close(&format!("{what} output"), fused.clone(), reference.clone());
         let fused_grads = (fused * upstream.clone()).sum().backward();
-        let reference_objective = (reference * upstream).sum();
-        let reference_objective = if pulled {
-            let penalty = rl.clone().sub_scalar(target).powf_scalar(2.0).sum();
-            reference_objective + penalty.mul_scalar(pull / 2.0)
-        } else {
-            reference_objective
-        };
+        let reference_objective =
+            with_pull_penalty((reference * upstream).sum(), &rl, pulled.then_some((pull, target)));
         let reference_grads = reference_objective.backward();
         let worst = [
             output,

@@ -25,7 +25,7 @@ use cubecl::prelude::*;
 use super::activation::sigmoid;
 use super::column_sums::column_sums;
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
-use super::kept::{gate_and_slope, relaxed_gate, relaxed_sigmoid};
+use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
 
 /// `(a + b_a) · σ(g + b_g) · m · keep` at row `row` (batch · frames + frame) and `channel`.
@@ -72,13 +72,16 @@ fn forward_kernel<F: Float>(
         }
         let (batch, channel) = (column / channels, column % channels);
         let gate_at = batch * stride + channel;
-        let s = relaxed_sigmoid::<F>(
-            gate[channel],
-            gate_at as u32,
+        let (m, _) = gate_and_slope::<F>(
+            gate,
+            channel,
+            gate_at,
             draw_seed,
             F::cast_from(inverse_temperature),
+            F::cast_from(stretch),
+            F::cast_from(shift),
+            true,
         );
-        let m = relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift));
         for frame in 0..frames {
             let row = batch * frames + frame;
             output[row * channels + channel] = glu_element::<F>(pre, bias, keep, row, channel, channels, m);
@@ -155,20 +158,19 @@ fn backward_kernel<F: Float>(
             grad_pre[at_g] = dg;
             sum_gate_batch += dy_kept * a * s;
         }
-        if drawn {
-            sum_gate += sum_gate_batch * slope;
-        } else {
-            if stride != 0 {
-                grad_gate[batch * channels + channel] = sum_gate_batch;
-            }
-            sum_gate += sum_gate_batch;
-        }
+        sum_gate = add_row_gate_grad::<F>(
+            grad_gate,
+            sum_gate,
+            sum_gate_batch,
+            slope,
+            batch,
+            channel,
+            channels,
+            stride,
+            drawn,
+        );
     }
-    if drawn {
-        grad_gate[channel] = sum_gate + F::cast_from(pull) * (gate[channel] - F::cast_from(pull_target));
-    } else if stride == 0 {
-        grad_gate[channel] = sum_gate;
-    }
+    finish_gate_grad::<F>(grad_gate, gate, sum_gate, channel, stride, pull, pull_target, drawn);
 }
 
 /// `[batch, frames, channels]` of the output, and the gate's batch stride (0: shared).

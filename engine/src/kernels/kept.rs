@@ -37,13 +37,13 @@ fn logistic_draw<F: Float>(index: u32, seed: u32) -> F {
 /// `σ((n + a) / τ)` for the logit `a` and the draw at `index`: what a drawn gate's value and
 /// slope are made of ([`relaxed_gate`], [`relaxed_slope`]).
 #[cube]
-pub(super) fn relaxed_sigmoid<F: Float>(logit: F, index: u32, seed: u32, inverse_temperature: F) -> F {
+fn relaxed_sigmoid<F: Float>(logit: F, index: u32, seed: u32, inverse_temperature: F) -> F {
     sigmoid::<F>((logistic_draw::<F>(index, seed) + logit) * inverse_temperature)
 }
 
 /// The gate `clamp(s · stretch + shift, 0, 1)` from `s` = [`relaxed_sigmoid`].
 #[cube]
-pub(super) fn relaxed_gate<F: Float>(s: F, stretch: F, shift: F) -> F {
+fn relaxed_gate<F: Float>(s: F, stretch: F, shift: F) -> F {
     let mut z = s * stretch + shift;
     if z < F::new(0.0) {
         z = F::new(0.0);
@@ -57,7 +57,7 @@ pub(super) fn relaxed_gate<F: Float>(s: F, stretch: F, shift: F) -> F {
 /// dz/da: `stretch · s(1 − s) / τ` where the clamp passes the gradient (as burn's does, at the
 /// bounds too), 0 where it cuts.
 #[cube]
-pub(super) fn relaxed_slope<F: Float>(s: F, stretch: F, shift: F, inverse_temperature: F) -> F {
+fn relaxed_slope<F: Float>(s: F, stretch: F, shift: F, inverse_temperature: F) -> F {
     let v = s * stretch + shift;
     let mut slope = F::new(0.0);
     if v >= F::new(0.0) && v <= F::new(1.0) {
@@ -88,5 +88,54 @@ pub(super) fn gate_and_slope<F: Float>(
         )
     } else {
         (gate[gate_at], F::new(1.0))
+    }
+}
+
+/// Adds one row's gate gradient `row_sum` (summed over its frames) to the running `total` and
+/// returns it: a drawn gate's times its slope; a given gate's as it is, and also written to
+/// `grad_gate[batch · units + unit]` when each utterance has its own row (`stride` ≠ 0).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_row_gate_grad<F: Float>(
+    grad_gate: &mut Tensor<F>,
+    total: F,
+    row_sum: F,
+    slope: F,
+    batch: usize,
+    unit: usize,
+    units: usize,
+    stride: usize,
+    #[comptime] drawn: bool,
+) -> F {
+    let mut sum = total;
+    if drawn {
+        sum += row_sum * slope;
+    } else {
+        if stride != 0 {
+            grad_gate[batch * units + unit] = row_sum;
+        }
+        sum += row_sum;
+    }
+    sum
+}
+
+/// Writes what is left of the gate's gradient after the rows: a drawn gate's logit gradient,
+/// `total + pull · (a − c)`; a given gate shared by the batch (`stride` 0), `total`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish_gate_grad<F: Float>(
+    grad_gate: &mut Tensor<F>,
+    gate: &Tensor<F>,
+    total: F,
+    unit: usize,
+    stride: usize,
+    pull: f32,
+    pull_target: f32,
+    #[comptime] drawn: bool,
+) {
+    if drawn {
+        grad_gate[unit] = total + F::cast_from(pull) * (gate[unit] - F::cast_from(pull_target));
+    } else if stride == 0 {
+        grad_gate[unit] = total;
     }
 }

@@ -28,7 +28,7 @@ use cubecl::prelude::*;
 use super::activation::{GateActivation, sigmoid};
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
-use super::kept::{gate_and_slope, kept, relaxed_gate, relaxed_sigmoid};
+use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope, kept};
 use super::launch::{empty_like, launch_shape};
 
 /// `drop(act(h + b) · m)` at element `at` (of unit `unit`) for the gate value `m`.
@@ -83,8 +83,16 @@ fn forward_kernel<F: Float>(
         }
         let (batch, unit) = (column / units, column % units);
         let gate_at = batch * stride + unit;
-        let s = relaxed_sigmoid::<F>(gate[unit], gate_at as u32, draw_seed, F::cast_from(inverse_temperature));
-        let m = relaxed_gate::<F>(s, F::cast_from(stretch), F::cast_from(shift));
+        let (m, _) = gate_and_slope::<F>(
+            gate,
+            unit,
+            gate_at,
+            draw_seed,
+            F::cast_from(inverse_temperature),
+            F::cast_from(stretch),
+            F::cast_from(shift),
+            true,
+        );
         for frame in 0..frames {
             let at = (batch * frames + frame) * units + unit;
             output[at] = gated_element::<F>(pre, bias, at, unit, m, seed, threshold, multiplier, swish);
@@ -169,21 +177,20 @@ fn backward_kernel<F: Float>(
             sum_bias += dh;
             sum_gate_batch += dy * activated;
         }
-        if drawn {
-            sum_gate += sum_gate_batch * slope;
-        } else {
-            if stride != 0 {
-                grad_gate[batch * units + unit] = sum_gate_batch;
-            }
-            sum_gate += sum_gate_batch;
-        }
+        sum_gate = add_row_gate_grad::<F>(
+            grad_gate,
+            sum_gate,
+            sum_gate_batch,
+            slope,
+            batch,
+            unit,
+            units,
+            stride,
+            drawn,
+        );
     }
     grad_bias[unit] = sum_bias;
-    if drawn {
-        grad_gate[unit] = sum_gate + F::cast_from(pull) * (gate[unit] - F::cast_from(pull_target));
-    } else if stride == 0 {
-        grad_gate[unit] = sum_gate;
-    }
+    finish_gate_grad::<F>(grad_gate, gate, sum_gate, unit, stride, pull, pull_target, drawn);
 }
 
 /// `[batch, frames, units]` of the pre-activation, and the gate's batch stride (0: shared).
