@@ -19,9 +19,10 @@ use prunelab_engine::gates::{
     AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
 };
 use prunelab_engine::kernels::{
-    GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
-    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores,
-    fused_layer_norm, fused_module_output, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_projection, fused_attention_softmax,
+    fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
+    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_packed_head_mix,
+    fused_packed_head_scores, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -95,8 +96,11 @@ fn fused_layer_norm_and_its_gradients_match_burns_composed_layer_norm() {
             fused.clone(),
             reference.clone(),
         )];
-        let fused_grads = (fused * upstream.clone()).sum().backward();
-        let reference_grads = (reference * upstream).sum().backward();
+        // The input also reaches the objective directly, as a module's residual does: its
+        // gradient from there is registered before LayerNorm's backward pass, which adds it.
+        let residual = Tensor::<3>::random([batch, frames, width], Distribution::Normal(0.0, 1.0), &device);
+        let fused_grads = ((fused * upstream.clone()).sum() + (fx.clone() * residual.clone()).sum()).backward();
+        let reference_grads = ((reference * upstream).sum() + (rx.clone() * residual).sum()).backward();
         worst.push(assert_grads_close(
             &format!("{shape} dx"),
             &fx,
@@ -581,6 +585,165 @@ fn fused_head_products_and_their_gradients_match_split_heads_and_matrix_products
         eprintln!(
             "{what}: largest differences relative to scale: context {c:.2e}, dq {dq:.2e}, dk {dk:.2e}, dv {dv:.2e}"
         );
+    }
+}
+
+/// A gate for the packed projections' test: the fused operation's, and the values the
+/// reference multiplies by (a drawn gate's composed from the host's draws).
+enum TestGate<'a> {
+    None,
+    Values(Tensor<3>),
+    Drawn(Tensor<1>, GateDraw, &'a dyn GateKind),
+}
+
+/// One gate's leaves on both paths: what the fused operation takes, the values the reference
+/// multiplies by, and the leaves whose gradients are compared (values, or logits with the pull
+/// the reference adds as a penalty).
+struct GateLeaves {
+    fused: Option<UnitGate>,
+    reference: Option<Tensor<3>>,
+    values: Option<(Tensor<3>, Tensor<3>)>,
+    logits: Option<(Tensor<1>, Tensor<1>, Option<(f32, f32)>)>,
+}
+
+fn gate_leaves(gate: &TestGate, units: usize) -> GateLeaves {
+    match gate {
+        TestGate::None => GateLeaves {
+            fused: None,
+            reference: None,
+            values: None,
+            logits: None,
+        },
+        TestGate::Values(v) => {
+            let (f, r) = (leaf(v), leaf(v));
+            GateLeaves {
+                fused: Some(UnitGate::Values(f.clone())),
+                reference: Some(r.clone()),
+                values: Some((f, r)),
+                logits: None,
+            }
+        }
+        TestGate::Drawn(logits, draw, kind) => {
+            let (f, r) = (leaf(logits), leaf(logits));
+            let noise = TensorData::new(draw.noise(units), [draw.rows, units]);
+            let noise = Tensor::<2>::from_data(noise, &logits.device());
+            let sample = kind.sample(r.clone(), noise).reshape([draw.rows, 1, units]);
+            let relaxation = draw.relaxation;
+            let pull = (relaxation.pull != 0.0).then_some((relaxation.pull, relaxation.pull_target));
+            GateLeaves {
+                fused: Some(UnitGate::Drawn {
+                    logits: f.clone(),
+                    draw: *draw,
+                }),
+                reference: Some(sample),
+                values: None,
+                logits: Some((f, r, pull)),
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_attention_projections_and_products_match_three_composed_projections() {
+    let device = wgpu_device().autodiff();
+    let (adaptive, l0) = (AdaptiveDropoutConfig::default(), HardConcreteConfig::default());
+    let logits = |w: usize| Tensor::<1>::random([w], Distribution::Normal(0.0, 3.0), &device);
+    let values = |rows: usize, w: usize| Tensor::<3>::random([rows, 1, w], Distribution::Uniform(0.0, 1.0), &device);
+    let pulled = adaptive.relaxation().with_pull(0.3, -1.0);
+    // `tiny`'s block (4 heads of 24 over 250 frames) with adaptive dropout's drawn query gate
+    // (its pull folded in) and per-utterance values on the value; odd widths with hard
+    // concrete's shared drawn row on the value; one frame of one head without gates.
+    let cases = [
+        (
+            [8, 250, 96, 4, 24],
+            TestGate::Drawn(logits(96), GateDraw::new(5, 8, pulled), &adaptive as &dyn GateKind),
+            TestGate::Values(values(8, 96)),
+        ),
+        (
+            [3, 7, 10, 3, 5],
+            TestGate::Values(values(1, 15)),
+            TestGate::Drawn(logits(15), GateDraw::new(6, 1, l0.relaxation()), &l0 as &dyn GateKind),
+        ),
+        ([1, 1, 4, 1, 3], TestGate::None, TestGate::None),
+    ];
+    for ([batch, frames, d, heads, width], query_gate, value_gate) in cases {
+        let columns = heads * width;
+        let normal = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 0.5), &device);
+        let x = Tensor::<3>::random([batch, frames, d], Distribution::Normal(0.0, 1.0), &device);
+        let weights: [Tensor<2>; 3] = std::array::from_fn(|_| normal([d, columns]));
+        let biases: [Tensor<1>; 3] = std::array::from_fn(|_| normal([1, columns]).reshape([columns]));
+        let upstream = Tensor::<3>::random([batch, frames, columns], Distribution::Normal(0.0, 1.0), &device);
+        let leaves = |()| {
+            (
+                leaf(&x),
+                weights.clone().map(|w| leaf(&w)),
+                biases.clone().map(|b| leaf(&b)),
+            )
+        };
+        let ((fx, fw, fb), (rx, rw, rb)) = (leaves(()), leaves(()));
+        let (query, value) = (gate_leaves(&query_gate, columns), gate_leaves(&value_gate, columns));
+        let packed = fused_attention_projection(
+            fx.clone(),
+            fw.clone(),
+            fb.clone(),
+            query.fused.clone(),
+            value.fused.clone(),
+        );
+        let softmax = |scores: Tensor<4>| prunelab_engine::burn::tensor::activation::softmax(scores, 3);
+        let fused = fused_packed_head_mix(softmax(fused_packed_head_scores(packed.clone(), heads)), packed.clone());
+        let project = |i: usize, gate: Option<Tensor<3>>| {
+            let z = rx.clone().matmul(rw[i].clone().unsqueeze()) + rb[i].clone().reshape([1, 1, columns]);
+            gate.map_or(z.clone(), |g| z * g)
+        };
+        let (q, k, v) = (
+            project(0, query.reference.clone()),
+            project(1, None),
+            project(2, value.reference.clone()),
+        );
+        let reference_packed = Tensor::cat(vec![q.clone(), k.clone(), v.clone()], 2);
+        let scores = split_heads(q, heads).matmul(split_heads(k, heads).swap_dims(2, 3));
+        let reference = softmax(scores)
+            .matmul(split_heads(v, heads))
+            .swap_dims(1, 2)
+            .reshape([batch, frames, columns]);
+        let what = format!("[{batch}, {frames}, {d}] to {heads} heads of {width}");
+        let mut worst = vec![
+            assert_close(&format!("{what}: packed"), packed.clone(), reference_packed.clone()),
+            assert_close(&format!("{what}: context"), fused.clone(), reference.clone()),
+        ];
+        // The packed rows enter the objective too: through the softmax alone the key's bias has
+        // no gradient (it adds one number to a query's every score), and comparing two roundings
+        // of zero would say nothing.
+        let packed_upstream = Tensor::<3>::random(packed.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let fused_grads = ((fused * upstream.clone()).sum() + (packed * packed_upstream.clone()).sum()).backward();
+        let mut objective = (reference * upstream).sum() + (reference_packed * packed_upstream).sum();
+        for (_, logits, pull) in [&query.logits, &value.logits].into_iter().flatten() {
+            objective = with_pull_penalty(objective, logits, *pull);
+        }
+        let reference_grads = objective.backward();
+        worst.push(assert_grads_close(
+            &format!("{what}: dx"),
+            &fx,
+            &fused_grads,
+            &rx,
+            &reference_grads,
+        ));
+        for (i, part) in ["query", "key", "value"].iter().enumerate() {
+            let (dw, db) = (format!("{what}: d{part} weight"), format!("{what}: d{part} bias"));
+            worst.push(assert_grads_close(&dw, &fw[i], &fused_grads, &rw[i], &reference_grads));
+            worst.push(assert_grads_close(&db, &fb[i], &fused_grads, &rb[i], &reference_grads));
+        }
+        for (part, gate) in [("query", &query), ("value", &value)] {
+            let name = format!("{what}: d{part} gate");
+            if let Some((f, r)) = &gate.values {
+                worst.push(assert_grads_close(&name, f, &fused_grads, r, &reference_grads));
+            }
+            if let Some((f, r, _)) = &gate.logits {
+                worst.push(assert_grads_close(&name, f, &fused_grads, r, &reference_grads));
+            }
+        }
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!("{what}: largest differences relative to scale {}", worst.join(", "));
     }
 }
 

@@ -8,7 +8,8 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::tensor::FloatTensor;
 
 use super::activation::GateActivation;
-use super::autodiff_graph::{all_three, fused_op, saved_inputs, untracked};
+use super::attention_projection::ProjectionGates;
+use super::autodiff_graph::{all_three, fused_op, fused_op_accumulating, saved_inputs, untracked};
 use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
@@ -29,14 +30,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             beta.clone().into_primitive(),
             epsilon,
         );
-        let output = fused_op::<B, C, _, 3>(
+        // The input is also its module's residual: the backward pass adds the gradient that
+        // brought (registered first) into the input's.
+        let output = fused_op_accumulating::<B, C, _, 3>(
             [input, gamma, beta],
             &[0, 1],
             statistics.clone(),
             |_| output,
-            |grad, saved, statistics| {
+            |grad, saved, statistics, incoming| {
                 let [input, gamma] = saved_inputs(saved);
-                all_three(B::fused_layer_norm_backward(grad, input, gamma, statistics))
+                let accumulate = incoming.is_some();
+                let incoming = incoming.unwrap_or_else(|| grad.clone());
+                all_three(B::fused_layer_norm_backward(
+                    grad, input, gamma, statistics, incoming, accumulate,
+                ))
             },
         );
         (output, Self::from_inner(statistics))
@@ -203,6 +210,97 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_attention_projection(
+        input: FloatTensor<Self>,
+        weight_query: FloatTensor<Self>,
+        weight_key: FloatTensor<Self>,
+        weight_value: FloatTensor<Self>,
+        bias_query: FloatTensor<Self>,
+        bias_key: FloatTensor<Self>,
+        bias_value: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        // As for LayerNorm, the forward pass runs first: what it keeps for the backward pass
+        // (the pre-gate values and the packed weights) is the node's state, tracking nothing.
+        let inputs = [
+            input,
+            weight_query,
+            weight_key,
+            weight_value,
+            bias_query,
+            bias_key,
+            bias_value,
+            gate_query,
+            gate_value,
+        ];
+        let [x, wq, wk, wv, bq, bk, bv, gq, gv] = inputs.clone().map(Self::inner);
+        let (output, z, packed_weights) = B::fused_attention_projection(x, wq, wk, wv, bq, bk, bv, gq, gv, gates);
+        let output = fused_op::<B, C, _, 9>(
+            inputs,
+            &[0, 7, 8],
+            (z.clone(), packed_weights.clone(), gates),
+            |_| output,
+            |grad, saved, (z, packed_weights, gates)| {
+                let [input, gate_query, gate_value] = saved_inputs(saved);
+                let (input, (wq, wk, wv), (bq, bk, bv), (gq, gv)) = B::fused_attention_projection_backward(
+                    grad,
+                    input,
+                    z,
+                    packed_weights,
+                    gate_query,
+                    gate_value,
+                    gates,
+                );
+                [
+                    Some(input),
+                    Some(wq),
+                    Some(wk),
+                    Some(wv),
+                    Some(bq),
+                    Some(bk),
+                    Some(bv),
+                    gates.query.is_gated().then_some(gq),
+                    gates.value.is_gated().then_some(gv),
+                ]
+            },
+        );
+        (output, Self::from_inner(z), Self::from_inner(packed_weights))
+    }
+
+    fn fused_packed_head_scores(packed: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        // The mix's gradient of the packed rows is registered first: added in the kernel.
+        fused_op_accumulating::<B, C, _, 1>(
+            [packed],
+            &[0],
+            heads,
+            |[packed]| B::fused_packed_head_scores(packed, heads),
+            |grad, saved, heads, incoming| {
+                let [packed] = saved_inputs(saved);
+                let accumulate = incoming.is_some();
+                let incoming = incoming.unwrap_or_else(|| packed.clone());
+                [Some(B::fused_packed_head_scores_backward(
+                    grad, packed, incoming, heads, accumulate,
+                ))]
+            },
+        )
+    }
+
+    fn fused_packed_head_mix(weights: FloatTensor<Self>, packed: FloatTensor<Self>) -> FloatTensor<Self> {
+        fused_op::<B, C, _, 2>(
+            [weights, packed],
+            &[0, 1],
+            (),
+            |[weights, packed]| B::fused_packed_head_mix(weights, packed),
+            |grad, saved, ()| {
+                let [weights, packed] = saved_inputs(saved);
+                let (grad_weights, grad_packed) = B::fused_packed_head_mix_backward(grad, weights, packed);
+                [Some(grad_weights), Some(grad_packed)]
+            },
+        )
+    }
+
     fn fused_pack(
         flat: FloatTensor<Self>,
         part_0: FloatTensor<Self>,
@@ -260,12 +358,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        accumulate: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_layer_norm_backward(
             Self::inner(grad),
             Self::inner(input),
             Self::inner(gamma),
             Self::inner(statistics),
+            Self::inner(incoming),
+            accumulate,
         ))
     }
 
@@ -410,5 +512,63 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(variance),
             epsilon,
         ))
+    }
+
+    fn fused_attention_projection_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        packed_weights: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (
+        FloatTensor<Self>,
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>),
+    ) {
+        let (input, weights, biases, (gq, gv)) = B::fused_attention_projection_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(z),
+            Self::inner(packed_weights),
+            Self::inner(gate_query),
+            Self::inner(gate_value),
+            gates,
+        );
+        let (weights, biases) = (untracked::<B, C>(weights), untracked::<B, C>(biases));
+        (
+            Self::from_inner(input),
+            weights,
+            biases,
+            (Self::from_inner(gq), Self::from_inner(gv)),
+        )
+    }
+
+    fn fused_packed_head_scores_backward(
+        grad: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        heads: usize,
+        accumulate: bool,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::fused_packed_head_scores_backward(
+            Self::inner(grad),
+            Self::inner(packed),
+            Self::inner(incoming),
+            heads,
+            accumulate,
+        ))
+    }
+
+    fn fused_packed_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad_weights, grad_packed) =
+            B::fused_packed_head_mix_backward(Self::inner(grad), Self::inner(weights), Self::inner(packed));
+        (Self::from_inner(grad_weights), Self::from_inner(grad_packed))
     }
 }

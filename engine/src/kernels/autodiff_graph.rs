@@ -21,7 +21,21 @@ pub(super) type InputGrads<B, const N: usize> = [Option<FloatTensor<B>>; N];
 /// backend's backward method, whose gradients are registered on the inputs that track theirs.
 #[derive(Debug)]
 struct FusedBackward<B: Backend, S, const N: usize> {
-    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
+    backward: BackwardFn<B, S, N>,
+}
+
+/// A backward method, and whether it adds a gradient already registered for its first input.
+#[derive(Debug)]
+enum BackwardFn<B: Backend, S, const N: usize> {
+    Plain(fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>),
+    /// Given the first input's gradient so far (`None` when nothing has registered one yet),
+    /// returns that input's gradient with it added: burn's autodiff would otherwise add the
+    /// two with a kernel of its own. The input is kept (as the autodiff tensor it was) to look
+    /// its gradient up; later registrations still add to the result as usual.
+    Accumulating(
+        fn(FloatTensor<B>, Vec<FloatTensor<B>>, S, Option<FloatTensor<B>>) -> InputGrads<B, N>,
+        FloatTensor<Autodiff<B>>,
+    ),
 }
 
 impl<B: Backend, S: Clone + Send + std::fmt::Debug + 'static, const N: usize> Backward<B, N>
@@ -37,7 +51,14 @@ impl<B: Backend, S: Clone + Send + std::fmt::Debug + 'static, const N: usize> Ba
             .map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id))
             .collect();
         let grad = grads.consume::<B>(&ops.node);
-        for (parent, grad) in ops.parents.into_iter().zip((self.backward)(grad, saved, scalar)) {
+        let input_grads = match self.backward {
+            BackwardFn::Plain(backward) => backward(grad, saved, scalar),
+            BackwardFn::Accumulating(backward, first_input) => {
+                let so_far = grads.remove::<B>(&first_input);
+                backward(grad, saved, scalar, so_far)
+            }
+        };
+        for (parent, grad) in ops.parents.into_iter().zip(input_grads) {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<B>(node.id, grad);
             }
@@ -59,8 +80,39 @@ pub(super) fn fused_op<
     forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
     backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S) -> InputGrads<B, N>,
 ) -> FloatTensor<Autodiff<B, C>> {
+    register::<B, C, S, N>(inputs, saved, scalar, forward, |_| BackwardFn::Plain(backward))
+}
+
+/// [`fused_op`] whose backward pass adds the gradient its first input already has (from a
+/// residual connection, say) into that input's gradient itself, saving burn's add.
+pub(super) fn fused_op_accumulating<
+    B: FusedOps,
+    C: CheckpointStrategy,
+    S: Clone + Send + std::fmt::Debug + 'static,
+    const N: usize,
+>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    saved: &[usize],
+    scalar: S,
+    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+    backward: fn(FloatTensor<B>, Vec<FloatTensor<B>>, S, Option<FloatTensor<B>>) -> InputGrads<B, N>,
+) -> FloatTensor<Autodiff<B, C>> {
+    register::<B, C, S, N>(inputs, saved, scalar, forward, |first| {
+        BackwardFn::Accumulating(backward, first)
+    })
+}
+
+fn register<B: FusedOps, C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    saved: &[usize],
+    scalar: S,
+    forward: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+    backward: impl FnOnce(FloatTensor<Autodiff<B>>) -> BackwardFn<B, S, N>,
+) -> FloatTensor<Autodiff<B, C>> {
     let nodes = std::array::from_fn(|i| inputs[i].node());
-    let op = FusedBackward { backward };
+    let op = FusedBackward {
+        backward: backward(inputs[0].clone()),
+    };
     match op.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
             let ids = saved.iter().map(|&i| prep.checkpoint(&inputs[i])).collect();

@@ -4,13 +4,14 @@ use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
 use super::activation::GateActivation;
+use super::attention_projection::{self, ProjectionGates};
 use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
     attention_softmax, batch_norm_swish, depthwise_conv, flat_pack, gate_sample, glu_gate, head_products, layer_norm,
-    module_output, swish_gate,
+    module_output, packed_heads, swish_gate,
 };
 
 impl FusedOps for CubeBackend {
@@ -28,8 +29,10 @@ impl FusedOps for CubeBackend {
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        accumulate: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        layer_norm::backward(grad, input, gamma, statistics)
+        layer_norm::backward(grad, input, gamma, statistics, accumulate.then_some(incoming))
     }
 
     fn fused_bias_gate(
@@ -220,5 +223,78 @@ impl FusedOps for CubeBackend {
 
     fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self> {
         flat_pack::view(flat, start, len)
+    }
+
+    fn fused_attention_projection(
+        input: FloatTensor<Self>,
+        weight_query: FloatTensor<Self>,
+        weight_key: FloatTensor<Self>,
+        weight_value: FloatTensor<Self>,
+        bias_query: FloatTensor<Self>,
+        bias_key: FloatTensor<Self>,
+        bias_value: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        attention_projection::forward(
+            input,
+            [weight_query, weight_key, weight_value],
+            [bias_query, bias_key, bias_value],
+            gate_query,
+            gate_value,
+            gates,
+        )
+    }
+
+    fn fused_attention_projection_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        packed_weights: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (
+        FloatTensor<Self>,
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>),
+    ) {
+        let grads = attention_projection::backward(grad, input, z, packed_weights, gate_query, gate_value, gates);
+        let [weight_query, weight_key, weight_value] = grads.weights;
+        let [bias_query, bias_key, bias_value] = grads.biases;
+        (
+            grads.input,
+            (weight_query, weight_key, weight_value),
+            (bias_query, bias_key, bias_value),
+            (grads.gate_query, grads.gate_value),
+        )
+    }
+
+    fn fused_packed_head_scores(packed: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+        packed_heads::scores(packed, heads)
+    }
+
+    fn fused_packed_head_scores_backward(
+        grad: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        heads: usize,
+        accumulate: bool,
+    ) -> FloatTensor<Self> {
+        packed_heads::scores_backward(grad, packed, accumulate.then_some(incoming), heads)
+    }
+
+    fn fused_packed_head_mix(weights: FloatTensor<Self>, packed: FloatTensor<Self>) -> FloatTensor<Self> {
+        packed_heads::mix(weights, packed)
+    }
+
+    fn fused_packed_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        packed_heads::mix_backward(grad, weights, packed)
     }
 }

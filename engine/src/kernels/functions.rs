@@ -116,6 +116,23 @@ pub fn fused_head_mix(weights: Tensor<4>, value: Tensor<3>) -> Tensor<3> {
     Tensor::from_dispatch(Dispatch::fused_head_mix(weights.into_dispatch(), value.into_dispatch()))
 }
 
+/// [`fused_head_scores`] with the query and the key read from the packed rows `[b, s, 3·h·w]`
+/// of [`fused_attention_projection`](crate::kernels::fused_attention_projection): one kernel
+/// forward, one backward. Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_packed_head_scores(packed: Tensor<3>, heads: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::fused_packed_head_scores(packed.into_dispatch(), heads))
+}
+
+/// [`fused_head_mix`] with the value read from the packed rows `[b, s, 3·h·w]`: the context
+/// `[b, s, h·w]`, one kernel forward, one backward. Only for tensors on a cube backend
+/// ([`runs_fused`]).
+pub fn fused_packed_head_mix(weights: Tensor<4>, packed: Tensor<3>) -> Tensor<3> {
+    Tensor::from_dispatch(Dispatch::fused_packed_head_mix(
+        weights.into_dispatch(),
+        packed.into_dispatch(),
+    ))
+}
+
 /// `residual + gate · drop(pre + bias)`, fused: one kernel forward, two backward, the mask
 /// never made. `residual` and `pre` are `[batch, frames, d]` (`pre` a matrix product without its
 /// bias), `bias` `[d]`, `gate` `[batch or 1, 1, 1]`. Only for tensors on a cube backend

@@ -22,16 +22,34 @@ use cubecl::prelude::*;
 
 use super::launch::{empty_like, launch_shape};
 
+/// Where a per-head operand lies in its tensor: frame `t`'s head `h` starts at
+/// `t · row + column + h · w` (the projections' own layout is `row` = h·w, `column` 0; the
+/// packed query, key and value of `packed_heads.rs` share rows of 3·h·w).
+#[derive(CubeType, Clone, Copy)]
+pub(super) struct HeadOperand {
+    pub row: usize,
+    pub column: usize,
+}
+
 /// `Σ_c x[b, i, h, c] · y[b, j, h, c]` for the element `at` of `[b, h, s, s]`.
 #[cube]
-fn pair_dot<F: Float>(x: &Tensor<F>, y: &Tensor<F>, at: usize, frames: usize, heads: usize, width: usize) -> F {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pair_dot<F: Float>(
+    x: &Tensor<F>,
+    x_at: HeadOperand,
+    y: &Tensor<F>,
+    y_at: HeadOperand,
+    at: usize,
+    frames: usize,
+    heads: usize,
+    width: usize,
+) -> F {
     let j = at % frames;
     let i = (at / frames) % frames;
     let head = (at / (frames * frames)) % heads;
     let batch = at / (frames * frames * heads);
-    let row = heads * width;
-    let x_start = (batch * frames + i) * row + head * width;
-    let y_start = (batch * frames + j) * row + head * width;
+    let x_start = (batch * frames + i) * x_at.row + x_at.column + head * width;
+    let y_start = (batch * frames + j) * y_at.row + y_at.column + head * width;
     let mut sum = F::new(0.0);
     for c in 0..width {
         sum += x[x_start + c] * y[y_start + c];
@@ -42,9 +60,11 @@ fn pair_dot<F: Float>(x: &Tensor<F>, y: &Tensor<F>, at: usize, frames: usize, he
 /// `Σ_u A[b, h, t, u] · x[b, u, h, c]` for the element `at` of `[b, s, h·w]`; `by_column` reads
 /// the weights as `A[b, h, u, t]`.
 #[cube]
-fn mixed<F: Float>(
+#[allow(clippy::too_many_arguments)]
+pub(super) fn mixed<F: Float>(
     weights: &Tensor<F>,
     x: &Tensor<F>,
+    x_at: HeadOperand,
     at: usize,
     frames: usize,
     heads: usize,
@@ -57,13 +77,21 @@ fn mixed<F: Float>(
     let batch = at / (width * heads * frames);
     let (row_stride, column_stride) = if by_column { (1, frames) } else { (frames, 1) };
     let weights_start = (batch * heads + head) * frames * frames + t * row_stride;
-    let row = heads * width;
-    let x_start = batch * frames * row + head * width + c;
+    let x_start = batch * frames * x_at.row + x_at.column + head * width + c;
     let mut sum = F::new(0.0);
     for u in 0..frames {
-        sum += weights[weights_start + u * column_stride] * x[x_start + u * row];
+        sum += weights[weights_start + u * column_stride] * x[x_start + u * x_at.row];
     }
     sum
+}
+
+/// An operand in the projections' own layout, `[b, s, h·w]`.
+#[cube]
+pub(super) fn own_layout(heads: usize, width: usize) -> HeadOperand {
+    HeadOperand {
+        row: heads * width,
+        column: 0,
+    }
 }
 
 /// `out[b, h, i, j] = Σ_c x[b, i, h, c] · y[b, j, h, c]`, one unit per output element.
@@ -82,7 +110,9 @@ fn pair_dots_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    out[at] = pair_dot::<F>(x, y, at, frames as usize, heads as usize, width as usize);
+    let (frames, heads, width) = (frames as usize, heads as usize, width as usize);
+    let (x_at, y_at) = (own_layout(heads, width), own_layout(heads, width));
+    out[at] = pair_dot::<F>(x, x_at, y, y_at, at, frames, heads, width);
 }
 
 /// `out[b, t, h, c] = Σ_u A[b, h, t, u] · x[b, u, h, c]`, one unit per output element.
@@ -101,7 +131,8 @@ fn mix_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    out[at] = mixed::<F>(weights, x, at, frames as usize, heads as usize, width as usize, false);
+    let (frames, heads, width) = (frames as usize, heads as usize, width as usize);
+    out[at] = mixed::<F>(weights, x, own_layout(heads, width), at, frames, heads, width, false);
 }
 
 /// The scores' backward pass in one dispatch: units `0..n` write dq = dS·k, units `n..2n`
@@ -125,10 +156,10 @@ fn scores_backward_kernel<F: Float>(
         terminate!();
     }
     if unit < elements {
-        grad_query[unit] = mixed::<F>(grad, key, unit, frames, heads, width, false);
+        grad_query[unit] = mixed::<F>(grad, key, own_layout(heads, width), unit, frames, heads, width, false);
     } else {
         let at = unit - elements;
-        grad_key[at] = mixed::<F>(grad, query, at, frames, heads, width, true);
+        grad_key[at] = mixed::<F>(grad, query, own_layout(heads, width), at, frames, heads, width, true);
     }
 }
 
@@ -159,10 +190,11 @@ fn mix_backward_kernel<F: Float>(
         terminate!();
     }
     if unit < weight_elements {
-        grad_weights[unit] = pair_dot::<F>(grad, value, unit, frames, heads, width);
+        let (grad_at, value_at) = (own_layout(heads, width), own_layout(heads, width));
+        grad_weights[unit] = pair_dot::<F>(grad, grad_at, value, value_at, unit, frames, heads, width);
     } else {
         let at = unit - weight_elements;
-        grad_value[at] = mixed::<F>(weights, grad, at, frames, heads, width, true);
+        grad_value[at] = mixed::<F>(weights, grad, own_layout(heads, width), at, frames, heads, width, true);
     }
 }
 

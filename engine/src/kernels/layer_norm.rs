@@ -9,6 +9,11 @@
 //! written ⟨·⟩):
 //! - dx = r·(g − ⟨g⟩ − x̂·⟨g·x̂⟩),
 //! - dγ = Σ_rows dy·x̂, dβ = Σ_rows dy.
+//!
+//! A LayerNorm's input is also its module's residual, whose gradient is registered first (the
+//! module's output comes later in the forward pass): the backward kernel adds it to dx as it
+//! writes it, where burn's autodiff would add the two with a kernel of its own. To keep to 7
+//! bindings, dγ and dβ are written into one buffer and handed out as two views of it.
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::{Shape, TensorMetadata};
@@ -16,6 +21,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::flat_pack::view;
 use super::launch::{empty_like, launch_shape};
 
 /// The mean of row `start..start + width` of `input`.
@@ -67,19 +73,23 @@ fn forward_kernel<F: Float>(
     statistics[2 * row + 1] = inverse_std;
 }
 
-/// Units `0..rows`: dx of their row. Units `rows..rows + width`: dγ and dβ of their column,
-/// summed over the rows. Both read the statistics the forward pass kept.
+/// Units `0..rows`: dx of their row, plus `incoming` when `accumulate`. Units
+/// `rows..rows + width`: dγ (at the column) and dβ (at `beta_start` + the column) of their
+/// column, summed over the rows. Both read the statistics the forward pass kept.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
     input: &Tensor<F>,
     gamma: &Tensor<F>,
     statistics: &Tensor<F>,
+    incoming: &Tensor<F>,
     grad_input: &mut Tensor<F>,
-    grad_gamma: &mut Tensor<F>,
-    grad_beta: &mut Tensor<F>,
+    grad_parameters: &mut Tensor<F>,
     rows: u32,
     width: u32,
+    beta_start: u32,
+    #[comptime] accumulate: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS as usize;
@@ -103,7 +113,11 @@ fn backward_kernel<F: Float>(
         for j in 0..width {
             let g = grad[start + j] * gamma[j];
             let normalised = (input[start + j] - mean) * inverse_std;
-            grad_input[start + j] = inverse_std * (g - mean_g - normalised * mean_g_normalised);
+            let mut dx = inverse_std * (g - mean_g - normalised * mean_g_normalised);
+            if accumulate {
+                dx += incoming[start + j];
+            }
+            grad_input[start + j] = dx;
         }
     } else {
         let column = unit - rows;
@@ -115,8 +129,8 @@ fn backward_kernel<F: Float>(
             sum_gamma += dy * (input[at] - statistics[2 * row]) * statistics[2 * row + 1];
             sum_beta += dy;
         }
-        grad_gamma[column] = sum_gamma;
-        grad_beta[column] = sum_beta;
+        grad_parameters[column] = sum_gamma;
+        grad_parameters[beta_start as usize + column] = sum_beta;
     }
 }
 
@@ -157,18 +171,25 @@ pub(super) fn forward(
     (output, statistics)
 }
 
-/// The gradients of the input, γ and β from the output's, with the forward pass's statistics.
+/// The gradients of the input, γ and β from the output's, with the forward pass's statistics;
+/// the input's with `incoming` (its gradient so far) added.
 pub(super) fn backward(
     grad: CubeTensor,
     input: CubeTensor,
     gamma: CubeTensor,
     statistics: CubeTensor,
+    incoming: Option<CubeTensor>,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, input, gamma) = (into_contiguous(grad), into_contiguous(input), into_contiguous(gamma));
     let statistics = into_contiguous(statistics);
     let (rows, width) = rows_and_width(&input.shape());
+    let accumulate = incoming.is_some();
+    // Without a gradient to add, the kernel reads none: `grad` stands in for the binding.
+    let incoming = incoming.map_or_else(|| grad.clone(), into_contiguous);
     let grad_input = empty_like(&input, input.shape());
-    let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
+    // dβ starts at a multiple of 64 elements, so that both are views (WebGPU's binding offsets).
+    let beta_start = width.div_ceil(64) * 64;
+    let grad_parameters = empty_like(&gamma, Shape::new([beta_start + width]));
     let dtype = dtype_to_storage_type(input.dtype);
     let client = input.client.clone();
     let (count, dim) = launch_shape(&input, rows + width);
@@ -180,12 +201,15 @@ pub(super) fn backward(
         input.into_tensor_arg(),
         gamma.into_tensor_arg(),
         statistics.into_tensor_arg(),
+        incoming.into_tensor_arg(),
         grad_input.clone().into_tensor_arg(),
-        grad_gamma.clone().into_tensor_arg(),
-        grad_beta.clone().into_tensor_arg(),
+        grad_parameters.clone().into_tensor_arg(),
         rows as u32,
         width as u32,
+        beta_start as u32,
+        accumulate,
         dtype,
     );
-    (grad_input, grad_gamma, grad_beta)
+    let grad_gamma = view(grad_parameters.clone(), 0, width);
+    (grad_input, grad_gamma, view(grad_parameters, beta_start, width))
 }

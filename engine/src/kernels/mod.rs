@@ -20,7 +20,9 @@
 //! (`depthwise_conv.rs`) and its BatchNorm and Swish in training (`batch_norm_swish.rs`), both
 //! channels last as the module's tensors are; the attention's scale, relative-position bias, key mask,
 //! softmax and dropout (`attention_softmax.rs`) and its two products per head in the
-//! projections' layout, no head split or merged (`head_products.rs`); each module's output
+//! projections' layout, no head split or merged (`head_products.rs`); where the heads have one
+//! width, its query, key and value projections as one matrix product writing the three side by
+//! side (`attention_projection.rs`), read there by the per-head products (`packed_heads.rs`); each module's output
 //! bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
 //! dropout hashed from the element's position (`hashed_dropout.rs`, `kept.rs`), so no mask is
 //! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
@@ -34,6 +36,8 @@
 
 #[cfg(feature = "wgpu")]
 mod activation;
+#[cfg(feature = "wgpu")]
+mod attention_projection;
 #[cfg(feature = "wgpu")]
 mod attention_softmax;
 #[cfg(feature = "wgpu")]
@@ -71,6 +75,8 @@ mod module_output;
 #[cfg(feature = "wgpu")]
 mod ops;
 mod pack;
+#[cfg(feature = "wgpu")]
+mod packed_heads;
 mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
@@ -79,7 +85,8 @@ mod unit_gate;
 #[cfg(feature = "wgpu")]
 pub use functions::{
     fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_view, runs_fused,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix,
+    fused_packed_head_scores, fused_view, runs_fused,
 };
 pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;
@@ -87,7 +94,7 @@ pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 pub use unit_gate::UnitGate;
 #[cfg(feature = "wgpu")]
-pub use unit_gate::{fused_bias_gate, fused_glu_gate, fused_swish_gate};
+pub use unit_gate::{fused_attention_projection, fused_bias_gate, fused_glu_gate, fused_swish_gate};
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
 /// every device, so the model never calls the functions below.
@@ -156,6 +163,24 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
+    pub fn fused_attention_projection(
+        _: Tensor<3>,
+        _: [Tensor<2>; 3],
+        _: [Tensor<1>; 3],
+        _: Option<super::UnitGate>,
+        _: Option<super::UnitGate>,
+    ) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_packed_head_scores(_: Tensor<3>, _: usize) -> Tensor<4> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_packed_head_mix(_: Tensor<4>, _: Tensor<3>) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
     pub fn fused_module_output(
         _: Tensor<3>,
         _: Tensor<3>,
@@ -180,7 +205,8 @@ mod absent {
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv,
-    fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
-    fused_pack, fused_swish_gate, fused_view, runs_fused,
+    fused_attention_projection, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
+    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores,
+    fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix, fused_packed_head_scores,
+    fused_swish_gate, fused_view, runs_fused,
 };

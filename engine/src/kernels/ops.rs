@@ -6,6 +6,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 
 use super::activation::GateActivation;
+use super::attention_projection::ProjectionGates;
 use super::gate_relaxation::{GateDraw, GateRelaxation};
 use super::hashed_dropout::HashedDropout;
 use super::pack::PackGroup;
@@ -29,13 +30,16 @@ pub trait FusedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients of [`FusedOps::fused_layer_norm`] with respect to its input, γ and β, from the
-    /// gradient of its output and the statistics its forward pass kept.
-    #[fusion(meta = |_grad, input, gamma, _statistics| (input.clone(), gamma.clone(), gamma.clone()))]
+    /// gradient of its output and the statistics its forward pass kept; with `accumulate`, the
+    /// input's gradient so far (`incoming`, unread otherwise) added to the input's.
+    #[fusion(meta = |_grad, input, gamma, _statistics, _incoming, _accumulate| (input.clone(), gamma.clone(), gamma.clone()))]
     fn fused_layer_norm_backward(
         grad: FloatTensor<Self>,
         input: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         statistics: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        accumulate: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// A gated layer after its matrix product: `drop(act(pre + bias) · gate)`, with `pre`
     /// `[batch, frames, units]`, `bias` `[units]`, `gate` `[batch or 1, 1, units]`, `act` Swish
@@ -202,6 +206,99 @@ pub trait FusedOps: Backend {
         grad: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         value: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The attention's query, key and value projections of `input` `[b, s, d]` as one product:
+    /// `[b, s, 3w]` with each row's query, key and value side by side, each `x·W + b` and the
+    /// query's and value's times their gates (`gates` says how each is given: `gate_query` and
+    /// `gate_value` are values `[batch or 1, 1, w]`, logits `[w]`, or unread). Also returns what
+    /// the backward pass keeps: `x·W + b` before the gates, and the packed weights `[d, 3w]`.
+    #[fusion(meta = |input, weight_query, _weight_key, _weight_value, _bias_query, _bias_key, _bias_value, _gate_query, _gate_value, _gates| {
+        let (batches, frames, d) = (input.shape[0], input.shape[1], input.shape[2]);
+        let columns = 3 * weight_query.shape[1];
+        let packed = burn::backend::fusion::custom::TensorSpec::new([batches, frames, columns].into(), input.dtype);
+        let weights = burn::backend::fusion::custom::TensorSpec::new([d, columns].into(), input.dtype);
+        (packed.clone(), packed, weights)
+    })]
+    #[allow(clippy::too_many_arguments)]
+    fn fused_attention_projection(
+        input: FloatTensor<Self>,
+        weight_query: FloatTensor<Self>,
+        weight_key: FloatTensor<Self>,
+        weight_value: FloatTensor<Self>,
+        bias_query: FloatTensor<Self>,
+        bias_key: FloatTensor<Self>,
+        bias_value: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradients of [`FusedOps::fused_attention_projection`] with respect to the input, the
+    /// three weights, the three biases and the two gates (the logits' when drawn, the pull
+    /// added; unwritten where ungated), from the packed output's and what the forward kept.
+    #[fusion(meta = |_grad, input, z, _packed_weights, gate_query, gate_value, _gates| {
+        let d = input.shape[2];
+        let width = z.shape[2] / 3;
+        let weight = burn::backend::fusion::custom::TensorSpec::new([d, width].into(), input.dtype);
+        let bias = burn::backend::fusion::custom::TensorSpec::new([width].into(), input.dtype);
+        (
+            input.clone(),
+            (weight.clone(), weight.clone(), weight),
+            (bias.clone(), bias.clone(), bias),
+            (gate_query.clone(), gate_value.clone()),
+        )
+    })]
+    #[allow(clippy::type_complexity)]
+    fn fused_attention_projection_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        z: FloatTensor<Self>,
+        packed_weights: FloatTensor<Self>,
+        gate_query: FloatTensor<Self>,
+        gate_value: FloatTensor<Self>,
+        gates: ProjectionGates,
+    ) -> (
+        FloatTensor<Self>,
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>),
+        (FloatTensor<Self>, FloatTensor<Self>),
+    );
+
+    /// [`FusedOps::fused_head_scores`] reading the query and the key from the packed rows
+    /// `[b, s, 3·h·w]` of [`FusedOps::fused_attention_projection`].
+    #[fusion(meta = |packed, heads| {
+        let (batches, frames) = (packed.shape[0], packed.shape[1]);
+        burn::backend::fusion::custom::TensorSpec::new([batches, *heads, frames, frames].into(), packed.dtype)
+    })]
+    fn fused_packed_head_scores(packed: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
+
+    /// The gradient of [`FusedOps::fused_packed_head_scores`] with respect to the packed rows
+    /// (zero in the value's columns); with `accumulate`, plus `incoming` (the packed rows'
+    /// gradient so far, the mix's; unread otherwise).
+    #[fusion(meta = |_grad, packed, _incoming, _heads, _accumulate| packed.clone())]
+    fn fused_packed_head_scores_backward(
+        grad: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
+        incoming: FloatTensor<Self>,
+        heads: usize,
+        accumulate: bool,
+    ) -> FloatTensor<Self>;
+
+    /// [`FusedOps::fused_head_mix`] reading the value from the packed rows `[b, s, 3·h·w]`.
+    #[fusion(meta = |_weights, packed| {
+        let (batches, frames, columns) = (packed.shape[0], packed.shape[1], packed.shape[2] / 3);
+        burn::backend::fusion::custom::TensorSpec::new([batches, frames, columns].into(), packed.dtype)
+    })]
+    fn fused_packed_head_mix(weights: FloatTensor<Self>, packed: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_packed_head_mix`] with respect to the weights and the
+    /// packed rows (zero in the query's and the key's columns).
+    #[fusion(meta = |_grad, weights, packed| (weights.clone(), packed.clone()))]
+    fn fused_packed_head_mix_backward(
+        grad: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        packed: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// What a module adds to the residual stream after its last matrix product:

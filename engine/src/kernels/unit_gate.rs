@@ -49,7 +49,7 @@ impl From<Tensor<3>> for UnitGate {
 }
 
 #[cfg(feature = "wgpu")]
-pub use fused::{fused_bias_gate, fused_glu_gate, fused_swish_gate};
+pub use fused::{fused_attention_projection, fused_bias_gate, fused_glu_gate, fused_swish_gate};
 
 #[cfg(feature = "wgpu")]
 mod fused {
@@ -59,6 +59,7 @@ mod fused {
 
     use super::UnitGate;
     use crate::kernels::activation::GateActivation;
+    use crate::kernels::attention_projection::{ProjectionGate, ProjectionGates};
     use crate::kernels::gate_relaxation::GateDraw;
     use crate::kernels::hashed_dropout::HashedDropout;
     use crate::kernels::ops::FusedOps;
@@ -112,6 +113,50 @@ mod fused {
             keep.into_dispatch(),
             drawn,
         ))
+    }
+
+    /// The attention's query, key and value projections of `input` `[b, s, d]` (`weights`
+    /// `[d, w]` and `biases` `[w]` in that order), fused: one matrix product with the three
+    /// side by side, the query and the value times their gates (a drawn gate drawn there).
+    /// Returns the packed `[b, s, 3w]`, each row's query, key and value side by side, for
+    /// [`fused_packed_head_scores`](crate::kernels::fused_packed_head_scores) and
+    /// [`fused_packed_head_mix`](crate::kernels::fused_packed_head_mix). Three kernels
+    /// forward, four backward. Only for tensors on a cube backend (`kernels::runs_fused`).
+    pub fn fused_attention_projection(
+        input: Tensor<3>,
+        weights: [Tensor<2>; 3],
+        biases: [Tensor<1>; 3],
+        query_gate: Option<UnitGate>,
+        value_gate: Option<UnitGate>,
+    ) -> Tensor<3> {
+        let device = input.device();
+        let (gate_query, query) = projection_gate(query_gate, &device);
+        let (gate_value, value) = projection_gate(value_gate, &device);
+        let [weight_query, weight_key, weight_value] = weights.map(Tensor::into_dispatch);
+        let [bias_query, bias_key, bias_value] = biases.map(Tensor::into_dispatch);
+        let (packed, _z, _packed_weights) = Dispatch::fused_attention_projection(
+            input.into_dispatch(),
+            weight_query,
+            weight_key,
+            weight_value,
+            bias_query,
+            bias_key,
+            bias_value,
+            gate_query,
+            gate_value,
+            ProjectionGates { query, value },
+        );
+        Tensor::from_dispatch(packed)
+    }
+
+    /// A projection's gate as the fused projection takes it; an ungated one's tensor is an
+    /// unread placeholder (allocated, never written: no kernel).
+    fn projection_gate(gate: Option<UnitGate>, device: &Device) -> (FloatTensor<Dispatch>, ProjectionGate) {
+        match gate {
+            None => (Tensor::<1>::empty([1], device).into_dispatch(), ProjectionGate::Ungated),
+            Some(UnitGate::Values(values)) => (values.into_dispatch(), ProjectionGate::Values),
+            Some(UnitGate::Drawn { logits, draw }) => (logits.into_dispatch(), ProjectionGate::Drawn(draw)),
+        }
     }
 
     impl UnitGate {

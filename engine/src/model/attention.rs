@@ -126,6 +126,17 @@ impl RelPosSelfAttention {
             PaddedHeads::new(&self.value_widths, &device),
         );
         let fused = kernels::fuses_on(&device);
+        // The weights' dropout, hashed: inside the softmax's kernels on the fused path.
+        let drop = hashed_draw(&self.dropout, &device, 1.0);
+        let h = v_heads.heads;
+        // On the fused path, where every head's query, key and value have one width, the three
+        // projections are one operation that writes them side by side, and the per-head
+        // products read them there.
+        if let Some(packed) = fused.then(|| self.packed_projections(x.clone(), &masks)).flatten() {
+            let scores = kernels::fused_packed_head_scores(packed.clone(), h);
+            let weights = self.attention_weights(scores, padding, drop);
+            return self.module_output(kernels::fused_packed_head_mix(weights, packed), &v_heads);
+        }
         // A projection and its gate. On the fused path a gated projection's bias and gate are
         // one operation after the matrix product, its backward summing both gradients (and a
         // drawn gate drawn there); without a gate (the key's) burn's linear costs fewer
@@ -147,11 +158,8 @@ impl RelPosSelfAttention {
         let q = self.query.as_ref().map(|l| project(l, masks.query, &q_heads));
         let key = self.key.as_ref().map(|l| project(l, None, &q_heads));
         let v = project(&self.value, masks.value, &v_heads); // [b, s, h·wv]
-        let h = v_heads.heads;
         // On the fused path both products read and write the heads in the projections' layout
         // `[b, s, h·w]`; composed, each head is split out as `[b, h, s, w]` and merged back.
-        // The weights' dropout, hashed: inside the softmax's kernels on the fused path.
-        let drop = hashed_draw(&self.dropout, &device, 1.0);
         let split_heads = |t: Tensor<3>, width: usize| t.reshape([b, s, h, width]).swap_dims(1, 2); // [b, h, s, w]
         let weights = match (q, key) {
             (Some(q), Some(key)) if fused => {
@@ -173,11 +181,37 @@ impl RelPosSelfAttention {
             let context = weights.matmul(split_heads(v, v_heads.width)); // [b, h, s, wv]
             context.swap_dims(1, 2).reshape([b, s, h * v_heads.width])
         };
+        self.module_output(context, &v_heads)
+    }
+
+    /// The output projection's matrix product of the context `[b, s, h·wv]`, its bias and
+    /// dropout left to the block.
+    fn module_output(&self, context: Tensor<3>, v_heads: &PaddedHeads) -> ModuleOutput<'_> {
         ModuleOutput {
             pre: v_heads.product_from(&self.output, context),
             bias: self.output.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }
+    }
+
+    /// The query, key and value side by side, `[b, s, 3·h·w]`, from one fused operation; `None`
+    /// where the query and key are gone, the heads' widths differ (a cut block's: those run
+    /// padded, `head_layout`), or a projection has no bias.
+    fn packed_projections(&self, x: Tensor<3>, masks: &AttentionMasks) -> Option<Tensor<3>> {
+        let (query, key) = (self.query.as_ref()?, self.key.as_ref()?);
+        let width = self.value_widths[0];
+        if self.query_widths.iter().chain(&self.value_widths).any(|&w| w != width) {
+            return None;
+        }
+        let linears = [query, key, &self.value];
+        let [bias_query, bias_key, bias_value] = linears.map(|l| l.bias.as_ref().map(|b| b.val()));
+        Some(kernels::fused_attention_projection(
+            x,
+            linears.map(|l| l.weight.val()),
+            [bias_query?, bias_key?, bias_value?],
+            masks.query.clone(),
+            masks.value.clone(),
+        ))
     }
 
     /// The weights from the raw scores q·kᵀ `[b, h, s, s]`: scaled, plus the position bias, padded
