@@ -6,8 +6,10 @@
 //! gated two, an add and a reduction for the key), and in the backward pass two products per
 //! projection and two adds joining the input's three gradients: ~17 kernels a block. Here the
 //! forward pass is three (packing the weights, the product, the bias and gates) and the
-//! backward four (the bias and gates, the input's product, the weights' product, unpacking the
-//! weights' gradient); the biases' and gates' gradients are views of the first kernel's output.
+//! backward three (the bias and gates, the input's product, the weights' product, whose three
+//! blocks are the weights' gradients as views: `packed_weights.rs`; a fourth kernel unpacks them
+//! where the layout does not allow views); the biases' gradients are views of the first
+//! kernel's output.
 //!
 //! With `z = x·W + b` (kept from the forward pass, so the bias is not needed again) and `m` the
 //! column's gate (1 for the key): `y = z · m`, `dz = dy · m`, `db = Σ_rows dz`, `dm` and a drawn
@@ -25,6 +27,7 @@ use super::flat_pack::view;
 use super::gate_relaxation::{GateDraw, GateRelaxation, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
+use super::packed_weights::{pack, reshape, weight_grads};
 
 /// How the query's or the value's gate reaches the projection: none, its values
 /// `[batch or 1, 1, units]`, or its logits `[units]` with the draw made in the kernels.
@@ -107,66 +110,6 @@ fn part_gate<F: Float>(
         slope = s;
     }
     (value, slope)
-}
-
-/// `[rows, 3w]` from three `[rows, w]`: each row the query's, the key's and the value's side by
-/// side; one unit per element.
-#[cube(launch)]
-fn pack_kernel<F: Float>(
-    query: &Tensor<F>,
-    key: &Tensor<F>,
-    value: &Tensor<F>,
-    packed: &mut Tensor<F>,
-    elements: u32,
-    width: u32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let at = ABSOLUTE_POS as usize;
-    if at >= elements as usize {
-        terminate!();
-    }
-    let width = width as usize;
-    let (row, column) = (at / (3 * width), at % (3 * width));
-    let part = column / width;
-    let source = row * width + column % width;
-    let mut element = key[source];
-    if part == 0 {
-        element = query[source];
-    }
-    if part == 2 {
-        element = value[source];
-    }
-    packed[at] = element;
-}
-
-/// The inverse of [`pack_kernel`]: three `[rows, w]` from `[rows, 3w]`.
-#[cube(launch)]
-fn unpack_kernel<F: Float>(
-    packed: &Tensor<F>,
-    query: &mut Tensor<F>,
-    key: &mut Tensor<F>,
-    value: &mut Tensor<F>,
-    elements: u32,
-    width: u32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let at = ABSOLUTE_POS as usize;
-    if at >= elements as usize {
-        terminate!();
-    }
-    let width = width as usize;
-    let (row, column) = (at / (3 * width), at % (3 * width));
-    let part = column / width;
-    let target = row * width + column % width;
-    if part == 0 {
-        query[target] = packed[at];
-    }
-    if part == 1 {
-        key[target] = packed[at];
-    }
-    if part == 2 {
-        value[target] = packed[at];
-    }
 }
 
 /// One unit per utterance and packed column, walking the frames: `z = pre + b` written back
@@ -398,60 +341,6 @@ fn sequences(
     (ints, floats)
 }
 
-fn reshape(tensor: CubeTensor, shape: impl Into<Shape>) -> CubeTensor {
-    CubeBackend::float_reshape(tensor, shape.into())
-}
-
-/// The three weights `[d, w]` side by side, `[d, 3w]`.
-fn pack(weights: [CubeTensor; 3]) -> CubeTensor {
-    let [query, key, value] = weights.map(into_contiguous);
-    let [rows, width] = query.shape().dims::<2>();
-    assert!(
-        key.shape().dims::<2>() == [rows, width] && value.shape().dims::<2>() == [rows, width],
-        "the packed projections have one shape"
-    );
-    let packed = empty_like(&query, Shape::new([rows, 3 * width]));
-    let elements = rows * 3 * width;
-    let (count, dim) = launch_shape(&query, elements);
-    let dtype = dtype_to_storage_type(query.dtype);
-    pack_kernel::launch(
-        &query.client.clone(),
-        count,
-        dim,
-        query.into_tensor_arg(),
-        key.into_tensor_arg(),
-        value.into_tensor_arg(),
-        packed.clone().into_tensor_arg(),
-        elements as u32,
-        width as u32,
-        dtype,
-    );
-    packed
-}
-
-/// The three `[d, w]` of a packed `[d, 3w]`.
-fn unpack(packed: CubeTensor) -> [CubeTensor; 3] {
-    let packed = into_contiguous(packed);
-    let [rows, columns] = packed.shape().dims::<2>();
-    let width = columns / 3;
-    let parts: [CubeTensor; 3] = std::array::from_fn(|_| empty_like(&packed, Shape::new([rows, width])));
-    let (count, dim) = launch_shape(&packed, rows * columns);
-    let dtype = dtype_to_storage_type(packed.dtype);
-    unpack_kernel::launch(
-        &packed.client.clone(),
-        count,
-        dim,
-        packed.into_tensor_arg(),
-        parts[0].clone().into_tensor_arg(),
-        parts[1].clone().into_tensor_arg(),
-        parts[2].clone().into_tensor_arg(),
-        (rows * columns) as u32,
-        width as u32,
-        dtype,
-    );
-    parts
-}
-
 /// The packed projections `[b, s, 3w]` of `input` `[b, s, d]`, with what the backward pass
 /// keeps: `z` (before the gates) and the packed weights `[d, 3w]`. `gate_query` and
 /// `gate_value` are read only where `gates` says they are gated.
@@ -563,10 +452,7 @@ pub(super) fn backward(
     let grad_input = CubeBackend::float_matmul(dz.clone(), CubeBackend::float_swap_dims(packed_weights, 0, 1));
     ProjectionGrads {
         input: reshape(grad_input, [batches, frames, d]),
-        weights: unpack(CubeBackend::float_matmul(
-            CubeBackend::float_swap_dims(input_rows, 0, 1),
-            dz,
-        )),
+        weights: weight_grads(input_rows, dz),
         biases: std::array::from_fn(|part| view(grad_out.clone(), part * part_stride, width)),
         gate_query: grad_gate_query,
         gate_value: grad_gate_value,

@@ -5,10 +5,13 @@
 //!
 //! Forward two kernels: the channels' moments (one unit per channel: the mean, then the biased
 //! variance around it; also what the running statistics are updated from), then one
-//! element-wise kernel for `swish(x̂·γ + β)`. Backward three, each within the binding limit of
-//! `column_sums.rs`: each channel's sums (one unit per channel), the input's gradient
-//! (element-wise), and γ's and β's gradients out of the sums. With x̂ = (x − mean)·r,
-//! r = 1/√(var + ε), z = x̂·γ + β, dz = dy·swish′(z) and N values per channel:
+//! element-wise kernel for `swish(x̂·γ + β)`. Backward two, each within the limit of 7
+//! bindings: each channel's sums (one unit per channel), then the input's gradient
+//! (element-wise); γ's and β's gradients are two of the sums, laid out so that they are views.
+//! (One unit per channel could also write the input's gradient, one kernel in all, but on a GPU
+//! those few units walking every row again would cost more than the dispatch they save.)
+//! With x̂ = (x − mean)·r, r = 1/√(var + ε), z = x̂·γ + β, dz = dy·swish′(z) and N values per
+//! channel:
 //! - dβ = Σ dz, dγ = Σ dz·x̂,
 //! - dx = r·γ·(dz − dβ/N − x̂·dγ/N).
 
@@ -19,6 +22,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
+use super::flat_pack::view;
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -79,9 +83,10 @@ fn swish_grad<F: Float>(dy: F, z: F) -> F {
     dy * s * (F::new(1.0) + z * (F::new(1.0) - s))
 }
 
-/// Per channel, four terms for the other two backward kernels: mean, 1/√(var + ε), Σ dz and
-/// Σ dz·x̂.
+/// Per channel, four terms: mean, 1/√(var + ε), Σ dz (dβ) and Σ dz·x̂ (dγ), each term's
+/// channels a block of `block` elements (a multiple of 64, so that dβ and dγ are views).
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn channel_terms_kernel<F: Float>(
     grad: &Tensor<F>,
     input: &Tensor<F>,
@@ -92,6 +97,7 @@ fn channel_terms_kernel<F: Float>(
     terms: &mut Tensor<F>,
     rows: u32,
     channels: u32,
+    block: u32,
     epsilon: f32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -111,10 +117,11 @@ fn channel_terms_kernel<F: Float>(
         sum_dz += dz;
         sum_dz_normalised += dz * normalised;
     }
-    terms[4 * channel] = mu;
-    terms[4 * channel + 1] = inverse_std;
-    terms[4 * channel + 2] = sum_dz;
-    terms[4 * channel + 3] = sum_dz_normalised;
+    let block = block as usize;
+    terms[channel] = mu;
+    terms[block + channel] = inverse_std;
+    terms[2 * block + channel] = sum_dz;
+    terms[3 * block + channel] = sum_dz_normalised;
 }
 
 #[cube(launch)]
@@ -127,6 +134,7 @@ fn input_grad_kernel<F: Float>(
     grad_input: &mut Tensor<F>,
     elements: u32,
     channels: u32,
+    block: u32,
     count: u32,
     #[define(F)] _dtype: ElemType,
 ) {
@@ -134,30 +142,14 @@ fn input_grad_kernel<F: Float>(
     if at >= elements as usize {
         terminate!();
     }
-    let channel = at % channels as usize;
-    let (mu, inverse_std) = (terms[4 * channel], terms[4 * channel + 1]);
+    let (channel, block) = (at % channels as usize, block as usize);
+    let (mu, inverse_std) = (terms[channel], terms[block + channel]);
     let n = F::cast_from(count);
-    let (mean_dz, mean_dz_normalised) = (terms[4 * channel + 2] / n, terms[4 * channel + 3] / n);
+    let (mean_dz, mean_dz_normalised) = (terms[2 * block + channel] / n, terms[3 * block + channel] / n);
     let g = gamma[channel];
     let normalised = (input[at] - mu) * inverse_std;
     let dz = swish_grad::<F>(grad[at], normalised * g + beta[channel]);
     grad_input[at] = inverse_std * g * (dz - mean_dz - normalised * mean_dz_normalised);
-}
-
-#[cube(launch)]
-fn parameter_grads_kernel<F: Float>(
-    terms: &Tensor<F>,
-    grad_gamma: &mut Tensor<F>,
-    grad_beta: &mut Tensor<F>,
-    channels: u32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let channel = ABSOLUTE_POS as usize;
-    if channel >= channels as usize {
-        terminate!();
-    }
-    grad_beta[channel] = terms[4 * channel + 2];
-    grad_gamma[channel] = terms[4 * channel + 3];
 }
 
 /// Rows (batch × frames) and channels of `[batch, frames, channels]`.
@@ -239,9 +231,9 @@ pub(super) fn backward(
     let (beta, mean, variance) = (into_contiguous(beta), into_contiguous(mean), into_contiguous(variance));
     let (rows, channels) = dims(&input);
     let elements = input.shape().num_elements();
-    let terms = empty_like(&input, [channels, 4].into());
+    let block = channels.div_ceil(64) * 64;
+    let terms = empty_like(&input, [4 * block].into());
     let grad_input = empty_like(&input, input.shape());
-    let (grad_gamma, grad_beta) = (empty_like(&gamma, gamma.shape()), empty_like(&gamma, gamma.shape()));
     let dtype = dtype_to_storage_type(input.dtype);
     let client = input.client.clone();
     let (count, dim) = launch_shape(&input, channels);
@@ -258,6 +250,7 @@ pub(super) fn backward(
         terms.clone().into_tensor_arg(),
         rows as u32,
         channels as u32,
+        block as u32,
         epsilon,
         dtype,
     );
@@ -274,19 +267,11 @@ pub(super) fn backward(
         grad_input.clone().into_tensor_arg(),
         elements as u32,
         channels as u32,
+        block as u32,
         rows as u32,
         dtype,
     );
-    let (count, dim) = launch_shape(&terms, channels);
-    parameter_grads_kernel::launch(
-        &client,
-        count,
-        dim,
-        terms.into_tensor_arg(),
-        grad_gamma.clone().into_tensor_arg(),
-        grad_beta.clone().into_tensor_arg(),
-        channels as u32,
-        dtype,
-    );
+    let grad_gamma = view(terms.clone(), 3 * block, channels);
+    let grad_beta = view(terms, 2 * block, channels);
     (grad_input, grad_gamma, grad_beta)
 }

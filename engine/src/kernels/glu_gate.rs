@@ -3,10 +3,11 @@
 //! `y = (a + b_a) · σ(g + b_g) · m · keep`, where `pre` `[batch, frames, 2c]` holds `a` in its
 //! first `c` channels and `g` in the rest, `bias` is `[2c]`, `m` `[batch or 1, 1, c]` and `keep`
 //! `[batch, frames]` is 1 on real frames and 0 on padding. Forward one element-wise kernel (no
-//! slices of `pre`); backward two: one in which a unit owns a channel and walks its batches and
-//! frames, writing both halves' gradients and summing the gate's, then the biases' gradient as
-//! the column sums of `pre`'s (one kernel holding both would bind 8 buffers, over the limit in
-//! `column_sums.rs`).
+//! slices of `pre`); backward one, in which a unit owns a channel and walks its batches and
+//! frames, writing both halves' gradients and summing the biases' and the gate's. The gate's and
+//! the biases' gradients share one buffer (the gate's first, the biases' from the next multiple
+//! of 64 elements), handed out as two views: separate, the kernel would bind 8 buffers, over
+//! the limit of 7.
 //!
 //! With A = a + b_a, s = σ(g + b_g) and e = dy · m · keep:
 //! - da = e · s, dg = e · A · s · (1 − s), db_a = Σ da, db_g = Σ dg (over batches and frames),
@@ -18,12 +19,14 @@
 
 use burn::backend::TensorMetadata;
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::ops::FloatTensorOps;
+use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
-use super::column_sums::column_sums;
+use super::flat_pack::view;
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
@@ -98,10 +101,11 @@ fn forward_kernel<F: Float>(
     }
 }
 
-/// One unit per channel: both halves' gradients at every batch and frame, and the gate's per
-/// batch (or summed over the batch when shared, `gate_batch_stride` 0); for a drawn gate, the
-/// logit's gradient instead.
+/// One unit per channel: both halves' gradients at every batch and frame, both halves' bias
+/// gradients (at `bias_start` in `grad_gate`), and the gate's per batch (or summed over the batch
+/// when shared, `gate_batch_stride` 0); for a drawn gate, the logit's gradient instead.
 #[cube(launch)]
+#[allow(clippy::too_many_arguments)]
 fn backward_kernel<F: Float>(
     grad: &Tensor<F>,
     pre: &Tensor<F>,
@@ -114,6 +118,7 @@ fn backward_kernel<F: Float>(
     frames: u32,
     channels: u32,
     gate_batch_stride: u32,
+    bias_start: u32,
     draw_seed: u32,
     inverse_temperature: f32,
     stretch: f32,
@@ -130,6 +135,8 @@ fn backward_kernel<F: Float>(
     let (frames, channels, stride) = (frames as usize, channels as usize, gate_batch_stride as usize);
     let (bias_a, bias_g) = (bias[channel], bias[channels + channel]);
     let mut sum_gate = F::new(0.0);
+    let mut sum_bias_a = F::new(0.0);
+    let mut sum_bias_g = F::new(0.0);
     let (inverse_temperature, stretch) = (F::cast_from(inverse_temperature), F::cast_from(stretch));
     let shift = F::cast_from(shift);
     for batch in 0..batches as usize {
@@ -156,6 +163,8 @@ fn backward_kernel<F: Float>(
             let dg = e * a * s * (F::new(1.0) - s);
             grad_pre[at_a] = da;
             grad_pre[at_g] = dg;
+            sum_bias_a += da;
+            sum_bias_g += dg;
             sum_gate_batch += dy_kept * a * s;
         }
         sum_gate = add_row_gate_grad::<F>(
@@ -171,6 +180,9 @@ fn backward_kernel<F: Float>(
         );
     }
     finish_gate_grad::<F>(grad_gate, gate, sum_gate, channel, stride, pull, pull_target, drawn);
+    let bias_start = bias_start as usize;
+    grad_gate[bias_start + channel] = sum_bias_a;
+    grad_gate[bias_start + channels + channel] = sum_bias_g;
 }
 
 /// `[batch, frames, channels]` of the output, and the gate's batch stride (0: shared).
@@ -240,7 +252,9 @@ pub(super) fn backward(
     let ([batches, frames, channels], stride) = layout(&pre, &gate, drawn);
     let (draw_seed, relaxation) = draw_settings(drawn);
     let grad_pre = empty_like(&pre, pre.shape());
-    let grad_gate = empty_like(&gate, gate.shape());
+    let (gate_shape, gate_elements) = (gate.shape(), gate.shape().num_elements());
+    let bias_start = gate_elements.div_ceil(64) * 64;
+    let grad_gate_and_bias = empty_like(&gate, [bias_start + 2 * channels].into());
     let (count, dim) = launch_shape(&pre, channels);
     let dtype = dtype_to_storage_type(pre.dtype);
     let client = pre.client.clone();
@@ -254,11 +268,12 @@ pub(super) fn backward(
         gate.into_tensor_arg(),
         keep.into_tensor_arg(),
         grad_pre.clone().into_tensor_arg(),
-        grad_gate.clone().into_tensor_arg(),
+        grad_gate_and_bias.clone().into_tensor_arg(),
         batches as u32,
         frames as u32,
         channels as u32,
         stride as u32,
+        bias_start as u32,
         draw_seed,
         relaxation.inverse_temperature,
         relaxation.stretch,
@@ -268,6 +283,7 @@ pub(super) fn backward(
         drawn.is_some(),
         dtype,
     );
-    let grad_bias = column_sums(grad_pre.clone());
-    (grad_pre, grad_bias, grad_gate)
+    let grad_gate = view(grad_gate_and_bias.clone(), 0, gate_elements);
+    let grad_gate = CubeBackend::float_reshape(grad_gate, gate_shape);
+    (grad_pre, view(grad_gate_and_bias, bias_start, 2 * channels), grad_gate)
 }

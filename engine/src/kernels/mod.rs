@@ -22,15 +22,16 @@
 //! softmax and dropout (`attention_softmax.rs`) and its two products per head in the
 //! projections' layout, no head split or merged (`head_products.rs`); where the heads have one
 //! width, its query, key and value projections as one matrix product writing the three side by
-//! side (`attention_projection.rs`), read there by the per-head products (`packed_heads.rs`); each module's output
-//! bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
+//! side (`attention_projection.rs`; the weights packed by `packed_weights.rs`), read there by the
+//! per-head products (`packed_heads.rs`); each module's output bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
 //! dropout hashed from the element's position (`hashed_dropout.rs`, `kept.rs`), so no mask is
 //! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
 //! backward pass (`gate_sample.rs`, settings in `gate_relaxation.rs`); and, for the flat
 //! optimiser, packing gradients into one buffer and taking parameters back out as views
 //! (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage
 //! buffers (WebGPU guarantees 8; wgpu on Metal keeps one), which is why some backward passes
-//! are two or three kernels (`column_sums.rs`); `launch.rs` holds what every launch needs.
+//! are two kernels and some write several small gradients into one buffer handed out as views;
+//! `launch.rs` holds what every launch needs.
 //!
 //! Floor 0: uses burn and cubecl only.
 
@@ -46,8 +47,6 @@ mod autodiff;
 mod autodiff_graph;
 #[cfg(feature = "wgpu")]
 mod batch_norm_swish;
-#[cfg(feature = "wgpu")]
-mod column_sums;
 #[cfg(feature = "wgpu")]
 mod cube;
 #[cfg(feature = "wgpu")]
@@ -77,6 +76,8 @@ mod ops;
 mod pack;
 #[cfg(feature = "wgpu")]
 mod packed_heads;
+#[cfg(feature = "wgpu")]
+mod packed_weights;
 mod path;
 #[cfg(feature = "wgpu")]
 mod swish_gate;
