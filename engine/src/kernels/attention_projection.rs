@@ -112,6 +112,46 @@ fn part_gate<F: Float>(
     (value, slope)
 }
 
+/// `kept::add_row_gate_grad` for the gate of part `first` (0 query, 1 value), with its stride
+/// from the settings.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn add_part_gate_grad<F: Float>(
+    grad_gate: &mut Tensor<F>,
+    total: F,
+    row_sum: F,
+    slope: F,
+    batch: usize,
+    unit: usize,
+    units: usize,
+    ints: &Sequence<u32>,
+    #[comptime] first: usize,
+    #[comptime] drawn: bool,
+) -> F {
+    let stride = *ints.index(comptime!(first * 2 + 1)) as usize;
+    add_row_gate_grad::<F>(grad_gate, total, row_sum, slope, batch, unit, units, stride, drawn)
+}
+
+/// `kept::finish_gate_grad` for the gate of part `first` (0 query, 1 value), with its stride
+/// and pull from the settings.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn finish_part_gate_grad<F: Float>(
+    grad_gate: &mut Tensor<F>,
+    gate: &Tensor<F>,
+    total: F,
+    unit: usize,
+    ints: &Sequence<u32>,
+    floats: &Sequence<f32>,
+    #[comptime] first: usize,
+    #[comptime] drawn: bool,
+) {
+    let stride = *ints.index(comptime!(first * 2 + 1)) as usize;
+    let pull = *floats.index(comptime!(first * 5 + 3));
+    let target = *floats.index(comptime!(first * 5 + 4));
+    finish_gate_grad::<F>(grad_gate, gate, total, unit, stride, pull, target, drawn);
+}
+
 /// One unit per utterance and packed column, walking the frames: `z = pre + b` written back
 /// into `pre`, and `z · m` into `output`.
 #[cube(launch)]
@@ -258,32 +298,34 @@ fn backward_kernel<F: Float>(
         }
         if query_gated {
             if part == 0 {
-                let stride = *ints.index(1) as usize;
-                sum_gate = add_row_gate_grad::<F>(
+                let total = sum_gate;
+                sum_gate = add_part_gate_grad::<F>(
                     grad_gate_query,
-                    sum_gate,
+                    total,
                     sum_gate_batch,
                     slope,
                     batch,
                     index,
                     width,
-                    stride,
+                    &ints,
+                    0usize,
                     query_drawn,
                 );
             }
         }
         if value_gated {
             if part == 2 {
-                let stride = *ints.index(3) as usize;
-                sum_gate = add_row_gate_grad::<F>(
+                let total = sum_gate;
+                sum_gate = add_part_gate_grad::<F>(
                     grad_gate_value,
-                    sum_gate,
+                    total,
                     sum_gate_batch,
                     slope,
                     batch,
                     index,
                     width,
-                    stride,
+                    &ints,
+                    1usize,
                     value_drawn,
                 );
             }
@@ -292,32 +334,28 @@ fn backward_kernel<F: Float>(
     grad_out[part * part_stride + index] = sum_bias;
     if query_gated {
         if part == 0 {
-            let stride = *ints.index(1) as usize;
-            let (pull, target) = (*floats.index(3), *floats.index(4));
-            finish_gate_grad::<F>(
+            finish_part_gate_grad::<F>(
                 grad_gate_query,
                 gate_query,
                 sum_gate,
                 index,
-                stride,
-                pull,
-                target,
+                &ints,
+                &floats,
+                0usize,
                 query_drawn,
             );
         }
     }
     if value_gated {
         if part == 2 {
-            let stride = *ints.index(3) as usize;
-            let (pull, target) = (*floats.index(8), *floats.index(9));
-            finish_gate_grad::<F>(
+            finish_part_gate_grad::<F>(
                 grad_gate_value,
                 gate_value,
                 sum_gate,
                 index,
-                stride,
-                pull,
-                target,
+                &ints,
+                &floats,
+                1usize,
                 value_drawn,
             );
         }

@@ -102,6 +102,8 @@ pub(super) fn fused_op_accumulating<
     })
 }
 
+/// Registers the operation's backward pass (made by `backward` from its first input) on the
+/// graph where any input is tracked, and runs `forward`.
 fn register<B: FusedOps, C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'static, const N: usize>(
     inputs: [FloatTensor<Autodiff<B, C>>; N],
     saved: &[usize],

@@ -121,7 +121,8 @@ mod fused {
     /// Returns the packed `[b, s, 3w]`, each row's query, key and value side by side, for
     /// [`fused_packed_head_scores`](crate::kernels::fused_packed_head_scores) and
     /// [`fused_packed_head_mix`](crate::kernels::fused_packed_head_mix). Three kernels
-    /// forward, four backward. Only for tensors on a cube backend (`kernels::runs_fused`).
+    /// forward, three backward (four where the weights' gradients cannot be views). Only for
+    /// tensors on a cube backend (`kernels::runs_fused`).
     pub fn fused_attention_projection(
         input: Tensor<3>,
         weights: [Tensor<2>; 3],
