@@ -23,7 +23,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::flat_pack::view;
+use super::flat_pack::{view, view_start_after};
 use super::gate_relaxation::{GateDraw, GateRelaxation, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
@@ -56,13 +56,6 @@ impl ProjectionGate {
             _ => None,
         }
     }
-}
-
-/// Elements between the starts of the bias gradients' parts (and before `dz`) in the backward
-/// pass's output: `units` rounded up to 64, so that each part is a view (WebGPU's binding
-/// offsets are multiples of 256 bytes).
-fn aligned(units: usize) -> usize {
-    units.div_ceil(64) * 64
 }
 
 /// One gate's settings as the kernels read them: `[seed, batch stride]` and
@@ -454,7 +447,8 @@ pub(super) fn backward(
     let (gate_query, gate_value) = (into_contiguous(gate_query), into_contiguous(gate_value));
     let [batches, frames, columns] = z.shape().dims::<3>();
     let (width, rows) = (columns / 3, batches * frames);
-    let part_stride = aligned(width);
+    // Each part's bias gradient, and `dz` after the three, starts where a view may.
+    let part_stride = view_start_after(width);
     let grad_out = empty_like(&z, Shape::new([3 * part_stride + rows * columns]));
     let grad_gate_query = empty_like(&gate_query, gate_query.shape());
     let grad_gate_value = empty_like(&gate_value, gate_value.shape());

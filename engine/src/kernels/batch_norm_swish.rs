@@ -22,7 +22,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
-use super::flat_pack::view;
+use super::flat_pack::{view, view_start_after};
 use super::launch::{empty_like, launch_shape};
 
 #[cube(launch)]
@@ -231,7 +231,7 @@ pub(super) fn backward(
     let (beta, mean, variance) = (into_contiguous(beta), into_contiguous(mean), into_contiguous(variance));
     let (rows, channels) = dims(&input);
     let elements = input.shape().num_elements();
-    let block = channels.div_ceil(64) * 64;
+    let block = view_start_after(channels);
     let terms = empty_like(&input, [4 * block].into());
     let grad_input = empty_like(&input, input.shape());
     let dtype = dtype_to_storage_type(input.dtype);

@@ -114,8 +114,24 @@ pub(super) fn pack(flat: CubeTensor, parts: [CubeTensor; PACK_PARTS], group: Pac
     flat
 }
 
+/// Elements in WebGPU's binding-offset alignment (256 bytes of f32): a [`view`] starts at a
+/// multiple of it.
+const VIEW_ALIGN: usize = 64;
+
+/// The first place at or after `elements` where a [`view`] may start: where a kernel that writes
+/// several small gradients into one buffer puts the next, so that each is handed out as a view.
+pub(super) fn view_start_after(elements: usize) -> usize {
+    elements.div_ceil(VIEW_ALIGN) * VIEW_ALIGN
+}
+
+/// Whether a [`view`] may start at `start`.
+pub(super) fn can_view_at(start: usize) -> bool {
+    start.is_multiple_of(VIEW_ALIGN)
+}
+
 /// `flat[start..start + len]` as a view: no kernel, whatever the range's end. `start` must be a
-/// multiple of 64 elements (WebGPU's 256-byte binding offset), as the flat layout places them.
+/// multiple of 64 elements (WebGPU's 256-byte binding offset, [`can_view_at`]), as the flat
+/// layout places them.
 pub(super) fn view(flat: CubeTensor, start: usize, len: usize) -> CubeTensor {
     let flat = burn_cubecl::kernel::into_contiguous(flat);
     let total = flat.shape().num_elements();

@@ -26,7 +26,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::activation::sigmoid;
-use super::flat_pack::view;
+use super::flat_pack::{view, view_start_after};
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
@@ -253,7 +253,7 @@ pub(super) fn backward(
     let (draw_seed, relaxation) = draw_settings(drawn);
     let grad_pre = empty_like(&pre, pre.shape());
     let (gate_shape, gate_elements) = (gate.shape(), gate.shape().num_elements());
-    let bias_start = gate_elements.div_ceil(64) * 64;
+    let bias_start = view_start_after(gate_elements);
     let grad_gate_and_bias = empty_like(&gate, [bias_start + 2 * channels].into());
     let (count, dim) = launch_shape(&pre, channels);
     let dtype = dtype_to_storage_type(pre.dtype);

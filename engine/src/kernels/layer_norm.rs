@@ -21,7 +21,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::flat_pack::view;
+use super::flat_pack::{view, view_start_after};
 use super::launch::{empty_like, launch_shape};
 
 /// The mean of row `start..start + width` of `input`.
@@ -188,7 +188,7 @@ pub(super) fn backward(
     let incoming = incoming.map_or_else(|| grad.clone(), into_contiguous);
     let grad_input = empty_like(&input, input.shape());
     // dβ starts at a multiple of 64 elements, so that both are views (WebGPU's binding offsets).
-    let beta_start = width.div_ceil(64) * 64;
+    let beta_start = view_start_after(width);
     let grad_parameters = empty_like(&gamma, Shape::new([beta_start + width]));
     let dtype = dtype_to_storage_type(input.dtype);
     let client = input.client.clone();

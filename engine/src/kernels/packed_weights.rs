@@ -11,7 +11,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::flat_pack::view;
+use super::flat_pack::{can_view_at, view};
 use super::launch::{empty_like, launch_shape};
 
 /// `[rows, 3w]` from three `[rows, w]`: each row the query's, the key's and the value's side by
@@ -136,7 +136,7 @@ fn unpack(packed: CubeTensor) -> [CubeTensor; 3] {
 /// dW = xᵀ·dz is unpacked by a kernel.
 pub(super) fn weight_grads(input_rows: CubeTensor, dz: CubeTensor) -> [CubeTensor; 3] {
     let [d, width] = [input_rows.shape()[1], dz.shape()[1] / 3];
-    if (width * d).is_multiple_of(64) {
+    if can_view_at(width * d) {
         let transposed = CubeBackend::float_matmul(CubeBackend::float_swap_dims(dz, 0, 1), input_rows);
         std::array::from_fn(|part| {
             let block = reshape(view(transposed.clone(), part * width * d, width * d), [width, d]);
