@@ -112,6 +112,10 @@ pub async fn drive(
             (Some(Command::Hear { .. }), _) => lab.notify("return to one run to speak to the model".into()),
             (Some(Command::SaveTrace), Some(Experiment::Single(session))) => single::save_trace(&lab, session),
             (Some(Command::SaveTrace), _) => lab.notify("return to one run to save its trace".into()),
+            (Some(Command::DownloadModel), Some(Experiment::Single(session))) => {
+                single::download_model(&lab, session).await
+            }
+            (Some(Command::DownloadModel), _) => lab.notify("return to one run to download its model".into()),
             // Only offered while the GPU is lost, which the branch above handles.
             (Some(Command::ContinueOnCpu), _) => {}
             (

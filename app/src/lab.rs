@@ -40,6 +40,8 @@ pub enum Command {
     Hear { samples: Vec<f32>, sample_rate: u32 },
     /// Save the live run's trace (`.pltrace`) as a file, to open later in the lab.
     SaveTrace,
+    /// Save the cut the page shows as `prunelab prune`'s export, in one `.tar`.
+    DownloadModel,
     /// After the GPU was lost: carry the run on with the CPU backend from its copy in memory (or
     /// start again there, when there is none).
     ContinueOnCpu,

@@ -192,11 +192,7 @@ pub(super) async fn hear(lab: &Lab, session: &LabSession, samples: &[f32], sampl
     let Some(source) = read_scores(lab, session).await else {
         return;
     };
-    let threshold = lab.settings.with_untracked(|s| s.threshold);
-    let cut = lab
-        .trade_off
-        .with_untracked(|t| t.current.as_ref().and_then(|p| p.cut))
-        .unwrap_or(Cut::Knob(threshold));
+    let cut = shown_cut(lab);
     lab.busy.set(Some("listening to the recording…".into()));
     yield_to_browser().await;
     let heard = session.hear(&source, cut, samples, sample_rate).await;
@@ -204,6 +200,35 @@ pub(super) async fn hear(lab: &Lab, session: &LabSession, samples: &[f32], sampl
     match heard {
         Ok(heard) => lab.heard.set(Some(heard)),
         Err(e) => lab.notify(format!("cannot transcribe the recording: {e}")),
+    }
+}
+
+/// The cut the page shows (the slider's, when none is shown yet).
+fn shown_cut(lab: &Lab) -> Cut {
+    let threshold = lab.settings.with_untracked(|s| s.threshold);
+    lab.trade_off
+        .with_untracked(|t| t.current.as_ref().and_then(|p| p.cut))
+        .unwrap_or(Cut::Knob(threshold))
+}
+
+/// Offers the model cut as the page shows it as `prunelab prune`'s export (manifest and
+/// weights in a folder) in one tar archive, named after the method, step and size.
+pub(super) async fn download_model(lab: &Lab, session: &LabSession) {
+    let Some(source) = read_scores(lab, session).await else {
+        return;
+    };
+    lab.busy.set(Some("writing the model…".into()));
+    yield_to_browser().await;
+    let modified = (web_sys::js_sys::Date::now() / 1000.0) as u64;
+    let saved = session
+        .export(&source, shown_cut(lab), modified)
+        .and_then(|(name, bytes)| crate::download::offer_download(&name, &bytes).map(|()| name));
+    lab.busy.set(None);
+    match saved {
+        Ok(name) => lab.notify(format!(
+            "saved {name}: `tar xf {name}` gives the folder prunelab eval and python/prunelab_torch read"
+        )),
+        Err(e) => lab.notify(format!("cannot download the model: {e}")),
     }
 }
 

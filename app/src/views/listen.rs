@@ -111,17 +111,17 @@ pub fn Listen(corpus: CorpusStore) -> impl IntoView {
         let id = selected_id()?;
         lab.trade_off.with(|t| {
             let reference = hypothesis(t.dense.as_ref(), &id).map(|(_, r, _)| r.clone())?;
-            let row = |label: &'static str, point: Option<&PrunePoint>| {
+            let row = |label: &'static str, cell: &'static str, point: Option<&PrunePoint>| {
                 hypothesis(point, &id).map(|(_, r, h)| {
-                    view! { <tr><th>{label}</th><td><Marked reference=r.clone() hypothesis=h.clone() /></td></tr> }
+                    view! { <tr><th>{label}</th><td id=cell><Marked reference=r.clone() hypothesis=h.clone() /></td></tr> }
                 })
             };
             Some(
                 view! {
                     <table class="transcripts">
                         <tr><th>"reference"</th><td id="reference">{reference.clone()}</td></tr>
-                        {row("unpruned model", t.dense.as_ref())}
-                        {row("pruned model", t.current.as_ref())}
+                        {row("unpruned model", "listen-unpruned", t.dense.as_ref())}
+                        {row("pruned model", "listen-pruned", t.current.as_ref())}
                     </table>
                 }
                 .into_any(),

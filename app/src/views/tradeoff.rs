@@ -150,7 +150,11 @@ pub fn TradeOffPanel() -> impl IntoView {
                         Err(problem) => lab.notify(problem.to_string()),
                     } />
             </label>
+            <button id="download-model"
+                title="Download the model cut as shown: prunelab prune's export (manifest.json and model.safetensors) in one .tar, for prunelab eval and python/prunelab_torch"
+                on:click=move |_| lab.send(Command::DownloadModel)>"Download model"</button>
             <p id="params" class="numbers"
+                data-wer=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| format!("{:.4}", p.wer)))
                 data-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.params.to_string()))
                 data-knob=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| format!("{:.2}", p.knob)))
                 data-step=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.step.to_string()))

@@ -149,7 +149,7 @@ impl Comparison {
             session.score_target(source, self.budget).await?
         };
         if let (Some(reference), Some(cut)) = (&self.reference, point.cut) {
-            let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut to {}: {e}", self.budget))?;
+            let (_, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut to {}: {e}", self.budget))?;
             point.timing = Some(session.time_models(reference, &pruned.model, clock).await?);
         }
         Ok(point)

@@ -11,8 +11,8 @@ use prunelab_engine::decode::Decoder;
 use prunelab_engine::gates::{Method, SiteKind};
 use prunelab_engine::infer::{Clock, DevTimer, PairedTiming};
 use prunelab_engine::model::Conformer;
-use prunelab_engine::prune::{CutSource, CutTarget, PlanError, Pruned, UnitScores};
-use prunelab_engine::store::Trace;
+use prunelab_engine::prune::{CutSource, CutTarget, PlanError, Pruned, Selection, UnitScores};
+use prunelab_engine::store::{ExportManifest, Trace, export_archive};
 use prunelab_engine::train::{CutEval, Run, RunEvent, RunOptions, StepBatch, TrainConfig, Trainer, TrainerState};
 
 use crate::settings::{LabSettings, Start};
@@ -355,7 +355,7 @@ impl LabSession {
         if source.already_cut() {
             return Ok(None);
         }
-        let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot time the cut: {e}"))?;
+        let (_, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot time the cut: {e}"))?;
         self.time_models(&source.model, &pruned.model, clock).await.map(Some)
     }
 
@@ -371,7 +371,7 @@ impl LabSession {
             let heard = prunelab_engine::infer::transcribe([&source.model], &recording, stats, decoder).await;
             heard.map(|[pruned]| (None, pruned))
         } else {
-            let pruned = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
+            let (_, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
             let heard =
                 prunelab_engine::infer::transcribe([&source.model, &pruned.model], &recording, stats, decoder).await;
             heard.map(|[dense, pruned]| (Some(dense), pruned))
@@ -401,6 +401,36 @@ impl LabSession {
             .map_err(|e| format!("cannot time the cut: {e}"))
     }
 
+    /// `source` cut as `cut` asks, as the export `prunelab prune` writes (`manifest.json` and
+    /// `model.safetensors`) in one tar archive: its file name and bytes. The files lie in a
+    /// folder named like the archive; `modified` (seconds since 1970) dates them.
+    pub fn export(&self, source: &CutSource, cut: Cut, modified: u64) -> Result<(String, Vec<u8>), String> {
+        if source.already_cut() {
+            // The magnitude method's own cut replaced the model during training; which units of
+            // the dense model it kept is no longer known, and an export's manifest must say.
+            return Err(
+                "the magnitude method already cut this model during training, so its kept \
+                        units no longer index the dense model and it cannot be exported"
+                    .into(),
+            );
+        }
+        let (selection, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
+        let trainer = self.run.trainer();
+        let step = self.step();
+        let method = self.method().name();
+        let manifest = ExportManifest::of_cut(
+            format!("the lab's {method} run at step {step}"),
+            source,
+            selection,
+            &pruned,
+            &trainer.config,
+            &trainer.stats,
+        );
+        let folder = format!("prunelab-{method}-step{step}-{}", pruned.params.total());
+        let archive = export_archive(&folder, &manifest, &pruned.model, modified).map_err(|e| e.to_string())?;
+        Ok((format!("{folder}.tar"), archive))
+    }
+
     /// An inference copy of the model as it is now.
     pub fn inference_model(&self) -> Conformer {
         self.run.trainer().inference_model()
@@ -428,11 +458,15 @@ impl LabSession {
     }
 }
 
-/// `source` cut as `cut` asks: at a slider value, or to a target.
-pub(crate) fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<Pruned, PlanError> {
+/// `source` cut as `cut` asks (at a slider value, or to a target), with the selection it was
+/// cut by.
+pub(crate) fn cut_as_asked(source: &CutSource, cut: Cut) -> Result<(Selection, Pruned), PlanError> {
     match cut {
-        Cut::Knob(knob) => source.cut_at(knob),
-        Cut::Target(target) => source.selection_for(target).and_then(|s| source.cut(s)),
+        Cut::Knob(knob) => source.cut_and_selection_at(knob),
+        Cut::Target(target) => {
+            let selection = source.selection_for(target)?;
+            Ok((selection, source.cut(selection)?))
+        }
     }
 }
 
@@ -612,6 +646,79 @@ mod tests {
     /// rank equal, so the cut keeps the units with the largest weight norms (the magnitude
     /// method's choice at that budget), and says so; once the gates have trained a step they
     /// choose again.
+    /// The files of a tar archive (regular files only, as `export_archive` writes them).
+    fn untar(mut archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        while archive.len() >= 512 && archive[0] != 0 {
+            let field = |range: std::ops::Range<usize>| {
+                String::from_utf8(archive[range].iter().take_while(|&&b| b != 0).copied().collect()).unwrap()
+            };
+            let size = usize::from_str_radix(&field(124..135), 8).unwrap();
+            files.push((field(0..100), archive[512..512 + size].to_vec()));
+            archive = &archive[512 + size.next_multiple_of(512)..];
+        }
+        files
+    }
+
+    /// "Download model": the cut the page shows, in the folder `prunelab prune` writes, loads
+    /// as the CLI loads an export and scores what the page showed on the same utterances.
+    #[test]
+    fn a_downloaded_cut_loads_as_an_export_and_scores_what_the_page_showed() {
+        let _turn = device_rng_turn();
+        use prunelab_engine::decode::Decoder;
+        use prunelab_engine::infer::evaluate;
+        use prunelab_engine::store::load_export;
+        let trained = trained_start();
+        let (train, dev) = (utterances(4, 1), utterances(3, 2));
+        let data = LabData {
+            train: &train,
+            dev: &dev,
+            trained: Some(&trained),
+            timed_pairs: TIMED_PAIRS.1,
+        };
+        let mut session = LabSession::new(&short_run(Method::AdaptiveDropout, 2), data, None, &Device::flex()).unwrap();
+        block_on(session.begin()).unwrap();
+        block_on(session.train_step(&train)).unwrap();
+        let source = block_on(session.scores()).unwrap();
+        let point = block_on(session.score_target(&source, CutTarget::Share(0.5))).unwrap();
+        let (name, archive) = session.export(&source, point.cut.unwrap(), 1_700_000_000).unwrap();
+        let folder = format!("prunelab-adaptive-dropout-step1-{}", point.params);
+        assert_eq!(name, format!("{folder}.tar"));
+        let files = untar(&archive);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [format!("{folder}/manifest.json"), format!("{folder}/model.safetensors")]
+        );
+        let manifest = std::str::from_utf8(&files[0].1).unwrap();
+        let (manifest, model) = load_export(manifest, &files[1].1, &Device::flex(), &name).unwrap();
+        assert_eq!(manifest.params.total(), point.params);
+        assert_eq!(manifest.dense_params.total(), point.dense_params);
+        assert_eq!(manifest.method, Method::AdaptiveDropout);
+        let config = &session.run.trainer().config;
+        let reports = block_on(evaluate(
+            &model,
+            &[],
+            &dev,
+            &manifest.stats,
+            config.max_batch_frames,
+            &[&Decoder::Greedy],
+        ))
+        .unwrap();
+        let hypotheses: Vec<&str> = reports[0].utterances.iter().map(|u| u.hypothesis.as_str()).collect();
+        let shown: Vec<&str> = point.transcripts.iter().map(|(_, _, h)| h.as_str()).collect();
+        assert_eq!(hypotheses, shown, "the export hears what the page showed");
+        assert_eq!(reports[0].wer(), point.greedy_wer);
+
+        // A model the magnitude method cut during training no longer indexes the dense model.
+        let mut magnitude = LabSession::new(&short_run(Method::Magnitude, 2), data, None, &Device::flex()).unwrap();
+        block_on(magnitude.train_step(&train)).unwrap();
+        let cut = block_on(magnitude.scores()).unwrap();
+        assert!(cut.already_cut());
+        let refused = magnitude.export(&cut, Cut::Knob(0.0), 0).unwrap_err();
+        assert!(refused.contains("already cut this model during training"), "{refused}");
+    }
+
     #[test]
     fn a_budget_cut_before_the_gates_learn_keeps_the_strongest_units_by_norm() {
         let _turn = device_rng_turn();

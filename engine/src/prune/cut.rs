@@ -220,9 +220,19 @@ impl CutSource {
     /// The model cut at the knob's `value`. A share removed beyond what the gated units hold
     /// is cut to the smallest model a plan can make.
     pub fn cut_at(&self, value: f64) -> Result<Pruned, PlanError> {
-        match self.cut(self.selection_at(value)) {
-            Err(PlanError::BudgetTooSmall { floor, .. }) => self.cut(Selection::Budget(floor)),
-            other => other,
+        self.cut_and_selection_at(value).map(|(_, pruned)| pruned)
+    }
+
+    /// [`CutSource::cut_at`] with the selection it cut by: the knob's, or the smallest model's
+    /// budget where the knob asks for less than a plan can make.
+    pub fn cut_and_selection_at(&self, value: f64) -> Result<(Selection, Pruned), PlanError> {
+        let selection = self.selection_at(value);
+        match self.cut(selection) {
+            Err(PlanError::BudgetTooSmall { floor, .. }) => {
+                let smallest = Selection::Budget(floor);
+                Ok((smallest, self.cut(smallest)?))
+            }
+            other => other.map(|pruned| (selection, pruned)),
         }
     }
 

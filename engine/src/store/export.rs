@@ -11,7 +11,9 @@ use super::StoreError;
 use crate::audio::FeatureStats;
 use crate::gates::Method;
 use crate::model::{BlockKeep, Conformer, KeptUnits, check_keep_plan};
-use crate::prune::{ParamCount, Selection, planned_params, planned_shapes};
+use crate::prune::{
+    CutSource, ParamCount, Pruned, Selection, flops_per_second, param_count, planned_params, planned_shapes,
+};
 use crate::train::TrainConfig;
 
 /// What `format` says in every manifest, and the version this build writes and reads.
@@ -37,6 +39,44 @@ pub struct ExportManifest {
     pub dense_params: ParamCount,
     pub flops_per_second: f64,
     pub dense_flops_per_second: f64,
+}
+
+impl ExportManifest {
+    /// The manifest of `pruned`, cut from `source` by `selection`, for a run of `run` with
+    /// feature statistics `stats`; `name` says where it came from (a checkpoint's path, the
+    /// lab's run). `prunelab prune` and the lab's "Download model" both describe a cut here.
+    pub fn of_cut(
+        name: impl Into<String>,
+        source: &CutSource,
+        selection: Selection,
+        pruned: &Pruned,
+        run: &TrainConfig,
+        stats: &FeatureStats,
+    ) -> Self {
+        let dense_shapes = source.model.block_shapes();
+        let mut config = run.clone();
+        config.model.block_shapes = Some(pruned.model.block_shapes());
+        Self {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            source: name.into(),
+            method: source.method,
+            selection,
+            config,
+            stats: stats.clone(),
+            keep: pruned.keep.clone(),
+            params: pruned.params,
+            dense_params: param_count(&source.config, &dense_shapes),
+            flops_per_second: pruned.flops_per_second,
+            dense_flops_per_second: flops_per_second(&source.config, &dense_shapes),
+        }
+    }
+
+    /// The manifest as the indented JSON file `manifest.json`.
+    pub fn to_json(&self) -> Result<String, StoreError> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| StoreError::Unserialisable(format!("cannot write the manifest: {e}")))
+    }
 }
 
 /// Safetensors bytes of a (pruned) model; the same model gives the same bytes.

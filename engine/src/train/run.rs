@@ -204,8 +204,11 @@ impl Run {
     /// `source` (see [`Run::cut_source`]) cut at knob `value` and scored on the dev utterances.
     /// One read of the scores serves any number of cuts (a sweep, the uncut reference).
     pub async fn score_cut(&self, source: &CutSource, value: f64) -> Result<CutEval, TrainError> {
-        let pruned = source.cut_at(value);
-        self.score_pruned(source, value, source.selection_at(value), pruned)
+        let cut = source.cut_and_selection_at(value);
+        let selection = cut
+            .as_ref()
+            .map_or(source.selection_at(value), |(selection, _)| *selection);
+        self.score_pruned(source, value, selection, cut.map(|(_, pruned)| pruned))
             .await
     }
 

@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use prunelab_engine::prune::{
-    ScoreKind, Selection, flops_per_second, kept_map, kept_per_site, param_count, prunable_sparsity,
-};
-use prunelab_engine::store::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights};
+use prunelab_engine::prune::{ScoreKind, Selection, kept_map, kept_per_site, prunable_sparsity};
+use prunelab_engine::store::{ExportManifest, encode_weights};
 use serde_json::json;
 
 use crate::atomic::write_atomically;
@@ -48,8 +46,6 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     bar.set_message("cutting");
     let source = &opened.source;
     let config = &opened.state.config.model;
-    let dense_shapes = source.model.block_shapes();
-    let dense = param_count(config, &dense_shapes);
     let selection = match (&args.budget, args.threshold) {
         (Some(budget), _) => Selection::Budget(opened.budget_for(parse_budget(budget)?)?),
         (None, Some(t)) => Selection::Threshold(t),
@@ -61,26 +57,19 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
     bar.inc(1);
     bar.set_message("writing the export");
 
-    let mut export_config = opened.state.config.clone();
-    export_config.model.block_shapes = Some(pruned.model.block_shapes());
-    let manifest = ExportManifest {
-        format: EXPORT_FORMAT.into(),
-        version: EXPORT_VERSION,
-        source: opened.name.clone(),
-        method: source.method,
+    let manifest = ExportManifest::of_cut(
+        opened.name.clone(),
+        source,
         selection,
-        config: export_config,
-        stats: opened.state.stats.clone(),
-        keep: pruned.keep.clone(),
-        params: pruned.params,
-        dense_params: dense,
-        flops_per_second: pruned.flops_per_second,
-        dense_flops_per_second: flops_per_second(config, &dense_shapes),
-    };
+        &pruned,
+        &opened.state.config,
+        &opened.state.stats,
+    );
+    let dense = manifest.dense_params;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
     let weights = encode_weights(&pruned.model).map_err(|e| e.to_string())?;
     write_atomically(&args.out.join("model.safetensors"), &weights)?;
-    let manifest_json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
+    let manifest_json = manifest.to_json().map_err(|e| e.to_string())?;
     write_atomically(&args.out.join("manifest.json"), manifest_json.as_bytes())?;
     bar.finish_and_clear();
 
