@@ -21,24 +21,25 @@ use crate::timing::{now_ms, sleep, yield_to_browser};
 use keeping::Keeper;
 use prunelab_lab_state::compare::Comparison;
 use prunelab_lab_state::session::{KeptRun, LabData, LabSession};
-use prunelab_lab_state::settings::LabSettings;
+use prunelab_lab_state::settings::{LabSettings, Start};
 
 /// Runs until the page closes.
 pub async fn drive(
     lab: Lab,
     mut device: Device,
-    largest_buffer: u64,
+    mut largest_buffer: u64,
     corpus: Rc<LabCorpus>,
-    trained: Option<Rc<TrainerState>>,
+    // The shipped trained start, until the user starts from a checkpoint of their own.
+    mut trained: Option<Rc<TrainerState>>,
 ) {
-    let mut assets = Assets {
+    // `None` until a start succeeds: a failed one leaves the page waiting for other settings.
+    let mut running: Option<(Experiment, LabSettings)> = None;
+    let first = lab.settings.get_untracked();
+    let assets = Assets {
         corpus: &corpus,
         trained: trained.as_deref(),
         largest_buffer,
     };
-    // `None` until a start succeeds: a failed one leaves the page waiting for other settings.
-    let mut running: Option<(Experiment, LabSettings)> = None;
-    let first = lab.settings.get_untracked();
     match start(&lab, &device, assets, first.clone()).await {
         Ok(experiment) => running = Some((experiment, first)),
         Err(e) => lab.notify(format!("cannot start training: {e}")),
@@ -46,6 +47,11 @@ pub async fn drive(
     let mut rate = StepRate::default();
     let mut keeper = Keeper::default();
     loop {
+        let assets = Assets {
+            corpus: &corpus,
+            trained: trained.as_deref(),
+            largest_buffer,
+        };
         if gpu_gone(&lab) {
             // Nothing more may run on the lost device: the trace (host memory) can be saved,
             // and the page carries the run on from its copy in memory on the CPU backend (or
@@ -57,7 +63,11 @@ pub async fn drive(
                 },
                 Some(Command::ContinueOnCpu) => {
                     device = Device::flex();
-                    assets.largest_buffer = crate::backend::CPU_LARGEST_BUFFER;
+                    largest_buffer = crate::backend::CPU_LARGEST_BUFFER;
+                    let assets = Assets {
+                        largest_buffer,
+                        ..assets
+                    };
                     let single = match &running {
                         Some((Experiment::Single(_), settings)) => Some(settings.clone()),
                         _ => None,
@@ -118,6 +128,29 @@ pub async fn drive(
             (Some(Command::DownloadModel), _) => lab.notify("return to one run to download its model".into()),
             // Only offered while the GPU is lost, which the branch above handles.
             (Some(Command::ContinueOnCpu), _) => {}
+            (Some(Command::StartFrom { name, state }), _) => {
+                lab.playing.set(false);
+                let settings = LabSettings {
+                    start: Start::Trained,
+                    ..lab.settings.get_untracked()
+                };
+                let own = Assets {
+                    trained: Some(&state),
+                    ..assets
+                };
+                match start(&lab, &device, own, settings.clone()).await {
+                    Ok(fresh) => {
+                        lab.settings.set(settings.clone());
+                        running = Some((fresh, settings));
+                        keeper.forget(&lab);
+                        trained = Some(Rc::new(*state));
+                        lab.notify(format!("starting from {name}: every reset now starts from it"));
+                        lab.own_start.set(Some(name));
+                    }
+                    Err(e) => lab.notify(format!("{name}: cannot start from it: {e}")),
+                }
+                rate = StepRate::default();
+            }
             (
                 Some(Command::OpenExport {
                     name,

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use prunelab_engine::gates::{Method, SiteKind};
 use prunelab_engine::prune::CutTarget;
 use prunelab_engine::store::{Trace, TraceSite};
-use prunelab_engine::train::TrainEvent;
+use prunelab_engine::train::{TrainEvent, TrainerState};
 
 use prunelab_lab_state::compare::MethodResult;
 use prunelab_lab_state::session::{Heard, PrunePoint};
@@ -23,7 +23,7 @@ pub enum Phase {
 }
 
 /// A request from a widget to the driver, handled in order between training steps.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Start afresh with these settings: one run, or a comparison when they name methods to
     /// compare.
@@ -45,6 +45,9 @@ pub enum Command {
     /// After the GPU was lost: carry the run on with the CPU backend from its copy in memory (or
     /// start again there, when there is none).
     ContinueOnCpu,
+    /// Start from a `prunelab train` checkpoint (`name`, decoded) instead of the shipped trained
+    /// model: a fresh run of the current settings from its weights, and every reset after it.
+    StartFrom { name: String, state: Box<TrainerState> },
     /// Load a pruned model exported by `prunelab prune` and score it.
     OpenExport {
         name: String,
@@ -197,6 +200,8 @@ pub struct Lab {
     pub backend: RwSignal<Option<BackendInfo>>,
     /// Where the corpus came from: "network" or "browser cache".
     pub corpus_origin: RwSignal<Option<&'static str>>,
+    /// The file the trained start came from, when the user chose their own checkpoint.
+    pub own_start: RwSignal<Option<String>>,
     pub playing: RwSignal<bool>,
     /// What the driver is busy with besides training ("pruning at 0.50…").
     pub busy: RwSignal<Option<String>>,
@@ -236,6 +241,7 @@ impl Lab {
             }),
             backend: RwSignal::new(None),
             corpus_origin: RwSignal::new(None),
+            own_start: RwSignal::new(None),
             playing: RwSignal::new(false),
             busy: RwSignal::new(None),
             step: RwSignal::new(0),

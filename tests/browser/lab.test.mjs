@@ -353,6 +353,29 @@ test('a bad trace file shows an error and the session survives; a good one, and 
   assert.equal(shown, manifest.params.subsampling + manifest.params.blocks + manifest.params.head);
   assert.match(await page.textContent('#viewing'), /manifest\.json — .* export · \d+ of \d+ parameters/);
   await page.screenshot({ path: join(artefacts, 'lab-export.png'), fullPage: true });
+  await page.click('#back-to-live');
+
+  // Start from your own run. A damaged checkpoint is named and changes nothing.
+  const checkpoint = await readFile(join(out, 'checkpoint.plc'));
+  await page.setInputFiles('#open-trace', { name: 'damaged.plc', mimeType: 'application/octet-stream', buffer: checkpoint.subarray(0, checkpoint.length - 1000) });
+  await page.waitForFunction(() => document.querySelector('#notices')?.textContent.includes('damaged.plc'), null, { timeout: 30_000 });
+  assert.equal(await step(page), 2, 'a damaged checkpoint changed the run');
+  // A dense checkpoint the CLI fine-tuned for two steps from the trained start becomes the start:
+  // the page scores its weights before training as `prunelab eval` scores the checkpoint, on the
+  // same four dev utterances.
+  const own = await mkdtemp(join(tmpdir(), 'prunelab-own-'));
+  execFileSync(bin, ['train', '--method', 'none', '--steps', '2', '--init-from', join(root, 'static/trained-tiny.plc'), '--eval-every', '0',
+    '--device', 'cpu', '--decoder', 'greedy', '--out', own], { stdio: 'ignore' });
+  await page.setInputFiles('#open-trace', join(own, 'checkpoint.plc'));
+  await page.waitForFunction(() => document.querySelector('#start-trained')?.textContent.includes('checkpoint.plc')
+    && /^Before training, your checkpoint\.plc scores/.test(document.querySelector('#start-score')?.textContent ?? ''), null, { timeout: 120_000 });
+  assert.equal(await step(page), 0);
+  const scored = JSON.parse(execFileSync(bin, ['eval', '--checkpoint', join(own, 'checkpoint.plc'), '--split', 'dev', '--device', 'cpu', '--json'], { encoding: 'utf8' }));
+  const firstFour = scored.report.utterances.slice(0, 4).map((u) => u.words);
+  const cliWer = (100 * firstFour.reduce((n, w) => n + w.substitutions + w.deletions + w.insertions, 0)) / firstFour.reduce((n, w) => n + w.reference_len, 0);
+  const pageWer = Number(await page.getAttribute('#start-score', 'data-wer'));
+  figures.own_start = { page_wer: pageWer, cli_wer: cliWer };
+  assert.ok(Math.abs(cliWer - pageWer) < 1e-3, `prunelab eval ${cliWer} %, the page ${pageWer} %`);
   await context.close();
 });
 

@@ -46,7 +46,9 @@ pub fn Controls() -> impl IntoView {
             <label>
                 "Start from "
                 <select id="start" prop:value=move || settings.with(|s| s.start.name()) on:change=move |ev| change(lab, "start", event_target_value(&ev))>
-                    <option value="trained">"trained model"</option>
+                    <option id="start-trained" value="trained">
+                        {move || lab.own_start.get().map_or_else(|| "trained model".to_string(), |name| format!("your {name}"))}
+                    </option>
                     <option value="scratch">"scratch"</option>
                 </select>
             </label>

@@ -1,8 +1,9 @@
 //! Opening a run that `prunelab train` wrote: pick or drop its `trace.pltrace`, and every view
-//! shows it instead of the live run. A bad file is reported and changes nothing.
+//! shows it instead of the live run; its `checkpoint.plc`, and the lab trains from it. A bad
+//! file is reported and changes nothing.
 
 use leptos::prelude::*;
-use prunelab_engine::store::decode_trace;
+use prunelab_engine::store::{decode_checkpoint, decode_trace};
 
 use crate::lab::{Command, Lab, TraceView, use_lab};
 
@@ -48,12 +49,32 @@ async fn open_export(lab: Lab, manifest: web_sys::File, weights: web_sys::File) 
     });
 }
 
-/// Opens what a picker or a drop holds: a trace, or an export's manifest and weights.
+/// Reads a `prunelab train` checkpoint and asks the driver to start from it; a file that is
+/// not one (damaged, truncated, another format) is named in a notice and changes nothing.
+async fn start_from_checkpoint(lab: Lab, file: web_sys::File) {
+    let name = file.name();
+    let Some(bytes) = read_bytes(lab, &file).await else {
+        return;
+    };
+    match decode_checkpoint(&bytes, &name) {
+        Ok(state) => lab.send(Command::StartFrom {
+            name,
+            state: Box::new(state),
+        }),
+        Err(e) => lab.notify(e.to_string()),
+    }
+}
+
+/// Opens what a picker or a drop holds: a checkpoint to start from, a trace, or an export's
+/// manifest and weights.
 pub fn open_first(lab: Lab, files: Option<web_sys::FileList>) {
     let files: Vec<web_sys::File> = files
         .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
         .unwrap_or_default();
     let ending = |suffix: &str| files.iter().find(|f| f.name().ends_with(suffix)).cloned();
+    if let Some(checkpoint) = ending(".plc") {
+        return leptos::task::spawn_local(start_from_checkpoint(lab, checkpoint));
+    }
     match (ending(".json"), ending(".safetensors")) {
         (Some(manifest), Some(weights)) => leptos::task::spawn_local(open_export(lab, manifest, weights)),
         (Some(manifest), None) => lab.notify(format!(
@@ -78,8 +99,8 @@ pub fn OpenRun() -> impl IntoView {
     view! {
         <section class="open-run" aria-label="open a native run">
             <label class="file">
-                "Open a run (trace.pltrace from prunelab train, or an export's manifest.json and model.safetensors from prunelab prune, picked together), or drop it on the page: "
-                <input id="open-trace" type="file" multiple accept=".pltrace,.json,.safetensors" on:change=on_pick />
+                "Open a run (trace.pltrace from prunelab train, or an export's manifest.json and model.safetensors from prunelab prune, picked together), start from your own checkpoint.plc, or drop it on the page: "
+                <input id="open-trace" type="file" multiple accept=".pltrace,.json,.safetensors,.plc" on:change=on_pick />
             </label>
             <Show when=move || lab.opened.with(Option::is_some)>
                 <p id="viewing" class="viewing">

@@ -83,8 +83,11 @@ pub fn TradeOffPanel() -> impl IntoView {
     // weights do not. WER of the lexicon search (the CLI's default decoder).
     let start_score = move || {
         let from = lab.settings.with(|s| match s.start {
-            Start::Trained => "the trained model",
-            Start::Scratch => "random weights",
+            Start::Trained => lab
+                .own_start
+                .get()
+                .map_or_else(|| "the trained model".to_string(), |name| format!("your {name}")),
+            Start::Scratch => "random weights".to_string(),
         });
         lab.trade_off.with(|t| {
             t.start.as_ref().map(|p| {
@@ -171,7 +174,8 @@ pub fn TradeOffPanel() -> impl IntoView {
                 data-pruned-ms=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.timing).map(|x| format!("{:.1}", 1000.0 * x.pruned_seconds)))>
                 {latency}
             </p>
-            <p id="start-score" class="numbers">{start_score}</p>
+            <p id="start-score" class="numbers"
+                data-wer=move || lab.trade_off.with(|t| t.start.as_ref().map(|p| format!("{:.4}", p.wer)))>{start_score}</p>
             <p id="opened-export" class="numbers">
                 {move || lab.trade_off.with(|t| t.opened.as_ref().map(|p| format!(
                     "opened export: {} parameters · {:.2} GFLOPs/s · dev WER {:.1}%", p.params, p.flops_per_second / 1e9, p.wer
