@@ -83,7 +83,7 @@ fn bare_steps(config: TrainConfig, teacher: Option<&TrainerState>) -> Trainer {
             let source = block_on(trainer.cut_source(true)).unwrap();
             let kept = kept_budget(share, source.dense_params());
             let pruned = source.cut(Selection::Budget(kept)).unwrap();
-            block_on(trainer.replace_model(&pruned.model)).unwrap();
+            block_on(trainer.replace_model(&pruned)).unwrap();
         }
     }
     trainer

@@ -367,11 +367,11 @@ impl LabSession {
         let recording = prunelab_engine::infer::recording(samples, sample_rate, &trainer.config.fbank)
             .map_err(|e| e.to_string())?;
         let (stats, decoder) = (&trainer.stats, &self.decoder);
+        let (_, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
         let heard = if source.already_cut() {
-            let heard = prunelab_engine::infer::transcribe([&source.model], &recording, stats, decoder).await;
+            let heard = prunelab_engine::infer::transcribe([&pruned.model], &recording, stats, decoder).await;
             heard.map(|[pruned]| (None, pruned))
         } else {
-            let (_, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
             let heard =
                 prunelab_engine::infer::transcribe([&source.model, &pruned.model], &recording, stats, decoder).await;
             heard.map(|[dense, pruned]| (Some(dense), pruned))
@@ -405,17 +405,18 @@ impl LabSession {
     /// `model.safetensors`) in one tar archive: its file name and bytes. The files lie in a
     /// folder named like the archive; `modified` (seconds since 1970) dates them.
     pub fn export(&self, source: &CutSource, cut: Cut, modified: u64) -> Result<(String, Vec<u8>), String> {
-        if source.already_cut() {
-            // The magnitude method's own cut replaced the model during training; which units of
-            // the dense model it kept is no longer known, and an export's manifest must say.
+        let (selection, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
+        let trainer = self.run.trainer();
+        if pruned.keep.len() != trainer.config.model.num_blocks {
+            // The magnitude method's own cut replaced the model during training, and its plan
+            // was not kept (a run carried on from a copy): an export's manifest must say which
+            // units of the dense model it keeps.
             return Err(
-                "the magnitude method already cut this model during training, so its kept \
-                        units no longer index the dense model and it cannot be exported"
+                "the magnitude method cut this model during training and which units of the \
+                        dense model it kept is not known here, so it cannot be exported"
                     .into(),
             );
         }
-        let (selection, pruned) = cut_as_asked(source, cut).map_err(|e| format!("cannot cut the model: {e}"))?;
-        let trainer = self.run.trainer();
         let step = self.step();
         let method = self.method().name();
         let manifest = ExportManifest::of_cut(
@@ -582,16 +583,41 @@ mod tests {
             let uncut = block_on(session.score(&source, 0.0)).unwrap();
             let further = block_on(session.score(&source, 0.6));
             if method == Method::Magnitude {
-                // Its cut is the run's: the slider shows it, and refuses to cut further rather
-                // than pretend (plans index the dense layout; recutting is not supported yet).
+                // Its cut is the run's: the slider at 0 shows it, a share it already meets
+                // too, and a larger share cuts it further, never bringing back a unit its cut
+                // removed (shares are of the dense model, as before the cut).
                 assert!(
                     uncut.params < start_params * 6 / 10,
                     "{} of {start_params}",
                     uncut.params
                 );
-                assert!(further.unwrap_err().contains("already cut"));
+                assert_eq!(uncut.dense_params, start_params);
+                assert_eq!(block_on(session.score(&source, 0.3)).unwrap().params, uncut.params);
+                let further = further.unwrap();
+                let wanted = 0.4 * start_params as f64;
+                assert!(
+                    further.params as f64 <= wanted && further.params as f64 > 0.98 * wanted,
+                    "0.6 removed: {} of {start_params}",
+                    further.params
+                );
+                let units = |point: &PrunePoint| -> Vec<f32> {
+                    point.kept_map.iter().flatten().flatten().flatten().copied().collect()
+                };
+                let (before, after) = (units(&uncut), units(&further));
+                assert_eq!(before.len(), after.len());
+                assert!(
+                    before.iter().zip(&after).all(|(b, a)| *b != 0.0 || *a == 0.0),
+                    "a removed unit came back"
+                );
+                assert!(after.iter().filter(|&&a| a == 0.0).count() > before.iter().filter(|&&b| b == 0.0).count());
+                let typed = block_on(session.score_target(&source, CutTarget::Share(0.3))).unwrap();
+                assert!(
+                    typed.params as f64 <= 0.3 * start_params as f64,
+                    "Cut to 30%: {}",
+                    typed.params
+                );
                 let tone = vec![0.1_f32; 16_000];
-                let heard = block_on(session.hear(&source, Cut::Knob(0.0), &tone, 16_000)).unwrap();
+                let heard = block_on(session.hear(&source, Cut::Knob(0.6), &tone, 16_000)).unwrap();
                 assert_eq!(heard.dense, None, "the dense model is gone");
                 let clock = TestClock::start();
                 assert_eq!(
@@ -710,13 +736,23 @@ mod tests {
         assert_eq!(hypotheses, shown, "the export hears what the page showed");
         assert_eq!(reports[0].wer(), point.greedy_wer);
 
-        // A model the magnitude method cut during training no longer indexes the dense model.
+        // The magnitude method's cut during training: the session that made it knows its plan,
+        // so the smaller model exports; a run carried on from a copy does not, and refuses.
         let mut magnitude = LabSession::new(&short_run(Method::Magnitude, 2), data, None, &Device::flex()).unwrap();
         block_on(magnitude.train_step(&train)).unwrap();
         let cut = block_on(magnitude.scores()).unwrap();
         assert!(cut.already_cut());
-        let refused = magnitude.export(&cut, Cut::Knob(0.0), 0).unwrap_err();
-        assert!(refused.contains("already cut this model during training"), "{refused}");
+        let (_, archive) = magnitude.export(&cut, Cut::Knob(0.0), 0).unwrap();
+        let files = untar(&archive);
+        let manifest = std::str::from_utf8(&files[0].1).unwrap();
+        let (manifest, model) = load_export(manifest, &files[1].1, &Device::flex(), "magnitude").unwrap();
+        assert_eq!(model.block_shapes(), cut.model.block_shapes());
+        assert_eq!(manifest.dense_params.total(), point.dense_params);
+        let kept = block_on(magnitude.keep()).unwrap();
+        let carried = LabSession::resume(&kept, 0.0, data, None, &Device::flex()).unwrap();
+        let copy = block_on(carried.scores()).unwrap();
+        let refused = carried.export(&copy, Cut::Knob(0.0), 0).unwrap_err();
+        assert!(refused.contains("is not known here"), "{refused}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use burn::module::Module;
 
 use super::{
     Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second, magnitude_scores,
-    param_count, plan,
+    param_count, plan, planned_shapes, recut,
 };
 use crate::gates::{GateConfig, Gates, Method};
 use crate::model::{BlockKeep, Conformer, ConformerConfig};
@@ -18,7 +18,8 @@ pub struct CutSource {
     /// An inference copy of the model to cut.
     pub model: Conformer,
     /// The dense architecture the scores index (the model's own shapes may be narrower only
-    /// for a run the magnitude method already cut; its scores then index those shapes).
+    /// for a run the magnitude method already cut: its scores then index those shapes, unless
+    /// the earlier cut's plan is known, see [`CutSource::within_earlier_cut`]).
     pub config: ConformerConfig,
     /// The method whose scores decide: the run's gated method, or `Magnitude`.
     pub method: Method,
@@ -39,6 +40,9 @@ pub struct CutSource {
     pub kind: ScoreKind,
     /// Units scoring below this never survive a cut (L0's closed gates).
     keep_floor: f64,
+    /// The keep-plan (over the dense model) that made an already cut model, when known: the
+    /// scores then index the dense layout, and the model can be cut again within it.
+    earlier_cut: Option<Vec<BlockKeep>>,
     /// The default threshold of the run (adaptive dropout's `threshold`).
     run_threshold: f64,
 }
@@ -76,6 +80,7 @@ impl CutSource {
                 retention: Some(snapshot.retention(prune)),
                 kind: ScoreKind::Retention,
                 keep_floor: kind.keep_floor(),
+                earlier_cut: None,
                 run_threshold: prune.threshold,
             });
         }
@@ -91,8 +96,27 @@ impl CutSource {
             retention: None,
             kind: ScoreKind::Magnitude,
             keep_floor: 0.0,
+            earlier_cut: None,
             run_threshold: prune.threshold,
         })
+    }
+
+    /// This source of a model that `earlier` (a keep-plan over the dense architecture) made,
+    /// ready to be cut again: its weight norms are put back at their dense positions (0 for
+    /// every unit `earlier` removed), so that shares, budgets, maps and exports index the
+    /// dense model as for any other cut. For a model scored by weight norms only (the
+    /// magnitude method is the one that cuts during training); any other is returned as it is.
+    pub fn within_earlier_cut(mut self, earlier: Vec<BlockKeep>) -> Self {
+        let fits = earlier.len() == self.config.num_blocks && self.config.block_shapes.is_some();
+        if self.kind != ScoreKind::Magnitude || !fits {
+            return self;
+        }
+        let dense = self.config.clone().with_block_shapes(None);
+        self.scores = recut::spread_onto_dense(&dense, &earlier, &self.scores);
+        self.rank = self.scores.clone();
+        self.config = dense;
+        self.earlier_cut = Some(earlier);
+        self
     }
 
     /// Whether a cut by `selection` chooses its units by weight norm because the learned gates
@@ -108,9 +132,21 @@ impl CutSource {
         self.keep_floor > 0.0
     }
 
-    /// Parameters of the model before any cut.
+    /// Parameters of the model before any cut (for a model cut earlier with a known plan, of
+    /// the dense architecture it was cut from).
     pub fn dense_params(&self) -> usize {
-        self.model.num_params()
+        match self.earlier_cut {
+            Some(_) => param_count(&self.config, &self.dense_shapes()).total(),
+            None => self.model.num_params(),
+        }
+    }
+
+    /// The block shapes of the model before any cut (see [`CutSource::dense_params`]).
+    pub fn dense_shapes(&self) -> Vec<crate::model::BlockShape> {
+        match self.earlier_cut {
+            Some(_) => self.config.shapes(),
+            None => self.model.block_shapes(),
+        }
     }
 
     /// What this source's cut setting means.
@@ -129,35 +165,63 @@ impl CutSource {
     }
 
     /// Whether the model is already smaller than its dense architecture (the magnitude method
-    /// cuts it once during training). Plans index the dense architecture, so such a model is
-    /// only ever taken as it is.
+    /// cuts it once during training): its dense self is gone.
     pub fn already_cut(&self) -> bool {
-        self.config.block_shapes.is_some()
+        self.config.block_shapes.is_some() || self.earlier_cut.is_some()
+    }
+
+    /// Whether plans can be made for this model: one never cut, or one cut by a known plan.
+    pub fn can_plan(&self) -> bool {
+        self.config.block_shapes.is_none()
     }
 
     /// The physically smaller model for `selection`, under the method's keep rule: a threshold
     /// never goes below the keep floor, and a budget larger than what the rule keeps gives the
     /// rule's own cut. An already cut model is returned as it is for a selection that keeps
-    /// everything (threshold 0 on weight norms), and refused otherwise.
+    /// everything (threshold 0 on weight norms, or a budget it already meets); one cut by a
+    /// known plan is cut again within that plan, and one cut by an unknown plan refused.
     pub fn cut(&self, selection: Selection) -> Result<Pruned, PlanError> {
-        if self.already_cut() {
-            return match (self.kind, selection) {
-                (ScoreKind::Magnitude, Selection::Threshold(t)) if t <= 0.0 => Ok(self.as_it_is()),
-                _ => Err(PlanError::AlreadyCut),
-            };
+        let Some(earlier) = &self.earlier_cut else {
+            if self.already_cut() {
+                return match (self.kind, selection) {
+                    (ScoreKind::Magnitude, Selection::Threshold(t)) if t <= 0.0 => Ok(self.as_it_is()),
+                    _ => Err(PlanError::AlreadyCut),
+                };
+            }
+            return Ok(cut_to(&self.model, &self.config, self.plan(selection)?));
+        };
+        let keeps_all = match selection {
+            Selection::Threshold(t) => t <= 0.0,
+            Selection::Budget(budget) => budget >= self.model.num_params(),
+        };
+        if keeps_all {
+            return Ok(self.as_it_is());
         }
-        Ok(cut_to(&self.model, &self.config, self.plan(selection)?))
+        let plan = self.plan(selection)?;
+        let shapes = planned_shapes(&plan);
+        Ok(Pruned {
+            model: self.model.pruned(&recut::onto_cut_model(earlier, &plan)),
+            params: param_count(&self.config, &shapes),
+            flops_per_second: flops_per_second(&self.config, &shapes),
+            keep: plan,
+        })
     }
 
     /// The keep-plan of [`CutSource::cut`] without the surgery (host work only): whether a
-    /// cut can be made, and what it would keep. The model must not be already cut.
+    /// cut can be made, and what it would keep. The model must be one plans index
+    /// ([`CutSource::can_plan`]); for one cut earlier, units it removed score 0 and go first.
     pub fn plan(&self, selection: Selection) -> Result<Vec<BlockKeep>, PlanError> {
-        Ok(match selection {
+        let plan = match selection {
             Selection::Threshold(t) => self.plan_from_scores(Selection::Threshold(t.max(self.keep_floor)))?,
             Selection::Budget(budget) => match self.own_plan_within(budget)? {
                 Some(own) => own,
                 None => self.plan_from_scores(Selection::Budget(budget))?,
             },
+        };
+        // What an earlier cut removed stays removed, whatever the plan's arithmetic.
+        Ok(match &self.earlier_cut {
+            Some(earlier) => recut::within(earlier, plan),
+            None => plan,
         })
     }
 
@@ -190,12 +254,13 @@ impl CutSource {
         Ok((super::planned_params(&self.config, &own).total() <= budget).then_some(own))
     }
 
-    /// An already cut model as a `Pruned` with no plan (its units index its own shapes).
+    /// An already cut model as a `Pruned` with its earlier plan, if known (none otherwise: its
+    /// units index its own shapes).
     fn as_it_is(&self) -> Pruned {
         let shapes = self.model.block_shapes();
         Pruned {
             model: self.model.clone(),
-            keep: Vec::new(),
+            keep: self.earlier_cut.clone().unwrap_or_default(),
             params: param_count(&self.config, &shapes),
             flops_per_second: flops_per_second(&self.config, &shapes),
         }

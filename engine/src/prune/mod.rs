@@ -8,6 +8,7 @@ mod cut;
 mod knob;
 mod magnitude;
 mod plan;
+mod recut;
 mod target;
 
 pub use cost::{FLOPS_REFERENCE_SECONDS, ParamCount, block_params, flops_per_second, param_count};

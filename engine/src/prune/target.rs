@@ -17,7 +17,7 @@ impl CutSource {
     /// The parameter budget that meets `target`. A speed-up is found by bisection on the
     /// budget, planning only (no surgery), since FLOPs fall as the budget does.
     pub fn budget_for(&self, target: CutTarget) -> Result<usize, PlanError> {
-        if self.already_cut() {
+        if !self.can_plan() {
             return Err(PlanError::AlreadyCut);
         }
         let dense = self.dense_params();
@@ -29,7 +29,7 @@ impl CutSource {
                     let keep = self.plan(Selection::Budget(budget))?;
                     Ok(flops_per_second(&self.config, &planned_shapes(&keep)))
                 };
-                let wanted = flops_per_second(&self.config, &self.model.block_shapes()) / times;
+                let wanted = flops_per_second(&self.config, &self.dense_shapes()) / times;
                 // The smallest model a plan can make: every gated unit removed.
                 let floor = match self.plan(Selection::Budget(1)) {
                     Err(PlanError::BudgetTooSmall { floor, .. }) => floor,

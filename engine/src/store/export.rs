@@ -53,7 +53,7 @@ impl ExportManifest {
         run: &TrainConfig,
         stats: &FeatureStats,
     ) -> Self {
-        let dense_shapes = source.model.block_shapes();
+        let dense_shapes = source.dense_shapes();
         let mut config = run.clone();
         config.model.block_shapes = Some(pruned.model.block_shapes());
         Self {

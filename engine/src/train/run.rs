@@ -287,7 +287,7 @@ impl Run {
                 step: cut_step,
                 source: e,
             })?;
-        self.trainer.replace_model(&pruned.model).await?;
+        self.trainer.replace_model(&pruned).await?;
         Ok(Some(RunEvent::Cut {
             step: cut_step,
             params_before,

@@ -12,6 +12,7 @@ use crate::audio::FeatureStats;
 use crate::gates::Gates;
 use crate::model::{Conformer, ConformerConfig};
 use crate::optim::{FlatAdamConfig, Optimiser};
+use crate::prune::Pruned;
 use crate::readback::host_copy;
 
 /// Everything needed to continue a run, in plain bytes (see `store::checkpoint`).
@@ -207,14 +208,17 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// Continues training with `model` (a smaller, pruned copy of this run's model) in place of
-    /// the current one. The optimiser starts afresh (its moments belong to deleted units); the
-    /// step, and so the learning-rate schedule and data order, carries on.
-    pub async fn replace_model(&mut self, model: &Conformer) -> Result<(), TrainError> {
+    /// Continues training with `pruned` (a smaller copy of this run's dense model, and the plan
+    /// that made it) in place of the current one. The optimiser starts afresh (its moments
+    /// belong to deleted units); the step, and so the learning-rate schedule and data order,
+    /// carries on.
+    pub async fn replace_model(&mut self, pruned: &Pruned) -> Result<(), TrainError> {
+        let model = &pruned.model;
         let bytes = module_bytes(model.clone(), "the pruned model").await?;
         self.config.model.block_shapes = Some(model.block_shapes());
         self.model = load_model(self.config.model.init(&self.device), bytes)?;
         self.optim = optimizer(&self.config);
+        self.earlier_cut = (pruned.keep.len() == self.config.model.num_blocks).then(|| pruned.keep.clone());
         Ok(())
     }
 

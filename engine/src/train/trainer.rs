@@ -17,7 +17,7 @@ use super::{LayerMaps, TrainConfig, TrainError, TrainEvent};
 use crate::audio::FeatureStats;
 use crate::data::{BatchPlan, Utterance, make_batches};
 use crate::gates::Gates;
-use crate::model::{BlockMasks, Conformer, seed_hashed_dropout};
+use crate::model::{BlockKeep, BlockMasks, Conformer, seed_hashed_dropout};
 use crate::optim::{FlatAdamConfig, Optimiser, learning_rate};
 use crate::prune::CutSource;
 use crate::readback::{ReadBackError, read_floats, settled};
@@ -60,6 +60,10 @@ pub struct Trainer {
     pub(super) pending_maps: Option<(Vec<u8>, Vec<u8>)>,
     pub(super) step: usize,
     pub(super) skipped_steps: usize,
+    /// The keep-plan (over the dense model) of the magnitude method's cut, once it has cut this
+    /// run's model: with it the smaller model can be cut again and exported. Known only to the
+    /// process that made the cut (checkpoints keep the smaller shapes, not the plan).
+    pub(super) earlier_cut: Option<Vec<BlockKeep>>,
     pub(super) device: Device,
     epoch: Option<EpochPlan>,
 }
@@ -114,6 +118,7 @@ impl Trainer {
             pending_maps: None,
             step: 0,
             skipped_steps: 0,
+            earlier_cut: None,
             device,
             epoch: None,
         }
@@ -154,14 +159,18 @@ impl Trainer {
     /// [`CutSource`]). `force_magnitude` scores a gated run by weight norms instead.
     pub async fn cut_source(&self, force_magnitude: bool) -> Result<CutSource, ReadBackError> {
         let gates = self.inference_gates();
-        CutSource::new(
+        let source = CutSource::new(
             self.inference_model(),
             self.config.model.clone(),
             gates.as_ref(),
             &self.config.prune,
             force_magnitude,
         )
-        .await
+        .await?;
+        Ok(match &self.earlier_cut {
+            Some(plan) => source.within_earlier_cut(plan.clone()),
+            None => source,
+        })
     }
 
     /// The utterance indices of the batch for the current step. Epochs are consecutive passes,
