@@ -11,12 +11,13 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::js_sys::{Reflect, Uint8Array};
 
+use crate::browser_cache::BrowserCache;
 use crate::timing::yield_to_browser;
 
 /// Where trunk serves the packed corpus (copied from `static/` by `index.html`).
 pub const CORPUS_URL: &str = "corpus.plc";
 /// Cache API bucket; bump the suffix when an asset's format changes.
-const CACHE_NAME: &str = "prunelab-assets-v2";
+const ASSETS: BrowserCache = BrowserCache("prunelab-assets-v2");
 
 /// The corpus, ready for training and listening.
 pub struct LabCorpus {
@@ -101,40 +102,16 @@ pub async fn load_trained_start(url: &str, progress: impl Fn(f64, String)) -> Re
 /// `url`'s bytes from the Cache API, or downloaded (and cached for the next visit), with
 /// `progress(fraction of the download, message)`; `true` when they came from the cache.
 async fn fetch_asset(url: &str, what: &str, progress: impl Fn(f64, String)) -> Result<(Vec<u8>, bool), String> {
-    if let Some(bytes) = cached_bytes(url).await {
+    if let Some(bytes) = ASSETS.get(url).await {
         return Ok((bytes, true));
     }
     let bytes = download(url, what, &progress).await?;
-    store_in_cache(url, &bytes).await;
-    Ok((bytes, false))
-}
-
-async fn open_cache() -> Option<web_sys::Cache> {
-    let caches = web_sys::window()?.caches().ok()?;
-    JsFuture::from(caches.open(CACHE_NAME)).await.ok()?.dyn_into().ok()
-}
-
-/// `url`'s bytes from the Cache API, if an earlier visit stored them.
-async fn cached_bytes(url: &str) -> Option<Vec<u8>> {
-    let cache = open_cache().await?;
-    let hit = JsFuture::from(cache.match_with_str(url)).await.ok()?;
-    let response: web_sys::Response = hit.dyn_into().ok()?;
-    let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
-    let bytes = Uint8Array::new(&buffer).to_vec();
-    (!bytes.is_empty()).then_some(bytes)
-}
-
-/// Keeps an asset for the next visit. Failing to cache (private mode, quota) costs only a
-/// download next time, so it is logged, not reported.
-async fn store_in_cache(url: &str, bytes: &[u8]) {
-    let Some(cache) = open_cache().await else { return };
-    let mut copy = bytes.to_vec();
-    let Ok(response) = web_sys::Response::new_with_opt_u8_array(Some(&mut copy)) else {
-        return;
-    };
-    if let Err(e) = JsFuture::from(cache.put_with_str(url, &response)).await {
-        web_sys::console::warn_2(&format!("could not cache {url}:").into(), &e);
+    // Failing to cache (private mode, quota) costs only a download next time, so it is logged,
+    // not reported.
+    if let Err(e) = ASSETS.put(url, &bytes).await {
+        web_sys::console::warn_1(&format!("could not cache {url}: {e}").into());
     }
+    Ok((bytes, false))
 }
 
 /// Downloads `url` (`what` it is, for messages), reporting the fraction received.

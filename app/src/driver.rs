@@ -16,10 +16,11 @@ use prunelab_engine::train::{TrainerState, largest_step_tensor, most_batch_frame
 
 use crate::backend::gpu_lost_reason;
 use crate::corpus::LabCorpus;
-use crate::lab::{BackendInfo, Command, Lab, TraceView};
+use crate::lab::{BackendInfo, Command, Lab, SavedOffer, TraceView};
 use crate::timing::{now_ms, sleep, yield_to_browser};
-use keeping::Keeper;
+use keeping::{Keeper, SAVED_RUN_KEY, SAVED_RUNS};
 use prunelab_lab_state::compare::Comparison;
+use prunelab_lab_state::saved_run::SavedRun;
 use prunelab_lab_state::session::{KeptRun, LabData, LabSession};
 use prunelab_lab_state::settings::{LabSettings, Start};
 
@@ -32,8 +33,11 @@ pub async fn drive(
     // The shipped trained start, until the user starts from a checkpoint of their own.
     mut trained: Option<Rc<TrainerState>>,
 ) {
+    // A run an earlier visit kept: offered beside the fresh run the page starts as always.
+    let mut saved_run = load_saved_run(&lab).await;
     // `None` until a start succeeds: a failed one leaves the page waiting for other settings.
     let mut running: Option<(Experiment, LabSettings)> = None;
+    let mut keeper = Keeper::default();
     let first = lab.settings.get_untracked();
     let assets = Assets {
         corpus: &corpus,
@@ -41,11 +45,13 @@ pub async fn drive(
         largest_buffer,
     };
     match start(&lab, &device, assets, first.clone()).await {
-        Ok(experiment) => running = Some((experiment, first)),
+        Ok(experiment) => {
+            keeper.forget(&lab, kept_across_reloads(&lab, &first));
+            running = Some((experiment, first));
+        }
         Err(e) => lab.notify(format!("cannot start training: {e}")),
     }
     let mut rate = StepRate::default();
-    let mut keeper = Keeper::default();
     loop {
         let assets = Assets {
             corpus: &corpus,
@@ -76,7 +82,8 @@ pub async fn drive(
                         Ok(experiment) => running = Some((experiment, lab.settings.get_untracked())),
                         Err(e) => lab.notify(format!("cannot start on the CPU: {e}")),
                     }
-                    keeper.forget(&lab);
+                    let saving = running.as_ref().and_then(|(_, s)| kept_across_reloads(&lab, s));
+                    keeper.forget(&lab, saving);
                     rate = StepRate::default();
                 }
                 Some(_) => lab.notify("the GPU was lost: save the trace, or continue on the CPU".into()),
@@ -91,8 +98,8 @@ pub async fn drive(
                 lab.playing.set(false);
                 match start(&lab, &device, assets, settings.clone()).await {
                     Ok(fresh) => {
+                        keeper.forget(&lab, kept_across_reloads(&lab, &settings));
                         running = Some((fresh, settings));
-                        keeper.forget(&lab);
                     }
                     Err(e) => {
                         lab.notify(format!("cannot reset: {e}"));
@@ -128,6 +135,26 @@ pub async fn drive(
             (Some(Command::DownloadModel), _) => lab.notify("return to one run to download its model".into()),
             // Only offered while the GPU is lost, which the branch above handles.
             (Some(Command::ContinueOnCpu), _) => {}
+            (Some(Command::ContinueSaved), _) => {
+                let Some(saved) = saved_run.take() else { continue };
+                lab.playing.set(false);
+                lab.saved.set(None);
+                let settings = saved.settings.clone();
+                lab.settings.set(settings.clone());
+                match resume(&lab, &device, assets, &saved.kept, &settings).await {
+                    Ok(experiment) => {
+                        keeper.forget(&lab, kept_across_reloads(&lab, &settings));
+                        running = Some((experiment, settings));
+                    }
+                    Err(e) => {
+                        lab.notify(format!("cannot continue the kept run: {e}"));
+                        if let Some((_, current)) = &running {
+                            show_settings(&lab, current);
+                        }
+                    }
+                }
+                rate = StepRate::default();
+            }
             (Some(Command::StartFrom { name, state }), _) => {
                 lab.playing.set(false);
                 let settings = LabSettings {
@@ -142,7 +169,8 @@ pub async fn drive(
                     Ok(fresh) => {
                         lab.settings.set(settings.clone());
                         running = Some((fresh, settings));
-                        keeper.forget(&lab);
+                        // A reload could not find this start again: the run is not stored.
+                        keeper.forget(&lab, None);
                         trained = Some(Rc::new(*state));
                         lab.notify(format!("starting from {name}: every reset now starts from it"));
                         lab.own_start.set(Some(name));
@@ -178,6 +206,39 @@ pub async fn drive(
             }
         }
         yield_to_browser().await;
+    }
+}
+
+/// The settings of a run to keep in the browser's storage, for a reload to carry on: a single
+/// run, unless it starts from the user's own checkpoint (a reload could not find that again).
+fn kept_across_reloads(lab: &Lab, settings: &LabSettings) -> Option<LabSettings> {
+    let own_start = settings.start == Start::Trained && lab.own_start.get_untracked().is_some();
+    (settings.compare.is_empty() && !own_start).then(|| settings.clone())
+}
+
+/// The run an earlier visit kept in the browser's storage, offered on the page; one that does
+/// not read back is reported and forgotten.
+async fn load_saved_run(lab: &Lab) -> Option<SavedRun> {
+    let bytes = SAVED_RUNS.get(SAVED_RUN_KEY).await?;
+    match SavedRun::decode(&bytes, "the run kept in this browser") {
+        Ok(saved) => {
+            let settings = &saved.settings;
+            lab.saved.set(Some(SavedOffer {
+                step: saved.kept.step(),
+                describe: format!(
+                    "{} from {}, {} steps",
+                    settings.method.name(),
+                    settings.start.describe(),
+                    settings.steps
+                ),
+            }));
+            Some(saved)
+        }
+        Err(e) => {
+            lab.notify(format!("{e}; it was discarded"));
+            SAVED_RUNS.delete(SAVED_RUN_KEY).await;
+            None
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub enum Command {
     /// After the GPU was lost: carry the run on with the CPU backend from its copy in memory (or
     /// start again there, when there is none).
     ContinueOnCpu,
+    /// Carry on the run an earlier visit kept in the browser's storage.
+    ContinueSaved,
     /// Start from a `prunelab train` checkpoint (`name`, decoded) instead of the shipped trained
     /// model: a fresh run of the current settings from its weights, and every reset after it.
     StartFrom { name: String, state: Box<TrainerState> },
@@ -153,6 +155,16 @@ pub struct Kept {
     pub step: usize,
     /// How long the copy took (every parameter and optimiser moment read back).
     pub millis: f64,
+    /// Whether it is also in the browser's storage, for a reload to carry on from.
+    pub stored: bool,
+}
+
+/// A run an earlier visit kept in the browser's storage, offered to carry on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedOffer {
+    pub step: usize,
+    /// What it is, for the offer ("adaptive-dropout from the trained model, 600 steps").
+    pub describe: String,
 }
 
 /// One method of a comparison as the page shows it.
@@ -224,8 +236,10 @@ pub struct Lab {
     pub notices: RwSignal<Vec<String>>,
     /// Why the WebGPU device was lost, while the page waits to continue on the CPU.
     pub gpu_lost: RwSignal<Option<String>>,
-    /// The copy of the run held in memory in case the GPU is lost (runs on WebGPU only).
+    /// The latest copy of the run held in memory (in case the GPU is lost) and stored.
     pub kept: RwSignal<Option<Kept>>,
+    /// A run kept by an earlier visit, until it is continued or replaced.
+    pub saved: RwSignal<Option<SavedOffer>>,
     /// The dev utterance the Listen panel shows.
     pub utterance: RwSignal<usize>,
     commands: StoredValue<VecDeque<Command>>,
@@ -256,6 +270,7 @@ impl Lab {
             notices: RwSignal::new(Vec::new()),
             gpu_lost: RwSignal::new(None),
             kept: RwSignal::new(None),
+            saved: RwSignal::new(None),
             utterance: RwSignal::new(0),
             commands: StoredValue::new(VecDeque::new()),
         }

@@ -2,6 +2,7 @@
 //! (which logs a panic and hands it to the page's notice of a stopped lab) and mounts the page.
 
 mod backend;
+mod browser_cache;
 mod charts;
 mod corpus;
 mod download;

@@ -200,7 +200,7 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   await waitForIdle(page);
   assert.equal(await step(page), kept, 'the run did not carry on from its copy');
   assert.match(await page.textContent('#last-loss'), /loss \d/, 'the carried-on run lost its loss curve');
-  assert.equal(await page.$('#kept-copy [data-step]'), null, 'a copy is kept on the CPU backend');
+  assert.equal(await page.$('#kept-copy [data-step]'), null, 'the carried-on run has no copy before its next step');
   await page.click('#step');
   await waitForStep(page, kept + 1);
   assert.match(await page.textContent('#backend'), /continued after the GPU was lost/);
@@ -497,6 +497,53 @@ test('with the method none the slider and Cut to cut by weight norms, before and
   const after = await params();
   assert.equal(Number(await page.getAttribute('#params', 'data-step')), 1, 'the cut is of the model after its step');
   assert.ok(Math.abs(after - 0.8 * dense) <= 0.02 * dense, `after a step, a share of 0.2 removed left ${after} of ${dense}`);
+  await context.close();
+});
+
+// The run is kept in the browser's storage (a copy after the first step, at each snapshot and
+// at most 15 s apart): a reload offers to continue it, and continuing gives the run that was
+// never interrupted (the same loss at a later step, on the CPU backend). Where the storage
+// refuses, the page says so and trains on.
+test('a reload carries the kept run on as if never interrupted; refused storage is said and training goes on', { timeout: 900_000 }, async () => {
+  const settings = '#dev=4&batch=2&snapshot=2&method=adaptive-dropout';
+  const lossAt = async (page, n) => {
+    while ((await step(page)) < n) {
+      await page.click('#step');
+      await waitForStep(page, (await step(page)) + 1);
+    }
+    await waitForIdle(page);
+    return page.getAttribute('#last-loss', 'data-loss');
+  };
+
+  // Uninterrupted, in a browser whose storage refuses the run.
+  const refusing = await cpuBrowser.newContext();
+  await refusing.addInitScript(() => {
+    const open = CacheStorage.prototype.open;
+    CacheStorage.prototype.open = function (name) {
+      return name.startsWith('prunelab-saved-run') ? Promise.reject(new DOMException('the quota is exceeded', 'QuotaExceededError')) : open.call(this, name);
+    };
+  });
+  const { page: whole } = await openLab(refusing, settings);
+  const uninterrupted = await lossAt(whole, 5);
+  assert.match(await whole.textContent('#notices'), /cannot keep the run in this browser's storage \(.*quota is exceeded.*\): training goes on/);
+  assert.equal(await whole.getAttribute('#kept-copy [data-step]', 'data-stored'), 'false');
+  await refusing.close();
+
+  // Interrupted by a reload after step 3, carried on from the copy the browser kept.
+  const context = await cpuBrowser.newContext();
+  const { page } = await openLab(context, settings);
+  await lossAt(page, 3);
+  await page.waitForFunction(() => document.querySelector('#kept-copy [data-step]')?.dataset.stored === 'true', null, { timeout: 60_000 });
+  const kept = Number(await page.getAttribute('#kept-copy [data-step]', 'data-step'));
+  assert.ok(kept >= 2 && kept <= 3, `the copy kept is of step ${kept}`);
+  await page.reload();
+  await page.waitForSelector('#continue-saved', { timeout: 300_000 });
+  assert.match(await page.textContent('#saved-run'), new RegExp(`adaptive-dropout from the trained model, 600 steps, at step ${kept}\\.`));
+  await waitForIdle(page);
+  await page.click('#continue-saved');
+  await page.waitForFunction((k) => document.querySelector('#step-count')?.dataset.step === String(k) && !document.querySelector('#busy')?.textContent, kept, { timeout: 300_000 });
+  assert.equal(await page.$('#saved-run'), null, 'the offer stays after continuing');
+  assert.equal(await lossAt(page, 5), uninterrupted, 'the carried-on run differs from the uninterrupted one at step 5');
   await context.close();
 });
 

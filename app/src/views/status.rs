@@ -31,7 +31,7 @@ pub fn Status() -> impl IntoView {
                 </span>
                 " · "
                 <span id="rate">{move || format!("{:.2} steps/s", lab.steps_per_second.get())}</span>
-                <span id="last-loss">
+                <span id="last-loss" data-loss=move || lab.live.with(|v| v.losses.last().map(|(_, l)| l.to_string()))>
                     // A comparison shows each method's loss in its own panel.
                     {move || lab.compare.with(Option::is_none).then(|| {
                         lab.live.with(|v| v.losses.last().map_or(" · no loss yet".into(), |(_, l)| format!(" · loss {l:.3}")))
@@ -39,11 +39,12 @@ pub fn Status() -> impl IntoView {
                 </span>
                 <span id="corpus-origin">{move || lab.corpus_origin.get().map(|o| format!(" · corpus from the {o}"))}</span>
                 <span id="kept-copy">
-                    // Training on WebGPU: what a lost GPU would leave (see driver/keeping.rs).
+                    // What a lost GPU or a reload would leave (see driver/keeping.rs).
                     {move || lab.kept.get().map(|k| view! {
-                        <span data-step=k.step.to_string() data-ms=format!("{:.0}", k.millis)
-                            title=format!("copied to memory in {:.0} ms, in case the GPU is lost", k.millis)>
-                            {format!(" · copy of step {} kept", k.step)}
+                        <span data-step=k.step.to_string() data-ms=format!("{:.0}", k.millis) data-stored=k.stored.to_string()
+                            title=format!("copied to memory in {:.0} ms, in case the GPU is lost{}", k.millis,
+                                if k.stored { ", and kept in this browser for a reload" } else { "" })>
+                            {format!(" · copy of step {} kept{}", k.step, if k.stored { " (survives a reload)" } else { "" })}
                         </span>
                     })}
                 </span>
@@ -81,6 +82,15 @@ pub fn Status() -> impl IntoView {
                             on:click=move |_| lab.send(Command::ContinueOnCpu)>{button}</button>
                     </div>
                 }
+            })}
+            {move || lab.saved.get().map(|offer| view! {
+                <p id="saved-run" class="saved-run">
+                    {format!("This browser kept a run from an earlier visit: {}, at step {}. ", offer.describe, offer.step)}
+                    <button id="continue-saved" on:click=move |_| lab.send(Command::ContinueSaved)>
+                        {format!("Continue from step {}", offer.step)}
+                    </button>
+                    " (training the new run replaces it)"
+                </p>
             })}
             <ul id="notices" class="notices">
                 {move || lab.notices.get().into_iter().rev().take(5).map(|n| view! { <li class="error">{n}</li> }).collect_view()}

@@ -113,8 +113,8 @@ pub struct LabData<'a> {
 /// It survives the device the run trained on.
 #[derive(Clone)]
 pub struct KeptRun {
-    state: TrainerState,
-    trace: Trace,
+    pub(crate) state: TrainerState,
+    pub(crate) trace: Trace,
 }
 
 impl KeptRun {
