@@ -6,7 +6,7 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::write_pack;
 use prunelab_engine::gates::Method;
 use prunelab_engine::model::Preset;
-use prunelab_engine::store::{Trace, encode_checkpoint, encode_trace, sample_export};
+use prunelab_engine::store::{Trace, archive_export_files, encode_checkpoint, encode_trace, sample_export};
 use prunelab_engine::train::{TrainConfig, Trainer};
 
 /// A one-second 440 Hz tone, mono 16 kHz 16-bit FLAC.
@@ -37,6 +37,12 @@ pub fn checkpoints() -> Vec<Vec<u8>> {
 pub fn exports() -> Vec<Vec<u8>> {
     let (manifest, weights, _) = sample_export(&Device::flex());
     vec![join_export(manifest.as_bytes(), &weights)]
+}
+
+/// An export as the lab downloads it: both files in one tar archive.
+pub fn export_archives() -> Vec<Vec<u8>> {
+    let (manifest, weights, _) = sample_export(&Device::flex());
+    vec![archive_export_files("cut", &manifest, &weights, 1_700_000_000).expect("the sample export archives")]
 }
 
 pub fn join_export(manifest: &[u8], weights: &[u8]) -> Vec<u8> {

@@ -5,7 +5,9 @@
 use prunelab_engine::audio::decode_audio;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::CorpusPack;
-use prunelab_engine::store::{decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model};
+use prunelab_engine::store::{
+    decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model, read_export_archive,
+};
 use prunelab_engine::text::{CharTokenizer, normalize_transcript, parse_transcript_lines, score_chars, score_words};
 use prunelab_engine::train::Trainer;
 
@@ -22,7 +24,7 @@ pub struct Target {
     pub repair: fn(&mut Vec<u8>),
 }
 
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     Target {
         name: "checkpoint",
         what: "training checkpoint: decode, load the inference model and gates, restore the trainer",
@@ -36,6 +38,13 @@ pub const TARGETS: [Target; 8] = [
         seeds: seeds::exports,
         run: export,
         repair: repair_export,
+    },
+    Target {
+        name: "archive",
+        what: "the lab's export archive (.tar): read its two files, build and load the pruned model",
+        seeds: seeds::export_archives,
+        run: export_archive,
+        repair: repair_tar_checksums,
     },
     Target {
         name: "trace",
@@ -99,6 +108,12 @@ fn export(bytes: &[u8]) -> Result<(), String> {
     let (manifest, weights) = split_export(bytes).ok_or("no manifest length prefix")?;
     let manifest = std::str::from_utf8(manifest).map_err(|e| format!("manifest is not UTF-8: {e}"))?;
     load_export(manifest, weights, &Device::flex(), "fuzz/manifest.json").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn export_archive(bytes: &[u8]) -> Result<(), String> {
+    let (manifest, weights) = read_export_archive(bytes, "fuzz.tar").map_err(|e| e.to_string())?;
+    load_export(&manifest, &weights, &Device::flex(), "fuzz.tar").map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -208,6 +223,29 @@ fn repair_export(data: &mut Vec<u8>) {
         && let Some(end) = json_end(data, 4)
     {
         data[..4].copy_from_slice(&((end - 4) as u32).to_le_bytes());
+    }
+}
+
+/// Recomputes the checksum of every header a mutated archive still frames (its size fields
+/// say where the next one is), so mutations inside a header reach the code behind the check.
+#[allow(clippy::ptr_arg)] // as `repair_container`
+fn repair_tar_checksums(data: &mut Vec<u8>) {
+    let mut offset = 0;
+    while offset + 512 <= data.len() && data[offset..offset + 512].iter().any(|&b| b != 0) {
+        let header = &mut data[offset..offset + 512];
+        header[148..156].fill(b' ');
+        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{:06o}\0 ", sum % 0o1000000).as_bytes());
+        let size = std::str::from_utf8(&header[124..135])
+            .ok()
+            .and_then(|s| u64::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok());
+        let Some(size) = size.and_then(|s| usize::try_from(s).ok()) else {
+            return;
+        };
+        offset = match offset.checked_add(512 + size.next_multiple_of(512)) {
+            Some(next) => next,
+            None => return,
+        };
     }
 }
 

@@ -457,8 +457,9 @@ test('with the method none the slider and Cut to cut by weight norms, before and
   assert.equal((await page.textContent('#chosen-by-norm')).trim(), '', 'no gates, so no tie to break');
 
   // "Download model": the cut as shown, as `prunelab prune`'s export in one .tar. The CLI scores
-  // it at the WER the page shows on the same four dev utterances (the CPU backend on both sides,
-  // the same lexicon decoder), and python/prunelab_torch loads it.
+  // the archive at the WER the page shows on the same four dev utterances (the CPU backend on
+  // both sides, the same lexicon decoder); unpacked by GNU tar, python/prunelab_torch loads it;
+  // and the page opens it again.
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('#download-model')]);
   const archive = download.suggestedFilename();
   assert.match(archive, /^prunelab-none-step0-\d+\.tar$/);
@@ -468,7 +469,7 @@ test('with the method none the slider and Cut to cut by weight norms, before and
   execFileSync('tar', ['-xf', join(downloads, archive), '-C', downloads]);
   const exported = join(downloads, archive.replace(/\.tar$/, ''));
   const bin = process.env.PRUNELAB_BIN ?? join(targetDir, 'debug', 'prunelab');
-  const scored = JSON.parse(execFileSync(bin, ['eval', '--checkpoint', exported, '--split', 'dev', '--device', 'cpu', '--json'], { encoding: 'utf8' }));
+  const scored = JSON.parse(execFileSync(bin, ['eval', '--checkpoint', join(downloads, archive), '--split', 'dev', '--device', 'cpu', '--json'], { encoding: 'utf8' }));
   const firstFour = scored.report.utterances.slice(0, 4).map((u) => u.words);
   const errors = firstFour.reduce((n, w) => n + w.substitutions + w.deletions + w.insertions, 0);
   const words = firstFour.reduce((n, w) => n + w.reference_len, 0);
@@ -479,6 +480,10 @@ test('with the method none the slider and Cut to cut by weight norms, before and
   const loaded = execFileSync(python, ['-c', 'import sys; sys.path.insert(0, "python"); import prunelab_torch; '
     + 'm = prunelab_torch.load(sys.argv[1]); print(sum(p.numel() for p in m.parameters()))', exported], { cwd: root, encoding: 'utf8' });
   assert.ok(Number(loaded) > 0, `prunelab_torch: ${loaded}`);
+  await page.setInputFiles('#open-trace', join(downloads, archive));
+  await page.waitForFunction(() => /^opened export: \d+ parameters/.test(document.querySelector('#opened-export')?.textContent ?? ''), null, { timeout: 120_000 });
+  assert.equal(Number((await page.textContent('#opened-export')).match(/(\d+) parameters/)[1]), typed);
+  await page.click('#back-to-live');
 
   // Listen marks the cut model's errors against the reference: on an utterance where the CLI
   // counted substitutions, the page shows the same hypothesis with the same marks.

@@ -3,7 +3,7 @@
 //! file is reported and changes nothing.
 
 use leptos::prelude::*;
-use prunelab_engine::store::{decode_checkpoint, decode_trace};
+use prunelab_engine::store::{decode_checkpoint, decode_trace, read_export_archive};
 
 use crate::lab::{Command, Lab, TraceView, use_lab};
 
@@ -31,6 +31,22 @@ async fn read_bytes(lab: Lab, file: &web_sys::File) -> Option<Vec<u8>> {
             lab.notify(format!("{}: cannot read: {e}", file.name()));
             None
         }
+    }
+}
+
+/// An export as the lab downloads it: both files in one `.tar`.
+async fn open_export_archive(lab: Lab, archive: web_sys::File) {
+    let name = archive.name();
+    let Some(bytes) = read_bytes(lab, &archive).await else {
+        return;
+    };
+    match read_export_archive(&bytes, &name) {
+        Ok((manifest, weights)) => lab.send(Command::OpenExport {
+            name,
+            manifest,
+            weights,
+        }),
+        Err(e) => lab.notify(e.to_string()),
     }
 }
 
@@ -75,6 +91,9 @@ pub fn open_first(lab: Lab, files: Option<web_sys::FileList>) {
     if let Some(checkpoint) = ending(".plc") {
         return leptos::task::spawn_local(start_from_checkpoint(lab, checkpoint));
     }
+    if let Some(archive) = ending(".tar") {
+        return leptos::task::spawn_local(open_export_archive(lab, archive));
+    }
     match (ending(".json"), ending(".safetensors")) {
         (Some(manifest), Some(weights)) => leptos::task::spawn_local(open_export(lab, manifest, weights)),
         (Some(manifest), None) => lab.notify(format!(
@@ -99,8 +118,8 @@ pub fn OpenRun() -> impl IntoView {
     view! {
         <section class="open-run" aria-label="open a native run">
             <label class="file">
-                "Open a run (trace.pltrace from prunelab train, or an export's manifest.json and model.safetensors from prunelab prune, picked together), start from your own checkpoint.plc, or drop it on the page: "
-                <input id="open-trace" type="file" multiple accept=".pltrace,.json,.safetensors,.plc" on:change=on_pick />
+                "Open a run (trace.pltrace from prunelab train; an export: a downloaded .tar, or manifest.json and model.safetensors from prunelab prune picked together), start from your own checkpoint.plc, or drop it on the page: "
+                <input id="open-trace" type="file" multiple accept=".pltrace,.json,.safetensors,.tar,.plc" on:change=on_pick />
             </label>
             <Show when=move || lab.opened.with(Option::is_some)>
                 <p id="viewing" class="viewing">

@@ -11,6 +11,6 @@ mod trace;
 
 pub use checkpoint::{StoreError, decode_checkpoint, encode_checkpoint, load_gates, load_inference_model};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportManifest, encode_weights, load_export, sample_export};
-pub use export_archive::export_archive;
+pub use export_archive::{archive_export_files, export_archive, read_export_archive};
 pub use run_trace::{Recorded, TraceMismatch};
 pub use trace::{Trace, TraceSite, decode_trace, encode_trace};

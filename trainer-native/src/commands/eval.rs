@@ -25,7 +25,7 @@ use crate::reports::wer_table::{print_subset_table, print_summary};
 #[derive(Args)]
 pub struct EvalArgs {
     /// Checkpoint written by `prunelab train`, or a pruned export from `prunelab prune` (its
-    /// directory or manifest.json).
+    /// directory or manifest.json) or from the lab's "Download model" (the .tar as it is).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Split to score.

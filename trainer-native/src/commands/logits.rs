@@ -19,7 +19,7 @@ use crate::reports::npy::{decode_f32_2d, encode_f32_2d};
 
 #[derive(Args)]
 pub struct LogitsArgs {
-    /// A pruned export (its directory or manifest.json) or a training checkpoint (.plc; a gated
+    /// A pruned export (its directory, manifest.json or the lab's .tar) or a training checkpoint (.plc; a gated
     /// one runs under its inference gates).
     #[arg(long)]
     model: PathBuf,

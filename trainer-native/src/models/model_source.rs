@@ -1,5 +1,6 @@
 //! A model to evaluate: a training checkpoint (a gated one scored under its inference gates)
-//! or a pruned export (a directory, or its manifest.json, with model.safetensors beside it).
+//! or a pruned export (a directory, or its manifest.json, with model.safetensors beside it; or
+//! the lab's download, both in one `.tar`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use prunelab_engine::bounded_read::{limits, read_bounded, read_text_bounded};
 use prunelab_engine::burn::prelude::*;
 use prunelab_engine::model::{BlockMasks, Conformer, Preset};
 use prunelab_engine::readback::block_on;
-use prunelab_engine::store::{load_export, load_gates, load_inference_model};
+use prunelab_engine::store::{load_export, load_gates, load_inference_model, read_export_archive};
 
 use super::read_checkpoint;
 use prunelab_engine::train::{TrainConfig, block_masks};
@@ -50,7 +51,21 @@ pub fn open_model(
         if threshold.is_some() {
             return Err(inapplicable("an export, already cut"));
         }
-        return open_export(&manifest_path, preset, device);
+        let name = manifest_path.display().to_string();
+        let manifest = read_text_bounded(&manifest_path, limits::JSON, "manifest").map_err(|e| e.to_string())?;
+        let weights_path = manifest_path.with_file_name("model.safetensors");
+        let weights =
+            read_bounded(&weights_path, limits::EXPORT_WEIGHTS, "export's weights").map_err(|e| e.to_string())?;
+        return open_export(name, &manifest, &weights, preset, device);
+    }
+    if path.extension().is_some_and(|e| e == "tar") {
+        if threshold.is_some() {
+            return Err(inapplicable("an export, already cut"));
+        }
+        let name = path.display().to_string();
+        let archive = read_bounded(path, ARCHIVE_LIMIT, "export archive").map_err(|e| e.to_string())?;
+        let (manifest, weights) = read_export_archive(&archive, &name).map_err(|e| e.to_string())?;
+        return open_export(name, &manifest, &weights, preset, device);
     }
     let name = path.display().to_string();
     let state = read_checkpoint(path)?;
@@ -92,12 +107,18 @@ fn export_manifest(path: &Path) -> Option<PathBuf> {
     (path.extension().is_some_and(|e| e == "json")).then(|| path.to_path_buf())
 }
 
-fn open_export(manifest_path: &Path, preset: Option<Preset>, device: &Device) -> Result<LoadedModel, String> {
-    let name = manifest_path.display().to_string();
-    let manifest = read_text_bounded(manifest_path, limits::JSON, "manifest").map_err(|e| e.to_string())?;
-    let weights_path = manifest_path.with_file_name("model.safetensors");
-    let weights = read_bounded(&weights_path, limits::EXPORT_WEIGHTS, "export's weights").map_err(|e| e.to_string())?;
-    let (manifest, model) = load_export(&manifest, &weights, device, &name).map_err(|e| e.to_string())?;
+/// The largest export archive: both files at their limits, and the tar headers around them.
+const ARCHIVE_LIMIT: u64 = limits::EXPORT_WEIGHTS + limits::JSON + 16 * 1024;
+
+/// An export's manifest and weights (`name` for messages), loaded, and checked against `preset`.
+fn open_export(
+    name: String,
+    manifest: &str,
+    weights: &[u8],
+    preset: Option<Preset>,
+    device: &Device,
+) -> Result<LoadedModel, String> {
+    let (manifest, model) = load_export(manifest, weights, device, &name).map_err(|e| e.to_string())?;
     if let Some(expected) = preset
         && expected != manifest.config.preset
     {
