@@ -5,7 +5,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::js_sys::Uint8Array;
 
-use crate::corpus::js_message;
+use crate::js_error::js_message;
 
 /// One named bucket of the Cache API.
 #[derive(Clone, Copy)]

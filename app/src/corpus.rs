@@ -7,11 +7,12 @@ use prunelab_engine::data::{CorpusPack, LoadOptions, Utterance, load_pack_split}
 use prunelab_engine::decode::{BeamConfig, Decoder, LmConfig};
 use prunelab_engine::store::decode_checkpoint;
 use prunelab_engine::train::TrainerState;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::js_sys::{Reflect, Uint8Array};
 
 use crate::browser_cache::BrowserCache;
+use crate::js_error::js_message;
 use crate::timing::yield_to_browser;
 
 /// Where trunk serves the packed corpus (copied from `static/` by `index.html`).
@@ -161,12 +162,4 @@ async fn download(url: &str, what: &str, progress: &impl Fn(f64, String)) -> Res
         progress(fraction.min(1.0), message);
     }
     Ok(bytes)
-}
-
-/// The message of a JS error value, or its debug form.
-pub fn js_message(value: &JsValue) -> String {
-    Reflect::get(value, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
 }

@@ -7,6 +7,7 @@ mod charts;
 mod corpus;
 mod download;
 mod driver;
+mod js_error;
 mod lab;
 mod microphone;
 mod page;

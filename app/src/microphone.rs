@@ -6,7 +6,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AudioBuffer, AudioContext, Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamConstraints};
 
-use crate::corpus::js_message;
+use crate::js_error::js_message;
 use crate::timing::{MicrophoneFloor, sleep};
 
 /// Mono samples in [-1, 1] at the rate the browser decoded them at.

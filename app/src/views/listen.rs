@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use prunelab_engine::text::{ErrorKind, align_words};
 use wasm_bindgen::JsCast;
 
-use crate::corpus::{LabCorpus, js_message};
+use crate::corpus::LabCorpus;
+use crate::js_error::js_message;
 use crate::lab::{Command, TradeOff, use_lab};
 use crate::microphone::{Recording, record};
 use prunelab_lab_state::session::PrunePoint;
