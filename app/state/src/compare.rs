@@ -200,14 +200,14 @@ mod tests {
 
     use super::*;
     use crate::settings::{COMPARED_METHODS, Start};
-    use crate::test_support::{TestClock, device_rng_turn, lab_data, trained_start, utterances};
+    use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
 
     #[test]
     fn three_methods_train_in_turn_on_the_same_batches_and_end_cut_to_one_budget() {
         let _turn = device_rng_turn();
         let trained = trained_start();
         let (train, dev) = (utterances(8, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         let settings = LabSettings {
             start: Start::Trained,
             compare: COMPARED_METHODS.to_vec(),
@@ -284,7 +284,7 @@ mod tests {
         use prunelab_engine::model::weights_fingerprint;
         let trained = trained_start();
         let (train, dev) = (utterances(8, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         let settings = LabSettings {
             compare: COMPARED_METHODS.to_vec(),
             steps: 4,

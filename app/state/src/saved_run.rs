@@ -62,8 +62,8 @@ mod tests {
     use prunelab_engine::readback::block_on;
 
     use super::*;
-    use crate::session::LabSession;
-    use crate::test_support::{device_rng_turn, lab_data, trained_start, utterances};
+    use crate::session::{LabData, LabSession};
+    use crate::test_support::{device_rng_turn, trained_start, utterances};
 
     /// Through its bytes, a saved run carries on exactly as the run itself goes on (the same
     /// losses and weights), with its settings and trace; damage anywhere is refused by name.
@@ -72,7 +72,7 @@ mod tests {
         let _turn = device_rng_turn();
         let trained = trained_start();
         let (train, dev) = (utterances(6, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         let settings = LabSettings {
             method: Method::AdaptiveDropout,
             steps: 6,

@@ -109,6 +109,20 @@ pub struct LabData<'a> {
     pub timed_pairs: usize,
 }
 
+#[cfg(test)]
+impl<'a> LabData<'a> {
+    /// What a session trains and scores on in a test: `train`, `dev`, a stand-in trained start
+    /// (`test_support::trained_start`), the default number of timed pairs.
+    pub(crate) fn for_tests(train: &'a [Utterance], dev: &'a [Utterance], trained: &'a TrainerState) -> Self {
+        Self {
+            train,
+            dev,
+            trained: Some(trained),
+            timed_pairs: crate::settings::TIMED_PAIRS.1,
+        }
+    }
+}
+
 /// A run as it was at one step, held in host memory: its trainer's whole state and its trace.
 /// It survives the device the run trained on.
 #[derive(Clone)]
@@ -477,7 +491,7 @@ mod tests {
 
     use super::*;
     use crate::settings::TIMED_PAIRS;
-    use crate::test_support::{TestClock, device_rng_turn, lab_data, trained_start, utterances};
+    use crate::test_support::{TestClock, device_rng_turn, trained_start, utterances};
     use prunelab_engine::train::TrainEvent;
 
     /// A lesson of `steps` steps of `method` on 3 s batches, from the trained start.
@@ -510,7 +524,7 @@ mod tests {
         use prunelab_engine::model::weights_fingerprint;
         let trained = trained_start();
         let (train, dev) = (utterances(6, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
             let settings = short_run(method, 6);
             let mut session = LabSession::new(&settings, data, None, &Device::flex()).unwrap();
@@ -557,7 +571,7 @@ mod tests {
             .inference_model();
         let (start_weights, start_params) = (weights_fingerprint(&start_model).unwrap(), start_model.num_params());
         let (train, dev) = (utterances(6, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         for method in [Method::AdaptiveDropout, Method::L0, Method::Magnitude] {
             let settings = short_run(method, 4);
             assert_eq!(settings.start, Start::Trained, "the lab starts trained by default");
@@ -686,7 +700,7 @@ mod tests {
         use prunelab_engine::store::load_export;
         let trained = trained_start();
         let (train, dev) = (utterances(4, 1), utterances(3, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         let mut session = LabSession::new(&short_run(Method::AdaptiveDropout, 2), data, None, &Device::flex()).unwrap();
         block_on(session.begin()).unwrap();
         block_on(session.train_step(&train)).unwrap();
@@ -746,7 +760,7 @@ mod tests {
         use prunelab_engine::prune::Selection;
         let trained = trained_start();
         let (train, dev) = (utterances(4, 1), utterances(2, 2));
-        let data = lab_data(&train, &dev, &trained);
+        let data = LabData::for_tests(&train, &dev, &trained);
         let mut session = LabSession::new(&short_run(Method::AdaptiveDropout, 2), data, None, &Device::flex()).unwrap();
         block_on(session.begin()).unwrap();
         let source = block_on(session.scores()).unwrap();

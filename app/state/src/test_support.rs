@@ -9,8 +9,7 @@ use prunelab_engine::infer::Clock;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::{Trainer, TrainerState};
 
-use crate::session::LabData;
-use crate::settings::{LabSettings, TIMED_PAIRS};
+use crate::settings::LabSettings;
 
 /// A dense `tiny` model's state as the trained start (untrained weights serve: what matters is
 /// that sessions start from them).
@@ -25,17 +24,6 @@ pub fn trained_start() -> TrainerState {
         .state()
         .unwrap()
         .weights_only()
-}
-
-/// What a session trains and scores on in a test: `train`, `dev`, the stand-in trained start,
-/// the default number of timed pairs.
-pub fn lab_data<'a>(train: &'a [Utterance], dev: &'a [Utterance], trained: &'a TrainerState) -> LabData<'a> {
-    LabData {
-        train,
-        dev,
-        trained: Some(trained),
-        timed_pairs: TIMED_PAIRS.1,
-    }
 }
 
 /// `count` random utterances of 150 frames and 8 letters, drawn from `seed`.
