@@ -174,6 +174,10 @@ pub async fn drive(
                         trained = Some(Rc::new(*state));
                         lab.notify(format!("starting from {name}: every reset now starts from it"));
                         lab.own_start.set(Some(name));
+                        // A kept run continued now would find this start as its teacher, not
+                        // the one it trained with: the offer waits for the next visit.
+                        saved_run = None;
+                        lab.saved.set(None);
                     }
                     Err(e) => lab.notify(format!("{name}: cannot start from it: {e}")),
                 }
