@@ -132,17 +132,7 @@ fn tar_entries(archive: &[u8]) -> impl Iterator<Item = Result<(String, &[u8]), S
 /// or a number does not read.
 fn read_header(header: &[u8]) -> Result<(String, usize, bool), String> {
     let stored = octal_field(&header[148..156]).ok_or("a header's checksum is not a number")?;
-    let sum: u64 = header
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                u64::from(b' ')
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum();
+    let sum = checksum(header);
     if stored != sum {
         return Err(format!("a header's checksum is {stored}, its bytes sum to {sum}"));
     }
@@ -163,6 +153,14 @@ fn read_header(header: &[u8]) -> Result<(String, usize, bool), String> {
     // '0' (or NUL, from old tars) is a regular file; directories, links and extended headers
     // are passed over.
     Ok((path, size, matches!(header[156], b'0' | 0)))
+}
+
+/// A header's checksum: the sum of its bytes with its own field (bytes 148 to 155) read as
+/// eight spaces, whatever the field holds.
+fn checksum(header: &[u8]) -> u64 {
+    let field: u64 = header[148..156].iter().map(|&b| u64::from(b)).sum();
+    let all: u64 = header.iter().map(|&b| u64::from(b)).sum();
+    all - field + 8 * u64::from(b' ')
 }
 
 /// An octal number field: digits, leading spaces allowed, ended by NUL, space or the field's end.
@@ -216,9 +214,7 @@ fn file_header(path: &str, size: u64, modified: u64) -> Result<[u8; BLOCK], Stri
     put(156, b"0"); // a regular file
     put(257, b"ustar\0");
     put(263, b"00");
-    // The checksum is the sum of the header's bytes with its own field read as eight spaces.
-    put(148, b"        ");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    let sum = checksum(&header);
     header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     Ok(header)
 }
@@ -226,16 +222,6 @@ fn file_header(path: &str, size: u64, modified: u64) -> Result<[u8; BLOCK], Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The octal number in a header field (digits up to the first NUL or space).
-    fn octal(field: &[u8]) -> u64 {
-        let digits: String = field
-            .iter()
-            .take_while(|&&b| b != 0 && b != b' ')
-            .map(|&b| b as char)
-            .collect();
-        u64::from_str_radix(&digits, 8).unwrap()
-    }
 
     #[test]
     fn each_file_is_a_header_then_its_data_padded_to_blocks_and_two_zero_blocks_close_it() {
@@ -249,12 +235,12 @@ mod tests {
         assert_eq!(archive.len(), BLOCK * (2 + 3 + 2));
         let a = &archive[..BLOCK];
         assert_eq!(&a[..10], b"cut/a.json");
-        assert_eq!(octal(&a[124..136]), 2);
-        assert_eq!(octal(&a[136..148]), 1_700_000_000);
+        assert_eq!(octal_field(&a[124..136]), Some(2));
+        assert_eq!(octal_field(&a[136..148]), Some(1_700_000_000));
         assert_eq!(&archive[BLOCK..BLOCK + 2], b"{}");
         assert!(archive[BLOCK + 2..2 * BLOCK].iter().all(|&b| b == 0));
         let b = &archive[2 * BLOCK..3 * BLOCK];
-        assert_eq!(octal(&b[124..136]), 700);
+        assert_eq!(octal_field(&b[124..136]), Some(700));
         assert_eq!(&archive[3 * BLOCK..3 * BLOCK + 700], &first[..]);
         assert!(archive[5 * BLOCK..].iter().all(|&b| b == 0));
         // The checksum: the header's bytes summed with the field as spaces.
@@ -262,7 +248,7 @@ mod tests {
             let mut blanked = header.to_vec();
             blanked[148..156].fill(b' ');
             let sum: u64 = blanked.iter().map(|&b| u64::from(b)).sum();
-            assert_eq!(octal(&header[148..156]), sum);
+            assert_eq!(octal_field(&header[148..156]), Some(sum));
         }
     }
 
