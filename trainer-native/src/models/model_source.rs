@@ -47,25 +47,12 @@ pub fn open_model(
             path.display()
         )
     };
-    if let Some(manifest_path) = export_manifest(path) {
+    if let Some(export) = ExportPath::of(path) {
         if threshold.is_some() {
             return Err(inapplicable("an export, already cut"));
         }
-        let name = manifest_path.display().to_string();
-        let manifest = read_text_bounded(&manifest_path, limits::JSON, "manifest").map_err(|e| e.to_string())?;
-        let weights_path = manifest_path.with_file_name("model.safetensors");
-        let weights =
-            read_bounded(&weights_path, limits::EXPORT_WEIGHTS, "export's weights").map_err(|e| e.to_string())?;
-        return open_export(name, &manifest, &weights, preset, device);
-    }
-    if path.extension().is_some_and(|e| e == "tar") {
-        if threshold.is_some() {
-            return Err(inapplicable("an export, already cut"));
-        }
-        let name = path.display().to_string();
-        let archive = read_bounded(path, ARCHIVE_LIMIT, "export archive").map_err(|e| e.to_string())?;
-        let (manifest, weights) = read_export_archive(&archive, &name).map_err(|e| e.to_string())?;
-        return open_export(name, &manifest, &weights, preset, device);
+        let files = export.read()?;
+        return open_export(files.name, &files.manifest, &files.weights, preset, device);
     }
     let name = path.display().to_string();
     let state = read_checkpoint(path)?;
@@ -99,12 +86,60 @@ pub fn open_model(
     })
 }
 
-/// The manifest path if `path` names an export (its directory or its manifest.json).
-fn export_manifest(path: &Path) -> Option<PathBuf> {
-    if path.is_dir() {
-        return Some(path.join("manifest.json"));
+/// Where an export lies: a manifest.json with model.safetensors beside it, or the lab's `.tar`
+/// of both.
+enum ExportPath {
+    Manifest(PathBuf),
+    Archive(PathBuf),
+}
+
+/// An export as read from disk: the name its messages use, its manifest and its weights.
+struct ExportFiles {
+    name: String,
+    manifest: String,
+    weights: Vec<u8>,
+}
+
+impl ExportPath {
+    /// The export `path` names, if it names one: its directory or its manifest.json, or a `.tar`.
+    fn of(path: &Path) -> Option<Self> {
+        let is = |extension: &str| path.extension().is_some_and(|e| e == extension);
+        if path.is_dir() {
+            Some(Self::Manifest(path.join("manifest.json")))
+        } else if is("json") {
+            Some(Self::Manifest(path.to_path_buf()))
+        } else if is("tar") {
+            Some(Self::Archive(path.to_path_buf()))
+        } else {
+            None
+        }
     }
-    (path.extension().is_some_and(|e| e == "json")).then(|| path.to_path_buf())
+
+    fn read(&self) -> Result<ExportFiles, String> {
+        match self {
+            Self::Manifest(manifest_path) => {
+                let manifest = read_text_bounded(manifest_path, limits::JSON, "manifest").map_err(|e| e.to_string())?;
+                let weights_path = manifest_path.with_file_name("model.safetensors");
+                let weights = read_bounded(&weights_path, limits::EXPORT_WEIGHTS, "export's weights")
+                    .map_err(|e| e.to_string())?;
+                Ok(ExportFiles {
+                    name: manifest_path.display().to_string(),
+                    manifest,
+                    weights,
+                })
+            }
+            Self::Archive(path) => {
+                let name = path.display().to_string();
+                let archive = read_bounded(path, ARCHIVE_LIMIT, "export archive").map_err(|e| e.to_string())?;
+                let (manifest, weights) = read_export_archive(&archive, &name).map_err(|e| e.to_string())?;
+                Ok(ExportFiles {
+                    name,
+                    manifest,
+                    weights,
+                })
+            }
+        }
+    }
 }
 
 /// The largest export archive: both files at their limits, and the tar headers around them.
