@@ -226,7 +226,7 @@ pub(super) async fn download_model(lab: &Lab, session: &LabSession) {
     lab.busy.set(None);
     match saved {
         Ok(name) => lab.notify(format!(
-            "saved {name}: `tar xf {name}` gives the folder prunelab eval and python/prunelab_torch read"
+            "saved {name}: prunelab eval and Open a run read it as it is; `tar xf {name}` gives the folder python/prunelab_torch reads"
         )),
         Err(e) => lab.notify(format!("cannot download the model: {e}")),
     }
