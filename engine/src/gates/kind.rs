@@ -6,9 +6,7 @@ use burn::prelude::*;
 
 use crate::kernels::GateRelaxation;
 
-use super::{
-    AdaptiveDropoutConfig, GateLayout, GateTensors, HardConcreteConfig, L0_KEEP_ABOVE, SiteKind, adaptive_dropout,
-};
+use super::{AdaptiveDropoutConfig, GateLayout, GateTensors, HardConcreteConfig, SiteKind, adaptive_dropout};
 
 /// How one kind of learned gate trains, scores and keeps units.
 pub trait GateKind {
@@ -64,18 +62,6 @@ pub trait GateKind {
 
     /// The expected sparsity of the prunable parameters, `[1]`, for gates that aim at one.
     fn expected_sparsity(&self, gates: &GateTensors, layout: GateLayout) -> Option<Tensor<1>>;
-
-    /// How the gates' Lagrange multipliers move after `step` of `steps`, `[2]`, for gates that
-    /// carry them (L0); computed from the values the step trained with.
-    fn multiplier_step(
-        &self,
-        _gates: &GateTensors,
-        _layout: GateLayout,
-        _step: usize,
-        _steps: usize,
-    ) -> Option<Tensor<1>> {
-        None
-    }
 
     /// Whether the FFN hidden gates stand in for that layer's standard dropout.
     fn replaces_ffn_dropout(&self) -> bool;
@@ -237,15 +223,6 @@ impl GateKind for HardConcreteConfig {
         true
     }
 
-    fn multiplier_step(&self, gates: &GateTensors, layout: GateLayout, step: usize, steps: usize) -> Option<Tensor<1>> {
-        Some(HardConcreteConfig::multiplier_step(
-            self,
-            gates,
-            layout,
-            self.target(step, steps),
-        ))
-    }
-
     fn expected_sparsity(&self, gates: &GateTensors, layout: GateLayout) -> Option<Tensor<1>> {
         Some(self.expected_sparsity_of(gates, layout))
     }
@@ -254,3 +231,6 @@ impl GateKind for HardConcreteConfig {
         false
     }
 }
+
+/// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
+pub const L0_KEEP_ABOVE: f64 = 1e-6;
