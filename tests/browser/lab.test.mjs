@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { root, dist, targetDir, spoken, wer, serveDist, launchWebGpu, launchCpuWithMicrophone, openLab as openLabAt, step, waitForStep, waitForIdle } from './lab_page.mjs';
+import { root, dist, targetDir, spoken, wer, serveDist, launchWebGpu, launchCpuWithMicrophone, openLab as openLabAt, clickStep, step, waitForStep, waitForIdle } from './lab_page.mjs';
 
 const artefacts = join(targetDir, 'browser-artefacts');
 const figures = {};
@@ -137,7 +137,7 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   const paused = await step(page);
   await page.waitForTimeout(3000);
   assert.equal(await step(page), paused, 'training went on while paused');
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, paused + 1, 300_000);
   await waitForIdle(page);
   assert.equal(await step(page), paused + 1, 'Step did more than one step');
@@ -204,7 +204,7 @@ test('on WebGPU: training moves the curves and heatmaps, the threshold prunes, t
   assert.equal(await step(page), kept, 'the run did not carry on from its copy');
   assert.match(await page.textContent('#last-loss'), /loss \d/, 'the carried-on run lost its loss curve');
   assert.equal(await page.$('#kept-copy [data-step]'), null, 'the carried-on run has no copy before its next step');
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, kept + 1);
   assert.match(await page.textContent('#backend'), /continued after the GPU was lost/);
   phase('saved, continued on the CPU, one Step');
@@ -310,13 +310,13 @@ test('a copied link restores the same settings', { timeout: 600_000 }, async () 
 test('a bad trace file shows an error and the session survives; a good one, and the live run saved, are shown', { timeout: 900_000 }, async () => {
   const context = await cpuBrowser.newContext();
   const { page } = await openLab(context, '#dev=4&batch=2');
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, 1, 300_000);
   await page.setInputFiles('#open-trace', { name: 'broken.pltrace', mimeType: 'application/octet-stream', buffer: Buffer.from('not a trace at all') });
   await page.waitForFunction(() => document.querySelector('#notices')?.textContent.includes('broken.pltrace'), null, { timeout: 30_000 });
   assert.match(await page.textContent('#notices'), /broken\.pltrace: /);
   assert.equal(await page.$('#viewing'), null, 'a bad file must not replace the live view');
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, 2, 300_000);
 
   // The live run's trace, saved from the page, opens again as a file.
@@ -497,7 +497,7 @@ test('with the method none the slider and Cut to cut by weight norms, before and
   assert.deepEqual([count('sub'), count('ins'), count('del')], [expected.words.substitutions, expected.words.insertions, expected.words.deletions], JSON.stringify(marks));
   const heard = marks.filter(([k]) => k !== 'del').map(([, w]) => w).join(' ');
   assert.equal(heard, expected.hypothesis);
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, 1);
   await waitForIdle(page);
   await setSlider(page, '#threshold', '0.2');
@@ -515,9 +515,12 @@ test('with the method none the slider and Cut to cut by weight norms, before and
 test('a reload carries the kept run on as if never interrupted; refused storage is said and training goes on', { timeout: 900_000 }, async () => {
   const settings = '#dev=4&batch=2&snapshot=2&method=adaptive-dropout';
   const lossAt = async (page, n) => {
-    while ((await step(page)) < n) {
-      await page.click('#step');
-      await waitForStep(page, (await step(page)) + 1);
+    for (let done = await step(page); done < n; done = await step(page)) {
+      // The count is read before the click: read after it, it can already be one on (the
+      // CPU backend's step holds the page's thread, so the read waits for the step to end),
+      // and the wait would be for a step never asked for.
+      await clickStep(page);
+      await waitForStep(page, done + 1);
     }
     await waitForIdle(page);
     return page.getAttribute('#last-loss', 'data-loss');
@@ -637,7 +640,7 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   await page.dispatchEvent('#batch', 'change');
   await page.waitForFunction(() => /a batch of 1000 s needs \d+ MiB for the first subsampling convolution's output, and this backend's largest buffer is 80 MiB: choose a batch of at most \d+ s/.test(document.querySelector('#notices')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.waitForFunction(() => document.querySelector('#batch')?.value === '16', null, { timeout: 60_000 });
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, before + 1);
   await page.screenshot({ path: join(artefacts, 'lab-cpu.png'), fullPage: true });
 
@@ -652,7 +655,7 @@ test('without WebGPU the CPU badge appears and training still runs', { timeout: 
   await page.waitForFunction(() => !document.querySelector('#stopped') && document.querySelector('#step-count')?.dataset.step === '0', null, { timeout: 300_000 });
   assert.equal(await page.evaluate(() => location.hash), hash);
   await waitForIdle(page);
-  await page.click('#step');
+  await clickStep(page);
   await waitForStep(page, 1);
   await context.close();
 });
