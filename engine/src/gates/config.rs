@@ -102,6 +102,8 @@ pub mod limit {
     pub const STRENGTH_FADE_FROM: Limit = Limit::new("strength fade start", Bound::Closed(0.0), Bound::Closed(1.0));
     pub const TARGET_SPARSITY: Limit = Limit::new("target sparsity", Bound::Closed(0.0), Bound::Open(1.0));
     pub const L0_RAMP: Limit = Limit::new("ramp fraction", Bound::Open(0.0), Bound::Closed(1.0));
+    pub const LAMBDA2: Limit = Limit::new("lambda2", Bound::Open(0.0), Bound::None);
+    pub const LAMBDA1_RATE: Limit = Limit::new("lambda1 rate", Bound::Closed(0.0), Bound::None);
     pub const MAGNITUDE_PRUNE_AT: Limit = Limit::new("magnitude_prune_at", Bound::Closed(0.0), Bound::Open(1.0));
 }
 
@@ -142,6 +144,8 @@ impl GateConfig {
         limit::STRENGTH_FADE_FROM.check(ad.strength_fade_from)?;
         limit::TARGET_SPARSITY.check(self.l0.target_sparsity)?;
         limit::L0_RAMP.check(self.l0.ramp_fraction)?;
+        limit::LAMBDA2.check(self.l0.lambda2)?;
+        limit::LAMBDA1_RATE.check(self.l0.lambda1_rate)?;
         limit::MAGNITUDE_PRUNE_AT.check(self.magnitude_prune_at)?;
         first_failure([
             (

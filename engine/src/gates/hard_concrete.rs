@@ -1,12 +1,28 @@
 //! Hard-concrete gates for L0 pruning (Louizos, Welling, Kingma 2018; constants as in CoFi,
 //! Xia et al. 2022), with the Lagrangian of Jiang et al. 2023 (arXiv 2305.19549) that drives the
 //! expected sparsity to a target.
+//!
+//! The Lagrangian is theirs, `λ₁ (ŝ − t) + λ₂ (ŝ − t)²`; how its multipliers move is ours
+//! (session 39). Stepping both by gradient ascent with Adam, as CoFi does, misses the target in
+//! the short runs the lab makes: Adam moves λ₁ by about its learning rate each step whatever
+//! the gap, so it winds up during the hundred-odd steps the gates need to start closing, and the
+//! expected sparsity overshoots; λ₂'s gradient `(ŝ − t)²` is never negative, so λ₂ only grows.
+//! A gate closed too far comes back slowly (its `P(z ≠ 0)` hardly moves with `log α`), so the
+//! overshoot stays in the cut. Here instead:
+//! - λ₂ is a constant ([`HardConcreteConfig::lambda2`]): the quadratic term pulls the expected
+//!   sparsity towards the target in proportion to the gap, with no memory to wind up;
+//! - λ₁ integrates the gap of the *cut* (what L0's own rule would remove now,
+//!   [`HardConcreteConfig::cut_sparsity_of`]) rather than of the expectation, because at the end
+//!   of a short run many gates are undecided: a module at `log α = −3` counts a fifth of its
+//!   parameters in the expectation and none in the cut;
+//! - λ₁ integrates only while the gates have caught up with the pull on them
+//!   ([`HardConcreteConfig::multiplier_step`]), the anti-windup of a PI controller.
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use super::{GateLayout, GateTensors, SiteKind, params_per_unit};
+use super::{GateLayout, GateTensors, L0_KEEP_ABOVE, SiteKind, params_per_unit};
 
 /// Knobs of the L0 method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +39,33 @@ pub struct HardConcreteConfig {
     pub target_sparsity: f64,
     /// The target ramps linearly from 0 over this fraction of the run, then holds.
     pub ramp_fraction: f64,
+    /// The Lagrangian's `λ₂`, held constant (see the module's header). At 100 a gap of 0.01 in
+    /// the expected sparsity pulls on it with a force of 2.
+    #[serde(default = "default_lambda2")]
+    pub lambda2: f64,
+    /// How fast `λ₁` follows the cut's gap to the target: by this times the gap each step it
+    /// integrates. With `λ₂` at 100, 3 moves the expected sparsity with a time constant of
+    /// `2 λ₂ / rate` ≈ 67 steps.
+    #[serde(default = "default_lambda1_rate")]
+    pub lambda1_rate: f64,
 }
+
+fn default_lambda2() -> f64 {
+    100.0
+}
+
+fn default_lambda1_rate() -> f64 {
+    3.0
+}
+
+/// A cut within this of its target is on it: `λ₁` holds still. The cut moves in steps (a
+/// module is several percent of the prunable parameters), and integrating a gap the cut cannot
+/// close would cycle a module in and out.
+const ON_TARGET: f64 = 0.01;
+
+/// `λ₁` integrates only while the gates' expected sparsity is within this of where the pull on
+/// it balances (`|λ₁ + 2 λ₂ (ŝ − t)| < 2 λ₂ · CAUGHT_UP`).
+const CAUGHT_UP: f64 = 0.02;
 
 impl Default for HardConcreteConfig {
     fn default() -> Self {
@@ -34,6 +76,8 @@ impl Default for HardConcreteConfig {
             initial_log_alpha: 3.0,
             target_sparsity: 0.5,
             ramp_fraction: 0.5,
+            lambda2: default_lambda2(),
+            lambda1_rate: default_lambda1_rate(),
         }
     }
 }
@@ -121,6 +165,88 @@ impl HardConcreteConfig {
         }
         let prunable = (layout.prunable_per_block() * blocks) as f64;
         size.div_scalar(prunable).neg().add_scalar(1.0)
+    }
+
+    /// The share of the prunable parameters L0's own cut would remove now, `[1]`, on the device
+    /// and not differentiated: [`HardConcreteConfig::expected_sparsity_of`] with every mask
+    /// vector's deterministic rule ([`HardConcreteConfig::deterministic`], and the cut's
+    /// removal of entries whose value is 0) in place of its probabilities.
+    pub fn cut_sparsity_of(&self, gates: &GateTensors, layout: GateLayout) -> Tensor<1> {
+        let device = &gates.device;
+        let ppu = |k: SiteKind| params_per_unit(k, layout.d_model, layout.conv_kernel) as f64;
+        let mut size = Tensor::<1>::zeros([1], device);
+        for b in 0..gates.units.len() {
+            // Entries kept of `units`, each of `params` parameters, under `log_alpha` (if gated).
+            let kept_size = |log_alpha: Option<&Tensor<1>>, units: usize, params: f64| -> Tensor<1> {
+                match log_alpha {
+                    Some(a) => self.zeroed(a.clone()).neg().add_scalar(units as f64).mul_scalar(params),
+                    None => Tensor::full([1], units as f64 * params, device),
+                }
+            };
+            let site_size = |kind: SiteKind| kept_size(gates.unit_logits_at(b, kind), layout.units(kind), ppu(kind));
+            let heads_size = kept_size(Some(&gates.heads[b]), layout.num_heads, layout.head_params() as f64);
+            let parts = Tensor::cat(
+                vec![
+                    site_size(SiteKind::Ffn1Hidden),
+                    heads_size,
+                    site_size(SiteKind::ConvInput),
+                    site_size(SiteKind::Ffn2Hidden),
+                ],
+                0,
+            ); // [4], in module order
+            size = size + (parts * self.kept_entries(gates.modules[b].clone())).sum();
+        }
+        let prunable = (layout.prunable_per_block() * gates.units.len()) as f64;
+        size.div_scalar(prunable).neg().add_scalar(1.0)
+    }
+
+    /// How many entries of `log_alpha` `[n]` the deterministic rule zeroes, `[1]`: the
+    /// `round(Σ P(z = 0))` lowest, and every entry whose value clamps to 0. Both sets are the
+    /// lowest entries, so their union is the larger of the two counts.
+    fn zeroed(&self, log_alpha: Tensor<1>) -> Tensor<1> {
+        let expected = self.prob_nonzero(log_alpha.clone()).neg().add_scalar(1.0).sum().round();
+        let clamped = log_alpha.lower_equal_elem(self.closed_at_or_below()).float().sum();
+        expected.max_pair(clamped)
+    }
+
+    /// Which entries of a short mask vector `log_alpha` `[n]` the deterministic rule keeps, as
+    /// 1 or 0, `[n]`: those ranked (by `log_alpha`, then position, as on the host) at or above
+    /// the zeroed count. Ranks come from an `[n, n]` comparison, fine for a block's four modules.
+    fn kept_entries(&self, log_alpha: Tensor<1>) -> Tensor<1> {
+        let n = log_alpha.dims()[0];
+        let device = log_alpha.device();
+        let others = log_alpha.clone().reshape([1, n]).expand([n, n]); // [j, k] = a_k
+        let this = log_alpha.clone().reshape([n, 1]).expand([n, n]); // [j, k] = a_j
+        let earlier: Vec<f32> = (0..n * n).map(|i| if i % n < i / n { 1.0 } else { 0.0 }).collect();
+        let earlier = Tensor::<2>::from_data(TensorData::new(earlier, [n, n]), &device);
+        let below = others.clone().lower(this.clone()).float();
+        let tied_earlier = others.equal(this).float() * earlier;
+        let rank = (below + tied_earlier).sum_dim(1).reshape([n]);
+        let zeroed = self.zeroed(log_alpha).expand([n]);
+        rank.greater_equal(zeroed).float()
+    }
+
+    /// The `log_alpha` at or below which an entry's deterministic value is at most
+    /// [`L0_KEEP_ABOVE`] (the cut removes it): where `sigmoid(a) (r − l) + l` reaches it.
+    fn closed_at_or_below(&self) -> f64 {
+        let s = (L0_KEEP_ABOVE - self.l) / (self.r - self.l);
+        (s / (1.0 - s)).ln()
+    }
+
+    /// `λ₁`'s step `[2]` (`λ₂` does not move) for gates whose values are `gates`, at a step whose
+    /// target is `target`: `rate · (cut − t)` while the gates have caught up with the pull on
+    /// their expected sparsity, else 0 (see the module's header). On the device, no read-back.
+    pub fn multiplier_step(&self, gates: &GateTensors, layout: GateLayout, target: f64) -> Tensor<1> {
+        let lambdas = gates.lambdas.clone().expect("L0 gates carry multipliers");
+        // λ₂ as the Lagrangian holds it: the config's, or a resumed older run's learned one.
+        let (lambda1, lambda2) = (lambdas.clone().narrow(0, 0, 1), lambdas.narrow(0, 1, 1));
+        let expected = self.expected_sparsity_of(gates, layout);
+        let pull = lambda1 + expected.sub_scalar(target).mul(lambda2.clone()).mul_scalar(2.0);
+        let caught_up = pull.abs().lower(lambda2.mul_scalar(2.0 * CAUGHT_UP)).float();
+        let gap = self.cut_sparsity_of(gates, layout).sub_scalar(target);
+        let off_target = gap.clone().abs().greater_elem(ON_TARGET).float();
+        let step = gap.mul_scalar(self.lambda1_rate) * caught_up * off_target;
+        Tensor::cat(vec![step, Tensor::zeros([1], &gates.device)], 0)
     }
 
     /// `lambda1 · (s − t) + lambda2 · (s − t)²`, `[1]`. `lambdas` is `[2]`.

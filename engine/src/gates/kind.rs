@@ -63,6 +63,18 @@ pub trait GateKind {
     /// The expected sparsity of the prunable parameters, `[1]`, for gates that aim at one.
     fn expected_sparsity(&self, gates: &GateTensors, layout: GateLayout) -> Option<Tensor<1>>;
 
+    /// How the gates' Lagrange multipliers move after `step` of `steps`, `[2]`, for gates that
+    /// carry them (L0); computed from the values the step trained with.
+    fn multiplier_step(
+        &self,
+        _gates: &GateTensors,
+        _layout: GateLayout,
+        _step: usize,
+        _steps: usize,
+    ) -> Option<Tensor<1>> {
+        None
+    }
+
     /// Whether the FFN hidden gates stand in for that layer's standard dropout.
     fn replaces_ffn_dropout(&self) -> bool;
 }
@@ -221,6 +233,15 @@ impl GateKind for HardConcreteConfig {
 
     fn aims_at_sparsity(&self) -> bool {
         true
+    }
+
+    fn multiplier_step(&self, gates: &GateTensors, layout: GateLayout, step: usize, steps: usize) -> Option<Tensor<1>> {
+        Some(HardConcreteConfig::multiplier_step(
+            self,
+            gates,
+            layout,
+            self.target(step, steps),
+        ))
     }
 
     fn expected_sparsity(&self, gates: &GateTensors, layout: GateLayout) -> Option<Tensor<1>> {

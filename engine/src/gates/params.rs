@@ -19,7 +19,10 @@ pub struct Gates {
     heads: Vec<Param<Tensor<1>>>,
     /// Per block, the whole-module logits `[4]` (gate kinds with module gates only, else empty).
     modules: Vec<Param<Tensor<1>>>,
-    /// L0: the Lagrange multipliers `[lambda1, lambda2]`, updated by gradient ascent.
+    /// L0: the Lagrange multipliers `[lambda1, lambda2]`. Not trained by the gates' optimiser:
+    /// the trainer steps `lambda1` by [`GateKind::multiplier_step`] and `lambda2` is a constant
+    /// (`gates::hard_concrete` says why). Checkpoints written before session 39 hold a `lambda2`
+    /// learned by ascent, which a resumed run keeps.
     lambdas: Option<Param<Tensor<1>>>,
     blocks: usize,
     num_heads: usize,
@@ -53,7 +56,10 @@ impl Gates {
             logits,
             heads: per_block(layout.num_heads),
             modules: per_block(4),
-            lambdas: structures.then(|| Param::from_tensor(Tensor::zeros([2], device))),
+            lambdas: structures.then(|| {
+                let lambda2 = config.l0.lambda2 as f32;
+                Param::from_tensor(Tensor::from_floats([0.0, lambda2], device)).set_require_grad(false)
+            }),
             blocks: layout.blocks,
             num_heads: layout.num_heads,
             d_model: layout.d_model,
@@ -252,9 +258,15 @@ impl Gates {
         }
     }
 
-    /// The Lagrange multipliers' parameter id (their gradient is negated for ascent).
-    pub fn lambda_id(&self) -> Option<burn::module::ParamId> {
-        self.lambdas.as_ref().map(|p| p.id)
+    /// The gates with `step` `[2]` added to their Lagrange multipliers (L0; others have none).
+    pub fn with_multipliers_moved(mut self, step: Tensor<1>) -> Self {
+        // A fresh leaf from the plain values: with the multipliers the result of an autodiff
+        // op (tracked or not), burn refused the next step's backward ("graph tape has already
+        // been consumed").
+        self.lambdas = self
+            .lambdas
+            .map(|p| p.map(|lambdas| Tensor::from_inner(lambdas.inner() + step.inner())));
+        self
     }
 }
 

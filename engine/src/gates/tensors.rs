@@ -24,6 +24,23 @@ impl GateTensors {
         self.units.iter().flatten().flatten()
     }
 
+    /// The same values cut off from autodiff: for what is computed from the gates but not
+    /// differentiated (the multipliers' step), so that it records nothing on the tape.
+    pub fn detached(self) -> Self {
+        let detach = |t: Tensor<1>| t.detach();
+        Self {
+            units: self
+                .units
+                .into_iter()
+                .map(|sites| sites.map(|s| s.map(detach)))
+                .collect(),
+            heads: self.heads.into_iter().map(detach).collect(),
+            modules: self.modules.into_iter().map(detach).collect(),
+            lambdas: self.lambdas.map(detach),
+            device: self.device,
+        }
+    }
+
     /// Block `block`'s unit logits at `site`, where gated.
     pub fn unit_logits_at(&self, block: usize, site: SiteKind) -> Option<&Tensor<1>> {
         self.units[block][site.index()].as_ref()

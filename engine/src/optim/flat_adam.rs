@@ -206,7 +206,7 @@ pub(super) mod tests {
     #[derive(Module, Debug)]
     pub(in crate::optim) struct Small {
         linear: Linear,
-        scale: Param<Tensor<1>>,
+        pub(in crate::optim) scale: Param<Tensor<1>>,
         /// A buffer like BatchNorm's running statistics: visited, but not trained.
         running: RunningState<Tensor<1>>,
     }

@@ -7,6 +7,8 @@
 //! it holds the tensor count, then (id, size, updates) as three `u64` per tensor, then the
 //! moments as in version 2.
 
+use std::borrow::Cow;
+
 use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -92,6 +94,7 @@ impl FlatAdam {
                 n => Err(FlatStateError::Invalid(format!("{n} bytes after the optimiser state"))),
             };
         }
+        let (saved, moments) = without_untrained(saved, moments, module);
         let mut found = Gathered::default();
         module.visit(&mut found);
         let expected: Vec<(u64, usize)> = found
@@ -159,6 +162,63 @@ impl FlatAdam {
                 tensors: None,
             }),
         })
+    }
+}
+
+/// `saved` and its `moments` without the tensors that `module` holds but no longer trains.
+///
+/// A parameter can stop being trained by the optimiser while checkpoints that trained it
+/// remain: L0's Lagrange multipliers were stepped by this Adam until session 39 and are now
+/// updated by the trainer (`gates::hard_concrete`). Their moments mean nothing to
+/// the run any more; dropping them lets such a checkpoint resume. A tensor the module does not
+/// hold at all is still a mismatch, refused below.
+fn without_untrained<'a, M: Module>(
+    saved: Vec<SavedTensor>,
+    moments: &'a [u8],
+    module: &M,
+) -> (Vec<SavedTensor>, Cow<'a, [u8]>) {
+    let mut untrained = UntrainedIds::default();
+    module.visit(&mut untrained);
+    let keep: Vec<bool> = saved.iter().map(|t| !untrained.0.contains(&t.id)).collect();
+    let moment_bytes = saved
+        .iter()
+        .try_fold(0usize, |sum, t| sum.checked_add(t.numel))
+        .and_then(|total| total.checked_mul(4))
+        .filter(|&bytes| bytes > 0 && moments.len() == 2 * bytes);
+    // Nothing to drop, or a damaged state: left whole for the checks that name the problem.
+    let Some(moment_bytes) = moment_bytes.filter(|_| keep.contains(&false)) else {
+        return (saved, Cow::Borrowed(moments));
+    };
+    let mut kept_moments = Vec::with_capacity(moments.len());
+    for moment in moments.chunks_exact(moment_bytes) {
+        let mut at = 0;
+        for (tensor, &k) in saved.iter().zip(&keep) {
+            let bytes = &moment[at..at + 4 * tensor.numel];
+            if k {
+                kept_moments.extend_from_slice(bytes);
+            }
+            at += bytes.len();
+        }
+    }
+    let kept = saved
+        .into_iter()
+        .zip(keep)
+        .filter(|&(_, k)| k)
+        .map(|(t, _)| t)
+        .collect();
+    (kept, Cow::Owned(kept_moments))
+}
+
+/// The ids of a module's float tensors that the optimiser does not train (buffers, and
+/// parameters marked as not requiring a gradient).
+#[derive(Default)]
+struct UntrainedIds(Vec<u64>);
+
+impl burn::module::ModuleVisitor for UntrainedIds {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        if !param.val().is_require_grad() {
+            self.0.push(param.id.val());
+        }
     }
 }
 
@@ -251,6 +311,30 @@ mod tests {
         v1[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
         let claim = load(&v1, &model).unwrap().to_string();
         assert!(claim.contains("claims"), "{claim}");
+    }
+
+    /// State saved while a parameter was trained restores onto a module that no longer trains
+    /// it (L0's multipliers since session 39): that tensor's moments are dropped and the others
+    /// continue as the run would have.
+    #[test]
+    fn a_state_that_trained_a_now_fixed_parameter_restores_without_it() {
+        let device = device();
+        let (mut flat, model, bytes) = three_steps_in(&device);
+        let mut fixed = model.clone();
+        fixed.scale = fixed.scale.set_require_grad(false);
+        let plain = device.clone().inner();
+        let mut restored = FlatAdam::from_bytes(CONFIG, &bytes, &fixed, &plain).unwrap();
+        let (mut a, mut b) = (model, fixed);
+        for step in 3..5 {
+            let (g_a, g_b) = (grads(&a, step, false), grads(&b, step, false));
+            a = flat.step(1e-2, a, g_a);
+            b = restored.step(1e-2, b, g_b);
+        }
+        assert_eq!(values(&a), values(&b));
+        // The fixed parameter's moments are gone from what the restored optimiser saves.
+        let saved = crate::readback::block_on(restored.read_bytes()).unwrap();
+        let (header, _) = FORMAT.decode::<Header>(&saved, "optimiser state").unwrap();
+        assert_eq!(header.tensors.len(), 2, "linear weight and bias only");
     }
 
     /// `bytes` (version 2) rewritten in version 1, the layout checkpoints held before the

@@ -352,15 +352,22 @@ impl Trainer {
             self.distillation = Some(d);
         }
         if let Some((gates, gate_optim)) = self.gates.take() {
-            let mut gate_grads = gradients.gates.unwrap_or_default();
-            // The Lagrange multipliers maximise the Lagrangian: flip their gradient for ascent.
-            if let Some(id) = gates.lambda_id()
-                && let Some(g) = gate_grads.remove::<1>(id)
-            {
-                gate_grads.register(id, g.neg());
-            }
-            let gates = gate_optim_step(gate_optim, gates, gate_grads, self.config.prune.lr);
-            self.gates = Some(gates);
+            // The multipliers' step is taken from the gate values this step trained with.
+            let multiplier_step = self.config.prune.gate_kind().and_then(|kind| {
+                kind.multiplier_step(
+                    &gates.tensors().detached(),
+                    gate_layout(&self.config.model),
+                    step,
+                    self.config.steps,
+                )
+            });
+            let gate_grads = gradients.gates.unwrap_or_default();
+            let (gates, gate_optim) = gate_optim_step(gate_optim, gates, gate_grads, self.config.prune.lr);
+            let gates = match multiplier_step {
+                Some(multiplier_step) => gates.with_multipliers_moved(multiplier_step),
+                None => gates,
+            };
+            self.gates = Some((gates, gate_optim));
         }
         self.model = self.optim.step(lr, self.model.clone(), gradients.model);
         lr
