@@ -61,9 +61,10 @@ def lab(tmp_path_factory):
     exports = {
         "dense": train_and_cut(tmp, corpus, "dense", "none", 2, "--threshold", "0"),
         "adaptive-dropout": train_and_cut(tmp, corpus, "adaptive-dropout", "adaptive-dropout", 2, "--budget", "0.6"),
-        # The seed whose cut has the shapes `check_cut` asks for (heads 1, 0, 4, 1, 2, 2 since the
-        # gates' noise became hashed in session 36; seed 0 now cuts every block to 0 or 1 head).
-        "l0": train_and_cut(tmp, corpus, "l0", "l0", 3, "--budget", "0.3", seed=1),
+        # A seed and budget whose cut has the shapes `check_cut` asks for: heads 1, 0, 2, 0, 3, 3
+        # since L0's multipliers changed in session 39 (at 0.3 every block kept 3 or 4 heads;
+        # at 0.2 five of seeds 0-7 pass, at 0.15 two).
+        "l0": train_and_cut(tmp, corpus, "l0", "l0", 3, "--budget", "0.2", seed=1),
     }
     feats = []
     for utt in UTTERANCES:

@@ -22,7 +22,10 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
-use super::{GateLayout, GateTensors, L0_KEEP_ABOVE, SiteKind, params_per_unit};
+use super::{GateLayout, GateTensors, SiteKind, params_per_unit};
+
+/// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
+pub const L0_KEEP_ABOVE: f64 = 1e-6;
 
 /// Knobs of the L0 method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,9 @@ use burn::prelude::*;
 
 use crate::kernels::GateRelaxation;
 
-use super::{AdaptiveDropoutConfig, GateLayout, GateTensors, HardConcreteConfig, SiteKind, adaptive_dropout};
+use super::{
+    AdaptiveDropoutConfig, GateLayout, GateTensors, HardConcreteConfig, L0_KEEP_ABOVE, SiteKind, adaptive_dropout,
+};
 
 /// How one kind of learned gate trains, scores and keeps units.
 pub trait GateKind {
@@ -252,6 +254,3 @@ impl GateKind for HardConcreteConfig {
         false
     }
 }
-
-/// The smallest score an L0 unit keeps (its deterministic gate value is exactly 0 when removed).
-pub const L0_KEEP_ABOVE: f64 = 1e-6;

@@ -18,8 +18,8 @@ mod tensors;
 
 pub use adaptive_dropout::{AdaptiveDropoutConfig, retention_of};
 pub use config::{GateConfig, Method, limit};
-pub use hard_concrete::HardConcreteConfig;
-pub use kind::{GateKind, L0_KEEP_ABOVE};
+pub use hard_concrete::{HardConcreteConfig, L0_KEEP_ABOVE};
+pub use kind::GateKind;
 pub use layout::GateLayout;
 pub use params::Gates;
 pub use site::{SiteKind, params_per_unit, site_units};

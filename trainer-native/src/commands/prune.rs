@@ -96,6 +96,7 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
                 "prunable_sparsity": sparsity, "sites": sites,
                 "kept_retention_median": spread.and_then(|s| s.kept_median),
                 "undecided_units": spread.map(|s| s.undecided),
+                "chosen_by_norm": source.chooses_by_norm(selection),
             })
         );
     } else {
@@ -118,6 +119,11 @@ pub fn run(args: PruneArgs) -> Result<(), String> {
             "prunable parameters (the sites' units) removed: {:.1}%",
             100.0 * sparsity
         );
+        if source.chooses_by_norm(selection) {
+            say!(
+                "the gates have not learned yet (every unit's retention is the same): this cut kept the units with the largest weight norms"
+            );
+        }
         say!(
             "GFLOPs per second of audio {:.3} → {:.3}",
             manifest.dense_flops_per_second / 1e9,
