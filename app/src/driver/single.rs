@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::decode::Decoder;
 use prunelab_engine::infer::evaluate;
-use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site};
+use prunelab_engine::prune::{CutSource, CutTarget, kept_map, kept_per_site, prunable_sparsity};
 use prunelab_engine::store::{Trace, encode_trace, load_export};
 use prunelab_engine::train::{RunEvent, TrainEvent};
 
@@ -303,6 +303,7 @@ pub(super) async fn open_export(
             timing: None,
             words: report.words.reference_len,
             kept: kept_per_site(&model, &manifest.keep),
+            prunable_sparsity: Some(prunable_sparsity(&model, &manifest.keep)),
             kept_map: opened_map,
             transcripts: Vec::new(),
             cut: None,

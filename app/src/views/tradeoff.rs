@@ -64,8 +64,12 @@ pub fn TradeOffPanel() -> impl IntoView {
             let current = t.current.as_ref()?;
             let dense = t.dense.as_ref();
             // A share of the model before any cut (for L0 the slider at 0 is already its own cut).
+            // The share of the prunable units' parameters is what a target sparsity aims at.
+            let prunable = current
+                .prunable_sparsity
+                .map_or(String::new(), |s| format!("; {:.1}% of the prunable removed", 100.0 * s));
             let share = format!(
-                " ({:.1}% of {})",
+                " ({:.1}% of {}{prunable})",
                 100.0 * current.params as f64 / current.dense_params as f64,
                 current.dense_params
             );
@@ -161,7 +165,8 @@ pub fn TradeOffPanel() -> impl IntoView {
                 data-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.params.to_string()))
                 data-knob=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| format!("{:.2}", p.knob)))
                 data-step=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.step.to_string()))
-                data-dense-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.dense_params.to_string()))>{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
+                data-dense-params=move || lab.trade_off.with(|t| t.current.as_ref().map(|p| p.dense_params.to_string()))
+                data-prunable-sparsity=move || lab.trade_off.with(|t| t.current.as_ref().and_then(|p| p.prunable_sparsity).map(|s| format!("{s:.4}")))>{move || summary().unwrap_or_else(|| "not scored yet".into())}</p>
             <p id="kept" class="numbers">{kept}</p>
             <p id="chosen-by-norm" class="hint">
                 {move || lab.trade_off.with(|t| t.current.as_ref().filter(|p| p.chosen_by_norm).map(|_| {

@@ -36,6 +36,9 @@ pub struct PrunePoint {
     pub words: usize,
     /// `(site, kept, total)` units per site kind.
     pub kept: Vec<(SiteKind, usize, usize)>,
+    /// The share of the prunable parameters removed (what L0's target sparsity aims at), where
+    /// the units count from the dense layout.
+    pub prunable_sparsity: Option<f64>,
     /// Per unit of the dense model: its scale if kept, 0 if removed (what the heatmaps dim).
     pub kept_map: UnitScores,
     /// Measured inference time of the dense and this cut model, when timed.
@@ -74,6 +77,7 @@ impl From<CutEval> for PrunePoint {
             greedy_wer,
             words: best.words.reference_len,
             kept: eval.kept,
+            prunable_sparsity: eval.prunable_sparsity,
             kept_map: eval.kept_map,
             timing: None,
             transcripts: best

@@ -11,7 +11,7 @@ use crate::data::Utterance;
 use crate::decode::Decoder;
 use crate::gates::SiteKind;
 use crate::infer::EvalReport;
-use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_map};
+use crate::prune::{CutSource, Knob, Selection, UnitScores, kept_map, prunable_sparsity};
 use crate::readback::ReadBackError;
 
 /// What a run needs besides its trainer.
@@ -61,6 +61,10 @@ pub struct CutEval {
     pub flops_per_second: f64,
     /// `(site, kept, total)` units per site kind.
     pub kept: Vec<(SiteKind, usize, usize)>,
+    /// The share of the prunable parameters the cut removed ([`crate::prune::prunable_sparsity`],
+    /// what L0's target sparsity aims at); `None` for a model the magnitude method already cut,
+    /// whose units no longer count from the dense layout.
+    pub prunable_sparsity: Option<f64>,
     /// Per unit of the dense model: the scale a kept unit carries, 0 for a removed one.
     pub kept_map: UnitScores,
     /// Greedy decoding of the dev utterances.
@@ -244,6 +248,7 @@ impl Run {
             params: scored.params.total(),
             dense_params: source.dense_params(),
             flops_per_second: scored.flops_per_second,
+            prunable_sparsity: (!source.already_cut()).then(|| prunable_sparsity(&config.model, &pruned.keep)),
             kept: scored.kept,
             kept_map: kept_map(&config.model, &pruned.keep),
             report: scored.reports.remove(0),
