@@ -796,6 +796,58 @@ mod tests {
         );
     }
 
+    /// L0's fresh gates tie too (and its own rule zeroes a few entries of each vector by
+    /// position). A budget keeps the strongest units by norm, and heads whole.
+    #[test]
+    fn an_l0_budget_cut_before_the_gates_learn_keeps_the_strongest_units_and_whole_heads() {
+        let _turn = device_rng_turn();
+        use prunelab_engine::gates::SiteKind;
+        use prunelab_engine::prune::Selection;
+        let trained = trained_start();
+        let (train, dev) = (utterances(4, 1), utterances(2, 2));
+        let data = LabData::for_tests(&train, &dev, &trained);
+        let mut session = LabSession::new(&short_run(Method::L0, 2), data, None, &Device::flex()).unwrap();
+        block_on(session.begin()).unwrap();
+        let source = block_on(session.scores()).unwrap();
+        let half = Selection::Budget(source.dense_params() / 2);
+        assert!(source.chooses_by_norm(half), "fresh L0 gates are ties");
+        let plan = source.plan(half).unwrap();
+        let per_head = source.config.d_model / source.config.num_heads;
+        let split_heads = plan
+            .iter()
+            .flat_map(|k| &k.value)
+            .filter(|head| !head.is_empty() && head.len() < per_head)
+            .count();
+        assert!(split_heads <= 1, "{split_heads} heads cut in pieces");
+        // Over the unit sites, every unit the budget removed (not L0's own rule) is weaker,
+        // by its norm over its site's mean, than every unit it kept.
+        let norms = block_on(session.run.trainer().cut_source(true)).unwrap().scores;
+        let (mut weakest_kept, mut strongest_removed) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (b, keep) in plan.iter().enumerate() {
+            for (site, kept) in [
+                (SiteKind::Ffn1Hidden, &keep.ffn1),
+                (SiteKind::ConvInput, &keep.conv),
+                (SiteKind::Ffn2Hidden, &keep.ffn2),
+            ] {
+                let norm = norms[b][site.index()].as_ref().unwrap();
+                let own_rule = source.scores[b][site.index()].as_ref().unwrap();
+                let mean = norm.iter().sum::<f32>() / norm.len() as f32;
+                for u in (0..norm.len()).filter(|&u| own_rule[u] != 0.0) {
+                    let relative = norm[u] / mean;
+                    if kept.index.contains(&u) {
+                        weakest_kept = weakest_kept.min(relative);
+                    } else {
+                        strongest_removed = strongest_removed.max(relative);
+                    }
+                }
+            }
+        }
+        assert!(
+            strongest_removed.is_finite() && strongest_removed <= weakest_kept,
+            "removed up to {strongest_removed}, kept from {weakest_kept}"
+        );
+    }
+
     #[test]
     fn an_l0_session_cuts_where_the_slider_says_and_its_sweep_spans_model_sizes() {
         let _turn = device_rng_turn();

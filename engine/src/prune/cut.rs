@@ -8,7 +8,7 @@ use super::{
     Knob, KnobMeaning, PlanError, Pruned, ScoreKind, Selection, UnitScores, cut_to, flops_per_second, magnitude_scores,
     param_count, plan, planned_shapes, recut,
 };
-use crate::gates::{GateConfig, Gates, Method};
+use crate::gates::{GateConfig, Gates, Method, SiteKind};
 use crate::model::{BlockKeep, Conformer, ConformerConfig};
 use crate::readback::ReadBackError;
 
@@ -28,9 +28,9 @@ pub struct CutSource {
     pub scores: UnitScores,
     /// Per unit: the order a budget removes units in (weakest first).
     pub rank: UnitScores,
-    /// Weight norms per unit, where unit-wise gates (adaptive dropout's) have not learned yet
-    /// (every gated site's units rank equal): a budget then removes the weakest units by norm,
-    /// not by position.
+    /// Weight norms per unit, where the gates have not learned yet (every gated site's units
+    /// have the same retention): a budget then removes the weakest units by norm, not by
+    /// position. For L0 each head's value dimensions carry the head's mean norm.
     pub tie_break: Option<UnitScores>,
     /// Whole-module gate values per block (L0; otherwise every module stays).
     pub modules: Vec<[f32; 4]>,
@@ -60,12 +60,20 @@ impl CutSource {
         if let (Some(gates), Some(kind), false) = (gates, prune.gate_kind(), force_magnitude) {
             let snapshot = gates.snapshot().await?;
             let scores = snapshot.pruning_scores(prune);
+            let retention = snapshot.retention(prune);
             // A second read-back only for gates that have not learned (the norms are ~30
-            // dispatches, kept out of every other scoring). Only where every gate is a unit's:
-            // L0 gates heads and whole modules too, and ranking its value dimensions one by one
-            // would cut heads partially, which L0 never does (its ties stay with its own rule).
-            let tie_break = if every_site_tied(&scores.rank) && !kind.gates_heads_and_modules() {
-                Some(magnitude_scores(&model, &prune.sites).await?)
+            // dispatches, kept out of every other scoring). Ties are read from the retention,
+            // not the rank: L0's own rule already zeroes the first `round(Σ P(z = 0))` entries
+            // of a tied vector (by position), which ranks them apart. L0 gates whole heads, so
+            // its heads are told apart by their mean norm: ranked dimension by dimension they
+            // would be cut in pieces (a budget still splits at most the one head it ends in).
+            let tie_break = if every_site_tied(&retention) {
+                let norms = magnitude_scores(&model, &prune.sites).await?;
+                Some(if kind.gates_heads_and_modules() {
+                    whole_heads(norms, config.num_heads)
+                } else {
+                    norms
+                })
             } else {
                 None
             };
@@ -77,7 +85,7 @@ impl CutSource {
                 rank: scores.rank,
                 tie_break,
                 modules: scores.modules,
-                retention: Some(snapshot.retention(prune)),
+                retention: Some(retention),
                 kind: ScoreKind::Retention,
                 keep_floor: kind.keep_floor(),
                 earlier_cut: None,
@@ -347,9 +355,24 @@ impl CutSource {
     }
 }
 
-/// Whether every gated site's units all rank equal (and there is at least one): gates that have
-/// not learned yet, as at the start of a run.
-fn every_site_tied(rank: &UnitScores) -> bool {
-    let mut sites = rank.iter().flatten().flatten().peekable();
+/// `norms` with each head's value dimensions given the head's mean norm, so that a ranking
+/// by them keeps or removes a head as one.
+fn whole_heads(mut norms: UnitScores, num_heads: usize) -> UnitScores {
+    for sites in &mut norms {
+        if let Some(value) = &mut sites[SiteKind::AttnValue.index()] {
+            let per_head = (value.len() / num_heads.max(1)).max(1);
+            for head in value.chunks_mut(per_head) {
+                let mean = head.iter().sum::<f32>() / head.len() as f32;
+                head.fill(mean);
+            }
+        }
+    }
+    norms
+}
+
+/// Whether every gated site's units all have the same value (and there is at least one):
+/// gates that have not learned yet, as at the start of a run.
+fn every_site_tied(values: &UnitScores) -> bool {
+    let mut sites = values.iter().flatten().flatten().peekable();
     sites.peek().is_some() && sites.all(|site| site.windows(2).all(|pair| pair[0].to_bits() == pair[1].to_bits()))
 }
