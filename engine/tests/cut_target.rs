@@ -9,6 +9,7 @@ use prunelab_engine::burn::prelude::*;
 use prunelab_engine::gates::{GateConfig, Method};
 use prunelab_engine::prune::{CutSource, CutTarget, PlanError, Selection};
 use prunelab_engine::readback::block_on;
+use prunelab_engine::store::{decode_checkpoint, encode_checkpoint};
 use prunelab_engine::train::Trainer;
 
 /// A miniature model scored by weight norms, or by fresh gates of `method`.
@@ -169,4 +170,45 @@ fn a_model_cut_earlier_is_cut_again_within_its_plan_as_the_dense_model_would_be(
         .map(|(a, b)| (a - b).abs())
         .fold(0.0_f32, f32::max);
     assert!(worst <= 1e-5, "recut and direct cut differ by {worst}");
+}
+
+/// The magnitude method's cut plan travels with its run: read back from a checkpoint of a run
+/// it cut and restored (as the CLI resumes a run and the lab carries on a kept one), the run
+/// cuts again within the plan exactly as the run it was written from. A plan that disagrees
+/// with the model's shapes is refused, naming the file.
+#[test]
+fn a_resumed_magnitude_run_cuts_again_within_its_plan() {
+    let _turn = miniature::device_rng_turn();
+    let mut config = miniature::config();
+    config.prune.method = Method::Magnitude;
+    let mut trainer = Trainer::new(config, FeatureStats::identity(80), &Device::flex());
+    let dense = block_on(trainer.cut_source(false)).unwrap();
+    let earlier = dense.cut(dense.selection_for(CutTarget::Share(0.6)).unwrap()).unwrap();
+    block_on(trainer.replace_model(&earlier)).unwrap();
+
+    let bytes = encode_checkpoint(&trainer.state().unwrap());
+    let resumed = Trainer::restore(decode_checkpoint(&bytes, "cut.plc").unwrap(), &Device::flex()).unwrap();
+    let (live, again) = (
+        block_on(trainer.cut_source(false)).unwrap(),
+        block_on(resumed.cut_source(false)).unwrap(),
+    );
+    assert!(again.already_cut() && again.can_plan(), "the resumed run lost its plan");
+    let cut = |source: &CutSource| {
+        source
+            .cut(source.selection_for(CutTarget::Share(0.4)).unwrap())
+            .unwrap()
+    };
+    let (from_live, from_resumed) = (cut(&live), cut(&again));
+    assert_eq!(from_resumed.keep, from_live.keep);
+    assert_eq!(from_resumed.params.total(), from_live.params.total());
+
+    let mut odd = trainer.state().unwrap();
+    let first = &mut odd.earlier_cut.as_mut().unwrap()[0].ffn1;
+    first.index.pop();
+    first.scale.pop();
+    let refused = decode_checkpoint(&encode_checkpoint(&odd), "odd.plc")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refused.contains("odd.plc") && refused.contains("cut plan"), "{refused}");
 }

@@ -34,10 +34,10 @@ try {
   for (;;) {
     const done = await step(page);
     if (done >= steps) break;
-    if (done !== last && done % 50 === 0) {
+    if (Math.floor(done / 50) !== last) {
       const minutes = (Date.now() - started) / 60_000;
       console.error(`step ${done} of ${steps}, ${minutes.toFixed(1)} min`);
-      last = done;
+      last = Math.floor(done / 50);
     }
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }

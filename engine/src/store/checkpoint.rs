@@ -4,7 +4,9 @@
 //! optimiser's (empty for an ungated run), then the distillation maps' and their optimiser's
 //! (empty without distillation). Headers written before a section existed omit its length,
 //! which then reads as 0. The header also holds the body's CRC-32 (absent in checkpoints
-//! written before it was added, which load unchecked). Everything is validated on load,
+//! written before it was added, which load unchecked), and, once the magnitude method has cut
+//! the model, the plan it cut by (absent before, and in checkpoints written before session 40).
+//! Everything is validated on load, the cut plan against the dense model and the cut shapes,
 //! the config like command-line arguments and the model it describes against the size of
 //! its weights; any mismatch is an error naming the file.
 
@@ -14,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
 use crate::gates::Gates;
-use crate::model::{Conformer, ConformerConfig, Preset};
-use crate::prune::param_count;
+use crate::model::{BlockKeep, Conformer, ConformerConfig, Preset, check_keep_plan};
+use crate::prune::{param_count, planned_shapes};
 use crate::train::{TrainConfig, TrainerState, gate_layout};
 
 const FORMAT: Format = Format {
@@ -43,6 +45,9 @@ struct Header {
     /// CRC-32 of the whole body.
     #[serde(default)]
     body_crc32: Option<u32>,
+    /// The magnitude method's cut plan, once it has cut (see [`TrainerState::earlier_cut`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    earlier_cut: Option<Vec<BlockKeep>>,
 }
 
 /// Why a checkpoint could not be used. Every variant names the file.
@@ -88,6 +93,7 @@ pub fn encode_checkpoint(state: &TrainerState) -> Vec<u8> {
         distill_maps_len: state.distill_maps.len() as u64,
         distill_optimizer_len: state.distill_optimizer.len() as u64,
         body_crc32: Some(crc.finalize()),
+        earlier_cut: state.earlier_cut.clone(),
     };
     FORMAT.encode(&header, &sections.map(Vec::as_slice))
 }
@@ -130,6 +136,9 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
     let (gates, rest) = rest.split_at(sections[2] as usize);
     let (gate_optimizer, rest) = rest.split_at(sections[3] as usize);
     let (distill_maps, distill_optimizer) = rest.split_at(sections[4] as usize);
+    if let Some(plan) = &header.earlier_cut {
+        check_earlier_cut(&header.config.model, plan).map_err(|detail| FORMAT.bad_header(name, detail))?;
+    }
     if header.config.prune.method.is_gated() && gates.is_empty() {
         return Err(FORMAT
             .bad_header(name, "a gated run's checkpoint holds no gates".to_string())
@@ -146,7 +155,21 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         gate_optimizer: gate_optimizer.to_vec(),
         distill_maps: distill_maps.to_vec(),
         distill_optimizer: distill_optimizer.to_vec(),
+        earlier_cut: header.earlier_cut,
     })
+}
+
+/// A cut plan read from a checkpoint selects from the dense model and makes the model's own
+/// shapes: later cuts index the dense layout by it.
+fn check_earlier_cut(model: &ConformerConfig, plan: &[BlockKeep]) -> Result<(), String> {
+    let Some(shapes) = &model.block_shapes else {
+        return Err("it holds a cut plan, but its model was never cut".into());
+    };
+    check_keep_plan(&model.clone().with_block_shapes(None), plan).map_err(|e| format!("its cut plan: {e}"))?;
+    if planned_shapes(plan) != *shapes {
+        return Err("its cut plan and its model's block shapes disagree".into());
+    }
+    Ok(())
 }
 
 /// A model's weights take at least two bytes a parameter (f16; Prunelab writes f32), so a

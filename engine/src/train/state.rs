@@ -10,7 +10,7 @@ use super::trainer::{Distillation, Trainer, gate_optim_config, materialise, mode
 use super::{LayerMaps, TrainConfig, TrainError};
 use crate::audio::FeatureStats;
 use crate::gates::Gates;
-use crate::model::{Conformer, ConformerConfig};
+use crate::model::{BlockKeep, Conformer, ConformerConfig};
 use crate::optim::{FlatAdamConfig, Optimiser};
 use crate::prune::Pruned;
 use crate::readback::host_copy;
@@ -35,6 +35,10 @@ pub struct TrainerState {
     /// Burnpack bytes of the distillation maps and their optimiser (empty without distillation).
     pub distill_maps: Vec<u8>,
     pub distill_optimizer: Vec<u8>,
+    /// The plan the magnitude method cut the model by (the dense units each block kept), so
+    /// that a later cut, of a resumed run too, plans within it (`None` before a cut, and in
+    /// checkpoints written before session 40, whose cut models can be cut no further).
+    pub earlier_cut: Option<Vec<BlockKeep>>,
 }
 
 impl TrainerState {
@@ -291,6 +295,7 @@ impl Trainer {
         trainer.pending_maps = Some((state.distill_maps, state.distill_optimizer));
         trainer.step = state.step;
         trainer.skipped_steps = state.skipped_steps;
+        trainer.earlier_cut = state.earlier_cut;
         Ok(trainer)
     }
 
@@ -324,6 +329,7 @@ impl Trainer {
             gate_optimizer,
             distill_maps,
             distill_optimizer,
+            earlier_cut: self.earlier_cut.clone(),
         })
     }
 
