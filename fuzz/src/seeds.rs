@@ -6,8 +6,15 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::write_pack;
 use prunelab_engine::gates::Method;
 use prunelab_engine::model::Preset;
-use prunelab_engine::store::{Trace, archive_export_files, encode_checkpoint, encode_trace, sample_export};
-use prunelab_engine::train::{TrainConfig, Trainer};
+use prunelab_engine::prune::CutTarget;
+use prunelab_engine::readback::block_on;
+use prunelab_engine::store::{
+    Trace, archive_export_files, decode_trace, encode_checkpoint, encode_trace, sample_export,
+};
+use prunelab_engine::train::{TrainConfig, Trainer, TrainerState};
+use prunelab_lab_state::saved_run::SavedRun;
+use prunelab_lab_state::session::KeptRun;
+use prunelab_lab_state::settings::LabSettings;
 
 /// A one-second 440 Hz tone, mono 16 kHz 16-bit FLAC.
 pub const TONE_FLAC: &[u8] = include_bytes!("../../tests/data/tone.flac");
@@ -23,14 +30,49 @@ fn small_config(method: Method) -> TrainConfig {
     config
 }
 
+/// A fresh run of each gated kind, and a magnitude run after its cut (whose header holds the
+/// cut's plan).
 pub fn checkpoints() -> Vec<Vec<u8>> {
-    [Method::None, Method::AdaptiveDropout, Method::L0]
+    let mut seeds: Vec<Vec<u8>> = [Method::None, Method::AdaptiveDropout, Method::L0]
         .into_iter()
         .map(|method| {
             let trainer = Trainer::new(small_config(method), FeatureStats::identity(80), &Device::flex());
             encode_checkpoint(&trainer.state().expect("a fresh trainer's state serialises"))
         })
-        .collect()
+        .collect();
+    seeds.push(encode_checkpoint(&magnitude_cut_state()));
+    seeds
+}
+
+fn magnitude_cut_state() -> TrainerState {
+    let mut trainer = Trainer::new(
+        small_config(Method::Magnitude),
+        FeatureStats::identity(80),
+        &Device::flex(),
+    );
+    let source = block_on(trainer.cut_source(false)).expect("a fresh model's norms read back");
+    let selection = source
+        .selection_for(CutTarget::Share(0.6))
+        .expect("60 % of the seed model is a budget");
+    block_on(trainer.replace_model(&source.cut(selection).expect("the seed model cuts")))
+        .expect("the cut model replaces the dense one");
+    trainer.state().expect("a cut trainer's state serialises")
+}
+
+/// A run as the page keeps it for a reload: adaptive dropout's fresh state and a trace.
+pub fn saved_runs() -> Vec<Vec<u8>> {
+    let trainer = Trainer::new(
+        small_config(Method::AdaptiveDropout),
+        FeatureStats::identity(80),
+        &Device::flex(),
+    );
+    let state = trainer.state().expect("a fresh trainer's state serialises");
+    let trace = decode_trace(&traces()[0], "seed.pltrace").expect("the seed trace reads back");
+    let saved = SavedRun {
+        kept: KeptRun::new(state, trace),
+        settings: LabSettings::default(),
+    };
+    vec![saved.encode()]
 }
 
 /// An export as one input: the manifest's length (u32 LE), the manifest, the weights.

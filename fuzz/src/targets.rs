@@ -6,10 +6,11 @@ use prunelab_engine::audio::decode_audio;
 use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::CorpusPack;
 use prunelab_engine::store::{
-    decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model, read_export_archive,
+    Trace, decode_checkpoint, decode_trace, load_export, load_gates, load_inference_model, read_export_archive,
 };
 use prunelab_engine::text::{CharTokenizer, normalize_transcript, parse_transcript_lines, score_chars, score_words};
 use prunelab_engine::train::Trainer;
+use prunelab_lab_state::saved_run::SavedRun;
 
 use crate::mutate::json_end;
 use crate::seeds;
@@ -24,7 +25,7 @@ pub struct Target {
     pub repair: fn(&mut Vec<u8>),
 }
 
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 10] = [
     Target {
         name: "checkpoint",
         what: "training checkpoint: decode, load the inference model and gates, restore the trainer",
@@ -45,6 +46,13 @@ pub const TARGETS: [Target; 9] = [
         seeds: seeds::export_archives,
         run: export_archive,
         repair: repair_tar_checksums,
+    },
+    Target {
+        name: "saved",
+        what: "the lab's run kept across reloads: settings, checkpoint and trace, then the trainer restored",
+        seeds: seeds::saved_runs,
+        run: saved_run,
+        repair: repair_saved_run,
     },
     Target {
         name: "trace",
@@ -124,13 +132,25 @@ fn split_export(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn trace(bytes: &[u8]) -> Result<(), String> {
-    let trace = decode_trace(bytes, "fuzz.pltrace").map_err(|e| e.to_string())?;
-    // What the lab does with a trace: read every site's scores of every snapshot.
+    read_every_score(&decode_trace(bytes, "fuzz.pltrace").map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// What the lab does with a trace: read every site's scores of every snapshot.
+fn read_every_score(trace: &Trace) {
     for snapshot in 0..trace.steps.len() {
         for site in 0..trace.sites.len() {
             std::hint::black_box(trace.site_scores(snapshot, site));
         }
     }
+}
+
+/// What the page does with the run a reload finds: decode it, and to continue it restore the
+/// trainer and show the trace.
+fn saved_run(bytes: &[u8]) -> Result<(), String> {
+    let (state, trace) = SavedRun::decode(bytes, "fuzz.plsaved")?.kept.into_parts();
+    Trainer::restore(state, &Device::flex()).map_err(|e| e.to_string())?;
+    read_every_score(&trace);
     Ok(())
 }
 
@@ -193,28 +213,52 @@ fn repair_container(data: &mut Vec<u8>) {
 /// repair does too, letting mutated weights reach the weight loaders.
 fn repair_checkpoint(data: &mut Vec<u8>) {
     repair_container(data);
-    let Some(header_len) = data
-        .get(12..20)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
-    else {
-        return;
-    };
-    let Some(header_end) = header_len.checked_add(20).filter(|&end| end <= data.len()) else {
-        return;
-    };
-    let Ok(mut header) = serde_json::from_slice::<serde_json::Value>(&data[20..header_end]) else {
+    let Some((mut header, header_end)) = container_header(data) else {
         return;
     };
     let Some(fields) = header.as_object_mut() else {
         return;
     };
     fields.insert("body_crc32".into(), crc32fast::hash(&data[header_end..]).into());
-    let header = serde_json::to_vec(&header).expect("a JSON value serialises");
-    let mut repaired = data[..12].to_vec();
-    repaired.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    repaired.extend_from_slice(&header);
-    repaired.extend_from_slice(&data[header_end..]);
-    *data = repaired;
+    let body = data[header_end..].to_vec();
+    *data = rebuild_container(data, &header, &body);
+}
+
+/// A saved run frames a checkpoint (with its own header and checksum) and then a trace; the
+/// repair mends the outer framing, the checkpoint's, and where the outer header says the
+/// checkpoint ends, so mutations reach the checkpoint's and the trace's own checks.
+fn repair_saved_run(data: &mut Vec<u8>) {
+    repair_container(data);
+    let Some((mut header, header_end)) = container_header(data) else {
+        return;
+    };
+    let split = header.get(1).and_then(serde_json::Value::as_u64).map(|n| n as usize);
+    let Some(split) = split.filter(|&n| n <= data.len() - header_end) else {
+        return;
+    };
+    let mut body = data[header_end..header_end + split].to_vec();
+    repair_checkpoint(&mut body);
+    header[1] = body.len().into();
+    body.extend_from_slice(&data[header_end + split..]);
+    *data = rebuild_container(data, &header, &body);
+}
+
+/// A container's JSON header and where it ends, where the framing holds.
+fn container_header(data: &[u8]) -> Option<(serde_json::Value, usize)> {
+    let header_len = u64::from_le_bytes(data.get(12..20)?.try_into().ok()?) as usize;
+    let header_end = header_len.checked_add(20).filter(|&end| end <= data.len())?;
+    let header = serde_json::from_slice(&data[20..header_end]).ok()?;
+    Some((header, header_end))
+}
+
+/// `data`'s magic and version with `header` and `body` after them.
+fn rebuild_container(data: &[u8], header: &serde_json::Value, body: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).expect("a JSON value serialises");
+    let mut rebuilt = data[..12].to_vec();
+    rebuilt.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    rebuilt.extend_from_slice(&header);
+    rebuilt.extend_from_slice(body);
+    rebuilt
 }
 
 #[allow(clippy::ptr_arg)] // as `repair_container`

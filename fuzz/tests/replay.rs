@@ -15,6 +15,23 @@ fn every_seed_loads() {
     }
 }
 
+/// A repair only mends framing (lengths, checksums): a valid seed stays valid through it.
+#[test]
+fn a_repaired_seed_still_loads() {
+    for target in &TARGETS {
+        for (i, seed) in (target.seeds)().iter().enumerate() {
+            let mut repaired = seed.clone();
+            (target.repair)(&mut repaired);
+            assert_eq!(
+                (target.run)(&repaired),
+                Ok(()),
+                "seed {i} of {} after its repair",
+                target.name
+            );
+        }
+    }
+}
+
 #[test]
 fn saved_crashes_are_errors_now() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz/regressions");

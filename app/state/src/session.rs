@@ -136,6 +136,16 @@ pub struct KeptRun {
 }
 
 impl KeptRun {
+    /// A run's state and trace as one copy (the fuzzer's seeds make them from parts).
+    pub fn new(state: TrainerState, trace: Trace) -> Self {
+        Self { state, trace }
+    }
+
+    /// The trainer's state and the trace, as continuing the run reads them.
+    pub fn into_parts(self) -> (TrainerState, Trace) {
+        (self.state, self.trace)
+    }
+
     /// The step it was kept at.
     pub fn step(&self) -> usize {
         self.state.step

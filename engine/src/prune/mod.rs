@@ -17,7 +17,7 @@ pub use knob::{Knob, KnobMeaning, kept_budget};
 pub use magnitude::magnitude_scores;
 pub use plan::{
     PlanError, ScoreKind, UnitScores, kept_map, kept_per_site, plan_budget, plan_threshold, prunable_sparsity,
-    prunable_sparsity_of_sites, removed_params_per_site,
+    removed_params_per_site,
 };
 pub use target::{CutTarget, TargetError};
 

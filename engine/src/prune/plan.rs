@@ -313,16 +313,12 @@ pub fn removed_params_per_site(config: &ConformerConfig, plan: &[BlockKeep]) -> 
 /// the quantity L0's `--target-sparsity` aims at, measured on the cut model instead of
 /// expected under the gates.
 pub fn prunable_sparsity(config: &ConformerConfig, plan: &[BlockKeep]) -> f64 {
-    prunable_sparsity_of_sites(config, &kept_per_site(config, plan))
-}
-
-/// [`prunable_sparsity`] from the units kept per site kind, `(site, kept, total)` as
-/// [`kept_per_site`] counts them (what a scored cut carries).
-pub fn prunable_sparsity_of_sites(config: &ConformerConfig, kept: &[(SiteKind, usize, usize)]) -> f64 {
     let ppu = |kind: SiteKind| params_per_unit(kind, config.d_model, config.conv_kernel);
-    let (removed, total) = kept.iter().fold((0, 0), |(removed, total), &(kind, kept, units)| {
-        (removed + (units - kept) * ppu(kind), total + units * ppu(kind))
-    });
+    let (removed, total) = kept_per_site(config, plan)
+        .into_iter()
+        .fold((0, 0), |(removed, total), (kind, kept, units)| {
+            (removed + (units - kept) * ppu(kind), total + units * ppu(kind))
+        });
     removed as f64 / total.max(1) as f64
 }
 
