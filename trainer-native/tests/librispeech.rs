@@ -206,12 +206,11 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
     let points = sweep["points"].as_array().expect("sweep points");
     assert_eq!(points.len(), 3, "the unpruned model and two budgets");
     assert!(points[2]["params"].as_u64() <= points[1]["params"].as_u64());
-    // Timing: every point has a real-time factor, and the cut to half the parameters runs
-    // faster than the dense model (the median of 9 back-to-back dense/pruned pairs, so a
-    // loaded machine slows both sides of each ratio alike). With 3 pairs the median fell to
-    // 0.89× once in a clean clone's CI run, the wasm build compiling beside it (1.30–1.39×
-    // when the machine is idle, 1.30–2.54× beside two busy loops): a compile's bursts slowed
-    // one side of two pairs in three.
+    // Timing: every point has a real-time factor and a speed-up. That the cut to half the
+    // parameters runs faster is a benchmark's claim (docs/results.md), not this test's: the
+    // median of back-to-back dense/pruned pairs still fell below 1 on a clean clone's CI, the
+    // wasm build compiling beside it (0.89× with 3 pairs, 0.95× with 9; 1.26–1.39× when the
+    // machine is idle). What the cut must do whatever the load: halve the arithmetic.
     let dense = sweep["dense_params"].as_f64().unwrap();
     for point in points {
         let rtf = point["rtf"].as_f64().unwrap();
@@ -220,9 +219,13 @@ fn fixture_train_eval_sweep_prune_and_eval_the_export() {
     let half = &points[2];
     assert!(half["params"].as_f64().unwrap() <= 0.6 * dense, "{half}");
     let speedup = half["speedup"].as_f64().unwrap();
+    assert!(speedup.is_finite() && speedup > 0.0, "speed-up {speedup}: {half}");
+    let flops = |point: &serde_json::Value| point["gflops_per_second"].as_f64().unwrap();
     assert!(
-        speedup > 1.0,
-        "half the parameters ran at {speedup}× the dense model's speed: {half}"
+        flops(half) <= 0.6 * flops(&points[0]),
+        "half the parameters take {} of the dense model's {} GFLOPs per second of audio",
+        flops(half),
+        flops(&points[0])
     );
 
     let export = dir.join("pruned");
