@@ -2,7 +2,7 @@
 // start, 600 steps, target sparsity 0.5, the slider at 0 so the page shows L0's own cut) on the
 // CPU backend in wasm, to its end, and prints the share of the prunable parameters that cut
 // removes beside the target, with the parameters, dev WER and training rate. The issue asks
-// for L0's landing in the lab as well as natively; a run takes about 15 minutes here, so it
+// for L0's landing in the lab as well as natively; a run takes about 14 minutes here, so it
 // is a measurement, not part of the test suite.
 //
 //   node tests/browser/l0_landing.mjs [SEED] [--steps N] [--download DIR]
