@@ -23,7 +23,7 @@ pub use target::{CutTarget, TargetError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BlockKeep, BlockShape, Conformer, ConformerConfig};
+use crate::model::{BlockKeep, BlockShape, Conformer, ConformerConfig, check_keep_plan};
 
 /// How the kept units are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -107,6 +107,21 @@ pub fn planned_shapes(plan: &[BlockKeep]) -> Vec<BlockShape> {
             }
         })
         .collect()
+}
+
+/// Checks a cut's plan read from a file (an export's manifest, a checkpoint's cut plan) against
+/// the cut model's config `cut`: the plan selects from the dense model (every index inside its
+/// layer, see [`check_keep_plan`]) and makes `cut`'s own block shapes. Surgery and later cuts
+/// index the dense layout by it, so a plan that fails here must never be used.
+pub fn check_cut_plan(cut: &ConformerConfig, plan: &[BlockKeep]) -> Result<(), String> {
+    let Some(shapes) = &cut.block_shapes else {
+        return Err("its config has no block shapes (the model was never cut)".into());
+    };
+    check_keep_plan(&cut.clone().with_block_shapes(None), plan).map_err(|e| e.to_string())?;
+    if planned_shapes(plan) != *shapes {
+        return Err("its kept units and its block shapes disagree".into());
+    }
+    Ok(())
 }
 
 /// Exact parameter count of the model `plan` makes from the dense model of `config`.

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::audio::FeatureStats;
 use crate::container::{ContainerError, Format};
 use crate::gates::Gates;
-use crate::model::{BlockKeep, Conformer, ConformerConfig, Preset, check_keep_plan};
-use crate::prune::{param_count, planned_shapes};
+use crate::model::{BlockKeep, Conformer, ConformerConfig, Preset};
+use crate::prune::{check_cut_plan, param_count};
 use crate::train::{TrainConfig, TrainerState, gate_layout};
 
 const FORMAT: Format = Format {
@@ -137,7 +137,8 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
     let (gate_optimizer, rest) = rest.split_at(sections[3] as usize);
     let (distill_maps, distill_optimizer) = rest.split_at(sections[4] as usize);
     if let Some(plan) = &header.earlier_cut {
-        check_earlier_cut(&header.config.model, plan).map_err(|detail| FORMAT.bad_header(name, detail))?;
+        check_cut_plan(&header.config.model, plan)
+            .map_err(|detail| FORMAT.bad_header(name, format!("its cut plan: {detail}")))?;
     }
     if header.config.prune.method.is_gated() && gates.is_empty() {
         return Err(FORMAT
@@ -157,19 +158,6 @@ pub fn decode_checkpoint(bytes: &[u8], name: &str) -> Result<TrainerState, Store
         distill_optimizer: distill_optimizer.to_vec(),
         earlier_cut: header.earlier_cut,
     })
-}
-
-/// A cut plan read from a checkpoint selects from the dense model and makes the model's own
-/// shapes: later cuts index the dense layout by it.
-fn check_earlier_cut(model: &ConformerConfig, plan: &[BlockKeep]) -> Result<(), String> {
-    let Some(shapes) = &model.block_shapes else {
-        return Err("it holds a cut plan, but its model was never cut".into());
-    };
-    check_keep_plan(&model.clone().with_block_shapes(None), plan).map_err(|e| format!("its cut plan: {e}"))?;
-    if planned_shapes(plan) != *shapes {
-        return Err("its cut plan and its model's block shapes disagree".into());
-    }
-    Ok(())
 }
 
 /// A model's weights take at least two bytes a parameter (f16; Prunelab writes f32), so a

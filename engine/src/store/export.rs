@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::audio::FeatureStats;
 use crate::gates::Method;
-use crate::model::{BlockKeep, Conformer, KeptUnits, check_keep_plan};
+use crate::model::{BlockKeep, Conformer, KeptUnits};
 use crate::prune::{
-    CutSource, ParamCount, Pruned, Selection, flops_per_second, param_count, planned_params, planned_shapes,
+    CutSource, ParamCount, Pruned, Selection, check_cut_plan, flops_per_second, param_count, planned_params,
+    planned_shapes,
 };
 use crate::train::TrainConfig;
 
@@ -210,14 +211,7 @@ pub fn load_export(
         .stats
         .check(manifest.config.fbank.num_bins)
         .map_err(|e| bad(format!("manifest: {e}")))?;
-    let Some(shapes) = &model_config.block_shapes else {
-        return Err(bad("manifest config has no block shapes".into()));
-    };
-    let dense_config = model_config.clone().with_block_shapes(None);
-    check_keep_plan(&dense_config, &manifest.keep).map_err(|e| bad(format!("manifest: {e}")))?;
-    if manifest.keep.len() != model_config.num_blocks || planned_shapes(&manifest.keep) != *shapes {
-        return Err(bad("kept units and block shapes in the manifest disagree".into()));
-    }
+    check_cut_plan(model_config, &manifest.keep).map_err(|e| bad(format!("manifest: {e}")))?;
     let expected = planned_params(&model_config.clone().with_block_shapes(None), &manifest.keep);
     if expected != manifest.params {
         return Err(bad(format!(
