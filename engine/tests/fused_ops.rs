@@ -21,8 +21,9 @@ use prunelab_engine::gates::{
 use prunelab_engine::kernels::{
     GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_projection, fused_attention_softmax,
     fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_packed_head_mix,
-    fused_packed_head_scores, fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    fused_gated_swish_product, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
+    fused_module_output, fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output,
+    fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -295,6 +296,108 @@ fn fused_module_output_and_its_gradients_match_the_composed_bias_dropout_and_gat
     }
 }
 
+/// A module's last matrix product and its output together: backward one dispatch computes the
+/// input's, the weight's and the bias's gradients from the output's through the gate and the
+/// hashed dropout (the product's own gradient is never written). A `tiny` feed-forward module's
+/// contraction (576 → 144) and convolution module's (144 → 144), odd sizes (whose bias gradient
+/// lies after padding), one frame; and a gate that trains, which runs the two operations apart.
+#[test]
+fn fused_projected_output_and_its_gradients_match_the_composed_product_bias_dropout_and_gate() {
+    let device = wgpu_device().autodiff();
+    let half = HashedDropout::new(12_345, 0.9, 0.5);
+    for ([batch, frames, units, width], gate_batches, dropout, gate_trains) in [
+        ([8, 250, 576, 144], 8, half, false),
+        ([8, 250, 144, 144], 1, HashedDropout::none(1.0), false),
+        ([3, 7, 33, 17], 3, HashedDropout::new(7, 0.5, 1.0), false),
+        ([1, 1, 5, 3], 1, half, false),
+        ([3, 7, 33, 17], 3, half, true),
+    ] {
+        let normal = |shape: [usize; 3], sd: f64| Tensor::<3>::random(shape, Distribution::Normal(0.0, sd), &device);
+        let residual = normal([batch, frames, width], 1.0);
+        let input = normal([batch, frames, units], 1.0);
+        let weight = Tensor::<2>::random([units, width], Distribution::Normal(0.0, 0.1), &device);
+        let bias = Tensor::<1>::random([width], Distribution::Normal(0.0, 1.0), &device);
+        let gate = Tensor::<3>::random([gate_batches, 1, 1], Distribution::Uniform(0.0, 1.0), &device);
+        let upstream = normal([batch, frames, width], 1.0);
+        let (fx, fi, fw, fb) = (leaf(&residual), leaf(&input), leaf(&weight), leaf(&bias));
+        let fg = if gate_trains { leaf(&gate) } else { gate.clone() };
+        // The reference on the CPU backend, the mask hashed on the host (see the module output's
+        // test for why not burn's reductions on wgpu).
+        let cpu = Device::flex().autodiff();
+        let on_cpu = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), &cpu).require_grad();
+        let (rx, ri, rg) = (on_cpu(&residual), on_cpu(&input), on_cpu(&gate));
+        let rg = if gate_trains { rg } else { rg.detach() };
+        let rw = Tensor::<2>::from_data(weight.to_data(), &cpu).require_grad();
+        let rb = Tensor::<1>::from_data(bias.to_data(), &cpu).require_grad();
+        let upstream_cpu = Tensor::<3>::from_data(upstream.to_data(), &cpu);
+        let fused = fused_projected_output(fx.clone(), fi.clone(), fw.clone(), fb.clone(), fg.clone(), dropout);
+        let mask = Tensor::<3>::from_data(
+            TensorData::new(dropout.mask(batch * frames * width), [batch, frames, width]),
+            &cpu,
+        );
+        let pre = ri
+            .clone()
+            .reshape([batch * frames, units])
+            .matmul(rw.clone())
+            .reshape([batch, frames, width]);
+        let reference = rx.clone() + rg.clone() * ((pre + rb.clone().reshape([1, 1, width])) * mask);
+        let trains = if gate_trains { "trained" } else { "constant" };
+        let shape =
+            format!("[{batch}, {frames}, {units}] → {width}, {trains} gate [{gate_batches}, 1, 1], {dropout:?}");
+        let mut worst = vec![assert_close(
+            &format!("{shape} output"),
+            fused.clone(),
+            reference.clone(),
+        )];
+        let fused_grads = (fused * upstream).sum().backward();
+        let reference_grads = (reference * upstream_cpu).sum().backward();
+        worst.push(assert_grads_close(
+            &format!("{shape} dresidual"),
+            &fx,
+            &fused_grads,
+            &rx,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} dinput"),
+            &fi,
+            &fused_grads,
+            &ri,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} dweight"),
+            &fw,
+            &fused_grads,
+            &rw,
+            &reference_grads,
+        ));
+        worst.push(assert_grads_close(
+            &format!("{shape} dbias"),
+            &fb,
+            &fused_grads,
+            &rb,
+            &reference_grads,
+        ));
+        if gate_trains {
+            worst.push(assert_grads_close(
+                &format!("{shape} dgate"),
+                &fg,
+                &fused_grads,
+                &rg,
+                &reference_grads,
+            ));
+        } else {
+            assert!(fg.grad(&fused_grads).is_none(), "a constant gate has no gradient");
+        }
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, dresidual, dinput, dweight, dbias[, dgate]) {}",
+            worst.join(", ")
+        );
+    }
+}
+
 #[test]
 fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
     let device = wgpu_device().autodiff();
@@ -360,6 +463,55 @@ fn fused_glu_gate_and_its_gradients_match_the_composed_glu_gate_and_padding() {
         eprintln!(
             "{shape}: largest differences relative to scale (output, dpre, dbias, dgate) {}",
             worst.join(", ")
+        );
+    }
+}
+
+/// The linear layer's product, whose backward pass computes the input's and the weight's
+/// gradients as one dispatch of tiled products: a `tiny` feed-forward layer's 2,000 rows, sizes
+/// that no tile divides, one row, and an input that is a transposed view (read through its
+/// strides).
+#[test]
+fn fused_product_and_its_gradients_match_burns_matmul() {
+    let device = wgpu_device().autodiff();
+    for ([rows, d, o], transposed) in [
+        ([2000, 96, 384], false),
+        ([2000, 384, 96], false),
+        ([37, 33, 5], false),
+        ([1, 1, 7], false),
+        ([45, 17, 19], true),
+    ] {
+        let normal = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        // A transposed input is stored [d, rows] and read as its transpose.
+        let stored = if transposed {
+            normal([d, rows])
+        } else {
+            normal([rows, d])
+        };
+        let weight = normal([d, o]);
+        let upstream = normal([rows, o]);
+        let (fx, fw) = (leaf(&stored), leaf(&weight));
+        let (rx, rw) = (leaf(&stored), leaf(&weight));
+        let as_input = |x: Tensor<2>| if transposed { x.swap_dims(0, 1) } else { x };
+        let fused = fused_product(as_input(fx.clone()), fw.clone());
+        let reference = as_input(rx.clone()).matmul(rw.clone());
+        let shape = format!(
+            "[{rows}, {d}]·[{d}, {o}]{}",
+            if transposed { " (transposed input)" } else { "" }
+        );
+        let worst = [
+            assert_close(&format!("{shape} output"), fused.clone(), reference.clone()),
+            {
+                let fused_grads = (fused * upstream.clone()).sum().backward();
+                let reference_grads = (reference * upstream).sum().backward();
+                let dx = assert_grads_close(&format!("{shape} dx"), &fx, &fused_grads, &rx, &reference_grads);
+                let dw = assert_grads_close(&format!("{shape} dw"), &fw, &fused_grads, &rw, &reference_grads);
+                dx.max(dw)
+            },
+        ];
+        eprintln!(
+            "{shape}: largest differences relative to scale (output, gradients) {:.2e}, {:.2e}",
+            worst[0], worst[1]
         );
     }
 }
@@ -813,6 +965,111 @@ enum DrawingLayer {
     Projection,
     /// The convolution module's bias, GLU, gate and padding.
     Glu,
+}
+
+/// The feed-forward module's hidden layer with its matrix product (one dispatch forward):
+/// against `silu(x · W + b) · m` composed, with the gate given (per utterance, shared) or drawn
+/// inside (adaptive dropout's rows per utterance with its pull, hard concrete's one row), the
+/// hashed dropout; `tiny`'s expansion (144 → 576), odd sizes, and utterances of two frames (a
+/// block of four rows then spans utterances, each drawing its own gates).
+#[test]
+fn fused_gated_swish_product_and_its_gradients_match_the_composed_product_swish_and_gate() {
+    let device = wgpu_device().autodiff();
+    let (adaptive, l0) = (AdaptiveDropoutConfig::default(), HardConcreteConfig::default());
+    let dropout = HashedDropout::new(9, 0.9, 1.0);
+    let (pull, target) = (0.3, -1.0);
+    // (shape [batch, frames, d, units], the gate: None given per utterance, Some((kind, rows, pulled)) drawn)
+    let cases: [([usize; 4], Option<(&dyn GateKind, usize, bool)>); 5] = [
+        ([8, 250, 144, 576], Some((&adaptive, 8, true))),
+        ([8, 250, 144, 576], Some((&l0, 1, false))),
+        ([3, 7, 33, 17], None),
+        ([5, 2, 9, 6], Some((&adaptive, 5, false))),
+        ([1, 1, 5, 3], None),
+    ];
+    for ([batch, frames, d, units], drawn) in cases {
+        let x = Tensor::<3>::random([batch, frames, d], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<2>::random([d, units], Distribution::Normal(0.0, 0.3), &device);
+        let bias = Tensor::<1>::random([units], Distribution::Normal(0.0, 1.0), &device);
+        let upstream = Tensor::<3>::random([batch, frames, units], Distribution::Normal(0.0, 1.0), &device);
+        let (fx, fw, fb) = (leaf(&x), leaf(&weight), leaf(&bias));
+        let (rx, rw, rb) = (leaf(&x), leaf(&weight), leaf(&bias));
+        // The gate: drawn from logits `[units]`, or given values `[batch, 1, units]`.
+        let (gate_values, gate_rows, relaxation) = match drawn {
+            Some((kind, rows, pulled)) => {
+                let relaxation = if pulled {
+                    kind.relaxation().with_pull(pull, target)
+                } else {
+                    kind.relaxation()
+                };
+                (
+                    Tensor::<1>::random([units], Distribution::Normal(0.0, 3.0), &device).reshape([1, 1, units]),
+                    rows,
+                    Some((kind, relaxation, pulled)),
+                )
+            }
+            None => (
+                Tensor::<3>::random([batch, 1, units], Distribution::Uniform(0.0, 1.0), &device),
+                batch,
+                None,
+            ),
+        };
+        let (fg, rg) = (leaf(&gate_values), leaf(&gate_values));
+        let (gate, reference_gate) = match relaxation {
+            Some((kind, relaxation, _)) => {
+                let draw = GateDraw::new(77, gate_rows, relaxation);
+                let noise = Tensor::<2>::from_data(TensorData::new(draw.noise(units), [gate_rows, units]), &device);
+                let sample = kind
+                    .sample(rg.clone().reshape([units]), noise)
+                    .reshape([gate_rows, 1, units]);
+                (
+                    UnitGate::Drawn {
+                        logits: fg.clone().reshape([units]),
+                        draw,
+                    },
+                    sample,
+                )
+            }
+            None => (UnitGate::from(fg.clone()), rg.clone()),
+        };
+        let fused = fused_gated_swish_product(fx.clone(), fw.clone(), fb.clone(), gate, dropout);
+        let mask = TensorData::new(dropout.mask(batch * frames * units), [batch, frames, units]);
+        let z = rx
+            .clone()
+            .reshape([batch * frames, d])
+            .matmul(rw.clone())
+            .reshape([batch, frames, units])
+            + rb.clone().reshape([1, 1, units]);
+        let reference =
+            prunelab_engine::burn::tensor::activation::silu(z) * reference_gate * Tensor::<3>::from_data(mask, &device);
+        let what = format!(
+            "[{batch}, {frames}, {d}] → {units}, gate {}",
+            match drawn {
+                Some((_, rows, pulled)) => format!("drawn, {rows} row(s), pull {pulled}"),
+                None => format!("given [{batch}, 1, {units}]"),
+            }
+        );
+        let output = assert_close(&format!("{what} output"), fused.clone(), reference.clone());
+        let fused_grads = (fused * upstream.clone()).sum().backward();
+        let pulled = matches!(relaxation, Some((_, _, true)));
+        let reference_objective = with_pull_penalty(
+            (reference * upstream).sum(),
+            &rg.clone().flatten::<1>(0, 2),
+            pulled.then_some((pull, target)),
+        );
+        let reference_grads = reference_objective.backward();
+        let worst = [
+            output,
+            assert_grads_close(&format!("{what} dx"), &fx, &fused_grads, &rx, &reference_grads),
+            assert_grads_close(&format!("{what} dweight"), &fw, &fused_grads, &rw, &reference_grads),
+            assert_grads_close(&format!("{what} dbias"), &fb, &fused_grads, &rb, &reference_grads),
+            assert_grads_close(&format!("{what} dgate"), &fg, &fused_grads, &rg, &reference_grads),
+        ];
+        let worst: Vec<String> = worst.iter().map(|w| format!("{w:.2e}")).collect();
+        eprintln!(
+            "{what}: largest differences relative to scale (output, dx, dweight, dbias, dgate) {}",
+            worst.join(", ")
+        );
+    }
 }
 
 #[test]

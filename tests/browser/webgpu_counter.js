@@ -133,6 +133,14 @@
       if (!steps.length) return { steps: 0 };
       const figures = { steps: steps.length };
       for (const key of Object.keys(totals)) figures[key] = median(steps.map(([before, mark]) => mark.totals[key] - before.totals[key]));
+      // A step's work can end after the counter's next change (the optimiser's packing queued
+      // behind the step's read-back), so one window may hold part of the next step's: the mean
+      // over consecutive steps does not depend on where each window happens to close.
+      const [first] = steps[0];
+      const [, lastMark] = steps.at(-1);
+      if (lastMark.step - first.step === steps.length) {
+        figures.dispatches_mean = (lastMark.totals.dispatches - first.totals.dispatches) / steps.length;
+      }
       const [before, last] = steps.at(-1);
       const parts = Object.keys(last.parts).map((part) => [part, last.parts[part] - (before.parts[part] ?? 0)]);
       if (parts.length) figures.dispatches_by_part = Object.fromEntries(parts.sort((a, b) => b[1] - a[1]));

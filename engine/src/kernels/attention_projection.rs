@@ -27,7 +27,7 @@ use super::flat_pack::{view, view_start_after};
 use super::gate_relaxation::{GateDraw, GateRelaxation, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
 use super::launch::{empty_like, launch_shape};
-use super::packed_weights::{pack, reshape, weight_grads};
+use super::packed_weights::{input_and_weight_grads, pack, reshape};
 
 /// How the query's or the value's gate reaches the projection: none, its values
 /// `[batch or 1, 1, units]`, or its logits `[units]` with the draw made in the kernels.
@@ -481,10 +481,10 @@ pub(super) fn backward(
     let dz = reshape(view(grad_out.clone(), 3 * part_stride, rows * columns), [rows, columns]);
     let d = input.shape()[2];
     let input_rows = reshape(into_contiguous(input), [rows, d]);
-    let grad_input = CubeBackend::float_matmul(dz.clone(), CubeBackend::float_swap_dims(packed_weights, 0, 1));
+    let (grad_input, weights) = input_and_weight_grads(input_rows, dz, packed_weights);
     ProjectionGrads {
         input: reshape(grad_input, [batches, frames, d]),
-        weights: weight_grads(input_rows, dz),
+        weights,
         biases: std::array::from_fn(|part| view(grad_out.clone(), part * part_stride, width)),
         gate_query: grad_gate_query,
         gate_value: grad_gate_value,

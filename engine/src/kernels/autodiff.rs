@@ -3,6 +3,7 @@
 //! method called on autodiff tensors runs on the inner backend and tracks nothing.
 
 use burn::backend::AutodiffBackend;
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::tensor::FloatTensor;
@@ -73,6 +74,54 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_gated_product(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        activation: GateActivation,
+        dropout: HashedDropout,
+        drawn: Option<GateDraw>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // The forward pass runs first so that the product it kept can go to the backward pass
+        // (with the inputs); the product itself tracks nothing.
+        let (output, pre) = B::fused_gated_product(
+            input.clone().into_primitive(),
+            weight.clone().into_primitive(),
+            bias.clone().into_primitive(),
+            gate.clone().into_primitive(),
+            activation,
+            dropout,
+            drawn,
+        );
+        let output = fused_op::<B, C, _, 4>(
+            [input, weight, bias, gate],
+            &[0, 1, 2, 3],
+            (pre.clone(), activation, dropout, drawn),
+            |_| output,
+            |grad, saved, (pre, activation, dropout, drawn)| {
+                let [input, weight, bias, gate] = saved_inputs(saved);
+                let [batches, frames, d] = input.shape().dims::<3>();
+                let units = pre.shape()[2];
+                let (grad_pre, grad_bias, grad_gate) =
+                    B::fused_bias_gate_backward(grad, pre, bias, gate, activation, dropout, drawn);
+                let rows = batches * frames;
+                let (grad_input, grad_weight) = B::fused_product_backward(
+                    B::float_reshape(grad_pre, [rows, units].into()),
+                    B::float_reshape(input, [rows, d].into()),
+                    weight,
+                );
+                [
+                    Some(B::float_reshape(grad_input, [batches, frames, d].into())),
+                    Some(grad_weight),
+                    Some(grad_bias),
+                    Some(grad_gate),
+                ]
+            },
+        );
+        (output, Self::from_inner(pre))
+    }
+
     fn fused_module_output(
         residual: FloatTensor<Self>,
         pre: FloatTensor<Self>,
@@ -103,6 +152,32 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_projected_output(
+        residual: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        // Only for a gate that does not train (`functions::fused_projected_output`): its
+        // gradient would need the product kept. The mask is hashed again backward.
+        fused_op::<B, C, _, 5>(
+            [residual, input, weight, bias, gate],
+            &[1, 2, 4],
+            dropout,
+            |[residual, input, weight, bias, gate]| {
+                B::fused_projected_output(residual, input, weight, bias, gate, dropout)
+            },
+            |grad, saved, dropout| {
+                let [input, weight, gate] = saved_inputs(saved);
+                let (grad_input, grad_weight, grad_bias) =
+                    B::fused_projected_output_backward(grad.clone(), input, weight, gate, dropout);
+                [Some(grad), Some(grad_input), Some(grad_weight), Some(grad_bias), None]
+            },
+        )
+    }
+
     fn fused_depthwise_conv(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -116,6 +191,20 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             |grad, saved, ()| {
                 let [input, weight, bias] = saved_inputs(saved);
                 all_three(B::fused_depthwise_conv_backward(grad, input, weight, bias))
+            },
+        )
+    }
+
+    fn fused_product(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        fused_op::<B, C, _, 2>(
+            [input, weight],
+            &[0, 1],
+            (),
+            |[input, weight]| B::fused_product(input, weight),
+            |grad, saved, ()| {
+                let [input, weight] = saved_inputs(saved);
+                let (grad_input, grad_weight) = B::fused_product_backward(grad, input, weight);
+                [Some(grad_input), Some(grad_weight)]
             },
         )
     }
@@ -420,6 +509,32 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(input),
             Self::inner(weight),
             Self::inner(bias),
+        ))
+    }
+
+    fn fused_product_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (grad_input, grad_weight) =
+            B::fused_product_backward(Self::inner(grad), Self::inner(input), Self::inner(weight));
+        (Self::from_inner(grad_input), Self::from_inner(grad_weight))
+    }
+
+    fn fused_projected_output_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        untracked::<B, C>(B::fused_projected_output_backward(
+            Self::inner(grad),
+            Self::inner(input),
+            Self::inner(weight),
+            Self::inner(gate),
+            dropout,
         ))
     }
 

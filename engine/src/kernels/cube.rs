@@ -1,5 +1,6 @@
 //! The fused operations on burn's cube backend: each method launches its module's kernels.
 
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::CubeBackend;
 
@@ -10,8 +11,8 @@ use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
-    attention_softmax, batch_norm_swish, depthwise_conv, flat_pack, gate_sample, glu_gate, head_products, layer_norm,
-    module_output, packed_heads, swish_gate,
+    attention_softmax, batch_norm_swish, depthwise_conv, flat_pack, gate_sample, gated_product, glu_gate,
+    head_products, layer_norm, module_output, packed_heads, product_pair, swish_gate,
 };
 
 impl FusedOps for CubeBackend {
@@ -79,6 +80,39 @@ impl FusedOps for CubeBackend {
         module_output::backward(grad, pre, bias, gate, dropout, gate_wanted)
     }
 
+    fn fused_product(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        CubeBackend::float_matmul(input, weight)
+    }
+
+    fn fused_product_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        product_pair::linear_backward(grad, input, weight)
+    }
+
+    fn fused_projected_output(
+        residual: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self> {
+        product_pair::projected_output(residual, input, weight, bias, gate, dropout)
+    }
+
+    fn fused_projected_output_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        product_pair::module_output_backward(grad, input, weight, gate, dropout)
+    }
+
     fn fused_depthwise_conv(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -111,6 +145,18 @@ impl FusedOps for CubeBackend {
         relaxation: GateRelaxation,
     ) -> FloatTensor<Self> {
         gate_sample::backward(grad, logits, noise, relaxation)
+    }
+
+    fn fused_gated_product(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        activation: GateActivation,
+        dropout: HashedDropout,
+        drawn: Option<GateDraw>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        gated_product::forward(input, weight, bias, gate, activation, dropout, drawn)
     }
 
     fn fused_glu_gate(

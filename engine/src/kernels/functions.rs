@@ -153,6 +153,36 @@ pub fn fused_module_output(
     ))
 }
 
+/// `residual + gate · drop(input · weight + bias)`: a module's last matrix product and
+/// [`fused_module_output`] together, `input` `[batch, frames, d]`, `weight` `[d, o]`. Where the
+/// gate trains (its gradient needs the product kept) the two operations run apart; otherwise the
+/// backward pass is one dispatch, which computes the input's, the weight's and the bias's
+/// gradients from the output's through the gate and the dropout, without writing the product's.
+/// Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_projected_output(
+    residual: Tensor<3>,
+    input: Tensor<3>,
+    weight: Tensor<2>,
+    bias: Tensor<1>,
+    gate: Tensor<3>,
+    dropout: HashedDropout,
+) -> Tensor<3> {
+    if gate.is_require_grad() {
+        let [b, s, d] = input.dims();
+        let o = weight.dims()[1];
+        let pre = fused_product(input.reshape([b * s, d]), weight).reshape([b, s, o]);
+        return fused_module_output(residual, pre, bias, gate, dropout);
+    }
+    Tensor::from_dispatch(Dispatch::fused_projected_output(
+        residual.into_dispatch(),
+        input.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        gate.into_dispatch(),
+        dropout,
+    ))
+}
+
 /// A site's relaxed gate sample `clamp(σ((noise + logits) / τ) · stretch + shift, 0, 1)`,
 /// fused: one kernel forward, one backward, which also adds the pull `relaxation` folds in.
 /// `logits` is `[units]`, `noise` `[rows, units]`. Only for tensors on a cube backend
@@ -163,6 +193,13 @@ pub fn fused_gate_sample(logits: Tensor<1>, noise: Tensor<2>, relaxation: GateRe
         noise.into_dispatch(),
         relaxation,
     ))
+}
+
+/// `input · weight` for `input` `[rows, d]` and `weight` `[d, o]`: burn's matrix product
+/// forward, and backward the input's and the weight's gradients as one dispatch (burn's autodiff
+/// launches two). Only for tensors on a cube backend ([`runs_fused`]).
+pub fn fused_product(input: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::fused_product(input.into_dispatch(), weight.into_dispatch()))
 }
 
 /// `flat` (`[len]`) with `group`'s range written from `parts` (at most [`PACK_PARTS`], any

@@ -23,7 +23,11 @@
 //! projections' layout, no head split or merged (`head_products.rs`); where the heads have one
 //! width, its query, key and value projections as one matrix product writing the three side by
 //! side (`attention_projection.rs`; the weights packed by `packed_weights.rs`), read there by the
-//! per-head products (`packed_heads.rs`); each module's output bias, dropout, weight and gate added to the residual stream (`module_output.rs`); every
+//! per-head products (`packed_heads.rs`); each module's output bias, dropout, weight and gate added to the residual stream (`module_output.rs`); a
+//! block's matrix products, whose backward pass is one dispatch for the input's and the weight's
+//! gradients, and which, where a module's gate does not train, also carries that module's
+//! output both ways (`product_pair.rs`); the feed-forward module's hidden product with its
+//! bias, Swish, gate and dropout in one forward kernel (`gated_product.rs`); every
 //! dropout hashed from the element's position (`hashed_dropout.rs`, `kept.rs`), so no mask is
 //! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
 //! backward pass (`gate_sample.rs`, settings in `gate_relaxation.rs`); and, for the flat
@@ -59,6 +63,8 @@ mod gate_relaxation;
 #[cfg(feature = "wgpu")]
 mod gate_sample;
 #[cfg(feature = "wgpu")]
+mod gated_product;
+#[cfg(feature = "wgpu")]
 mod glu_gate;
 mod hashed_dropout;
 #[cfg(feature = "wgpu")]
@@ -80,6 +86,8 @@ mod packed_heads;
 mod packed_weights;
 mod path;
 #[cfg(feature = "wgpu")]
+mod product_pair;
+#[cfg(feature = "wgpu")]
 mod swish_gate;
 mod unit_gate;
 
@@ -87,7 +95,7 @@ mod unit_gate;
 pub use functions::{
     fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
     fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix,
-    fused_packed_head_scores, fused_view, runs_fused,
+    fused_packed_head_scores, fused_product, fused_projected_output, fused_view, runs_fused,
 };
 pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;
@@ -95,7 +103,9 @@ pub use pack::{PACK_PARTS, PackGroup};
 pub use path::{OpsPath, fuses_on, ops_path, set_ops_path, with_ops_path};
 pub use unit_gate::UnitGate;
 #[cfg(feature = "wgpu")]
-pub use unit_gate::{fused_attention_projection, fused_bias_gate, fused_glu_gate, fused_swish_gate};
+pub use unit_gate::{
+    fused_attention_projection, fused_bias_gate, fused_gated_swish_product, fused_glu_gate, fused_swish_gate,
+};
 
 /// Without the `wgpu` feature no backend has the fused operations: [`fuses_on`] is false on
 /// every device, so the model never calls the functions below.
@@ -108,6 +118,16 @@ mod absent {
     }
 
     pub fn fused_layer_norm<const D: usize>(_: Tensor<D>, _: Tensor<1>, _: Tensor<1>, _: f32) -> Tensor<D> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_gated_swish_product(
+        _: Tensor<3>,
+        _: Tensor<2>,
+        _: Tensor<1>,
+        _: super::UnitGate,
+        _: super::HashedDropout,
+    ) -> Tensor<3> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
@@ -200,6 +220,21 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
+    pub fn fused_product(_: Tensor<2>, _: Tensor<2>) -> Tensor<2> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn fused_projected_output(
+        _: Tensor<3>,
+        _: Tensor<3>,
+        _: Tensor<2>,
+        _: Tensor<1>,
+        _: Tensor<3>,
+        _: super::HashedDropout,
+    ) -> Tensor<3> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
     pub fn fused_view(_: Tensor<1>, _: usize, _: usize) -> Tensor<1> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
@@ -207,7 +242,7 @@ mod absent {
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
     fused_attention_projection, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
-    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_glu_gate, fused_head_mix, fused_head_scores,
-    fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix, fused_packed_head_scores,
-    fused_swish_gate, fused_view, runs_fused,
+    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_gated_swish_product, fused_glu_gate,
+    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix,
+    fused_packed_head_scores, fused_product, fused_projected_output, fused_swish_gate, fused_view, runs_fused,
 };

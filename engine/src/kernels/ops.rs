@@ -56,6 +56,25 @@ pub trait FusedOps: Backend {
         drawn: Option<GateDraw>,
     ) -> FloatTensor<Self>;
 
+    /// [`FusedOps::fused_bias_gate`] with the matrix product before it: `drop(act(input ·
+    /// weight + bias) · gate)` for `input` `[batch, frames, d]` and `weight` `[d, units]`, one
+    /// dispatch; also returns `input · weight`, which the backward pass (that of
+    /// [`FusedOps::fused_bias_gate`], then [`FusedOps::fused_product_backward`]) reads.
+    #[fusion(meta = |input, weight, _bias, _gate, _activation, _dropout, _drawn| {
+        let shape: burn::backend::Shape = [input.shape[0], input.shape[1], weight.shape[1]].into();
+        let spec = burn::backend::fusion::custom::TensorSpec::new(shape, input.dtype);
+        (spec.clone(), spec)
+    })]
+    fn fused_gated_product(
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        activation: GateActivation,
+        dropout: HashedDropout,
+        drawn: Option<GateDraw>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
     /// The gradients of [`FusedOps::fused_bias_gate`] with respect to `pre`, `bias` and `gate`
     /// (the logits when `drawn`, with the draw's pull added).
     #[fusion(meta = |_grad, pre, bias, gate, _activation, _dropout, _drawn| (pre.clone(), bias.clone(), gate.clone()))]
@@ -327,6 +346,34 @@ pub trait FusedOps: Backend {
         gate_wanted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// [`FusedOps::fused_module_output`] of a module's last matrix product: `residual + gate ·
+    /// drop(input · weight + bias)`, with `input` `[batch, frames, d]` and `weight` `[d, o]`; for a
+    /// gate that does not train, whose backward pass is one dispatch
+    /// ([`FusedOps::fused_projected_output_backward`]).
+    #[fusion(dtype = residual, shape = residual)]
+    fn fused_projected_output(
+        residual: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_projected_output`] with respect to `input`, `weight`
+    /// and `bias` (the residual's is the output's own; the gate is a constant), in one dispatch.
+    #[fusion(meta = |_grad, input, weight, _gate, _dropout| {
+        let bias = burn::backend::fusion::custom::TensorSpec::new([weight.shape[1]].into(), weight.dtype);
+        (input.clone(), weight.clone(), bias)
+    })]
+    fn fused_projected_output_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        dropout: HashedDropout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
     /// A site's relaxed gate sample `[rows, units]` from its logits `[units]` and logistic
     /// `noise` `[rows, units]` (`relaxation` says which relaxation and any pull folded in).
     #[fusion(dtype = noise, shape = noise)]
@@ -344,6 +391,23 @@ pub trait FusedOps: Backend {
         noise: FloatTensor<Self>,
         relaxation: GateRelaxation,
     ) -> FloatTensor<Self>;
+
+    /// `input · weight` for `input` `[rows, d]` and `weight` `[d, o]`: a linear layer's matrix
+    /// product, burn's forward, with its two backward products as one dispatch
+    /// ([`FusedOps::fused_product_backward`]).
+    #[fusion(meta = |input, weight| {
+        burn::backend::fusion::custom::TensorSpec::new([input.shape[0], weight.shape[1]].into(), input.dtype)
+    })]
+    fn fused_product(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradients of [`FusedOps::fused_product`] with respect to the input (`grad · weightᵀ`)
+    /// and the weight (`inputᵀ · grad`), both in one dispatch (`product_pair.rs`).
+    #[fusion(meta = |_grad, input, weight| (input.clone(), weight.clone()))]
+    fn fused_product_backward(
+        grad: FloatTensor<Self>,
+        input: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// `flat` with `group`'s range written from the six parts (any ranks and strides; a part
     /// whose length in `group` is 0 is not read), in place where nothing else holds `flat`. The

@@ -13,6 +13,7 @@ use cubecl::prelude::*;
 
 use super::flat_pack::{can_view_at, view};
 use super::launch::{empty_like, launch_shape};
+use super::product_pair::{product_pair, transposed};
 
 /// `[rows, 3w]` from three `[rows, w]`: each row the query's, the key's and the value's side by
 /// side; one unit per element.
@@ -129,23 +130,32 @@ fn unpack(packed: CubeTensor) -> [CubeTensor; 3] {
     parts
 }
 
-/// The three weights' gradients `[d, w]` from the input's rows `[n, d]` and `dz` `[n, 3w]`.
-/// Taken as dWᵀ = dzᵀ·x `[3w, d]`, each weight's gradient is a block of rows: where each block
-/// starts at a multiple of 64 elements (w·d is, for `tiny` and any even w there), the three are
-/// transposed views of it, and the optimiser's packing reads them as they lie; otherwise
-/// dW = xᵀ·dz is unpacked by a kernel.
-pub(super) fn weight_grads(input_rows: CubeTensor, dz: CubeTensor) -> [CubeTensor; 3] {
+/// The projection's backward products from the input's rows `[n, d]`, `dz` `[n, 3w]` and the
+/// packed weights `[d, 3w]`, as one dispatch (`product_pair.rs`): the input's gradient
+/// `dz · Wᵀ` `[n, d]` and the three weights' `[d, w]`. The weights' are taken as
+/// dWᵀ = dzᵀ·x `[3w, d]`, each weight's gradient a block of rows: where each block starts at a
+/// multiple of 64 elements (w·d is, for `tiny` and any even w there), the three are transposed
+/// views of it, and the optimiser's packing reads them as they lie; otherwise dW = xᵀ·dz is
+/// unpacked by a kernel.
+pub(super) fn input_and_weight_grads(
+    input_rows: CubeTensor,
+    dz: CubeTensor,
+    packed_weights: CubeTensor,
+) -> (CubeTensor, [CubeTensor; 3]) {
     let [d, width] = [input_rows.shape()[1], dz.shape()[1] / 3];
+    let input_grad = [dz.clone(), transposed(packed_weights)];
     if can_view_at(width * d) {
-        let transposed = CubeBackend::float_matmul(CubeBackend::float_swap_dims(dz, 0, 1), input_rows);
-        std::array::from_fn(|part| {
-            let block = reshape(view(transposed.clone(), part * width * d, width * d), [width, d]);
-            CubeBackend::float_swap_dims(block, 0, 1)
-        })
+        let (grad_input, weights_transposed) = product_pair(input_grad, [transposed(dz), input_rows]);
+        let weights = std::array::from_fn(|part| {
+            let block = reshape(
+                view(weights_transposed.clone(), part * width * d, width * d),
+                [width, d],
+            );
+            transposed(block)
+        });
+        (grad_input, weights)
     } else {
-        unpack(CubeBackend::float_matmul(
-            CubeBackend::float_swap_dims(input_rows, 0, 1),
-            dz,
-        ))
+        let (grad_input, weights) = product_pair(input_grad, [transposed(input_rows), dz]);
+        (grad_input, unpack(weights))
     }
 }

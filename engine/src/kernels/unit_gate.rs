@@ -49,7 +49,9 @@ impl From<Tensor<3>> for UnitGate {
 }
 
 #[cfg(feature = "wgpu")]
-pub use fused::{fused_attention_projection, fused_bias_gate, fused_glu_gate, fused_swish_gate};
+pub use fused::{
+    fused_attention_projection, fused_bias_gate, fused_gated_swish_product, fused_glu_gate, fused_swish_gate,
+};
 
 #[cfg(feature = "wgpu")]
 mod fused {
@@ -70,6 +72,30 @@ mod fused {
     /// for tensors on a cube backend (`kernels::runs_fused`).
     pub fn fused_swish_gate(pre: Tensor<3>, bias: Tensor<1>, gate: UnitGate, dropout: HashedDropout) -> Tensor<3> {
         bias_gate(pre, bias, gate, GateActivation::Swish, dropout)
+    }
+
+    /// [`fused_swish_gate`] with its matrix product: `drop(swish(input · weight + bias) ·
+    /// gate)`, `input` `[batch, frames, d]`, `weight` `[d, units]`: one dispatch forward (which
+    /// also keeps the product for the backward pass), two backward (the swish gate's, then the
+    /// product pair's). Only for tensors on a cube backend (`kernels::runs_fused`).
+    pub fn fused_gated_swish_product(
+        input: Tensor<3>,
+        weight: Tensor<2>,
+        bias: Tensor<1>,
+        gate: UnitGate,
+        dropout: HashedDropout,
+    ) -> Tensor<3> {
+        let (gate, drawn) = gate.into_dispatch();
+        let (output, _product) = Dispatch::fused_gated_product(
+            input.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            gate,
+            GateActivation::Swish,
+            dropout,
+            drawn,
+        );
+        Tensor::from_dispatch(output)
     }
 
     /// An attention projection after its matrix product: `(pre + bias) · gate`, fused as the

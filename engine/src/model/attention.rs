@@ -188,7 +188,8 @@ impl RelPosSelfAttention {
     /// dropout left to the block.
     fn module_output(&self, context: Tensor<3>, v_heads: &PaddedHeads) -> ModuleOutput<'_> {
         ModuleOutput {
-            pre: v_heads.product_from(&self.output, context),
+            input: context,
+            weight: v_heads.weight_from(&self.output),
             bias: self.output.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }

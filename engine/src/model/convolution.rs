@@ -93,7 +93,8 @@ impl ConvModule {
         let x = self.gated_glu(layer_norm(&self.norm, x), padding, channel_mask); // [b, s, c]
         let x = self.convolved(x); // [b, s, c]
         ModuleOutput {
-            pre: product(x, self.pointwise_out.weight.val()),
+            input: x,
+            weight: self.pointwise_out.weight.val(),
             bias: self.pointwise_out.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }

@@ -9,7 +9,7 @@ use burn::tensor::activation::silu;
 use super::dropout::{apply_hashed, hashed_draw};
 use super::module_output::ModuleOutput;
 use super::norm::{layer_norm, layer_norm_init};
-use super::product::{apply_linear, product};
+use super::product::apply_linear;
 use super::resize::{KeptUnits, Side, resize_linear, scale_linear};
 use crate::kernels::{self, HashedDropout, UnitGate};
 
@@ -67,22 +67,22 @@ impl FeedForward {
         };
         let hidden = self.gated_hidden(layer_norm(&self.norm, x), hidden_mask, hidden_dropout); // [b, s, u]
         ModuleOutput {
-            pre: product(hidden, self.contract.weight.val()),
+            input: hidden,
+            weight: self.contract.weight.val(),
             bias: self.contract.bias.as_ref().map(|b| b.val()),
             dropout: &self.dropout,
         }
     }
 
-    /// `drop(swish(expand(x)) · mask)`: one fused operation after the matrix product where
+    /// `drop(swish(expand(x)) · mask)`: one fused operation with the matrix product where
     /// this thread's path and the device allow it (`kernels::fuses_on`; a drawn mask is drawn
     /// there too), burn's composed ones otherwise (the same hashed mask, uploaded).
     fn gated_hidden(&self, x: Tensor<3>, mask: Option<UnitGate>, drop: HashedDropout) -> Tensor<3> {
         match &self.expand.bias {
             Some(bias) if kernels::fuses_on(&x.device()) => {
                 let device = x.device();
-                let pre = product(x, self.expand.weight.val());
                 let mask = mask.unwrap_or_else(|| Tensor::ones([1, 1, self.hidden_units()], &device).into());
-                kernels::fused_swish_gate(pre, bias.val(), mask, drop)
+                kernels::fused_gated_swish_product(x, self.expand.weight.val(), bias.val(), mask, drop)
             }
             _ => {
                 let hidden = silu(apply_linear(&self.expand, x));
@@ -164,7 +164,8 @@ mod tests {
         let expected = run(&|| {
             let hidden = silu(ffn.expand.forward(layer_norm(&ffn.norm, x.clone()))) * mask.clone();
             ModuleOutput {
-                pre: product(hidden, ffn.contract.weight.val()),
+                input: hidden,
+                weight: ffn.contract.weight.val(),
                 bias: ffn.contract.bias.as_ref().map(|b| b.val()),
                 dropout: &ffn.dropout,
             }

@@ -91,16 +91,15 @@ impl PaddedHeads {
         self.spread(bias, 0)
     }
 
-    /// `linear`'s matrix product (it reads the compact heads) applied to `x` given in the
-    /// padded layout, without its bias (the block adds that with the module's output).
-    pub fn product_from(&self, linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    /// `linear`'s weight (it reads the compact heads) as it applies to its input given in the
+    /// padded layout: the rows of the missing heads' columns are zero.
+    pub fn weight_from(&self, linear: &Linear) -> Tensor<2> {
         let weight = linear.weight.val();
-        let weight = if self.gather.is_none() {
+        if self.gather.is_none() {
             weight
         } else {
             self.spread(weight, 0)
-        };
-        product(x, weight)
+        }
     }
 
     /// A gate `[b or 1, 1, Σw]` on the compact heads, moved to the padded layout (its value on

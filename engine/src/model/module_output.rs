@@ -1,9 +1,10 @@
 //! Where a module's output meets the residual stream: the output bias, dropout, the module's
 //! weight (½ for the macaron feed-forward modules) and its gate, added to the block's input.
 //!
-//! Each module stops at its last matrix product and hands over a [`ModuleOutput`]; the block
-//! adds it with [`add_module_output`], one fused operation on a device that has them (the
-//! bias's and the gate's gradients come out of the kernels that make the input's), burn's
+//! Each module stops before its last matrix product and hands over a [`ModuleOutput`] (the
+//! product's input and weight); the block adds it with [`add_module_output`], one fused
+//! operation with the product on a device that has them (backward, one dispatch makes the
+//! input's, the weight's and the bias's gradients, `kernels::fused_projected_output`), burn's
 //! composed operations otherwise. The dropout here is hashed (`kernels::HashedDropout`): the
 //! fused kernels compute each element's mask where they need it, and the composed path uploads
 //! the same mask, so both paths drop the same elements.
@@ -13,22 +14,24 @@ use burn::prelude::*;
 
 use super::dropout::{apply_hashed, hashed_draw};
 use super::padding::Padding;
+use super::product::product;
 use crate::kernels;
 
-/// A module's output before its bias: `pre` `[b, s, d]` (the last matrix product), the bias
-/// `[d]` and the dropout that follows them.
+/// A module's output before its last matrix product: the product's `input` `[b, s, u]` and
+/// `weight` `[u, d]`, the bias `[d]` and the dropout that follows them.
 pub struct ModuleOutput<'a> {
-    pub pre: Tensor<3>,
+    pub input: Tensor<3>,
+    pub weight: Tensor<2>,
     pub bias: Option<Tensor<1>>,
     pub dropout: &'a Dropout,
 }
 
 impl ModuleOutput<'_> {
-    /// The module's output on its own, `drop(pre + bias)` (the block adds it; this is for
-    /// callers that look at one module).
+    /// The module's output on its own, `drop(input · weight + bias)` (the block adds it; this
+    /// is for callers that look at one module).
     pub fn value(self) -> Tensor<3> {
-        let drop = hashed_draw(self.dropout, &self.pre.device(), 1.0);
-        composed(self.pre, self.bias, drop)
+        let drop = hashed_draw(self.dropout, &self.input.device(), 1.0);
+        composed(product(self.input, self.weight), self.bias, drop)
     }
 }
 
@@ -41,15 +44,15 @@ pub fn add_module_output(
     gate: Option<Tensor<3>>,
     padding: &Padding,
 ) -> Tensor<3> {
-    let device = output.pre.device();
+    let device = output.input.device();
     let drop = hashed_draw(output.dropout, &device, weight);
     match output.bias {
         Some(bias) if kernels::fuses_on(&device) => {
             let gate = gate.unwrap_or_else(|| padding.no_gate.clone());
-            kernels::fused_module_output(residual, output.pre, bias, gate, drop)
+            kernels::fused_projected_output(residual, output.input, output.weight, bias, gate, drop)
         }
         bias => {
-            let y = composed(output.pre, bias, drop);
+            let y = composed(product(output.input, output.weight), bias, drop);
             residual + gate.map_or(y.clone(), |g| y * g)
         }
     }
