@@ -20,8 +20,8 @@ use prunelab_engine::gates::{
 };
 use prunelab_engine::kernels::{
     GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_projection, fused_attention_softmax,
-    fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_gated_swish_product, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
+    fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_ctc_loss, fused_depthwise_conv,
+    fused_gate_sample, fused_gated_swish_product, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
     fused_module_output, fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output,
     fused_swish_gate, fuses_on, runs_fused, with_ops_path,
 };
@@ -396,6 +396,82 @@ fn fused_projected_output_and_its_gradients_match_the_composed_product_bias_drop
             worst.join(", ")
         );
     }
+}
+
+/// The fused CTC loss (log-softmax, α and β recursions in two dispatches) against burn's
+/// composed log-softmax and CTC loss (`train::ctc_loss`, on the CPU backend): the mean loss per
+/// token and the logits' gradient. A `tiny`-sized batch with padded frames and targets, repeated
+/// tokens with just enough frames, and a single frame. Then a target no alignment can reach,
+/// which burn refuses in a debug build: its loss and gradient must be zero (`zero_infinity`),
+/// the batch's mean and the other utterance's gradient as burn's for that utterance alone, halved.
+#[test]
+fn fused_ctc_loss_and_its_gradient_match_burns_ctc_loss() {
+    let device = wgpu_device().autodiff();
+    let cpu = Device::flex().autodiff();
+    let classes = 30;
+    let mut rng = SplitMix64::new(5);
+    let padded = |targets: &[Vec<i64>]| -> (Vec<i64>, usize, Vec<usize>) {
+        let tokens = targets.iter().map(Vec::len).max().unwrap();
+        let flat = targets
+            .iter()
+            .flat_map(|t| t.iter().copied().chain(std::iter::repeat_n(0, tokens - t.len())))
+            .collect();
+        (flat, tokens, targets.iter().map(Vec::len).collect())
+    };
+    let cases: [(&str, Vec<usize>, Vec<Vec<i64>>); 3] = [
+        (
+            "tiny batch",
+            vec![100, 97, 80, 64, 100, 51, 90, 75],
+            (0..8)
+                .map(|i| {
+                    (0..(10 + 5 * i))
+                        .map(|_| 1 + (rng.next_u64() % (classes as u64 - 1)) as i64)
+                        .collect()
+                })
+                .collect(),
+        ),
+        (
+            "repeats, just enough frames",
+            vec![5, 7],
+            vec![vec![3, 3, 3], vec![4, 4, 2, 2]],
+        ),
+        ("one frame", vec![1, 3], vec![vec![7], vec![1, 2]]),
+    ];
+    for (what, lengths, targets) in cases {
+        let (batch, frames) = (lengths.len(), *lengths.iter().max().unwrap());
+        let (flat, tokens, target_lengths) = padded(&targets);
+        let logits = Tensor::<3>::random([batch, frames, classes], Distribution::Normal(0.0, 2.0), &device);
+        let fl = leaf(&logits);
+        let rl = Tensor::<3>::from_data(logits.to_data(), &cpu).require_grad();
+        let fused = fused_ctc_loss(fl.clone(), &flat, tokens, &lengths, &target_lengths).expect("fits");
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(flat, [batch, tokens]), &cpu);
+        let reference = ctc_loss(rl.clone(), targets, &lengths, &target_lengths);
+        let loss = assert_close(&format!("{what}: loss"), fused.clone(), reference.clone());
+        let (fused_grads, reference_grads) = (fused.backward(), reference.backward());
+        let gradient = assert_grads_close(&format!("{what}: dlogits"), &fl, &fused_grads, &rl, &reference_grads);
+        eprintln!("{what}: largest differences relative to scale (loss, dlogits) {loss:.2e}, {gradient:.2e}");
+    }
+    // Three repeats need five frames (a blank between each): four reach no alignment.
+    let (flat, tokens, target_lengths) = padded(&[vec![3, 3, 3], vec![2, 3]]);
+    let logits = Tensor::<3>::random([2, 6, classes], Distribution::Normal(0.0, 2.0), &device);
+    let fl = leaf(&logits);
+    let fused = fused_ctc_loss(fl.clone(), &flat, tokens, &[4, 6], &target_lengths).expect("fits");
+    let second = Tensor::<3>::from_data(logits.clone().slice([1..2]).to_data(), &cpu).require_grad();
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 3], [1, 2]), &cpu);
+    let alone = ctc_loss(second.clone(), targets, &[6], &[2]);
+    assert_close("unreachable: loss", fused.clone(), alone.clone().div_scalar(2.0));
+    let (fused_grads, alone_grads) = (fused.backward(), alone.backward());
+    let grad = fl.grad(&fused_grads).unwrap();
+    let first: Vec<f32> = grad.clone().slice([0..1]).try_into_vec_as().unwrap();
+    assert!(
+        first.iter().all(|&g| g == 0.0),
+        "the unreachable utterance has a gradient"
+    );
+    assert_close(
+        "unreachable: the other's dlogits",
+        grad.slice([1..2]),
+        second.grad(&alone_grads).unwrap().div_scalar(2.0),
+    );
 }
 
 #[test]

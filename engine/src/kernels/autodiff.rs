@@ -178,6 +178,28 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         )
     }
 
+    fn fused_ctc(
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        cap: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // The forward pass runs first so that its α can go to the backward pass (with the
+        // logits and the plan, which is a constant); the α track nothing.
+        let plan = plan.into_primitive();
+        let (losses, alphas) = B::fused_ctc(logits.clone().into_primitive(), plan.clone(), cap);
+        let losses = fused_op::<B, C, _, 1>(
+            [logits],
+            &[0],
+            (plan, alphas.clone(), cap),
+            |_| losses,
+            |grad, saved, (plan, alphas, cap)| {
+                let [logits] = saved_inputs(saved);
+                [Some(B::fused_ctc_backward(grad, logits, plan, alphas, cap))]
+            },
+        );
+        (losses, Self::from_inner(alphas))
+    }
+
     fn fused_depthwise_conv(
         input: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -535,6 +557,22 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(weight),
             Self::inner(gate),
             dropout,
+        ))
+    }
+
+    fn fused_ctc_backward(
+        grad: FloatTensor<Self>,
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        alphas: FloatTensor<Self>,
+        cap: usize,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::fused_ctc_backward(
+            Self::inner(grad),
+            Self::inner(logits),
+            Self::inner(plan),
+            Self::inner(alphas),
+            cap,
         ))
     }
 

@@ -11,7 +11,7 @@ use super::hashed_dropout::HashedDropout;
 use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
-    attention_softmax, batch_norm_swish, depthwise_conv, flat_pack, gate_sample, gated_product, glu_gate,
+    attention_softmax, batch_norm_swish, ctc, depthwise_conv, flat_pack, gate_sample, gated_product, glu_gate,
     head_products, layer_norm, module_output, packed_heads, product_pair, swish_gate,
 };
 
@@ -111,6 +111,24 @@ impl FusedOps for CubeBackend {
         dropout: HashedDropout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         product_pair::module_output_backward(grad, input, weight, gate, dropout)
+    }
+
+    fn fused_ctc(
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        cap: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        ctc::forward(logits, plan, cap)
+    }
+
+    fn fused_ctc_backward(
+        grad: FloatTensor<Self>,
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        alphas: FloatTensor<Self>,
+        cap: usize,
+    ) -> FloatTensor<Self> {
+        ctc::backward(grad, logits, plan, alphas, cap)
     }
 
     fn fused_depthwise_conv(

@@ -183,6 +183,32 @@ pub fn fused_projected_output(
     ))
 }
 
+/// The mean CTC loss per target token (PyTorch's "mean", as `train::ctc_loss` computes it with
+/// burn's operations), `[1]`, fused: one dispatch forward (the log-softmax inside), one backward,
+/// and burn's mean over the batch. `logits` `[b, s, v]`; `targets` `[b, tokens]` on the host,
+/// padded; `lengths` and `target_lengths` one per utterance. `None` where a target is too long
+/// for the kernels' workgroup memory (`ctc::state_capacity`): burn's loss serves then. Only for
+/// tensors on a cube backend ([`runs_fused`]).
+pub fn fused_ctc_loss(
+    logits: Tensor<3>,
+    targets: &[i64],
+    tokens: usize,
+    lengths: &[usize],
+    target_lengths: &[usize],
+) -> Option<Tensor<1>> {
+    let cap = super::ctc::state_capacity(target_lengths.iter().copied().max().unwrap_or(0))?;
+    let batches = lengths.len();
+    let mut plan = Vec::with_capacity(batches * (2 + tokens));
+    for n in 0..batches {
+        plan.push(lengths[n] as f32);
+        plan.push(target_lengths[n] as f32);
+        plan.extend(targets[n * tokens..(n + 1) * tokens].iter().map(|&t| t as f32));
+    }
+    let plan = Tensor::<2>::from_data(TensorData::new(plan, [batches, 2 + tokens]), &logits.device());
+    let (losses, _alphas) = Dispatch::fused_ctc(logits.into_dispatch(), plan.into_dispatch(), cap);
+    Some(Tensor::<1>::from_dispatch(losses).mean())
+}
+
 /// A site's relaxed gate sample `clamp(σ((noise + logits) / τ) · stretch + shift, 0, 1)`,
 /// fused: one kernel forward, one backward, which also adds the pull `relaxation` folds in.
 /// `logits` is `[units]`, `noise` `[rows, units]`. Only for tensors on a cube backend

@@ -52,6 +52,8 @@ mod autodiff_graph;
 #[cfg(feature = "wgpu")]
 mod batch_norm_swish;
 #[cfg(feature = "wgpu")]
+mod ctc;
+#[cfg(feature = "wgpu")]
 mod cube;
 #[cfg(feature = "wgpu")]
 mod depthwise_conv;
@@ -93,9 +95,9 @@ mod unit_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_depthwise_conv, fused_gate_sample,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix,
-    fused_packed_head_scores, fused_product, fused_projected_output, fused_view, runs_fused,
+    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_ctc_loss, fused_depthwise_conv,
+    fused_gate_sample, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
+    fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output, fused_view, runs_fused,
 };
 pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;
@@ -235,6 +237,10 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
+    pub fn fused_ctc_loss(_: Tensor<3>, _: &[i64], _: usize, _: &[usize], _: &[usize]) -> Option<Tensor<1>> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
     pub fn fused_view(_: Tensor<1>, _: usize, _: usize) -> Tensor<1> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
@@ -242,7 +248,8 @@ mod absent {
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
     fused_attention_projection, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
-    fused_channel_moments, fused_depthwise_conv, fused_gate_sample, fused_gated_swish_product, fused_glu_gate,
-    fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack, fused_packed_head_mix,
-    fused_packed_head_scores, fused_product, fused_projected_output, fused_swish_gate, fused_view, runs_fused,
+    fused_channel_moments, fused_ctc_loss, fused_depthwise_conv, fused_gate_sample, fused_gated_swish_product,
+    fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
+    fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output, fused_swish_gate,
+    fused_view, runs_fused,
 };

@@ -409,6 +409,35 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
+    /// The CTC loss of each utterance, `−ln p / L` (0 where no alignment exists), `[batch]`, from
+    /// `logits` `[batch, frames, classes]` (the log-softmax is inside) and `plan` `[batch, 2 +
+    /// tokens]` (each utterance's frames, target length and tokens, as floats); and every frame's
+    /// α, `[batch, frames, cap]`, for the backward pass (`ctc.rs`; `cap` from
+    /// `ctc::state_capacity`).
+    #[fusion(meta = |logits, _plan, cap| {
+        let (batches, frames) = (logits.shape[0], logits.shape[1]);
+        (
+            burn::backend::fusion::custom::TensorSpec::new([batches].into(), logits.dtype),
+            burn::backend::fusion::custom::TensorSpec::new([batches, frames, *cap].into(), logits.dtype),
+        )
+    })]
+    fn fused_ctc(
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        cap: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradient of [`FusedOps::fused_ctc`]'s losses with respect to the logits, from the
+    /// losses' gradient `[batch]` and the α the forward pass kept.
+    #[fusion(meta = |_grad, logits, _plan, _alphas, _cap| logits.clone())]
+    fn fused_ctc_backward(
+        grad: FloatTensor<Self>,
+        logits: FloatTensor<Self>,
+        plan: FloatTensor<Self>,
+        alphas: FloatTensor<Self>,
+        cap: usize,
+    ) -> FloatTensor<Self>;
+
     /// `flat` with `group`'s range written from the six parts (any ranks and strides; a part
     /// whose length in `group` is 0 is not read), in place where nothing else holds `flat`. The
     /// flat optimiser's gradient packing (`flat_pack.rs`); not differentiated.

@@ -11,7 +11,8 @@ use burn::tensor::Gradients;
 
 use super::distill::valid_frames;
 use super::gating::{block_masks, gate_layout};
-use super::{LayerMaps, TrainConfig, ctc_loss};
+use super::objective::batch_ctc_loss;
+use super::{LayerMaps, TrainConfig};
 use crate::audio::FeatureStats;
 use crate::data::Utterance;
 use crate::gates::Gates;
@@ -112,12 +113,7 @@ pub(super) fn forward_pass(
         }
         _ => Tensor::zeros([1], device),
     };
-    let ctc = ctc_loss(
-        output.logits,
-        prepared.targets,
-        &output.lengths,
-        &prepared.batch.target_lengths,
-    );
+    let ctc = batch_ctc_loss(output.logits, prepared.targets, &prepared.batch, &output.lengths);
     let layout = gate_layout(&config.model);
     let penalty = match modules.gates {
         Some(gates) if position.adds_penalty() => gates.penalty(prune, layout, position.step, config.steps),

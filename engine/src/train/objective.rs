@@ -4,6 +4,8 @@ use burn::nn::loss::{CTCLossConfig, Reduction};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
+use crate::data::Batch;
+use crate::kernels;
 use crate::text::BLANK;
 
 /// Mean CTC loss per target token (PyTorch's `reduction = "mean"`), `[1]`.
@@ -30,6 +32,25 @@ pub fn ctc_loss(logits: Tensor<3>, targets: Tensor<2, Int>, lengths: &[usize], t
         to_tensor(target_lengths),
         Reduction::Mean,
     )
+}
+
+/// [`ctc_loss`] of a prepared batch: fused (`kernels::fused_ctc_loss`: two dispatches and a
+/// mean instead of about 38) where this thread's path and the device allow it and the targets fit
+/// its workgroup memory, burn's composed loss otherwise. `batch` has the targets on the host
+/// (`targets` is them on the device).
+pub fn batch_ctc_loss(logits: Tensor<3>, targets: Tensor<2, Int>, batch: &Batch, lengths: &[usize]) -> Tensor<1> {
+    if kernels::fuses_on(&logits.device())
+        && let Some(loss) = kernels::fused_ctc_loss(
+            logits.clone(),
+            &batch.targets,
+            batch.tokens,
+            lengths,
+            &batch.target_lengths,
+        )
+    {
+        return loss;
+    }
+    ctc_loss(logits, targets, lengths, &batch.target_lengths)
 }
 
 /// Fewest frames CTC needs to emit `tokens`: one per token plus a blank between repeats.
