@@ -13,6 +13,7 @@
 //!   batch mean follows), or 0 where no alignment exists (`zero_infinity`);
 //! - the gradient of `−ln p` with respect to `logit[t, v]` is `y_t(v) − Σ_{s: l'_s = v}
 //!   exp(α_t(s) + β_t(s) − ln y_t(v) − ln p)`, `y` the softmax; 0 on padded frames.
+//!
 //! The forward pass keeps every frame's α (`[batch, frames, cap]`) for the backward pass.
 //!
 //! The loops that reach a barrier run over a count read from the plan, the same for every unit

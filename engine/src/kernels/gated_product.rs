@@ -144,7 +144,7 @@ pub(super) fn forward(
         output.clone().into_tensor_arg(),
         pre.clone().into_tensor_arg(),
         blocks as u32,
-        ScaleArgsLaunch::new(0, 0, 0, 0, 0, 0.0),
+        ScaleArgsLaunch::new(0, 0, 0, 0, 0.0),
         frames as u32,
         stride as u32,
         dropout.seed,

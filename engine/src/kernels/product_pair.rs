@@ -36,29 +36,19 @@ use super::packed_weights::reshape;
 /// A unit's block of outputs: `BLOCK` × `BLOCK`.
 pub(super) const BLOCK: usize = 4;
 
-/// What a module output's backward pass reads its output gradient through (`fused: true`):
-/// `dpre[at] = dy[at] · g[batch] · k(at)`, the module gate `g` of the row's utterance and the
-/// hashed dropout's factor `k` at the element's index (`module_output.rs`), with `dy` a
-/// contiguous `[rows, width]`.
+/// The factor a module output's gradient is read through at row `row` (`[rows, width]`,
+/// contiguous) for its backward pass: the module gate `g` of the row's utterance times the
+/// dropout's multiplier; the element's own keep decision is hashed where it is read
+/// (`dpre[at] = dy[at] · kept(at, g · multiplier)`, `module_output.rs`).
 #[cube]
-fn scaled_grad<F: Float>(
-    grad: &Tensor<F>,
-    at: usize,
-    gate: &Tensor<F>,
-    width: usize,
-    frames: usize,
-    gate_stride: usize,
-    seed: u32,
-    threshold: u32,
-    multiplier: F,
-) -> F {
-    let batch = at / (width * frames);
-    grad[at] * gate[batch * gate_stride] * kept::<F>(at as u32, seed, threshold, multiplier)
+fn row_factor<F: Float>(gate: &Tensor<F>, row: usize, frames: usize, gate_stride: usize, multiplier: F) -> F {
+    gate[(row / frames) * gate_stride] * multiplier
 }
 
 /// Where block `block` of an `[rows, cols]` product starts: (first row, first column), the
 /// blocks numbered along the rows of blocks.
 #[cube]
+#[allow(clippy::manual_div_ceil)] // kernel code: written as the shader computes it
 pub(super) fn block_origin(block: usize, cols: usize) -> (usize, usize) {
     let block_cols = (cols + BLOCK - 1) / BLOCK;
     ((block / block_cols) * BLOCK, (block % block_cols) * BLOCK)
@@ -70,7 +60,7 @@ pub(super) fn block_origin(block: usize, cols: usize) -> (usize, usize) {
 /// are not to be written.
 ///
 /// For a module output's backward pass: with `a_scaled` (`b_scaled`) `a` (`b`) is the output's
-/// gradient, read as [`scaled_grad`] says; with `ones_row`, `a` has one more row, of ones, after
+/// gradient `[rows, width]`, read through [`row_factor`] and the dropout; with `ones_row`, `a` has one more row, of ones, after
 /// its own, whose products are the column sums of `b` (the output bias's gradient).
 #[cube]
 #[allow(clippy::too_many_arguments)]
@@ -88,13 +78,15 @@ pub(super) fn block_sums<F: Float>(
     let (a_row_stride, a_depth_stride) = (a.stride(0), a.stride(1));
     let (b_depth_stride, b_col_stride) = (b.stride(0), b.stride(1));
     let multiplier = F::cast_from(scale.multiplier);
-    let (width, frames, gate_stride) = (scale.width as usize, scale.frames as usize, scale.gate_stride as usize);
+    let (frames, gate_stride) = (scale.frames as usize, scale.gate_stride as usize);
     let (first_row, first_col) = block_origin(block, cols);
     let mut a_rows = Array::<usize>::new(BLOCK);
     // `a`'s value is `read · own + one`: (1, 0) on its own rows, (0, 1) on the row of ones.
     let mut own = Array::<F>::new(BLOCK);
     let mut one = Array::<F>::new(BLOCK);
     let mut b_cols = Array::<usize>::new(BLOCK);
+    // A scaled `a` is the gradient `[rows, width]`: each of the block's rows has one factor.
+    let mut a_factors = Array::<F>::new(BLOCK);
     #[unroll]
     for i in 0..BLOCK {
         let mut row = first_row + i;
@@ -108,6 +100,9 @@ pub(super) fn block_sums<F: Float>(
             row = own_rows - 1;
         }
         a_rows[i] = row * a_row_stride;
+        if a_scaled {
+            a_factors[i] = row_factor::<F>(gate, row, frames, gate_stride, multiplier);
+        }
         let mut col = first_col + i;
         if col >= cols {
             col = cols - 1;
@@ -127,39 +122,24 @@ pub(super) fn block_sums<F: Float>(
             let at = a_rows[i] + a_k;
             let mut value = a[at];
             if a_scaled {
-                value = scaled_grad::<F>(
-                    a,
-                    at,
-                    gate,
-                    width,
-                    frames,
-                    gate_stride,
-                    scale.seed,
-                    scale.threshold,
-                    multiplier,
-                );
+                value *= kept::<F>(at as u32, scale.seed, scale.threshold, a_factors[i]);
             }
             if ones_row {
                 value = value * own[i] + one[i];
             }
             a_values[i] = value;
         }
+        // A scaled `b` is the gradient `[rows, width]` and `k` its row: one factor for the four.
+        let mut b_factor = F::new(1.0);
+        if b_scaled {
+            b_factor = row_factor::<F>(gate, k, frames, gate_stride, multiplier);
+        }
         #[unroll]
         for j in 0..BLOCK {
             let at = b_k + b_cols[j];
             let mut b_value = b[at];
             if b_scaled {
-                b_value = scaled_grad::<F>(
-                    b,
-                    at,
-                    gate,
-                    width,
-                    frames,
-                    gate_stride,
-                    scale.seed,
-                    scale.threshold,
-                    multiplier,
-                );
+                b_value *= kept::<F>(at as u32, scale.seed, scale.threshold, b_factor);
             }
             #[unroll]
             for i in 0..BLOCK {
@@ -245,10 +225,9 @@ fn projected_output_kernel<F: Float>(
     }
 }
 
-/// The module output's settings for [`scaled_grad`] (unread in a plain pair).
+/// The module output's settings for reading its gradient (unread in a plain pair).
 #[derive(CubeType, CubeLaunch)]
 pub(super) struct ScaleArgs {
-    width: u32,
     frames: u32,
     gate_stride: u32,
     seed: u32,
@@ -316,7 +295,7 @@ pub(super) fn product_pair(first: [CubeTensor; 2], second: [CubeTensor; 2]) -> (
     let second_shape = product_shape(&second[0], &second[1]);
     let second_out = empty_like(&second[0], Shape::new(second_shape));
     let unread_gate = empty_like(&second[0], Shape::new([1]));
-    let scale = ScaleArgsLaunch::new(0, 0, 0, 0, 0, 0.0);
+    let scale = ScaleArgsLaunch::new(0, 0, 0, 0, 0.0);
     let first_out = launch(
         first,
         second,
@@ -374,11 +353,10 @@ fn launch(
     first_out
 }
 
-/// The settings [`scaled_grad`] reads a module output's gradient with: its rows' `width`, the
-/// utterances' `frames`, the gate's batch stride (0: one gate for the batch) and the dropout.
-fn scale_args(width: usize, frames: usize, gate: &CubeTensor, dropout: HashedDropout) -> ScaleArgsLaunch {
+/// The settings a module output's gradient is read with: the utterances' `frames`, the gate's
+/// batch stride (0: one gate for the batch) and the dropout.
+fn scale_args(frames: usize, gate: &CubeTensor, dropout: HashedDropout) -> ScaleArgsLaunch {
     ScaleArgsLaunch::new(
-        width as u32,
         frames as u32,
         u32::from(gate.shape()[0] != 1),
         dropout.seed,
@@ -408,7 +386,7 @@ pub(super) fn module_output_backward(
     // The weight's gradient `[d, o]`, then the bias's where a view may start.
     let bias_at = view_start_after(d * width);
     let weight_and_bias = empty_like(&grad_rows, Shape::new([bias_at + width]));
-    let scale = scale_args(width, frames, &gate, dropout);
+    let scale = scale_args(frames, &gate, dropout);
     let grad_input = launch(
         [grad_rows.clone(), transposed(weight)],
         [transposed(input_rows), grad_rows],
@@ -468,7 +446,7 @@ pub(super) fn projected_output(
         gate.clone().into_tensor_arg(),
         output.clone().into_tensor_arg(),
         blocks as u32,
-        scale_args(width, frames, &gate, dropout),
+        scale_args(frames, &gate, dropout),
         dtype,
     );
     output
