@@ -27,7 +27,8 @@
 //! block's matrix products, whose backward pass is one dispatch for the input's and the weight's
 //! gradients, and which, where a module's gate does not train, also carries that module's
 //! output both ways (`product_pair.rs`); the feed-forward module's hidden product with its
-//! bias, Swish, gate and dropout in one forward kernel (`gated_product.rs`); every
+//! bias, Swish, gate and dropout in one forward kernel (`gated_product.rs`); the CTC loss and
+//! its gradient, the log-softmax inside (`ctc.rs`); every
 //! dropout hashed from the element's position (`hashed_dropout.rs`, `kept.rs`), so no mask is
 //! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
 //! backward pass (`gate_sample.rs`, settings in `gate_relaxation.rs`); and, for the flat
