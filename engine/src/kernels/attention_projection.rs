@@ -26,8 +26,8 @@ use cubecl::prelude::*;
 use super::flat_pack::{view, view_start_after};
 use super::gate_relaxation::{GateDraw, GateRelaxation, gate_batch_stride};
 use super::kept::{add_row_gate_grad, finish_gate_grad, gate_and_slope};
-use super::launch::{empty_like, launch_shape};
-use super::packed_weights::{input_and_weight_grads, pack, reshape};
+use super::launch::{empty_like, launch_shape, reshape};
+use super::packed_weights::{input_and_weight_grads, pack};
 
 /// How the query's or the value's gate reaches the projection: none, its values
 /// `[batch or 1, 1, units]`, or its logits `[units]` with the draw made in the kernels.

@@ -19,8 +19,7 @@ use super::activation::{GateActivation, sigmoid};
 use super::gate_relaxation::{GateDraw, draw_settings, gate_batch_stride};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::{gate_and_slope, kept};
-use super::launch::{empty_like, launch_shape};
-use super::packed_weights::reshape;
+use super::launch::{empty_like, launch_shape, reshape};
 use super::product_pair::{BLOCK, ScaleArgs, ScaleArgsLaunch, block_count, block_origin, block_sums};
 
 /// One unit per `BLOCK` × `BLOCK` block of `h = input · weight` (`[rows, units]`): writes `h`

@@ -1,6 +1,8 @@
 //! What every fused kernel's launch needs: output buffers and a one-dimensional grid.
 
 use burn::backend::Shape;
+use burn::backend::ops::FloatTensorOps;
+use burn_cubecl::CubeBackend;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
@@ -15,4 +17,9 @@ pub(super) fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
 pub(super) fn launch_shape(tensor: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new(&tensor.client, units);
     (calculate_cube_count_elemwise(&tensor.client, units, cube_dim), cube_dim)
+}
+
+/// `tensor` with another shape of as many elements (no copy when contiguous).
+pub(super) fn reshape(tensor: CubeTensor, shape: impl Into<Shape>) -> CubeTensor {
+    CubeBackend::float_reshape(tensor, shape.into())
 }

@@ -4,15 +4,13 @@
 //! unpacked by a kernel.
 
 use burn::backend::cubecl::dtype_to_storage_type;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Shape, TensorMetadata};
-use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::flat_pack::{can_view_at, view};
-use super::launch::{empty_like, launch_shape};
+use super::launch::{empty_like, launch_shape, reshape};
 use super::product_pair::{product_pair, transposed};
 
 /// `[rows, 3w]` from three `[rows, w]`: each row the query's, the key's and the value's side by
@@ -73,11 +71,6 @@ fn unpack_kernel<F: Float>(
     if part == 2 {
         value[target] = packed[at];
     }
-}
-
-/// `tensor` with another shape of as many elements (no copy when contiguous).
-pub(super) fn reshape(tensor: CubeTensor, shape: impl Into<Shape>) -> CubeTensor {
-    CubeBackend::float_reshape(tensor, shape.into())
 }
 
 /// The three weights `[d, w]` side by side, `[d, 3w]`.

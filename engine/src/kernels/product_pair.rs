@@ -30,8 +30,7 @@ use cubecl::prelude::*;
 use super::flat_pack::{view, view_start_after};
 use super::hashed_dropout::{HashedDropout, hashed_index_count};
 use super::kept::kept;
-use super::launch::{empty_like, launch_shape};
-use super::packed_weights::reshape;
+use super::launch::{empty_like, launch_shape, reshape};
 
 /// A unit's block of outputs: `BLOCK` × `BLOCK`.
 pub(super) const BLOCK: usize = 4;
