@@ -89,6 +89,17 @@ fn lengths<F: Float>(plan: &Tensor<F>, n: usize) -> (usize, usize) {
     )
 }
 
+/// What an utterance's `−ln p` is divided by: its target's length, at least 1 (PyTorch's
+/// "mean" divides by the target's length; an empty target keeps its loss as it is).
+#[cube]
+fn per_token<F: Float>(target_len: usize) -> F {
+    let mut tokens = target_len;
+    if tokens == 0 {
+        tokens = 1;
+    }
+    F::cast_from(tokens as u32)
+}
+
 /// `ln p` from the α of the utterance's last frame (`alphas`, `[batch, frames, cap]`).
 #[cube]
 fn log_likelihood<F: Float>(alphas: &Tensor<F>, n: usize, frames: usize, states: usize, cap: usize) -> F {
@@ -167,11 +178,7 @@ fn forward_kernel<F: Float>(
         }
         let mut loss = F::new(0.0);
         if log_p > F::new(UNREACHABLE) {
-            let mut tokens = target_len;
-            if tokens == 0 {
-                tokens = 1;
-            }
-            loss = -log_p / F::cast_from(tokens as u32);
+            loss = -log_p / per_token::<F>(target_len);
         }
         losses[n] = loss;
     }
@@ -197,11 +204,7 @@ fn backward_kernel<F: Float>(
     let log_p = log_likelihood::<F>(alphas, n, frames, states, cap);
     // No alignment (the loss was zeroed) gives no gradient.
     let reachable = log_p > F::new(UNREACHABLE);
-    let mut tokens = target_len;
-    if tokens == 0 {
-        tokens = 1;
-    }
-    let scale = grad_losses[n] / F::cast_from(tokens as u32);
+    let scale = grad_losses[n] / per_token::<F>(target_len);
     // Padded frames: no gradient.
     let mut at = frames * classes + unit;
     while at < padded * classes {
