@@ -129,25 +129,17 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         gate: FloatTensor<Self>,
         dropout: HashedDropout,
     ) -> FloatTensor<Self> {
-        // The mask is not saved: the backward pass hashes it again from the same settings. A
-        // gate that does not train (every method but L0 passes ones) needs no gradient, and
-        // without it the backward pass is one kernel.
-        let gate_wanted = gate.is_tracked();
+        // The mask is not saved: the backward pass hashes it again from the same settings.
         fused_op::<B, C, _, 4>(
             [residual, pre, bias, gate],
             &[1, 2, 3],
-            (dropout, gate_wanted),
+            dropout,
             |[residual, pre, bias, gate]| B::fused_module_output(residual, pre, bias, gate, dropout),
-            |grad, saved, (dropout, gate_wanted)| {
+            |grad, saved, dropout| {
                 let [pre, bias, gate] = saved_inputs(saved);
                 let (grad_pre, grad_bias, grad_gate) =
-                    B::fused_module_output_backward(grad.clone(), pre, bias, gate, dropout, gate_wanted);
-                [
-                    Some(grad),
-                    Some(grad_pre),
-                    Some(grad_bias),
-                    gate_wanted.then_some(grad_gate),
-                ]
+                    B::fused_module_output_backward(grad.clone(), pre, bias, gate, dropout);
+                [Some(grad), Some(grad_pre), Some(grad_bias), Some(grad_gate)]
             },
         )
     }
@@ -508,7 +500,6 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         dropout: HashedDropout,
-        gate_wanted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         untracked::<B, C>(B::fused_module_output_backward(
             Self::inner(grad),
@@ -516,7 +507,6 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             Self::inner(bias),
             Self::inner(gate),
             dropout,
-            gate_wanted,
         ))
     }
 

@@ -75,9 +75,8 @@ impl FusedOps for CubeBackend {
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         dropout: HashedDropout,
-        gate_wanted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        module_output::backward(grad, pre, bias, gate, dropout, gate_wanted)
+        module_output::backward(grad, pre, bias, gate, dropout)
     }
 
     fn fused_product(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -7,9 +7,9 @@
 //! the bias's gradient and the gate's (sums over frames and columns) as reductions of their
 //! own. Here: one kernel forward; backward one kernel in which a unit owns one column of one
 //! batch and walks its frames (writing `dpre` and that column's two partial sums), and one
-//! that finishes the sums; or, when the gate does not train (every method but L0 passes ones),
-//! one kernel in which a unit owns a column and walks every batch's frames, summing the bias's
-//! gradient itself. With `k` the mask's factor (multiplier or 0):
+//! that finishes the sums. The model calls this only where the gate trains (L0's module gates);
+//! everywhere else the output and its product go together (`projected_output`), whose backward
+//! has no gate gradient to sum. With `k` the mask's factor (multiplier or 0):
 //! - dx = dy (the residual's gradient passes through; no kernel),
 //! - dpre = dy · g · k, db = Σ_(batch, frames) dpre,
 //! - dg = Σ_(frames, columns) dy · k · (pre + b) (over the batch too when `g` is shared).
@@ -96,41 +96,6 @@ fn backward_kernel<F: Float>(
     gate_parts[unit as usize] = sum_gate;
 }
 
-/// One unit per column when the gate's gradient is not wanted: `dpre` down every batch's
-/// frames of the column, and the bias's gradient, whole.
-#[cube(launch)]
-fn bias_backward_kernel<F: Float>(
-    grad: &Tensor<F>,
-    gate: &Tensor<F>,
-    grad_pre: &mut Tensor<F>,
-    grad_bias: &mut Tensor<F>,
-    batches: u32,
-    frames: u32,
-    width: u32,
-    gate_batch_stride: u32,
-    seed: u32,
-    threshold: u32,
-    multiplier: f32,
-    #[define(F)] _dtype: ElemType,
-) {
-    let column = ABSOLUTE_POS as u32;
-    if column >= width {
-        terminate!();
-    }
-    let multiplier = F::cast_from(multiplier);
-    let mut sum_bias = F::new(0.0);
-    for batch in 0..batches {
-        let g = gate[(batch * gate_batch_stride) as usize];
-        for frame in 0..frames {
-            let at = (batch * frames + frame) * width + column;
-            let dpre = grad[at as usize] * g * kept::<F>(at, seed, threshold, multiplier);
-            grad_pre[at as usize] = dpre;
-            sum_bias += dpre;
-        }
-    }
-    grad_bias[column as usize] = sum_bias;
-}
-
 /// Units `0..width` sum the bias's parts over the batch; units `width..` the gate's over the
 /// columns of their batch (of every batch when the gate is shared).
 #[cube(launch)]
@@ -212,43 +177,17 @@ pub(super) fn forward(
 }
 
 /// The gradients of `pre`, `bias` and `gate` from the output's (the residual's is the output's).
-/// The gate's only when `gate_wanted`; otherwise it is left unwritten.
 pub(super) fn backward(
     grad: CubeTensor,
     pre: CubeTensor,
     bias: CubeTensor,
     gate: CubeTensor,
     dropout: HashedDropout,
-    gate_wanted: bool,
 ) -> (CubeTensor, CubeTensor, CubeTensor) {
     let (grad, pre) = (into_contiguous(grad), into_contiguous(pre));
     let (bias, gate) = (into_contiguous(bias), into_contiguous(gate));
     let ([batches, frames, width], stride) = layout(&pre, &gate);
     let grad_pre = empty_like(&pre, pre.shape());
-    if !gate_wanted {
-        let grad_bias = empty_like(&bias, bias.shape());
-        let grad_gate = empty_like(&gate, gate.shape());
-        let (count, dim) = launch_shape(&pre, width);
-        let dtype = dtype_to_storage_type(pre.dtype);
-        bias_backward_kernel::launch(
-            &pre.client,
-            count,
-            dim,
-            grad.into_tensor_arg(),
-            gate.into_tensor_arg(),
-            grad_pre.clone().into_tensor_arg(),
-            grad_bias.clone().into_tensor_arg(),
-            batches as u32,
-            frames as u32,
-            width as u32,
-            stride as u32,
-            dropout.seed,
-            dropout.threshold,
-            dropout.multiplier,
-            dtype,
-        );
-        return (grad_pre, grad_bias, grad_gate);
-    }
     let bias_parts = empty_like(&pre, [batches, width].into());
     let gate_parts = empty_like(&pre, [batches, width].into());
     let (count, dim) = launch_shape(&pre, batches * width);

@@ -333,17 +333,14 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
 
     /// The gradients of [`FusedOps::fused_module_output`] with respect to `pre`, `bias` and
-    /// `gate` (the residual's is the output's own). The gate's is computed only when
-    /// `gate_wanted` (a module gate that trains; the tensor is otherwise left unwritten, and
-    /// the backward pass takes one kernel instead of two).
-    #[fusion(meta = |_grad, pre, bias, gate, _dropout, _gate_wanted| (pre.clone(), bias.clone(), gate.clone()))]
+    /// `gate` (the residual's is the output's own).
+    #[fusion(meta = |_grad, pre, bias, gate, _dropout| (pre.clone(), bias.clone(), gate.clone()))]
     fn fused_module_output_backward(
         grad: FloatTensor<Self>,
         pre: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         dropout: HashedDropout,
-        gate_wanted: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// [`FusedOps::fused_module_output`] of a module's last matrix product: `residual + gate ·
