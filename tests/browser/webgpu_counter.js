@@ -3,14 +3,15 @@
 //
 // window.__webgpuCounter.snapshot() returns running totals: compute dispatches, queue
 // submissions, bind groups, compute pipelines and shader modules created, bytes mapped for
-// reading (read-backs) and bytes written by queue.writeBuffer. With attribute(true) every
-// dispatch also records the wasm call stack that issued it, and parts() sorts them into the
+// reading (read-backs), and queue.writeBuffer calls and the bytes they wrote. With
+// attribute(true) every dispatch (and every write) also records the wasm call stack that issued
+// it, and parts() sorts the dispatches into the
 // model's parts by the Rust function names in those stacks (see PARTS), and counts them by the
 // label of the pipeline each runs (the kernel's entry point), and keeps the labels in the order
 // they ran (the last step's come back as last_step_sequence). watchSteps() and perStep() turn
 // the totals into figures per training step.
 (() => {
-  const totals = { dispatches: 0, submits: 0, bind_groups: 0, pipelines: 0, shader_modules: 0, read_bytes: 0, write_bytes: 0 };
+  const totals = { dispatches: 0, submits: 0, bind_groups: 0, pipelines: 0, shader_modules: 0, read_bytes: 0, writes: 0, write_bytes: 0 };
   let stacks = null;
   const marks = [];
   // First match wins, so the more specific names come first. Backward ops run from burn's
@@ -46,6 +47,8 @@
   const byPipeline = {};
   // The labels in the order they ran, so a kernel can be told by its neighbours.
   const sequence = [];
+  // Writes per part of the model, with attribution on.
+  const writesByPart = {};
   const dispatched = function () {
     totals.dispatches += 1;
     if (!stacks) return;
@@ -62,6 +65,11 @@
   wrap('GPUQueue', 'submit', () => { totals.submits += 1; });
   wrap('GPUQueue', 'writeBuffer', function (buffer, offset, data, dataOffset = 0, size) {
     const elements = size ?? (data.length ?? data.byteLength) - dataOffset;
+    totals.writes += 1;
+    if (stacks) {
+      const part = classify(new Error().stack);
+      writesByPart[part] = (writesByPart[part] ?? 0) + 1;
+    }
     totals.write_bytes += elements * (data.BYTES_PER_ELEMENT ?? 1);
   });
   wrap('GPUDevice', 'createBindGroup', () => { totals.bind_groups += 1; });
@@ -100,7 +108,7 @@
     watchSteps(attribute) {
       const counter = document.querySelector('#step-count');
       if (attribute) this.attribute(true);
-      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts(), pipelines: { ...byPipeline }, ran: sequence.length }))
+      new MutationObserver(() => marks.push({ step: Number(counter.dataset.step), totals: { ...totals }, parts: this.parts(), writeParts: { ...writesByPart }, pipelines: { ...byPipeline }, ran: sequence.length }))
         .observe(counter, { attributes: true, attributeFilter: ['data-step'] });
     },
     /**
@@ -144,6 +152,9 @@
       const [before, last] = steps.at(-1);
       const parts = Object.keys(last.parts).map((part) => [part, last.parts[part] - (before.parts[part] ?? 0)]);
       if (parts.length) figures.dispatches_by_part = Object.fromEntries(parts.sort((a, b) => b[1] - a[1]));
+      const writeParts = Object.keys(last.writeParts).map((part) => [part, last.writeParts[part] - (before.writeParts[part] ?? 0)]);
+      const written = writeParts.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      if (written.length) figures.writes_by_part = Object.fromEntries(written);
       const pipelines = Object.keys(last.pipelines).map((label) => [label, last.pipelines[label] - (before.pipelines[label] ?? 0)]);
       const counted = pipelines.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
       if (counted.length) {
