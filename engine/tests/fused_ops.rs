@@ -19,11 +19,11 @@ use prunelab_engine::gates::{
     AdaptiveDropoutConfig, GateConfig, GateKind, GateLayout, Gates, HardConcreteConfig, Method,
 };
 use prunelab_engine::kernels::{
-    GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_projection, fused_attention_softmax,
+    CtcPlan, GateDraw, HashedDropout, OpsPath, UnitGate, fused_attention_projection, fused_attention_softmax,
     fused_batch_norm_swish, fused_bias_gate, fused_channel_moments, fused_ctc_loss, fused_depthwise_conv,
     fused_gate_sample, fused_gated_swish_product, fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm,
-    fused_module_output, fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output,
-    fused_swish_gate, fuses_on, runs_fused, with_ops_path,
+    fused_module_output, fused_packed_head_mix, fused_packed_head_scores, fused_planned_ctc_loss, fused_product,
+    fused_projected_output, fused_swish_gate, fuses_on, overwrite, runs_fused, with_ops_path,
 };
 use prunelab_engine::model::{BlockMasks, Conformer};
 use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
@@ -1589,4 +1589,57 @@ fn a_blocks_fused_forward_and_backward_record_and_replay() {
         "two replays of one graph gave different bits"
     );
     eprintln!("a block's forward and backward replayed: largest difference from the eager pass {worst:.2e} of scale");
+}
+
+/// The whole model's fused forward pass, the fused CTC loss and the backward pass, given the
+/// padding and the loss's plan made before the recording window, record as one graph; with new
+/// features written into the recorded input's buffer, a replay gives what an eager pass on those
+/// features gives (the features' and the output layer's gradients, to the tolerance above).
+/// Dropout is off: its seeds would be fixed by the recording (the notebook of issue 32).
+#[test]
+fn the_models_fused_pass_and_loss_record_once_and_replay_on_new_features() {
+    use prunelab_engine::burn::tensor::capture;
+    use prunelab_engine::model::Preset;
+    let plain = wgpu_device();
+    let device = plain.clone().autodiff();
+    let mut config = Preset::Tiny.config(80, prunelab_engine::text::CharTokenizer.vocab_size());
+    config.dropout = 0.0;
+    let model: Conformer = config.init(&device);
+    let (frame_lengths, frames) = ([160, 141, 97], 160);
+    let (padding, lengths) = Conformer::subsampled_padding(&frame_lengths, frames, &device);
+    let (tokens, target_lengths) = (6, [6, 5, 3]);
+    let targets: Vec<i64> = (0..3 * tokens as i64).map(|i| 1 + (i * 7) % 25).collect();
+    let plan = CtcPlan::new(&targets, tokens, &lengths, &target_lengths, &device).expect("short targets fit");
+    let features = |seed: u64| {
+        device.seed(seed);
+        Tensor::<3>::random([3, frames, 80], Distribution::Normal(0.0, 1.0), &device)
+    };
+    let (first, second) = (features(1), features(2));
+    let pass = |feats: &Tensor<3>| {
+        let out = model.forward_padded(feats.clone(), &padding, lengths.clone(), &[]);
+        let grads = fused_planned_ctc_loss(out.logits, &plan).backward();
+        let dx = feats.grad(&grads).expect("the features are tracked");
+        let dw = model.head.weight.val().grad(&grads).expect("the output layer trains");
+        (dx, dw)
+    };
+    let input = leaf(&first);
+    let (eager_dx, eager_dw) = pass(&leaf(&second));
+    let mut graph = capture(&plain, || pass(&input));
+    assert!(graph.is_hardware(), "the model's pass did not record as a graph");
+    let (recorded_dx, _) = graph.output().clone();
+    let recorded_dx: Vec<f32> = recorded_dx.try_into_vec_as().unwrap();
+    overwrite(&input, second.to_data().try_to_vec::<f32>().unwrap());
+    // Safety: the model, the input, the padding and the plan outlive the replay, and nothing
+    // else runs on the device meanwhile.
+    let (dx, dw) = unsafe { graph.replay() }.clone();
+    let replayed_dx: Vec<f32> = dx.clone().try_into_vec_as().unwrap();
+    assert_ne!(replayed_dx, recorded_dx, "the replay did not see the new features");
+    let worst = [
+        assert_close("the features' gradient, replayed on new features", dx, eager_dx),
+        assert_close("the output layer's gradient, replayed on new features", dw, eager_dw),
+    ];
+    eprintln!(
+        "the model's pass and CTC loss replayed on new features: largest differences from the eager pass {:.2e}, {:.2e} of scale",
+        worst[0], worst[1]
+    );
 }

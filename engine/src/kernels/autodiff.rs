@@ -422,6 +422,10 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         Self::from_inner(B::fused_view(Self::inner(flat), start, len))
     }
 
+    fn fused_overwrite(target: FloatTensor<Self>, values: Vec<f32>) -> FloatTensor<Self> {
+        Self::from_inner(B::fused_overwrite(Self::inner(target), values))
+    }
+
     fn fused_channel_moments(input: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (mean, variance) = B::fused_channel_moments(Self::inner(input));
         (Self::from_inner(mean), Self::from_inner(variance))

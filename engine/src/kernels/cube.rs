@@ -12,7 +12,7 @@ use super::ops::FusedOps;
 use super::pack::PackGroup;
 use super::{
     attention_softmax, batch_norm_swish, ctc, depthwise_conv, flat_pack, gate_sample, gated_product, glu_gate,
-    head_products, layer_norm, module_output, packed_heads, product_pair, swish_gate,
+    head_products, layer_norm, module_output, overwrite, packed_heads, product_pair, swish_gate,
 };
 
 impl FusedOps for CubeBackend {
@@ -286,6 +286,10 @@ impl FusedOps for CubeBackend {
 
     fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self> {
         flat_pack::view(flat, start, len)
+    }
+
+    fn fused_overwrite(target: FloatTensor<Self>, values: Vec<f32>) -> FloatTensor<Self> {
+        overwrite::overwrite(target, values)
     }
 
     fn fused_attention_projection(

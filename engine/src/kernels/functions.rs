@@ -183,12 +183,51 @@ pub fn fused_projected_output(
     ))
 }
 
+/// What the fused CTC loss reads besides the logits: each utterance's frame count, target
+/// length and padded target, `[batch, 2 + tokens]`, uploaded when made. Made before a pass
+/// (as its other inputs are), the loss itself uploads nothing, so a pass that ends in it can be
+/// recorded as a graph.
+pub struct CtcPlan {
+    plan: Tensor<2>,
+    /// Workgroup memory per utterance's states (`ctc::state_capacity`).
+    capacity: usize,
+}
+
+impl CtcPlan {
+    /// `targets` `[b, tokens]` on the host, padded; `lengths` (frames after subsampling) and
+    /// `target_lengths` one per utterance. `None` where a target is too long for the kernels'
+    /// workgroup memory (`ctc::state_capacity`): burn's loss serves then.
+    pub fn new(
+        targets: &[i64],
+        tokens: usize,
+        lengths: &[usize],
+        target_lengths: &[usize],
+        device: &Device,
+    ) -> Option<Self> {
+        let capacity = super::ctc::state_capacity(target_lengths.iter().copied().max().unwrap_or(0))?;
+        let batches = lengths.len();
+        let mut plan = Vec::with_capacity(batches * (2 + tokens));
+        for n in 0..batches {
+            plan.push(lengths[n] as f32);
+            plan.push(target_lengths[n] as f32);
+            plan.extend(targets[n * tokens..(n + 1) * tokens].iter().map(|&t| t as f32));
+        }
+        let plan = Tensor::<2>::from_data(TensorData::new(plan, [batches, 2 + tokens]), device);
+        Some(Self { plan, capacity })
+    }
+}
+
 /// The mean CTC loss per target token (PyTorch's "mean", as `train::ctc_loss` computes it with
 /// burn's operations), `[1]`, fused: one dispatch forward (the log-softmax inside), one backward,
-/// and burn's mean over the batch. `logits` `[b, s, v]`; `targets` `[b, tokens]` on the host,
-/// padded; `lengths` and `target_lengths` one per utterance. `None` where a target is too long
-/// for the kernels' workgroup memory (`ctc::state_capacity`): burn's loss serves then. Only for
-/// tensors on a cube backend ([`runs_fused`]).
+/// and burn's mean over the batch. `logits` `[b, s, v]`, the batch `plan` made. Only for tensors
+/// on a cube backend ([`runs_fused`]).
+pub fn fused_planned_ctc_loss(logits: Tensor<3>, plan: &CtcPlan) -> Tensor<1> {
+    let (losses, _alphas) =
+        Dispatch::fused_ctc(logits.into_dispatch(), plan.plan.clone().into_dispatch(), plan.capacity);
+    Tensor::<1>::from_dispatch(losses).mean()
+}
+
+/// [`CtcPlan::new`] on the logits' device, then [`fused_planned_ctc_loss`].
 pub fn fused_ctc_loss(
     logits: Tensor<3>,
     targets: &[i64],
@@ -196,17 +235,8 @@ pub fn fused_ctc_loss(
     lengths: &[usize],
     target_lengths: &[usize],
 ) -> Option<Tensor<1>> {
-    let cap = super::ctc::state_capacity(target_lengths.iter().copied().max().unwrap_or(0))?;
-    let batches = lengths.len();
-    let mut plan = Vec::with_capacity(batches * (2 + tokens));
-    for n in 0..batches {
-        plan.push(lengths[n] as f32);
-        plan.push(target_lengths[n] as f32);
-        plan.extend(targets[n * tokens..(n + 1) * tokens].iter().map(|&t| t as f32));
-    }
-    let plan = Tensor::<2>::from_data(TensorData::new(plan, [batches, 2 + tokens]), &logits.device());
-    let (losses, _alphas) = Dispatch::fused_ctc(logits.into_dispatch(), plan.into_dispatch(), cap);
-    Some(Tensor::<1>::from_dispatch(losses).mean())
+    let plan = CtcPlan::new(targets, tokens, lengths, target_lengths, &logits.device())?;
+    Some(fused_planned_ctc_loss(logits, &plan))
 }
 
 /// A site's relaxed gate sample `clamp(σ((noise + logits) / τ) · stretch + shift, 0, 1)`,
@@ -263,4 +293,13 @@ pub fn fused_pack(flat: Tensor<1>, parts: Vec<FloatTensor<Dispatch>>, group: Pac
 /// multiple of 64 elements. Only for tensors on a cube backend ([`runs_fused`]).
 pub fn fused_view(flat: Tensor<1>, start: usize, len: usize) -> Tensor<1> {
     Tensor::from_dispatch(Dispatch::fused_view(flat.into_dispatch(), start, len))
+}
+
+/// Writes `values` (row-major) into `target`'s own buffer, as the next operation on its device:
+/// how a recorded graph's input (`burn::tensor::capture`) gets a new batch before a replay.
+/// Every tensor that shares the buffer sees the new values, which is the point and the danger:
+/// only for inputs made for the purpose. `target` must be f32, contiguous, and fill its buffer.
+/// Only for tensors on a cube backend ([`runs_fused`]).
+pub fn overwrite<const D: usize>(target: &Tensor<D>, values: Vec<f32>) {
+    drop(Dispatch::fused_overwrite(target.clone().into_dispatch(), values));
 }

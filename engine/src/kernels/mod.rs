@@ -33,7 +33,9 @@
 //! drawn or kept; each gate site's relaxed sample, with adaptive dropout's pull folded into its
 //! backward pass (`gate_sample.rs`, settings in `gate_relaxation.rs`); and, for the flat
 //! optimiser, packing gradients into one buffer and taking parameters back out as views
-//! (`flat_pack.rs`, groups planned as `pack.rs` says). Every kernel binds at most 7 storage
+//! (`flat_pack.rs`, groups planned as `pack.rs` says); and writing new values into a
+//! tensor's own buffer, which a recorded graph's replay needs for its inputs (`overwrite.rs`).
+//! Every kernel binds at most 7 storage
 //! buffers (WebGPU guarantees 8; wgpu on Metal keeps one), which is why some backward passes
 //! are two kernels and some write several small gradients into one buffer handed out as views;
 //! `launch.rs` holds what every launch needs.
@@ -82,6 +84,8 @@ mod layer_norm;
 mod module_output;
 #[cfg(feature = "wgpu")]
 mod ops;
+#[cfg(feature = "wgpu")]
+mod overwrite;
 mod pack;
 #[cfg(feature = "wgpu")]
 mod packed_heads;
@@ -96,9 +100,10 @@ mod unit_gate;
 
 #[cfg(feature = "wgpu")]
 pub use functions::{
-    fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_ctc_loss, fused_depthwise_conv,
-    fused_gate_sample, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
-    fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output, fused_view, runs_fused,
+    CtcPlan, fused_attention_softmax, fused_batch_norm_swish, fused_channel_moments, fused_ctc_loss,
+    fused_depthwise_conv, fused_gate_sample, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output,
+    fused_pack, fused_packed_head_mix, fused_packed_head_scores, fused_planned_ctc_loss, fused_product,
+    fused_projected_output, fused_view, overwrite, runs_fused,
 };
 pub use gate_relaxation::{GateDraw, GateRelaxation, logistic_draw};
 pub use hashed_dropout::HashedDropout;

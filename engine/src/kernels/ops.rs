@@ -457,4 +457,9 @@ pub trait FusedOps: Backend {
         burn::backend::fusion::custom::TensorSpec::new([*len].into(), flat.dtype)
     })]
     fn fused_view(flat: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self>;
+
+    /// `target` with `values` written into its own buffer (no kernel, no new buffer): the
+    /// refreshing of a recorded graph's inputs before a replay. Not differentiated.
+    #[fusion(dtype = target, shape = target)]
+    fn fused_overwrite(target: FloatTensor<Self>, values: Vec<f32>) -> FloatTensor<Self>;
 }

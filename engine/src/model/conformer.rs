@@ -140,24 +140,47 @@ impl Conformer {
     /// # Shapes
     /// as [`Conformer::forward`]; see [`BlockMasks`] for the masks.
     pub fn forward_gated(&self, feats: Tensor<3>, frame_lengths: &[usize], masks: &[BlockMasks]) -> ConformerOutput {
+        let frames = feats.dims()[1];
+        let (padding, lengths) = Self::subsampled_padding(frame_lengths, frames, &feats.device());
+        self.forward_padded(feats, &padding, lengths, masks)
+    }
+
+    /// The padding after the subsampling of a batch of `frame_lengths` feature frames padded to
+    /// `frames`, and each utterance's length there: what [`Conformer::forward_padded`] takes. Its
+    /// uploads are all a pass makes, so a pass given them can be recorded as a graph.
+    pub fn subsampled_padding(frame_lengths: &[usize], frames: usize, device: &Device) -> (Padding, Vec<usize>) {
+        let s = ConvSubsampling::output_len(frames);
+        let lengths: Vec<usize> = frame_lengths
+            .iter()
+            .map(|&t| ConvSubsampling::output_len(t).min(s))
+            .collect();
+        (Padding::new(&lengths, s, device), lengths)
+    }
+
+    /// [`Conformer::forward_gated`] with the padding made (by [`Conformer::subsampled_padding`]).
+    pub fn forward_padded(
+        &self,
+        feats: Tensor<3>,
+        padding: &Padding,
+        lengths: Vec<usize>,
+        masks: &[BlockMasks],
+    ) -> ConformerOutput {
         assert!(
             masks.is_empty() || masks.len() == self.blocks.len(),
             "masks for {} blocks given to a model with {}",
             masks.len(),
             self.blocks.len()
         );
-        let device = feats.device();
         let x = dropout(&self.dropout, self.subsampling.forward(feats)); // [b, s, d]
-        let [_, s, _] = x.dims();
-        let lengths: Vec<usize> = frame_lengths
-            .iter()
-            .map(|&t| ConvSubsampling::output_len(t).min(s))
-            .collect();
-        let padding = Padding::new(&lengths, s, &device);
+        assert_eq!(
+            padding.keep.dims()[1],
+            x.dims()[1],
+            "the padding is for another number of frames than the subsampling gave"
+        );
         let none = BlockMasks::default();
         let mut hidden = Vec::with_capacity(self.blocks.len());
         let x = self.blocks.iter().enumerate().fold(x, |x, (i, block)| {
-            let y = block.forward(x, &padding, masks.get(i).unwrap_or(&none));
+            let y = block.forward(x, padding, masks.get(i).unwrap_or(&none));
             hidden.push(y.clone());
             y
         });
