@@ -247,15 +247,32 @@ mod absent {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 
+    /// Never made: without the wgpu feature no device takes the fused loss.
+    pub struct CtcPlan;
+
+    impl CtcPlan {
+        pub fn new(_: &[i64], _: usize, _: &[usize], _: &[usize], _: &Device) -> Option<Self> {
+            unreachable!("built without the wgpu feature, no device runs fused operations")
+        }
+    }
+
+    pub fn fused_planned_ctc_loss(_: Tensor<3>, _: &CtcPlan) -> Tensor<1> {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
+    pub fn overwrite<const D: usize>(_: &Tensor<D>, _: Vec<f32>) {
+        unreachable!("built without the wgpu feature, no device runs fused operations")
+    }
+
     pub fn fused_view(_: Tensor<1>, _: usize, _: usize) -> Tensor<1> {
         unreachable!("built without the wgpu feature, no device runs fused operations")
     }
 }
 #[cfg(not(feature = "wgpu"))]
 pub use absent::{
-    fused_attention_projection, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
+    CtcPlan, fused_attention_projection, fused_attention_softmax, fused_batch_norm_swish, fused_bias_gate,
     fused_channel_moments, fused_ctc_loss, fused_depthwise_conv, fused_gate_sample, fused_gated_swish_product,
     fused_glu_gate, fused_head_mix, fused_head_scores, fused_layer_norm, fused_module_output, fused_pack,
-    fused_packed_head_mix, fused_packed_head_scores, fused_product, fused_projected_output, fused_swish_gate,
-    fused_view, runs_fused,
+    fused_packed_head_mix, fused_packed_head_scores, fused_planned_ctc_loss, fused_product, fused_projected_output,
+    fused_swish_gate, fused_view, overwrite, runs_fused,
 };

@@ -11,7 +11,7 @@ use burn::tensor::Gradients;
 
 use super::distill::valid_frames;
 use super::gating::{block_masks, gate_layout};
-use super::objective::batch_ctc_loss;
+use super::objective::BatchCtc;
 use super::{LayerMaps, TrainConfig};
 use crate::audio::FeatureStats;
 use crate::data::Utterance;
@@ -101,10 +101,13 @@ pub(super) fn forward_pass(
             lengths: out.lengths,
         }
     });
+    // Everything the pass reads from the host is uploaded before it (the features above, the
+    // gates' draws, the padding and the loss's plan here): the pass itself uploads nothing.
+    let frames = prepared.feats.dims()[1];
+    let (padding, lengths) = Conformer::subsampled_padding(&prepared.batch.frame_lengths, frames, device);
+    let ctc = BatchCtc::new(&prepared.batch, &lengths, prepared.targets, device);
     let running_stats = modules.model.running_stats();
-    let output = modules
-        .model
-        .forward_gated(prepared.feats, &prepared.batch.frame_lengths, &masks);
+    let output = modules.model.forward_padded(prepared.feats, &padding, lengths, &masks);
     let distill = match (modules.distillation, &teacher, &config.distill) {
         (Some((_, maps)), Some(t), Some(distill_config)) => {
             let frames = output.logits.dims()[1];
@@ -113,7 +116,7 @@ pub(super) fn forward_pass(
         }
         _ => Tensor::zeros([1], device),
     };
-    let ctc = batch_ctc_loss(output.logits, prepared.targets, &prepared.batch, &output.lengths);
+    let ctc = ctc.loss(output.logits, &prepared.batch, &output.lengths);
     let layout = gate_layout(&config.model);
     let penalty = match modules.gates {
         Some(gates) if position.adds_penalty() => gates.penalty(prune, layout, position.step, config.steps),

@@ -25,7 +25,7 @@ pub use distill::{DistillConfig, LayerMaps, valid_frames};
 pub use error::TrainError;
 pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
-pub use objective::{batch_ctc_loss, ctc_loss, ctc_min_frames};
+pub use objective::{BatchCtc, ctc_loss, ctc_min_frames};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use state::{TrainerState, load_gates, load_model};
 pub use step_memory::{LargestTensor, largest_step_tensor, most_batch_frames};

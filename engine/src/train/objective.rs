@@ -34,23 +34,36 @@ pub fn ctc_loss(logits: Tensor<3>, targets: Tensor<2, Int>, lengths: &[usize], t
     )
 }
 
-/// [`ctc_loss`] of a prepared batch: fused (`kernels::fused_ctc_loss`: two dispatches and a
-/// mean instead of about 38) where this thread's path and the device allow it and the targets fit
-/// its workgroup memory, burn's composed loss otherwise. `batch` has the targets on the host
-/// (`targets` is them on the device).
-pub fn batch_ctc_loss(logits: Tensor<3>, targets: Tensor<2, Int>, batch: &Batch, lengths: &[usize]) -> Tensor<1> {
-    if kernels::fuses_on(&logits.device())
-        && let Some(loss) = kernels::fused_ctc_loss(
-            logits.clone(),
-            &batch.targets,
-            batch.tokens,
-            lengths,
-            &batch.target_lengths,
-        )
-    {
-        return loss;
+/// The CTC loss of a prepared batch, what it reads uploaded before the forward pass (so that the
+/// pass itself uploads nothing and could be recorded): fused (`kernels::fused_planned_ctc_loss`:
+/// two dispatches and a mean instead of about 38) where this thread's path and the device allow
+/// it and the targets fit its workgroup memory, burn's composed [`ctc_loss`] otherwise.
+pub enum BatchCtc {
+    Fused(kernels::CtcPlan),
+    /// The padded targets on the device (`[b, l]`).
+    Composed(Tensor<2, Int>),
+}
+
+impl BatchCtc {
+    /// `batch` has the targets on the host (`targets` is them on `device`); `lengths` are the
+    /// utterances' frames after the subsampling.
+    pub fn new(batch: &Batch, lengths: &[usize], targets: Tensor<2, Int>, device: &Device) -> Self {
+        if kernels::fuses_on(device)
+            && let Some(plan) =
+                kernels::CtcPlan::new(&batch.targets, batch.tokens, lengths, &batch.target_lengths, device)
+        {
+            return Self::Fused(plan);
+        }
+        Self::Composed(targets)
     }
-    ctc_loss(logits, targets, lengths, &batch.target_lengths)
+
+    /// The mean loss per target token of `logits` (`[b, s, v]`) for the batch it was made for.
+    pub fn loss(self, logits: Tensor<3>, batch: &Batch, lengths: &[usize]) -> Tensor<1> {
+        match self {
+            Self::Fused(plan) => kernels::fused_planned_ctc_loss(logits, &plan),
+            Self::Composed(targets) => ctc_loss(logits, targets, lengths, &batch.target_lengths),
+        }
+    }
 }
 
 /// Fewest frames CTC needs to emit `tokens`: one per token plus a blank between repeats.
