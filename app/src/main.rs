@@ -12,6 +12,7 @@ mod lab;
 mod microphone;
 mod page;
 mod panic_notice;
+mod probe;
 mod timing;
 mod views;
 

@@ -83,6 +83,7 @@ pub fn Page() -> impl IntoView {
                 })
                 .ok()
                 .map(Rc::new);
+                crate::probe::run_requested_probe(&backend.device, &loaded, trained.as_deref()).await;
                 lab.phase.set(Phase::Ready);
                 drive(lab, backend.device, backend.largest_buffer, loaded, trained).await;
             }

@@ -1,7 +1,7 @@
 //! Prunelab's engine: everything that is not a front door.
 //!
 //! Floors (a lower floor never imports a higher one):
-//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback`, `limits`, `cut_target`, `kernels` → `model`, `data`, `optim`
+//! `audio`, `text`, `decode`, `gates`, `rng`, `stats`, `container`, `readback`, `record`, `limits`, `cut_target`, `kernels` → `model`, `data`, `optim`
 //! → `infer`, `prune`, `train` → `store`.
 
 pub mod audio;
@@ -18,6 +18,7 @@ pub mod model;
 pub mod optim;
 pub mod prune;
 pub mod readback;
+pub mod record;
 pub mod rng;
 pub mod stats;
 pub mod store;

@@ -1598,8 +1598,8 @@ fn a_blocks_fused_forward_and_backward_record_and_replay() {
 /// Dropout is off: its seeds would be fixed by the recording (the notebook of issue 32).
 #[test]
 fn the_models_fused_pass_and_loss_record_once_and_replay_on_new_features() {
-    use prunelab_engine::burn::tensor::capture;
     use prunelab_engine::model::Preset;
+    use prunelab_engine::record::record;
     let plain = wgpu_device();
     let device = plain.clone().autodiff();
     let mut config = Preset::Tiny.config(80, prunelab_engine::text::CharTokenizer.vocab_size());
@@ -1624,14 +1624,14 @@ fn the_models_fused_pass_and_loss_record_once_and_replay_on_new_features() {
     };
     let input = leaf(&first);
     let (eager_dx, eager_dw) = pass(&leaf(&second));
-    let mut graph = capture(&plain, || pass(&input));
-    assert!(graph.is_hardware(), "the model's pass did not record as a graph");
-    let (recorded_dx, _) = graph.output().clone();
+    // The engine's recording (the one the lab uses: its waits are awaited, not blocked on).
+    let recording = block_on(record(&device, || pass(&input))).expect("the model's pass records as a graph");
+    let (recorded_dx, _) = recording.output().clone();
     let recorded_dx: Vec<f32> = recorded_dx.try_into_vec_as().unwrap();
     overwrite(&input, second.to_data().try_to_vec::<f32>().unwrap());
     // Safety: the model, the input, the padding and the plan outlive the replay, and nothing
     // else runs on the device meanwhile.
-    let (dx, dw) = unsafe { graph.replay() }.clone();
+    let (dx, dw) = unsafe { recording.replay() }.expect("the replay runs").clone();
     let replayed_dx: Vec<f32> = dx.clone().try_into_vec_as().unwrap();
     assert_ne!(replayed_dx, recorded_dx, "the replay did not see the new features");
     let worst = [
@@ -1642,4 +1642,61 @@ fn the_models_fused_pass_and_loss_record_once_and_replay_on_new_features() {
         "the model's pass and CTC loss replayed on new features: largest differences from the eager pass {:.2e}, {:.2e} of scale",
         worst[0], worst[1]
     );
+}
+
+/// What `prunelab bench --recorded-pass` and the lab's probe measure: the `tiny` model's
+/// training pass (forward with dropout on, its seeds fixed as a recording fixes them; CTC loss;
+/// backward) records, and a replay computes the output layer's gradient the eager pass does on
+/// the same batch, to the tolerance above.
+#[test]
+fn the_training_pass_with_dropout_records_and_replays_to_the_eager_pass() {
+    use prunelab_engine::audio::FeatureStats;
+    use prunelab_engine::data::Utterance;
+    use prunelab_engine::infer::Clock;
+    use prunelab_engine::model::Preset;
+    use prunelab_engine::train::bench_recorded_pass;
+    struct Wall(std::time::Instant);
+    impl Clock for Wall {
+        fn seconds(&self) -> f64 {
+            self.0.elapsed().as_secs_f64()
+        }
+    }
+    let device = wgpu_device().autodiff();
+    let config = Preset::Tiny.config(80, prunelab_engine::text::CharTokenizer.vocab_size());
+    assert!(config.dropout > 0.0, "the test is of a pass with dropout");
+    let model: Conformer = config.init(&device);
+    let mut rng = SplitMix64::new(3);
+    let utterances: Vec<Utterance> = [120, 97]
+        .iter()
+        .enumerate()
+        .map(|(i, &frames)| Utterance::random(format!("u{i}"), frames, 8, &mut rng))
+        .collect();
+    let batch: Vec<&Utterance> = utterances.iter().collect();
+    let before = model.running_stats();
+    let bench = block_on(bench_recorded_pass(
+        &model,
+        &batch,
+        &FeatureStats::identity(80),
+        &device,
+        1,
+        &Wall(std::time::Instant::now()),
+        &|_| {},
+        None,
+    ))
+    .expect("the training pass records");
+    assert!(
+        bench.largest_difference <= 1e-4,
+        "a replay differs from the eager pass by {:e} of scale",
+        bench.largest_difference
+    );
+    assert!(bench.eager_ms > 0.0 && bench.replay_ms > 0.0, "{bench:?}");
+    let after = model.running_stats();
+    for (a, b) in before.into_iter().zip(after).filter_map(|(a, b)| a.zip(b)) {
+        assert_eq!(
+            a[0].clone().try_into_vec_as::<f32>().unwrap(),
+            b[0].clone().try_into_vec_as::<f32>().unwrap(),
+            "the bench left BatchNorm's running mean moved"
+        );
+    }
+    eprintln!("the training pass replayed: {bench:?}");
 }

@@ -13,7 +13,8 @@ Figures go to stdout and to OUT/figures.json, a screenshot of the page after tra
 OUT/lab-trained.png; `--profile` adds where the page's thread spent its time while training.
 Every run also counts what each training step asks of WebGPU (`webgpu_counter.js`: dispatches,
 submissions, bind groups, pipelines, read-back bytes); `--attribute` sorts the dispatches into
-the model's parts and counts them per kernel (pipeline label).
+the model's parts and counts them per kernel (pipeline label). `--probe recorded-pass` instead
+times the training pass eager against recorded and replayed in the page (`app/src/probe.rs`).
 
     python3 tests/browser/measure_rate.py --chrome /usr/bin/chromium --dist dist --out /tmp/rate
 """
@@ -394,6 +395,15 @@ def main():
     parser.add_argument("--hash", default="", help="the lab's settings, e.g. '#dev=4' (scores on 4 dev utterances)")
     parser.add_argument("--flag-set", type=int, choices=range(len(FLAG_SETS)), help="try only this flag set")
     parser.add_argument("--accept-software", action="store_true", help="measure on a software adapter too")
+    parser.add_argument(
+        "--probe",
+        choices=["recorded-pass"],
+        help="instead of training, take this measurement in the page (app/src/probe.rs) and report it",
+    )
+    parser.add_argument(
+        "--room",
+        help="with --probe recorded-pass: BUFFERSxBYTES made before recording (e.g. 256x105472; engine::record::ExtraRoom)",
+    )
     args = parser.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -418,11 +428,22 @@ def main():
                     # chrome-headless-shell ignores --disable-webgpu; hiding the API works in any build.
                     hide = "Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined});"
                     browser.call("Page.addScriptToEvaluateOnNewDocument", {"source": hide}, session=True)
-                attempt.update(open_lab(browser, origin + args.hash, args.load_timeout))
+                query = f"?probe={args.probe}" if args.probe else ""
+                if args.probe and args.room:
+                    query += f"&room={args.room}"
+                attempt.update(open_lab(browser, origin + query + args.hash, args.load_timeout))
                 print(json.dumps(attempt), flush=True)
                 wanted = not attempt["webgpu"] if args.cpu else attempt["webgpu"]
                 if not wanted or not (args.cpu or args.accept_software or is_hardware(attempt["adapter"])):
                     continue
+                if args.probe:
+                    browser.wait_for("!!window.__prunelabProbe", args.seconds, "the probe's figures")
+                    attempt["probe"] = json.loads(browser.evaluate("JSON.stringify(window.__prunelabProbe)"))
+                    attempt["page_errors"] = browser.page_errors()
+                    if "error" in attempt["probe"]:
+                        raise RuntimeError(f"the probe failed: {attempt['probe']['error']}")
+                    report["measured"] = attempt
+                    break
                 profile_to = os.path.join(args.out, "cpu-profile.json.gz") if args.profile else None
                 attempt["training"] = measure_training(
                     browser, args.seconds, args.max_steps, args.load_timeout, profile_to, args.attribute

@@ -1,6 +1,7 @@
 //! Training: configuration, the CTC objective, one optimiser step (`trainer`, with its forward
 //! pass and readout in `forward`, or split over threads by `shards`), a run's saved state
 //! (`state`), and [`Run`]: a whole run's schedule as events, which front doors drive.
+//! `recorded_pass` records the step's pass once and times its replays against it.
 //!
 //! The optimiser and schedule are in `optim`; evaluation, timing and what a model hears are in
 //! `infer`.
@@ -13,6 +14,7 @@ mod events;
 mod forward;
 mod gating;
 mod objective;
+mod recorded_pass;
 mod run;
 mod shards;
 mod state;
@@ -26,6 +28,7 @@ pub use error::TrainError;
 pub use events::TrainEvent;
 pub use gating::{block_masks, gate_layout};
 pub use objective::{BatchCtc, ctc_loss, ctc_min_frames};
+pub use recorded_pass::{RecordedPassBench, TimedPass, bench_recorded_pass};
 pub use run::{CutEval, Run, RunEvent, RunOptions};
 pub use state::{TrainerState, load_gates, load_model};
 pub use step_memory::{LargestTensor, largest_step_tensor, most_batch_frames};

@@ -58,10 +58,10 @@ impl BatchCtc {
     }
 
     /// The mean loss per target token of `logits` (`[b, s, v]`) for the batch it was made for.
-    pub fn loss(self, logits: Tensor<3>, batch: &Batch, lengths: &[usize]) -> Tensor<1> {
+    pub fn loss(&self, logits: Tensor<3>, batch: &Batch, lengths: &[usize]) -> Tensor<1> {
         match self {
-            Self::Fused(plan) => kernels::fused_planned_ctc_loss(logits, &plan),
-            Self::Composed(targets) => ctc_loss(logits, targets, lengths, &batch.target_lengths),
+            Self::Fused(plan) => kernels::fused_planned_ctc_loss(logits, plan),
+            Self::Composed(targets) => ctc_loss(logits, targets.clone(), lengths, &batch.target_lengths),
         }
     }
 }

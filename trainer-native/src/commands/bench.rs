@@ -20,10 +20,11 @@ use prunelab_engine::optim::{FlatAdam, FlatAdamConfig};
 use prunelab_engine::readback::block_on;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::text::CharTokenizer;
-use prunelab_engine::train::{StepBatch, TrainConfig, Trainer, ctc_loss};
+use prunelab_engine::train::{StepBatch, TrainConfig, Trainer, bench_recorded_pass, ctc_loss};
 use serde::Serialize;
 
 use crate::commands::bench_pipeline::PipelineBench;
+use crate::models::timing::WallClock;
 use crate::options::device::{DeviceChoice, pick};
 use crate::options::parse::{between, parse_preset, seconds_up_to};
 use prunelab_engine::stats::median;
@@ -50,6 +51,11 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Time the training pass (forward, CTC loss, backward) eager against recorded once and
+    /// replayed, on a cube device (wgpu), instead of the step benchmarks: the host's share of a
+    /// pass, which recording removes, and a replay's agreement with the eager pass.
+    #[arg(long)]
+    recorded_pass: bool,
     /// Benchmark the LibriSpeech data path of this tree instead (indexing, feature extraction,
     /// streaming memory, training throughput of --preset, default small, and the peak memory
     /// of one step on a long batch).
@@ -129,6 +135,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         args.preset.clone()
     };
+    if args.recorded_pass {
+        return recorded_passes(&presets, &args, &device, &label);
+    }
     let mut results = Vec::new();
     for preset in presets {
         tell!("benchmarking {} on {label} …", preset.name());
@@ -363,6 +372,78 @@ fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usiz
             }
         })
         .collect()
+}
+
+/// `--recorded-pass`: per preset, the training pass on a random batch of `--batch` ×
+/// `--seconds`, eager against replayed (`train::bench_recorded_pass`).
+fn recorded_passes(presets: &[Preset], args: &BenchArgs, device: &Device, label: &str) -> Result<(), String> {
+    if !runs_fused(device) {
+        return Err(format!(
+            "--recorded-pass needs a device that records passes (--device wgpu); {label} does not"
+        ));
+    }
+    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
+    let tokens = ConvSubsampling::output_len(frames) / 3;
+    let mut rng = SplitMix64::new(0);
+    let batch: Vec<Utterance> = (0..args.batch)
+        .map(|i| Utterance::random(format!("bench-{i}"), frames, tokens, &mut rng))
+        .collect();
+    let batch: Vec<&Utterance> = batch.iter().collect();
+    let autodiff = device.clone().autodiff();
+    let mut results = Vec::new();
+    for &preset in presets {
+        tell!("recording {}'s training pass on {label} …", preset.name());
+        let model: Conformer = preset.config(80, CharTokenizer.vocab_size()).init(&autodiff);
+        let stats = FeatureStats::identity(80);
+        let bench = block_on(bench_recorded_pass(
+            &model,
+            &batch,
+            &stats,
+            &autodiff,
+            args.repeats,
+            &WallClock::start(),
+            &|_| {},
+            None,
+        ))
+        .map_err(|e| format!("{}: {e}", preset.name()))?;
+        results.push((preset.name(), bench));
+    }
+    if args.json {
+        let presets: Vec<_> = results
+            .iter()
+            .map(|(name, b)| serde_json::json!({ "preset": name, "recorded_pass": b }))
+            .collect();
+        say!(
+            "{}",
+            serde_json::json!({ "device": label, "repeats": args.repeats, "presets": presets })
+        );
+        return Ok(());
+    }
+    say!(
+        "device: {label}; medians of {} runs in turns; batch {} × {:.1} s; forward, CTC loss and backward",
+        args.repeats,
+        args.batch,
+        args.seconds
+    );
+    for (name, b) in &results {
+        say!(
+            "\n{name:<7} eager    queued in {:>8.1} ms, done in {:>8.1} ms",
+            b.eager_queue_ms,
+            b.eager_ms
+        );
+        say!(
+            "        replayed queued in {:>8.1} ms, done in {:>8.1} ms   ({:.2}× the host time, {:.2}× the whole)",
+            b.replay_queue_ms,
+            b.replay_ms,
+            b.replay_queue_ms / b.eager_queue_ms,
+            b.replay_ms / b.eager_ms
+        );
+        say!(
+            "        a replay against the eager pass: largest difference {:.1e} of scale (output layer's gradient)",
+            b.largest_difference
+        );
+    }
+    Ok(())
 }
 
 /// A timed batch is held to training's own limit on a batch (`max_batch_frames`, an hour of
