@@ -92,9 +92,18 @@ impl WebGpuCounts {
         match pass {
             TimedPass::Starting { .. } => *self.before.borrow_mut() = now,
             TimedPass::Queued { replayed } => {
-                let mut sums = if replayed { self.replay.borrow_mut() } else { self.eager.borrow_mut() };
+                let mut sums = if replayed {
+                    self.replay.borrow_mut()
+                } else {
+                    self.eager.borrow_mut()
+                };
                 for (key, after) in now {
-                    let before = self.before.borrow().iter().find(|(k, _)| *k == key).map_or(after, |(_, v)| *v);
+                    let before = self
+                        .before
+                        .borrow()
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map_or(after, |(_, v)| *v);
                     match sums.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, sum)) => *sum += after - before,
                         None => sums.push((key, after - before)),
@@ -107,7 +116,9 @@ impl WebGpuCounts {
 
 /// The counter's running totals (`window.__webgpuCounter.snapshot()`), empty without it.
 fn counter_totals() -> Vec<(String, f64)> {
-    let Some(window) = web_sys::window() else { return Vec::new() };
+    let Some(window) = web_sys::window() else {
+        return Vec::new();
+    };
     let snapshot = Reflect::get(&window, &"__webgpuCounter".into())
         .ok()
         .filter(|c| c.is_object())
@@ -169,6 +180,6 @@ async fn recorded_pass(
         &|pass| counts.observe(pass),
         room,
     )
-        .await
-        .map_err(|e| e.to_string())
+    .await
+    .map_err(|e| e.to_string())
 }

@@ -98,7 +98,9 @@ pub async fn record_with_room<T>(
         }
     }
     if let Some(ExtraRoom { buffers, bytes }) = room {
-        let made: Vec<Tensor<1>> = (0..buffers).map(|_| Tensor::<1>::zeros([bytes.div_ceil(4)], &device)).collect();
+        let made: Vec<Tensor<1>> = (0..buffers)
+            .map(|_| Tensor::<1>::zeros([bytes.div_ceil(4)], &device))
+            .collect();
         wait_for_device(&device).await?;
         drop(made);
     }

@@ -139,5 +139,9 @@ async fn time_both<const D: usize>(
 fn largest_relative_difference(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
     let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    if a.len() == b.len() { worst / scale } else { f32::INFINITY }
+    if a.len() == b.len() {
+        worst / scale
+    } else {
+        f32::INFINITY
+    }
 }
