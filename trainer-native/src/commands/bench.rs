@@ -343,12 +343,7 @@ fn bench_preset(preset: Preset, args: &BenchArgs, device: &Device) -> PresetBenc
 /// `args.shards` (one process, the same batch, medians).
 fn trainer_steps(preset: Preset, args: &BenchArgs, device: &Device) -> Vec<(usize, f64)> {
     let vocab = CharTokenizer.vocab_size();
-    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
-    let tokens = ConvSubsampling::output_len(frames) / 3;
-    let mut rng = SplitMix64::new(0);
-    let batch: Vec<Utterance> = (0..args.batch)
-        .map(|i| Utterance::random(format!("bench-{i}"), frames, tokens, &mut rng))
-        .collect();
+    let batch = random_batch(args);
     let batch: Vec<&Utterance> = batch.iter().collect();
     args.shards
         .iter()
@@ -382,12 +377,7 @@ fn recorded_passes(presets: &[Preset], args: &BenchArgs, device: &Device, label:
             "--recorded-pass needs a device that records passes (--device wgpu); {label} does not"
         ));
     }
-    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
-    let tokens = ConvSubsampling::output_len(frames) / 3;
-    let mut rng = SplitMix64::new(0);
-    let batch: Vec<Utterance> = (0..args.batch)
-        .map(|i| Utterance::random(format!("bench-{i}"), frames, tokens, &mut rng))
-        .collect();
+    let batch = random_batch(args);
     let batch: Vec<&Utterance> = batch.iter().collect();
     let autodiff = device.clone().autodiff();
     let mut results = Vec::new();
@@ -444,6 +434,17 @@ fn recorded_passes(presets: &[Preset], args: &BenchArgs, device: &Device, label:
         );
     }
     Ok(())
+}
+
+/// `--batch` utterances of random features, `--seconds` long each, with a third as many tokens
+/// as frames after the subsampling.
+fn random_batch(args: &BenchArgs) -> Vec<Utterance> {
+    let frames = FbankConfig::default().frames_in(args.seconds) as usize;
+    let tokens = ConvSubsampling::output_len(frames) / 3;
+    let mut rng = SplitMix64::new(0);
+    (0..args.batch)
+        .map(|i| Utterance::random(format!("bench-{i}"), frames, tokens, &mut rng))
+        .collect()
 }
 
 /// A timed batch is held to training's own limit on a batch (`max_batch_frames`, an hour of
