@@ -1,5 +1,4 @@
-//! Measurements the page takes when its address asks for one (`?probe=recorded-pass`, with
-//! `&room=BUFFERSxBYTES` for room made before recording, `record::ExtraRoom`), before
+//! Measurements the page takes when its address asks for one (`?probe=recorded-pass`), before
 //! the lab starts: the figures go to `window.__prunelabProbe` for
 //! `tests/browser/measure_rate.py --probe`, or its `error` says why there are none.
 //!
@@ -14,7 +13,6 @@ use prunelab_engine::burn::prelude::Device;
 use prunelab_engine::data::make_batches;
 use prunelab_engine::kernels::runs_fused;
 use prunelab_engine::model::Conformer;
-use prunelab_engine::record::ExtraRoom;
 use prunelab_engine::rng::SplitMix64;
 use prunelab_engine::train::{RecordedPassBench, TimedPass, TrainerState, bench_recorded_pass, load_model};
 use wasm_bindgen::{JsCast, JsValue};
@@ -38,10 +36,9 @@ pub async fn run_requested_probe(device: &Device, corpus: &LabCorpus, trained: O
     };
     let Some(name) = value("probe") else { return };
     let counts = WebGpuCounts::default();
-    let result = match (name, value("room").map(parse_room).transpose()) {
-        (_, Err(e)) => Err(e),
-        ("recorded-pass", Ok(room)) => recorded_pass(device, corpus, trained, &counts, room).await,
-        (other, _) => Err(format!("no probe is called {other:?} (there is: recorded-pass)")),
+    let result = match name {
+        "recorded-pass" => recorded_pass(device, corpus, trained, &counts).await,
+        other => Err(format!("no probe is called {other:?} (there is: recorded-pass)")),
     };
     let report = Object::new();
     let set = |key: &str, value: JsValue| {
@@ -136,27 +133,11 @@ fn counter_totals() -> Vec<(String, f64)> {
         .collect()
 }
 
-/// `room=BUFFERSxBYTES`: room made before recording (`record::ExtraRoom`).
-fn parse_room(text: &str) -> Result<ExtraRoom, String> {
-    let wrong = || format!("room={text}: expected BUFFERSxBYTES, e.g. room=256x105472");
-    let (buffers, bytes) = text.split_once('x').ok_or_else(wrong)?;
-    let room = ExtraRoom {
-        buffers: buffers.parse().map_err(|_| wrong())?,
-        bytes: bytes.parse().map_err(|_| wrong())?,
-    };
-    // At most 1 GiB in all: more is a typo, and the page would run out of memory trying.
-    match room.buffers.checked_mul(room.bytes) {
-        Some(total) if total <= 1 << 30 => Ok(room),
-        _ => Err(format!("room={text}: more than 1 GiB")),
-    }
-}
-
 async fn recorded_pass(
     device: &Device,
     corpus: &LabCorpus,
     trained: Option<&TrainerState>,
     counts: &WebGpuCounts,
-    room: Option<ExtraRoom>,
 ) -> Result<RecordedPassBench, String> {
     if !runs_fused(device) {
         return Err("the page runs on a device that records nothing (not WebGPU)".into());
@@ -178,7 +159,6 @@ async fn recorded_pass(
         REPEATS,
         &BrowserClock,
         &|pass| counts.observe(pass),
-        room,
     )
     .await
     .map_err(|e| e.to_string())

@@ -13,8 +13,7 @@
 //! the recording fails it (cubecl's wgpu graph records dispatches only).
 //!
 //! Natively (lavapipe) the training pass records and a replay computes what the eager pass does,
-//! to the bit. In Chromium on SwiftShader it records only with room made first ([`ExtraRoom`];
-//! issue 32's notebook, session 43).
+//! to the bit, and so it does in Chromium on SwiftShader (issue 32's notebook, session 43).
 
 use burn::backend::{Backend, BackendGraph, Dispatch};
 use burn::prelude::*;
@@ -30,20 +29,6 @@ const WARM_UPS: usize = 3;
 /// memory the device holds, since the recorded run may add no page to it ("no page may be added
 /// … while recording").
 const MOST_WARM_UPS: usize = 8;
-
-/// Room made before recording: `buffers` of `bytes` each, made together and freed once the
-/// warm-ups are done (a preparing device adds pages and releases none, so the room stays).
-///
-/// The recorded run can need room an eager run does not (cubecl keeps some of a recording's
-/// buffers for the graph's life where an eager run reuses them): in Chromium on SwiftShader the
-/// trained start's pass asks for a 105,472-byte buffer the warmed-up pool cannot give, and
-/// records with 256 of them made first (session 43). A failed recording cannot be retried in
-/// the same page (its buffers stay failed), so the room has to be asked for before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExtraRoom {
-    pub buffers: usize,
-    pub bytes: usize,
-}
 
 /// Why a pass could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -68,19 +53,13 @@ pub struct Recording<T> {
 
 /// Records `pass` on `device` (the inner device of an autodiff one: burn's autodiff refuses
 /// capture, but a pass that differentiates on the autodiff device records on the device it
-/// wraps). `pass` runs `WARM_UPS` times or more, each run waited for, then once recorded; it
-/// must read its inputs from tensors that outlive the recording and must not upload anything
-/// (make padding, plans and constants before, refresh inputs with `kernels::overwrite`).
-pub async fn record<T>(device: &Device, pass: impl FnMut() -> T) -> Result<Recording<T>, RecordError> {
-    record_with_room(device, pass, None).await
-}
-
-/// [`record`] with `room` made before the recorded run (see [`ExtraRoom`]).
-pub async fn record_with_room<T>(
-    device: &Device,
-    mut pass: impl FnMut() -> T,
-    room: Option<ExtraRoom>,
-) -> Result<Recording<T>, RecordError> {
+/// wraps). `pass` runs `WARM_UPS` times or more, each run waited for, then once recorded. It
+/// must read its inputs from tensors that outlive the recording, must not upload anything (make
+/// padding, plans and constants before, refresh inputs with `kernels::overwrite`), and must
+/// start every run from the same state: a pass that reads what its last run wrote (BatchNorm's
+/// running statistics) allocates differently each run, and in Chromium on SwiftShader the
+/// recorded run then asked for a buffer the warmed-up pool could not give (session 43).
+pub async fn record<T>(device: &Device, mut pass: impl FnMut() -> T) -> Result<Recording<T>, RecordError> {
     let device = device.clone().without_autodiff();
     let backend = device.as_dispatch();
     let unsupported = |e| RecordError::Unsupported(format!("{e:?}"));
@@ -97,21 +76,11 @@ pub async fn record_with_room<T>(
             break;
         }
     }
-    if let Some(ExtraRoom { buffers, bytes }) = room {
-        let made: Vec<Tensor<1>> = (0..buffers)
-            .map(|_| Tensor::<1>::zeros([bytes.div_ceil(4)], &device))
-            .collect();
-        wait_for_device(&device).await?;
-        drop(made);
-    }
     Dispatch::graph_start_capture(backend).map_err(unsupported)?;
     let output = pass();
     // A failed recording leaves the device out of recording, its recorded run never executed.
-    let graph = Dispatch::graph_stop_capture(backend).map_err(|e| {
-        RecordError::Unsupported(format!(
-            "{e:?} (bytes the device held before and after each warm-up: {held:?})"
-        ))
-    })?;
+    let graph = Dispatch::graph_stop_capture(backend)
+        .map_err(|e| RecordError::Unsupported(format!("{e:?} (bytes held after each warm-up: {held:?})")))?;
     Ok(Recording { device, output, graph })
 }
 

@@ -1681,7 +1681,6 @@ fn the_training_pass_with_dropout_records_and_replays_to_the_eager_pass() {
         1,
         &Wall(std::time::Instant::now()),
         &|_| {},
-        None,
     ))
     .expect("the training pass records");
     assert!(

@@ -400,10 +400,6 @@ def main():
         choices=["recorded-pass"],
         help="instead of training, take this measurement in the page (app/src/probe.rs) and report it",
     )
-    parser.add_argument(
-        "--room",
-        help="with --probe recorded-pass: BUFFERSxBYTES made before recording (e.g. 256x105472; engine::record::ExtraRoom)",
-    )
     args = parser.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -429,8 +425,6 @@ def main():
                     hide = "Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined});"
                     browser.call("Page.addScriptToEvaluateOnNewDocument", {"source": hide}, session=True)
                 query = f"?probe={args.probe}" if args.probe else ""
-                if args.probe and args.room:
-                    query += f"&room={args.room}"
                 attempt.update(open_lab(browser, origin + query + args.hash, args.load_timeout))
                 print(json.dumps(attempt), flush=True)
                 wanted = not attempt["webgpu"] if args.cpu else attempt["webgpu"]

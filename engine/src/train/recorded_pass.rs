@@ -15,7 +15,7 @@ use crate::data::{ShapeBuckets, Utterance};
 use crate::infer::{Clock, prepare_batch};
 use crate::model::{Conformer, seed_hashed_dropout};
 use crate::readback::read_floats;
-use crate::record::{ExtraRoom, RecordError, record_with_room, wait_for_device};
+use crate::record::{RecordError, record, wait_for_device};
 use crate::stats::median;
 
 /// Eager against replayed, medians over the repeats (milliseconds).
@@ -49,8 +49,7 @@ pub enum TimedPass {
 
 /// Times the training pass on `utterances` (normalised by `stats`, no augmentation) through
 /// `model` on `device` (an autodiff device) `repeats` times eager and as many times replayed,
-/// telling `observe` about each timed pass; `room` is made before recording ([`ExtraRoom`]).
-/// Dropout draws the same masks in every run (the
+/// telling `observe` about each timed pass. Dropout draws the same masks in every run (the
 /// seeds are fixed here, as a recording fixes them). The model's BatchNorm statistics are as
 /// they were afterwards.
 pub async fn bench_recorded_pass(
@@ -61,7 +60,6 @@ pub async fn bench_recorded_pass(
     repeats: usize,
     clock: &dyn Clock,
     observe: &dyn Fn(TimedPass),
-    room: Option<ExtraRoom>,
 ) -> Result<RecordedPassBench, RecordError> {
     let prepared = prepare_batch(utterances, stats, None, ShapeBuckets::default(), device);
     let frames = prepared.feats.dims()[1];
@@ -70,6 +68,9 @@ pub async fn bench_recorded_pass(
     let ctc = BatchCtc::new(&prepared.batch, &lengths, prepared.targets.clone(), device);
     let saved_stats = model.running_stats();
     let pass = || {
+        // Every run from the same BatchNorm statistics (`record::record` needs the same state
+        // each run; the pass moves them).
+        model.restore_running_stats(saved_stats.clone());
         device.seed(0x5eed);
         seed_hashed_dropout(0x5eed);
         let output = model.forward_padded(prepared.feats.clone(), &padding, lengths.clone(), &[]);
@@ -77,7 +78,7 @@ pub async fn bench_recorded_pass(
         let grads = loss.backward();
         model.head.weight.val().grad(&grads).expect("the output layer trains")
     };
-    let result = time_both(&pass, device, repeats, clock, observe, room).await;
+    let result = time_both(&pass, device, repeats, clock, observe).await;
     model.restore_running_stats(saved_stats);
     let (eager, replayed, [eager_queue, eager_total, replay_queue, replay_total]) = result?;
     Ok(RecordedPassBench {
@@ -100,9 +101,8 @@ async fn time_both<const D: usize>(
     repeats: usize,
     clock: &dyn Clock,
     observe: &dyn Fn(TimedPass),
-    room: Option<ExtraRoom>,
 ) -> Result<(Vec<f32>, Vec<f32>, [f64; 4]), RecordError> {
-    let recording = record_with_room(device, pass, room).await?;
+    let recording = record(device, pass).await?;
     let mut times: [Vec<f64>; 4] = Default::default();
     let mut eager_values = Vec::new();
     for round in 0..repeats.max(1) {

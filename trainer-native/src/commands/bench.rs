@@ -393,7 +393,6 @@ fn recorded_passes(presets: &[Preset], args: &BenchArgs, device: &Device, label:
             args.repeats,
             &WallClock::start(),
             &|_| {},
-            None,
         ))
         .map_err(|e| format!("{}: {e}", preset.name()))?;
         results.push((preset.name(), bench));
