@@ -85,6 +85,7 @@ struct WebGpuCounts {
 
 impl WebGpuCounts {
     fn observe(&self, pass: TimedPass) {
+        mark_progress();
         let now = counter_totals();
         match pass {
             TimedPass::Starting { .. } => *self.before.borrow_mut() = now,
@@ -109,6 +110,15 @@ impl WebGpuCounts {
             }
         }
     }
+}
+
+/// One more step of the probe's work done (`window.__prunelabProbeProgress`), which the
+/// measuring script watches so that its patience follows the page's pace, not the clock's.
+fn mark_progress() {
+    let Some(window) = web_sys::window() else { return };
+    let key = JsValue::from_str("__prunelabProbeProgress");
+    let done = Reflect::get(&window, &key).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let _ = Reflect::set(&window, &key, &(done + 1.0).into());
 }
 
 /// The counter's running totals (`window.__webgpuCounter.snapshot()`), empty without it.

@@ -257,6 +257,20 @@ def open_lab(browser, origin, load_timeout):
     return {"backend": backend, "webgpu": webgpu, "adapter": adapter, "badge_s": round(badge_s, 2)}
 
 
+def wait_for_probe(browser, stall_timeout):
+    """Until the page's probe reports, failing only when its progress (timed passes done,
+    `window.__prunelabProbeProgress`; the recording before them counts as one wait) stands still
+    for `stall_timeout` seconds, so a slower machine only takes longer."""
+    last, since = None, time.monotonic()
+    while not browser.evaluate("!!window.__prunelabProbe"):
+        done = browser.evaluate("window.__prunelabProbeProgress ?? 0")
+        if done != last:
+            last, since = done, time.monotonic()
+        elif time.monotonic() - since > stall_timeout:
+            raise Timeout(f"the probe made no progress for {stall_timeout} s (after {done} steps)")
+        time.sleep(1.0)
+
+
 def is_hardware(adapter):
     """A found adapter that names its vendor and is not a known software one."""
     described = json.dumps(adapter).lower()
@@ -431,7 +445,7 @@ def main():
                 if not wanted or not (args.cpu or args.accept_software or is_hardware(attempt["adapter"])):
                     continue
                 if args.probe:
-                    browser.wait_for("!!window.__prunelabProbe", args.seconds, "the probe's figures")
+                    wait_for_probe(browser, args.load_timeout)
                     attempt["probe"] = json.loads(browser.evaluate("JSON.stringify(window.__prunelabProbe)"))
                     attempt["page_errors"] = browser.page_errors()
                     if "error" in attempt["probe"]:
